@@ -1,0 +1,27 @@
+// Small helpers shared by both command-line programs.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class UsageError extends Error {}
+
+export function parseFlags<T>(args: string[], options: NonNullable<ParseArgsConfig['options']>): T {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true }).values as T;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** Runs main; prints errors without a stack trace (operators read them) and exits non-zero. */
+export function runMain(main: () => Promise<number | void>, usage: string): void {
+  main().then(
+    (code) => {
+      if (typeof code === 'number') process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+      if (err instanceof UsageError) process.stderr.write(`\n${usage}`);
+      if (process.env.TELEBOOT_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+      process.exit(err instanceof UsageError ? 64 : 1);
+    },
+  );
+}

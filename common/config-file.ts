@@ -1,0 +1,49 @@
+// Config files (agent.yaml, control.yaml) are YAML validated by a JSON
+// schema before anything else happens; errors name the setting.
+import { readFileSync } from 'node:fs';
+import Ajv, { type ErrorObject, type JSONSchemaType, type Schema } from 'ajv';
+import { parse } from 'yaml';
+
+export class ConfigError extends Error {}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+
+function describe(e: ErrorObject): string {
+  const at = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  switch (e.keyword) {
+    case 'required':
+      return `${at ? at + '.' : ''}${String(e.params.missingProperty)}: is required`;
+    case 'additionalProperties':
+      return `${at ? at + '.' : ''}${String(e.params.additionalProperty)}: unknown setting (check the spelling)`;
+    case 'enum':
+      return `${at}: must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
+    default:
+      return `${at || '(top level)'}: ${e.message ?? 'is invalid'}`;
+  }
+}
+
+/** Validates a parsed document; throws ConfigError listing every problem. */
+export function validateConfig<T>(doc: unknown, schema: Schema | JSONSchemaType<T>, source: string): T {
+  const validate = ajv.compile<T>(schema);
+  if (!validate(doc)) {
+    const problems = [...new Set((validate.errors ?? []).map(describe))];
+    throw new ConfigError(`${source} is not valid:\n  - ${problems.join('\n  - ')}`);
+  }
+  return doc;
+}
+
+export function loadYamlConfig<T>(path: string, schema: Schema | JSONSchemaType<T>): T {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text, { prettyErrors: true }) ?? {};
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  return validateConfig<T>(doc, schema, path);
+}

@@ -1,0 +1,16 @@
+// The version both executables report, from package.json.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+function findVersion(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'teleboot' && pkg.version) return pkg.version;
+    }
+  }
+  return '0.0.0-unknown';
+}
+
+export const VERSION = findVersion();

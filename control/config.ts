@@ -1,0 +1,119 @@
+// teleboot-control's configuration: an optional YAML file, then flags.
+import { join } from 'node:path';
+import { DURATION_PATTERN, parseDuration } from '../common/duration';
+import { ConfigError, loadYamlConfig, validateConfig } from '../common/config-file';
+
+export interface ControlConfigFile {
+  data_dir?: string;
+  grpc_listen?: string;
+  rest_listen?: string;
+  rest_tls?: boolean;
+  store?: { type: 'sqlite'; path?: string };
+  tls?: { cert_file?: string; key_file?: string; ca_file?: string; ca_key_file?: string; server_names?: string[] };
+  enrollment?: { join_token_file?: string };
+  client_certificate_lifetime?: string;
+  heartbeat_interval?: string;
+  log_level?: string;
+}
+
+const addr = { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s]+):\\d{1,5}$' };
+const duration = { type: 'string', pattern: DURATION_PATTERN };
+
+export const CONTROL_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    data_dir: { type: 'string', minLength: 1 },
+    grpc_listen: addr,
+    rest_listen: addr,
+    rest_tls: { type: 'boolean' },
+    store: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type'],
+      properties: { type: { enum: ['sqlite'] }, path: { type: 'string', minLength: 1 } },
+    },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        cert_file: { type: 'string' },
+        key_file: { type: 'string' },
+        ca_file: { type: 'string' },
+        ca_key_file: { type: 'string' },
+        server_names: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+      },
+    },
+    enrollment: { type: 'object', additionalProperties: false, properties: { join_token_file: { type: 'string', minLength: 1 } } },
+    client_certificate_lifetime: duration,
+    heartbeat_interval: duration,
+    log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
+  },
+} as const;
+
+export interface ControlConfig {
+  dataDir: string;
+  grpcListen: string;
+  restListen: string;
+  restTls: boolean;
+  storePath: string;
+  tls: { certFile?: string; keyFile?: string; caFile?: string; caKeyFile?: string; serverNames: string[] };
+  joinTokenFile: string;
+  clientCertificateLifetimeMs: number;
+  heartbeatIntervalMs: number;
+  logLevel: string;
+}
+
+export const CONTROL_DEFAULTS = {
+  dataDir: '/var/lib/teleboot-control',
+  grpcListen: '0.0.0.0:7443',
+  restListen: '127.0.0.1:7080',
+  clientCertificateLifetime: '24h',
+  heartbeatInterval: '30s',
+};
+
+export interface ControlFlags {
+  config?: string;
+  'data-dir'?: string;
+  'grpc-listen'?: string;
+  'rest-listen'?: string;
+  'log-level'?: string;
+}
+
+export function loadControlConfig(flags: ControlFlags): ControlConfig {
+  const file = flags.config ? loadYamlConfig<ControlConfigFile>(flags.config, CONTROL_CONFIG_SCHEMA) : {};
+  const merged = validateConfig<ControlConfigFile>(
+    {
+      ...file,
+      ...(flags['data-dir'] ? { data_dir: flags['data-dir'] } : {}),
+      ...(flags['grpc-listen'] ? { grpc_listen: flags['grpc-listen'] } : {}),
+      ...(flags['rest-listen'] ? { rest_listen: flags['rest-listen'] } : {}),
+      ...(flags['log-level'] ? { log_level: flags['log-level'] } : {}),
+    },
+    CONTROL_CONFIG_SCHEMA,
+    flags.config ? `${flags.config} with the command-line flags` : 'the command-line flags',
+  );
+  const dataDir = merged.data_dir ?? CONTROL_DEFAULTS.dataDir;
+  const tls = merged.tls ?? {};
+  if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
+    throw new ConfigError('tls: give both cert_file and key_file, or neither (a certificate is then generated)');
+  }
+  return {
+    dataDir,
+    grpcListen: merged.grpc_listen ?? CONTROL_DEFAULTS.grpcListen,
+    restListen: merged.rest_listen ?? CONTROL_DEFAULTS.restListen,
+    restTls: merged.rest_tls ?? true,
+    storePath: merged.store?.path ?? join(dataDir, 'control.db'),
+    tls: {
+      certFile: tls.cert_file,
+      keyFile: tls.key_file,
+      caFile: tls.ca_file,
+      caKeyFile: tls.ca_key_file,
+      serverNames: tls.server_names ?? ['localhost', '127.0.0.1'],
+    },
+    joinTokenFile: merged.enrollment?.join_token_file ?? join(dataDir, 'join-token'),
+    clientCertificateLifetimeMs: parseDuration(merged.client_certificate_lifetime ?? CONTROL_DEFAULTS.clientCertificateLifetime),
+    heartbeatIntervalMs: parseDuration(merged.heartbeat_interval ?? CONTROL_DEFAULTS.heartbeatInterval),
+    logLevel: merged.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
+  };
+}

@@ -1,0 +1,266 @@
+// The agents' face of the control server: the Bootstrap gRPC service over
+// TLS. Enroll needs no client certificate; every other call must present
+// the certificate Enroll issued, for the very instance it is about.
+import * as grpc from '@grpc/grpc-js';
+import { experimental } from '@grpc/grpc-js';
+import type { ServerSurfaceCall as SurfaceCall } from '@grpc/grpc-js/build/src/server-call';
+import { AGENT_STATES, isInstanceId, type AgentState, type HostFacts, type InstanceIdentity } from '../../common/model';
+import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../../common/proto';
+import { describeError, type Logger } from '../../common/log';
+import type { BootstrapHandlers } from '../../proto/gen/teleboot/v1/Bootstrap';
+import type { AssignmentState } from '../../proto/gen/teleboot/v1/AssignmentState';
+import type { HostFacts__Output } from '../../proto/gen/teleboot/v1/HostFacts';
+import type { InstanceIdentity__Output } from '../../proto/gen/teleboot/v1/InstanceIdentity';
+import { EnrollmentDenied } from '../enrollment';
+import { InputError, NotFoundError } from '../errors';
+import { PublicKeyError } from '../pki';
+import type { AssignmentStateView, ControlService } from '../service';
+
+class CallError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const invalid = (field: string, reason: string) => new CallError(grpc.status.INVALID_ARGUMENT, `${field}: ${reason}`);
+
+function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError {
+  let code = grpc.status.INTERNAL;
+  let details = 'internal error; the control server log has the details';
+  if (err instanceof CallError) [code, details] = [err.code, err.message];
+  else if (err instanceof InputError || err instanceof PublicKeyError) [code, details] = [grpc.status.INVALID_ARGUMENT, err.message];
+  else if (err instanceof NotFoundError) [code, details] = [grpc.status.NOT_FOUND, err.message];
+  else if (err instanceof EnrollmentDenied) [code, details] = [grpc.status.PERMISSION_DENIED, err.message];
+  else log.error({ method, err: describeError(err) }, 'gRPC call failed');
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
+}
+
+/** The instance id in the verified client certificate, or UNAUTHENTICATED. */
+function callerInstance(call: SurfaceCall): string {
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  const cn = cert?.subject?.CN;
+  const id = Array.isArray(cn) ? cn[0] : cn;
+  if (!id) throw new CallError(grpc.status.UNAUTHENTICATED, 'this call needs the client certificate issued by Enroll; enroll first');
+  return id;
+}
+
+/** Checks the instance_id field and that the certificate was issued to that instance. */
+function authorizedInstance(call: SurfaceCall, instanceId: string): string {
+  const caller = callerInstance(call);
+  if (!isInstanceId(instanceId)) throw invalid('instance_id', 'must be an instance id such as i-0123456789abcdef0');
+  if (caller !== instanceId) throw new CallError(grpc.status.PERMISSION_DENIED, `the client certificate belongs to ${caller}, not to ${instanceId}`);
+  return instanceId;
+}
+
+const limited = (field: string, value: string, max: number): string => {
+  if (value.length > max) throw invalid(field, `longer than ${max} characters`);
+  return value;
+};
+
+function identityFrom(msg: InstanceIdentity__Output | null): InstanceIdentity {
+  if (!msg) throw invalid('identity', 'is required');
+  if (!isInstanceId(msg.instanceId)) throw invalid('identity.instance_id', 'must be an instance id such as i-0123456789abcdef0');
+  if (msg.region && !/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(msg.region)) throw invalid('identity.region', 'must be an AWS region such as us-east-1');
+  if (msg.privateIp && !/^[0-9a-fA-F.:]{2,45}$/.test(msg.privateIp)) throw invalid('identity.private_ip', 'must be an IP address');
+  const tags = msg.tags ?? {};
+  if (Object.keys(tags).length > 50) throw invalid('identity.tags', 'EC2 allows at most 50 tags');
+  for (const [k, v] of Object.entries(tags)) {
+    if (k.length === 0 || k.length > 128 || v.length > 256) throw invalid(`identity.tags.${k.slice(0, 40)}`, 'tag keys are 1-128 characters, values up to 256');
+  }
+  return {
+    instanceId: msg.instanceId,
+    region: msg.region,
+    availabilityZone: limited('identity.availability_zone', msg.availabilityZone, 64),
+    accountId: limited('identity.account_id', msg.accountId, 32),
+    privateIp: msg.privateIp,
+    hostname: limited('identity.hostname', msg.hostname, 253),
+    instanceType: limited('identity.instance_type', msg.instanceType, 64),
+    imageId: limited('identity.image_id', msg.imageId, 64),
+    tags,
+  };
+}
+
+function factsFrom(msg: HostFacts__Output | null): HostFacts | null {
+  if (!msg) return null;
+  return {
+    os: limited('facts.os', msg.os, 200),
+    kernel: limited('facts.kernel', msg.kernel, 200),
+    arch: limited('facts.arch', msg.arch, 32),
+    cpus: msg.cpus,
+    memoryTotalBytes: Number(msg.memoryTotalBytes),
+    memoryAvailableBytes: Number(msg.memoryAvailableBytes),
+    loadAverage1m: msg.loadAverage_1m ?? 0,
+    uptimeSeconds: Number(msg.uptimeSeconds),
+    rootDiskFreeBytes: Number(msg.rootDiskFreeBytes),
+  };
+}
+
+export function toAssignmentMessage(view: AssignmentStateView): AssignmentState {
+  const { cluster } = view;
+  return {
+    instanceId: view.instanceId,
+    generation: view.generation,
+    assigned: view.assigned,
+    assignment: view.assignment ? { roles: view.assignment.roles, labels: view.assignment.labels, nodename: view.assignment.nodename ?? '' } : null,
+    cluster: {
+      clusterName: cluster.clusterName,
+      authAddr: cluster.authAddr,
+      proxyPublicAddr: cluster.proxyPublicAddr,
+      s3Bucket: cluster.s3Bucket,
+      ssmPrefix: cluster.ssmPrefix,
+      region: cluster.region,
+      certDomain: cluster.certDomain,
+      storage: {
+        type: cluster.storage.type,
+        tableName: cluster.storage.tableName ?? '',
+        region: cluster.storage.region ?? '',
+        auditEventsUri: cluster.storage.auditEventsUri ?? [],
+        auditSessionsUri: cluster.storage.auditSessionsUri ?? '',
+      },
+    },
+  };
+}
+
+function unary<Req, Res>(log: Logger, method: string, handle: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    handle(call).then(
+      (res) => callback(null, res),
+      (err) => callback(toStatus(err, log, method)),
+    );
+  };
+}
+
+export function bootstrapHandlers(service: ControlService, log: Logger): BootstrapHandlers {
+  const heartbeatIntervalSeconds = Math.round(service.heartbeatIntervalMs / 1000);
+  return {
+    Enroll: unary(log, 'Enroll', async (call) => {
+      const req = call.request;
+      const identity = identityFrom(req.identity);
+      if (!req.proof || !req.proof.kind) throw invalid('proof', 'is required: a join_token or an ec2_identity');
+      if (!req.publicKeyPem) throw invalid('public_key_pem', 'is required: the PEM public key the client certificate is issued for');
+      limited('public_key_pem', req.publicKeyPem, 4096);
+      const proof = req.proof.kind === 'joinToken' ? { joinToken: req.proof.joinToken } : { ec2Identity: req.proof.ec2Identity ?? undefined };
+      const result = await service.enroll(identity, proof as never, req.publicKeyPem);
+      log.info({ instanceId: identity.instanceId, rule: result.matchedRule?.name }, 'instance enrolled');
+      return {
+        instanceId: identity.instanceId,
+        clientCertificatePem: result.certPem,
+        caCertificatePem: result.caPem,
+        certificateExpiresUnixMs: result.expiresAt.getTime(),
+        heartbeatIntervalSeconds,
+      };
+    }),
+
+    GetAssignment: unary(log, 'GetAssignment', async (call) => {
+      const id = authorizedInstance(call, call.request.instanceId);
+      return toAssignmentMessage(await service.assignmentState(id));
+    }),
+
+    ReportStatus: unary(log, 'ReportStatus', async (call) => {
+      const req = call.request;
+      const id = authorizedInstance(call, req.instanceId);
+      if (!(AGENT_STATES as readonly string[]).includes(req.state)) throw invalid('state', `must be one of ${AGENT_STATES.join(', ')}`);
+      const applied = Number(req.appliedGeneration);
+      if (!Number.isSafeInteger(applied) || applied < 0) throw invalid('applied_generation', 'must be a non-negative integer');
+      const record = await service.reportStatus(
+        id,
+        applied,
+        {
+          state: req.state as AgentState,
+          teleportUnitState: limited('teleport_unit_state', req.teleportUnitState, 64),
+          teleportReady: req.teleportReady,
+          message: limited('message', req.message, 4096),
+          agentVersion: limited('agent_version', req.agentVersion, 64),
+        },
+        factsFrom(req.facts),
+      );
+      return { desiredGeneration: record.generation, heartbeatIntervalSeconds };
+    }),
+
+    WatchAssignment: (call) => {
+      let id: string;
+      try {
+        id = authorizedInstance(call, call.request.instanceId);
+      } catch (err) {
+        call.destroy(toStatus(err, log, 'WatchAssignment'));
+        return;
+      }
+      let lastSent = -1;
+      let busy = false;
+      let again = false;
+      // Coalesces bursts of changes: one read in flight, one more queued.
+      const push = async () => {
+        if (busy) return void (again = true);
+        busy = true;
+        try {
+          do {
+            again = false;
+            const view = await service.assignmentState(id);
+            if (view.generation !== lastSent && !call.cancelled) {
+              lastSent = view.generation;
+              call.write(toAssignmentMessage(view));
+            }
+          } while (again);
+        } catch (err) {
+          stop();
+          call.destroy(toStatus(err, log, 'WatchAssignment'));
+        } finally {
+          busy = false;
+        }
+      };
+      const unsubscribe = service.watch(id, () => void push());
+      const stop = () => unsubscribe();
+      call.on('cancelled', stop);
+      call.on('close', stop);
+      call.on('error', stop);
+      void push();
+    },
+  };
+}
+
+/** Serves one key pair and CA to grpc-js, which asks through listeners. */
+class StaticCertificateProvider implements experimental.CertificateProvider {
+  constructor(
+    private readonly certPem: string,
+    private readonly keyPem: string,
+    private readonly caPem: string,
+  ) {}
+  addCaCertificateListener(l: experimental.CaCertificateUpdateListener) {
+    l({ caCertificate: Buffer.from(this.caPem) });
+  }
+  removeCaCertificateListener() {}
+  addIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener) {
+    l({ certificate: Buffer.from(this.certPem), privateKey: Buffer.from(this.keyPem) });
+  }
+  removeIdentityCertificateListener() {}
+}
+
+export interface GrpcServerOptions {
+  service: ControlService;
+  log: Logger;
+  tls: { certPem: string; keyPem: string; clientCaPem: string };
+}
+
+/** Starts the gRPC server on `address` ("host:port"); resolves with the bound port. */
+export async function startGrpcServer(address: string, opts: GrpcServerOptions): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+    // Detects agents that vanished without closing their watch stream.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  });
+  server.addService(bootstrapProto().teleboot.v1.Bootstrap.service, bootstrapHandlers(opts.service, opts.log));
+  // The client certificate is requested but optional at the TLS layer, so that
+  // Enroll works without one; the handlers demand it for every other call.
+  const provider = new StaticCertificateProvider(opts.tls.certPem, opts.tls.keyPem, opts.tls.clientCaPem);
+  const credentials = experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { server, port };
+}

@@ -1,0 +1,44 @@
+// One error shape for every route: {statusCode, error, message}, where the
+// message names the field and the rule, and never carries a stack trace.
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { describeError } from '../../common/log';
+import { InputError, NotFoundError } from '../errors';
+
+interface SchemaError {
+  instancePath: string;
+  message?: string;
+  keyword: string;
+  params: Record<string, unknown>;
+}
+
+/** "body.role: must be string" rather than ajv's "body/role must be string". */
+export function formatSchemaErrors(errors: SchemaError[], dataVar: string): Error {
+  const parts = errors.map((e) => {
+    let field = dataVar + e.instancePath.replace(/\//g, '.');
+    if (e.keyword === 'required') field += `.${String(e.params.missingProperty)}`;
+    if (e.keyword === 'additionalProperties') return `${field}: unknown field "${String(e.params.additionalProperty)}"`;
+    if (e.keyword === 'propertyNames') return `${field}: key "${String(e.params.propertyName)}" is not allowed`;
+    let message = e.message ?? 'is invalid';
+    if (e.keyword === 'enum') message += `: ${(e.params.allowedValues as unknown[]).join(', ')}`;
+    if (e.keyword === 'required') message = 'is required';
+    return `${field}: ${message}`;
+  });
+  return new Error([...new Set(parts)].join('; '));
+}
+
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof InputError) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });
+    if (err instanceof NotFoundError) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: err.message });
+    const status = err.statusCode ?? 500;
+    if (status >= 500) {
+      request.log.error({ err: describeError(err) }, 'request failed');
+      return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error; the control server log has the details' });
+    }
+    return reply.code(status).send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message: err.message });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}; see /openapi.json` }),
+  );
+}

@@ -1,0 +1,57 @@
+// Fleet health for monitoring, the audit log, and the server's own probes.
+import type { FastifyInstance } from 'fastify';
+import { roleNameOf } from '../../common/model';
+import type { ControlService } from '../service';
+import { auditView } from './views';
+
+export default async function fleetRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+  const { service } = opts;
+
+  app.get('/v1/health', { schema: { summary: 'Fleet health: counts by role and state', tags: ['fleet'] } }, async () => {
+    const rows = await service.store.healthSummary(service.clock());
+    const byRole: Record<string, Record<string, number>> = {};
+    const byHealth: Record<string, number> = {};
+    let total = 0;
+    for (const row of rows) {
+      const role = row.roles ? roleNameOf(row.roles) : 'unassigned';
+      byRole[role] ??= {};
+      byRole[role][row.health] = (byRole[role][row.health] ?? 0) + row.count;
+      byHealth[row.health] = (byHealth[row.health] ?? 0) + row.count;
+      total += row.count;
+    }
+    return { total, byHealth, byRole };
+  });
+
+  app.get<{ Querystring: { after?: number; limit: number; target?: string } }>(
+    '/v1/audit',
+    {
+      schema: {
+        summary: 'Audit events, oldest first',
+        tags: ['fleet'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            after: { type: 'integer', minimum: 0, description: 'events with an id greater than this' },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            target: { type: 'string', maxLength: 128, description: 'an instance id, "settings" or "rule:<id>"' },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const items = (await service.store.listAudit(request.query)).map(auditView);
+      return { items, next: items.length === request.query.limit ? items[items.length - 1].id : undefined };
+    },
+  );
+
+  app.get('/healthz', { schema: { summary: 'The server process is alive', tags: ['probes'] } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { summary: 'The server can reach its store', tags: ['probes'] } }, async (_request, reply) => {
+    try {
+      await service.store.getSettings();
+      return { status: 'ok' };
+    } catch {
+      return reply.code(503).send({ status: 'store unavailable' });
+    }
+  });
+}

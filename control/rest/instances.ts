@@ -1,0 +1,84 @@
+// Instances: list (filter by role and health, paginated), read one,
+// assign and unassign a role, deregister.
+import type { FastifyInstance } from 'fastify';
+import { HEALTH_STATES, SERVICE_ROLES, type HealthState, type ServiceRole } from '../../common/model';
+import type { ControlService } from '../service';
+import { assignmentBody, errorView, instanceIdParam, instanceView as instanceSchema } from './schemas';
+import { instanceView } from './views';
+
+export default async function instanceRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+  const { service } = opts;
+
+  app.get<{ Querystring: { role?: ServiceRole; health?: HealthState; limit: number; after?: string } }>(
+    '/v1/instances',
+    {
+      schema: {
+        summary: 'List instances',
+        tags: ['instances'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            role: { type: 'string', enum: [...SERVICE_ROLES], description: 'instances that run this service' },
+            health: { type: 'string', enum: [...HEALTH_STATES] },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            after: { type: 'string', maxLength: 64, description: 'the "next" cursor of the previous page' },
+          },
+        },
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: instanceSchema }, next: { type: 'string' } } } },
+      },
+    },
+    async (request) => {
+      const page = await service.store.listInstances(request.query, service.clock());
+      return { items: page.items.map(instanceView), next: page.next };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/instances/:id',
+    { schema: { summary: 'Get one instance', tags: ['instances'], params: instanceIdParam, response: { 200: instanceSchema, 404: errorView } } },
+    async (request) => instanceView(await service.getInstance(request.params.id)),
+  );
+
+  app.put<{ Params: { id: string }; Body: { role?: string; roles?: string[]; labels?: Record<string, string>; nodename?: string } }>(
+    '/v1/instances/:id/assignment',
+    {
+      schema: {
+        summary: 'Assign a role (also before the instance first boots)',
+        tags: ['instances'],
+        params: instanceIdParam,
+        body: assignmentBody,
+        response: { 200: instanceSchema, 400: errorView },
+      },
+    },
+    async (request) => {
+      await service.assign(request.params.id, request.body, actorOf(request.headers));
+      return instanceView(await service.getInstance(request.params.id));
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/instances/:id/assignment',
+    { schema: { summary: 'Remove the assignment', tags: ['instances'], params: instanceIdParam, response: { 200: instanceSchema, 404: errorView } } },
+    async (request) => {
+      await service.unassign(request.params.id, actorOf(request.headers));
+      return instanceView(await service.getInstance(request.params.id));
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/instances/:id',
+    { schema: { summary: 'Deregister an instance', tags: ['instances'], params: instanceIdParam, response: { 204: { type: 'null' }, 404: errorView } } },
+    async (request, reply) => {
+      await service.deleteInstance(request.params.id, actorOf(request.headers));
+      return reply.code(204).send();
+    },
+  );
+}
+
+/** Who made a change, for the audit log. */
+export function actorOf(headers: Record<string, string | string[] | undefined>): string {
+  const who = headers['x-teleboot-actor'];
+  const name = typeof who === 'string' && /^[\w.@-]{1,64}$/.test(who) ? who : 'anonymous';
+  return `rest:${name}`;
+}

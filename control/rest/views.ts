@@ -1,0 +1,27 @@
+// Stored records as the REST API shows them: ISO timestamps, role names.
+import { roleNameOf, type Assignment, type HealthState } from '../../common/model';
+import type { AuditEvent, InstanceRecord, Rule } from '../store/store';
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function assignmentView(a: Assignment | null) {
+  return a ? { role: roleNameOf(a.roles), ...a } : null;
+}
+
+export function instanceView(r: InstanceRecord & { health: HealthState }) {
+  return {
+    instanceId: r.instanceId,
+    health: r.health,
+    identity: r.identity,
+    facts: r.facts,
+    assignment: assignmentView(r.assignment),
+    generation: r.generation,
+    appliedGeneration: r.appliedGeneration,
+    status: r.status ? { ...r.status, reportedAt: iso(r.status.reportedAt) } : null,
+    enrolledAt: iso(r.enrolledAt),
+    lastSeenAt: iso(r.lastSeenAt),
+  };
+}
+
+export const ruleView = (r: Rule) => ({ ...r, role: roleNameOf(r.roles), createdAt: iso(r.createdAt) });
+export const auditView = (e: AuditEvent) => ({ ...e, at: iso(e.at) });

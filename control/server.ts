@@ -1,0 +1,79 @@
+// Assembles the control server: store, TLS, domain service, gRPC and REST.
+import type * as grpc from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from '../common/log';
+import { VERSION } from '../common/version';
+import type { ControlConfig } from './config';
+import { JoinTokenVerifier } from './enrollment';
+import { startGrpcServer } from './grpc/server';
+import { buildRestApp } from './rest/app';
+import { ControlService } from './service';
+import { SqliteStore } from './store/sqlite';
+import { loadJoinToken, loadTlsMaterial } from './tls-material';
+
+export interface RunningControlServer {
+  service: ControlService;
+  grpcPort: number;
+  restUrl: string;
+  caPem: string;
+  close(): Promise<void>;
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
+export async function startControlServer(config: ControlConfig, log: Logger): Promise<RunningControlServer> {
+  const store = new SqliteStore(config.storePath);
+  let grpcServer: grpc.Server | undefined;
+  let rest: FastifyInstance | undefined;
+  try {
+    const tls = await loadTlsMaterial(config, log);
+    const token = await loadJoinToken(config.joinTokenFile, log);
+    const service = new ControlService({
+      store,
+      ca: tls.ca,
+      verifier: new JoinTokenVerifier([token]),
+      clientCertificateLifetimeMs: config.clientCertificateLifetimeMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+    });
+    const started = await startGrpcServer(config.grpcListen, {
+      service,
+      log: log.child({ component: 'grpc' }),
+      tls: { certPem: tls.certPem, keyPem: tls.keyPem, clientCaPem: tls.ca.certPem },
+    });
+    grpcServer = started.server;
+    rest = await buildRestApp({
+      service,
+      logger: log.child({ component: 'rest' }),
+      https: config.restTls ? { key: tls.keyPem, cert: tls.certPem } : undefined,
+      version: VERSION,
+    });
+    const { host, port } = splitHostPort(config.restListen);
+    await rest.listen({ host, port });
+    const restPort = (rest.server.address() as { port: number }).port;
+    const restUrl = `${config.restTls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${restPort}`;
+    log.info({ grpcPort: started.port, restUrl, store: store.kind, storePath: config.storePath }, 'teleboot-control serving');
+    const restApp = rest;
+    return {
+      service,
+      grpcPort: started.port,
+      restUrl,
+      caPem: tls.ca.certPem,
+      async close() {
+        await restApp.close();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => (started.server.forceShutdown(), resolve()), 2000);
+          started.server.tryShutdown(() => (clearTimeout(timer), resolve()));
+        });
+        await store.close();
+      },
+    };
+  } catch (err) {
+    grpcServer?.forceShutdown();
+    await rest?.close();
+    await store.close();
+    throw err;
+  }
+}
