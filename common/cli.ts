@@ -14,9 +14,9 @@ export function parseFlags<T>(args: string[], options: NonNullable<ParseArgsConf
 /** Runs main; prints errors without a stack trace (operators read them) and exits non-zero. */
 export function runMain(main: () => Promise<number | void>, usage: string): void {
   main().then(
-    (code) => {
-      if (typeof code === 'number') process.exitCode = code;
-    },
+    // Exit explicitly: open gRPC channels or a supervised child must not keep
+    // a finished command alive.
+    (code) => process.exit(typeof code === 'number' ? code : 0),
     (err: unknown) => {
       process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
       if (err instanceof UsageError) process.stderr.write(`\n${usage}`);

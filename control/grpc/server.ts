@@ -259,6 +259,10 @@ export async function startGrpcServer(address: string, opts: GrpcServerOptions):
   // Enroll works without one; the handlers demand it for every other call.
   const provider = new StaticCertificateProvider(opts.tls.certPem, opts.tls.keyPem, opts.tls.clientCaPem);
   const credentials = experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  // grpc-js reads the TLS options before it subscribes to the provider, so a
+  // fresh credentials object would refuse the first connections. A watcher
+  // added now makes the provider answer before the listener opens.
+  credentials._addWatcher(() => {});
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -1,0 +1,367 @@
+// The agent's lifecycle: identity, enrollment, assignment, convergence, and
+// then heartbeats and following changes for as long as it runs.
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { ServiceError } from '@grpc/grpc-js';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { DEFAULT_BACKOFF, retry, sleep, type BackoffOptions } from '../common/backoff';
+import { writeFileAtomic } from '../common/files';
+import { describeError, type Logger } from '../common/log';
+import type { AgentState, HostFacts, InstanceIdentity, ServiceRole } from '../common/model';
+import { VERSION } from '../common/version';
+import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
+import { MissingSecretError, type SecretSource } from './aws';
+import type { AgentConfig } from './config';
+import { ControlClient, credentialsValid, isRetryable, needsRenewal, type ClientCredentials } from './control-client';
+import { applyPlan, preparePlan, type ApplyResult, type DesiredState, type Plan } from './converge';
+import { readyzOnce, waitForReady } from './diag';
+import type { IdentitySource } from './identity';
+import { RenderError } from './render/render';
+import type { ServiceManager } from './service-manager';
+
+export interface AgentDeps {
+  config: AgentConfig;
+  log: Logger;
+  identity: IdentitySource;
+  control: ControlClient;
+  /** Built once the region is known (from config or instance metadata). */
+  secrets: (region: string) => SecretSource;
+  services: ServiceManager;
+  facts: () => Promise<HostFacts>;
+  owner: { uid: number; gid: number };
+  backoff?: BackoffOptions;
+}
+
+export interface AgentStatus {
+  state: AgentState;
+  appliedGeneration: number;
+  teleportReady: boolean;
+  teleportUnitState: string;
+  message: string;
+}
+
+/** Assignment state from the wire, as the converge step wants it. */
+export function desiredFrom(msg: AssignmentState__Output): DesiredState | null {
+  if (!msg.assigned || !msg.assignment || !msg.cluster) return null;
+  const c = msg.cluster;
+  const s = c.storage;
+  return {
+    generation: Number(msg.generation),
+    assignment: { roles: msg.assignment.roles as ServiceRole[], labels: msg.assignment.labels ?? {}, ...(msg.assignment.nodename ? { nodename: msg.assignment.nodename } : {}) },
+    cluster: {
+      clusterName: c.clusterName,
+      authAddr: c.authAddr,
+      proxyPublicAddr: c.proxyPublicAddr,
+      s3Bucket: c.s3Bucket,
+      ssmPrefix: c.ssmPrefix,
+      region: c.region,
+      storage: {
+        type: s?.type === 'dynamodb' ? 'dynamodb' : 'dir',
+        ...(s?.tableName ? { tableName: s.tableName } : {}),
+        ...(s?.region ? { region: s.region } : {}),
+        ...(s?.auditEventsUri?.length ? { auditEventsUri: s.auditEventsUri } : {}),
+        ...(s?.auditSessionsUri ? { auditSessionsUri: s.auditSessionsUri } : {}),
+      },
+    },
+  };
+}
+
+const CREDENTIALS_FILE = 'credentials.json';
+
+export class Agent {
+  private readonly log: Logger;
+  private readonly backoff: BackoffOptions;
+  private instance!: InstanceIdentity;
+  private secretSource!: SecretSource;
+  private creds: ClientCredentials | undefined;
+  private latest: AssignmentState__Output | undefined;
+  private wake: (() => void) | undefined;
+  private heartbeatMs: number;
+  /** `plan` enrolls in memory only: it writes nothing on the host. */
+  private readOnly = false;
+  status: AgentStatus = { state: 'converging', appliedGeneration: 0, teleportReady: false, teleportUnitState: 'inactive', message: 'starting' };
+
+  constructor(private readonly deps: AgentDeps) {
+    this.log = deps.log;
+    this.backoff = deps.backoff ?? DEFAULT_BACKOFF;
+    this.heartbeatMs = deps.config.heartbeatIntervalMs;
+  }
+
+  get instanceId(): string {
+    return this.instance.instanceId;
+  }
+
+  /** Retries `work` with backoff, logging what it waits for; stops only on abort or a permanent error. */
+  private persist<T>(what: string, work: () => Promise<T>, signal?: AbortSignal, isPermanent?: (err: unknown) => boolean): Promise<T> {
+    return retry(work, {
+      ...this.backoff,
+      signal,
+      isPermanent,
+      onRetry: (err, attempt, delayMs) => this.log.warn({ attempt, retryInMs: delayMs, err: describeError(err) }, `waiting for ${what}`),
+    });
+  }
+
+  /** Identity from IMDS, then a valid client certificate (saved, or a new enrollment). */
+  async start(signal?: AbortSignal, opts: { readOnly?: boolean } = {}): Promise<void> {
+    const { config } = this.deps;
+    this.readOnly = opts.readOnly ?? false;
+    this.instance = await this.persist('instance metadata (IMDSv2)', () => this.deps.identity.identity(), signal);
+    this.log.info({ instanceId: this.instance.instanceId, region: this.instance.region }, 'identity read from instance metadata');
+    this.secretSource = this.deps.secrets(config.aws.region ?? this.instance.region);
+    if (!this.readOnly) {
+      await fs.mkdir(config.paths.stateDir, { recursive: true, mode: 0o700 });
+      await fs.chmod(config.paths.stateDir, 0o700);
+    }
+    const saved = await this.loadCredentials();
+    if (saved && credentialsValid(saved, this.instance.instanceId) && !needsRenewal(saved)) {
+      this.creds = saved;
+      this.deps.control.useCredentials(saved);
+    } else {
+      await this.enroll(signal);
+    }
+  }
+
+  private async loadCredentials(): Promise<ClientCredentials | undefined> {
+    try {
+      return JSON.parse(await fs.readFile(join(this.deps.config.paths.stateDir, CREDENTIALS_FILE), 'utf8')) as ClientCredentials;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async enroll(signal?: AbortSignal): Promise<void> {
+    const token = (await fs.readFile(this.deps.config.joinTokenFile, 'utf8')).trim();
+    this.creds = await this.persist(
+      `enrollment at ${this.deps.config.control.endpoints.join(', ')}`,
+      () => this.deps.control.enroll(this.instance, token, VERSION),
+      signal,
+      (err) => !isRetryable(err),
+    );
+    // The private key lives only here: 0600 in a 0700 directory.
+    if (!this.readOnly) await writeFileAtomic(join(this.deps.config.paths.stateDir, CREDENTIALS_FILE), JSON.stringify(this.creds), { mode: 0o600 });
+    this.log.info({ instanceId: this.instance.instanceId, certificateExpires: new Date(this.creds.expiresAt).toISOString() }, 'enrolled');
+  }
+
+  /** Calls the control server; re-enrolls once if the server no longer knows this instance. */
+  private async call<T>(what: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.persist(
+      what,
+      async () => {
+        try {
+          return await work();
+        } catch (err) {
+          const code = (err as ServiceError).code;
+          if (code === grpcStatus.NOT_FOUND || code === grpcStatus.UNAUTHENTICATED) {
+            this.log.warn({ err: describeError(err) }, 'the control server does not know this instance; enrolling again');
+            await this.enroll(signal);
+          }
+          throw err;
+        }
+      },
+      signal,
+      (err) => !isRetryable(err) && ![grpcStatus.NOT_FOUND, grpcStatus.UNAUTHENTICATED].includes((err as ServiceError).code),
+    );
+  }
+
+  async fetchAssignment(signal?: AbortSignal): Promise<AssignmentState__Output> {
+    this.latest = await this.call('the assignment', () => this.deps.control.getAssignment(this.instanceId), signal);
+    return this.latest;
+  }
+
+  /** Renders every file for a desired state without writing anything (for `plan`). */
+  async plan(desired: DesiredState, signal?: AbortSignal): Promise<Plan> {
+    return this.persist('SSM and S3', () => preparePlan(desired, this.instance, this.deps.config, this.secretSource), signal, (err) => err instanceof RenderError);
+  }
+
+  /** Applies one desired state: fetch, render, write, start, wait for ready. */
+  async converge(desired: DesiredState, signal?: AbortSignal): Promise<ApplyResult | undefined> {
+    const { config, services } = this.deps;
+    this.status = { ...this.status, state: 'converging', message: `applying generation ${desired.generation}` };
+    await this.report(signal);
+    let plan: Plan;
+    try {
+      plan = await this.persist(
+        'the join token, CA pin and certificate (SSM, S3)',
+        () => preparePlan(desired, this.instance, config, this.secretSource),
+        signal,
+        (err) => err instanceof RenderError,
+      );
+    } catch (err) {
+      if (!(err instanceof RenderError)) throw err;
+      this.log.error({ generation: desired.generation, problems: err.problems }, 'refusing to write an invalid teleport.yaml');
+      this.status = { ...this.status, state: 'failed', message: err.message };
+      await this.report(signal);
+      return undefined;
+    }
+    const result = await this.persist('systemd', () => applyPlan(plan, services, this.deps.owner), signal);
+    this.log.info({ generation: desired.generation, written: result.written, restarted: result.restarted }, result.written.length ? 'config applied' : 'config unchanged');
+    const ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
+    const unitState = await services.activeState().catch(() => 'unknown');
+    this.status = {
+      state: ready ? 'ready' : 'degraded',
+      appliedGeneration: desired.generation,
+      teleportReady: ready,
+      teleportUnitState: unitState,
+      message: ready ? 'teleport is ready' : `teleport did not answer /readyz on ${config.teleport.diagAddr} within ${config.teleport.readyTimeoutMs} ms`,
+    };
+    this.log.info({ generation: desired.generation, ready, unitState }, ready ? 'teleport ready' : 'teleport not ready');
+    await this.report(signal);
+    return result;
+  }
+
+  /** Stops Teleport when the instance has no assignment any more. */
+  private async standDown(generation: number, signal?: AbortSignal): Promise<void> {
+    const state = await this.deps.services.activeState().catch(() => 'unknown');
+    if (state === 'active' || state === 'activating') {
+      this.log.info('assignment removed; stopping teleport');
+      await this.deps.services.stop();
+    }
+    this.status = { state: 'ready', appliedGeneration: generation, teleportReady: false, teleportUnitState: 'inactive', message: 'no assignment' };
+    await this.report(signal);
+  }
+
+  async report(signal?: AbortSignal): Promise<void> {
+    const facts = await this.deps.facts().catch(() => null);
+    const res = await this.call(
+      'the control server (status report)',
+      () =>
+        this.deps.control.reportStatus({
+          instanceId: this.instanceId,
+          appliedGeneration: this.status.appliedGeneration,
+          state: this.status.state,
+          teleportUnitState: this.status.teleportUnitState,
+          teleportReady: this.status.teleportReady,
+          message: this.status.message,
+          facts,
+          agentVersion: VERSION,
+        }),
+      signal,
+    );
+    if (res.heartbeatIntervalSeconds > 0) this.heartbeatMs = res.heartbeatIntervalSeconds * 1000;
+  }
+
+  /** Waits, following the watch stream, until the instance has an assignment. */
+  async waitForAssignment(signal?: AbortSignal): Promise<DesiredState> {
+    for (;;) {
+      const current = this.latest ?? (await this.fetchAssignment(signal));
+      const desired = desiredFrom(current);
+      if (desired) return desired;
+      this.log.info('no assignment yet; waiting for one');
+      await this.nextChange(signal);
+    }
+  }
+
+  private nextChange(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal!.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.wake = () => {
+        signal?.removeEventListener('abort', onAbort);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** Keeps a watch stream open, reconnecting with backoff; each state lands in `latest`. */
+  private followChanges(signal: AbortSignal): void {
+    let attempt = 0;
+    const open = () => {
+      if (signal.aborted) return;
+      const cancel = this.deps.control.watch(
+        this.instanceId,
+        (state) => {
+          attempt = 0;
+          this.latest = state;
+          this.wake?.();
+        },
+        (err) => {
+          signal.removeEventListener('abort', cancel);
+          if (signal.aborted) return;
+          attempt++;
+          const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt, 10)) * (0.5 + Math.random() / 2);
+          this.log.warn({ err: err ? describeError(err) : 'stream ended', retryInMs: Math.round(delay) }, 'assignment watch interrupted; reconnecting');
+          const code = err?.code;
+          const reenroll = code === grpcStatus.NOT_FOUND || code === grpcStatus.UNAUTHENTICATED;
+          sleep(delay, signal)
+            .then(() => (reenroll ? this.enroll(signal) : undefined))
+            .then(open, () => (signal.aborted ? undefined : setTimeout(open, this.backoff.maxMs)));
+        },
+      );
+      signal.addEventListener('abort', cancel, { once: true });
+    };
+    open();
+  }
+
+  /** `teleboot-agent once`: bootstrap and return the final status. */
+  async once(signal?: AbortSignal): Promise<AgentStatus> {
+    await this.start(signal);
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      await this.fetchAssignment(controller.signal);
+      if (!desiredFrom(this.latest!)) this.followChanges(controller.signal);
+      await this.converge(await this.waitForAssignment(controller.signal), controller.signal);
+      return this.status;
+    } finally {
+      controller.abort();
+      signal?.removeEventListener('abort', stop);
+    }
+  }
+
+  /** `teleboot-agent run`: bootstrap, then heartbeat and follow changes until aborted. */
+  async run(signal: AbortSignal): Promise<void> {
+    await this.start(signal);
+    await this.fetchAssignment(signal);
+    this.followChanges(signal);
+    let appliedGeneration = -1;
+    let nextHeartbeat = 0;
+    while (!signal.aborted) {
+      const state = this.latest!;
+      const generation = Number(state.generation);
+      try {
+        if (generation !== appliedGeneration) {
+          const desired = desiredFrom(state);
+          if (desired) await this.converge(desired, signal);
+          else if (appliedGeneration !== -1 || generation > 0) await this.standDown(generation, signal);
+          else await this.report(signal);
+          appliedGeneration = generation;
+          nextHeartbeat = Date.now() + this.heartbeatMs;
+        } else if (Date.now() >= nextHeartbeat) {
+          await this.heartbeat(signal);
+          nextHeartbeat = Date.now() + this.heartbeatMs;
+        }
+        if (this.creds && needsRenewal(this.creds)) await this.enroll(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.log.error({ err: describeError(err) }, 'convergence failed; retrying');
+        await sleep(this.backoff.initialMs, signal).catch(() => {});
+        continue;
+      }
+      if (this.latest && Number(this.latest.generation) !== appliedGeneration) continue;
+      await Promise.race([this.nextChange(signal), sleep(Math.max(0, nextHeartbeat - Date.now()), signal)]).catch(() => {});
+      this.wake = undefined;
+    }
+  }
+
+  /** A periodic report that also notices Teleport going down or coming back. */
+  private async heartbeat(signal?: AbortSignal): Promise<void> {
+    if (this.status.state === 'ready' || this.status.state === 'degraded') {
+      const [ready, unitState] = await Promise.all([readyzOnce(this.deps.config.teleport.diagAddr), this.deps.services.activeState().catch(() => 'unknown')]);
+      const assigned = this.latest ? desiredFrom(this.latest) !== null : false;
+      if (assigned) {
+        this.status = {
+          ...this.status,
+          state: ready ? 'ready' : 'degraded',
+          teleportReady: ready,
+          teleportUnitState: unitState,
+          message: ready ? 'teleport is ready' : `teleport is not ready (unit ${unitState})`,
+        };
+      }
+    }
+    await this.report(signal);
+  }
+}
+
+export { MissingSecretError };

@@ -1,0 +1,75 @@
+// What the agent takes from AWS: join token, CA pin and license from SSM
+// Parameter Store, the proxy's certificate from S3. Names follow the
+// conventions of Teleport's AMI and the seed Ansible roles.
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
+
+/** Refuse anything larger: a token or PEM bundle is a few KiB at most. */
+export const MAX_SECRET_BYTES = 256 * 1024;
+
+export class MissingSecretError extends Error {}
+
+export interface AwsEndpoints {
+  region: string;
+  ssmEndpoint?: string;
+  s3Endpoint?: string;
+  s3ForcePathStyle?: boolean;
+}
+
+export const ssmNames = (prefix: string, cluster: string) => ({
+  token: (role: string) => `${prefix}/${cluster}/tokens/${role}`,
+  caPin: `${prefix}/${cluster}/ca-pin-hash`,
+  license: `${prefix}/${cluster}/license`,
+});
+
+export const certKeys = (domain: string) => ({ fullchain: `live/${domain}/fullchain.pem`, privkey: `live/${domain}/privkey.pem` });
+
+export interface SecretSource {
+  /** Values of SSM parameters (SecureStrings decrypted); MissingSecretError names any that do not exist. */
+  parameters(names: string[]): Promise<Record<string, string>>;
+  /** An S3 object's content and ETag. */
+  object(bucket: string, key: string): Promise<{ body: string; etag: string }>;
+}
+
+export class AwsSecretSource implements SecretSource {
+  private readonly ssm: SSMClient;
+  private readonly s3: S3Client;
+
+  constructor(opts: AwsEndpoints) {
+    // The agent retries with its own backoff and logs what it waits for.
+    this.ssm = new SSMClient({ region: opts.region, endpoint: opts.ssmEndpoint, maxAttempts: 1 });
+    this.s3 = new S3Client({ region: opts.region, endpoint: opts.s3Endpoint, forcePathStyle: opts.s3ForcePathStyle, maxAttempts: 1 });
+  }
+
+  async parameters(names: string[]): Promise<Record<string, string>> {
+    if (names.length === 0) return {};
+    const out = await this.ssm.send(new GetParametersCommand({ Names: names, WithDecryption: true }));
+    if (out.InvalidParameters?.length) {
+      throw new MissingSecretError(`SSM parameter ${out.InvalidParameters.join(', ')} does not exist yet (the auth server publishes it)`);
+    }
+    const values: Record<string, string> = {};
+    for (const p of out.Parameters ?? []) {
+      if (!p.Name || p.Value === undefined) continue;
+      if (Buffer.byteLength(p.Value) > MAX_SECRET_BYTES) throw new Error(`SSM parameter ${p.Name} is larger than ${MAX_SECRET_BYTES} bytes`);
+      values[p.Name] = p.Value;
+    }
+    return values;
+  }
+
+  async object(bucket: string, key: string): Promise<{ body: string; etag: string }> {
+    let out;
+    try {
+      out = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchKey') throw new MissingSecretError(`s3://${bucket}/${key} does not exist yet (the certificate is issued by the control server)`);
+      throw err;
+    }
+    if ((out.ContentLength ?? 0) > MAX_SECRET_BYTES) {
+      out.Body?.transformToWebStream().cancel().catch(() => {});
+      throw new Error(`s3://${bucket}/${key} is larger than ${MAX_SECRET_BYTES} bytes`);
+    }
+    const body = (await out.Body?.transformToString('utf8')) ?? '';
+    if (Buffer.byteLength(body) > MAX_SECRET_BYTES) throw new Error(`s3://${bucket}/${key} is larger than ${MAX_SECRET_BYTES} bytes`);
+    return { body, etag: out.ETag ?? '' };
+  }
+}

@@ -1,0 +1,138 @@
+// /etc/teleboot/agent.yaml: baked into the AMI. Validated before the agent
+// does anything; every error names the setting.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DURATION_PATTERN, parseDuration } from '../common/duration';
+import { ConfigError, loadYamlConfig } from '../common/config-file';
+
+export const DEFAULT_AGENT_CONFIG_PATH = '/etc/teleboot/agent.yaml';
+
+interface AgentConfigFile {
+  control: { endpoints: string[]; ca_file: string; server_name?: string };
+  enrollment: { join_token_file: string };
+  paths?: { state_dir?: string; teleport_config?: string; teleport_data_dir?: string; secrets_dir?: string; unit_dir?: string };
+  teleport?: { binary?: string; diag_addr?: string; ready_timeout?: string; user?: string; group?: string };
+  service_manager?: { type?: 'systemd' | 'process'; systemctl?: string; unit_name?: string };
+  aws?: { region?: string; imds_endpoint?: string; ssm_endpoint?: string; s3_endpoint?: string; s3_force_path_style?: boolean };
+  heartbeat_interval?: string;
+  log_level?: string;
+}
+
+const hostPort = { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s]+):\\d{1,5}$' };
+const absPath = { type: 'string', pattern: '^/[^\\s]*$' };
+const url = { type: 'string', pattern: '^https?://' };
+
+export const AGENT_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['control', 'enrollment'],
+  properties: {
+    control: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['endpoints', 'ca_file'],
+      properties: {
+        endpoints: { type: 'array', minItems: 1, items: hostPort },
+        ca_file: absPath,
+        server_name: { type: 'string', minLength: 1 },
+      },
+    },
+    enrollment: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['join_token_file'],
+      properties: { join_token_file: absPath },
+    },
+    paths: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { state_dir: absPath, teleport_config: absPath, teleport_data_dir: absPath, secrets_dir: absPath, unit_dir: absPath },
+    },
+    teleport: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        binary: absPath,
+        diag_addr: hostPort,
+        ready_timeout: { type: 'string', pattern: DURATION_PATTERN },
+        user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$' },
+        group: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$' },
+      },
+    },
+    service_manager: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { type: { enum: ['systemd', 'process'] }, systemctl: absPath, unit_name: { type: 'string', pattern: '^[\\w@.-]+\\.service$' } },
+    },
+    aws: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        region: { type: 'string', pattern: '^[a-z]{2}(-[a-z]+)+-\\d{1,2}$' },
+        imds_endpoint: url,
+        ssm_endpoint: url,
+        s3_endpoint: url,
+        s3_force_path_style: { type: 'boolean' },
+      },
+    },
+    heartbeat_interval: { type: 'string', pattern: DURATION_PATTERN },
+    log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
+  },
+} as const;
+
+export interface AgentConfig {
+  source: string;
+  control: { endpoints: string[]; caPem: string; serverName?: string };
+  joinTokenFile: string;
+  paths: { stateDir: string; teleportConfig: string; teleportDataDir: string; secretsDir: string; unitDir: string };
+  teleport: { binary: string; diagAddr: string; readyTimeoutMs: number; user: string; group: string };
+  serviceManager: { type: 'systemd' | 'process'; systemctl: string; unitName: string };
+  aws: { region?: string; imdsEndpoint?: string; ssmEndpoint?: string; s3Endpoint?: string; s3ForcePathStyle: boolean };
+  heartbeatIntervalMs: number;
+  logLevel: string;
+}
+
+export function loadAgentConfig(path: string): AgentConfig {
+  const file = loadYamlConfig<AgentConfigFile>(path, AGENT_CONFIG_SCHEMA);
+  let caPem: string;
+  try {
+    caPem = readFileSync(file.control.ca_file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: control.ca_file: cannot read ${file.control.ca_file}: ${(err as Error).message}`);
+  }
+  if (!caPem.includes('BEGIN CERTIFICATE')) throw new ConfigError(`${path}: control.ca_file: ${file.control.ca_file} holds no PEM certificate`);
+  const stateDir = file.paths?.state_dir ?? '/var/lib/teleboot';
+  return {
+    source: path,
+    control: { endpoints: file.control.endpoints, caPem, serverName: file.control.server_name },
+    joinTokenFile: file.enrollment.join_token_file,
+    paths: {
+      stateDir,
+      teleportConfig: file.paths?.teleport_config ?? '/etc/teleport.yaml',
+      teleportDataDir: file.paths?.teleport_data_dir ?? '/var/lib/teleport',
+      secretsDir: file.paths?.secrets_dir ?? join(stateDir, 'secrets'),
+      unitDir: file.paths?.unit_dir ?? '/etc/systemd/system',
+    },
+    teleport: {
+      binary: file.teleport?.binary ?? '/usr/local/bin/teleport',
+      diagAddr: file.teleport?.diag_addr ?? '127.0.0.1:3000',
+      readyTimeoutMs: parseDuration(file.teleport?.ready_timeout ?? '2m'),
+      user: file.teleport?.user ?? 'root',
+      group: file.teleport?.group ?? file.teleport?.user ?? 'root',
+    },
+    serviceManager: {
+      type: file.service_manager?.type ?? 'systemd',
+      systemctl: file.service_manager?.systemctl ?? '/bin/systemctl',
+      unitName: file.service_manager?.unit_name ?? 'teleport.service',
+    },
+    aws: {
+      region: file.aws?.region,
+      imdsEndpoint: file.aws?.imds_endpoint,
+      ssmEndpoint: file.aws?.ssm_endpoint,
+      s3Endpoint: file.aws?.s3_endpoint,
+      s3ForcePathStyle: file.aws?.s3_force_path_style ?? false,
+    },
+    heartbeatIntervalMs: parseDuration(file.heartbeat_interval ?? '30s'),
+    logLevel: file.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
+  };
+}

@@ -1,0 +1,167 @@
+// The agent's side of the Bootstrap gRPC service. Enroll runs over TLS that
+// verifies the control server against the CA from agent.yaml; every later
+// call adds the client certificate Enroll issued (mutual TLS).
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../common/proto';
+import type { InstanceIdentity } from '../common/model';
+import type { BootstrapClient } from '../proto/gen/teleboot/v1/Bootstrap';
+import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
+import type { ReportStatusRequest } from '../proto/gen/teleboot/v1/ReportStatusRequest';
+import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/ReportStatusResponse';
+
+export interface ClientCredentials {
+  instanceId: string;
+  keyPem: string;
+  certPem: string;
+  caPem: string;
+  expiresAt: number;
+  issuedAt: number;
+}
+
+export interface ControlEndpoint {
+  endpoints: string[];
+  caPem: string;
+  serverName?: string;
+}
+
+const CALL_TIMEOUT_MS = 15_000;
+
+export function isRetryable(err: unknown): boolean {
+  const code = (err as { code?: number }).code;
+  return code === undefined || [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.ABORTED].includes(code);
+}
+
+export class ControlClient {
+  private index = 0;
+  private client: BootstrapClient | undefined;
+  private creds: ClientCredentials | undefined;
+
+  constructor(private readonly target: ControlEndpoint) {}
+
+  get endpoint(): string {
+    return this.target.endpoints[this.index % this.target.endpoints.length];
+  }
+
+  private channel(): BootstrapClient {
+    if (!this.client) {
+      const ssl = this.creds
+        ? grpc.credentials.createSsl(Buffer.from(this.target.caPem), Buffer.from(this.creds.keyPem), Buffer.from(this.creds.certPem))
+        : grpc.credentials.createSsl(Buffer.from(this.target.caPem));
+      const Bootstrap = bootstrapProto().teleboot.v1.Bootstrap;
+      this.client = new Bootstrap(this.endpoint, ssl, {
+        'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.keepalive_timeout_ms': 10_000,
+        'grpc.keepalive_permit_without_calls': 1,
+        ...(this.target.serverName ? { 'grpc.ssl_target_name_override': this.target.serverName } : {}),
+      });
+    }
+    return this.client;
+  }
+
+  /** Moves to the next endpoint after a transport failure. */
+  failover(): void {
+    if (this.target.endpoints.length > 1) {
+      this.index++;
+      this.reset();
+    }
+  }
+
+  private reset(): void {
+    this.client?.close();
+    this.client = undefined;
+  }
+
+  useCredentials(creds: ClientCredentials): void {
+    this.creds = creds;
+    this.reset();
+  }
+
+  private unary<Res>(invoke: (client: BootstrapClient, deadline: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      invoke(this.channel(), { deadline: Date.now() + CALL_TIMEOUT_MS }, (err, res) => {
+        if (err) {
+          if (err.code === grpc.status.UNAVAILABLE) this.failover();
+          reject(err);
+        } else resolve(res as Res);
+      });
+    });
+  }
+
+  async enroll(identity: InstanceIdentity, joinToken: string, agentVersion: string): Promise<ClientCredentials> {
+    // A fresh key for every enrollment; only the public half leaves the host.
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    this.creds = undefined;
+    this.reset();
+    const res = await this.unary<{ clientCertificatePem: string; caCertificatePem: string; certificateExpiresUnixMs: number }>((c, o, cb) =>
+      c.enroll(
+        {
+          identity,
+          proof: { joinToken },
+          publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+          agentVersion,
+        },
+        o,
+        cb,
+      ),
+    );
+    const creds: ClientCredentials = {
+      instanceId: identity.instanceId,
+      keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      certPem: res.clientCertificatePem,
+      caPem: res.caCertificatePem,
+      expiresAt: Number(res.certificateExpiresUnixMs),
+      issuedAt: Date.now(),
+    };
+    this.useCredentials(creds);
+    return creds;
+  }
+
+  getAssignment(instanceId: string): Promise<AssignmentState__Output> {
+    return this.unary((c, o, cb) => c.getAssignment({ instanceId }, o, cb));
+  }
+
+  reportStatus(req: ReportStatusRequest): Promise<ReportStatusResponse__Output> {
+    return this.unary((c, o, cb) => c.reportStatus(req, o, cb));
+  }
+
+  /** Streams assignment states until cancelled; `onEnd` tells why the stream ended. */
+  watch(instanceId: string, onState: (s: AssignmentState__Output) => void, onEnd: (err: grpc.ServiceError | undefined) => void): () => void {
+    const call = this.channel().watchAssignment({ instanceId });
+    let ended = false;
+    const end = (err?: grpc.ServiceError) => {
+      if (ended) return;
+      ended = true;
+      if (err?.code === grpc.status.UNAVAILABLE) this.failover();
+      onEnd(err);
+    };
+    call.on('data', onState);
+    call.on('error', (err: grpc.ServiceError) => end(err));
+    call.on('end', () => end());
+    return () => {
+      ended = true;
+      call.cancel();
+    };
+  }
+
+  close(): void {
+    this.reset();
+  }
+}
+
+/** Parses saved credentials; undefined when they are unusable. */
+export function credentialsValid(creds: ClientCredentials | undefined, instanceId: string, now = Date.now()): boolean {
+  if (!creds || creds.instanceId !== instanceId) return false;
+  try {
+    const cert = new X509Certificate(creds.certPem);
+    return new Date(cert.validTo).getTime() > now + 60_000;
+  } catch {
+    return false;
+  }
+}
+
+/** Renew when less than a third of the certificate's lifetime is left. */
+export function needsRenewal(creds: ClientCredentials, now = Date.now()): boolean {
+  return now > creds.expiresAt - (creds.expiresAt - creds.issuedAt) / 3;
+}

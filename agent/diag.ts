@@ -1,0 +1,28 @@
+// Teleport's diagnostic endpoint: /readyz answers 200 once the process has
+// joined the cluster and serves.
+import { request } from 'node:http';
+import { sleep } from '../common/backoff';
+
+export function readyzOnce(diagAddr: string, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`http://${diagAddr}/readyz`, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+/** Polls /readyz until it answers 200 or the time is up; resolves whether it became ready. */
+export async function waitForReady(diagAddr: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let interval = 50;
+  while (Date.now() < deadline) {
+    if (await readyzOnce(diagAddr)) return true;
+    await sleep(Math.min(interval, Math.max(0, deadline - Date.now())), signal);
+    interval = Math.min(interval * 2, 1000);
+  }
+  return readyzOnce(diagAddr);
+}

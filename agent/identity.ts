@@ -1,0 +1,48 @@
+// Who this instance is, from the EC2 instance metadata service (IMDSv2).
+import { MetadataService } from '@aws-sdk/ec2-metadata-service';
+import type { InstanceIdentity } from '../common/model';
+
+export interface IdentitySource {
+  identity(): Promise<InstanceIdentity>;
+}
+
+export class ImdsIdentitySource implements IdentitySource {
+  private readonly imds: MetadataService;
+
+  constructor(endpoint?: string) {
+    // IMDSv2 only: the client fetches a session token before every read.
+    this.imds = new MetadataService({ endpoint, ec2MetadataV1Disabled: true, httpOptions: { timeout: 2000 }, retries: 2 });
+  }
+
+  private get(path: string): Promise<string> {
+    return this.imds.request(`/latest/${path}`, {});
+  }
+
+  /** Instance tags, when the instance exposes them in metadata; {} otherwise. */
+  private async tags(): Promise<Record<string, string>> {
+    let keys: string[];
+    try {
+      keys = (await this.get('meta-data/tags/instance')).split('\n').filter(Boolean);
+    } catch {
+      return {};
+    }
+    const values = await Promise.all(keys.map((k) => this.get(`meta-data/tags/instance/${encodeURIComponent(k)}`)));
+    return Object.fromEntries(keys.map((k, i) => [k, values[i]]));
+  }
+
+  async identity(): Promise<InstanceIdentity> {
+    const document = JSON.parse(await this.get('dynamic/instance-identity/document')) as Record<string, string>;
+    const [hostname, tags] = await Promise.all([this.get('meta-data/local-hostname'), this.tags()]);
+    return {
+      instanceId: document.instanceId,
+      region: document.region,
+      availabilityZone: document.availabilityZone,
+      accountId: document.accountId,
+      privateIp: document.privateIp,
+      hostname,
+      instanceType: document.instanceType,
+      imageId: document.imageId,
+      tags,
+    };
+  }
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// teleboot-agent: baked into the AMI; takes an instance from first boot to a
+// running Teleport with the role the control server holds for it.
+import { promises as fs } from 'node:fs';
+import { parseFlags, runMain, UsageError } from '../common/cli';
+import { createLogger, type Logger } from '../common/log';
+import { VERSION } from '../common/version';
+import { Agent, desiredFrom } from './agent';
+import { AwsSecretSource } from './aws';
+import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig, type AgentConfig } from './config';
+import { ControlClient } from './control-client';
+import { hostFacts } from './facts';
+import { ImdsIdentitySource } from './identity';
+import { resolveOwner } from './owner';
+import { ProcessManager, SystemdManager, type ServiceManager } from './service-manager';
+
+const USAGE = `Usage: teleboot-agent <command> [flags]
+
+Commands:
+  run       bootstrap, then keep running: heartbeats, follow role changes
+  once      bootstrap and exit (0 when Teleport is ready)
+  plan      print what would be written, without writing or starting anything
+  version   print the version
+
+Flags (every command):
+  -c, --config FILE   agent configuration (default ${DEFAULT_AGENT_CONFIG_PATH})
+  -h, --help          show this help
+`;
+
+function serviceManagerFor(config: AgentConfig, log: Logger): ServiceManager {
+  if (config.serviceManager.type === 'process') {
+    return new ProcessManager([config.teleport.binary, 'start', `--config=${config.paths.teleportConfig}`], log.child({ component: 'teleport' }));
+  }
+  return new SystemdManager(config.serviceManager.systemctl, config.paths.unitDir, config.serviceManager.unitName);
+}
+
+export function buildAgent(config: AgentConfig, log: Logger): Agent {
+  return new Agent({
+    config,
+    log,
+    identity: new ImdsIdentitySource(config.aws.imdsEndpoint),
+    control: new ControlClient(config.control),
+    secrets: (region) =>
+      new AwsSecretSource({ region, ssmEndpoint: config.aws.ssmEndpoint, s3Endpoint: config.aws.s3Endpoint, s3ForcePathStyle: config.aws.s3ForcePathStyle }),
+    services: serviceManagerFor(config, log),
+    facts: () => hostFacts(),
+    owner: resolveOwner(config.teleport.user, config.teleport.group),
+  });
+}
+
+/** Aborts on SIGTERM/SIGINT so the agent can finish what it writes. */
+function shutdownSignal(log: Logger): AbortSignal {
+  const controller = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info({ signal: sig }, 'stopping');
+      controller.abort(new Error(`stopped by ${sig}`));
+    });
+  }
+  return controller.signal;
+}
+
+async function plan(agent: Agent, signal: AbortSignal): Promise<number> {
+  await agent.start(signal, { readOnly: true });
+  const desired = desiredFrom(await agent.fetchAssignment(signal));
+  if (!desired) {
+    process.stdout.write(`instance ${agent.instanceId} has no assignment yet; nothing would be written\n`);
+    return 0;
+  }
+  const result = await agent.plan(desired, signal);
+  process.stdout.write(`instance ${agent.instanceId}: roles ${desired.assignment.roles.join(', ')}, generation ${desired.generation}\n\n`);
+  for (const file of result.files) {
+    const current = await fs.readFile(file.path, 'utf8').catch(() => undefined);
+    const action = current === undefined ? 'create' : current === file.content ? 'unchanged' : 'update';
+    const what = file.secret ? `[secret, ${Buffer.byteLength(file.content)} bytes, not shown]` : '';
+    process.stdout.write(`${action.padEnd(9)} ${file.path} (mode ${file.mode.toString(8)}) ${what}\n`);
+  }
+  process.stdout.write(`\n--- teleport.yaml\n${result.teleportYaml}\n--- teleport.service\n${result.unit}`);
+  return 0;
+}
+
+async function main(): Promise<number | void> {
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE);
+  if (command === 'version' || command === '--version') return void process.stdout.write(`teleboot-agent ${VERSION}\n`);
+  if (!['run', 'once', 'plan'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+  const flags = parseFlags<{ config?: string; help?: boolean }>(rest, { config: { type: 'string', short: 'c' } });
+  if (flags.help) return void process.stdout.write(USAGE);
+  const config = loadAgentConfig(flags.config ?? DEFAULT_AGENT_CONFIG_PATH);
+  // plan prints to stdout; its log goes to stderr so the two do not mix.
+  const log = createLogger('teleboot-agent', config.logLevel, command === 'plan' ? process.stderr : undefined);
+  const agent = buildAgent(config, log);
+  const signal = shutdownSignal(log);
+  switch (command) {
+    case 'plan':
+      return plan(agent, signal);
+    case 'once': {
+      const status = await agent.once(signal);
+      log.info({ state: status.state, generation: status.appliedGeneration }, 'bootstrap finished');
+      return status.state === 'ready' ? 0 : 1;
+    }
+    default:
+      await agent.run(signal).catch((err) => {
+        if (!signal.aborted) throw err;
+      });
+      return 0;
+  }
+}
+
+runMain(main, USAGE);

@@ -1,0 +1,240 @@
+// End-to-end harness: the real control server as a separate process, real
+// S3 (s3rver), the SSM and IMDS emulators, and agents as separate processes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { Agent as HttpsAgent, request } from 'node:https';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { stringify } from 'yaml';
+// s3rver ships no types.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const S3rver = require('s3rver') as new (opts: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
+
+export const REPO = resolve(__dirname, '../..');
+export const CONTROL_BIN = join(REPO, 'dist/control/main.js');
+export const AGENT_BIN = join(REPO, 'dist/agent/main.js');
+export const TELEPORT_STANDIN = join(REPO, 'test/bin/teleport');
+
+/** A scratch directory outside /tmp (processes in systemd namespaces see a private /tmp). */
+export function scratchDir(name: string): string {
+  const base = join(REPO, '.test-tmp');
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(join(base, `${name}-`));
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+/** Credentials the emulators accept; the real SDK signs with them. */
+export const AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIDTELEBOOTTEST', AWS_SECRET_ACCESS_KEY: 'teleboot-test-secret', AWS_REGION: 'us-east-1' };
+
+export interface RestResponse<T = any> {
+  status: number;
+  body: T;
+}
+
+export class ControlProcess {
+  proc: ChildProcess | undefined;
+  grpcPort = 0;
+  restPort = 0;
+  logs = '';
+  private readonly httpsAgent: HttpsAgent;
+
+  constructor(readonly dataDir: string, private readonly extraArgs: string[] = []) {
+    this.httpsAgent = new HttpsAgent({ keepAlive: false });
+  }
+
+  get caFile(): string {
+    return join(this.dataDir, 'tls/ca.pem');
+  }
+  get joinTokenFile(): string {
+    return join(this.dataDir, 'join-token');
+  }
+  get grpcAddr(): string {
+    return `localhost:${this.grpcPort}`;
+  }
+
+  /** Starts the server; after a restart it keeps the ports agents know. */
+  async start(): Promise<void> {
+    const args = [
+      CONTROL_BIN, 'serve', '--data-dir', this.dataDir,
+      '--grpc-listen', `127.0.0.1:${this.grpcPort}`,
+      '--rest-listen', `127.0.0.1:${this.restPort}`,
+      ...this.extraArgs,
+    ];
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TELEBOOT_LOG_LEVEL: 'info' } });
+    this.proc = proc;
+    await new Promise<void>((resolveStart, reject) => {
+      let buffered = '';
+      const onData = (chunk: Buffer) => {
+        this.logs += chunk.toString();
+        buffered += chunk.toString();
+        let nl;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.includes('teleboot-control serving')) {
+            const rec = JSON.parse(line) as { grpcPort: number; restUrl: string };
+            this.grpcPort = rec.grpcPort;
+            this.restPort = Number(new URL(rec.restUrl).port);
+            resolveStart();
+          }
+        }
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', (c: Buffer) => (this.logs += c.toString()));
+      proc.on('exit', (code) => reject(new Error(`teleboot-control exited with ${code} before serving:\n${this.logs}`)));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    await new Promise<void>((done) => {
+      proc.once('exit', () => done());
+      proc.kill('SIGTERM');
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  rest<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<RestResponse<T>> {
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    return new Promise((resolveRes, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          servername: 'localhost',
+          port: this.restPort,
+          method,
+          path,
+          ca: readFileSync(this.caFile),
+          agent: this.httpsAgent,
+          headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => {
+            let parsed: unknown = text;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              /* not JSON: keep the text */
+            }
+            resolveRes({ status: res.statusCode ?? 0, body: parsed as T });
+          });
+        },
+      );
+      req.on('error', reject);
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  /** Polls an instance until `check` accepts it. */
+  async waitForInstance(id: string, check: (instance: any) => boolean, timeoutMs = 30_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    let last: RestResponse | undefined;
+    while (Date.now() < deadline) {
+      last = await this.rest('GET', `/v1/instances/${id}`);
+      if (last.status === 200 && check(last.body)) return last.body;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`instance ${id} did not reach the expected state; last seen: ${JSON.stringify(last?.body)}`);
+  }
+}
+
+export interface S3Server {
+  endpoint: string;
+  client: S3Client;
+  put(bucket: string, key: string, body: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startS3(buckets: string[], dir: string): Promise<S3Server> {
+  const port = await freePort();
+  const server = new S3rver({ address: '127.0.0.1', port, silent: true, directory: dir, configureBuckets: buckets.map((name) => ({ name })) });
+  await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  return {
+    endpoint,
+    client,
+    async put(bucket, key, body) {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    },
+    async close() {
+      client.destroy();
+      await server.close();
+    },
+  };
+}
+
+export interface AgentFiles {
+  root: string;
+  configFile: string;
+  teleportConfig: string;
+  secretsDir: string;
+  stateDir: string;
+  diagAddr: string;
+}
+
+export interface AgentConfigInput {
+  control: ControlProcess;
+  imdsEndpoint: string;
+  ssmEndpoint: string;
+  s3Endpoint: string;
+  serviceManager: 'systemd' | 'process';
+  heartbeat?: string;
+  /** Directory for the agent's files (outside /tmp). */
+  root: string;
+}
+
+/** Writes agent.yaml with every path inside `root`, as a sandboxed agent uses them. */
+export async function writeAgentConfig(input: AgentConfigInput): Promise<AgentFiles> {
+  const { root } = input;
+  mkdirSync(root, { recursive: true });
+  const diagAddr = `127.0.0.1:${await freePort()}`;
+  const files: AgentFiles = {
+    root,
+    configFile: join(root, 'agent.yaml'),
+    teleportConfig: join(root, 'etc/teleport.yaml'),
+    secretsDir: join(root, 'var/lib/teleboot/secrets'),
+    stateDir: join(root, 'var/lib/teleboot'),
+    diagAddr,
+  };
+  const config = {
+    control: { endpoints: [input.control.grpcAddr], ca_file: input.control.caFile },
+    enrollment: { join_token_file: input.control.joinTokenFile },
+    paths: {
+      state_dir: files.stateDir,
+      secrets_dir: files.secretsDir,
+      teleport_config: files.teleportConfig,
+      teleport_data_dir: join(root, 'var/lib/teleport'),
+    },
+    teleport: { binary: TELEPORT_STANDIN, diag_addr: diagAddr, ready_timeout: '20s' },
+    service_manager: { type: input.serviceManager },
+    aws: { imds_endpoint: input.imdsEndpoint, ssm_endpoint: input.ssmEndpoint, s3_endpoint: input.s3Endpoint, s3_force_path_style: true },
+    heartbeat_interval: input.heartbeat ?? '1s',
+    log_level: 'debug',
+  };
+  writeFileSync(files.configFile, stringify(config));
+  return files;
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
