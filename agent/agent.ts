@@ -324,8 +324,11 @@ export class Agent {
         if (generation !== appliedGeneration) {
           const desired = desiredFrom(state);
           if (desired) await this.converge(desired, signal);
-          else if (appliedGeneration !== -1 || generation > 0) await this.standDown(generation, signal);
-          else await this.report(signal);
+          else {
+            this.log.info('no assignment yet; waiting for one');
+            if (appliedGeneration !== -1 || generation > 0) await this.standDown(generation, signal);
+            else await this.report(signal);
+          }
           appliedGeneration = generation;
           nextHeartbeat = Date.now() + this.heartbeatMs;
         } else if (Date.now() >= nextHeartbeat) {

@@ -1,7 +1,8 @@
 // End-to-end harness: the real control server as a separate process, real
 // S3 (s3rver), the SSM and IMDS emulators, and agents as separate processes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkSharedTempDir } from './systemd-ns';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Agent as HttpsAgent, request } from 'node:https';
@@ -17,11 +18,7 @@ export const AGENT_BIN = join(REPO, 'dist/agent/main.js');
 export const TELEPORT_STANDIN = join(REPO, 'test/bin/teleport');
 
 /** A scratch directory outside /tmp (processes in systemd namespaces see a private /tmp). */
-export function scratchDir(name: string): string {
-  const base = join(REPO, '.test-tmp');
-  mkdirSync(base, { recursive: true });
-  return mkdtempSync(join(base, `${name}-`));
-}
+export const scratchDir = (name: string): string => mkSharedTempDir(`${name}-`);
 
 export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -34,8 +31,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Credentials the emulators accept; the real SDK signs with them. */
-export const AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIDTELEBOOTTEST', AWS_SECRET_ACCESS_KEY: 'teleboot-test-secret', AWS_REGION: 'us-east-1' };
+/** Credentials s3rver and the emulators accept (s3rver checks SigV4 against S3RVER/S3RVER). */
+export const AWS_ENV = {
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_REGION: 'us-east-1',
+  // The SDK's notice about Node 20 support ending is not what these tests read.
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+};
 
 export interface RestResponse<T = any> {
   status: number;
