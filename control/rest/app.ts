@@ -10,6 +10,7 @@ import instanceRoutes from './instances';
 import metricsRoutes from './metrics';
 import ruleRoutes from './rules';
 import settingsRoutes from './settings';
+import { validatorCompiler } from './validators';
 
 export interface RestOptions {
   service: ControlService;
@@ -23,8 +24,6 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
     loggerInstance: opts.logger,
     bodyLimit: 64 * 1024,
     ...(opts.https ? { https: opts.https } : {}),
-    // Unknown fields are refused, not silently dropped: a typo must not look accepted.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     schemaErrorFormatter: (errors, dataVar) => formatSchemaErrors(errors, dataVar),
   }) as unknown as FastifyInstance;
   await app.register(swagger, {
@@ -32,6 +31,8 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
       info: { title: 'teleboot-control', version: opts.version, description: 'Roles, settings, rules and health of a Teleport fleet' },
     },
   });
+  // Unknown fields are refused, not silently dropped: a typo must not look accepted.
+  app.setValidatorCompiler(validatorCompiler());
   installErrorHandler(app);
   const deps = { service: opts.service };
   await app.register(instanceRoutes, deps);

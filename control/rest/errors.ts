@@ -14,7 +14,8 @@ interface SchemaError {
 
 /** "body.role: must be string" rather than ajv's "body/role must be string". */
 export function formatSchemaErrors(errors: SchemaError[], dataVar: string): Error {
-  const parts = errors.map((e) => {
+  // propertyNames failures come twice: the inner rule, then the key; keep the key.
+  const parts = errors.filter((e) => (e as { propertyName?: string }).propertyName === undefined).map((e) => {
     let field = dataVar + e.instancePath.replace(/\//g, '.');
     if (e.keyword === 'required') field += `.${String(e.params.missingProperty)}`;
     if (e.keyword === 'additionalProperties') return `${field}: unknown field "${String(e.params.additionalProperty)}"`;

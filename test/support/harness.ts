@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkSharedTempDir } from './systemd-ns';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { Agent as HttpsAgent, request } from 'node:https';
+import { request } from 'node:https';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
 // s3rver ships no types.
@@ -50,11 +50,10 @@ export class ControlProcess {
   grpcPort = 0;
   restPort = 0;
   logs = '';
-  private readonly httpsAgent: HttpsAgent;
-
-  constructor(readonly dataDir: string, private readonly extraArgs: string[] = []) {
-    this.httpsAgent = new HttpsAgent({ keepAlive: false });
-  }
+  constructor(
+    readonly dataDir: string,
+    private readonly extraArgs: string[] = [],
+  ) {}
 
   get caFile(): string {
     return join(this.dataDir, 'tls/ca.pem');
@@ -114,37 +113,7 @@ export class ControlProcess {
   }
 
   rest<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<RestResponse<T>> {
-    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    return new Promise((resolveRes, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          servername: 'localhost',
-          port: this.restPort,
-          method,
-          path,
-          ca: readFileSync(this.caFile),
-          agent: this.httpsAgent,
-          headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-        },
-        (res) => {
-          let text = '';
-          res.on('data', (c) => (text += c));
-          res.on('end', () => {
-            let parsed: unknown = text;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              /* not JSON: keep the text */
-            }
-            resolveRes({ status: res.statusCode ?? 0, body: parsed as T });
-          });
-        },
-      );
-      req.on('error', reject);
-      if (payload !== undefined) req.write(payload);
-      req.end();
-    });
+    return restRequest<T>({ port: this.restPort, ca: readFileSync(this.caFile, 'utf8') }, method, path, body, headers);
   }
 
   /** Polls an instance until `check` accepts it. */
@@ -158,6 +127,47 @@ export class ControlProcess {
     }
     throw new Error(`instance ${id} did not reach the expected state; last seen: ${JSON.stringify(last?.body)}`);
   }
+}
+
+/** One HTTPS request to a REST API that trusts `ca`; a JSON body is parsed. */
+export function restRequest<T = any>(
+  target: { port: number; ca: string },
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<RestResponse<T>> {
+  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  return new Promise((resolveRes, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port: target.port,
+        method,
+        path,
+        ca: target.ca,
+        agent: false,
+        headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          let parsed: unknown = text;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            /* not JSON: keep the text */
+          }
+          resolveRes({ status: res.statusCode ?? 0, body: parsed as T });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
 }
 
 export interface S3Server {
