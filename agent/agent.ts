@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { DEFAULT_BACKOFF, retry, sleep, type BackoffOptions } from '../common/backoff';
+import { retry, sleep, type BackoffOptions } from '../common/backoff';
 import { writeFileAtomic } from '../common/files';
 import { describeError, type Logger } from '../common/log';
 import type { AgentState, HostFacts, InstanceIdentity, ServiceRole } from '../common/model';
@@ -29,7 +29,6 @@ export interface AgentDeps {
   services: ServiceManager;
   facts: () => Promise<HostFacts>;
   owner: { uid: number; gid: number };
-  backoff?: BackoffOptions;
 }
 
 export interface AgentStatus {
@@ -83,7 +82,7 @@ export class Agent {
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log;
-    this.backoff = deps.backoff ?? DEFAULT_BACKOFF;
+    this.backoff = deps.config.retry;
     this.heartbeatMs = deps.config.heartbeatIntervalMs;
   }
 

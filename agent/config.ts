@@ -15,6 +15,7 @@ interface AgentConfigFile {
   service_manager?: { type?: 'systemd' | 'process'; systemctl?: string; unit_name?: string };
   aws?: { region?: string; imds_endpoint?: string; ssm_endpoint?: string; s3_endpoint?: string; s3_force_path_style?: boolean };
   heartbeat_interval?: string;
+  retry?: { initial_delay?: string; max_delay?: string };
   log_level?: string;
 }
 
@@ -76,6 +77,11 @@ export const AGENT_CONFIG_SCHEMA = {
       },
     },
     heartbeat_interval: { type: 'string', pattern: DURATION_PATTERN },
+    retry: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { initial_delay: { type: 'string', pattern: DURATION_PATTERN }, max_delay: { type: 'string', pattern: DURATION_PATTERN } },
+    },
     log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
   },
 } as const;
@@ -89,6 +95,8 @@ export interface AgentConfig {
   serviceManager: { type: 'systemd' | 'process'; systemctl: string; unitName: string };
   aws: { region?: string; imdsEndpoint?: string; ssmEndpoint?: string; s3Endpoint?: string; s3ForcePathStyle: boolean };
   heartbeatIntervalMs: number;
+  /** Backoff between retries of anything unreachable (control server, IMDS, SSM, S3). */
+  retry: { initialMs: number; maxMs: number };
   logLevel: string;
 }
 
@@ -133,6 +141,7 @@ export function loadAgentConfig(path: string): AgentConfig {
       s3ForcePathStyle: file.aws?.s3_force_path_style ?? false,
     },
     heartbeatIntervalMs: parseDuration(file.heartbeat_interval ?? '30s'),
+    retry: { initialMs: parseDuration(file.retry?.initial_delay ?? '250ms'), maxMs: parseDuration(file.retry?.max_delay ?? '10s') },
     logLevel: file.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
   };
 }

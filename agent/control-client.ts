@@ -54,6 +54,10 @@ export class ControlClient {
         'grpc.keepalive_time_ms': 30_000,
         'grpc.keepalive_timeout_ms': 10_000,
         'grpc.keepalive_permit_without_calls': 1,
+        // grpc-js backs off reconnects up to 2 minutes by default; an agent
+        // should be back within seconds of the control server.
+        'grpc.initial_reconnect_backoff_ms': 500,
+        'grpc.max_reconnect_backoff_ms': 10_000,
         ...(this.target.serverName ? { 'grpc.ssl_target_name_override': this.target.serverName } : {}),
       });
     }

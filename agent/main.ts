@@ -34,7 +34,7 @@ function serviceManagerFor(config: AgentConfig, log: Logger): ServiceManager {
   return new SystemdManager(config.serviceManager.systemctl, config.paths.unitDir, config.serviceManager.unitName);
 }
 
-export function buildAgent(config: AgentConfig, log: Logger): Agent {
+export function buildAgent(config: AgentConfig, log: Logger, services = serviceManagerFor(config, log)): Agent {
   return new Agent({
     config,
     log,
@@ -42,7 +42,7 @@ export function buildAgent(config: AgentConfig, log: Logger): Agent {
     control: new ControlClient(config.control),
     secrets: (region) =>
       new AwsSecretSource({ region, ssmEndpoint: config.aws.ssmEndpoint, s3Endpoint: config.aws.s3Endpoint, s3ForcePathStyle: config.aws.s3ForcePathStyle }),
-    services: serviceManagerFor(config, log),
+    services,
     facts: () => hostFacts(),
     owner: resolveOwner(config.teleport.user, config.teleport.group),
   });
@@ -89,7 +89,8 @@ async function main(): Promise<number | void> {
   const config = loadAgentConfig(flags.config ?? DEFAULT_AGENT_CONFIG_PATH);
   // plan prints to stdout; its log goes to stderr so the two do not mix.
   const log = createLogger('teleboot-agent', config.logLevel, command === 'plan' ? process.stderr : undefined);
-  const agent = buildAgent(config, log);
+  const services = serviceManagerFor(config, log);
+  const agent = buildAgent(config, log, services);
   const signal = shutdownSignal(log);
   switch (command) {
     case 'plan':
@@ -100,9 +101,15 @@ async function main(): Promise<number | void> {
       return status.state === 'ready' ? 0 : 1;
     }
     default:
-      await agent.run(signal).catch((err) => {
+      try {
+        await agent.run(signal);
+      } catch (err) {
         if (!signal.aborted) throw err;
-      });
+      } finally {
+        // Under systemd, Teleport is its own unit and outlives the agent; as
+        // the agent's child it stops with it.
+        if (services instanceof ProcessManager) await services.stop();
+      }
       return 0;
   }
 }

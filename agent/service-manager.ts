@@ -86,6 +86,12 @@ export class ProcessManager implements ServiceManager {
     const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     this.state = 'active';
+    child.on('error', (err) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      this.state = 'failed';
+      this.log.warn({ err: err.message, binary: cmd }, 'teleport failed to start');
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     child.on('exit', (code, signal) => {

@@ -78,6 +78,7 @@ export interface ControlFlags {
   'grpc-listen'?: string;
   'rest-listen'?: string;
   'log-level'?: string;
+  'heartbeat-interval'?: string;
 }
 
 export function loadControlConfig(flags: ControlFlags): ControlConfig {
@@ -89,6 +90,7 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
       ...(flags['grpc-listen'] ? { grpc_listen: flags['grpc-listen'] } : {}),
       ...(flags['rest-listen'] ? { rest_listen: flags['rest-listen'] } : {}),
       ...(flags['log-level'] ? { log_level: flags['log-level'] } : {}),
+      ...(flags['heartbeat-interval'] ? { heartbeat_interval: flags['heartbeat-interval'] } : {}),
     },
     CONTROL_CONFIG_SCHEMA,
     flags.config ? `${flags.config} with the command-line flags` : 'the command-line flags',

@@ -27,6 +27,8 @@ Flags:
       --data-dir DIR       state directory (default ${CONTROL_DEFAULTS.dataDir})
       --grpc-listen ADDR   agents' gRPC listener (default ${CONTROL_DEFAULTS.grpcListen})
       --rest-listen ADDR   operators' REST listener (default ${CONTROL_DEFAULTS.restListen})
+      --heartbeat-interval D  how often agents report, e.g. 30s (default ${CONTROL_DEFAULTS.heartbeatInterval});
+                           an instance is offline after three missed reports
       --log-level LEVEL    trace, debug, info, warn or error (default info)
   -h, --help               show this help
 `;
@@ -38,6 +40,7 @@ async function serve(args: string[]): Promise<number | void> {
     'grpc-listen': { type: 'string' },
     'rest-listen': { type: 'string' },
     'log-level': { type: 'string' },
+    'heartbeat-interval': { type: 'string' },
   });
   if (flags.help) return void process.stdout.write(SERVE_USAGE);
   const config = loadControlConfig(flags);

@@ -1,11 +1,10 @@
 // Assembles the control server: store, TLS, domain service, gRPC and REST.
-import type * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../common/log';
 import { VERSION } from '../common/version';
 import type { ControlConfig } from './config';
 import { JoinTokenVerifier } from './enrollment';
-import { startGrpcServer } from './grpc/server';
+import { startGrpcServer, type RunningGrpcServer } from './grpc/server';
 import { buildRestApp } from './rest/app';
 import { ControlService } from './service';
 import { SqliteStore } from './store/sqlite';
@@ -26,7 +25,7 @@ function splitHostPort(address: string): { host: string; port: number } {
 
 export async function startControlServer(config: ControlConfig, log: Logger): Promise<RunningControlServer> {
   const store = new SqliteStore(config.storePath);
-  let grpcServer: grpc.Server | undefined;
+  let grpcServer: RunningGrpcServer | undefined;
   let rest: FastifyInstance | undefined;
   try {
     const tls = await loadTlsMaterial(config, log);
@@ -43,7 +42,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       log: log.child({ component: 'grpc' }),
       tls: { certPem: tls.certPem, keyPem: tls.keyPem, clientCaPem: tls.ca.certPem },
     });
-    grpcServer = started.server;
+    grpcServer = started;
     rest = await buildRestApp({
       service,
       logger: log.child({ component: 'rest' }),
@@ -62,11 +61,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       restUrl,
       caPem: tls.ca.certPem,
       async close() {
-        await restApp.close();
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => (started.server.forceShutdown(), resolve()), 2000);
-          started.server.tryShutdown(() => (clearTimeout(timer), resolve()));
-        });
+        await Promise.all([restApp.close(), started.shutdown()]);
         await store.close();
       },
     };

@@ -133,7 +133,7 @@ function unary<Req, Res>(log: Logger, method: string, handle: (call: grpc.Server
   };
 }
 
-export function bootstrapHandlers(service: ControlService, log: Logger): BootstrapHandlers {
+export function bootstrapHandlers(service: ControlService, log: Logger, openWatches = new Set<() => void>()): BootstrapHandlers {
   const heartbeatIntervalSeconds = Math.round(service.heartbeatIntervalMs / 1000);
   return {
     Enroll: unary(log, 'Enroll', async (call) => {
@@ -212,7 +212,13 @@ export function bootstrapHandlers(service: ControlService, log: Logger): Bootstr
         }
       };
       const unsubscribe = service.watch(id, () => void push());
-      const stop = () => unsubscribe();
+      // At shutdown the stream ends with UNAVAILABLE, and the agent reconnects.
+      const end = () => call.destroy(Object.assign(new Error('control server shutting down'), { code: grpc.status.UNAVAILABLE, details: 'control server shutting down' }));
+      openWatches.add(end);
+      const stop = () => {
+        unsubscribe();
+        openWatches.delete(end);
+      };
       call.on('cancelled', stop);
       call.on('close', stop);
       call.on('error', stop);
@@ -244,8 +250,15 @@ export interface GrpcServerOptions {
   tls: { certPem: string; keyPem: string; clientCaPem: string };
 }
 
+export interface RunningGrpcServer {
+  port: number;
+  /** Ends the watch streams, lets unary calls finish, then stops (forcibly after `graceMs`). */
+  shutdown(graceMs?: number): Promise<void>;
+  forceShutdown(): void;
+}
+
 /** Starts the gRPC server on `address` ("host:port"); resolves with the bound port. */
-export async function startGrpcServer(address: string, opts: GrpcServerOptions): Promise<{ server: grpc.Server; port: number }> {
+export async function startGrpcServer(address: string, opts: GrpcServerOptions): Promise<RunningGrpcServer> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
     // Detects agents that vanished without closing their watch stream.
@@ -254,7 +267,8 @@ export async function startGrpcServer(address: string, opts: GrpcServerOptions):
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   });
-  server.addService(bootstrapProto().teleboot.v1.Bootstrap.service, bootstrapHandlers(opts.service, opts.log));
+  const openWatches = new Set<() => void>();
+  server.addService(bootstrapProto().teleboot.v1.Bootstrap.service, bootstrapHandlers(opts.service, opts.log, openWatches));
   // The client certificate is requested but optional at the TLS layer, so that
   // Enroll works without one; the handlers demand it for every other call.
   const provider = new StaticCertificateProvider(opts.tls.certPem, opts.tls.keyPem, opts.tls.clientCaPem);
@@ -266,5 +280,14 @@ export async function startGrpcServer(address: string, opts: GrpcServerOptions):
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
-  return { server, port };
+  return {
+    port,
+    forceShutdown: () => server.forceShutdown(),
+    shutdown: (graceMs = 1000) =>
+      new Promise<void>((resolve) => {
+        for (const end of [...openWatches]) end();
+        const timer = setTimeout(() => (server.forceShutdown(), resolve()), graceMs);
+        server.tryShutdown(() => (clearTimeout(timer), resolve()));
+      }),
+  };
 }

@@ -61,7 +61,7 @@ const counts = (byState: Record<string, number>) =>
     .join(', ');
 
 export function healthSummary(h: FleetHealth): void {
-  say(`  ${h.total} instances: ${counts(h.byHealth)}`);
+  say(`  ${h.total} instance${h.total === 1 ? '' : 's'}: ${counts(h.byHealth)}`);
   const width = Math.max(...Object.keys(h.byRole).map((r) => r.length));
   for (const [role, byState] of Object.entries(h.byRole)) say(`    ${role.padEnd(width)}  ${counts(byState)}`);
 }

@@ -1,10 +1,10 @@
 // End-to-end harness: the real control server as a separate process, real
 // S3 (s3rver), the SSM and IMDS emulators, and agents as separate processes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkSharedTempDir } from './systemd-ns';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { request } from 'node:https';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
@@ -12,7 +12,14 @@ import { stringify } from 'yaml';
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const S3rver = require('s3rver') as new (opts: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
 
-export const REPO = resolve(__dirname, '../..');
+/** The repository root, from test/support and from dist/test/support alike. */
+function repoRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+export const REPO = repoRoot();
 export const CONTROL_BIN = join(REPO, 'dist/control/main.js');
 export const AGENT_BIN = join(REPO, 'dist/agent/main.js');
 export const TELEPORT_STANDIN = join(REPO, 'test/bin/teleport');
@@ -242,6 +249,7 @@ export async function writeAgentConfig(input: AgentConfigInput): Promise<AgentFi
     service_manager: { type: input.serviceManager },
     aws: { imds_endpoint: input.imdsEndpoint, ssm_endpoint: input.ssmEndpoint, s3_endpoint: input.s3Endpoint, s3_force_path_style: true },
     heartbeat_interval: input.heartbeat ?? '1s',
+    retry: { initial_delay: '100ms', max_delay: '1s' },
     log_level: 'debug',
   };
   writeFileSync(files.configFile, stringify(config));

@@ -41,8 +41,18 @@ export async function proxyCertificate(domain: string): Promise<{ fullchain: str
 
 export async function startWorld(name: string, opts: { controlArgs?: string[] } = {}): Promise<World> {
   const dir = scratchDir(name);
-  const control = new ControlProcess(join(dir, 'control'), opts.controlArgs);
-  const [ssm, s3] = await Promise.all([startSsmEmulator(), startS3([CLUSTER.s3Bucket], join(dir, 's3')), control.start()]);
+  // Short heartbeats keep the tests quick; agents take the interval from the server.
+  const control = new ControlProcess(join(dir, 'control'), opts.controlArgs ?? ['--heartbeat-interval', '1s']);
+  const started = await Promise.allSettled([startSsmEmulator(), startS3([CLUSTER.s3Bucket], join(dir, 's3')), control.start()]);
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    // Leave nothing behind from a world that could not start.
+    await control.stop();
+    for (const r of started) if (r.status === 'fulfilled' && r.value) await r.value.close();
+    removeDir(dir);
+    throw failed.reason;
+  }
+  const [ssm, s3] = [(started[0] as PromiseFulfilledResult<SsmEmulator>).value, (started[1] as PromiseFulfilledResult<S3Server>).value];
   const tokens = { node: randomBytes(16).toString('hex'), proxy: randomBytes(16).toString('hex') };
   const caPin = `sha256:${createHash('sha256').update(randomBytes(32)).digest('hex')}`;
   for (const [role, token] of Object.entries(tokens)) ssm.put(`/teleport/${CLUSTER.clusterName}/tokens/${role}`, token, 'SecureString');

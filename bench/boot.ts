@@ -1,0 +1,134 @@
+// One host's boot-to-ready: `teleboot-agent once` as its own process, from
+// process start to its exit after reporting ready, against the real control
+// server process, s3rver and the SSM/IMDS emulators. service_manager is
+// `process`: the agent starts the teleport stand-in (test/bin/teleport).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { AGENT_BIN, AWS_ENV } from '../test/support/harness';
+import type { World } from '../test/support/world';
+
+/** Agent log messages that mark the phases of a boot, in order. */
+export const PHASES = [
+  ['identity read from instance metadata', 'IMDS identity read'],
+  ['enrolled', 'enrolled'],
+  ['config applied', 'files written, teleport started'],
+  ['teleport ready', '/readyz answered 200'],
+  ['bootstrap finished', 'status reported'],
+] as const;
+
+/** The phase label of an agent log message, if it marks one. */
+export function phaseOf(msg: string | undefined): string | undefined {
+  const name = msg === 'config unchanged' ? 'config applied' : msg;
+  return PHASES.find(([m]) => m === name)?.[1];
+}
+
+export interface BootRun {
+  instanceId: string;
+  /** Process start to exit (exit code 0: ready and reported). */
+  wallMs: number;
+  /** Process start to the instance's status.reportedAt (state ready) on the control server. */
+  controlViewMs: number;
+  /** Process start to each phase's log record (ms), by phase label. */
+  phases: Record<string, number>;
+}
+
+export interface BootOptions {
+  readyDelayMs: number;
+  timeoutMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Agents still running, or their teleport stand-ins: process group ids, for cleanup. */
+const liveGroups = new Set<number>();
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops a process group (the agent and the teleport it started): TERM, then KILL after 2 s. */
+async function stopGroup(pgid: number): Promise<void> {
+  try {
+    process.kill(-pgid, 'SIGTERM');
+  } catch {
+    /* already gone */
+  }
+  for (let i = 0; i < 40 && groupAlive(pgid); i++) await sleep(50);
+  if (groupAlive(pgid)) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  liveGroups.delete(pgid);
+}
+
+/** Stops whatever a boot run left behind (on failure or interruption). */
+export async function cleanupBoots(): Promise<void> {
+  await Promise.all([...liveGroups].map(stopGroup));
+}
+
+/** Resolves with the exit code and the moment of exit (performance.now()). */
+function waitForExit(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; at: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`teleboot-agent once did not exit within ${timeoutMs} ms`)), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, at: performance.now() });
+    });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun> {
+  const imds = await world.instance();
+  const id = imds.instance.instanceId;
+  const assigned = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
+  if (assigned.status !== 200) throw new Error(`pre-assigning ${id} failed: ${JSON.stringify(assigned.body)}`);
+  const files = await world.agentConfig(imds, 'process');
+  const env = { ...process.env, ...AWS_ENV, NODE_OPTIONS: '', TELEPORT_STANDIN_READY_DELAY_MS: String(opts.readyDelayMs) };
+
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  // Its own process group: `once` exits and leaves teleport running, which the bench must stop.
+  const child = spawn(process.execPath, [AGENT_BIN, 'once', '-c', files.configFile], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  liveGroups.add(child.pid!);
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  let exit: { code: number | null; at: number };
+  try {
+    exit = await waitForExit(child, opts.timeoutMs);
+  } finally {
+    await stopGroup(child.pid!);
+  }
+  const { code } = exit;
+  const wallMs = exit.at - t0;
+  if (code !== 0) throw new Error(`teleboot-agent once exited with ${code}:\n${output}`);
+
+  const instance = await world.control.rest('GET', `/v1/instances/${id}`);
+  const status = instance.body?.status;
+  if (status?.state !== 'ready' || !status.teleportReady) throw new Error(`the control server does not show ${id} ready: ${JSON.stringify(instance.body)}`);
+
+  const phases: Record<string, number> = {};
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const rec = JSON.parse(line) as { msg?: string; time?: number };
+      const phase = phaseOf(rec.msg);
+      if (phase && rec.time !== undefined && phases[phase] === undefined) phases[phase] = rec.time - startedAt;
+    } catch {
+      /* not a log record */
+    }
+  }
+  return { instanceId: id, wallMs, controlViewMs: Date.parse(status.reportedAt) - startedAt, phases };
+}

@@ -1,0 +1,239 @@
+// `npm run bench`: boot-to-ready of one host and a fleet of simulated hosts
+// booting at once, against the real control server process. Progress goes to
+// stderr, figures to stdout. Exit 0 unless something failed or broke; a
+// missed target is printed as MISSED, not turned into an exit code.
+//
+// Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
+// BENCH_ONLY=boot|fleet, BENCH_READY_DELAY_MS (default 0).
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { AWS_ENV, removeDir } from '../test/support/harness';
+import { TEST_TMP_ROOT } from '../test/support/systemd-ns';
+import { startWorld, type World } from '../test/support/world';
+import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
+import { Fleet, type FleetResult } from './fleet';
+import { fixHarnessPaths } from './harness-paths';
+import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const WARMUPS = 1;
+const FLEET_SIZE = Number(process.env.BENCH_FLEET ?? 1000);
+const PROXY_EVERY = 20; // 5 % proxies
+const READY_DELAY_MS = Number(process.env.BENCH_READY_DELAY_MS ?? 0);
+const FLEET_DEADLINE_MS = 120_000;
+const ONLY = process.env.BENCH_ONLY;
+
+const TARGET = { bootMs: 1000, fleetMs: 20_000 };
+/** DESIGN.md "Performance": Ansible doing only the file work over a local connection, on these machines. */
+const ANSIBLE = { oneHostMs: 5_000, fiftyHostsMs: 71_000 };
+
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+
+fixHarnessPaths();
+// The in-process agents' AWS SDK clients sign with these (the emulators and s3rver accept them).
+Object.assign(process.env, AWS_ENV);
+
+const worlds = new Set<World>();
+let fleet: Fleet | undefined;
+
+const scratchDirs = (name: string): string[] => {
+  try {
+    return readdirSync(TEST_TMP_ROOT).filter((d) => d.startsWith(`${name}-`));
+  } catch {
+    return [];
+  }
+};
+
+async function openWorld(name: string): Promise<World> {
+  const before = new Set(scratchDirs(name));
+  try {
+    const world = await startWorld(name);
+    worlds.add(world);
+    return world;
+  } catch (err) {
+    // startWorld does not clean up after itself when a part fails to start: remove its scratch directory.
+    for (const d of scratchDirs(name)) if (!before.has(d)) removeDir(join(TEST_TMP_ROOT, d));
+    throw err;
+  }
+}
+
+async function closeWorld(world: World): Promise<void> {
+  worlds.delete(world);
+  await world.close();
+}
+
+/** Stops everything this run started: agents and stand-ins, sandbox servers, worlds (control, S3, emulators, temp dirs). */
+async function cleanup(): Promise<void> {
+  await cleanupBoots();
+  await fleet?.close().catch(() => {});
+  fleet = undefined;
+  await Promise.all([...worlds].map((w) => closeWorld(w).catch((err) => progress(`cleanup: ${(err as Error).message}`))));
+}
+
+function openFileLimit(): number {
+  try {
+    return Number(execFileSync('/bin/sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
+  } catch {
+    return NaN;
+  }
+}
+
+async function benchBoot(): Promise<BootRun[]> {
+  const world = await openWorld('bench-boot');
+  try {
+    const opts = { readyDelayMs: READY_DELAY_MS, timeoutMs: 60_000 };
+    for (let i = 0; i < WARMUPS; i++) {
+      const run = await bootOnce(world, opts);
+      progress(`boot: warm-up ${i + 1}/${WARMUPS}: ${fmtMs(run.wallMs)} (not counted)`);
+    }
+    const runs: BootRun[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const run = await bootOnce(world, opts);
+      runs.push(run);
+      progress(`boot: run ${i + 1}/${RUNS}: ${fmtMs(run.wallMs)} (control view ${fmtMs(run.controlViewMs)})`);
+    }
+    return runs;
+  } finally {
+    await closeWorld(world);
+  }
+}
+
+async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
+  const world = await openWorld('bench-fleet');
+  try {
+    fleet = new Fleet(world, { count: FLEET_SIZE, proxyEvery: PROXY_EVERY, readyDelayMs: READY_DELAY_MS, deadlineMs: FLEET_DEADLINE_MS, progress });
+    const setupMs = await fleet.setup();
+    progress(`fleet: setup done in ${fmtMs(setupMs)}; starting ${FLEET_SIZE} agents at once`);
+    const result = await fleet.run();
+    return { result, setupMs };
+  } finally {
+    await fleet?.close();
+    fleet = undefined;
+    await closeWorld(world);
+  }
+}
+
+function printBoot(runs: BootRun[]): void {
+  out(`== 1. One host's boot-to-ready: teleboot-agent once (own process), service_manager: process`);
+  out(`   teleport stand-in TELEPORT_STANDIN_READY_DELAY_MS=${READY_DELAY_MS}; ${WARMUPS} warm-up run not counted; fresh instance pre-assigned "node" per run`);
+  runs.forEach((r, i) => out(`   run ${i + 1}: ${fmtMs(r.wallMs).padStart(8)} process start to exit   control view ${fmtMs(r.controlViewMs).padStart(8)}   (${r.instanceId})`));
+  out(`   median: ${fmtMs(median(runs.map((r) => r.wallMs)))} to exit, ${fmtMs(median(runs.map((r) => r.controlViewMs)))} to status.reportedAt (ready) on the control server`);
+  out(`   phases, median ms after process start (from the agent's log records):`);
+  for (const [, label] of PHASES) {
+    const values = runs.flatMap((r) => (r.phases[label] === undefined ? [] : [r.phases[label]]));
+    out(`     ${label.padEnd(34)} ${fmtMs(median(values)).padStart(8)}`);
+  }
+  out();
+}
+
+function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: number }): void {
+  out(`== 2. Fleet: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule), one bench process`);
+  out(`   real Agent, ControlClient (gRPC/TLS to the control process, SQLite), AwsSecretSource (SSM emulator, s3rver),`);
+  out(`   ImdsIdentitySource (one IMDSv2 emulator per host), sandbox Teleport serving /readyz on each host's diag_addr`);
+  out(`   setup (emulators, agent.yaml files, assignments; not timed): ${fmtMs(setupMs)}`);
+  out(`   all ready, agent view (last once() returned ready):     ${fmtMs(r.allReadyMs)}`);
+  out(`   all ready, control view (/v1/health byHealth.ready):     ${fmtMs(r.controlAllReadyMs)}`);
+  out(`   per-host time to ready:  ${summary(r.readyAtMs)}`);
+  out(`   enrollments: ${r.rpc.enroll.length} in ${fmtMs(r.enrollWindowMs)} = ${(r.rpc.enroll.length / (r.enrollWindowMs / 1000)).toFixed(0)} /s (start to last enrollment)`);
+  out(`   Enroll RPC latency:       ${summary(r.rpc.enroll)}`);
+  out(`   GetAssignment latency:    ${summary(r.rpc.getAssignment)}`);
+  out(`   ReportStatus latency:     ${summary(r.rpc.reportStatus)}`);
+  out(`   RPC calls failed and retried: ${r.rpc.failedCalls}; agent warnings logged: ${r.agentWarnings}`);
+  out(`   phases, ms after the fleet start (p50 / p99 over agents):`);
+  for (const p of r.phases.filter((x) => x.atMs.length > 0)) out(`     ${p.label.padEnd(34)} ${fmtMs(median(p.atMs)).padStart(8)} / ${fmtMs(percentile(p.atMs, 99)).padStart(8)}  (n=${p.atMs.length})`);
+  out(`   control server: peak RSS ${fmtBytes(r.controlPeakRssBytes)} (VmHWM), CPU ${r.controlCpuSeconds.toFixed(1)} s during the run`);
+  out(`   bench process: CPU ${r.benchCpuSeconds.toFixed(1)} s, peak RSS ${fmtBytes(r.benchPeakRssBytes)}, event-loop delay p99 ${fmtMs(r.benchLoopDelayP99Ms)} / max ${fmtMs(r.benchLoopDelayMaxMs)}`);
+  out(`   failures (not ready within ${FLEET_DEADLINE_MS / 1000} s): ${r.failures.length}`);
+  for (const f of r.failures.slice(0, 10)) out(`     ${f.instanceId}: ${f.reason}`);
+  if (r.lastWarnings.length) out(`   last agent warnings:\n${r.lastWarnings.map((l) => `     ${l.slice(0, 300)}`).join('\n')}`);
+  out();
+}
+
+function printTable(boot: BootRun[] | undefined, fleetRun: { result: FleetResult } | undefined): void {
+  const rows: Array<[string, string, string, string]> = [];
+  let bootMedian = NaN;
+  if (boot) {
+    bootMedian = median(boot.map((r) => r.wallMs));
+    rows.push([`boot-to-ready, 1 host (median of ${boot.length})`, fmtMs(bootMedian), '< 1 s', verdict(bootMedian < TARGET.bootMs)]);
+    rows.push(['  control server view (median)', fmtMs(median(boot.map((r) => r.controlViewMs))), '', '']);
+  }
+  const r = fleetRun?.result;
+  if (r) {
+    rows.push([`fleet, ${r.count} hosts all ready (agents)`, fmtMs(r.allReadyMs), '< 20 s', verdict(r.allReadyMs < TARGET.fleetMs)]);
+    rows.push(['  control view (/v1/health)', fmtMs(r.controlAllReadyMs), '', '']);
+    rows.push(['fleet failures', String(r.failures.length), '0', verdict(r.failures.length === 0)]);
+    rows.push(['enrollments per second', `${(r.rpc.enroll.length / (r.enrollWindowMs / 1000)).toFixed(0)} /s`, '', '']);
+    rows.push(['Enroll latency p50 / p99', `${fmtMs(median(r.rpc.enroll))} / ${fmtMs(percentile(r.rpc.enroll, 99))}`, '', '']);
+    rows.push(['control server peak RSS', fmtBytes(r.controlPeakRssBytes), '', '']);
+  }
+  out(`== Summary (${cpus().length} CPUs, Node ${process.version})`);
+  for (const [what, value, target, ok] of rows) out(`   ${what.padEnd(44)} ${value.padStart(12)}   ${target.padEnd(7)} ${ok}`);
+  out();
+  out(`== Comparison with the documented reference (DESIGN.md "Performance"; NOT measured in this run)`);
+  out(`   Ansible, file work only over a local connection: about 5 s for 1 host, about 71 s for 50 hosts.`);
+  out(`   teleboot does more per host (IMDS, enrollment, SSM/S3 fetch, start Teleport, wait for /readyz, report).`);
+  if (boot) out(`   1 host:  Ansible ~5 s (reference) vs teleboot ${fmtMs(bootMedian)} (measured)  ->  ${(ANSIBLE.oneHostMs / bootMedian).toFixed(1)}x faster`);
+  if (r && Number.isFinite(r.allReadyMs)) {
+    const ansibleRate = 50 / (ANSIBLE.fiftyHostsMs / 1000);
+    const ourRate = r.count / (r.allReadyMs / 1000);
+    out(`   fleet:   Ansible 50 hosts in ~71 s = ${ansibleRate.toFixed(2)} hosts/s (reference) vs teleboot ${r.count} hosts in ${fmtMs(r.allReadyMs)} = ${ourRate.toFixed(1)} hosts/s (measured)  ->  ${(ourRate / ansibleRate).toFixed(0)}x the rate`);
+    out(`            (Ansible at ${r.count} hosts, extrapolated linearly from the reference: ~${Math.round((ANSIBLE.fiftyHostsMs / 50) * r.count / 1000)} s)`);
+  }
+}
+
+async function main(): Promise<number> {
+  const limit = openFileLimit();
+  const needed = FLEET_SIZE * 12 + 500;
+  progress(`bench: open-file limit ${limit}; the fleet needs roughly ${needed}`);
+  if (ONLY !== 'boot' && limit < needed) {
+    progress(`bench: WARNING: raise the limit before running (for example "ulimit -n ${needed}" in this shell), or set BENCH_FLEET lower; EMFILE errors would follow`);
+  }
+  const errors: string[] = [];
+  let boot: BootRun[] | undefined;
+  let fleetRun: { result: FleetResult; setupMs: number } | undefined;
+  if (ONLY !== 'fleet') {
+    try {
+      boot = await benchBoot();
+      printBoot(boot);
+    } catch (err) {
+      errors.push(`boot: ${(err as Error).message}`);
+    }
+  }
+  if (ONLY !== 'boot') {
+    try {
+      fleetRun = await benchFleet();
+      printFleet(fleetRun);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      errors.push(`fleet: ${e.message}${e.code === 'EMFILE' ? ` (out of file descriptors: raise "ulimit -n", now ${limit})` : ''}`);
+    }
+  }
+  printTable(boot, fleetRun);
+  for (const e of errors) out(`ERROR ${e}`);
+  const failed = errors.length > 0 || (fleetRun?.result.failures.length ?? 0) > 0;
+  return failed ? 1 : 0;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    progress(`bench: ${sig}; cleaning up`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+main()
+  .then(
+    async (code) => {
+      await cleanup();
+      process.exit(code);
+    },
+    async (err: unknown) => {
+      process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+      await cleanup();
+      process.exit(1);
+    },
+  );
