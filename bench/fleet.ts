@@ -274,6 +274,7 @@ export class Fleet {
       memorySamples.push(procMemory(controlPid).rss);
       const health = await world.control.rest<{ byHealth: Record<string, number> }>('GET', '/v1/health').catch(() => undefined);
       controlReady = health?.body?.byHealth?.ready ?? controlReady;
+      if (process.env.BENCH_DEBUG) opts.progress(JSON.stringify(health?.body?.byHealth));
       if (controlReady >= opts.count && Number.isNaN(controlAllReadyMs)) controlAllReadyMs = elapsed();
       if (elapsed() - lastProgress >= 1000 || (finished && !Number.isNaN(controlAllReadyMs))) {
         lastProgress = elapsed();
@@ -287,6 +288,10 @@ export class Fleet {
     }
     await agentsDone;
     clearTimeout(deadline);
+    if (process.env.BENCH_DEBUG) {
+      require('node:fs').writeFileSync('/tmp/control.log', world.control.logs);
+      require('node:fs').writeFileSync('/tmp/fleet-debug.json', JSON.stringify({ startedAt, phases: [...this.sink.phases], timings: this.timings }));
+    }
     loop.disable();
 
     const memory = procMemory(controlPid);

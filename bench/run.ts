@@ -14,7 +14,6 @@ import { TEST_TMP_ROOT } from '../test/support/systemd-ns';
 import { startWorld, type World } from '../test/support/world';
 import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
 import { Fleet, type FleetResult } from './fleet';
-import { fixHarnessPaths } from './harness-paths';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -33,7 +32,6 @@ const progress = (line: string) => process.stderr.write(`${line}\n`);
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED');
 
-fixHarnessPaths();
 // The in-process agents' AWS SDK clients sign with these (the emulators and s3rver accept them).
 Object.assign(process.env, AWS_ENV);
 
@@ -48,10 +46,10 @@ const scratchDirs = (name: string): string[] => {
   }
 };
 
-async function openWorld(name: string): Promise<World> {
+async function openWorld(name: string, controlArgs?: string[]): Promise<World> {
   const before = new Set(scratchDirs(name));
   try {
-    const world = await startWorld(name);
+    const world = await startWorld(name, { controlArgs });
     worlds.add(world);
     return world;
   } catch (err) {
@@ -103,12 +101,17 @@ async function benchBoot(): Promise<BootRun[]> {
 }
 
 async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
-  const world = await openWorld('bench-fleet');
+  // The production heartbeat interval (startWorld's 1 s default would show hosts offline 3 s after `once` returns).
+  const world = await openWorld('bench-fleet', ['--heartbeat-interval', '30s']);
   try {
     fleet = new Fleet(world, { count: FLEET_SIZE, proxyEvery: PROXY_EVERY, readyDelayMs: READY_DELAY_MS, deadlineMs: FLEET_DEADLINE_MS, progress });
     const setupMs = await fleet.setup();
     progress(`fleet: setup done in ${fmtMs(setupMs)}; starting ${FLEET_SIZE} agents at once`);
+    const inspector = require('node:inspector');
+    const session = new inspector.Session();
+    if (process.env.BENCH_PROFILE) { session.connect(); session.post('Profiler.enable'); session.post('Profiler.setSamplingInterval', { interval: 500 }); session.post('Profiler.start'); }
     const result = await fleet.run();
+    if (process.env.BENCH_PROFILE) await new Promise<void>((res) => session.post('Profiler.stop', (_e: unknown, r: any) => { require('node:fs').writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(r.profile)); res(); }));
     return { result, setupMs };
   } finally {
     await fleet?.close();

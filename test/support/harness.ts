@@ -38,6 +38,31 @@ export function freePort(): Promise<number> {
   });
 }
 
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a node script to completion without blocking this process, which
+ * may itself be serving the emulators the script talks to.
+ */
+export function runNode(script: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CommandResult> {
+  return new Promise((resolveRun) => {
+    const proc = spawn(process.execPath, [script, ...args], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.on('close', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code, stdout, stderr });
+    });
+  });
+}
+
 /** Credentials s3rver and the emulators accept (s3rver checks SigV4 against S3RVER/S3RVER). */
 export const AWS_ENV = {
   AWS_ACCESS_KEY_ID: 'S3RVER',

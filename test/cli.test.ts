@@ -1,0 +1,75 @@
+// Both command-line programs: --help everywhere, and configuration mistakes
+// refused at start with a message that names the setting.
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { AGENT_BIN, CONTROL_BIN, removeDir, runNode, scratchDir } from './support/harness';
+
+const run = (bin: string, args: string[]) => runNode(bin, args);
+
+t.test('every command has --help', async (t) => {
+  for (const [bin, args, expect] of [
+    [CONTROL_BIN, ['--help'], /Usage: teleboot-control <command>/],
+    [CONTROL_BIN, ['serve', '--help'], /--grpc-listen ADDR[\s\S]*--heartbeat-interval/],
+    [AGENT_BIN, ['--help'], /Usage: teleboot-agent <command>[\s\S]*plan/],
+    [AGENT_BIN, ['run', '--help'], /--config FILE/],
+    [AGENT_BIN, ['once', '-h'], /--config FILE/],
+    [AGENT_BIN, ['plan', '--help'], /--config FILE/],
+  ] as const) {
+    const r = await run(bin, [...args]);
+    t.equal(r.code, 0, args.join(' '));
+    t.match(r.stdout, expect);
+  }
+  t.match((await run(AGENT_BIN, ['version'])).stdout, /^teleboot-agent \d+\.\d+\.\d+/);
+});
+
+t.test('unknown commands and flags are usage errors', async (t) => {
+  const r = await run(AGENT_BIN, ['start']);
+  t.equal(r.code, 64);
+  t.match(r.stderr, /unknown command "start"[\s\S]*Usage: teleboot-agent/);
+  const f = await run(CONTROL_BIN, ['serve', '--port', '1']);
+  t.equal(f.code, 64);
+  t.match(f.stderr, /Unknown option '--port'/);
+});
+
+t.test('an agent config with a missing or wrong field fails at start, naming it', async (t) => {
+  const dir = scratchDir('cli');
+  t.teardown(() => removeDir(dir));
+  const ca = join(dir, 'ca.pem');
+  writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n');
+  const valid = { control: { endpoints: ['control.internal:7443'], ca_file: ca }, enrollment: { join_token_file: '/etc/teleboot/join-token' } };
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['missing ca_file', { ...valid, control: { endpoints: ['c:1'] } }, /control\.ca_file: is required/],
+    ['missing enrollment', { control: valid.control }, /enrollment: is required/],
+    ['no endpoints', { ...valid, control: { ...valid.control, endpoints: [] } }, /control\.endpoints: must NOT have fewer than 1 items/],
+    ['endpoint without port', { ...valid, control: { ...valid.control, endpoints: ['control.internal'] } }, /control\.endpoints\.0: must match pattern/],
+    ['typo', { ...valid, heartbeat_intreval: '10s' }, /heartbeat_intreval: unknown setting \(check the spelling\)/],
+    ['bad duration', { ...valid, heartbeat_interval: 'often' }, /heartbeat_interval: must match pattern/],
+    ['bad manager', { ...valid, service_manager: { type: 'upstart' } }, /service_manager\.type: must be one of systemd, process/],
+    ['unreadable CA', { ...valid, control: { ...valid.control, ca_file: join(dir, 'missing.pem') } }, /control\.ca_file: cannot read/],
+  ];
+  for (const [name, doc, message] of cases) {
+    const file = join(dir, `${name.replace(/\W/g, '-')}.yaml`);
+    writeFileSync(file, stringify(doc));
+    const r = await run(AGENT_BIN, ['once', '-c', file]);
+    t.equal(r.code, 1, name);
+    t.match(r.stderr, message, name);
+    t.notMatch(r.stderr, /at .*\.js:\d+/, `${name}: no stack trace`);
+  }
+  const notYaml = join(dir, 'broken.yaml');
+  writeFileSync(notYaml, 'control: [unclosed');
+  t.match((await run(AGENT_BIN, ['once', '-c', notYaml])).stderr, /is not valid YAML/);
+  t.match((await run(AGENT_BIN, ['once', '-c', join(dir, 'nope.yaml')])).stderr, /cannot read .*nope\.yaml/);
+});
+
+t.test('the control server refuses a bad configuration at start', async (t) => {
+  const dir = scratchDir('cli-control');
+  t.teardown(() => removeDir(dir));
+  const file = join(dir, 'control.yaml');
+  writeFileSync(file, stringify({ data_dir: dir, grpc_listen: 'everywhere', store: { type: 'mysql' } }));
+  const r = await run(CONTROL_BIN, ['serve', '-c', file]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /grpc_listen: must match pattern/);
+  t.match(r.stderr, /store\.type: must be one of sqlite/);
+});
