@@ -173,5 +173,11 @@ if (!can.ok) {
     tt.equal(restarted.ActiveState, 'active');
     tt.not(restarted.MainPID, before.MainPID, 'teleport restarted with the new config');
     tt.equal(agent.exitCode, null, 'the agent kept running');
+
+    const removed = await world.control.rest('DELETE', `/v1/instances/${id}/assignment`);
+    tt.equal(removed.status, 200);
+    await world.control.waitForInstance(id, (i) => i.health === 'unassigned' && i.appliedGeneration === removed.body.generation);
+    await ns.waitForUnitState('teleport.service', 'inactive');
+    tt.equal((await ns.show('teleport.service', ['UnitFileState'])).UnitFileState, 'disabled', 'an unassigned instance stops and disables Teleport');
   });
 }
