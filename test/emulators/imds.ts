@@ -2,8 +2,7 @@
 // for the real MetadataService from @aws-sdk/ec2-metadata-service.
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type net from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './listener';
 
 export interface ImdsInstance {
   instanceId: string;
@@ -102,12 +101,10 @@ export async function startImdsEmulator(
   opts: { port?: number; signer?: ImdsSigner } = {},
 ): Promise<ImdsEmulator> {
   const tokens = new Map<string, number>(); // token -> expiry (ms since epoch)
-  const sockets = new Set<net.Socket>();
   const requests: ImdsEmulator['requests'] = [];
   const pendingTime = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const signatures = new Map<string, { pkcs7: string; signature: string }>();
   let failures = { left: 0, status: 503 };
-  let unreachable = false;
   const emulator = { instance };
 
   function sign(doc: string) {
@@ -198,19 +195,10 @@ export async function startImdsEmulator(
   }
 
   const server = http.createServer(handle);
-  server.on('connection', (socket) => {
-    if (unreachable) return socket.resetAndDestroy();
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const listener = await listenOnLoopback(server, opts.port);
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: listener.endpoint,
     get instance() {
       return emulator.instance;
     },
@@ -218,18 +206,10 @@ export async function startImdsEmulator(
       emulator.instance = i;
     },
     requests,
-    setUnreachable(on) {
-      unreachable = on;
-      if (on) for (const s of sockets) s.resetAndDestroy();
-    },
+    setUnreachable: listener.setUnreachable,
     failNext(n, status = 503) {
       failures = { left: n, status };
     },
-    close() {
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    },
+    close: listener.close,
   };
 }

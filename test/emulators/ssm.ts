@@ -4,8 +4,7 @@
 // so that code under test sees the same exceptions it would see in AWS.
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type net from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './listener';
 
 export type ParameterType = 'String' | 'SecureString' | 'StringList';
 type Tier = 'Standard' | 'Advanced';
@@ -87,9 +86,7 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
   const params = new Map<string, Stored>();
   const kmsKey = crypto.randomBytes(32);
   const requests: SsmEmulator['requests'] = [];
-  const sockets = new Set<net.Socket>();
   let failures: { left: number; status: number } = { left: 0, status: 503 };
-  let unreachable = false;
 
   function store(name: string, value: string, type: ParameterType, tier: Tier, keyId?: string): Stored {
     const prev = params.get(name);
@@ -306,20 +303,10 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => handle(req, Buffer.concat(chunks).toString('utf8'), res));
   });
-  server.on('connection', (socket) => {
-    // Unreachable: reset the connection straight away, as a dropped route or a dead host behind a proxy would.
-    if (unreachable) return socket.resetAndDestroy();
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const listener = await listenOnLoopback(server, opts.port);
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: listener.endpoint,
     requests,
     put(name, value, type = 'String') {
       const prev = params.get(name);
@@ -332,16 +319,7 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     failNext(n, status = 503) {
       failures = { left: n, status };
     },
-    setUnreachable(on) {
-      unreachable = on;
-      // Kept-alive connections would otherwise still get through.
-      if (on) for (const s of sockets) s.resetAndDestroy();
-    },
-    close() {
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    },
+    setUnreachable: listener.setUnreachable,
+    close: listener.close,
   };
 }
