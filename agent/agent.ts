@@ -1,5 +1,6 @@
 // The agent's lifecycle: identity, enrollment, assignment, convergence, and
 // then heartbeats and following changes for as long as it runs.
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
@@ -7,12 +8,13 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import { retry, sleep, type BackoffOptions } from '../common/backoff';
 import { writeFileAtomic } from '../common/files';
 import { describeError, type Logger } from '../common/log';
-import type { AgentState, HostFacts, InstanceIdentity, ServiceRole } from '../common/model';
+import type { AgentState, HostFacts, InstanceIdentity } from '../common/model';
+import { assignmentFromMessage, clusterFromMessage } from '../common/wire';
 import { VERSION } from '../common/version';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
 import { MissingSecretError, type SecretSource } from './aws';
 import type { AgentConfig } from './config';
-import { ControlClient, credentialsValid, isRetryable, needsRenewal, type ClientCredentials } from './control-client';
+import { ControlClient, credentialsValid, isRetryable, needsRenewal, type ClientCredentials, type EnrollProof } from './control-client';
 import { applyPlan, preparePlan, type ApplyResult, type DesiredState, type Plan } from './converge';
 import { readyzOnce, waitForReady } from './diag';
 import type { IdentitySource } from './identity';
@@ -42,30 +44,15 @@ export interface AgentStatus {
 /** Assignment state from the wire, as the converge step wants it. */
 export function desiredFrom(msg: AssignmentState__Output): DesiredState | null {
   if (!msg.assigned || !msg.assignment || !msg.cluster) return null;
-  const c = msg.cluster;
-  const s = c.storage;
   return {
     generation: Number(msg.generation),
-    assignment: { roles: msg.assignment.roles as ServiceRole[], labels: msg.assignment.labels ?? {}, ...(msg.assignment.nodename ? { nodename: msg.assignment.nodename } : {}) },
-    cluster: {
-      clusterName: c.clusterName,
-      authAddr: c.authAddr,
-      proxyPublicAddr: c.proxyPublicAddr,
-      s3Bucket: c.s3Bucket,
-      ssmPrefix: c.ssmPrefix,
-      region: c.region,
-      storage: {
-        type: s?.type === 'dynamodb' ? 'dynamodb' : 'dir',
-        ...(s?.tableName ? { tableName: s.tableName } : {}),
-        ...(s?.region ? { region: s.region } : {}),
-        ...(s?.auditEventsUri?.length ? { auditEventsUri: s.auditEventsUri } : {}),
-        ...(s?.auditSessionsUri ? { auditSessionsUri: s.auditSessionsUri } : {}),
-      },
-    },
+    assignment: assignmentFromMessage(msg.assignment),
+    cluster: clusterFromMessage(msg.cluster),
   };
 }
 
 const CREDENTIALS_FILE = 'credentials.json';
+const NONCE_FILE = 'nonce';
 
 export class Agent {
   private readonly log: Logger;
@@ -128,11 +115,44 @@ export class Agent {
     }
   }
 
+  /**
+   * The nonce this instance binds at its first enrollment and presents at
+   * every later one (0600 in the 0700 state directory). A copied identity
+   * document without it cannot enroll another machine. `plan` creates none
+   * for a join token (it enrolls without binding); with EC2 identity it
+   * must, and saves it.
+   */
+  private async nonce(): Promise<string | undefined> {
+    const { config } = this.deps;
+    const path = join(config.paths.stateDir, NONCE_FILE);
+    try {
+      const saved = (await fs.readFile(path, 'utf8')).trim();
+      if (saved) return saved;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (this.readOnly && config.enrollmentMethod !== 'ec2') return undefined;
+    const nonce = randomBytes(32).toString('base64url');
+    await fs.mkdir(config.paths.stateDir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(path, nonce + '\n', { mode: 0o600 });
+    return nonce;
+  }
+
   private async enroll(signal?: AbortSignal): Promise<void> {
-    const token = (await fs.readFile(this.deps.config.joinTokenFile, 'utf8')).trim();
+    const { config } = this.deps;
+    const nonce = await this.nonce();
+    let proof: EnrollProof;
+    if (config.enrollmentMethod === 'ec2') {
+      const source = this.deps.identity;
+      if (!source.proof) throw new Error('enrollment.method ec2 needs instance metadata (IMDSv2) that serves the signed identity document');
+      proof = { ec2Identity: await this.persist('the signed identity document (IMDSv2)', () => source.proof!(config.ec2Signature), signal) };
+    } else {
+      if (!config.joinTokenFile) throw new Error(`${config.source}: enrollment.join_token_file is required with enrollment.method join_token`);
+      proof = { joinToken: (await fs.readFile(config.joinTokenFile, 'utf8')).trim() };
+    }
     this.creds = await this.persist(
-      `enrollment at ${this.deps.config.control.endpoints.join(', ')}`,
-      () => this.deps.control.enroll(this.instance, token, VERSION),
+      `enrollment at ${config.control.endpoints.join(', ')}`,
+      () => this.deps.control.enroll(this.instance, proof, VERSION, nonce),
       signal,
       (err) => !isRetryable(err),
     );

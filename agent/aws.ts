@@ -16,13 +16,8 @@ export interface AwsEndpoints {
   s3ForcePathStyle?: boolean;
 }
 
-export const ssmNames = (prefix: string, cluster: string) => ({
-  token: (role: string) => `${prefix}/${cluster}/tokens/${role}`,
-  caPin: `${prefix}/${cluster}/ca-pin-hash`,
-  license: `${prefix}/${cluster}/license`,
-});
-
-export const certKeys = (domain: string) => ({ fullchain: `live/${domain}/fullchain.pem`, privkey: `live/${domain}/privkey.pem` });
+// Names of what is fetched, shared with the renderer's plan (and the control server's preview).
+export { certKeys, ssmNames } from './render/plan';
 
 export interface SecretSource {
   /** Values of SSM parameters (SecureStrings decrypted); MissingSecretError names any that do not exist. */

@@ -9,8 +9,8 @@ export const DEFAULT_AGENT_CONFIG_PATH = '/etc/teleboot/agent.yaml';
 
 interface AgentConfigFile {
   control: { endpoints: string[]; ca_file: string; server_name?: string };
-  enrollment: { join_token_file: string };
-  paths?: { state_dir?: string; teleport_config?: string; teleport_data_dir?: string; secrets_dir?: string; unit_dir?: string };
+  enrollment: { method?: 'ec2' | 'join_token'; join_token_file?: string; ec2_signature?: 'pkcs7' | 'rsa2048' };
+  paths?: { state_dir?: string; teleport_config?: string; teleport_data_dir?: string; secrets_dir?: string; unit_dir?: string; environment_file?: string };
   teleport?: { binary?: string; diag_addr?: string; ready_timeout?: string; user?: string; group?: string };
   service_manager?: { type?: 'systemd' | 'process'; systemctl?: string; unit_name?: string };
   aws?: { region?: string; imds_endpoint?: string; ssm_endpoint?: string; s3_endpoint?: string; s3_force_path_style?: boolean };
@@ -41,13 +41,15 @@ export const AGENT_CONFIG_SCHEMA = {
     enrollment: {
       type: 'object',
       additionalProperties: false,
-      required: ['join_token_file'],
-      properties: { join_token_file: absPath },
+      properties: { method: { enum: ['ec2', 'join_token'] }, join_token_file: absPath, ec2_signature: { enum: ['pkcs7', 'rsa2048'] } },
+      // A join token enrollment needs its file.
+      if: { not: { properties: { method: { const: 'ec2' } }, required: ['method'] } },
+      then: { required: ['join_token_file'] },
     },
     paths: {
       type: 'object',
       additionalProperties: false,
-      properties: { state_dir: absPath, teleport_config: absPath, teleport_data_dir: absPath, secrets_dir: absPath, unit_dir: absPath },
+      properties: { state_dir: absPath, teleport_config: absPath, teleport_data_dir: absPath, secrets_dir: absPath, unit_dir: absPath, environment_file: absPath },
     },
     teleport: {
       type: 'object',
@@ -89,8 +91,13 @@ export const AGENT_CONFIG_SCHEMA = {
 export interface AgentConfig {
   source: string;
   control: { endpoints: string[]; caPem: string; serverName?: string };
-  joinTokenFile: string;
-  paths: { stateDir: string; teleportConfig: string; teleportDataDir: string; secretsDir: string; unitDir: string };
+  /** How the agent proves who it is: the signed EC2 identity document, or a join token. */
+  enrollmentMethod: 'ec2' | 'join_token';
+  /** With enrollment.method join_token (the default). */
+  joinTokenFile?: string;
+  /** Which signature of the identity document to present: pkcs7 (DSA; the shipped AWS certificates) or rsa2048. */
+  ec2Signature: 'pkcs7' | 'rsa2048';
+  paths: { stateDir: string; teleportConfig: string; teleportDataDir: string; secretsDir: string; unitDir: string; environmentFile: string };
   teleport: { binary: string; diagAddr: string; readyTimeoutMs: number; user: string; group: string };
   serviceManager: { type: 'systemd' | 'process'; systemctl: string; unitName: string };
   aws: { region?: string; imdsEndpoint?: string; ssmEndpoint?: string; s3Endpoint?: string; s3ForcePathStyle: boolean };
@@ -113,13 +120,17 @@ export function loadAgentConfig(path: string): AgentConfig {
   return {
     source: path,
     control: { endpoints: file.control.endpoints, caPem, serverName: file.control.server_name },
+    enrollmentMethod: file.enrollment.method ?? 'join_token',
     joinTokenFile: file.enrollment.join_token_file,
+    ec2Signature: file.enrollment.ec2_signature ?? 'pkcs7',
     paths: {
       stateDir,
       teleportConfig: file.paths?.teleport_config ?? '/etc/teleport.yaml',
       teleportDataDir: file.paths?.teleport_data_dir ?? '/var/lib/teleport',
       secretsDir: file.paths?.secrets_dir ?? join(stateDir, 'secrets'),
       unitDir: file.paths?.unit_dir ?? '/etc/systemd/system',
+      // HTTP CONNECT proxy variables for Teleport (seed 003_*), read by the unit as EnvironmentFile.
+      environmentFile: file.paths?.environment_file ?? '/etc/default/teleport',
     },
     teleport: {
       binary: file.teleport?.binary ?? '/usr/local/bin/teleport',

@@ -19,6 +19,11 @@ export interface ClientCredentials {
   issuedAt: number;
 }
 
+export interface EnrollProof {
+  joinToken?: string;
+  ec2Identity?: { document: string; pkcs7Signature: string };
+}
+
 export interface ControlEndpoint {
   endpoints: string[];
   caPem: string;
@@ -93,7 +98,12 @@ export class ControlClient {
     });
   }
 
-  async enroll(identity: InstanceIdentity, joinToken: string, agentVersion: string): Promise<ClientCredentials> {
+  /**
+   * Enrolls with a join token (a string) or the EC2 identity proof. `nonce`
+   * is bound to the instance at its first enrollment (trust on first use)
+   * and must come with every later one.
+   */
+  async enroll(identity: InstanceIdentity, proof: string | EnrollProof, agentVersion: string, nonce?: string): Promise<ClientCredentials> {
     // A fresh key for every enrollment; only the public half leaves the host.
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     this.creds = undefined;
@@ -102,9 +112,10 @@ export class ControlClient {
       c.enroll(
         {
           identity,
-          proof: { joinToken },
+          proof: typeof proof === 'string' ? { joinToken: proof } : proof.ec2Identity ? { ec2Identity: proof.ec2Identity } : { joinToken: proof.joinToken },
           publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
           agentVersion,
+          nonce: nonce ?? '',
         },
         o,
         cb,

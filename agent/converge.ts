@@ -1,27 +1,23 @@
 // One convergence step: from an assignment to the files on disk and a
 // running Teleport. Everything is fetched and rendered before the first
 // write, so a failure never leaves a partial config behind.
-import { join } from 'node:path';
-import { certDomainOf, type Assignment, type ClusterSettings, type InstanceIdentity } from '../common/model';
+import { type Assignment, type ClusterSettings, type InstanceIdentity } from '../common/model';
 import { writeFileIfChanged } from '../common/files';
-import { certKeys, ssmNames, type SecretSource } from './aws';
+import type { SecretSource } from './aws';
 import type { AgentConfig } from './config';
-import { renderTeleportYaml, requirementsOf } from './render/render';
-import { renderTeleportUnit } from './render/systemd-unit';
+import { fetchesOf, renderHostFiles, splitPins, type DesiredFile, type Fetches, type HostPaths } from './render/plan';
 import type { ServiceManager } from './service-manager';
 
-export interface DesiredFile {
-  path: string;
-  content: string;
-  mode: number;
-  /** Secret files are never printed, only described. */
-  secret: boolean;
-}
+export { splitPins, type DesiredFile };
 
 export interface Plan {
   files: DesiredFile[];
   unit: string;
   teleportYaml: string;
+  /** /etc/default/teleport when an HTTP CONNECT proxy is set. */
+  environment?: string;
+  /** What was fetched from SSM and S3 to render this plan. */
+  fetches: Fetches;
 }
 
 export interface DesiredState {
@@ -30,51 +26,46 @@ export interface DesiredState {
   cluster: ClusterSettings;
 }
 
-export function secretPaths(config: AgentConfig) {
-  const dir = config.paths.secretsDir;
-  return { joinToken: join(dir, 'join-token'), cert: join(dir, 'proxy-fullchain.pem'), key: join(dir, 'proxy-privkey.pem') };
-}
+export const TELEPORT_PID_FILE = '/run/teleport.pid';
 
-export function splitPins(value: string): string[] {
-  return value.split(/[\s,]+/).filter(Boolean);
-}
-
-/** Fetches what the assignment needs and renders every file; writes nothing. */
-export async function preparePlan(desired: DesiredState, instance: InstanceIdentity, config: AgentConfig, secrets: SecretSource): Promise<Plan> {
-  const { assignment, cluster } = desired;
-  const needs = requirementsOf(assignment);
-  const names = ssmNames(cluster.ssmPrefix, cluster.clusterName);
-  const paths = secretPaths(config);
-  const wanted = [...(needs.joinTokenRole ? [names.token(needs.joinTokenRole)] : []), ...(needs.caPin ? [names.caPin] : [])];
-  const domain = certDomainOf(cluster);
-  const keys = certKeys(domain);
-  const [params, fullchain, privkey] = await Promise.all([
-    secrets.parameters(wanted),
-    needs.proxyCertificate ? secrets.object(cluster.s3Bucket, keys.fullchain) : undefined,
-    needs.proxyCertificate ? secrets.object(cluster.s3Bucket, keys.privkey) : undefined,
-  ]);
-  const teleportYaml = renderTeleportYaml({
-    assignment,
-    cluster,
-    instance: { instanceId: instance.instanceId, hostname: instance.hostname, privateIp: instance.privateIp, region: instance.region },
-    files: { dataDir: config.paths.teleportDataDir, joinTokenFile: paths.joinToken, certFile: paths.cert, keyFile: paths.key },
-    caPins: needs.caPin ? splitPins(params[names.caPin]) : [],
-    diagAddr: config.teleport.diagAddr,
-  });
-  const files: DesiredFile[] = [];
-  if (needs.joinTokenRole) files.push({ path: paths.joinToken, content: params[names.token(needs.joinTokenRole)].trim() + '\n', mode: 0o600, secret: true });
-  if (fullchain && privkey) {
-    files.push({ path: paths.cert, content: fullchain.body, mode: 0o644, secret: false });
-    files.push({ path: paths.key, content: privkey.body, mode: 0o600, secret: true });
-  }
-  // The config goes last: it names the files above, which must exist first.
-  files.push({ path: config.paths.teleportConfig, content: teleportYaml, mode: 0o600, secret: false });
-  const unit = renderTeleportUnit({
+export function hostPathsOf(config: AgentConfig): HostPaths {
+  return {
+    teleportConfig: config.paths.teleportConfig,
+    teleportDataDir: config.paths.teleportDataDir,
+    secretsDir: config.paths.secretsDir,
+    environmentFile: config.paths.environmentFile,
     teleportBinary: config.teleport.binary,
-    configPath: config.paths.teleportConfig,
-    pidFile: '/run/teleport.pid',
-  });
-  return { files, unit, teleportYaml };
+    pidFile: TELEPORT_PID_FILE,
+    diagAddr: config.teleport.diagAddr,
+  };
+}
+
+/**
+ * Fetches what the assignment needs and renders every file; writes nothing.
+ * The join token: one SSM SecureString per host, named by the services that
+ * join (tokens/node, tokens/discovery-kube: see joinTokenNameOf); none for an
+ * auth host or IAM joining. The CA pin only when joining the auth service
+ * directly; the license for the auth hosts of an enterprise cluster; the
+ * proxy certificate from S3 unless ACM terminates TLS.
+ */
+export async function preparePlan(desired: DesiredState, instance: InstanceIdentity, config: AgentConfig, secrets: SecretSource): Promise<Plan> {
+  const { cluster } = desired;
+  const paths = hostPathsOf(config);
+  const fetches = fetchesOf(desired.assignment, cluster, paths);
+  const [ssm, ...objects] = await Promise.all([
+    secrets.parameters(fetches.ssm.map((f) => f.name)),
+    ...fetches.s3.map((f) => secrets.object(f.bucket, f.key)),
+  ]);
+  const s3: Record<string, string> = {};
+  fetches.s3.forEach((f, i) => (s3[f.key] = (objects[i] as { body: string }).body));
+  const host = renderHostFiles(
+    desired,
+    { instanceId: instance.instanceId, hostname: instance.hostname, privateIp: instance.privateIp, region: instance.region },
+    paths,
+    fetches,
+    { ssm: ssm as Record<string, string>, s3 },
+  );
+  return { ...host, fetches };
 }
 
 export interface ApplyResult {

@@ -2,8 +2,16 @@
 import { MetadataService } from '@aws-sdk/ec2-metadata-service';
 import type { InstanceIdentity } from '../common/model';
 
+export interface IdentityProof {
+  document: string;
+  /** Base64 CMS SignedData: /pkcs7 (DSA, SHA-1) or /rsa2048 (RSA-2048, SHA-256). */
+  pkcs7Signature: string;
+}
+
 export interface IdentitySource {
   identity(): Promise<InstanceIdentity>;
+  /** The identity document exactly as IMDS serves it, and its AWS signature. */
+  proof?(signature?: 'pkcs7' | 'rsa2048'): Promise<IdentityProof>;
 }
 
 export class ImdsIdentitySource implements IdentitySource {
@@ -28,6 +36,25 @@ export class ImdsIdentitySource implements IdentitySource {
     }
     const values = await Promise.all(keys.map((k) => this.get(`meta-data/tags/instance/${encodeURIComponent(k)}`)));
     return Object.fromEntries(keys.map((k, i) => [k, values[i]]));
+  }
+
+  /**
+   * The document and one of its signatures: `pkcs7` (DSA; the control
+   * server ships AWS's DSA certificates) by default, or `rsa2048` (its
+   * regional RSA-2048 certificates must then be in the server's
+   * certificates_dir). Falls back to the other one where IMDS lacks it.
+   */
+  async proof(signature: 'pkcs7' | 'rsa2048' = 'pkcs7'): Promise<IdentityProof> {
+    const document = await this.get('dynamic/instance-identity/document');
+    const other = signature === 'pkcs7' ? 'rsa2048' : 'pkcs7';
+    let pkcs7Signature: string;
+    try {
+      pkcs7Signature = await this.get(`dynamic/instance-identity/${signature}`);
+    } catch (err) {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
+      pkcs7Signature = await this.get(`dynamic/instance-identity/${other}`);
+    }
+    return { document, pkcs7Signature };
   }
 
   async identity(): Promise<InstanceIdentity> {

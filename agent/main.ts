@@ -11,6 +11,7 @@ import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig, type AgentConfig } from './
 import { ControlClient } from './control-client';
 import { hostFacts } from './facts';
 import { ImdsIdentitySource } from './identity';
+import { maskProxyCredentials } from './render/plan';
 import { resolveOwner } from './owner';
 import { ProcessManager, SystemdManager, type ServiceManager } from './service-manager';
 
@@ -75,7 +76,13 @@ async function plan(agent: Agent, signal: AbortSignal): Promise<number> {
     const what = file.secret ? `[secret, ${Buffer.byteLength(file.content)} bytes, not shown]` : '';
     process.stdout.write(`${action.padEnd(9)} ${file.path} (mode ${file.mode.toString(8)}) ${what}\n`);
   }
+  const fetched = [
+    ...result.fetches.ssm.map((f) => `  ssm  ${f.name} (${f.purpose})`),
+    ...result.fetches.s3.map((f) => `  s3   s3://${f.bucket}/${f.key} (${f.purpose})`),
+  ];
+  if (fetched.length > 0) process.stdout.write(`\nfetched:\n${fetched.join('\n')}\n`);
   process.stdout.write(`\n--- teleport.yaml\n${result.teleportYaml}\n--- teleport.service\n${result.unit}`);
+  if (result.environment !== undefined) process.stdout.write(`\n--- environment file\n${maskProxyCredentials(result.environment)}`);
   return 0;
 }
 

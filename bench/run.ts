@@ -4,10 +4,12 @@
 // missed target is printed as MISSED, not turned into an exit code.
 //
 // Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
-// BENCH_ONLY=boot|fleet, BENCH_READY_DELAY_MS (default 0).
+// BENCH_WORKERS (agent worker processes, default 3), BENCH_ONLY=boot|fleet,
+// BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0).
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { AWS_ENV, removeDir } from '../test/support/harness';
 import { TEST_TMP_ROOT } from '../test/support/systemd-ns';
@@ -22,6 +24,8 @@ const FLEET_SIZE = Number(process.env.BENCH_FLEET ?? 1000);
 const PROXY_EVERY = 20; // 5 % proxies
 const READY_DELAY_MS = Number(process.env.BENCH_READY_DELAY_MS ?? 0);
 const FLEET_DEADLINE_MS = 120_000;
+const FLEET_WORKERS = Number(process.env.BENCH_WORKERS ?? 3);
+const THREADS_PER_WORKER = 16;
 const ONLY = process.env.BENCH_ONLY;
 
 const TARGET = { bootMs: 1000, fleetMs: 20_000 };
@@ -104,14 +108,20 @@ async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
   // The production heartbeat interval (startWorld's 1 s default would show hosts offline 3 s after `once` returns).
   const world = await openWorld('bench-fleet', ['--heartbeat-interval', '30s']);
   try {
-    fleet = new Fleet(world, { count: FLEET_SIZE, proxyEvery: PROXY_EVERY, readyDelayMs: READY_DELAY_MS, deadlineMs: FLEET_DEADLINE_MS, progress });
-    const setupMs = await fleet.setup();
+    fleet = new Fleet(world, {
+      count: FLEET_SIZE,
+      workers: FLEET_WORKERS,
+      threadsPerWorker: THREADS_PER_WORKER,
+      proxyEvery: PROXY_EVERY,
+      readyDelayMs: READY_DELAY_MS,
+      deadlineMs: FLEET_DEADLINE_MS,
+      progress,
+    });
+    const started = performance.now();
+    await fleet.setup();
+    const setupMs = performance.now() - started;
     progress(`fleet: setup done in ${fmtMs(setupMs)}; starting ${FLEET_SIZE} agents at once`);
-    const inspector = require('node:inspector');
-    const session = new inspector.Session();
-    if (process.env.BENCH_PROFILE) { session.connect(); session.post('Profiler.enable'); session.post('Profiler.setSamplingInterval', { interval: 500 }); session.post('Profiler.start'); }
     const result = await fleet.run();
-    if (process.env.BENCH_PROFILE) await new Promise<void>((res) => session.post('Profiler.stop', (_e: unknown, r: any) => { require('node:fs').writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(r.profile)); res(); }));
     return { result, setupMs };
   } finally {
     await fleet?.close();
@@ -134,27 +144,32 @@ function printBoot(runs: BootRun[]): void {
 }
 
 function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: number }): void {
-  out(`== 2. Fleet: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule), one bench process`);
+  out(`== 2. Fleet: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`);
   out(`   real Agent, ControlClient (gRPC/TLS to the control process, SQLite), AwsSecretSource (SSM emulator, s3rver),`);
-  out(`   ImdsIdentitySource (one IMDSv2 emulator per host), sandbox Teleport serving /readyz on each host's diag_addr`);
-  out(`   setup (emulators, agent.yaml files, assignments; not timed): ${fmtMs(setupMs)}`);
+  out(`   ImdsIdentitySource (one IMDSv2 emulator per host), sandbox Teleport serving /readyz on each host's diag_addr;`);
+  out(`   ${THREADS_PER_WORKER} libuv threads per worker; the control server runs with --heartbeat-interval 30s`);
+  out(`   setup (workers, emulators, agent.yaml files, assignments; not timed): ${fmtMs(setupMs)}`);
   out(`   all ready, agent view (last once() returned ready):     ${fmtMs(r.allReadyMs)}`);
   out(`   all ready, control view (/v1/health byHealth.ready):     ${fmtMs(r.controlAllReadyMs)}`);
   out(`   per-host time to ready:  ${summary(r.readyAtMs)}`);
-  out(`   enrollments: ${r.rpc.enroll.length} in ${fmtMs(r.enrollWindowMs)} = ${(r.rpc.enroll.length / (r.enrollWindowMs / 1000)).toFixed(0)} /s (start to last enrollment)`);
+  out(`   enrollments: ${r.rpc.enroll.length} in ${fmtMs(r.enrollWindowMs)} = ${enrollRate(r).toFixed(0)} /s (start to last enrollment)`);
   out(`   Enroll RPC latency:       ${summary(r.rpc.enroll)}`);
   out(`   GetAssignment latency:    ${summary(r.rpc.getAssignment)}`);
   out(`   ReportStatus latency:     ${summary(r.rpc.reportStatus)}`);
   out(`   RPC calls failed and retried: ${r.rpc.failedCalls}; agent warnings logged: ${r.agentWarnings}`);
   out(`   phases, ms after the fleet start (p50 / p99 over agents):`);
   for (const p of r.phases.filter((x) => x.atMs.length > 0)) out(`     ${p.label.padEnd(34)} ${fmtMs(median(p.atMs)).padStart(8)} / ${fmtMs(percentile(p.atMs, 99)).padStart(8)}  (n=${p.atMs.length})`);
-  out(`   control server: peak RSS ${fmtBytes(r.controlPeakRssBytes)} (VmHWM), CPU ${r.controlCpuSeconds.toFixed(1)} s during the run`);
-  out(`   bench process: CPU ${r.benchCpuSeconds.toFixed(1)} s, peak RSS ${fmtBytes(r.benchPeakRssBytes)}, event-loop delay p99 ${fmtMs(r.benchLoopDelayP99Ms)} / max ${fmtMs(r.benchLoopDelayMaxMs)}`);
+  out(`   CPU during the run (${r.wallSeconds.toFixed(1)} s wall, ${cpus().length} CPUs = ${(r.wallSeconds * cpus().length).toFixed(0)} CPU-s available):`);
+  out(`     control server ${r.controlCpuSeconds.toFixed(1)} s (${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.controlPeakRssBytes)}`);
+  out(`     agent workers  ${r.workersCpuSeconds.toFixed(1)} s (${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.workersPeakRssBytes)} per worker, event-loop delay p99 ${fmtMs(r.workersLoopDelayP99Ms)} / max ${fmtMs(r.workersLoopDelayMaxMs)}`);
+  out(`     bench main process (REST polling, s3rver, SSM emulator) ${r.mainCpuSeconds.toFixed(1)} s; other processes on the machine ${r.otherCpuSeconds.toFixed(1)} s`);
   out(`   failures (not ready within ${FLEET_DEADLINE_MS / 1000} s): ${r.failures.length}`);
   for (const f of r.failures.slice(0, 10)) out(`     ${f.instanceId}: ${f.reason}`);
   if (r.lastWarnings.length) out(`   last agent warnings:\n${r.lastWarnings.map((l) => `     ${l.slice(0, 300)}`).join('\n')}`);
   out();
 }
+
+const enrollRate = (r: FleetResult) => r.rpc.enroll.length / (r.enrollWindowMs / 1000);
 
 function printTable(boot: BootRun[] | undefined, fleetRun: { result: FleetResult } | undefined): void {
   const rows: Array<[string, string, string, string]> = [];
@@ -169,11 +184,13 @@ function printTable(boot: BootRun[] | undefined, fleetRun: { result: FleetResult
     rows.push([`fleet, ${r.count} hosts all ready (agents)`, fmtMs(r.allReadyMs), '< 20 s', verdict(r.allReadyMs < TARGET.fleetMs)]);
     rows.push(['  control view (/v1/health)', fmtMs(r.controlAllReadyMs), '', '']);
     rows.push(['fleet failures', String(r.failures.length), '0', verdict(r.failures.length === 0)]);
-    rows.push(['enrollments per second', `${(r.rpc.enroll.length / (r.enrollWindowMs / 1000)).toFixed(0)} /s`, '', '']);
+    rows.push(['enrollments per second', `${enrollRate(r).toFixed(0)} /s`, '', '']);
     rows.push(['Enroll latency p50 / p99', `${fmtMs(median(r.rpc.enroll))} / ${fmtMs(percentile(r.rpc.enroll, 99))}`, '', '']);
     rows.push(['control server peak RSS', fmtBytes(r.controlPeakRssBytes), '', '']);
+    rows.push(['control server CPU per host', `${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms`, '', '']);
+    rows.push(['agent (simulated host) CPU per host', `${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms`, '', '']);
   }
-  out(`== Summary (${cpus().length} CPUs, Node ${process.version})`);
+  out(`== Summary (${cpus().length} CPUs, Node ${process.version}, load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
   for (const [what, value, target, ok] of rows) out(`   ${what.padEnd(44)} ${value.padStart(12)}   ${target.padEnd(7)} ${ok}`);
   out();
   out(`== Comparison with the documented reference (DESIGN.md "Performance"; NOT measured in this run)`);
@@ -190,10 +207,11 @@ function printTable(boot: BootRun[] | undefined, fleetRun: { result: FleetResult
 
 async function main(): Promise<number> {
   const limit = openFileLimit();
-  const needed = FLEET_SIZE * 12 + 500;
-  progress(`bench: open-file limit ${limit}; the fleet needs roughly ${needed}`);
+  // Per worker process: an IMDS emulator, a diagnostic listener and a dozen sockets (both ends of in-process ones) per host.
+  const needed = Math.ceil(FLEET_SIZE / FLEET_WORKERS) * 12 + 500;
+  progress(`bench: open-file limit ${limit}; each fleet worker needs roughly ${needed}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   if (ONLY !== 'boot' && limit < needed) {
-    progress(`bench: WARNING: raise the limit before running (for example "ulimit -n ${needed}" in this shell), or set BENCH_FLEET lower; EMFILE errors would follow`);
+    progress(`bench: WARNING: raise the limit first (for example "ulimit -n ${needed}" in this shell) or set BENCH_WORKERS higher / BENCH_FLEET lower; expect EMFILE errors`);
   }
   const errors: string[] = [];
   let boot: BootRun[] | undefined;
@@ -211,10 +229,11 @@ async function main(): Promise<number> {
       fleetRun = await benchFleet();
       printFleet(fleetRun);
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      errors.push(`fleet: ${e.message}${e.code === 'EMFILE' ? ` (out of file descriptors: raise "ulimit -n", now ${limit})` : ''}`);
+      errors.push(`fleet: ${(err as Error).message}`);
     }
   }
+  const emfile = [...errors, ...(fleetRun?.result.failures.map((f) => f.reason) ?? [])].some((m) => m.includes('EMFILE'));
+  if (emfile) errors.push(`out of file descriptors (EMFILE): raise the limit ("ulimit -n", now ${limit}) or set BENCH_WORKERS higher`);
   printTable(boot, fleetRun);
   for (const e of errors) out(`ERROR ${e}`);
   const failed = errors.length > 0 || (fleetRun?.result.failures.length ?? 0) > 0;

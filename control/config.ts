@@ -10,7 +10,13 @@ export interface ControlConfigFile {
   rest_tls?: boolean;
   store?: { type: 'sqlite'; path?: string };
   tls?: { cert_file?: string; key_file?: string; ca_file?: string; ca_key_file?: string; server_names?: string[] };
-  enrollment?: { join_token_file?: string };
+  enrollment?: {
+    join_token_file?: string;
+    bootstrap_token?: boolean;
+    ec2?: { allowed_accounts: string[]; allowed_regions?: string[]; certificates_dir?: string; describe_instances?: boolean; ec2_endpoint?: string };
+  };
+  rest_auth?: { probes_public?: boolean };
+  rate_limits?: { enroll_per_minute?: number; rest_writes_per_minute?: number; exempt_loopback?: boolean };
   client_certificate_lifetime?: string;
   heartbeat_interval?: string;
   log_level?: string;
@@ -44,7 +50,36 @@ export const CONTROL_CONFIG_SCHEMA = {
         server_names: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
       },
     },
-    enrollment: { type: 'object', additionalProperties: false, properties: { join_token_file: { type: 'string', minLength: 1 } } },
+    enrollment: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        join_token_file: { type: 'string', minLength: 1 },
+        bootstrap_token: { type: 'boolean' },
+        ec2: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['allowed_accounts'],
+          properties: {
+            allowed_accounts: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^\\d{12}$' } },
+            allowed_regions: { type: 'array', items: { type: 'string', pattern: '^[a-z]{2}(-[a-z]+)+-\\d{1,2}$' } },
+            certificates_dir: { type: 'string', minLength: 1 },
+            describe_instances: { type: 'boolean' },
+            ec2_endpoint: { type: 'string', pattern: '^https?://' },
+          },
+        },
+      },
+    },
+    rest_auth: { type: 'object', additionalProperties: false, properties: { probes_public: { type: 'boolean' } } },
+    rate_limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enroll_per_minute: { type: 'integer', minimum: 0 },
+        rest_writes_per_minute: { type: 'integer', minimum: 0 },
+        exempt_loopback: { type: 'boolean' },
+      },
+    },
     client_certificate_lifetime: duration,
     heartbeat_interval: duration,
     log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
@@ -59,6 +94,12 @@ export interface ControlConfig {
   storePath: string;
   tls: { certFile?: string; keyFile?: string; caFile?: string; caKeyFile?: string; serverNames: string[] };
   joinTokenFile: string;
+  /** Accept the pre-shared token in joinTokenFile (bootstrap and development). */
+  bootstrapToken: boolean;
+  /** EC2 instance identity enrollment, when configured. */
+  ec2?: { allowedAccounts: string[]; allowedRegions: string[]; certificatesDir?: string; describeInstances: boolean; ec2Endpoint?: string };
+  restAuth: { probesPublic: boolean };
+  rateLimits: { enrollPerMinute: number; restWritesPerMinute: number; exemptLoopback: boolean };
   clientCertificateLifetimeMs: number;
   heartbeatIntervalMs: number;
   logLevel: string;
@@ -114,6 +155,20 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
       serverNames: tls.server_names ?? ['localhost', '127.0.0.1'],
     },
     joinTokenFile: merged.enrollment?.join_token_file ?? join(dataDir, 'join-token'),
+    bootstrapToken: merged.enrollment?.bootstrap_token ?? true,
+    ec2: merged.enrollment?.ec2 && {
+      allowedAccounts: merged.enrollment.ec2.allowed_accounts,
+      allowedRegions: merged.enrollment.ec2.allowed_regions ?? [],
+      certificatesDir: merged.enrollment.ec2.certificates_dir,
+      describeInstances: merged.enrollment.ec2.describe_instances ?? false,
+      ec2Endpoint: merged.enrollment.ec2.ec2_endpoint,
+    },
+    restAuth: { probesPublic: merged.rest_auth?.probes_public ?? true },
+    rateLimits: {
+      enrollPerMinute: merged.rate_limits?.enroll_per_minute ?? 60,
+      restWritesPerMinute: merged.rate_limits?.rest_writes_per_minute ?? 120,
+      exemptLoopback: merged.rate_limits?.exempt_loopback ?? true,
+    },
     clientCertificateLifetimeMs: parseDuration(merged.client_certificate_lifetime ?? CONTROL_DEFAULTS.clientCertificateLifetime),
     heartbeatIntervalMs: parseDuration(merged.heartbeat_interval ?? CONTROL_DEFAULTS.heartbeatInterval),
     logLevel: merged.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',

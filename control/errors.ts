@@ -9,3 +9,12 @@ export class InputError extends Error {
 }
 
 export class NotFoundError extends Error {}
+
+/** The request conflicts with what is stored (a name already in use). */
+export class ConflictError extends Error {}
+
+/** The caller is not allowed to do this (REST 403, gRPC PERMISSION_DENIED). */
+export class ForbiddenError extends Error {}
+
+/** The caller did not prove who it is (gRPC UNAUTHENTICATED, REST 401). */
+export class UnauthenticatedError extends Error {}

@@ -3,7 +3,7 @@
 // the short-lived client certificates that enrolled agents present.
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs this.
 import 'reflect-metadata';
-import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -69,9 +69,11 @@ async function issue(
   publicKey: CryptoKey,
   lifetimeMs: number,
   extensions: x509.Extension[],
+  serialNumber = newSerial(),
 ): Promise<string> {
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
+    serialNumber,
     subject,
     issuer: ca.cert.subject,
     notBefore: new Date(now - 60_000),
@@ -103,25 +105,51 @@ export async function issueServerCertificate(ca: CertificateAuthority, names: st
 export class PublicKeyError extends Error {}
 
 /**
+ * A random positive 128-bit serial whose first byte is 01-7f, so that its
+ * hex form is the same whichever tool prints it (no sign padding, no
+ * dropped leading zero).
+ */
+export function newSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] % 0x7f) + 1;
+  return bytes.toString('hex').toUpperCase();
+}
+
+/** Serials as TLS stacks print them: upper-case hex, no separators, no leading zeros. */
+export function normalizeSerial(serial: string): string {
+  return serial.replace(/[^0-9a-fA-F]/g, '').toUpperCase().replace(/^0+(?=.)/, '');
+}
+
+/** Imports the agent's public key (SPKI PEM, ECDSA P-256); PublicKeyError when it is not one. */
+export async function importClientPublicKey(publicKeyPem: string): Promise<CryptoKey> {
+  try {
+    const der = x509.PemConverter.decodeFirst(publicKeyPem);
+    return (await subtle.importKey('spki', der, EC_ALG, true, ['verify'])) as CryptoKey;
+  } catch {
+    throw new PublicKeyError('public_key_pem must be a PEM "PUBLIC KEY" (SPKI) of an ECDSA P-256 key');
+  }
+}
+
+/**
  * Signs a client certificate for an enrolled instance. The agent keeps its
  * private key; only its public key (SPKI PEM, ECDSA P-256) comes over the wire.
  */
 export async function issueClientCertificate(
   ca: CertificateAuthority,
   instanceId: string,
-  publicKeyPem: string,
+  publicKey: string | CryptoKey,
   lifetimeMs: number,
-): Promise<{ certPem: string; expiresAt: Date }> {
-  let publicKey: CryptoKey;
-  try {
-    const der = x509.PemConverter.decodeFirst(publicKeyPem);
-    publicKey = (await subtle.importKey('spki', der, EC_ALG, true, ['verify'])) as CryptoKey;
-  } catch {
-    throw new PublicKeyError('public_key_pem must be a PEM "PUBLIC KEY" (SPKI) of an ECDSA P-256 key');
-  }
-  const certPem = await issue(ca, `CN=${instanceId}, O=teleboot-agent`, publicKey, lifetimeMs, [
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-  ]);
-  return { certPem, expiresAt: new Date(new NodeX509(certPem).validTo) };
+): Promise<{ certPem: string; expiresAt: Date; serial: string }> {
+  const key = typeof publicKey === 'string' ? await importClientPublicKey(publicKey) : publicKey;
+  const serial = newSerial();
+  const certPem = await issue(
+    ca,
+    `CN=${instanceId}, O=teleboot-agent`,
+    key,
+    lifetimeMs,
+    [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true), new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+    serial,
+  );
+  const cert = new NodeX509(certPem);
+  return { certPem, expiresAt: new Date(cert.validTo), serial: normalizeSerial(cert.serialNumber) };
 }

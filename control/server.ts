@@ -3,7 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../common/log';
 import { VERSION } from '../common/version';
 import type { ControlConfig } from './config';
-import { JoinTokenVerifier } from './enrollment';
+import { Ec2IdentityVerifier, JoinTokenVerifier, ProofVerifier } from './enrollment';
+import { loadTrustedCertificates, shippedCertificatesDir } from './ec2-identity';
+import { AwsEc2InstanceLookup } from './ec2-lookup';
+import { ensureAdminToken } from './admin-token';
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server';
 import { buildRestApp } from './rest/app';
 import { ControlService } from './service';
@@ -27,13 +30,22 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
   const store = new SqliteStore(config.storePath);
   let grpcServer: RunningGrpcServer | undefined;
   let rest: FastifyInstance | undefined;
+  let lookup: AwsEc2InstanceLookup | undefined;
   try {
     const tls = await loadTlsMaterial(config, log);
-    const token = await loadJoinToken(config.joinTokenFile, log);
+    const bootstrapTokens = config.bootstrapToken ? [await loadJoinToken(config.joinTokenFile, log)] : [];
+    let ec2: Ec2IdentityVerifier | undefined;
+    if (config.ec2) {
+      const certificatesDir = config.ec2.certificatesDir ?? shippedCertificatesDir();
+      const trusted = loadTrustedCertificates(certificatesDir);
+      lookup = config.ec2.describeInstances ? new AwsEc2InstanceLookup(config.ec2.ec2Endpoint) : undefined;
+      ec2 = new Ec2IdentityVerifier({ trusted, allowedAccounts: config.ec2.allowedAccounts, allowedRegions: config.ec2.allowedRegions, lookup });
+      log.info({ certificatesDir, certificates: trusted.length, accounts: config.ec2.allowedAccounts, regions: config.ec2.allowedRegions, describeInstances: !!lookup }, 'EC2 identity enrollment enabled');
+    }
     const service = new ControlService({
       store,
       ca: tls.ca,
-      verifier: new JoinTokenVerifier([token]),
+      verifier: new ProofVerifier({ joinToken: new JoinTokenVerifier(bootstrapTokens, store), ec2 }),
       clientCertificateLifetimeMs: config.clientCertificateLifetimeMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
     });
@@ -41,13 +53,17 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       service,
       log: log.child({ component: 'grpc' }),
       tls: { certPem: tls.certPem, keyPem: tls.keyPem, clientCaPem: tls.ca.certPem },
+      enrollRateLimit: { perMinute: config.rateLimits.enrollPerMinute, exemptLoopback: config.rateLimits.exemptLoopback },
     });
+    await ensureAdminToken(service, config.dataDir, log);
     grpcServer = started;
     rest = await buildRestApp({
       service,
       logger: log.child({ component: 'rest' }),
       https: config.restTls ? { key: tls.keyPem, cert: tls.certPem } : undefined,
       version: VERSION,
+      auth: { probesPublic: config.restAuth.probesPublic },
+      writeRateLimit: { perMinute: config.rateLimits.restWritesPerMinute, exemptLoopback: config.rateLimits.exemptLoopback },
     });
     const { host, port } = splitHostPort(config.restListen);
     await rest.listen({ host, port });
@@ -62,12 +78,14 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       caPem: tls.ca.certPem,
       async close() {
         await Promise.all([restApp.close(), started.shutdown()]);
+        lookup?.close();
         await store.close();
       },
     };
   } catch (err) {
     grpcServer?.forceShutdown();
     await rest?.close();
+    lookup?.close();
     await store.close();
     throw err;
   }

@@ -13,21 +13,34 @@ import {
   type ServiceRole,
 } from '../common/model';
 import type { CertificateAuthority } from './pki';
-import { issueClientCertificate } from './pki';
-import type { EnrollmentProof, EnrollmentVerifier } from './enrollment';
-import type { HealthClock, InstanceRecord, InstanceStatus, Rule, RuleInput, Store } from './store/store';
-import { validateClusterSettings, validateAssignment } from './validation';
+import { importClientPublicKey, issueClientCertificate } from './pki';
+import { EnrollmentDenied, sha256Hex, type EnrollmentProof, type EnrollmentVerifier } from './enrollment';
+import { disallowedRoles, EnrollRefused, type HealthClock, type InstanceRecord, type InstanceStatus, type Rule, type RuleInput, type Store } from './store/store';
+import { Trust } from './trust';
+import { ForbiddenError } from './errors';
+import {
+  applySettingsPatch,
+  checkAssignmentRenders,
+  checkSettingsAgainst,
+  storedAssignments,
+  validateClusterSettings,
+  validateAssignment,
+  type SettingsPatch,
+} from './validation';
 import { InputError, NotFoundError } from './errors';
 
 export { InputError, NotFoundError };
 
-/** Input an operator gives: a role name (preset) or a list of services. */
-export interface AssignmentInput {
+/** Input an operator gives: a role name (preset) or a list of services, and the options of those roles. */
+export interface AssignmentInput extends Partial<Omit<Assignment, 'roles' | 'labels' | 'nodename'>> {
   role?: string;
   roles?: string[];
   labels?: Record<string, string>;
   nodename?: string;
 }
+
+/** Per-role options copied from the input as given (the renderer judges them). */
+const ASSIGNMENT_OPTIONS = ['commandLabels', 'advertiseIp', 'joinVia', 'kube', 'apps', 'databases', 'discovery'] as const;
 
 
 export interface AssignmentStateView {
@@ -60,18 +73,32 @@ export function assignmentFromInput(input: AssignmentInput): Assignment {
   });
   const assignment: Assignment = { roles: [...services].sort(), labels: input.labels ?? {} };
   if (input.nodename) assignment.nodename = input.nodename;
+  for (const key of ASSIGNMENT_OPTIONS) {
+    if (input[key] !== undefined) (assignment as unknown as Record<string, unknown>)[key] = input[key];
+  }
   validateAssignment(assignment);
   return assignment;
 }
 
+/** Who is enrolling, for the nonce binding and the audit log. */
+export interface EnrollContext {
+  /** The client nonce bound on first enrollment (trust on first use). */
+  nonce?: string;
+  /** The peer address, recorded with a refusal. */
+  peer?: string;
+}
+
 export class ControlService {
   readonly store: Store;
+  /** API tokens, join tokens, bindings and the mutual-TLS check. */
+  readonly trust: Trust;
   private readonly events = new EventEmitter();
   private readonly now: () => number;
 
   constructor(private readonly opts: ServiceOptions) {
     this.store = opts.store;
     this.now = opts.now ?? Date.now;
+    this.trust = new Trust(opts.store, this.now);
     // One listener per watching agent: thousands are expected.
     this.events.setMaxListeners(0);
   }
@@ -86,13 +113,42 @@ export class ControlService {
     return { now, offlineBefore: now - 3 * this.opts.heartbeatIntervalMs };
   }
 
-  async enroll(identity: InstanceIdentity, proof: EnrollmentProof, publicKeyPem: string) {
-    const verified = await this.opts.verifier.verify(identity, proof);
-    // Sign first: a malformed key must not leave an enrollment recorded.
-    const cert = await issueClientCertificate(this.opts.ca, verified.instanceId, publicKeyPem, this.opts.clientCertificateLifetimeMs);
-    const outcome = await this.store.enroll(verified, `agent:${verified.instanceId}`, this.now());
-    if (outcome.matchedRule) this.notify(verified.instanceId);
-    return { record: outcome.record, matchedRule: outcome.matchedRule, certPem: cert.certPem, expiresAt: cert.expiresAt, caPem: this.opts.ca.certPem };
+  /**
+   * Verifies the proof, then records the enrollment with its trust checks
+   * (nonce binding, join token use, allowed roles) in one transaction and
+   * returns a client certificate. A refusal is recorded in the audit log.
+   */
+  async enroll(identity: InstanceIdentity, proof: EnrollmentProof, publicKeyPem: string, ctx: EnrollContext = {}) {
+    // A malformed key is refused before anything is checked, used up or recorded.
+    const publicKey = await importClientPublicKey(publicKeyPem);
+    let verified;
+    try {
+      verified = await this.opts.verifier.verify(identity, proof);
+      const id = verified.identity.instanceId;
+      const cert = await issueClientCertificate(this.opts.ca, id, publicKey, this.opts.clientCertificateLifetimeMs);
+      const outcome = await this.store.enroll(verified.identity, `agent:${id}`, this.now(), {
+        enrolledVia: verified.via,
+        allowedRoles: verified.allowedRoles,
+        nonceHash: ctx.nonce ? sha256Hex(ctx.nonce) : undefined,
+        joinTokenId: verified.joinTokenId,
+        certificate: { serial: cert.serial, expiresAt: cert.expiresAt.getTime() },
+      });
+      if (outcome.matchedRule) this.notify(id);
+      return { record: outcome.record, matchedRule: outcome.matchedRule, certPem: cert.certPem, expiresAt: cert.expiresAt, caPem: this.opts.ca.certPem, via: verified.via };
+    } catch (err) {
+      const denied = err instanceof EnrollRefused ? new EnrollmentDenied(err.message, err.reason) : err;
+      if (denied instanceof EnrollmentDenied) {
+        const method = proof.ec2Identity ? 'ec2' : proof.joinToken !== undefined ? 'join-token' : 'none';
+        await this.store.recordAudit(`grpc:${ctx.peer ?? 'unknown'}`, 'enroll.refused', identity.instanceId, {
+          reason: denied.reason,
+          message: denied.message,
+          method,
+          ...(verified?.details ?? {}),
+          ...denied.details,
+        }, this.now());
+      }
+      throw denied;
+    }
   }
 
   async assignmentState(instanceId: string): Promise<AssignmentStateView> {
@@ -124,7 +180,17 @@ export class ControlService {
   }
 
   async assign(instanceId: string, input: AssignmentInput, actor: string): Promise<InstanceRecord> {
-    const record = await this.store.setAssignment(instanceId, assignmentFromInput(input), actor, this.now());
+    const assignment = assignmentFromInput(input);
+    // An instance enrolled with a join token that restricts roles gets no other role.
+    const current = await this.store.getInstance(instanceId);
+    const outside = disallowedRoles(assignment.roles, current?.allowedRoles);
+    if (outside.length) {
+      await this.store.recordAudit(actor, 'assignment.refused', instanceId, { roles: assignment.roles, allowedRoles: current?.allowedRoles, via: current?.enrolledVia }, this.now());
+      throw new ForbiddenError(`instance ${instanceId} enrolled with a join token that allows ${current!.allowedRoles!.join(', ')}; it may not run ${outside.join(', ')}`);
+    }
+    // The agent's renderer, on the current settings: an impossible layout is refused here, not at boot.
+    checkAssignmentRenders(assignment, await this.store.getSettings());
+    const record = await this.store.setAssignment(instanceId, assignment, actor, this.now());
     this.notify(instanceId);
     return record;
   }
@@ -147,11 +213,12 @@ export class ControlService {
     return page.items[0];
   }
 
-  async updateSettings(patch: Partial<ClusterSettings>, actor: string): Promise<ClusterSettings> {
+  async updateSettings(patch: SettingsPatch, actor: string): Promise<ClusterSettings> {
     const current = await this.store.getSettings();
-    const next: ClusterSettings = { ...current, ...patch, storage: { ...current.storage, ...(patch.storage ?? {}) } };
-    if (patch.storage?.type === 'dir') next.storage = { type: 'dir' };
+    const next = applySettingsPatch(current, patch);
     validateClusterSettings(next);
+    // Rendered against every distinct assignment stored: the operator learns here what a change breaks.
+    checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch));
     const bumped = await this.store.updateSettings(next, actor, this.now());
     for (const id of bumped) this.notify(id);
     return next;
@@ -159,6 +226,7 @@ export class ControlService {
 
   async addRule(input: { name: string; selector: Record<string, string>; role?: string; roles?: string[]; labels?: Record<string, string>; position?: number }, actor: string): Promise<Rule> {
     const { roles, labels } = assignmentFromInput({ role: input.role, roles: input.roles, labels: input.labels });
+    checkAssignmentRenders({ roles, labels }, await this.store.getSettings());
     const rule: RuleInput = { name: input.name, selector: input.selector, roles, labels };
     return this.store.addRule(rule, input.position, actor, this.now());
   }

@@ -1,12 +1,21 @@
 // Semantic checks of what operators save, so that a mistake is refused at
 // the REST call instead of at boot on every instance. Shape and types are
-// checked earlier by the REST schemas.
-import { LABEL_KEY_PATTERN, type Assignment, type ClusterSettings } from '../common/model';
+// checked earlier by the REST schemas. Beyond the field rules here, every
+// assignment is rendered with the agent's own renderer (agent/render) against
+// the cluster settings before it is saved, and a settings change is rendered
+// against every distinct assignment already stored.
+import { DURATION_PATTERN } from '../common/duration';
+import { DEFAULT_CLUSTER_SETTINGS, LABEL_KEY_PATTERN, OPTIONAL_CLUSTER_SETTINGS, roleNameOf, type Assignment, type ClusterSettings } from '../common/model';
+import { proxyEnvironmentOf } from '../agent/render/plan';
+import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../agent/render/render';
 import { InputError } from './errors';
+import type { Store } from './store/store';
 
 const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const REGION_RE = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 const labelKeyRe = new RegExp(LABEL_KEY_PATTERN);
+const durationRe = new RegExp(DURATION_PATTERN);
 
 export function isHostPort(value: string): boolean {
   const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
@@ -24,16 +33,54 @@ function check(ok: boolean, field: string, reason: string): void {
   if (!ok) throw new InputError(field, reason);
 }
 
+const SEPARATE_LISTENER_ADDRS = ['sshPublicAddr', 'tunnelPublicAddr', 'kubePublicAddr', 'mysqlPublicAddr', 'postgresPublicAddr', 'mongoPublicAddr'] as const;
+
 export function validateClusterSettings(s: ClusterSettings): void {
   check(s.clusterName === '' || /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(s.clusterName), 'clusterName', 'letters, digits, ".", "_" and "-" only, starting with a letter or digit');
   check(s.authAddr === '' || isHostPort(s.authAddr), 'authAddr', `"${s.authAddr}" is not host:port, for example auth.example.internal:3025`);
   check(s.proxyPublicAddr === '' || isHostPort(s.proxyPublicAddr), 'proxyPublicAddr', `"${s.proxyPublicAddr}" is not host:port, for example teleport.example.com:443`);
   check(s.s3Bucket === '' || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s.s3Bucket), 's3Bucket', 'an S3 bucket name: 3 to 63 lower-case letters, digits, "." and "-"');
   check(/^\/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.-]$/.test(s.ssmPrefix) && !s.ssmPrefix.includes('//'), 'ssmPrefix', 'an SSM path such as /teleport: starts with "/", no trailing "/"');
-  check(s.region === '' || /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(s.region), 'region', `"${s.region}" is not an AWS region name such as us-east-1`);
+  check(s.region === '' || REGION_RE.test(s.region), 'region', `"${s.region}" is not an AWS region name such as us-east-1`);
   if (s.storage.type === 'dynamodb') {
     check(!!s.storage.tableName && /^[A-Za-z0-9_.-]{3,255}$/.test(s.storage.tableName), 'storage.tableName', 'DynamoDB storage needs a table name (3-255 of A-Z a-z 0-9 _ . -)');
-    check(!s.storage.region || /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(s.storage.region), 'storage.region', 'not an AWS region name');
+    check(!s.storage.region || REGION_RE.test(s.storage.region), 'storage.region', 'not an AWS region name');
+  }
+
+  // Joining (seeds 002_*, 003_*).
+  if (s.joinMethod === 'iam') {
+    check(!!s.iamTokenName, 'iamTokenName', 'joinMethod iam needs the name of the IAM join token resource (tctl create a token with join_method: iam)');
+  }
+  check(s.iamTokenName === undefined || /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(s.iamTokenName), 'iamTokenName', 'a token resource name: letters, digits, ".", "_" and "-"');
+
+  // Proxy listeners.
+  for (const key of SEPARATE_LISTENER_ADDRS) {
+    const value = s[key];
+    if (value === undefined) continue;
+    check(isHostPort(value), key, `"${value}" is not host:port, for example teleport.example.com:3024`);
+    check(s.proxyListenerMode !== 'multiplex', key, 'is for separate listeners; with TLS routing (proxyListenerMode multiplex) every protocol uses the web port at proxyPublicAddr');
+  }
+  check(
+    !(s.tlsSource === 'acm' && s.proxyListenerMode === 'multiplex'),
+    'tlsSource',
+    'with ACM a load balancer terminates TLS, so it cannot carry the SSH and reverse tunnel traffic that TLS routing (multiplex) sends over the web port; use proxyListenerMode separate, which gives the tunnel its own listener',
+  );
+
+  // teleport.connection_limits, log, auth_service options.
+  for (const key of ['maxConnections', 'maxUsers', 'keepAliveCountMax'] as const) {
+    const n = s[key];
+    check(n === undefined || (Number.isSafeInteger(n) && n > 0), key, 'a positive integer');
+  }
+  check(s.keepAliveInterval === undefined || durationRe.test(s.keepAliveInterval), 'keepAliveInterval', 'a duration such as 1m or 5m');
+  check(!(s.authType === 'oidc' || s.authType === 'saml') || s.enterprise === true, 'authType', `${s.authType} connectors need Teleport Enterprise: set enterprise to true`);
+
+  // /etc/default/teleport.
+  try {
+    proxyEnvironmentOf(s);
+  } catch (err) {
+    if (!(err instanceof RenderError)) throw err;
+    const p = err.problems[0];
+    throw new InputError(fieldOf(p.setting) ?? 'httpsProxy', p.message);
   }
 }
 
@@ -42,4 +89,140 @@ export function validateAssignment(a: Assignment): void {
     check(labelKeyRe.test(key), `labels.${key}`, 'label keys are letters, digits, ".", "_", "/" and "-", up to 63 characters');
   }
   check(a.nodename === undefined || isHostname(a.nodename), 'nodename', 'a host name: letters, digits, "-" and "."');
+  check(
+    a.advertiseIp === undefined || a.advertiseIp === 'private-ip' || IPV4_RE.test(a.advertiseIp) || isHostname(a.advertiseIp) || /^[0-9A-Fa-f:]+$/.test(a.advertiseIp),
+    'advertiseIp',
+    'an IP address, a host name, or "private-ip" for the instance\'s private IPv4',
+  );
+}
+
+// ---- rendering at save time ----------------------------------------------------------
+
+const PLACEHOLDER_PIN = `sha256:${'0'.repeat(64)}`;
+
+/**
+ * Settings with every empty required value filled with a placeholder. Saving
+ * happens step by step (a role may be assigned before the proxy address is
+ * known), so an unset value is not an error at the REST call; the preview
+ * route and the agent report it. What is set must fit together.
+ */
+function withPlaceholders(s: ClusterSettings): ClusterSettings {
+  return {
+    ...s,
+    clusterName: s.clusterName || 'placeholder',
+    authAddr: s.authAddr || 'auth.placeholder.invalid:3025',
+    proxyPublicAddr: s.proxyPublicAddr || 'proxy.placeholder.invalid:443',
+    s3Bucket: s.s3Bucket || 'placeholder-bucket',
+    region: s.region || 'us-east-1',
+  };
+}
+
+/** A render input for checking an assignment: placeholder instance facts and the agent's default paths. */
+export function checkInput(assignment: Assignment, settings: ClusterSettings): RenderInput {
+  return {
+    assignment,
+    cluster: withPlaceholders(settings),
+    instance: { instanceId: 'i-00000000000000000', hostname: 'ip-10-0-0-1.ec2.internal', privateIp: '10.0.0.1', region: settings.region || 'us-east-1' },
+    files: {
+      dataDir: '/var/lib/teleport',
+      joinTokenFile: '/var/lib/teleboot/secrets/join-token',
+      certFile: '/var/lib/teleboot/secrets/proxy-fullchain.pem',
+      keyFile: '/var/lib/teleboot/secrets/proxy-privkey.pem',
+      licenseFile: '/var/lib/teleboot/secrets/license.pem',
+    },
+    caPins: [PLACEHOLDER_PIN],
+    diagAddr: '127.0.0.1:3000',
+  };
+}
+
+/** "cluster.kubePublicAddr" -> "kubePublicAddr", "assignment.apps[0].name" -> "apps[0].name". */
+export function fieldOf(setting: string | undefined): string | undefined {
+  if (!setting) return undefined;
+  const first = setting.split(' or ')[0].split(' and ')[0];
+  return first.replace(/^(cluster|assignment)\./, '');
+}
+
+const describe = (p: ConfigProblem) => `${p.message} (teleport.yaml: ${p.path})`;
+
+/** Problems of an assignment under the settings, with placeholders for unset values. */
+export function problemsOf(assignment: Assignment, settings: ClusterSettings): ConfigProblem[] {
+  return renderProblems(checkInput(assignment, settings));
+}
+
+/** Refuses an assignment the renderer would refuse under the current settings; the error names the field. */
+export function checkAssignmentRenders(assignment: Assignment, settings: ClusterSettings): void {
+  const [p] = problemsOf(assignment, settings);
+  if (!p) return;
+  const field = fieldOf(p.setting) ?? 'roles';
+  const where = p.setting?.startsWith('cluster.') ? ' with the current cluster settings' : '';
+  throw new InputError(field, `${describe(p)}${where}`);
+}
+
+export interface StoredAssignment {
+  assignment: Assignment;
+  /** Instances (and rules, as "rule <name>") that hold it. */
+  holders: string[];
+}
+
+/**
+ * Refuses a settings change that makes a stored assignment impossible, naming
+ * the setting and the instances it would break. Problems the assignment
+ * already had under the current settings do not block the change.
+ */
+export function checkSettingsAgainst(before: ClusterSettings, after: ClusterSettings, stored: StoredAssignment[], patched: string[]): void {
+  const key = (p: ConfigProblem) => `${p.path}\n${p.message}`;
+  for (const { assignment, holders } of stored) {
+    const old = new Set(problemsOf(assignment, before).map(key));
+    const p = problemsOf(assignment, after).find((x) => !old.has(key(x)));
+    if (!p) continue;
+    const settingField = p.setting?.startsWith('cluster.') ? fieldOf(p.setting) : undefined;
+    const field = settingField ?? patched[0] ?? 'settings';
+    const shown = holders.slice(0, 3).join(', ') + (holders.length > 3 ? ` and ${holders.length - 3} more` : '');
+    throw new InputError(field, `would break ${holders.length === 1 ? 'the assignment' : `${holders.length} assignments`} with roles ${roleNameOf(assignment.roles)} (${shown}): ${describe(p)}`);
+  }
+}
+
+/** A settings PATCH: null removes an optional setting (it falls back to its default). */
+export type SettingsPatch = { [K in keyof ClusterSettings]?: ClusterSettings[K] | null };
+
+/** The settings after `patch`: storage is merged key by key (type "dir" resets it), null removes an optional setting. */
+export function applySettingsPatch(current: ClusterSettings, patch: SettingsPatch): ClusterSettings {
+  const next: Record<string, unknown> = { ...current };
+  for (const [key, value] of Object.entries(patch)) {
+    if (key === 'storage') continue;
+    if (value === null) {
+      if (!(OPTIONAL_CLUSTER_SETTINGS as readonly string[]).includes(key)) throw new InputError(key, 'is required and cannot be removed');
+      // Back to the default where there is one (joinMethod "token", ...), otherwise unset.
+      const fallback = (DEFAULT_CLUSTER_SETTINGS as unknown as Record<string, unknown>)[key];
+      if (fallback === undefined) delete next[key];
+      else next[key] = fallback;
+    } else if (value !== undefined) {
+      next[key] = value;
+    }
+  }
+  const storage = patch.storage;
+  if (storage === null) throw new InputError('storage', 'is required and cannot be removed');
+  next.storage = storage?.type === 'dir' ? { type: 'dir' } : { ...current.storage, ...(storage ?? {}) };
+  return next as unknown as ClusterSettings;
+}
+
+/** Every distinct assignment in the store (instances and rules), with who holds it. */
+export async function storedAssignments(store: Pick<Store, 'listInstances' | 'listRules'>): Promise<StoredAssignment[]> {
+  const byKey = new Map<string, StoredAssignment>();
+  const add = (assignment: Assignment, holder: string) => {
+    const key = JSON.stringify(assignment);
+    const entry = byKey.get(key) ?? { assignment, holders: [] };
+    entry.holders.push(holder);
+    byKey.set(key, entry);
+  };
+  // Health does not matter here; a clock at zero is enough.
+  const clock = { now: 0, offlineBefore: 0 };
+  let after: string | undefined;
+  do {
+    const page = await store.listInstances({ limit: 1000, ...(after ? { after } : {}) }, clock);
+    for (const r of page.items) if (r.assignment) add(r.assignment, r.instanceId);
+    after = page.next;
+  } while (after);
+  for (const rule of await store.listRules()) add({ roles: rule.roles, labels: rule.labels }, `rule "${rule.name}"`);
+  return [...byKey.values()];
 }

@@ -35,7 +35,7 @@ const FILES = {
   keyFile: '/var/lib/teleboot/tls/privkey.pem',
 };
 
-interface Overrides {
+interface Overrides extends Partial<Omit<Assignment, 'roles' | 'labels' | 'nodename'>> {
   roles?: ServiceRole[];
   labels?: Record<string, string>;
   nodename?: string;
@@ -44,8 +44,9 @@ interface Overrides {
 }
 
 function input(o: Overrides = {}): RenderInput {
-  const assignment: Assignment = { roles: o.roles ?? ['node'], labels: o.labels ?? {} };
-  if (o.nodename !== undefined) assignment.nodename = o.nodename;
+  const { roles, labels, nodename, cluster: _c, caPins: _p, ...options } = o;
+  const assignment: Assignment = { roles: roles ?? ['node'], labels: labels ?? {}, ...options };
+  if (nodename !== undefined) assignment.nodename = nodename;
   return {
     assignment,
     cluster: { ...CLUSTER, ...o.cluster },
@@ -248,7 +249,12 @@ t.test('validation names the setting that is wrong', async (t) => {
 
   t.test('unknown roles and unsupported combinations are refused', async (t) => {
     t.match(problemsOf(input({ roles: ['database' as ServiceRole] })), [{ path: 'assignment.roles[0]', message: /unknown role "database"/ }]);
-    t.match(problemsOf(input({ roles: ['proxy', 'node'] })), [{ path: 'assignment.roles', message: /not a supported combination/ }]);
+    // proxy+node used to be refused for want of a token valid for both; it now reads tokens/node-proxy.
+    t.same(problemsOf(input({ roles: ['proxy', 'node'] })), []);
+    // An app service needs a reverse tunnel, and a host running proxy_service cannot join through proxy_server.
+    t.match(problemsOf(input({ roles: ['proxy', 'app'], apps: [{ name: 'grafana', uri: 'http://localhost:3000' }] } as Overrides)), [
+      { path: 'app_service.enabled', setting: 'assignment.roles', message: /reverse tunnel/ },
+    ]);
     t.match(problemsOf(input({ roles: [] })), [{ path: 'assignment.roles' }]);
   });
 

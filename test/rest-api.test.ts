@@ -4,17 +4,21 @@ import t from 'tap';
 import { loadControlConfig } from '../control/config';
 import { startControlServer, type RunningControlServer } from '../control/server';
 import { createLogger } from '../common/log';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { removeDir, restRequest, scratchDir } from './support/harness';
 
 let server: RunningControlServer;
 let dir: string;
+let adminToken: string;
 const rest = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  restRequest({ port: Number(new URL(server.restUrl).port), ca: server.caPem }, method, path, body, headers);
+  restRequest({ port: Number(new URL(server.restUrl).port), ca: server.caPem, token: adminToken }, method, path, body, headers);
 
 t.before(async () => {
   dir = scratchDir('rest');
   const config = loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0' });
   server = await startControlServer(config, createLogger('test', 'silent'));
+  adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
 });
 t.teardown(async () => {
   await server.close();
@@ -36,8 +40,8 @@ t.test('assigning a role before the instance ever booted', async (t) => {
   t.equal(again.body.generation, 2, 'every change bumps the generation');
   const audit = await rest('GET', '/v1/audit?target=i-0123456789abcdef0');
   t.match(audit.body.items, [
-    { action: 'assignment.set', actor: 'rest:alice', details: { before: null, after: { roles: ['auth', 'proxy'] } } },
-    { action: 'assignment.set', actor: 'rest:anonymous', details: { after: { roles: ['node'] } } },
+    { action: 'assignment.set', actor: 'rest:admin/alice', details: { before: null, after: { roles: ['auth', 'proxy'] } } },
+    { action: 'assignment.set', actor: 'rest:admin', details: { after: { roles: ['node'] } } },
   ]);
 });
 

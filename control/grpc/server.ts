@@ -6,14 +6,18 @@ import { experimental } from '@grpc/grpc-js';
 import type { ServerSurfaceCall as SurfaceCall } from '@grpc/grpc-js/build/src/server-call';
 import { AGENT_STATES, isInstanceId, type AgentState, type HostFacts, type InstanceIdentity } from '../../common/model';
 import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../../common/proto';
+import { assignmentToMessage, clusterToMessage } from '../../common/wire';
 import { describeError, type Logger } from '../../common/log';
 import type { BootstrapHandlers } from '../../proto/gen/teleboot/v1/Bootstrap';
 import type { AssignmentState } from '../../proto/gen/teleboot/v1/AssignmentState';
 import type { HostFacts__Output } from '../../proto/gen/teleboot/v1/HostFacts';
 import type { InstanceIdentity__Output } from '../../proto/gen/teleboot/v1/InstanceIdentity';
-import { EnrollmentDenied } from '../enrollment';
-import { InputError, NotFoundError } from '../errors';
+import type { WatchAssignmentRequest__Output } from '../../proto/gen/teleboot/v1/WatchAssignmentRequest';
+import { EnrollmentDenied, VerifierUnavailable, type EnrollmentProof } from '../enrollment';
+import { ForbiddenError, InputError, NotFoundError, UnauthenticatedError } from '../errors';
 import { PublicKeyError } from '../pki';
+import { peerAddress, RateLimiter, type RateLimitOptions } from '../rate-limit';
+import { MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES } from '../ec2-identity';
 import type { AssignmentStateView, ControlService } from '../service';
 
 class CallError extends Error {
@@ -33,26 +37,54 @@ function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError 
   if (err instanceof CallError) [code, details] = [err.code, err.message];
   else if (err instanceof InputError || err instanceof PublicKeyError) [code, details] = [grpc.status.INVALID_ARGUMENT, err.message];
   else if (err instanceof NotFoundError) [code, details] = [grpc.status.NOT_FOUND, err.message];
-  else if (err instanceof EnrollmentDenied) [code, details] = [grpc.status.PERMISSION_DENIED, err.message];
+  else if (err instanceof EnrollmentDenied || err instanceof ForbiddenError) [code, details] = [grpc.status.PERMISSION_DENIED, err.message];
+  else if (err instanceof UnauthenticatedError) [code, details] = [grpc.status.UNAUTHENTICATED, err.message];
+  else if (err instanceof VerifierUnavailable) {
+    [code, details] = [grpc.status.UNAVAILABLE, 'the control server cannot verify the identity right now; retry'];
+    log.warn({ method, err: describeError(err) }, 'identity verification unavailable');
+  }
   else log.error({ method, err: describeError(err) }, 'gRPC call failed');
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
 }
 
-/** The instance id in the verified client certificate, or UNAUTHENTICATED. */
-function callerInstance(call: SurfaceCall): string {
+/** The instance id (CN) and serial of the client certificate the TLS layer verified against the control CA. */
+function callerCertificate(call: SurfaceCall): { commonName?: string; serial?: string } {
   const cert = call.getAuthContext()?.sslPeerCertificate;
   const cn = cert?.subject?.CN;
-  const id = Array.isArray(cn) ? cn[0] : cn;
-  if (!id) throw new CallError(grpc.status.UNAUTHENTICATED, 'this call needs the client certificate issued by Enroll; enroll first');
-  return id;
+  return { commonName: Array.isArray(cn) ? cn[0] : cn, serial: cert?.serialNumber };
 }
 
-/** Checks the instance_id field and that the certificate was issued to that instance. */
-function authorizedInstance(call: SurfaceCall, instanceId: string): string {
-  const caller = callerInstance(call);
+/**
+ * Checks the instance_id field, and that the certificate is one Enroll
+ * issued, not revoked, to that very instance.
+ */
+async function authorizedInstance(service: ControlService, call: SurfaceCall, instanceId: string, method: string): Promise<string> {
+  const cert = callerCertificate(call);
+  if (!cert.commonName) throw new CallError(grpc.status.UNAUTHENTICATED, 'this call needs the client certificate issued by Enroll; enroll first');
   if (!isInstanceId(instanceId)) throw invalid('instance_id', 'must be an instance id such as i-0123456789abcdef0');
-  if (caller !== instanceId) throw new CallError(grpc.status.PERMISSION_DENIED, `the client certificate belongs to ${caller}, not to ${instanceId}`);
+  await service.trust.authorizeCall(cert, instanceId, method);
   return instanceId;
+}
+
+/** A nonce as agents make them: 32 random bytes, base64url. */
+const NONCE_RE = /^[A-Za-z0-9_-]{16,128}$/;
+
+function proofFrom(req: { proof?: { kind?: string; joinToken?: string; ec2Identity?: { document?: string; pkcs7Signature?: string } | null } | null }): EnrollmentProof {
+  const proof = req.proof;
+  if (!proof || !proof.kind) throw invalid('proof', 'is required: a join_token or an ec2_identity');
+  if (proof.kind === 'joinToken') {
+    if (!proof.joinToken) throw invalid('proof.join_token', 'is empty');
+    return { joinToken: limited('proof.join_token', proof.joinToken, 256) };
+  }
+  const ec2 = proof.ec2Identity;
+  if (!ec2?.document) throw invalid('proof.ec2_identity.document', 'is required: /latest/dynamic/instance-identity/document');
+  if (!ec2.pkcs7Signature) throw invalid('proof.ec2_identity.pkcs7_signature', 'is required: /latest/dynamic/instance-identity/rsa2048 or /pkcs7');
+  return {
+    ec2Identity: {
+      document: limited('proof.ec2_identity.document', ec2.document, MAX_DOCUMENT_BYTES),
+      pkcs7Signature: limited('proof.ec2_identity.pkcs7_signature', ec2.pkcs7Signature, MAX_SIGNATURE_BYTES * 2),
+    },
+  };
 }
 
 const limited = (field: string, value: string, max: number): string => {
@@ -99,28 +131,12 @@ function factsFrom(msg: HostFacts__Output | null): HostFacts | null {
 }
 
 export function toAssignmentMessage(view: AssignmentStateView): AssignmentState {
-  const { cluster } = view;
   return {
     instanceId: view.instanceId,
     generation: view.generation,
     assigned: view.assigned,
-    assignment: view.assignment ? { roles: view.assignment.roles, labels: view.assignment.labels, nodename: view.assignment.nodename ?? '' } : null,
-    cluster: {
-      clusterName: cluster.clusterName,
-      authAddr: cluster.authAddr,
-      proxyPublicAddr: cluster.proxyPublicAddr,
-      s3Bucket: cluster.s3Bucket,
-      ssmPrefix: cluster.ssmPrefix,
-      region: cluster.region,
-      certDomain: cluster.certDomain,
-      storage: {
-        type: cluster.storage.type,
-        tableName: cluster.storage.tableName ?? '',
-        region: cluster.storage.region ?? '',
-        auditEventsUri: cluster.storage.auditEventsUri ?? [],
-        auditSessionsUri: cluster.storage.auditSessionsUri ?? '',
-      },
-    },
+    assignment: view.assignment ? assignmentToMessage(view.assignment) : null,
+    cluster: clusterToMessage(view.cluster),
   };
 }
 
@@ -133,18 +149,30 @@ function unary<Req, Res>(log: Logger, method: string, handle: (call: grpc.Server
   };
 }
 
-export function bootstrapHandlers(service: ControlService, log: Logger, openWatches = new Set<() => void>()): BootstrapHandlers {
+export function bootstrapHandlers(
+  service: ControlService,
+  log: Logger,
+  openWatches = new Set<() => void>(),
+  enrollLimit: RateLimitOptions = { perMinute: 0, exemptLoopback: true },
+): BootstrapHandlers {
   const heartbeatIntervalSeconds = Math.round(service.heartbeatIntervalMs / 1000);
+  const enrollLimiter = new RateLimiter(enrollLimit);
   return {
     Enroll: unary(log, 'Enroll', async (call) => {
       const req = call.request;
+      const peer = peerAddress(call.getPeer());
+      if (!enrollLimiter.take(peer)) {
+        log.warn({ peer }, 'Enroll rate limit reached');
+        throw new CallError(grpc.status.RESOURCE_EXHAUSTED, 'too many enrollments from this address; retry later');
+      }
       const identity = identityFrom(req.identity);
-      if (!req.proof || !req.proof.kind) throw invalid('proof', 'is required: a join_token or an ec2_identity');
+      const proof = proofFrom(req);
       if (!req.publicKeyPem) throw invalid('public_key_pem', 'is required: the PEM public key the client certificate is issued for');
       limited('public_key_pem', req.publicKeyPem, 4096);
-      const proof = req.proof.kind === 'joinToken' ? { joinToken: req.proof.joinToken } : { ec2Identity: req.proof.ec2Identity ?? undefined };
-      const result = await service.enroll(identity, proof as never, req.publicKeyPem);
-      log.info({ instanceId: identity.instanceId, rule: result.matchedRule?.name }, 'instance enrolled');
+      if (req.nonce && !NONCE_RE.test(req.nonce)) throw invalid('nonce', '16-128 characters of A-Z a-z 0-9 _ -');
+      if (proof.ec2Identity && !req.nonce) throw invalid('nonce', 'is required with ec2_identity: the first enrollment binds it, so that a copied identity document cannot enroll another machine');
+      const result = await service.enroll(identity, proof, req.publicKeyPem, { nonce: req.nonce || undefined, peer });
+      log.info({ instanceId: identity.instanceId, via: result.via, rule: result.matchedRule?.name }, 'instance enrolled');
       return {
         instanceId: identity.instanceId,
         clientCertificatePem: result.certPem,
@@ -155,13 +183,13 @@ export function bootstrapHandlers(service: ControlService, log: Logger, openWatc
     }),
 
     GetAssignment: unary(log, 'GetAssignment', async (call) => {
-      const id = authorizedInstance(call, call.request.instanceId);
+      const id = await authorizedInstance(service, call, call.request.instanceId, 'GetAssignment');
       return toAssignmentMessage(await service.assignmentState(id));
     }),
 
     ReportStatus: unary(log, 'ReportStatus', async (call) => {
       const req = call.request;
-      const id = authorizedInstance(call, req.instanceId);
+      const id = await authorizedInstance(service, call, req.instanceId, 'ReportStatus');
       if (!(AGENT_STATES as readonly string[]).includes(req.state)) throw invalid('state', `must be one of ${AGENT_STATES.join(', ')}`);
       const applied = Number(req.appliedGeneration);
       if (!Number.isSafeInteger(applied) || applied < 0) throw invalid('applied_generation', 'must be a non-negative integer');
@@ -181,50 +209,50 @@ export function bootstrapHandlers(service: ControlService, log: Logger, openWatc
     }),
 
     WatchAssignment: (call) => {
-      let id: string;
-      try {
-        id = authorizedInstance(call, call.request.instanceId);
-      } catch (err) {
-        call.destroy(toStatus(err, log, 'WatchAssignment'));
-        return;
-      }
-      let lastSent = -1;
-      let busy = false;
-      let again = false;
-      // Coalesces bursts of changes: one read in flight, one more queued.
-      const push = async () => {
-        if (busy) return void (again = true);
-        busy = true;
-        try {
-          do {
-            again = false;
-            const view = await service.assignmentState(id);
-            if (view.generation !== lastSent && !call.cancelled) {
-              lastSent = view.generation;
-              call.write(toAssignmentMessage(view));
-            }
-          } while (again);
-        } catch (err) {
-          stop();
-          call.destroy(toStatus(err, log, 'WatchAssignment'));
-        } finally {
-          busy = false;
-        }
-      };
-      const unsubscribe = service.watch(id, () => void push());
-      // At shutdown the stream ends with UNAVAILABLE, and the agent reconnects.
-      const end = () => call.destroy(Object.assign(new Error('control server shutting down'), { code: grpc.status.UNAVAILABLE, details: 'control server shutting down' }));
-      openWatches.add(end);
-      const stop = () => {
-        unsubscribe();
-        openWatches.delete(end);
-      };
-      call.on('cancelled', stop);
-      call.on('close', stop);
-      call.on('error', stop);
-      void push();
+      authorizedInstance(service, call, call.request.instanceId, 'WatchAssignment').then(
+        (id) => watchAssignment(call, id),
+        (err) => call.destroy(toStatus(err, log, 'WatchAssignment')),
+      );
     },
   };
+
+  function watchAssignment(call: grpc.ServerWritableStream<WatchAssignmentRequest__Output, AssignmentState>, id: string): void {
+    let lastSent = -1;
+    let busy = false;
+    let again = false;
+    // Coalesces bursts of changes: one read in flight, one more queued.
+    const push = async () => {
+      if (busy) return void (again = true);
+      busy = true;
+      try {
+        do {
+          again = false;
+          const view = await service.assignmentState(id);
+          if (view.generation !== lastSent && !call.cancelled) {
+            lastSent = view.generation;
+            call.write(toAssignmentMessage(view));
+          }
+        } while (again);
+      } catch (err) {
+        stop();
+        call.destroy(toStatus(err, log, 'WatchAssignment'));
+      } finally {
+        busy = false;
+      }
+    };
+    const unsubscribe = service.watch(id, () => void push());
+    // At shutdown the stream ends with UNAVAILABLE, and the agent reconnects.
+    const end = () => call.destroy(Object.assign(new Error('control server shutting down'), { code: grpc.status.UNAVAILABLE, details: 'control server shutting down' }));
+    openWatches.add(end);
+    const stop = () => {
+      unsubscribe();
+      openWatches.delete(end);
+    };
+    call.on('cancelled', stop);
+    call.on('close', stop);
+    call.on('error', stop);
+    void push();
+  }
 }
 
 /** Serves one key pair and CA to grpc-js, which asks through listeners. */
@@ -248,6 +276,8 @@ export interface GrpcServerOptions {
   service: ControlService;
   log: Logger;
   tls: { certPem: string; keyPem: string; clientCaPem: string };
+  /** Enroll calls per minute per peer address (RESOURCE_EXHAUSTED beyond). */
+  enrollRateLimit?: RateLimitOptions;
 }
 
 export interface RunningGrpcServer {
@@ -268,7 +298,7 @@ export async function startGrpcServer(address: string, opts: GrpcServerOptions):
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   });
   const openWatches = new Set<() => void>();
-  server.addService(bootstrapProto().teleboot.v1.Bootstrap.service, bootstrapHandlers(opts.service, opts.log, openWatches));
+  server.addService(bootstrapProto().teleboot.v1.Bootstrap.service, bootstrapHandlers(opts.service, opts.log, openWatches, opts.enrollRateLimit));
   // The client certificate is requested but optional at the TLS layer, so that
   // Enroll works without one; the handlers demand it for every other call.
   const provider = new StaticCertificateProvider(opts.tls.certPem, opts.tls.keyPem, opts.tls.clientCaPem);

@@ -2,6 +2,7 @@
 // at /openapi.json.
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import rateLimit from '@fastify/rate-limit';
 import type { Logger } from '../../common/log';
 import type { ControlService } from '../service';
 import { formatSchemaErrors, installErrorHandler } from './errors';
@@ -9,7 +10,11 @@ import fleetRoutes from './fleet';
 import instanceRoutes from './instances';
 import metricsRoutes from './metrics';
 import ruleRoutes from './rules';
+import previewRoutes from './preview';
 import settingsRoutes from './settings';
+import tokenRoutes from './tokens';
+import { installAuth, type AuthOptions } from './auth';
+import { isLoopback, type RateLimitOptions } from '../rate-limit';
 import { validatorCompiler } from './validators';
 
 export interface RestOptions {
@@ -17,6 +22,10 @@ export interface RestOptions {
   logger: Logger;
   https?: { key: string; cert: string };
   version: string;
+  /** Bearer API tokens; probes public or not. */
+  auth?: AuthOptions;
+  /** Write requests (not GET) per minute per client address; 429 beyond. */
+  writeRateLimit?: RateLimitOptions;
 }
 
 export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> {
@@ -29,17 +38,37 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   await app.register(swagger, {
     openapi: {
       info: { title: 'teleboot-control', version: opts.version, description: 'Roles, settings, rules and health of a Teleport fleet' },
+      components: { securitySchemes: { apiToken: { type: 'http', scheme: 'bearer', description: 'an API token; scopes admin > operator > monitor' } } },
+      security: [{ apiToken: [] }],
     },
   });
   // Unknown fields are refused, not silently dropped: a typo must not look accepted.
   app.setValidatorCompiler(validatorCompiler());
   installErrorHandler(app);
+  const limit = opts.writeRateLimit;
+  if (limit && limit.perMinute > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: limit.perMinute,
+      timeWindow: 60_000,
+      keyGenerator: (request) => request.ip,
+      allowList: (request) => request.method === 'GET' || request.method === 'HEAD' || (limit.exemptLoopback && isLoopback(request.ip)),
+      errorResponseBuilder: (_request, context) => ({
+        statusCode: 429,
+        error: 'Too Many Requests',
+        message: `more than ${context.max} write requests a minute from this address; retry in ${context.after}`,
+      }),
+    });
+  }
+  installAuth(app, opts.service, opts.auth ?? { probesPublic: true });
   const deps = { service: opts.service };
   await app.register(instanceRoutes, deps);
+  await app.register(previewRoutes, deps);
   await app.register(settingsRoutes, deps);
   await app.register(ruleRoutes, deps);
   await app.register(fleetRoutes, deps);
   await app.register(metricsRoutes, deps);
+  await app.register(tokenRoutes, deps);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -3,7 +3,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { describeError } from '../../common/log';
-import { InputError, NotFoundError } from '../errors';
+import { ConflictError, ForbiddenError, InputError, NotFoundError, UnauthenticatedError } from '../errors';
 
 interface SchemaError {
   instancePath: string;
@@ -32,11 +32,15 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof InputError) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });
     if (err instanceof NotFoundError) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: err.message });
+    if (err instanceof UnauthenticatedError) return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: err.message });
+    if (err instanceof ForbiddenError) return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: err.message });
+    if (err instanceof ConflictError) return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: err.message });
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       request.log.error({ err: describeError(err) }, 'request failed');
       return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error; the control server log has the details' });
     }
+    if (status === 400 || status === 413 || status === 415) request.log.warn({ method: request.method, url: request.routeOptions.url, status, reason: err.message }, 'request refused');
     return reply.code(status).send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message: err.message });
   });
   app.setNotFoundHandler((request, reply) =>

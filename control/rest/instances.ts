@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { HEALTH_STATES, SERVICE_ROLES, type HealthState, type ServiceRole } from '../../common/model';
 import type { ControlService } from '../service';
+import type { ApiToken } from '../store/store';
 import { assignmentBody, errorView, instanceIdParam, instanceView as instanceSchema } from './schemas';
 import { instanceView } from './views';
 
@@ -52,7 +53,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
       },
     },
     async (request) => {
-      await service.assign(request.params.id, request.body, actorOf(request.headers));
+      await service.assign(request.params.id, request.body, actorOf(request));
       return instanceView(await service.getInstance(request.params.id));
     },
   );
@@ -61,8 +62,24 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
     '/v1/instances/:id/assignment',
     { schema: { summary: 'Remove the assignment', tags: ['instances'], params: instanceIdParam, response: { 200: instanceSchema, 404: errorView } } },
     async (request) => {
-      await service.unassign(request.params.id, actorOf(request.headers));
+      await service.unassign(request.params.id, actorOf(request));
       return instanceView(await service.getInstance(request.params.id));
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/instances/:id/binding',
+    {
+      schema: {
+        summary: 'Forget the nonce bound at first enrollment, so that the next enrollment of this id binds a new one (a re-imaged host)',
+        tags: ['instances'],
+        params: instanceIdParam,
+        response: { 204: { type: 'null' }, 404: errorView },
+      },
+    },
+    async (request, reply) => {
+      await service.trust.resetBinding(request.params.id, actorOf(request));
+      return reply.code(204).send();
     },
   );
 
@@ -70,15 +87,24 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
     '/v1/instances/:id',
     { schema: { summary: 'Deregister an instance', tags: ['instances'], params: instanceIdParam, response: { 204: { type: 'null' }, 404: errorView } } },
     async (request, reply) => {
-      await service.deleteInstance(request.params.id, actorOf(request.headers));
+      await service.deleteInstance(request.params.id, actorOf(request));
       return reply.code(204).send();
     },
   );
 }
 
-/** Who made a change, for the audit log. */
-export function actorOf(headers: Record<string, string | string[] | undefined>): string {
+type Headers = Record<string, string | string[] | undefined>;
+
+/**
+ * Who made a change, for the audit log: "rest:<API token name>", and
+ * "rest:<token name>/<name>" when the caller names itself with
+ * X-Teleboot-Actor (a note, not an identity: the token is the identity).
+ */
+export function actorOf(source: { headers: Headers; apiToken?: ApiToken } | Headers): string {
+  const headers = (typeof source.headers === 'object' && source.headers !== null && !Array.isArray(source.headers) ? source.headers : source) as Headers;
+  const token = (source as { apiToken?: ApiToken }).apiToken;
   const who = headers['x-teleboot-actor'];
-  const name = typeof who === 'string' && /^[\w.@-]{1,64}$/.test(who) ? who : 'anonymous';
-  return `rest:${name}`;
+  const named = typeof who === 'string' && /^[\w.@-]{1,64}$/.test(who) ? who : undefined;
+  if (token) return named && named !== token.name ? `rest:${token.name}/${named}` : `rest:${token.name}`;
+  return `rest:${named ?? 'anonymous'}`;
 }

@@ -23,7 +23,7 @@ export default async function ruleRoutes(app: FastifyInstance, opts: { service: 
   app.post<{ Body: RuleBody }>(
     '/v1/rules',
     { schema: { summary: 'Add a rule', tags: ['rules'], body: ruleBody, response: { 400: errorView } } },
-    async (request, reply) => reply.code(201).send(ruleView(await service.addRule(request.body, actorOf(request.headers)))),
+    async (request, reply) => reply.code(201).send(ruleView(await service.addRule(request.body, actorOf(request)))),
   );
   app.delete<{ Params: { id: string } }>(
     '/v1/rules/:id',
@@ -36,7 +36,7 @@ export default async function ruleRoutes(app: FastifyInstance, opts: { service: 
       },
     },
     async (request, reply) => {
-      await service.deleteRule(request.params.id, actorOf(request.headers));
+      await service.deleteRule(request.params.id, actorOf(request));
       return reply.code(204).send();
     },
   );

@@ -2,6 +2,7 @@
 // in /openapi.json. Field rules that need more than a schema live in
 // control/validation.ts.
 import { HEALTH_STATES, INSTANCE_ID_PATTERN, LABEL_KEY_PATTERN, ROLE_NAMES, SERVICE_ROLES } from '../../common/model';
+import { assignmentOptions, layoutSettings } from './role-schemas';
 
 export const instanceIdParam = {
   type: 'object',
@@ -14,7 +15,8 @@ export const labels = {
   description: 'Teleport node labels (ssh_service.labels)',
   maxProperties: 64,
   propertyNames: { pattern: LABEL_KEY_PATTERN },
-  additionalProperties: { type: 'string', maxLength: 256 },
+  // No control characters (newlines included): a value must stay one YAML scalar and one line of config.
+  additionalProperties: { type: 'string', maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
 } as const;
 
 export const roleName = { type: 'string', maxLength: 64, description: `a role: ${ROLE_NAMES.join(', ')}` } as const;
@@ -28,6 +30,7 @@ export const assignmentBody = {
     roles: { type: 'array', minItems: 1, maxItems: 8, items: roleName },
     labels,
     nodename: { type: 'string', minLength: 1, maxLength: 253 },
+    ...assignmentOptions,
   },
 } as const;
 
@@ -40,6 +43,7 @@ export const assignmentView = {
     roles: { type: 'array', items: { type: 'string', enum: [...SERVICE_ROLES] } },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
     nodename: { type: 'string' },
+    ...assignmentOptions,
   },
 } as const;
 
@@ -66,6 +70,8 @@ export const instanceView = {
     }),
     enrolledAt: nullable({ type: 'string', format: 'date-time' }),
     lastSeenAt: nullable({ type: 'string', format: 'date-time' }),
+    enrolledVia: nullable({ type: 'string', description: 'how the instance proved itself: ec2, join-token:<id>, bootstrap-token' }),
+    allowedRoles: nullable({ type: 'array', items: { type: 'string' }, description: 'services its join token allows; null: any' }),
   },
 } as const;
 
@@ -92,6 +98,7 @@ export const clusterSettings = {
     ssmPrefix: { type: 'string', maxLength: 512 },
     region: { type: 'string', maxLength: 32 },
     storage: storageSettings,
+    ...layoutSettings,
   },
 } as const;
 

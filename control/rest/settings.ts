@@ -20,6 +20,6 @@ export default async function settingsRoutes(app: FastifyInstance, opts: { servi
         response: { 200: clusterSettings, 400: errorView },
       },
     },
-    async (request) => service.updateSettings(request.body, actorOf(request.headers)),
+    async (request) => service.updateSettings(request.body, actorOf(request)),
   );
 }

@@ -1,6 +1,6 @@
 // Stored records as the REST API shows them: ISO timestamps, role names.
 import { roleNameOf, type Assignment, type HealthState } from '../../common/model';
-import type { AuditEvent, InstanceRecord, Rule } from '../store/store';
+import { joinTokenProblem, type ApiToken, type AuditEvent, type InstanceRecord, type JoinToken, type Rule } from '../store/store';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -20,8 +20,20 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
     status: r.status ? { ...r.status, reportedAt: iso(r.status.reportedAt) } : null,
     enrolledAt: iso(r.enrolledAt),
     lastSeenAt: iso(r.lastSeenAt),
+    enrolledVia: r.enrolledVia,
+    allowedRoles: r.allowedRoles,
   };
 }
 
 export const ruleView = (r: Rule) => ({ ...r, role: roleNameOf(r.roles), createdAt: iso(r.createdAt) });
 export const auditView = (e: AuditEvent) => ({ ...e, at: iso(e.at) });
+
+export const apiTokenView = (t: ApiToken) => ({ ...t, createdAt: iso(t.createdAt), lastUsedAt: iso(t.lastUsedAt), revokedAt: iso(t.revokedAt) });
+export const joinTokenView = (t: JoinToken, now = Date.now()) => ({
+  ...t,
+  createdAt: iso(t.createdAt),
+  expiresAt: iso(t.expiresAt),
+  lastUsedAt: iso(t.lastUsedAt),
+  revokedAt: iso(t.revokedAt),
+  usable: joinTokenProblem(t, now) === undefined,
+});

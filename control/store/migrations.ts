@@ -51,6 +51,57 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX audit_events_target ON audit_events (target, id);
     `,
   },
+  {
+    version: 2,
+    name: 'trust: API tokens, join tokens, instance bindings, issued client certificates',
+    sql: `
+      -- How the instance proved itself at its last enrollment, and the roles
+      -- its join token allows (JSON array; NULL = any).
+      ALTER TABLE instances ADD COLUMN enrolled_via TEXT;
+      ALTER TABLE instances ADD COLUMN allowed_roles TEXT;
+      -- Trust on first use: the SHA-256 of the nonce the first enrollment presented.
+      CREATE TABLE instance_bindings (
+        instance_id TEXT PRIMARY KEY,
+        nonce_hash TEXT NOT NULL,
+        method TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT NOT NULL
+      );
+      CREATE TABLE client_certificates (
+        serial TEXT PRIMARY KEY,
+        instance_id TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT
+      );
+      CREATE INDEX client_certificates_instance ON client_certificates (instance_id);
+      -- Secrets are stored as SHA-256 hashes only.
+      CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+      );
+      CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL;
+      CREATE TABLE join_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        roles TEXT,
+        expires_at BIGINT NOT NULL,
+        max_uses INTEGER,
+        uses INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+      );
+    `,
+  },
 ];
 
 /** The SQL expression of an instance's fleet health; parameters :now-free, :offline_before. */

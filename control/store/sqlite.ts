@@ -5,10 +5,20 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULT_CLUSTER_SETTINGS, type Assignment, type ClusterSettings, type HealthState, type HostFacts, type InstanceIdentity, type ServiceRole } from '../../common/model';
+import { ConflictError } from '../errors';
 import { HEALTH_SQL, MIGRATIONS } from './migrations';
 import {
+  EnrollRefused,
+  disallowedRoles,
   firstMatchingRule,
+  joinTokenProblem,
+  type ApiScope,
+  type ApiToken,
   type AuditEvent,
+  type EnrollTrust,
+  type InstanceBinding,
+  type IssuedCertificate,
+  type JoinToken,
   type EnrollOutcome,
   type HealthClock,
   type InstanceQuery,
@@ -32,8 +42,65 @@ interface InstanceRow {
   facts: string | null;
   created_at: number;
   updated_at: number;
+  enrolled_via?: string | null;
+  allowed_roles?: string | null;
   health?: HealthState;
 }
+
+interface ApiTokenRow {
+  id: string;
+  name: string;
+  scope: string;
+  created_at: number;
+  created_by: string;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+interface JoinTokenRow {
+  id: string;
+  name: string;
+  roles: string | null;
+  expires_at: number;
+  max_uses: number | null;
+  uses: number;
+  created_at: number;
+  created_by: string;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+const num = (v: number | null) => (v === null ? null : Number(v));
+
+export function rowToApiToken(r: ApiTokenRow): ApiToken {
+  return {
+    id: r.id,
+    name: r.name,
+    scope: r.scope as ApiScope,
+    createdAt: Number(r.created_at),
+    createdBy: r.created_by,
+    lastUsedAt: num(r.last_used_at),
+    revokedAt: num(r.revoked_at),
+  };
+}
+
+export function rowToJoinToken(r: JoinTokenRow): JoinToken {
+  return {
+    id: r.id,
+    name: r.name,
+    roles: r.roles === null ? null : (JSON.parse(r.roles) as ServiceRole[]),
+    expiresAt: Number(r.expires_at),
+    maxUses: num(r.max_uses),
+    uses: Number(r.uses),
+    createdAt: Number(r.created_at),
+    createdBy: r.created_by,
+    lastUsedAt: num(r.last_used_at),
+    revokedAt: num(r.revoked_at),
+  };
+}
+
+const API_TOKEN_COLUMNS = 'id, name, scope, created_at, created_by, last_used_at, revoked_at';
+const JOIN_TOKEN_COLUMNS = 'id, name, roles, expires_at, max_uses, uses, created_at, created_by, last_used_at, revoked_at';
 
 const parse = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
 
@@ -50,6 +117,8 @@ export function rowToInstance(row: InstanceRow): InstanceRecord {
     facts: parse<HostFacts>(row.facts),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
+    enrolledVia: row.enrolled_via ?? null,
+    allowedRoles: parse<ServiceRole[]>(row.allowed_roles ?? null),
   };
 }
 
@@ -117,22 +186,66 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async enroll(identity: InstanceIdentity, actor: string, now: number): Promise<EnrollOutcome> {
+  /** The trust checks of an enrollment; throws EnrollRefused (the transaction then writes nothing). */
+  private applyTrust(instanceId: string, existing: InstanceRow | undefined, trust: EnrollTrust, now: number): void {
+    const binding = this.db.prepare('SELECT nonce_hash FROM instance_bindings WHERE instance_id = ?').pluck().get(instanceId) as string | undefined;
+    if (binding !== undefined) {
+      if (!trust.nonceHash) throw new EnrollRefused('nonce-required', `instance ${instanceId} is bound to the nonce of its first enrollment; this request has none`);
+      if (trust.nonceHash !== binding) throw new EnrollRefused('nonce-mismatch', `instance ${instanceId} is bound to another nonce: an identity presented by a different machine is refused (an operator can reset the binding)`);
+      this.db.prepare('UPDATE instance_bindings SET last_used_at = ? WHERE instance_id = ?').run(now, instanceId);
+    } else if (trust.nonceHash) {
+      this.db
+        .prepare('INSERT INTO instance_bindings (instance_id, nonce_hash, method, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)')
+        .run(instanceId, trust.nonceHash, trust.enrolledVia ?? 'unknown', now, now);
+    }
+    const assigned = parse<Assignment>(existing?.assignment ?? null);
+    const outside = assigned ? disallowedRoles(assigned.roles, trust.allowedRoles) : [];
+    if (outside.length) {
+      throw new EnrollRefused('role-not-allowed', `instance ${instanceId} is assigned ${outside.join(', ')}, which its join token does not allow (it allows ${trust.allowedRoles!.join(', ')})`);
+    }
+    if (trust.joinTokenId) {
+      const row = this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(trust.joinTokenId) as JoinTokenRow | undefined;
+      const problem = row ? joinTokenProblem(rowToJoinToken(row), now) : 'join token not recognised';
+      if (problem) throw new EnrollRefused('token-unusable', problem);
+      this.db.prepare('UPDATE join_tokens SET uses = uses + 1, last_used_at = ? WHERE id = ?').run(now, trust.joinTokenId);
+    }
+    if (trust.certificate) {
+      this.db
+        .prepare('INSERT INTO client_certificates (serial, instance_id, issued_at, expires_at) VALUES (?, ?, ?, ?)')
+        .run(trust.certificate.serial, instanceId, now, trust.certificate.expiresAt);
+    }
+  }
+
+  async enroll(identity: InstanceIdentity, actor: string, now: number, trust: EnrollTrust = {}): Promise<EnrollOutcome> {
     return this.db.transaction((): EnrollOutcome => {
       const existing = this.row(identity.instanceId);
+      this.applyTrust(identity.instanceId, existing, trust, now);
+      const via = trust.enrolledVia ?? null;
+      const allowed = trust.allowedRoles ? JSON.stringify(trust.allowedRoles) : null;
       if (!existing) {
         this.db
-          .prepare('INSERT INTO instances (instance_id, identity, enrolled_at, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
-          .run(identity.instanceId, JSON.stringify(identity), now, now, now, now);
+          .prepare('INSERT INTO instances (instance_id, identity, enrolled_at, last_seen_at, created_at, updated_at, enrolled_via, allowed_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(identity.instanceId, JSON.stringify(identity), now, now, now, now, via, allowed);
       } else {
         this.db
-          .prepare('UPDATE instances SET identity = ?, enrolled_at = ?, last_seen_at = ?, updated_at = ? WHERE instance_id = ?')
-          .run(JSON.stringify(identity), now, now, now, identity.instanceId);
+          .prepare('UPDATE instances SET identity = ?, enrolled_at = ?, last_seen_at = ?, updated_at = ?, enrolled_via = ?, allowed_roles = ? WHERE instance_id = ?')
+          .run(JSON.stringify(identity), now, now, now, via, allowed, identity.instanceId);
       }
-      this.audit(actor, 'instance.enroll', identity.instanceId, { firstEnrollment: !existing?.enrolled_at, region: identity.region, privateIp: identity.privateIp }, now);
+      this.audit(
+        actor,
+        'instance.enroll',
+        identity.instanceId,
+        { firstEnrollment: !existing?.enrolled_at, region: identity.region, privateIp: identity.privateIp, via, ...(trust.allowedRoles ? { allowedRoles: trust.allowedRoles } : {}) },
+        now,
+      );
       let matchedRule: Rule | undefined;
       if (!existing?.assignment) {
         matchedRule = firstMatchingRule(this.rulesNow(), identity.tags);
+        const outside = matchedRule ? disallowedRoles(matchedRule.roles, trust.allowedRoles) : [];
+        if (matchedRule && outside.length) {
+          this.audit(`rule:${matchedRule.id}`, 'assignment.refused', identity.instanceId, { rule: matchedRule.name, roles: matchedRule.roles, allowedRoles: trust.allowedRoles, via }, now);
+          matchedRule = undefined;
+        }
         if (matchedRule) {
           const assignment: Assignment = { roles: matchedRule.roles, labels: matchedRule.labels };
           this.writeAssignment(identity.instanceId, assignment, now);
@@ -194,7 +307,10 @@ export class SqliteStore implements Store {
       const existing = this.row(instanceId);
       if (!existing) return false;
       this.db.prepare('DELETE FROM instances WHERE instance_id = ?').run(instanceId);
-      this.audit(actor, 'instance.delete', instanceId, { assignment: parse(existing.assignment) }, now);
+      // Its client certificates stop working at once; the binding stays, so
+      // only the same machine (its nonce) can enroll under this id again.
+      const revoked = this.db.prepare('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL').run(now, instanceId).changes;
+      this.audit(actor, 'instance.delete', instanceId, { assignment: parse(existing.assignment), revokedCertificates: revoked }, now);
       return true;
     })();
   }
@@ -274,6 +390,107 @@ export class SqliteStore implements Store {
       .prepare(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`)
       .all({ after: query.after ?? 0, target: query.target, limit: query.limit }) as Array<AuditEvent & { details: string }>;
     return rows.map((r) => ({ ...r, at: Number(r.at), details: JSON.parse(r.details) as Record<string, unknown> }));
+  }
+
+  async recordAudit(actor: string, action: string, target: string, details: Record<string, unknown>, now: number): Promise<void> {
+    this.audit(actor, action, target, details, now);
+  }
+
+  async getBinding(instanceId: string): Promise<InstanceBinding | undefined> {
+    const r = this.db.prepare('SELECT * FROM instance_bindings WHERE instance_id = ?').get(instanceId) as
+      | { instance_id: string; nonce_hash: string; method: string; created_at: number; last_used_at: number }
+      | undefined;
+    return r && { instanceId: r.instance_id, nonceHash: r.nonce_hash, method: r.method, createdAt: Number(r.created_at), lastUsedAt: Number(r.last_used_at) };
+  }
+
+  async resetBinding(instanceId: string, actor: string, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const gone = this.db.prepare('DELETE FROM instance_bindings WHERE instance_id = ?').run(instanceId).changes > 0;
+      if (gone) this.audit(actor, 'binding.reset', instanceId, {}, now);
+      return gone;
+    })();
+  }
+
+  async getCertificate(serial: string): Promise<IssuedCertificate | undefined> {
+    const r = this.db.prepare('SELECT * FROM client_certificates WHERE serial = ?').get(serial) as
+      | { serial: string; instance_id: string; issued_at: number; expires_at: number; revoked_at: number | null }
+      | undefined;
+    return r && { serial: r.serial, instanceId: r.instance_id, issuedAt: Number(r.issued_at), expiresAt: Number(r.expires_at), revokedAt: num(r.revoked_at) };
+  }
+
+  async createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken> {
+    return this.db.transaction(() => {
+      const taken = this.db.prepare('SELECT 1 FROM api_tokens WHERE name = ? AND revoked_at IS NULL').get(token.name);
+      if (taken) throw new ConflictError(`an active API token named "${token.name}" exists; revoke it first or choose another name`);
+      this.db
+        .prepare('INSERT INTO api_tokens (id, name, scope, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(token.id, token.name, token.scope, token.tokenHash, now, actor);
+      this.audit(actor, 'api_token.create', `api-token:${token.id}`, { name: token.name, scope: token.scope }, now);
+      return rowToApiToken(this.db.prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?`).get(token.id) as ApiTokenRow);
+    })();
+  }
+
+  async listApiTokens(): Promise<ApiToken[]> {
+    return (this.db.prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id`).all() as ApiTokenRow[]).map(rowToApiToken);
+  }
+
+  async findApiToken(tokenHash: string): Promise<ApiToken | undefined> {
+    const r = this.db.prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL`).get(tokenHash) as ApiTokenRow | undefined;
+    return r && rowToApiToken(r);
+  }
+
+  async touchApiToken(id: string, now: number): Promise<void> {
+    this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, id);
+  }
+
+  async revokeApiToken(idOrName: string, actor: string, now: number): Promise<ApiToken | undefined> {
+    return this.db.transaction(() => {
+      const r = this.db
+        .prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE (id = ? OR name = ?) AND revoked_at IS NULL`)
+        .get(idOrName, idOrName) as ApiTokenRow | undefined;
+      if (!r) return undefined;
+      this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ?').run(now, r.id);
+      this.audit(actor, 'api_token.revoke', `api-token:${r.id}`, { name: r.name, scope: r.scope }, now);
+      return { ...rowToApiToken(r), revokedAt: now };
+    })();
+  }
+
+  async countApiTokens(): Promise<number> {
+    return Number(this.db.prepare('SELECT COUNT(*) FROM api_tokens').pluck().get());
+  }
+
+  async createJoinToken(
+    token: Omit<JoinToken, 'uses' | 'lastUsedAt' | 'revokedAt' | 'createdAt' | 'createdBy'> & { tokenHash: string },
+    actor: string,
+    now: number,
+  ): Promise<JoinToken> {
+    return this.db.transaction(() => {
+      this.db
+        .prepare('INSERT INTO join_tokens (id, name, token_hash, roles, expires_at, max_uses, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(token.id, token.name, token.tokenHash, token.roles ? JSON.stringify(token.roles) : null, token.expiresAt, token.maxUses, now, actor);
+      const created = rowToJoinToken(this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(token.id) as JoinTokenRow);
+      this.audit(actor, 'join_token.create', `join-token:${token.id}`, { name: token.name, roles: token.roles, expiresAt: new Date(token.expiresAt).toISOString(), maxUses: token.maxUses }, now);
+      return created;
+    })();
+  }
+
+  async listJoinTokens(): Promise<JoinToken[]> {
+    return (this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens ORDER BY created_at, id`).all() as JoinTokenRow[]).map(rowToJoinToken);
+  }
+
+  async findJoinToken(tokenHash: string): Promise<JoinToken | undefined> {
+    const r = this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE token_hash = ?`).get(tokenHash) as JoinTokenRow | undefined;
+    return r && rowToJoinToken(r);
+  }
+
+  async revokeJoinToken(id: string, actor: string, now: number): Promise<JoinToken | undefined> {
+    return this.db.transaction(() => {
+      const r = this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ? AND revoked_at IS NULL`).get(id) as JoinTokenRow | undefined;
+      if (!r) return undefined;
+      this.db.prepare('UPDATE join_tokens SET revoked_at = ? WHERE id = ?').run(now, id);
+      this.audit(actor, 'join_token.revoke', `join-token:${id}`, { name: r.name }, now);
+      return { ...rowToJoinToken(r), revokedAt: now };
+    })();
   }
 
   async close(): Promise<void> {

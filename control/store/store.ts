@@ -34,6 +34,10 @@ export interface InstanceRecord {
   facts: HostFacts | null;
   createdAt: number;
   updatedAt: number;
+  /** How the instance proved itself at its last enrollment: "ec2", "join-token:<id>", "bootstrap-token". */
+  enrolledVia: string | null;
+  /** Services its join token allows it to run; null when unrestricted. */
+  allowedRoles: ServiceRole[] | null;
 }
 
 export interface Rule {
@@ -84,14 +88,102 @@ export interface EnrollOutcome {
   matchedRule?: Rule;
 }
 
+/** REST API token scopes, each including the ones after it. */
+export const API_SCOPES = ['admin', 'operator', 'monitor'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+/** An API token as stored: its secret is kept only as a SHA-256 hash. */
+export interface ApiToken {
+  id: string;
+  name: string;
+  scope: ApiScope;
+  createdAt: number;
+  createdBy: string;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface JoinToken {
+  id: string;
+  name: string;
+  /** Services an instance enrolled with this token may run; null: any. */
+  roles: ServiceRole[] | null;
+  expiresAt: number;
+  /** null: any number of enrollments until it expires. */
+  maxUses: number | null;
+  uses: number;
+  createdAt: number;
+  createdBy: string;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+/** Why a join token cannot be used now, or undefined when it can. */
+export function joinTokenProblem(t: JoinToken, now: number): string | undefined {
+  if (t.revokedAt !== null) return `join token "${t.name}" was revoked`;
+  if (t.expiresAt <= now) return `join token "${t.name}" expired at ${new Date(t.expiresAt).toISOString()}`;
+  if (t.maxUses !== null && t.uses >= t.maxUses) return `join token "${t.name}" has no uses left (${t.maxUses} allowed)`;
+  return undefined;
+}
+
+/** Trust on first use: the first enrollment of an instance binds the hash of its nonce. */
+export interface InstanceBinding {
+  instanceId: string;
+  nonceHash: string;
+  method: string;
+  createdAt: number;
+  lastUsedAt: number;
+}
+
+export interface IssuedCertificate {
+  serial: string;
+  instanceId: string;
+  issuedAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+/** What an enrollment proved, applied in the same transaction as the enrollment. */
+export interface EnrollTrust {
+  enrolledVia?: string;
+  allowedRoles?: ServiceRole[] | null;
+  /** SHA-256 (hex) of the client nonce: bound on first enrollment, required to match afterwards. */
+  nonceHash?: string;
+  /** A use of this join token is counted, and refused when none is left. */
+  joinTokenId?: string;
+  /** The client certificate issued, recorded so that it can be revoked. */
+  certificate?: { serial: string; expiresAt: number };
+}
+
+export type EnrollRefusal = 'nonce-required' | 'nonce-mismatch' | 'token-unusable' | 'role-not-allowed';
+
+/** The store refused an enrollment; nothing was written. */
+export class EnrollRefused extends Error {
+  constructor(
+    readonly reason: EnrollRefusal,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Services outside `allowed` in `roles`; empty when all are allowed (or nothing is restricted). */
+export function disallowedRoles(roles: readonly string[], allowed: readonly string[] | null | undefined): string[] {
+  return allowed ? roles.filter((r) => !allowed.includes(r)) : [];
+}
+
 export interface Store {
   readonly kind: string;
   getSettings(): Promise<ClusterSettings>;
   /** Saves settings and bumps the generation of every assigned instance; returns their ids. */
   updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]>;
 
-  /** Records an enrollment; an instance with no assignment takes the first matching rule's. */
-  enroll(identity: InstanceIdentity, actor: string, now: number): Promise<EnrollOutcome>;
+  /**
+   * Records an enrollment; an instance with no assignment takes the first matching rule's
+   * (when its join token allows that rule's roles). Throws EnrollRefused, writing nothing,
+   * when the trust checks fail.
+   */
+  enroll(identity: InstanceIdentity, actor: string, now: number, trust?: EnrollTrust): Promise<EnrollOutcome>;
   getInstance(instanceId: string): Promise<InstanceRecord | undefined>;
   listInstances(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceRecord & { health: HealthState }>>;
   /** Sets (or clears, with null) an assignment; creates the instance when it never booted. */
@@ -107,6 +199,28 @@ export interface Store {
   deleteRule(id: string, actor: string, now: number): Promise<boolean>;
 
   listAudit(query: { after?: number; limit: number; target?: string }): Promise<AuditEvent[]>;
+  /** An audit event that goes with no change (a refused enrollment or call). */
+  recordAudit(actor: string, action: string, target: string, details: Record<string, unknown>, now: number): Promise<void>;
+
+  getBinding(instanceId: string): Promise<InstanceBinding | undefined>;
+  /** Forgets the nonce bound to an instance, so that its next enrollment binds a new one. */
+  resetBinding(instanceId: string, actor: string, now: number): Promise<boolean>;
+  getCertificate(serial: string): Promise<IssuedCertificate | undefined>;
+
+  createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken>;
+  listApiTokens(): Promise<ApiToken[]>;
+  /** The active (not revoked) token with this hash. */
+  findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
+  touchApiToken(id: string, now: number): Promise<void>;
+  /** Revokes by id or by name (active tokens); the revoked token, or undefined. */
+  revokeApiToken(idOrName: string, actor: string, now: number): Promise<ApiToken | undefined>;
+  /** Tokens ever created, revoked ones included. */
+  countApiTokens(): Promise<number>;
+
+  createJoinToken(token: Omit<JoinToken, 'uses' | 'lastUsedAt' | 'revokedAt' | 'createdAt' | 'createdBy'> & { tokenHash: string }, actor: string, now: number): Promise<JoinToken>;
+  listJoinTokens(): Promise<JoinToken[]>;
+  findJoinToken(tokenHash: string): Promise<JoinToken | undefined>;
+  revokeJoinToken(id: string, actor: string, now: number): Promise<JoinToken | undefined>;
 
   close(): Promise<void>;
 }

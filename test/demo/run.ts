@@ -224,7 +224,8 @@ async function assignedBy(world: World, id: string, ruleId: string | undefined):
   const { items } = await rest<{ items: Array<{ actor: string; action: string }> }>(world, 'GET', `/v1/audit?target=${id}&limit=1000`);
   const actor = items.filter((e) => e.action === 'assignment.set').pop()?.actor ?? '-';
   if (ruleId && actor === `rule:${ruleId}`) return `rule "${RULE.name}"`;
-  return actor === 'rest:demo' ? 'REST' : actor;
+  // "rest:<API token name>/<X-Teleboot-Actor>": the demo calls with the admin token as "demo".
+  return actor.startsWith('rest:') ? 'REST' : actor;
 }
 
 async function showTable(world: World, instances: Instance[], ruleId: string | undefined): Promise<void> {
@@ -261,7 +262,7 @@ async function showHealth(world: World): Promise<void> {
 
 function banner(world: World, instances: Instance[], opts: Options): void {
   const url = restUrl(world);
-  const curl = `curl --cacert ${world.control.caFile}`;
+  const curl = `curl --cacert ${world.control.caFile} -H "Authorization: Bearer $(cat ${world.control.adminTokenFile})"`;
   const node = instances.find((i) => i.role === 'node') ?? instances[0];
   heading('try the REST API');
   say(`  ${curl} ${url}/v1/instances`);

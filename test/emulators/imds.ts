@@ -17,7 +17,12 @@ export interface ImdsInstance {
   tags?: Record<string, string>;
 }
 
-export type ImdsSigner = (document: string) => { pkcs7: string; signature: string };
+/**
+ * Signs an identity document as AWS does (see identity-signer.ts): `pkcs7`
+ * (DSA, document inside), `rsa2048` (RSA-2048, detached) and `signature`
+ * (bare RSA). A signer may leave some out: that path then answers 404.
+ */
+export type ImdsSigner = (document: string) => { pkcs7?: string; rsa2048?: string; signature?: string };
 
 export interface ImdsEmulator {
   endpoint: string;
@@ -103,7 +108,7 @@ export async function startImdsEmulator(
   const tokens = new Map<string, number>(); // token -> expiry (ms since epoch)
   const requests: ImdsEmulator['requests'] = [];
   const pendingTime = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const signatures = new Map<string, { pkcs7: string; signature: string }>();
+  const signatures = new Map<string, ReturnType<ImdsSigner>>();
   let failures = { left: 0, status: 503 };
   const emulator = { instance };
 
@@ -134,7 +139,7 @@ export async function startImdsEmulator(
     return {
       'meta-data': metaData,
       dynamic: {
-        'instance-identity': { document: doc, pkcs7: sign(doc)?.pkcs7, signature: sign(doc)?.signature },
+        'instance-identity': { document: doc, pkcs7: sign(doc)?.pkcs7, rsa2048: sign(doc)?.rsa2048, signature: sign(doc)?.signature },
       },
     };
   }

@@ -85,6 +85,7 @@ export class ControlProcess {
   constructor(
     readonly dataDir: string,
     private readonly extraArgs: string[] = [],
+    private readonly env: Record<string, string> = {},
   ) {}
 
   get caFile(): string {
@@ -92,6 +93,13 @@ export class ControlProcess {
   }
   get joinTokenFile(): string {
     return join(this.dataDir, 'join-token');
+  }
+  /** The admin API token the server generated on first start. */
+  get adminTokenFile(): string {
+    return join(this.dataDir, 'admin-token');
+  }
+  get adminToken(): string {
+    return readFileSync(this.adminTokenFile, 'utf8').trim();
   }
   get grpcAddr(): string {
     return `localhost:${this.grpcPort}`;
@@ -105,7 +113,7 @@ export class ControlProcess {
       '--rest-listen', `127.0.0.1:${this.restPort}`,
       ...this.extraArgs,
     ];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TELEBOOT_LOG_LEVEL: 'info' } });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TELEBOOT_LOG_LEVEL: 'info', ...this.env } });
     this.proc = proc;
     await new Promise<void>((resolveStart, reject) => {
       let buffered = '';
@@ -144,8 +152,9 @@ export class ControlProcess {
     await this.start();
   }
 
-  rest<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<RestResponse<T>> {
-    return restRequest<T>({ port: this.restPort, ca: readFileSync(this.caFile, 'utf8') }, method, path, body, headers);
+  /** A REST call with the admin token, unless `headers` carries an authorization (or `token` is null: none). */
+  rest<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, token: string | null = this.adminToken): Promise<RestResponse<T>> {
+    return restRequest<T>({ port: this.restPort, ca: readFileSync(this.caFile, 'utf8'), token: token ?? undefined }, method, path, body, headers);
   }
 
   /** Polls an instance until `check` accepts it. */
@@ -161,9 +170,9 @@ export class ControlProcess {
   }
 }
 
-/** One HTTPS request to a REST API that trusts `ca`; a JSON body is parsed. */
+/** One HTTPS request to a REST API that trusts `ca`, with `token` as bearer when given; a JSON body is parsed. */
 export function restRequest<T = any>(
-  target: { port: number; ca: string },
+  target: { port: number; ca: string; token?: string },
   method: string,
   path: string,
   body?: unknown,
@@ -180,7 +189,12 @@ export function restRequest<T = any>(
         path,
         ca: target.ca,
         agent: false,
-        headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        headers: {
+          // An explicit length: Node sends no body on a DELETE without one.
+          ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}),
+          ...(target.token ? { authorization: `Bearer ${target.token}` } : {}),
+          ...headers,
+        },
       },
       (res) => {
         let text = '';
@@ -235,6 +249,8 @@ export interface AgentFiles {
   secretsDir: string;
   stateDir: string;
   diagAddr: string;
+  /** The HTTP CONNECT proxy environment (/etc/default/teleport on a real host). */
+  environmentFile: string;
 }
 
 export interface AgentConfigInput {
@@ -244,6 +260,8 @@ export interface AgentConfigInput {
   s3Endpoint: string;
   serviceManager: 'systemd' | 'process';
   heartbeat?: string;
+  /** join_token (default: the control server's bootstrap token) or ec2 (the signed identity document). */
+  enrollment?: 'join_token' | 'ec2';
   /** Directory for the agent's files (outside /tmp). */
   root: string;
 }
@@ -260,15 +278,17 @@ export async function writeAgentConfig(input: AgentConfigInput): Promise<AgentFi
     secretsDir: join(root, 'var/lib/teleboot/secrets'),
     stateDir: join(root, 'var/lib/teleboot'),
     diagAddr,
+    environmentFile: join(root, 'etc/default/teleport'),
   };
   const config = {
     control: { endpoints: [input.control.grpcAddr], ca_file: input.control.caFile },
-    enrollment: { join_token_file: input.control.joinTokenFile },
+    enrollment: input.enrollment === 'ec2' ? { method: 'ec2' } : { join_token_file: input.control.joinTokenFile },
     paths: {
       state_dir: files.stateDir,
       secrets_dir: files.secretsDir,
       teleport_config: files.teleportConfig,
       teleport_data_dir: join(root, 'var/lib/teleport'),
+      environment_file: files.environmentFile,
     },
     teleport: { binary: TELEPORT_STANDIN, diag_addr: diagAddr, ready_timeout: '20s' },
     service_manager: { type: input.serviceManager },

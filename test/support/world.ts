@@ -2,11 +2,15 @@
 // control server (own process), s3rver holding the proxy certificate, the
 // SSM emulator holding join tokens and the CA pin, cluster settings saved.
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startEc2Emulator, type Ec2Emulator } from '../emulators/ec2';
+import { createIdentitySigner } from '../emulators/identity-signer';
 import { createCertificateAuthority, issueServerCertificate } from '../../control/pki';
 import { startImdsEmulator, fakeInstance, type ImdsEmulator, type ImdsInstance } from '../emulators/imds';
 import { startSsmEmulator, type SsmEmulator } from '../emulators/ssm';
-import { ControlProcess, removeDir, scratchDir, startS3, writeAgentConfig, type AgentFiles, type S3Server } from './harness';
+import { AWS_ENV, ControlProcess, removeDir, scratchDir, startS3, writeAgentConfig, type AgentFiles, type S3Server } from './harness';
 
 export const CLUSTER = {
   clusterName: 'example',
@@ -25,9 +29,15 @@ export interface World {
   /** Join tokens as published in SSM, by role. */
   tokens: Record<string, string>;
   caPin: string;
-  /** A new IMDS emulator for one instance, closed with the world. */
+  /** With `ec2`: the account the control server allows, and the EC2 emulator (when describe_instances is on). */
+  ec2?: { accountId: string; emulator?: Ec2Emulator };
+  /**
+   * A new IMDS emulator for one instance, closed with the world. In an EC2
+   * world it signs the identity document with the world's test "AWS" key,
+   * the instance is in the allowed account, and EC2 knows it as running.
+   */
   instance(overrides?: Partial<ImdsInstance>): Promise<ImdsEmulator>;
-  /** agent.yaml for an instance, every path inside its own sandbox root. */
+  /** agent.yaml for an instance, every path inside its own sandbox root (EC2 enrollment in an EC2 world). */
   agentConfig(imds: ImdsEmulator, serviceManager: 'systemd' | 'process', heartbeat?: string): Promise<AgentFiles>;
   close(): Promise<void>;
 }
@@ -39,21 +49,60 @@ export async function proxyCertificate(domain: string): Promise<{ fullchain: str
   return { fullchain: leaf.certPem + ca.certPem, privkey: leaf.keyPem };
 }
 
-export async function startWorld(name: string, opts: { controlArgs?: string[] } = {}): Promise<World> {
+export interface WorldOptions {
+  controlArgs?: string[];
+  /**
+   * EC2 identity enrollment: the control server trusts a test signing key
+   * (as production trusts AWS's certificates) and allows one account;
+   * `describe` adds the EC2 emulator for ec2:DescribeInstances.
+   */
+  ec2?: { describe?: boolean; regions?: string[] };
+}
+
+export async function startWorld(name: string, opts: WorldOptions = {}): Promise<World> {
   const dir = scratchDir(name);
   // Short heartbeats keep the tests quick; agents take the interval from the server.
-  const control = new ControlProcess(join(dir, 'control'), opts.controlArgs ?? ['--heartbeat-interval', '1s']);
+  const controlArgs = [...(opts.controlArgs ?? ['--heartbeat-interval', '1s'])];
+  let ec2: World['ec2'];
+  let signer: ReturnType<typeof createIdentitySigner> | undefined;
+  if (opts.ec2) {
+    signer = createIdentitySigner();
+    const certificatesDir = join(dir, 'aws-identity-certs');
+    mkdirSync(certificatesDir, { recursive: true });
+    writeFileSync(join(certificatesDir, 'test-aws.pem'), signer.certificatesPem);
+    ec2 = { accountId: String(100000000000 + Math.floor(Math.random() * 899999999999)), emulator: opts.ec2.describe ? await startEc2Emulator() : undefined };
+    const configFile = join(dir, 'control.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        enrollment: {
+          ec2: {
+            allowed_accounts: [ec2.accountId],
+            ...(opts.ec2.regions ? { allowed_regions: opts.ec2.regions } : {}),
+            certificates_dir: certificatesDir,
+            ...(ec2.emulator ? { describe_instances: true, ec2_endpoint: ec2.emulator.endpoint } : {}),
+          },
+        },
+      }),
+    );
+    controlArgs.push('--config', configFile);
+  }
+  const control = new ControlProcess(join(dir, 'control'), controlArgs, ec2?.emulator ? AWS_ENV : {});
   const started = await Promise.allSettled([startSsmEmulator(), startS3([CLUSTER.s3Bucket], join(dir, 's3')), control.start()]);
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     // Leave nothing behind from a world that could not start.
     await control.stop();
     for (const r of started) if (r.status === 'fulfilled' && r.value) await r.value.close();
+    await ec2?.emulator?.close();
     removeDir(dir);
     throw failed.reason;
   }
   const [ssm, s3] = [(started[0] as PromiseFulfilledResult<SsmEmulator>).value, (started[1] as PromiseFulfilledResult<S3Server>).value];
-  const tokens = { node: randomBytes(16).toString('hex'), proxy: randomBytes(16).toString('hex') };
+  const tokens: Record<string, string> = { node: randomBytes(16).toString('hex'), proxy: randomBytes(16).toString('hex') };
+  // Agent roles, and hosts running several joining services: one token allowing all of them,
+  // named by the services sorted and joined with "-" (see joinTokenNameOf in common/model.ts).
+  for (const role of ['kube', 'app', 'db', 'discovery', 'discovery-kube', 'app-db', 'node-proxy']) tokens[role] = randomBytes(16).toString('hex');
   const caPin = `sha256:${createHash('sha256').update(randomBytes(32)).digest('hex')}`;
   for (const [role, token] of Object.entries(tokens)) ssm.put(`/teleport/${CLUSTER.clusterName}/tokens/${role}`, token, 'SecureString');
   ssm.put(`/teleport/${CLUSTER.clusterName}/ca-pin-hash`, caPin, 'String');
@@ -72,9 +121,12 @@ export async function startWorld(name: string, opts: { controlArgs?: string[] } 
     s3,
     tokens,
     caPin,
+    ec2,
     async instance(overrides = {}) {
-      const imds = await startImdsEmulator(fakeInstance(overrides));
+      const imds = await startImdsEmulator(fakeInstance({ ...(ec2 ? { accountId: ec2.accountId } : {}), ...overrides }), { signer: signer?.signer });
       emulators.push(imds);
+      const i = imds.instance;
+      ec2?.emulator?.put({ instanceId: i.instanceId, ownerId: i.accountId, state: 'running', imageId: i.imageId, instanceType: i.instanceType, privateIp: i.privateIp, tags: i.tags });
       return imds;
     },
     agentConfig(imds, serviceManager, heartbeat) {
@@ -85,12 +137,13 @@ export async function startWorld(name: string, opts: { controlArgs?: string[] } 
         s3Endpoint: s3.endpoint,
         serviceManager,
         heartbeat,
+        enrollment: ec2 ? 'ec2' : 'join_token',
         root: join(dir, imds.instance.instanceId),
       });
     },
     async close() {
       await control.stop();
-      await Promise.all([ssm.close(), s3.close(), ...emulators.map((e) => e.close())]);
+      await Promise.all([ssm.close(), s3.close(), ...emulators.map((e) => e.close()), ...(ec2?.emulator ? [ec2.emulator.close()] : [])]);
       if (!process.env.TELEBOOT_KEEP_TEST_FILES) removeDir(dir);
     },
   };

@@ -1,0 +1,55 @@
+// A token bucket per client address, for Enroll (REST write routes use
+// @fastify/rate-limit). Loopback peers can be exempted: the control host
+// itself, the demo and the benchmarks.
+export interface RateLimitOptions {
+  /** Requests per minute per address; 0 turns the limit off. */
+  perMinute: number;
+  /** Requests allowed at once before the rate applies; defaults to perMinute. */
+  burst?: number;
+  exemptLoopback: boolean;
+}
+
+export function isLoopback(address: string): boolean {
+  return /^127\./.test(address) || address === '::1' || /^::ffff:127\./.test(address);
+}
+
+/** "ipv4:10.0.0.5:51234", "[::1]:51234", "10.0.0.5:51234" -> the address alone. */
+export function peerAddress(peer: string): string {
+  const p = peer.replace(/^ipv[46]:/, '');
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(p);
+  if (bracketed) return bracketed[1];
+  const i = p.lastIndexOf(':');
+  return i > 0 && p.indexOf(':') === i ? p.slice(0, i) : p;
+}
+
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly burst: number;
+
+  constructor(
+    private readonly opts: RateLimitOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.burst = opts.burst ?? opts.perMinute;
+  }
+
+  /** Takes one request from the address's bucket; false when it is empty. */
+  take(address: string): boolean {
+    if (this.opts.perMinute <= 0 || (this.opts.exemptLoopback && isLoopback(address))) return true;
+    const now = this.now();
+    const rate = this.opts.perMinute / 60_000;
+    const b = this.buckets.get(address) ?? { tokens: this.burst, at: now };
+    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * rate);
+    b.at = now;
+    if (this.buckets.size > 10_000) this.prune(now, rate);
+    this.buckets.set(address, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Forgets buckets that have refilled: they hold no state worth keeping. */
+  private prune(now: number, rate: number): void {
+    for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * rate >= this.burst) this.buckets.delete(k);
+  }
+}

@@ -1,0 +1,132 @@
+// API tokens (REST access) and join tokens (enrollment), for admins. A
+// secret is in the response of its creation only; the store keeps its
+// SHA-256, lists show everything else.
+import type { FastifyInstance } from 'fastify';
+import { DURATION_PATTERN, parseDuration } from '../../common/duration';
+import { ROLE_NAMES } from '../../common/model';
+import type { ControlService } from '../service';
+import { API_SCOPES, type ApiScope } from '../store/store';
+import { API_TOKEN_NAME_PATTERN } from '../trust';
+import { actorOf } from './instances';
+import { errorView } from './schemas';
+import { apiTokenView, joinTokenView } from './views';
+
+const iso = { type: 'string', format: 'date-time' } as const;
+const nullableIso = { anyOf: [iso, { type: 'null' }] } as const;
+
+const apiTokenSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    scope: { type: 'string', enum: [...API_SCOPES] },
+    createdAt: iso,
+    createdBy: { type: 'string' },
+    lastUsedAt: nullableIso,
+    revokedAt: nullableIso,
+  },
+} as const;
+
+const joinTokenSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    roles: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }], description: 'services an instance enrolled with it may run; null: any' },
+    expiresAt: iso,
+    maxUses: { anyOf: [{ type: 'integer' }, { type: 'null' }] },
+    uses: { type: 'integer' },
+    usable: { type: 'boolean' },
+    createdAt: iso,
+    createdBy: { type: 'string' },
+    lastUsedAt: nullableIso,
+    revokedAt: nullableIso,
+  },
+} as const;
+
+const withSecret = (schema: typeof apiTokenSchema | typeof joinTokenSchema, what: string) => ({
+  type: 'object',
+  properties: { ...schema.properties, token: { type: 'string', description: `the ${what}; shown this once, stored only as a hash` } },
+});
+
+const idParam = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' } } } as const;
+
+export default async function tokenRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+  const { service } = opts;
+  const { trust } = service;
+
+  app.get(
+    '/v1/api-tokens',
+    { schema: { summary: 'List API tokens (never their secrets)', tags: ['access'], response: { 200: { type: 'object', properties: { items: { type: 'array', items: apiTokenSchema } } } } } },
+    async () => ({ items: (await service.store.listApiTokens()).map(apiTokenView) }),
+  );
+
+  app.post<{ Body: { name: string; scope: ApiScope } }>(
+    '/v1/api-tokens',
+    {
+      schema: {
+        summary: 'Create an API token; the response holds its secret, once',
+        tags: ['access'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'scope'],
+          properties: {
+            name: { type: 'string', pattern: API_TOKEN_NAME_PATTERN, description: 'who or what uses it; names it in the audit log' },
+            scope: { type: 'string', enum: [...API_SCOPES], description: 'admin: settings and tokens; operator: assignments and rules; monitor: read-only' },
+          },
+        },
+        response: { 201: withSecret(apiTokenSchema, 'bearer token'), 400: errorView, 409: errorView },
+      },
+    },
+    async (request, reply) => {
+      const { token, record } = await trust.createApiToken(request.body.name, request.body.scope, actorOf(request));
+      return reply.code(201).send({ ...apiTokenView(record), token });
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/api-tokens/:id',
+    { schema: { summary: 'Revoke an API token (by id or name)', tags: ['access'], params: idParam, response: { 200: apiTokenSchema, 404: errorView } } },
+    async (request) => apiTokenView(await trust.revokeApiToken(request.params.id, actorOf(request))),
+  );
+
+  app.get(
+    '/v1/join-tokens',
+    { schema: { summary: 'List join tokens (never their secrets)', tags: ['access'], response: { 200: { type: 'object', properties: { items: { type: 'array', items: joinTokenSchema } } } } } },
+    async () => ({ items: (await service.store.listJoinTokens()).map((t) => joinTokenView(t)) }),
+  );
+
+  app.post<{ Body: { name: string; ttl: string; uses?: number; roles?: string[] } }>(
+    '/v1/join-tokens',
+    {
+      schema: {
+        summary: 'Create a join token for instances outside EC2 (or development); the response holds its secret, once',
+        tags: ['access'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'ttl'],
+          properties: {
+            name: { type: 'string', pattern: API_TOKEN_NAME_PATTERN },
+            ttl: { type: 'string', pattern: DURATION_PATTERN, maxLength: 32, description: 'how long it can be used, e.g. "1h" (at most 30 days)' },
+            uses: { type: 'integer', minimum: 1, maximum: 100000, description: 'how many enrollments it allows; any number until it expires when absent' },
+            roles: { type: 'array', minItems: 1, maxItems: 8, items: { type: 'string', maxLength: 64 }, description: `roles an instance enrolled with it may get: ${ROLE_NAMES.join(', ')}` },
+          },
+        },
+        response: { 201: withSecret(joinTokenSchema, 'join token'), 400: errorView },
+      },
+    },
+    async (request, reply) => {
+      const { name, ttl, uses, roles } = request.body;
+      const { token, record } = await trust.createJoinToken({ name, ttlMs: parseDuration(ttl), maxUses: uses, roles }, actorOf(request));
+      return reply.code(201).send({ ...joinTokenView(record), token });
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/join-tokens/:id',
+    { schema: { summary: 'Revoke a join token', tags: ['access'], params: idParam, response: { 200: joinTokenSchema, 404: errorView } } },
+    async (request) => joinTokenView(await trust.revokeJoinToken(request.params.id, actorOf(request))),
+  );
+}
