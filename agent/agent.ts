@@ -29,7 +29,7 @@ export interface AgentDeps {
   /** Built once the region is known (from config or instance metadata). */
   secrets: (region: string) => SecretSource;
   services: ServiceManager;
-  facts: () => Promise<HostFacts>;
+  facts: () => Promise<HostFacts | null>;
   owner: { uid: number; gid: number };
 }
 

@@ -31,6 +31,12 @@ export interface ControlEndpoint {
 }
 
 const CALL_TIMEOUT_MS = 15_000;
+/**
+ * Enrollment is the costliest call (a certificate is signed). When a whole
+ * fleet boots at once, a call that gave up early would be signed for
+ * nothing and asked again: it may wait longer.
+ */
+const ENROLL_TIMEOUT_MS = 60_000;
 
 export function isRetryable(err: unknown): boolean {
   const code = (err as { code?: number }).code;
@@ -87,9 +93,12 @@ export class ControlClient {
     this.reset();
   }
 
-  private unary<Res>(invoke: (client: BootstrapClient, deadline: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void): Promise<Res> {
+  private unary<Res>(
+    invoke: (client: BootstrapClient, deadline: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void,
+    timeoutMs = CALL_TIMEOUT_MS,
+  ): Promise<Res> {
     return new Promise((resolve, reject) => {
-      invoke(this.channel(), { deadline: Date.now() + CALL_TIMEOUT_MS }, (err, res) => {
+      invoke(this.channel(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
           if (err.code === grpc.status.UNAVAILABLE) this.failover();
           reject(err);
@@ -106,8 +115,12 @@ export class ControlClient {
   async enroll(identity: InstanceIdentity, proof: string | EnrollProof, agentVersion: string, nonce?: string): Promise<ClientCredentials> {
     // A fresh key for every enrollment; only the public half leaves the host.
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    this.creds = undefined;
-    this.reset();
+    // Enroll goes without a client certificate; a channel already without one
+    // is kept across retries rather than opened anew each time.
+    if (this.creds) {
+      this.creds = undefined;
+      this.reset();
+    }
     const res = await this.unary<{ clientCertificatePem: string; caCertificatePem: string; certificateExpiresUnixMs: number }>((c, o, cb) =>
       c.enroll(
         {
@@ -120,6 +133,7 @@ export class ControlClient {
         o,
         cb,
       ),
+      ENROLL_TIMEOUT_MS,
     );
     const creds: ClientCredentials = {
       instanceId: identity.instanceId,

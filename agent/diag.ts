@@ -17,12 +17,13 @@ export function readyzOnce(diagAddr: string, timeoutMs = 2000): Promise<boolean>
 
 /** Polls /readyz until it answers 200 or the time is up; resolves whether it became ready. */
 export async function waitForReady(diagAddr: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  let interval = 50;
+  const start = Date.now();
+  const deadline = start + timeoutMs;
   while (Date.now() < deadline) {
     if (await readyzOnce(diagAddr)) return true;
+    // Teleport is usually ready within seconds: look often at first, then ease off.
+    const interval = Date.now() - start < 3000 ? 50 : 1000;
     await sleep(Math.min(interval, Math.max(0, deadline - Date.now())), signal);
-    interval = Math.min(interval * 2, 1000);
   }
   return readyzOnce(diagAddr);
 }

@@ -1,21 +1,35 @@
 // Host facts for heartbeats, from systeminformation.
+import { loadavg, uptime } from 'node:os';
+import { setTimeout } from 'node:timers';
 import si from 'systeminformation';
 import type { HostFacts } from '../common/model';
 
-let cached: { at: number; facts: Promise<HostFacts> } | undefined;
+let latest: HostFacts | null = null;
+let refreshing: Promise<HostFacts> | undefined;
+let refreshedAt = 0;
 
-/** Facts change slowly and cost a few process spawns; reuse them for 10 s. */
-export function hostFacts(now = Date.now()): Promise<HostFacts> {
-  if (!cached || now - cached.at > 10_000) {
-    const facts = collectHostFacts();
-    facts.catch(() => (cached = undefined));
-    cached = { at: now, facts };
+/**
+ * The host's facts for a status report. Collecting them spawns a few
+ * processes, so they are refreshed at most every 10 s in the background; a
+ * report never waits more than `waitMs` for them (the first may go without).
+ */
+export async function hostFacts(waitMs = 200, now = Date.now()): Promise<HostFacts | null> {
+  if (!refreshing && now - refreshedAt > 10_000) {
+    refreshedAt = now;
+    refreshing = collectHostFacts()
+      .then((facts) => (latest = facts))
+      .finally(() => (refreshing = undefined));
+    refreshing.catch(() => {});
   }
-  return cached.facts;
+  if (refreshing && latest === null) {
+    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), waitMs).unref());
+    return Promise.race([refreshing.catch(() => null), timeout]);
+  }
+  return latest;
 }
 
 export async function collectHostFacts(root = '/'): Promise<HostFacts> {
-  const [os, cpu, mem, load, disks] = await Promise.all([si.osInfo(), si.cpu(), si.mem(), si.currentLoad(), si.fsSize()]);
+  const [os, cpu, mem, disks] = await Promise.all([si.osInfo(), si.cpu(), si.mem(), si.fsSize()]);
   const rootFs = disks.filter((d) => root.startsWith(d.mount)).sort((a, b) => b.mount.length - a.mount.length)[0];
   return {
     os: `${os.distro} ${os.release}`.trim(),
@@ -24,8 +38,8 @@ export async function collectHostFacts(root = '/'): Promise<HostFacts> {
     cpus: cpu.cores,
     memoryTotalBytes: mem.total,
     memoryAvailableBytes: mem.available,
-    loadAverage1m: load.avgLoad,
-    uptimeSeconds: Math.round(si.time().uptime),
+    loadAverage1m: loadavg()[0],
+    uptimeSeconds: Math.round(uptime()),
     rootDiskFreeBytes: rootFs ? rootFs.available : 0,
   };
 }

@@ -5,15 +5,11 @@ import { promises as fs } from 'node:fs';
 import { parseFlags, runMain, UsageError } from '../common/cli';
 import { createLogger, type Logger } from '../common/log';
 import { VERSION } from '../common/version';
-import { Agent, desiredFrom } from './agent';
-import { AwsSecretSource } from './aws';
-import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig, type AgentConfig } from './config';
-import { ControlClient } from './control-client';
-import { hostFacts } from './facts';
-import { ImdsIdentitySource } from './identity';
+import { desiredFrom, type Agent } from './agent';
+import { buildAgent, serviceManagerFor } from './build';
+import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig } from './config';
 import { maskProxyCredentials } from './render/plan';
-import { resolveOwner } from './owner';
-import { ProcessManager, SystemdManager, type ServiceManager } from './service-manager';
+import { ProcessManager } from './service-manager';
 
 const USAGE = `Usage: teleboot-agent <command> [flags]
 
@@ -27,27 +23,6 @@ Flags (every command):
   -c, --config FILE   agent configuration (default ${DEFAULT_AGENT_CONFIG_PATH})
   -h, --help          show this help
 `;
-
-function serviceManagerFor(config: AgentConfig, log: Logger): ServiceManager {
-  if (config.serviceManager.type === 'process') {
-    return new ProcessManager([config.teleport.binary, 'start', `--config=${config.paths.teleportConfig}`], log.child({ component: 'teleport' }));
-  }
-  return new SystemdManager(config.serviceManager.systemctl, config.paths.unitDir, config.serviceManager.unitName);
-}
-
-export function buildAgent(config: AgentConfig, log: Logger, services = serviceManagerFor(config, log)): Agent {
-  return new Agent({
-    config,
-    log,
-    identity: new ImdsIdentitySource(config.aws.imdsEndpoint),
-    control: new ControlClient(config.control),
-    secrets: (region) =>
-      new AwsSecretSource({ region, ssmEndpoint: config.aws.ssmEndpoint, s3Endpoint: config.aws.s3Endpoint, s3ForcePathStyle: config.aws.s3ForcePathStyle }),
-    services,
-    facts: () => hostFacts(),
-    owner: resolveOwner(config.teleport.user, config.teleport.group),
-  });
-}
 
 /** Aborts on SIGTERM/SIGINT so the agent can finish what it writes. */
 function shutdownSignal(log: Logger): AbortSignal {
@@ -97,7 +72,7 @@ async function main(): Promise<number | void> {
   // plan prints to stdout; its log goes to stderr so the two do not mix.
   const log = createLogger('teleboot-agent', config.logLevel, command === 'plan' ? process.stderr : undefined);
   const services = serviceManagerFor(config, log);
-  const agent = buildAgent(config, log, services);
+  const agent = buildAgent(config, log, { services });
   const signal = shutdownSignal(log);
   switch (command) {
     case 'plan':

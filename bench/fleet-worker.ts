@@ -7,13 +7,10 @@
 import { setMaxListeners } from 'node:events';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { Agent } from '../agent/agent';
-import { AwsSecretSource } from '../agent/aws';
+import type { Agent } from '../agent/agent';
 import { loadAgentConfig } from '../agent/config';
 import { ControlClient, type ControlEndpoint } from '../agent/control-client';
-import { hostFacts } from '../agent/facts';
-import { ImdsIdentitySource } from '../agent/identity';
-import { resolveOwner } from '../agent/owner';
+import { buildAgent } from '../agent/build';
 import { createLogger, describeError } from '../common/log';
 import { fakeInstance, startImdsEmulator, type ImdsEmulator } from '../test/emulators/imds';
 import { ControlProcess, writeAgentConfig, type AgentFiles } from '../test/support/harness';
@@ -156,7 +153,6 @@ class Worker {
     // writeAgentConfig only reads the control server's address and files from this; it starts nothing.
     const control = Object.assign(new ControlProcess(msg.controlDataDir), { grpcPort: msg.grpcPort });
     const log = createLogger('bench-agent', 'info', this.sink);
-    const owner = resolveOwner('root', 'root');
     for (const { index, proxy } of msg.hosts) {
       const imds = await startImdsEmulator(fakeInstance(proxy ? { tags: { TeleportRole: 'proxy', Name: `edge-${index}` } } : {}));
       const files = await this.configWithOwnDiagPort(() =>
@@ -172,18 +168,8 @@ class Worker {
       const config = loadAgentConfig(files.configFile);
       const services = new SandboxServiceManager({ teleportConfig: config.paths.teleportConfig, readyDelayMs: msg.readyDelayMs, ports: this.ports });
       const client = new TimedControlClient(config.control, this.timings, this.clock);
-      // Wired as buildAgent (agent/main.ts) does, with the sandbox in place of systemd.
-      const agent = new Agent({
-        config,
-        log: log.child({ instanceId: imds.instance.instanceId }),
-        identity: new ImdsIdentitySource(config.aws.imdsEndpoint),
-        control: client,
-        secrets: (region) =>
-          new AwsSecretSource({ region, ssmEndpoint: config.aws.ssmEndpoint, s3Endpoint: config.aws.s3Endpoint, s3ForcePathStyle: config.aws.s3ForcePathStyle }),
-        services,
-        facts: () => hostFacts(),
-        owner,
-      });
+      // The agent's own wiring, with the sandbox in place of systemd and a timed client.
+      const agent = buildAgent(config, log.child({ instanceId: imds.instance.instanceId }), { services, control: client });
       this.hosts.push({ index, proxy, imds, services, control: client, agent });
     }
     send({ type: 'setup-done', hosts: this.hosts.map((h) => ({ index: h.index, instanceId: h.imds.instance.instanceId, proxy: h.proxy })) });

@@ -3,7 +3,9 @@
 // the short-lived client certificates that enrolled agents present.
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs this.
 import 'reflect-metadata';
-import { randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, sign, webcrypto, type KeyObject } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import * as asn1 from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -63,6 +65,14 @@ export async function loadCertificateAuthority(certPem: string, keyPem: string):
   return { certPem, keyPem, cert: new x509.X509Certificate(certPem), key: await importPrivateKey(keyPem) };
 }
 
+// The CA's key identifier is the same in every certificate it signs.
+const authorityKeyIds = new WeakMap<CertificateAuthority, Promise<x509.AuthorityKeyIdentifierExtension>>();
+function authorityKeyId(ca: CertificateAuthority): Promise<x509.AuthorityKeyIdentifierExtension> {
+  let ext = authorityKeyIds.get(ca);
+  if (!ext) authorityKeyIds.set(ca, (ext = x509.AuthorityKeyIdentifierExtension.create(ca.cert, false)));
+  return ext;
+}
+
 async function issue(
   ca: CertificateAuthority,
   subject: string,
@@ -70,31 +80,33 @@ async function issue(
   lifetimeMs: number,
   extensions: x509.Extension[],
   serialNumber = newSerial(),
-): Promise<string> {
+): Promise<{ pem: string; notAfter: Date }> {
   const now = Date.now();
+  // X.509 times have whole seconds; the certificate says what this says.
+  const notAfter = new Date(Math.floor((now + lifetimeMs) / 1000) * 1000);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber,
     subject,
     issuer: ca.cert.subject,
     notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + lifetimeMs),
+    notAfter,
     signingAlgorithm: SIGN_ALG,
     publicKey,
     signingKey: ca.key,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.cert, false),
+      await authorityKeyId(ca),
       ...extensions,
     ],
   });
-  return cert.toString('pem') + '\n';
+  return { pem: cert.toString('pem') + '\n', notAfter };
 }
 
 /** A server certificate for the listeners, valid for the given DNS names and IPs. */
 export async function issueServerCertificate(ca: CertificateAuthority, names: string[], lifetimeDays = 825): Promise<KeyPairPem> {
   const keys = await generateKeyPair();
   const altNames = names.map((n) => ({ type: /^[\d.]+$|:/.test(n) ? ('ip' as const) : ('dns' as const), value: n }));
-  const certPem = await issue(ca, `CN=${names[0] ?? 'teleboot-control'}`, keys.publicKey, lifetimeDays * 86_400_000, [
+  const { pem: certPem } = await issue(ca, `CN=${names[0] ?? 'teleboot-control'}`, keys.publicKey, lifetimeDays * 86_400_000, [
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
     new x509.SubjectAlternativeNameExtension(altNames),
@@ -121,35 +133,84 @@ export function normalizeSerial(serial: string): string {
 }
 
 /** Imports the agent's public key (SPKI PEM, ECDSA P-256); PublicKeyError when it is not one. */
-export async function importClientPublicKey(publicKeyPem: string): Promise<CryptoKey> {
+export async function importClientPublicKey(publicKeyPem: string): Promise<KeyObject> {
+  let key: KeyObject | undefined;
   try {
-    const der = x509.PemConverter.decodeFirst(publicKeyPem);
-    return (await subtle.importKey('spki', der, EC_ALG, true, ['verify'])) as CryptoKey;
+    key = createPublicKey({ key: publicKeyPem, format: 'pem' });
   } catch {
+    /* reported below */
+  }
+  if (key?.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new PublicKeyError('public_key_pem must be a PEM "PUBLIC KEY" (SPKI) of an ECDSA P-256 key');
   }
+  return key;
 }
+
+/** What every client certificate of one CA shares, built once. */
+interface ClientTemplate {
+  issuer: asn1.Name;
+  signingKey: KeyObject;
+  algorithm: asn1.AlgorithmIdentifier;
+  extensions: asn1.Extension[];
+}
+
+const clientTemplates = new WeakMap<CertificateAuthority, Promise<ClientTemplate>>();
+
+function clientTemplate(ca: CertificateAuthority): Promise<ClientTemplate> {
+  let template = clientTemplates.get(ca);
+  if (!template) {
+    template = (async () => {
+      const extensions = [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        await x509.AuthorityKeyIdentifierExtension.create(ca.cert, false),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      ];
+      return {
+        issuer: AsnConvert.parse(ca.cert.rawData, asn1.Certificate).tbsCertificate.subject,
+        signingKey: createPrivateKey(ca.keyPem),
+        algorithm: new asn1.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 }),
+        extensions: extensions.map((e) => AsnConvert.parse(e.rawData, asn1.Extension)),
+      };
+    })();
+    clientTemplates.set(ca, template);
+  }
+  return template;
+}
+
+const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+const arrayBufferOf = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 
 /**
  * Signs a client certificate for an enrolled instance. The agent keeps its
  * private key; only its public key (SPKI PEM, ECDSA P-256) comes over the wire.
+ * Every enrollment signs one, so the certificate is assembled from a per-CA
+ * template and signed in place, without the general generator's round trips.
  */
 export async function issueClientCertificate(
   ca: CertificateAuthority,
   instanceId: string,
-  publicKey: string | CryptoKey,
+  publicKey: string | KeyObject,
   lifetimeMs: number,
 ): Promise<{ certPem: string; expiresAt: Date; serial: string }> {
   const key = typeof publicKey === 'string' ? await importClientPublicKey(publicKey) : publicKey;
+  const template = await clientTemplate(ca);
   const serial = newSerial();
-  const certPem = await issue(
-    ca,
-    `CN=${instanceId}, O=teleboot-agent`,
-    key,
-    lifetimeMs,
-    [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true), new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
-    serial,
-  );
-  const cert = new NodeX509(certPem);
-  return { certPem, expiresAt: new Date(cert.validTo), serial: normalizeSerial(cert.serialNumber) };
+  const now = Date.now();
+  // X.509 times have whole seconds; the certificate says what this returns.
+  const notAfter = new Date(Math.floor((now + lifetimeMs) / 1000) * 1000);
+  const tbs = new asn1.TBSCertificate({
+    version: asn1.Version.v3,
+    serialNumber: arrayBufferOf(Buffer.from(serial, 'hex')),
+    signature: template.algorithm,
+    issuer: template.issuer,
+    validity: new asn1.Validity({ notBefore: new Date(Math.floor((now - 60_000) / 1000) * 1000), notAfter }),
+    subject: AsnConvert.parse(new x509.Name(`CN=${instanceId}, O=teleboot-agent`).toArrayBuffer(), asn1.Name),
+    subjectPublicKeyInfo: AsnConvert.parse(key.export({ type: 'spki', format: 'der' }), asn1.SubjectPublicKeyInfo),
+    extensions: new asn1.Extensions(template.extensions),
+  });
+  const signature = sign('sha256', Buffer.from(AsnConvert.serialize(tbs)), { key: template.signingKey, dsaEncoding: 'der' });
+  const cert = new asn1.Certificate({ tbsCertificate: tbs, signatureAlgorithm: template.algorithm, signatureValue: arrayBufferOf(signature) });
+  // newSerial's first byte is 01-7f, so TLS stacks print it exactly as generated.
+  return { certPem: toPem(AsnConvert.serialize(cert), 'CERTIFICATE'), expiresAt: notAfter, serial: normalizeSerial(serial) };
 }

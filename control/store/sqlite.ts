@@ -140,20 +140,29 @@ export class SqliteStore implements Store {
     this.migrate();
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A prepared statement, compiled once per SQL text: compiling costs more than running. */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) this.statements.set(text, (statement = this.db.prepare(text)));
+    return statement;
+  }
+
   private migrate(): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
-    const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+    const applied = new Set(this.sql('SELECT version FROM schema_migrations').pluck().all() as number[]);
     for (const m of MIGRATIONS) {
       if (applied.has(m.version)) continue;
       this.db.transaction(() => {
         this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+        this.sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       })();
     }
   }
 
   schemaVersion(): number {
-    return this.db.prepare('SELECT COALESCE(MAX(version), 0) FROM schema_migrations').pluck().get() as number;
+    return this.sql('SELECT COALESCE(MAX(version), 0) FROM schema_migrations').pluck().get() as number;
   }
 
   private audit(actor: string, action: string, target: string, details: Record<string, unknown>, now: number): void {
@@ -163,17 +172,17 @@ export class SqliteStore implements Store {
   }
 
   private row(instanceId: string): InstanceRow | undefined {
-    return this.db.prepare('SELECT * FROM instances WHERE instance_id = ?').get(instanceId) as InstanceRow | undefined;
+    return this.sql('SELECT * FROM instances WHERE instance_id = ?').get(instanceId) as InstanceRow | undefined;
   }
 
   async getSettings(): Promise<ClusterSettings> {
-    const body = this.db.prepare('SELECT body FROM settings WHERE id = 1').pluck().get() as string | undefined;
+    const body = this.sql('SELECT body FROM settings WHERE id = 1').pluck().get() as string | undefined;
     return body ? { ...DEFAULT_CLUSTER_SETTINGS, ...(JSON.parse(body) as ClusterSettings) } : { ...DEFAULT_CLUSTER_SETTINGS };
   }
 
   async updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]> {
     return this.db.transaction(() => {
-      const before = this.db.prepare('SELECT body FROM settings WHERE id = 1').pluck().get() as string | undefined;
+      const before = this.sql('SELECT body FROM settings WHERE id = 1').pluck().get() as string | undefined;
       this.db
         .prepare('INSERT INTO settings (id, body, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at')
         .run(JSON.stringify(settings), now);
@@ -188,11 +197,11 @@ export class SqliteStore implements Store {
 
   /** The trust checks of an enrollment; throws EnrollRefused (the transaction then writes nothing). */
   private applyTrust(instanceId: string, existing: InstanceRow | undefined, trust: EnrollTrust, now: number): void {
-    const binding = this.db.prepare('SELECT nonce_hash FROM instance_bindings WHERE instance_id = ?').pluck().get(instanceId) as string | undefined;
+    const binding = this.sql('SELECT nonce_hash FROM instance_bindings WHERE instance_id = ?').pluck().get(instanceId) as string | undefined;
     if (binding !== undefined) {
       if (!trust.nonceHash) throw new EnrollRefused('nonce-required', `instance ${instanceId} is bound to the nonce of its first enrollment; this request has none`);
       if (trust.nonceHash !== binding) throw new EnrollRefused('nonce-mismatch', `instance ${instanceId} is bound to another nonce: an identity presented by a different machine is refused (an operator can reset the binding)`);
-      this.db.prepare('UPDATE instance_bindings SET last_used_at = ? WHERE instance_id = ?').run(now, instanceId);
+      this.sql('UPDATE instance_bindings SET last_used_at = ? WHERE instance_id = ?').run(now, instanceId);
     } else if (trust.nonceHash) {
       this.db
         .prepare('INSERT INTO instance_bindings (instance_id, nonce_hash, method, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)')
@@ -204,10 +213,10 @@ export class SqliteStore implements Store {
       throw new EnrollRefused('role-not-allowed', `instance ${instanceId} is assigned ${outside.join(', ')}, which its join token does not allow (it allows ${trust.allowedRoles!.join(', ')})`);
     }
     if (trust.joinTokenId) {
-      const row = this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(trust.joinTokenId) as JoinTokenRow | undefined;
+      const row = this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(trust.joinTokenId) as JoinTokenRow | undefined;
       const problem = row ? joinTokenProblem(rowToJoinToken(row), now) : 'join token not recognised';
       if (problem) throw new EnrollRefused('token-unusable', problem);
-      this.db.prepare('UPDATE join_tokens SET uses = uses + 1, last_used_at = ? WHERE id = ?').run(now, trust.joinTokenId);
+      this.sql('UPDATE join_tokens SET uses = uses + 1, last_used_at = ? WHERE id = ?').run(now, trust.joinTokenId);
     }
     if (trust.certificate) {
       this.db
@@ -285,7 +294,7 @@ export class SqliteStore implements Store {
     const inner = `SELECT *, ${HEALTH_SQL} AS health FROM instances ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`;
     const outer = `SELECT * FROM (${inner}) ${query.health ? 'WHERE health = @health' : ''} ORDER BY instance_id LIMIT @limit`;
     if (query.health) params.health = query.health;
-    const rows = this.db.prepare(outer).all(params) as InstanceRow[];
+    const rows = this.sql(outer).all(params) as InstanceRow[];
     const items = rows.slice(0, query.limit).map((r) => ({ ...rowToInstance(r), health: r.health! }));
     return { items, next: rows.length > query.limit ? items[items.length - 1].instanceId : undefined };
   }
@@ -294,7 +303,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const existing = this.row(instanceId);
       if (!existing) {
-        this.db.prepare('INSERT INTO instances (instance_id, created_at, updated_at) VALUES (?, ?, ?)').run(instanceId, now, now);
+        this.sql('INSERT INTO instances (instance_id, created_at, updated_at) VALUES (?, ?, ?)').run(instanceId, now, now);
       }
       this.writeAssignment(instanceId, assignment, now);
       this.audit(actor, assignment ? 'assignment.set' : 'assignment.clear', instanceId, { before: parse(existing?.assignment ?? null), after: assignment }, now);
@@ -306,17 +315,32 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const existing = this.row(instanceId);
       if (!existing) return false;
-      this.db.prepare('DELETE FROM instances WHERE instance_id = ?').run(instanceId);
+      this.sql('DELETE FROM instances WHERE instance_id = ?').run(instanceId);
       // Its client certificates stop working at once; the binding stays, so
       // only the same machine (its nonce) can enroll under this id again.
-      const revoked = this.db.prepare('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL').run(now, instanceId).changes;
+      const revoked = this.sql('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL').run(now, instanceId).changes;
       this.audit(actor, 'instance.delete', instanceId, { assignment: parse(existing.assignment), revokedCertificates: revoked }, now);
       return true;
     })();
   }
 
+  /**
+   * Status reports are heartbeats: the next one replaces this one. They skip
+   * the fsync (WAL, synchronous=NORMAL), so a power loss can cost at most the
+   * latest reports, never an assignment, rule, setting or audit event, whose
+   * commits keep synchronous=FULL (and sync everything written before them).
+   */
+  private relaxed<T>(write: () => T): T {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return write();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
   async recordStatus(instanceId: string, appliedGeneration: number, status: InstanceStatus, facts: HostFacts | null): Promise<InstanceRecord | undefined> {
-    const row = this.db
+    const row = this.relaxed(() => this.db
       .prepare(
         `UPDATE instances SET applied_generation = ?, status = ?, status_state = ?, teleport_ready = ?,
            facts = COALESCE(?, facts), last_seen_at = ?, updated_at = ? WHERE instance_id = ? RETURNING *`,
@@ -330,7 +354,7 @@ export class SqliteStore implements Store {
         status.reportedAt,
         status.reportedAt,
         instanceId,
-      ) as InstanceRow | undefined;
+      ) as InstanceRow | undefined);
     return row ? rowToInstance(row) : undefined;
   }
 
@@ -346,7 +370,7 @@ export class SqliteStore implements Store {
   }
 
   private rulesNow(): Rule[] {
-    const rows = this.db.prepare('SELECT id, body, created_at FROM rules ORDER BY position').all() as Array<{ id: string; body: string; created_at: number }>;
+    const rows = this.sql('SELECT id, body, created_at FROM rules ORDER BY position').all() as Array<{ id: string; body: string; created_at: number }>;
     return rows.map((r) => ({ ...(JSON.parse(r.body) as RuleInput), id: r.id, createdAt: Number(r.created_at) }));
   }
 
@@ -360,7 +384,7 @@ export class SqliteStore implements Store {
       const rule: Rule = { ...input, id: randomUUID(), createdAt: now };
       const at = position === undefined ? ids.length : Math.max(0, Math.min(position, ids.length));
       ids.splice(at, 0, rule.id);
-      this.db.prepare('INSERT INTO rules (id, position, body, created_at) VALUES (?, ?, ?, ?)').run(rule.id, at, JSON.stringify(input), now);
+      this.sql('INSERT INTO rules (id, position, body, created_at) VALUES (?, ?, ?, ?)').run(rule.id, at, JSON.stringify(input), now);
       this.renumber(ids);
       this.audit(actor, 'rule.add', `rule:${rule.id}`, { rule, position: at }, now);
       return rule;
@@ -368,7 +392,7 @@ export class SqliteStore implements Store {
   }
 
   private renumber(ids: string[]): void {
-    const update = this.db.prepare('UPDATE rules SET position = ? WHERE id = ?');
+    const update = this.sql('UPDATE rules SET position = ? WHERE id = ?');
     ids.forEach((id, i) => update.run(i, id));
   }
 
@@ -376,7 +400,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const rule = this.rulesNow().find((r) => r.id === id);
       if (!rule) return false;
-      this.db.prepare('DELETE FROM rules WHERE id = ?').run(id);
+      this.sql('DELETE FROM rules WHERE id = ?').run(id);
       this.renumber(this.rulesNow().map((r) => r.id));
       this.audit(actor, 'rule.delete', `rule:${id}`, { rule }, now);
       return true;
@@ -397,7 +421,7 @@ export class SqliteStore implements Store {
   }
 
   async getBinding(instanceId: string): Promise<InstanceBinding | undefined> {
-    const r = this.db.prepare('SELECT * FROM instance_bindings WHERE instance_id = ?').get(instanceId) as
+    const r = this.sql('SELECT * FROM instance_bindings WHERE instance_id = ?').get(instanceId) as
       | { instance_id: string; nonce_hash: string; method: string; created_at: number; last_used_at: number }
       | undefined;
     return r && { instanceId: r.instance_id, nonceHash: r.nonce_hash, method: r.method, createdAt: Number(r.created_at), lastUsedAt: Number(r.last_used_at) };
@@ -405,14 +429,14 @@ export class SqliteStore implements Store {
 
   async resetBinding(instanceId: string, actor: string, now: number): Promise<boolean> {
     return this.db.transaction(() => {
-      const gone = this.db.prepare('DELETE FROM instance_bindings WHERE instance_id = ?').run(instanceId).changes > 0;
+      const gone = this.sql('DELETE FROM instance_bindings WHERE instance_id = ?').run(instanceId).changes > 0;
       if (gone) this.audit(actor, 'binding.reset', instanceId, {}, now);
       return gone;
     })();
   }
 
   async getCertificate(serial: string): Promise<IssuedCertificate | undefined> {
-    const r = this.db.prepare('SELECT * FROM client_certificates WHERE serial = ?').get(serial) as
+    const r = this.sql('SELECT * FROM client_certificates WHERE serial = ?').get(serial) as
       | { serial: string; instance_id: string; issued_at: number; expires_at: number; revoked_at: number | null }
       | undefined;
     return r && { serial: r.serial, instanceId: r.instance_id, issuedAt: Number(r.issued_at), expiresAt: Number(r.expires_at), revokedAt: num(r.revoked_at) };
@@ -420,27 +444,27 @@ export class SqliteStore implements Store {
 
   async createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken> {
     return this.db.transaction(() => {
-      const taken = this.db.prepare('SELECT 1 FROM api_tokens WHERE name = ? AND revoked_at IS NULL').get(token.name);
+      const taken = this.sql('SELECT 1 FROM api_tokens WHERE name = ? AND revoked_at IS NULL').get(token.name);
       if (taken) throw new ConflictError(`an active API token named "${token.name}" exists; revoke it first or choose another name`);
       this.db
         .prepare('INSERT INTO api_tokens (id, name, scope, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
         .run(token.id, token.name, token.scope, token.tokenHash, now, actor);
       this.audit(actor, 'api_token.create', `api-token:${token.id}`, { name: token.name, scope: token.scope }, now);
-      return rowToApiToken(this.db.prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?`).get(token.id) as ApiTokenRow);
+      return rowToApiToken(this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?`).get(token.id) as ApiTokenRow);
     })();
   }
 
   async listApiTokens(): Promise<ApiToken[]> {
-    return (this.db.prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id`).all() as ApiTokenRow[]).map(rowToApiToken);
+    return (this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id`).all() as ApiTokenRow[]).map(rowToApiToken);
   }
 
   async findApiToken(tokenHash: string): Promise<ApiToken | undefined> {
-    const r = this.db.prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL`).get(tokenHash) as ApiTokenRow | undefined;
+    const r = this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL`).get(tokenHash) as ApiTokenRow | undefined;
     return r && rowToApiToken(r);
   }
 
   async touchApiToken(id: string, now: number): Promise<void> {
-    this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, id);
+    this.sql('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, id);
   }
 
   async revokeApiToken(idOrName: string, actor: string, now: number): Promise<ApiToken | undefined> {
@@ -449,14 +473,14 @@ export class SqliteStore implements Store {
         .prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE (id = ? OR name = ?) AND revoked_at IS NULL`)
         .get(idOrName, idOrName) as ApiTokenRow | undefined;
       if (!r) return undefined;
-      this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ?').run(now, r.id);
+      this.sql('UPDATE api_tokens SET revoked_at = ? WHERE id = ?').run(now, r.id);
       this.audit(actor, 'api_token.revoke', `api-token:${r.id}`, { name: r.name, scope: r.scope }, now);
       return { ...rowToApiToken(r), revokedAt: now };
     })();
   }
 
   async countApiTokens(): Promise<number> {
-    return Number(this.db.prepare('SELECT COUNT(*) FROM api_tokens').pluck().get());
+    return Number(this.sql('SELECT COUNT(*) FROM api_tokens').pluck().get());
   }
 
   async createJoinToken(
@@ -468,26 +492,26 @@ export class SqliteStore implements Store {
       this.db
         .prepare('INSERT INTO join_tokens (id, name, token_hash, roles, expires_at, max_uses, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(token.id, token.name, token.tokenHash, token.roles ? JSON.stringify(token.roles) : null, token.expiresAt, token.maxUses, now, actor);
-      const created = rowToJoinToken(this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(token.id) as JoinTokenRow);
+      const created = rowToJoinToken(this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(token.id) as JoinTokenRow);
       this.audit(actor, 'join_token.create', `join-token:${token.id}`, { name: token.name, roles: token.roles, expiresAt: new Date(token.expiresAt).toISOString(), maxUses: token.maxUses }, now);
       return created;
     })();
   }
 
   async listJoinTokens(): Promise<JoinToken[]> {
-    return (this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens ORDER BY created_at, id`).all() as JoinTokenRow[]).map(rowToJoinToken);
+    return (this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens ORDER BY created_at, id`).all() as JoinTokenRow[]).map(rowToJoinToken);
   }
 
   async findJoinToken(tokenHash: string): Promise<JoinToken | undefined> {
-    const r = this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE token_hash = ?`).get(tokenHash) as JoinTokenRow | undefined;
+    const r = this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE token_hash = ?`).get(tokenHash) as JoinTokenRow | undefined;
     return r && rowToJoinToken(r);
   }
 
   async revokeJoinToken(id: string, actor: string, now: number): Promise<JoinToken | undefined> {
     return this.db.transaction(() => {
-      const r = this.db.prepare(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ? AND revoked_at IS NULL`).get(id) as JoinTokenRow | undefined;
+      const r = this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ? AND revoked_at IS NULL`).get(id) as JoinTokenRow | undefined;
       if (!r) return undefined;
-      this.db.prepare('UPDATE join_tokens SET revoked_at = ? WHERE id = ?').run(now, id);
+      this.sql('UPDATE join_tokens SET revoked_at = ? WHERE id = ?').run(now, id);
       this.audit(actor, 'join_token.revoke', `join-token:${id}`, { name: r.name }, now);
       return { ...rowToJoinToken(r), revokedAt: now };
     })();
