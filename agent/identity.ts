@@ -14,16 +14,31 @@ export interface IdentitySource {
   proof?(signature?: 'pkcs7' | 'rsa2048'): Promise<IdentityProof>;
 }
 
+const TOKEN_TTL_SECONDS = 300;
+
 export class ImdsIdentitySource implements IdentitySource {
   private readonly imds: MetadataService;
+  private session: { token: Promise<string>; renewAt: number } | undefined;
 
   constructor(endpoint?: string) {
-    // IMDSv2 only: the client fetches a session token before every read.
-    this.imds = new MetadataService({ endpoint, ec2MetadataV1Disabled: true, httpOptions: { timeout: 2000 }, retries: 2 });
+    // IMDSv2 only. The SDK client would fetch a session token before every
+    // read; this source fetches one per session and sends it with each read
+    // itself, and never reads without one.
+    this.imds = new MetadataService({ endpoint, disableFetchToken: true, tokenTtl: TOKEN_TTL_SECONDS, httpOptions: { timeout: 2000 }, retries: 2 });
   }
 
-  private get(path: string): Promise<string> {
-    return this.imds.request(`/latest/${path}`, {});
+  private token(): Promise<string> {
+    const now = Date.now();
+    if (!this.session || now >= this.session.renewAt) {
+      const token = this.imds.fetchMetadataToken();
+      this.session = { token, renewAt: now + (TOKEN_TTL_SECONDS - 60) * 1000 };
+      token.catch(() => (this.session = undefined));
+    }
+    return this.session.token;
+  }
+
+  private async get(path: string): Promise<string> {
+    return this.imds.request(`/latest/${path}`, { headers: { 'x-aws-ec2-metadata-token': await this.token() } });
   }
 
   /** Instance tags, when the instance exposes them in metadata; {} otherwise. */
