@@ -67,6 +67,9 @@ export class ControlClient {
         'grpc.keepalive_permit_without_calls': 1,
         // grpc-js backs off reconnects up to 2 minutes by default; an agent
         // should be back within seconds of the control server.
+        // An agent talks to one server; the process-wide subchannel pool only
+        // costs a scan of every other channel when many agents share a process.
+        'grpc.use_local_subchannel_pool': 1,
         'grpc.initial_reconnect_backoff_ms': 500,
         'grpc.max_reconnect_backoff_ms': 10_000,
         ...(this.target.serverName ? { 'grpc.ssl_target_name_override': this.target.serverName } : {}),
