@@ -151,6 +151,7 @@ interface ClientTemplate {
   issuer: asn1.Name;
   signingKey: KeyObject;
   algorithm: asn1.AlgorithmIdentifier;
+  algorithmDer: Buffer;
   extensions: asn1.Extension[];
 }
 
@@ -166,10 +167,12 @@ function clientTemplate(ca: CertificateAuthority): Promise<ClientTemplate> {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
       ];
+      const algorithm = new asn1.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
       return {
         issuer: AsnConvert.parse(ca.cert.rawData, asn1.Certificate).tbsCertificate.subject,
         signingKey: createPrivateKey(ca.keyPem),
-        algorithm: new asn1.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 }),
+        algorithm,
+        algorithmDer: Buffer.from(AsnConvert.serialize(algorithm)),
         extensions: extensions.map((e) => AsnConvert.parse(e.rawData, asn1.Extension)),
       };
     })();
@@ -179,6 +182,20 @@ function clientTemplate(ca: CertificateAuthority): Promise<ClientTemplate> {
 }
 
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+
+/** DER length octets: short form below 128, long form above. */
+function derLength(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+const derSequence = (...parts: Buffer[]): Buffer => {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]);
+};
+// No unused bits: the leading 0x00 octet.
+const derBitString = (bytes: Buffer): Buffer => Buffer.concat([Buffer.from([0x03]), derLength(bytes.length + 1), Buffer.from([0x00]), bytes]);
 const arrayBufferOf = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 
 /**
@@ -209,8 +226,10 @@ export async function issueClientCertificate(
     subjectPublicKeyInfo: AsnConvert.parse(key.export({ type: 'spki', format: 'der' }), asn1.SubjectPublicKeyInfo),
     extensions: new asn1.Extensions(template.extensions),
   });
-  const signature = sign('sha256', Buffer.from(AsnConvert.serialize(tbs)), { key: template.signingKey, dsaEncoding: 'der' });
-  const cert = new asn1.Certificate({ tbsCertificate: tbs, signatureAlgorithm: template.algorithm, signatureValue: arrayBufferOf(signature) });
+  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+  const signature = sign('sha256', tbsDer, { key: template.signingKey, dsaEncoding: 'der' });
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
+  const der = derSequence(tbsDer, template.algorithmDer, derBitString(signature));
   // newSerial's first byte is 01-7f, so TLS stacks print it exactly as generated.
-  return { certPem: toPem(AsnConvert.serialize(cert), 'CERTIFICATE'), expiresAt: notAfter, serial: normalizeSerial(serial) };
+  return { certPem: toPem(arrayBufferOf(der), 'CERTIFICATE'), expiresAt: notAfter, serial: normalizeSerial(serial) };
 }

@@ -331,11 +331,11 @@ export class SqliteStore implements Store {
    * commits keep synchronous=FULL (and sync everything written before them).
    */
   private relaxed<T>(write: () => T): T {
-    this.db.pragma('synchronous = NORMAL');
+    this.sql('PRAGMA synchronous = NORMAL').run();
     try {
       return write();
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.sql('PRAGMA synchronous = FULL').run();
     }
   }
 
