@@ -1,12 +1,10 @@
 // What happens when parts of the world are away: the control server
 // restarts, SSM or the control server is unreachable at boot. Agents run as
 // separate processes supervising the stand-in teleport directly.
-import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import t from 'tap';
 import { existsSync } from 'node:fs';
-import { AGENT_BIN, AWS_ENV } from './support/harness';
+import { startAgentProcess } from './support/harness';
 import { startWorld, type World } from './support/world';
-import type { AgentFiles } from './support/harness';
 
 let world: World;
 t.before(async () => {
@@ -16,22 +14,7 @@ t.teardown(() => world?.close());
 
 const ready = (i: any) => i.health === 'ready' && i.appliedGeneration === i.generation;
 
-function startAgent(t: Test, files: AgentFiles): { proc: ChildProcess; logs: () => string } {
-  const proc = spawn(process.execPath, [AGENT_BIN, 'run', '-c', files.configFile], {
-    env: { ...process.env, ...AWS_ENV, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  t.teardown(async () => {
-    if (proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    await exited;
-  });
-  return { proc, logs: () => output };
-}
+const startAgent = startAgentProcess;
 
 async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -4,11 +4,11 @@
 // agent. A kube + discovery host (seed 004_*) and an app + db host (Teleport's
 // AMI agent mode) converge through the proxy with one join token each, and a
 // cluster-wide HTTP CONNECT proxy reaches /etc/default/teleport (seed 003_*).
-import t, { type Test } from 'tap';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
-import { AGENT_BIN, AWS_ENV, TELEPORT_STANDIN, runNode, type AgentFiles } from './support/harness';
+import { AGENT_BIN, AWS_ENV, TELEPORT_STANDIN, runNode, startAgentProcess, type AgentFiles } from './support/harness';
 import { CLUSTER, startWorld, type World } from './support/world';
 
 let world: World;
@@ -22,22 +22,7 @@ const mode = (path: string) => statSync(path).mode & 0o777;
 /** `teleport configure --test` on the file the agent wrote: the services the (strict) stand-in would start. */
 const checkConfig = (files: AgentFiles) => execFileSync(process.execPath, [TELEPORT_STANDIN, 'configure', '--test', files.teleportConfig], { encoding: 'utf8' });
 
-function startAgent(t: Test, files: AgentFiles): { proc: ChildProcess; logs: () => string } {
-  const proc = spawn(process.execPath, [AGENT_BIN, 'run', '-c', files.configFile], {
-    env: { ...process.env, ...AWS_ENV, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  t.teardown(async () => {
-    if (proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    await exited;
-  });
-  return { proc, logs: () => output };
-}
+const startAgent = startAgentProcess;
 
 t.test('a kube + discovery host converges through the proxy with one token for both (seed 004_*)', async (t) => {
   const imds = await world.instance();

@@ -1,29 +1,15 @@
 // The operators' REST API over real HTTPS: what each route answers, and how
 // it refuses bad input (400 naming the field, nothing stored).
 import t from 'tap';
-import { loadControlConfig } from '../control/config';
-import { startControlServer, type RunningControlServer } from '../control/server';
-import { createLogger } from '../common/log';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { removeDir, restRequest, scratchDir } from './support/harness';
+import { startInProcessControl, type InProcessControl } from './support/in-process';
 
-let server: RunningControlServer;
-let dir: string;
-let adminToken: string;
-const rest = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  restRequest({ port: Number(new URL(server.restUrl).port), ca: server.caPem, token: adminToken }, method, path, body, headers);
+let control: InProcessControl;
+const rest = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => control.rest(method, path, body, headers);
 
 t.before(async () => {
-  dir = scratchDir('rest');
-  const config = loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0' });
-  server = await startControlServer(config, createLogger('test', 'silent'));
-  adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+  control = await startInProcessControl('rest');
 });
-t.teardown(async () => {
-  await server.close();
-  removeDir(dir);
-});
+t.teardown(() => control.close());
 
 t.test('assigning a role before the instance ever booted', async (t) => {
   const res = await rest('PUT', '/v1/instances/i-0123456789abcdef0/assignment', { role: 'auth-proxy', labels: { env: 'prod' } }, { 'x-teleboot-actor': 'alice' });

@@ -3,30 +3,16 @@
 // mistake at the call (400 naming the field), and the preview routes show
 // the files an instance would get, secrets masked.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parse } from 'yaml';
-import { loadControlConfig } from '../control/config';
-import { startControlServer, type RunningControlServer } from '../control/server';
-import { createLogger } from '../common/log';
-import { removeDir, restRequest, scratchDir } from './support/harness';
+import { startInProcessControl, type InProcessControl } from './support/in-process';
 
-let server: RunningControlServer;
-let dir: string;
-let adminToken: string;
-const rest = (method: string, path: string, body?: unknown) =>
-  restRequest({ port: Number(new URL(server.restUrl).port), ca: server.caPem, token: adminToken }, method, path, body);
+let control: InProcessControl;
+const rest = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => control.rest(method, path, body, headers);
 
 t.before(async () => {
-  dir = scratchDir('rest-layouts');
-  const config = loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0' });
-  server = await startControlServer(config, createLogger('test', 'silent'));
-  adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+  control = await startInProcessControl('rest-layouts');
 });
-t.teardown(async () => {
-  await server.close();
-  removeDir(dir);
-});
+t.teardown(() => control.close());
 
 // Seed 004_*: EKS discovery and the Kubernetes Service on one host.
 const KUBE_DISCOVERY = {

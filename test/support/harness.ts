@@ -63,6 +63,27 @@ export function runNode(script: string, args: string[], env: Record<string, stri
   });
 }
 
+/**
+ * `teleboot-agent run` as its own process, stopped (SIGTERM, as systemd
+ * would) when the test ends; `logs()` is everything it printed so far.
+ */
+export function startAgentProcess(t: { teardown(fn: () => Promise<void> | void): void }, files: AgentFiles): { proc: ChildProcess; logs: () => string } {
+  const proc = spawn(process.execPath, [AGENT_BIN, 'run', '-c', files.configFile], {
+    env: { ...process.env, ...AWS_ENV, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  t.teardown(async () => {
+    if (proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await exited;
+  });
+  return { proc, logs: () => output };
+}
+
 /** Credentials s3rver and the emulators accept (s3rver checks SigV4 against S3RVER/S3RVER). */
 export const AWS_ENV = {
   AWS_ACCESS_KEY_ID: 'S3RVER',
