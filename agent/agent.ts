@@ -12,7 +12,7 @@ import type { AgentState, HostFacts, InstanceIdentity } from '../common/model';
 import { assignmentFromMessage, clusterFromMessage } from '../common/wire';
 import { VERSION } from '../common/version';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
-import { MissingSecretError, type SecretSource } from './aws';
+import { MissingSecretError, type ParameterWriter, type SecretSource } from './aws';
 import type { AgentConfig } from './config';
 import { ControlClient, credentialsValid, isRetryable, needsRenewal, type ClientCredentials, type EnrollProof } from './control-client';
 import { applyPlan, preparePlan, type ApplyResult, type DesiredState, type Plan } from './converge';
@@ -20,6 +20,7 @@ import { readyzOnce, waitForReady } from './diag';
 import type { IdentitySource } from './identity';
 import { RenderError } from './render/render';
 import type { ServiceManager } from './service-manager';
+import { Publisher } from './publisher';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -31,6 +32,8 @@ export interface AgentDeps {
   services: ServiceManager;
   facts: () => Promise<HostFacts | null>;
   owner: { uid: number; gid: number };
+  /** SSM writes of the publisher (auth servers holding the publisher lease); none: no publisher. */
+  parameters?: (region: string) => ParameterWriter;
 }
 
 export interface AgentStatus {
@@ -65,6 +68,8 @@ export class Agent {
   private heartbeatMs: number;
   /** `plan` enrolls in memory only: it writes nothing on the host. */
   private readOnly = false;
+  /** On auth servers: mints and publishes join tokens and the CA pin while it holds the lease. */
+  publisher: Publisher | undefined;
   status: AgentStatus = { state: 'converging', appliedGeneration: 0, teleportReady: false, teleportUnitState: 'inactive', message: 'starting' };
 
   constructor(private readonly deps: AgentDeps) {
@@ -247,10 +252,11 @@ export class Agent {
         this.deps.control.reportStatus({
           instanceId: this.instanceId,
           appliedGeneration: this.status.appliedGeneration,
-          state: this.status.state,
+          // A publisher that cannot publish makes a ready auth server degraded.
+          state: this.publisher?.state.problem && this.status.state === 'ready' ? 'degraded' : this.status.state,
           teleportUnitState: this.status.teleportUnitState,
           teleportReady: this.status.teleportReady,
-          message: this.status.message,
+          message: [this.status.message, this.publisher?.summary()].filter(Boolean).join('; ').slice(0, 4096),
           facts,
           agentVersion: VERSION,
         }),
@@ -270,15 +276,26 @@ export class Agent {
     }
   }
 
-  private nextChange(signal?: AbortSignal): Promise<void> {
+  /** Resolves at the next change, or after `timeoutMs`; rejects on abort. Leaves no listener behind. */
+  private nextChange(signal?: AbortSignal, timeoutMs?: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onAbort = () => reject(signal!.reason);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.wake = () => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        this.wake = undefined;
+        if (this.wake === wake) this.wake = undefined;
+      };
+      const onAbort = () => {
+        done();
+        reject(signal!.reason);
+      };
+      const wake = () => {
+        done();
         resolve();
       };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.wake = wake;
+      if (timeoutMs !== undefined) timer = setTimeout(wake, timeoutMs);
     });
   }
 
@@ -334,6 +351,7 @@ export class Agent {
     await this.start(signal);
     await this.fetchAssignment(signal);
     this.followChanges(signal);
+    this.startPublisher(signal);
     let appliedGeneration = -1;
     let nextHeartbeat = 0;
     while (!signal.aborted) {
@@ -362,9 +380,28 @@ export class Agent {
         continue;
       }
       if (this.latest && Number(this.latest.generation) !== appliedGeneration) continue;
-      await Promise.race([this.nextChange(signal), sleep(Math.max(0, nextHeartbeat - Date.now()), signal)]).catch(() => {});
-      this.wake = undefined;
+      await this.nextChange(signal, Math.max(0, nextHeartbeat - Date.now())).catch(() => {});
     }
+  }
+
+  /** Publishes while this instance is a ready auth server; its state goes into every report. */
+  private startPublisher(signal: AbortSignal): void {
+    if (!this.deps.parameters) return;
+    const { config } = this.deps;
+    this.publisher = new Publisher({
+      config,
+      log: this.log.child({ component: 'publisher' }),
+      control: this.deps.control,
+      writer: this.deps.parameters(config.aws.region ?? this.instance.region),
+      instanceId: this.instanceId,
+      target: () => {
+        const desired = this.latest ? desiredFrom(this.latest) : null;
+        if (!desired?.assignment.roles.includes('auth') || !this.status.teleportReady || this.status.appliedGeneration !== desired.generation) return undefined;
+        return { clusterName: desired.cluster.clusterName, ssmPrefix: desired.cluster.ssmPrefix };
+      },
+      onChange: () => void this.report(signal).catch(() => {}),
+    });
+    void this.publisher.run(signal).catch((err) => this.log.error({ err: describeError(err) }, 'publisher stopped'));
   }
 
   /** A periodic report that also notices Teleport going down or coming back. */

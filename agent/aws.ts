@@ -2,7 +2,7 @@
 // Parameter Store, the proxy's certificate from S3. Names follow the
 // conventions of Teleport's AMI and the seed Ansible roles.
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 
 /** Refuse anything larger: a token or PEM bundle is a few KiB at most. */
 export const MAX_SECRET_BYTES = 256 * 1024;
@@ -66,5 +66,24 @@ export class AwsSecretSource implements SecretSource {
     const body = (await out.Body?.transformToString('utf8')) ?? '';
     if (Buffer.byteLength(body) > MAX_SECRET_BYTES) throw new Error(`s3://${bucket}/${key} is larger than ${MAX_SECRET_BYTES} bytes`);
     return { body, etag: out.ETag ?? '' };
+  }
+}
+
+/** Where the publisher writes: SSM parameters, overwritten in place. */
+export interface ParameterWriter {
+  /** Creates or overwrites a parameter; returns its new version. */
+  put(name: string, value: string, type: 'String' | 'SecureString'): Promise<number>;
+}
+
+export class SsmParameterWriter implements ParameterWriter {
+  private readonly ssm: SSMClient;
+
+  constructor(opts: Pick<AwsEndpoints, 'region' | 'ssmEndpoint'>) {
+    this.ssm = new SSMClient({ region: opts.region, endpoint: opts.ssmEndpoint, maxAttempts: 1 });
+  }
+
+  async put(name: string, value: string, type: 'String' | 'SecureString'): Promise<number> {
+    const out = await this.ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: type, Overwrite: true }));
+    return out.Version ?? 0;
   }
 }

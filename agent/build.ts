@@ -3,7 +3,7 @@
 // service manager.
 import type { Logger } from '../common/log';
 import { Agent, type AgentDeps } from './agent';
-import { AwsSecretSource } from './aws';
+import { AwsSecretSource, SsmParameterWriter } from './aws';
 import type { AgentConfig } from './config';
 import { ControlClient } from './control-client';
 import { hostFacts } from './facts';
@@ -30,6 +30,7 @@ export function buildAgent(config: AgentConfig, log: Logger, overrides: AgentOve
     secrets: (region) =>
       new AwsSecretSource({ region, ssmEndpoint: config.aws.ssmEndpoint, s3Endpoint: config.aws.s3Endpoint, s3ForcePathStyle: config.aws.s3ForcePathStyle }),
     services: overrides.services ?? serviceManagerFor(config, log),
+    parameters: (region) => new SsmParameterWriter({ region, ssmEndpoint: config.aws.ssmEndpoint }),
     facts: () => hostFacts(),
     owner: resolveOwner(config.teleport.user, config.teleport.group),
   });

@@ -11,7 +11,8 @@ interface AgentConfigFile {
   control: { endpoints: string[]; ca_file: string; server_name?: string };
   enrollment: { method?: 'ec2' | 'join_token'; join_token_file?: string; ec2_signature?: 'pkcs7' | 'rsa2048' };
   paths?: { state_dir?: string; teleport_config?: string; teleport_data_dir?: string; secrets_dir?: string; unit_dir?: string; environment_file?: string };
-  teleport?: { binary?: string; diag_addr?: string; ready_timeout?: string; user?: string; group?: string };
+  teleport?: { binary?: string; tctl?: string; diag_addr?: string; ready_timeout?: string; user?: string; group?: string };
+  publisher?: { roles?: string[]; token_ttl?: string; rotate_every?: string };
   service_manager?: { type?: 'systemd' | 'process'; systemctl?: string; unit_name?: string };
   aws?: { region?: string; imds_endpoint?: string; ssm_endpoint?: string; s3_endpoint?: string; s3_force_path_style?: boolean };
   heartbeat_interval?: string;
@@ -56,10 +57,20 @@ export const AGENT_CONFIG_SCHEMA = {
       additionalProperties: false,
       properties: {
         binary: absPath,
+        tctl: absPath,
         diag_addr: hostPort,
         ready_timeout: { type: 'string', pattern: DURATION_PATTERN },
         user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$' },
         group: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$' },
+      },
+    },
+    publisher: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        roles: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['node', 'proxy', 'kube', 'app', 'db', 'discovery'] } },
+        token_ttl: { type: 'string', pattern: DURATION_PATTERN },
+        rotate_every: { type: 'string', pattern: DURATION_PATTERN },
       },
     },
     service_manager: {
@@ -98,7 +109,9 @@ export interface AgentConfig {
   /** Which signature of the identity document to present: pkcs7 (DSA; the shipped AWS certificates) or rsa2048. */
   ec2Signature: 'pkcs7' | 'rsa2048';
   paths: { stateDir: string; teleportConfig: string; teleportDataDir: string; secretsDir: string; unitDir: string; environmentFile: string };
-  teleport: { binary: string; diagAddr: string; readyTimeoutMs: number; user: string; group: string };
+  teleport: { binary: string; tctl: string; diagAddr: string; readyTimeoutMs: number; user: string; group: string };
+  /** What the auth server holding the publisher lease mints and publishes to SSM. */
+  publisher: { roles: string[]; tokenTtl: string; tokenTtlMs: number; rotateEveryMs: number };
   serviceManager: { type: 'systemd' | 'process'; systemctl: string; unitName: string };
   aws: { region?: string; imdsEndpoint?: string; ssmEndpoint?: string; s3Endpoint?: string; s3ForcePathStyle: boolean };
   heartbeatIntervalMs: number;
@@ -134,11 +147,13 @@ export function loadAgentConfig(path: string): AgentConfig {
     },
     teleport: {
       binary: file.teleport?.binary ?? '/usr/local/bin/teleport',
+      tctl: file.teleport?.tctl ?? '/usr/local/bin/tctl',
       diagAddr: file.teleport?.diag_addr ?? '127.0.0.1:3000',
       readyTimeoutMs: parseDuration(file.teleport?.ready_timeout ?? '2m'),
       user: file.teleport?.user ?? 'root',
       group: file.teleport?.group ?? file.teleport?.user ?? 'root',
     },
+    publisher: publisherConfig(path, file.publisher),
     serviceManager: {
       type: file.service_manager?.type ?? 'systemd',
       systemctl: file.service_manager?.systemctl ?? '/bin/systemctl',
@@ -155,4 +170,14 @@ export function loadAgentConfig(path: string): AgentConfig {
     retry: { initialMs: parseDuration(file.retry?.initial_delay ?? '250ms'), maxMs: parseDuration(file.retry?.max_delay ?? '10s') },
     logLevel: file.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
   };
+}
+
+function publisherConfig(path: string, p: AgentConfigFile['publisher']): AgentConfig['publisher'] {
+  const tokenTtl = p?.token_ttl ?? '4h';
+  const tokenTtlMs = parseDuration(tokenTtl);
+  const rotateEveryMs = parseDuration(p?.rotate_every ?? '1h');
+  // Rotated well before expiry: a token published just before a holder dies must outlive the takeover.
+  if (rotateEveryMs * 2 > tokenTtlMs) throw new ConfigError(`${path}: publisher.rotate_every must be at most half of publisher.token_ttl (${tokenTtl})`);
+  if (rotateEveryMs < 1000) throw new ConfigError(`${path}: publisher.rotate_every must be at least 1s`);
+  return { roles: p?.roles ?? ['node', 'proxy'], tokenTtl, tokenTtlMs, rotateEveryMs };
 }

@@ -9,6 +9,7 @@ import type { BootstrapClient } from '../proto/gen/teleboot/v1/Bootstrap';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
 import type { ReportStatusRequest } from '../proto/gen/teleboot/v1/ReportStatusRequest';
 import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/ReportStatusResponse';
+import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
 
 export interface ClientCredentials {
   instanceId: string;
@@ -156,6 +157,19 @@ export class ControlClient {
 
   reportStatus(req: ReportStatusRequest): Promise<ReportStatusResponse__Output> {
     return this.unary((c, o, cb) => c.reportStatus(req, o, cb));
+  }
+
+  /** The publisher lease: acquire (or extend), renew with the fencing number granted, release. */
+  acquireLease(instanceId: string, name: string): Promise<Lease__Output> {
+    return this.unary((c, o, cb) => c.acquireLease({ instanceId, name }, o, cb));
+  }
+
+  renewLease(instanceId: string, name: string, fencing: number): Promise<Lease__Output> {
+    return this.unary((c, o, cb) => c.renewLease({ instanceId, name, fencing }, o, cb));
+  }
+
+  releaseLease(instanceId: string, name: string, fencing: number): Promise<Lease__Output> {
+    return this.unary((c, o, cb) => c.releaseLease({ instanceId, name, fencing }, o, cb));
   }
 
   /** Streams assignment states until cancelled; `onEnd` tells why the stream ended. */

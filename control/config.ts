@@ -19,6 +19,7 @@ export interface ControlConfigFile {
   rate_limits?: { enroll_per_minute?: number; rest_writes_per_minute?: number; exempt_loopback?: boolean };
   client_certificate_lifetime?: string;
   heartbeat_interval?: string;
+  publisher_lease?: string;
   log_level?: string;
 }
 
@@ -82,6 +83,7 @@ export const CONTROL_CONFIG_SCHEMA = {
     },
     client_certificate_lifetime: duration,
     heartbeat_interval: duration,
+    publisher_lease: duration,
     log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
   },
 } as const;
@@ -102,6 +104,8 @@ export interface ControlConfig {
   rateLimits: { enrollPerMinute: number; restWritesPerMinute: number; exemptLoopback: boolean };
   clientCertificateLifetimeMs: number;
   heartbeatIntervalMs: number;
+  /** How long the publisher lease lasts without renewal. */
+  publisherLeaseMs: number;
   logLevel: string;
 }
 
@@ -111,6 +115,7 @@ export const CONTROL_DEFAULTS = {
   restListen: '127.0.0.1:7080',
   clientCertificateLifetime: '24h',
   heartbeatInterval: '30s',
+  publisherLease: '30s',
 };
 
 export interface ControlFlags {
@@ -120,6 +125,7 @@ export interface ControlFlags {
   'rest-listen'?: string;
   'log-level'?: string;
   'heartbeat-interval'?: string;
+  'publisher-lease'?: string;
 }
 
 export function loadControlConfig(flags: ControlFlags): ControlConfig {
@@ -132,6 +138,7 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
       ...(flags['rest-listen'] ? { rest_listen: flags['rest-listen'] } : {}),
       ...(flags['log-level'] ? { log_level: flags['log-level'] } : {}),
       ...(flags['heartbeat-interval'] ? { heartbeat_interval: flags['heartbeat-interval'] } : {}),
+      ...(flags['publisher-lease'] ? { publisher_lease: flags['publisher-lease'] } : {}),
     },
     CONTROL_CONFIG_SCHEMA,
     flags.config ? `${flags.config} with the command-line flags` : 'the command-line flags',
@@ -171,6 +178,7 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
     },
     clientCertificateLifetimeMs: parseDuration(merged.client_certificate_lifetime ?? CONTROL_DEFAULTS.clientCertificateLifetime),
     heartbeatIntervalMs: parseDuration(merged.heartbeat_interval ?? CONTROL_DEFAULTS.heartbeatInterval),
+    publisherLeaseMs: parseDuration(merged.publisher_lease ?? CONTROL_DEFAULTS.publisherLease),
     logLevel: merged.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
   };
 }

@@ -38,6 +38,8 @@ Flags:
       --rest-listen ADDR   operators' REST listener (default ${CONTROL_DEFAULTS.restListen})
       --heartbeat-interval D  how often agents report, e.g. 30s (default ${CONTROL_DEFAULTS.heartbeatInterval});
                            an instance is offline after three missed reports
+      --publisher-lease D  how long the auth servers' publisher lease lasts
+                           without renewal (default ${CONTROL_DEFAULTS.publisherLease})
       --log-level LEVEL    trace, debug, info, warn or error (default info)
   -h, --help               show this help
 `;
@@ -50,6 +52,7 @@ async function serve(args: string[]): Promise<number | void> {
     'rest-listen': { type: 'string' },
     'log-level': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
+    'publisher-lease': { type: 'string' },
   });
   if (flags.help) return void process.stdout.write(SERVE_USAGE);
   const config = loadControlConfig(flags);

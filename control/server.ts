@@ -48,6 +48,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       verifier: new ProofVerifier({ joinToken: new JoinTokenVerifier(bootstrapTokens, store), ec2 }),
       clientCertificateLifetimeMs: config.clientCertificateLifetimeMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
+      publisherLeaseMs: config.publisherLeaseMs,
     });
     const started = await startGrpcServer(config.grpcListen, {
       service,

@@ -15,7 +15,7 @@ import {
 import type { CertificateAuthority } from './pki';
 import { importClientPublicKey, issueClientCertificate } from './pki';
 import { EnrollmentDenied, sha256Hex, type EnrollmentProof, type EnrollmentVerifier } from './enrollment';
-import { disallowedRoles, EnrollRefused, type HealthClock, type InstanceRecord, type InstanceStatus, type Rule, type RuleInput, type Store } from './store/store';
+import { disallowedRoles, EnrollRefused, type HealthClock, type LeaseOutcome, type InstanceRecord, type InstanceStatus, type Rule, type RuleInput, type Store } from './store/store';
 import { Trust } from './trust';
 import { ForbiddenError } from './errors';
 import {
@@ -57,8 +57,14 @@ export interface ServiceOptions {
   verifier: EnrollmentVerifier;
   clientCertificateLifetimeMs: number;
   heartbeatIntervalMs: number;
+  /** How long a publisher lease lasts without renewal (default 30 s). */
+  publisherLeaseMs?: number;
   now?: () => number;
 }
+
+/** Leases agents may take: the publisher of join tokens and the CA pin. */
+export const LEASE_NAMES = ['publisher'] as const;
+export const DEFAULT_PUBLISHER_LEASE_MS = 30_000;
 
 export function assignmentFromInput(input: AssignmentInput): Assignment {
   if ((input.role === undefined) === (input.roles === undefined)) {
@@ -177,6 +183,37 @@ export class ControlService {
     const record = await this.store.recordStatus(instanceId, appliedGeneration, { ...status, reportedAt: this.now() }, facts);
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled; enroll again`);
     return record;
+  }
+
+  get publisherLeaseMs(): number {
+    return this.opts.publisherLeaseMs ?? DEFAULT_PUBLISHER_LEASE_MS;
+  }
+
+  /** Only an enrolled instance assigned the auth role may hold a lease. */
+  private async leaseHolder(instanceId: string, name: string): Promise<string> {
+    const leaseName = name || 'publisher';
+    if (!(LEASE_NAMES as readonly string[]).includes(leaseName)) throw new InputError('name', `unknown lease "${leaseName}"; known leases: ${LEASE_NAMES.join(', ')}`);
+    const record = await this.store.getInstance(instanceId);
+    if (!record || record.enrolledAt === null) throw new NotFoundError(`instance ${instanceId} is not enrolled; enroll again`);
+    if (!record.assignment?.roles.includes('auth')) throw new ForbiddenError(`instance ${instanceId} is not assigned the auth role; only auth servers may hold the ${leaseName} lease`);
+    return leaseName;
+  }
+
+  async acquireLease(instanceId: string, name: string): Promise<LeaseOutcome> {
+    const leaseName = await this.leaseHolder(instanceId, name);
+    return this.store.acquireLease(leaseName, instanceId, this.now(), this.publisherLeaseMs);
+  }
+
+  async renewLease(instanceId: string, name: string, fencing: number): Promise<LeaseOutcome> {
+    const leaseName = await this.leaseHolder(instanceId, name);
+    return this.store.renewLease(leaseName, instanceId, fencing, this.now(), this.publisherLeaseMs);
+  }
+
+  /** Released by its holder (also after it lost the auth role). */
+  async releaseLease(instanceId: string, name: string, fencing: number): Promise<LeaseOutcome> {
+    const leaseName = name || 'publisher';
+    if (!(LEASE_NAMES as readonly string[]).includes(leaseName)) throw new InputError('name', `unknown lease "${leaseName}"; known leases: ${LEASE_NAMES.join(', ')}`);
+    return this.store.releaseLease(leaseName, instanceId, fencing, this.now());
   }
 
   async assign(instanceId: string, input: AssignmentInput, actor: string): Promise<InstanceRecord> {

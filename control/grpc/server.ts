@@ -10,6 +10,8 @@ import { assignmentToMessage, clusterToMessage } from '../../common/wire';
 import { describeError, type Logger } from '../../common/log';
 import type { BootstrapHandlers } from '../../proto/gen/teleboot/v1/Bootstrap';
 import type { AssignmentState } from '../../proto/gen/teleboot/v1/AssignmentState';
+import type { Lease } from '../../proto/gen/teleboot/v1/Lease';
+import type { LeaseOutcome } from '../store/store';
 import type { HostFacts__Output } from '../../proto/gen/teleboot/v1/HostFacts';
 import type { InstanceIdentity__Output } from '../../proto/gen/teleboot/v1/InstanceIdentity';
 import type { WatchAssignmentRequest__Output } from '../../proto/gen/teleboot/v1/WatchAssignmentRequest';
@@ -140,6 +142,17 @@ export function toAssignmentMessage(view: AssignmentStateView): AssignmentState 
   };
 }
 
+function leaseMessage(name: string, outcome: LeaseOutcome, periodMs: number): Lease {
+  return {
+    name: outcome.lease?.name ?? (name || 'publisher'),
+    holder: outcome.lease?.holder ?? '',
+    fencing: outcome.lease?.fencing ?? 0,
+    expiresUnixMs: outcome.lease?.expiresAt ?? 0,
+    granted: outcome.granted,
+    periodMs,
+  };
+}
+
 function unary<Req, Res>(log: Logger, method: string, handle: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     handle(call).then(
@@ -206,6 +219,21 @@ export function bootstrapHandlers(
         factsFrom(req.facts),
       );
       return { desiredGeneration: record.generation, heartbeatIntervalSeconds };
+    }),
+
+    AcquireLease: unary(log, 'AcquireLease', async (call) => {
+      const id = await authorizedInstance(service, call, call.request.instanceId, 'AcquireLease');
+      return leaseMessage(call.request.name, await service.acquireLease(id, limited('name', call.request.name, 64)), service.publisherLeaseMs);
+    }),
+
+    RenewLease: unary(log, 'RenewLease', async (call) => {
+      const id = await authorizedInstance(service, call, call.request.instanceId, 'RenewLease');
+      return leaseMessage(call.request.name, await service.renewLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)), service.publisherLeaseMs);
+    }),
+
+    ReleaseLease: unary(log, 'ReleaseLease', async (call) => {
+      const id = await authorizedInstance(service, call, call.request.instanceId, 'ReleaseLease');
+      return leaseMessage(call.request.name, await service.releaseLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)), service.publisherLeaseMs);
     }),
 
     WatchAssignment: (call) => {

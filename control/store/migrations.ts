@@ -102,6 +102,20 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'leases: the publisher lease with its fencing number',
+    sql: `
+      CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        -- Increases at every new holder, never decreases.
+        fencing BIGINT NOT NULL,
+        acquired_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The SQL expression of an instance's fleet health; parameters :now-free, :offline_before. */

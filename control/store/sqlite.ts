@@ -19,6 +19,8 @@ import {
   type InstanceBinding,
   type IssuedCertificate,
   type JoinToken,
+  type Lease,
+  type LeaseOutcome,
   type EnrollOutcome,
   type HealthClock,
   type InstanceQuery,
@@ -123,6 +125,16 @@ export function rowToInstance(row: InstanceRow): InstanceRecord {
 }
 
 export const rolesKey = (a: Assignment | null): string | null => (a ? `,${[...a.roles].sort().join(',')},` : null);
+
+interface LeaseRow {
+  name: string;
+  holder: string;
+  fencing: number;
+  acquired_at: number;
+  expires_at: number;
+}
+
+const rowToLease = (row: LeaseRow): Lease => ({ name: row.name, holder: row.holder, fencing: row.fencing, acquiredAt: row.acquired_at, expiresAt: row.expires_at });
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -514,6 +526,49 @@ export class SqliteStore implements Store {
       this.sql('UPDATE join_tokens SET revoked_at = ? WHERE id = ?').run(now, id);
       this.audit(actor, 'join_token.revoke', `join-token:${id}`, { name: r.name }, now);
       return { ...rowToJoinToken(r), revokedAt: now };
+    })();
+  }
+
+  async getLease(name: string): Promise<Lease | undefined> {
+    const row = this.sql('SELECT * FROM leases WHERE name = ?').get(name) as LeaseRow | undefined;
+    return row && rowToLease(row);
+  }
+
+  async acquireLease(name: string, holder: string, now: number, periodMs: number): Promise<LeaseOutcome> {
+    return this.db.transaction((): LeaseOutcome => {
+      const row = this.sql('SELECT * FROM leases WHERE name = ?').get(name) as LeaseRow | undefined;
+      if (row && row.expires_at > now) {
+        if (row.holder !== holder) return { lease: rowToLease(row), granted: false };
+        this.sql('UPDATE leases SET expires_at = ? WHERE name = ?').run(now + periodMs, name);
+        return { lease: { ...rowToLease(row), expiresAt: now + periodMs }, granted: true };
+      }
+      // Free or expired: a new holding, with a higher fencing number (even for the same holder).
+      const fencing = (row?.fencing ?? 0) + 1;
+      this.sql(
+        `INSERT INTO leases (name, holder, fencing, acquired_at, expires_at) VALUES (@name, @holder, @fencing, @now, @expires)
+         ON CONFLICT (name) DO UPDATE SET holder = @holder, fencing = @fencing, acquired_at = @now, expires_at = @expires`,
+      ).run({ name, holder, fencing, now, expires: now + periodMs });
+      this.audit(`agent:${holder}`, 'lease.acquire', `lease:${name}`, { holder, fencing, previousHolder: row?.holder ?? null, previousExpiredAt: row ? new Date(row.expires_at).toISOString() : null }, now);
+      return { lease: { name, holder, fencing, acquiredAt: now, expiresAt: now + periodMs }, granted: true };
+    })();
+  }
+
+  async renewLease(name: string, holder: string, fencing: number, now: number, periodMs: number): Promise<LeaseOutcome> {
+    return this.db.transaction((): LeaseOutcome => {
+      const row = this.sql('SELECT * FROM leases WHERE name = ?').get(name) as LeaseRow | undefined;
+      if (!row || row.holder !== holder || row.fencing !== fencing || row.expires_at <= now) return { lease: row && rowToLease(row), granted: false };
+      this.sql('UPDATE leases SET expires_at = ? WHERE name = ?').run(now + periodMs, name);
+      return { lease: { ...rowToLease(row), expiresAt: now + periodMs }, granted: true };
+    })();
+  }
+
+  async releaseLease(name: string, holder: string, fencing: number, now: number): Promise<LeaseOutcome> {
+    return this.db.transaction((): LeaseOutcome => {
+      const row = this.sql('SELECT * FROM leases WHERE name = ?').get(name) as LeaseRow | undefined;
+      if (!row || row.holder !== holder || row.fencing !== fencing || row.expires_at <= now) return { lease: row && rowToLease(row), granted: false };
+      this.sql('UPDATE leases SET expires_at = ? WHERE name = ?').run(now, name);
+      this.audit(`agent:${holder}`, 'lease.release', `lease:${name}`, { holder, fencing }, now);
+      return { lease: { ...rowToLease(row), expiresAt: now }, granted: false };
     })();
   }
 

@@ -222,7 +222,34 @@ export interface Store {
   findJoinToken(tokenHash: string): Promise<JoinToken | undefined>;
   revokeJoinToken(id: string, actor: string, now: number): Promise<JoinToken | undefined>;
 
+  /**
+   * Grants the lease to `holder` when it is free or expired (a new fencing
+   * number, audited), or extends it when `holder` already holds it.
+   */
+  acquireLease(name: string, holder: string, now: number, periodMs: number): Promise<LeaseOutcome>;
+  /** Extends the lease when `holder` holds it with `fencing` and it has not expired. */
+  renewLease(name: string, holder: string, fencing: number, now: number, periodMs: number): Promise<LeaseOutcome>;
+  /** Ends the lease at once when `holder` holds it with `fencing` (audited). */
+  releaseLease(name: string, holder: string, fencing: number, now: number): Promise<LeaseOutcome>;
+  getLease(name: string): Promise<Lease | undefined>;
+
   close(): Promise<void>;
+}
+
+/** A lease as stored: who holds it until when, and its fencing number. */
+export interface Lease {
+  name: string;
+  holder: string;
+  /** Increases at every new holder. */
+  fencing: number;
+  acquiredAt: number;
+  expiresAt: number;
+}
+
+/** The outcome of a lease call: the lease as it now is, and whether the caller holds it. */
+export interface LeaseOutcome {
+  lease: Lease | undefined;
+  granted: boolean;
 }
 
 /** First rule whose selector matches the tags, in rule order. */

@@ -23,6 +23,7 @@ export const REPO = repoRoot();
 export const CONTROL_BIN = join(REPO, 'dist/control/main.js');
 export const AGENT_BIN = join(REPO, 'dist/agent/main.js');
 export const TELEPORT_STANDIN = join(REPO, 'test/bin/teleport');
+export const TCTL_STANDIN = join(REPO, 'test/bin/tctl');
 
 /** A scratch directory outside /tmp (processes in systemd namespaces see a private /tmp). */
 export const scratchDir = (name: string): string => mkSharedTempDir(`${name}-`);
@@ -76,7 +77,7 @@ export function startAgentProcess(t: { teardown(fn: () => Promise<void> | void):
   proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   t.teardown(async () => {
-    if (proc.exitCode !== null) return;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGTERM');
     await exited;
@@ -311,7 +312,7 @@ export async function writeAgentConfig(input: AgentConfigInput): Promise<AgentFi
       teleport_data_dir: join(root, 'var/lib/teleport'),
       environment_file: files.environmentFile,
     },
-    teleport: { binary: TELEPORT_STANDIN, diag_addr: diagAddr, ready_timeout: '20s' },
+    teleport: { binary: TELEPORT_STANDIN, tctl: TCTL_STANDIN, diag_addr: diagAddr, ready_timeout: '20s' },
     service_manager: { type: input.serviceManager },
     aws: { imds_endpoint: input.imdsEndpoint, ssm_endpoint: input.ssmEndpoint, s3_endpoint: input.s3Endpoint, s3_force_path_style: true },
     heartbeat_interval: input.heartbeat ?? '1s',

@@ -1,0 +1,187 @@
+// The publisher lease: one auth server at a time, with a fencing number that
+// grows at every new holder; in the store (surviving a reopen), in the
+// service (auth servers only), and over gRPC with mutual TLS.
+import t from 'tap';
+import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { SqliteStore } from '../control/store/sqlite';
+import { ControlService } from '../control/service';
+import type { CertificateAuthority } from '../control/pki';
+import type { EnrollmentVerifier } from '../control/enrollment';
+import { ControlClient } from '../agent/control-client';
+import { loadControlConfig } from '../control/config';
+import { startControlServer } from '../control/server';
+import { createLogger } from '../common/log';
+import type { InstanceIdentity } from '../common/model';
+import { removeDir, scratchDir, TCTL_STANDIN } from './support/harness';
+import { Publisher } from '../agent/publisher';
+
+const identity = (id: string): InstanceIdentity => ({
+  instanceId: id,
+  region: 'us-east-1',
+  availabilityZone: 'us-east-1b',
+  accountId: '123456789012',
+  privateIp: '10.1.2.3',
+  hostname: 'ip-10-1-2-3.ec2.internal',
+  instanceType: 'm6i.large',
+  imageId: 'ami-0abc',
+  tags: {},
+});
+
+t.test('store: grant, renew, expiry, takeover with a higher fencing number, release; kept across a reopen', async (t) => {
+  const dir = scratchDir('lease-store');
+  t.teardown(() => removeDir(dir));
+  const path = join(dir, 'control.db');
+  let store = new SqliteStore(path);
+  const A = 'i-0aaaaaaaaaaaaaaa1';
+  const B = 'i-0bbbbbbbbbbbbbbb2';
+
+  const a1 = await store.acquireLease('publisher', A, 1000, 2000);
+  t.match(a1, { granted: true, lease: { holder: A, fencing: 1, expiresAt: 3000 } });
+  t.match(await store.acquireLease('publisher', B, 1500, 2000), { granted: false, lease: { holder: A, fencing: 1 } }, 'another instance waits');
+  t.match(await store.renewLease('publisher', A, 1, 2500, 2000), { granted: true, lease: { holder: A, fencing: 1, expiresAt: 4500 } });
+  t.match(await store.renewLease('publisher', B, 1, 2500, 2000), { granted: false }, 'only the holder renews');
+  t.match(await store.renewLease('publisher', A, 0, 2500, 2000), { granted: false }, 'a stale fencing number renews nothing');
+  t.match(await store.acquireLease('publisher', A, 3000, 2000), { granted: true, lease: { fencing: 1, expiresAt: 5000 } }, 'the holder asking again keeps its number');
+
+  await store.close();
+  store = new SqliteStore(path);
+  t.match(await store.getLease('publisher'), { holder: A, fencing: 1, expiresAt: 5000 }, 'the lease survives a restart');
+  t.match(await store.acquireLease('publisher', B, 4999, 2000), { granted: false });
+
+  // A stops renewing: once expired, B takes over with a higher number, and A can no longer renew.
+  t.match(await store.acquireLease('publisher', B, 5000, 2000), { granted: true, lease: { holder: B, fencing: 2, expiresAt: 7000 } });
+  t.match(await store.renewLease('publisher', A, 1, 5001, 2000), { granted: false, lease: { holder: B, fencing: 2 } });
+  t.match(await store.releaseLease('publisher', A, 1, 5002), { granted: false, lease: { holder: B } }, 'the old holder cannot release it');
+  await store.releaseLease('publisher', B, 2, 6000);
+  t.match(await store.acquireLease('publisher', A, 6001, 2000), { granted: true, lease: { holder: A, fencing: 3 } }, 'released: free at once, numbers keep growing');
+
+  const audit = (await store.listAudit({ limit: 100, target: 'lease:publisher' })).map((e) => [e.action, e.details.holder, e.details.fencing]);
+  t.same(audit, [
+    ['lease.acquire', A, 1],
+    ['lease.acquire', B, 2],
+    ['lease.release', B, 2],
+    ['lease.acquire', A, 3],
+  ], 'every change of holder is audited, renewals are not');
+  await store.close();
+});
+
+t.test('service: only auth servers may hold the lease; its period is the configured one', async (t) => {
+  const dir = scratchDir('lease-service');
+  const store = new SqliteStore(join(dir, 'control.db'));
+  t.teardown(async () => {
+    await store.close();
+    removeDir(dir);
+  });
+  let now = 10_000;
+  const service = new ControlService({
+    store,
+    ca: {} as CertificateAuthority,
+    verifier: {} as EnrollmentVerifier,
+    clientCertificateLifetimeMs: 3_600_000,
+    heartbeatIntervalMs: 1000,
+    publisherLeaseMs: 2000,
+    now: () => now,
+  });
+  for (const id of ['i-0aaaaaaaaaaaaaaa1', 'i-0bbbbbbbbbbbbbbb2', 'i-0ccccccccccccccc3']) await store.enroll(identity(id), 'test', now);
+  await service.assign('i-0aaaaaaaaaaaaaaa1', { role: 'auth' }, 'test');
+  await service.assign('i-0bbbbbbbbbbbbbbb2', { roles: ['auth', 'proxy'] }, 'test');
+  await service.assign('i-0ccccccccccccccc3', { role: 'node' }, 'test');
+
+  await t.rejects(service.acquireLease('i-0ccccccccccccccc3', 'publisher'), /not assigned the auth role/);
+  await t.rejects(service.acquireLease('i-0ddddddddddddddd4', ''), /not enrolled/);
+  await t.rejects(service.acquireLease('i-0aaaaaaaaaaaaaaa1', 'other'), /unknown lease/);
+  t.match(await service.acquireLease('i-0aaaaaaaaaaaaaaa1', ''), { granted: true, lease: { fencing: 1, expiresAt: 12_000 } });
+  t.match(await service.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), { granted: false });
+  now += 1500;
+  t.match(await service.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: true, lease: { expiresAt: 13_500 } });
+  now += 2000;
+  t.match(await service.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), { granted: true, lease: { holder: 'i-0bbbbbbbbbbbbbbb2', fencing: 2 } }, 'taken over after one period');
+  t.match(await service.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: false });
+  // An auth server that loses the role loses the right to renew.
+  await service.assign('i-0bbbbbbbbbbbbbbb2', { role: 'proxy' }, 'test');
+  await t.rejects(service.renewLease('i-0bbbbbbbbbbbbbbb2', 'publisher', 2), /not assigned the auth role/);
+});
+
+t.test('gRPC: lease calls need the caller\'s own certificate and the auth role (PERMISSION_DENIED otherwise)', async (t) => {
+  const dir = scratchDir('lease-grpc');
+  const config = loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0', 'publisher-lease': '3s' });
+  const server = await startControlServer(config, createLogger('test', 'silent'));
+  t.teardown(async () => {
+    await server.close();
+    removeDir(dir);
+  });
+  const token = readFileSync(config.joinTokenFile, 'utf8').trim();
+  const client = () => new ControlClient({ endpoints: [`localhost:${server.grpcPort}`], caPem: server.caPem });
+  const codeOf = (p: Promise<unknown>) => p.then(() => 'OK', (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`);
+  const [a, b, n] = [client(), client(), client()];
+  t.teardown(() => [a, b, n].forEach((c) => c.close()));
+  await a.enroll(identity('i-0aaaaaaaaaaaaaaa1'), token, 'test');
+  await b.enroll(identity('i-0bbbbbbbbbbbbbbb2'), token, 'test');
+  await n.enroll(identity('i-0ccccccccccccccc3'), token, 'test');
+  await server.service.assign('i-0aaaaaaaaaaaaaaa1', { role: 'auth' }, 'test');
+  await server.service.assign('i-0bbbbbbbbbbbbbbb2', { role: 'auth' }, 'test');
+  await server.service.assign('i-0ccccccccccccccc3', { role: 'node' }, 'test');
+
+  t.match(await codeOf(n.acquireLease('i-0ccccccccccccccc3', 'publisher')), /^PERMISSION_DENIED: .*not assigned the auth role/);
+  t.match(await codeOf(n.acquireLease('i-0aaaaaaaaaaaaaaa1', 'publisher')), /^PERMISSION_DENIED: the client certificate belongs to/, 'nobody asks in another instance\'s name');
+  const granted = await a.acquireLease('i-0aaaaaaaaaaaaaaa1', 'publisher');
+  t.match(granted, { granted: true, holder: 'i-0aaaaaaaaaaaaaaa1', fencing: 1, periodMs: 3000 });
+  t.ok(Number(granted.expiresUnixMs) > Date.now() + 2000);
+  t.match(await b.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), { granted: false, holder: 'i-0aaaaaaaaaaaaaaa1', fencing: 1 });
+  t.match(await a.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: true });
+  t.match(await a.releaseLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: false });
+  t.match(await b.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), { granted: true, holder: 'i-0bbbbbbbbbbbbbbb2', fencing: 2 });
+});
+
+t.test('publisher: renews right before every write and writes nothing once the lease is lost', async (t) => {
+  const dir = scratchDir('publisher-unit');
+  t.teardown(() => removeDir(dir));
+  const teleportConfig = join(dir, 'teleport.yaml');
+  writeFileSync(teleportConfig, 'teleport:\n  cluster_name: example\n');
+  const calls: string[] = [];
+  let renewals = 0;
+  const loseAfter = 2;
+  const lease = (granted: boolean, fencing = 7) => ({ name: 'publisher', holder: granted ? 'i-0aaaaaaaaaaaaaaa1' : 'i-0bbbbbbbbbbbbbbb2', fencing, expiresUnixMs: Date.now() + 2000, granted, periodMs: 2000 });
+  const controller = new AbortController();
+  const publisher = new Publisher({
+    config: {
+      publisher: { roles: ['node', 'proxy'], tokenTtl: '4h', tokenTtlMs: 4 * 3_600_000, rotateEveryMs: 3_600_000 },
+      teleport: { tctl: TCTL_STANDIN, binary: '', diagAddr: '', readyTimeoutMs: 0, user: 'root', group: 'root' },
+      paths: { teleportConfig, stateDir: dir, teleportDataDir: dir, secretsDir: dir, unitDir: dir, environmentFile: dir },
+      retry: { initialMs: 50, maxMs: 200 },
+    },
+    log: createLogger('test', 'silent'),
+    instanceId: 'i-0aaaaaaaaaaaaaaa1',
+    control: {
+      acquireLease: async () => (calls.push('acquire'), lease(true)),
+      renewLease: async (_id, _name, fencing) => {
+        calls.push(`renew ${fencing}`);
+        // Lost to another holder after a few renewals.
+        return ++renewals > loseAfter ? lease(false, 8) : lease(true);
+      },
+      releaseLease: async () => (calls.push('release'), lease(false)),
+    },
+    writer: { put: async (name) => (calls.push(`put ${name}`), 1) },
+    target: () => ({ clusterName: 'example', ssmPrefix: '/teleport' }),
+    onChange: () => {
+      if (publisher.state.fencing === null && calls.includes('renew 7')) controller.abort();
+    },
+  });
+  const env = process.env.TCTL_STANDIN_DIR;
+  process.env.TCTL_STANDIN_DIR = join(dir, 'tctl');
+  t.teardown(() => void (env === undefined ? delete process.env.TCTL_STANDIN_DIR : (process.env.TCTL_STANDIN_DIR = env)));
+  const done = publisher.run(controller.signal);
+  setTimeout(() => controller.abort(), 10_000).unref();
+  await done;
+  t.same(calls, [
+    'acquire',
+    'renew 7',
+    'put /teleport/example/tokens/node',
+    'renew 7',
+    'put /teleport/example/tokens/proxy',
+    'renew 7',
+  ], 'each write follows a successful renewal; the CA pin is not written after the lease was lost');
+  t.equal(publisher.state.fencing, null);
+});
