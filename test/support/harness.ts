@@ -1,7 +1,7 @@
 // End-to-end harness: the real control server as a separate process, real
 // S3 (s3rver), the SSM and IMDS emulators, and agents as separate processes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkSharedTempDir } from './systemd-ns';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -321,6 +321,32 @@ export async function writeAgentConfig(input: AgentConfigInput): Promise<AgentFi
   };
   writeFileSync(files.configFile, stringify(config));
   return files;
+}
+
+/**
+ * Stops every process whose command line names a path under `dir`: the
+ * stand-in Teleports that `teleboot-agent once` with the process supervisor
+ * leaves running (as a one-shot command, it does not stay to supervise).
+ */
+export function stopProcessesUnder(dir: string): number {
+  let stopped = 0;
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    if (Number(pid) === process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!cmdline.split('\0').some((arg) => arg.includes(`${dir}/`))) continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+      stopped++;
+    } catch {
+      /* already gone */
+    }
+  }
+  return stopped;
 }
 
 export function removeDir(dir: string): void {

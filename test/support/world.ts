@@ -10,7 +10,7 @@ import { createIdentitySigner } from '../emulators/identity-signer';
 import { createCertificateAuthority, issueServerCertificate } from '../../control/pki';
 import { startImdsEmulator, fakeInstance, type ImdsEmulator, type ImdsInstance } from '../emulators/imds';
 import { startSsmEmulator, type SsmEmulator } from '../emulators/ssm';
-import { AWS_ENV, ControlProcess, removeDir, scratchDir, startS3, writeAgentConfig, type AgentFiles, type S3Server } from './harness';
+import { AWS_ENV, ControlProcess, removeDir, scratchDir, stopProcessesUnder, startS3, writeAgentConfig, type AgentFiles, type S3Server } from './harness';
 
 export const CLUSTER = {
   clusterName: 'example',
@@ -144,6 +144,7 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
     async close() {
       await control.stop();
       await Promise.all([ssm.close(), s3.close(), ...emulators.map((e) => e.close()), ...(ec2?.emulator ? [ec2.emulator.close()] : [])]);
+      stopProcessesUnder(dir);
       if (!process.env.TELEBOOT_KEEP_TEST_FILES) removeDir(dir);
     },
   };
