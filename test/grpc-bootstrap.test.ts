@@ -1,6 +1,7 @@
 // The agents' gRPC channel over real TLS: enrollment, the client
 // certificate every later call needs, field validation, and the watch stream.
 import t from 'tap';
+import { testIdentity } from './support/fixtures';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { bootstrapProto } from '../common/proto';
@@ -9,24 +10,13 @@ import { ControlClient } from '../agent/control-client';
 import { loadControlConfig } from '../control/config';
 import { startControlServer, type RunningControlServer } from '../control/server';
 import { createLogger } from '../common/log';
-import type { InstanceIdentity } from '../common/model';
 import { removeDir, scratchDir } from './support/harness';
 
 let server: RunningControlServer;
 let dir: string;
 let token: string;
 
-const identity = (id: string): InstanceIdentity => ({
-  instanceId: id,
-  region: 'us-east-1',
-  availabilityZone: 'us-east-1b',
-  accountId: '123456789012',
-  privateIp: '10.1.2.3',
-  hostname: 'ip-10-1-2-3.ec2.internal',
-  instanceType: 'm6i.large',
-  imageId: 'ami-0abc',
-  tags: {},
-});
+const identity = testIdentity;
 const client = () => new ControlClient({ endpoints: [`localhost:${server.grpcPort}`], caPem: server.caPem });
 const codeOf = (p: Promise<unknown>) => p.then(() => 'OK', (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`);
 

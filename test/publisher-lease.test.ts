@@ -2,6 +2,7 @@
 // grows at every new holder; in the store (surviving a reopen), in the
 // service (auth servers only), and over gRPC with mutual TLS.
 import t from 'tap';
+import { testIdentity } from './support/fixtures';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -13,21 +14,10 @@ import { ControlClient } from '../agent/control-client';
 import { loadControlConfig } from '../control/config';
 import { startControlServer } from '../control/server';
 import { createLogger } from '../common/log';
-import type { InstanceIdentity } from '../common/model';
 import { removeDir, scratchDir, TCTL_STANDIN } from './support/harness';
 import { Publisher } from '../agent/publisher';
 
-const identity = (id: string): InstanceIdentity => ({
-  instanceId: id,
-  region: 'us-east-1',
-  availabilityZone: 'us-east-1b',
-  accountId: '123456789012',
-  privateIp: '10.1.2.3',
-  hostname: 'ip-10-1-2-3.ec2.internal',
-  instanceType: 'm6i.large',
-  imageId: 'ami-0abc',
-  tags: {},
-});
+const identity = testIdentity;
 
 t.test('store: grant, renew, expiry, takeover with a higher fencing number, release; kept across a reopen', async (t) => {
   const dir = scratchDir('lease-store');

@@ -5,6 +5,7 @@
 // to blame, a YAML round trip of hostile values, and the stand-in teleport's
 // strict parser accepting every layout.
 import t from 'tap';
+import { TEST_CLUSTER, TEST_PIN } from './support/fixtures';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,17 +24,9 @@ import { fetchesOf, maskProxyCredentials, renderHostFiles, type HostPaths } from
 import { proxyCertificate } from './support/world';
 import { TELEPORT_STANDIN } from './support/harness';
 
-const PIN = `sha256:${'ab'.repeat(32)}`;
+const PIN = TEST_PIN;
 
-const CLUSTER: ClusterSettings = {
-  clusterName: 'main',
-  authAddr: 'auth.example.internal:3025',
-  proxyPublicAddr: 'teleport.example.com:443',
-  s3Bucket: 'example-teleport',
-  ssmPrefix: '/teleport',
-  region: 'us-east-1',
-  storage: { type: 'dir' },
-};
+const CLUSTER = TEST_CLUSTER;
 
 const FILES = {
   dataDir: '/var/lib/teleport',

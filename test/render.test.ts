@@ -2,6 +2,7 @@
 // Outputs are parsed back (YAML with the yaml library, the unit as INI) and
 // compared as structures, never as substrings.
 import t from 'tap';
+import { TEST_CLUSTER, TEST_PIN } from './support/fixtures';
 import { parse } from 'yaml';
 import type { Assignment, ClusterSettings, ServiceRole } from '../common/model';
 import {
@@ -16,17 +17,9 @@ import {
 } from '../agent/render/render';
 import { renderProxyEnvironment, renderTeleportUnit } from '../agent/render/systemd-unit';
 
-const PIN = `sha256:${'ab'.repeat(32)}`;
+const PIN = TEST_PIN;
 
-const CLUSTER: ClusterSettings = {
-  clusterName: 'main',
-  authAddr: 'auth.example.internal:3025',
-  proxyPublicAddr: 'teleport.example.com:443',
-  s3Bucket: 'example-teleport',
-  ssmPrefix: '/teleport',
-  region: 'us-east-1',
-  storage: { type: 'dir' },
-};
+const CLUSTER = TEST_CLUSTER;
 
 const FILES = {
   dataDir: '/var/lib/teleport',

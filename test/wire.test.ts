@@ -3,6 +3,7 @@
 // protobuf contract, read back, and the agent's desiredFrom gives the very
 // assignment and settings that were saved.
 import t from 'tap';
+import { TEST_CLUSTER } from './support/fixtures';
 import type { Assignment, ClusterSettings } from '../common/model';
 import { bootstrapProto } from '../common/proto';
 import { desiredFrom } from '../agent/agent';
@@ -17,15 +18,7 @@ function overTheWire(assignment: Assignment, cluster: ClusterSettings) {
   return desiredFrom(method.responseDeserialize(bytes) as AssignmentState__Output);
 }
 
-const MINIMAL: ClusterSettings = {
-  clusterName: 'main',
-  authAddr: 'auth.example.internal:3025',
-  proxyPublicAddr: 'teleport.example.com:443',
-  s3Bucket: 'example-teleport',
-  ssmPrefix: '/teleport',
-  region: 'us-east-1',
-  storage: { type: 'dir' },
-};
+const MINIMAL = TEST_CLUSTER;
 
 t.test('every role option and layout setting reads back as saved', async (t) => {
   const assignment: Assignment = {
