@@ -5,14 +5,14 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { retry, sleep, type BackoffOptions } from '../common/backoff';
+import { backoffDelay, retry, sleep, type BackoffOptions } from '../common/backoff';
 import { writeFileAtomic } from '../common/files';
 import { describeError, type Logger } from '../common/log';
 import type { AgentState, HostFacts, InstanceIdentity } from '../common/model';
 import { assignmentFromMessage, clusterFromMessage } from '../common/wire';
 import { VERSION } from '../common/version';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
-import { MissingSecretError, type ParameterWriter, type SecretSource } from './aws';
+import type { ParameterWriter, SecretSource } from './aws';
 import type { AgentConfig } from './config';
 import { ControlClient, credentialsValid, isRetryable, needsRenewal, type ClientCredentials, type EnrollProof } from './control-client';
 import { applyPlan, preparePlan, type ApplyResult, type DesiredState, type Plan } from './converge';
@@ -315,7 +315,7 @@ export class Agent {
           signal.removeEventListener('abort', cancel);
           if (signal.aborted) return;
           attempt++;
-          const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt, 10)) * (0.5 + Math.random() / 2);
+          const delay = backoffDelay(attempt + 1, this.backoff);
           this.log.warn({ err: err ? describeError(err) : 'stream ended', retryInMs: Math.round(delay) }, 'assignment watch interrupted; reconnecting');
           const code = err?.code;
           const reenroll = code === grpcStatus.NOT_FOUND || code === grpcStatus.UNAUTHENTICATED;
@@ -423,4 +423,3 @@ export class Agent {
   }
 }
 
-export { MissingSecretError };

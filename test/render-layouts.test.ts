@@ -5,7 +5,7 @@
 // to blame, a YAML round trip of hostile values, and the stand-in teleport's
 // strict parser accepting every layout.
 import t from 'tap';
-import { TEST_CLUSTER, TEST_PIN } from './support/fixtures';
+import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN } from './support/fixtures';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,13 +20,9 @@ import {
   teleportConfigToYaml,
   type RenderInput,
 } from '../agent/render/render';
-import { fetchesOf, maskProxyCredentials, renderHostFiles, type HostPaths } from '../agent/render/plan';
+import { DEFAULT_HOST_PATHS, fetchesOf, maskProxyCredentials, renderHostFiles, type HostPaths } from '../agent/render/plan';
 import { proxyCertificate } from './support/world';
 import { TELEPORT_STANDIN } from './support/harness';
-
-const PIN = TEST_PIN;
-
-const CLUSTER = TEST_CLUSTER;
 
 const FILES = {
   dataDir: '/var/lib/teleport',
@@ -603,15 +599,7 @@ t.test('free-form values come back as the same strings after Teleport would pars
 });
 
 t.test('the files of a host: token, license, certificate, environment file and unit', async (t) => {
-  const paths: HostPaths = {
-    teleportConfig: '/etc/teleport.yaml',
-    teleportDataDir: '/var/lib/teleport',
-    secretsDir: '/var/lib/teleboot/secrets',
-    environmentFile: '/etc/default/teleport',
-    teleportBinary: '/usr/local/bin/teleport',
-    pidFile: '/run/teleport.pid',
-    diagAddr: '127.0.0.1:3000',
-  };
+  const paths: HostPaths = DEFAULT_HOST_PATHS;
   const host = (roles: ServiceRole[], cluster: Partial<ClusterSettings>, assignment: Options = {}) => {
     const desired = { assignment: { roles, labels: {}, ...assignment }, cluster: { ...CLUSTER, ...cluster } };
     const fetches = fetchesOf(desired.assignment, desired.cluster, paths);

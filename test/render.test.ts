@@ -2,7 +2,7 @@
 // Outputs are parsed back (YAML with the yaml library, the unit as INI) and
 // compared as structures, never as substrings.
 import t from 'tap';
-import { TEST_CLUSTER, TEST_PIN } from './support/fixtures';
+import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN } from './support/fixtures';
 import { parse } from 'yaml';
 import type { Assignment, ClusterSettings, ServiceRole } from '../common/model';
 import {
@@ -16,10 +16,6 @@ import {
   type TeleportConfig,
 } from '../agent/render/render';
 import { renderProxyEnvironment, renderTeleportUnit } from '../agent/render/systemd-unit';
-
-const PIN = TEST_PIN;
-
-const CLUSTER = TEST_CLUSTER;
 
 const FILES = {
   dataDir: '/var/lib/teleport',
