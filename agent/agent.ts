@@ -1,6 +1,6 @@
 // The agent's lifecycle: identity, enrollment, assignment, convergence, and
 // then heartbeats and following changes for as long as it runs.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
@@ -21,6 +21,7 @@ import type { IdentitySource } from './identity';
 import { RenderError } from './render/render';
 import type { ServiceManager } from './service-manager';
 import { Publisher } from './publisher';
+import { leafTrustOf } from './trusted-cluster';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -42,6 +43,15 @@ export interface AgentStatus {
   teleportReady: boolean;
   teleportUnitState: string;
   message: string;
+  /** Proxies: when the certificate written for Teleport expires (unix ms). */
+  certificateExpiresAt?: number;
+}
+
+/** The S3 object a proxy's certificate comes from, and the ETag last applied. */
+interface FollowedCertificate {
+  bucket: string;
+  key: string;
+  etag: string;
 }
 
 /** Assignment state from the wire, as the converge step wants it. */
@@ -66,6 +76,8 @@ export class Agent {
   private latest: AssignmentState__Output | undefined;
   private wake: (() => void) | undefined;
   private heartbeatMs: number;
+  /** Proxies: the certificate in S3 whose renewals are followed. */
+  private certificate: FollowedCertificate | undefined;
   /** `plan` enrolls in memory only: it writes nothing on the host. */
   private readOnly = false;
   /** On auth servers: mints and publishes join tokens and the CA pin while it holds the lease. */
@@ -218,7 +230,8 @@ export class Agent {
       return undefined;
     }
     const result = await this.persist('systemd', () => applyPlan(plan, services, this.deps.owner), signal);
-    this.log.info({ generation: desired.generation, written: result.written, restarted: result.restarted }, result.written.length ? 'config applied' : 'config unchanged');
+    this.log.info({ generation: desired.generation, written: result.written, restarted: result.restarted, reloaded: result.reloaded }, result.written.length ? 'config applied' : 'config unchanged');
+    const certificateExpiresAt = this.followCertificate(plan);
     const ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
     const unitState = await services.activeState().catch(() => 'unknown');
     this.status = {
@@ -227,10 +240,33 @@ export class Agent {
       teleportReady: ready,
       teleportUnitState: unitState,
       message: ready ? 'teleport is ready' : `teleport did not answer /readyz on ${config.teleport.diagAddr} within ${config.teleport.readyTimeoutMs} ms`,
+      certificateExpiresAt,
     };
     this.log.info({ generation: desired.generation, ready, unitState }, ready ? 'teleport ready' : 'teleport not ready');
     await this.report(signal);
     return result;
+  }
+
+  /** Remembers the certificate object (and ETag) a plan applied; returns the certificate's expiry. */
+  private followCertificate(plan: Plan): number | undefined {
+    const fetch = plan.fetches.s3.find((f) => f.purpose === 'proxy certificate');
+    if (!fetch) {
+      this.certificate = undefined;
+      return undefined;
+    }
+    this.certificate = { bucket: fetch.bucket, key: fetch.key, etag: plan.etags[fetch.key] ?? '' };
+    const pem = plan.files.find((f) => f.path === fetch.file)?.content;
+    return pem ? Date.parse(new X509Certificate(pem).validTo) : undefined;
+  }
+
+  /** True when the followed certificate in S3 has a new ETag (a renewal was stored). */
+  private async certificateRenewed(): Promise<boolean> {
+    const followed = this.certificate;
+    if (!followed) return false;
+    const etag = await this.secretSource.etag(followed.bucket, followed.key);
+    if (etag === undefined || etag === followed.etag) return false;
+    this.log.info({ object: `s3://${followed.bucket}/${followed.key}`, etag }, 'the proxy certificate in S3 changed; applying it');
+    return true;
   }
 
   /** Stops Teleport when the instance has no assignment any more. */
@@ -259,6 +295,7 @@ export class Agent {
           message: [this.status.message, this.publisher?.summary()].filter(Boolean).join('; ').slice(0, 4096),
           facts,
           agentVersion: VERSION,
+          proxyCertificateExpiresUnixMs: this.status.certificateExpiresAt ?? 0,
         }),
       signal,
     );
@@ -354,6 +391,7 @@ export class Agent {
     this.startPublisher(signal);
     let appliedGeneration = -1;
     let nextHeartbeat = 0;
+    let nextCertificateCheck = 0;
     while (!signal.aborted) {
       const state = this.latest!;
       const generation = Number(state.generation);
@@ -368,6 +406,14 @@ export class Agent {
           }
           appliedGeneration = generation;
           nextHeartbeat = Date.now() + this.heartbeatMs;
+          nextCertificateCheck = Date.now() + this.deps.config.certificateCheckMs;
+        } else if (this.certificate && Date.now() >= nextCertificateCheck) {
+          nextCertificateCheck = Date.now() + this.deps.config.certificateCheckMs;
+          const desired = desiredFrom(state);
+          if (desired && (await this.certificateRenewed())) {
+            await this.converge(desired, signal);
+            nextHeartbeat = Date.now() + this.heartbeatMs;
+          }
         } else if (Date.now() >= nextHeartbeat) {
           await this.heartbeat(signal);
           nextHeartbeat = Date.now() + this.heartbeatMs;
@@ -380,7 +426,8 @@ export class Agent {
         continue;
       }
       if (this.latest && Number(this.latest.generation) !== appliedGeneration) continue;
-      await this.nextChange(signal, Math.max(0, nextHeartbeat - Date.now())).catch(() => {});
+      const nextWake = this.certificate ? Math.min(nextHeartbeat, nextCertificateCheck) : nextHeartbeat;
+      await this.nextChange(signal, Math.max(0, nextWake - Date.now())).catch(() => {});
     }
   }
 
@@ -393,11 +440,12 @@ export class Agent {
       log: this.log.child({ component: 'publisher' }),
       control: this.deps.control,
       writer: this.deps.parameters(config.aws.region ?? this.instance.region),
+      reader: this.secretSource,
       instanceId: this.instanceId,
       target: () => {
         const desired = this.latest ? desiredFrom(this.latest) : null;
         if (!desired?.assignment.roles.includes('auth') || !this.status.teleportReady || this.status.appliedGeneration !== desired.generation) return undefined;
-        return { clusterName: desired.cluster.clusterName, ssmPrefix: desired.cluster.ssmPrefix };
+        return { clusterName: desired.cluster.clusterName, ssmPrefix: desired.cluster.ssmPrefix, leaf: leafTrustOf(desired.cluster) };
       },
       onChange: () => void this.report(signal).catch(() => {}),
     });

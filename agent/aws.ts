@@ -1,7 +1,7 @@
 // What the agent takes from AWS: join token, CA pin and license from SSM
 // Parameter Store, the proxy's certificate from S3. Names follow the
 // conventions of Teleport's AMI and the seed Ansible roles.
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 
 /** Refuse anything larger: a token or PEM bundle is a few KiB at most. */
@@ -24,16 +24,23 @@ export interface SecretSource {
   parameters(names: string[]): Promise<Record<string, string>>;
   /** An S3 object's content and ETag. */
   object(bucket: string, key: string): Promise<{ body: string; etag: string }>;
+  /** An S3 object's ETag without its content; undefined when it does not exist. */
+  etag(bucket: string, key: string): Promise<string | undefined>;
 }
 
 export class AwsSecretSource implements SecretSource {
   private readonly ssm: SSMClient;
-  private readonly s3: S3Client;
+  private s3Client: S3Client | undefined;
 
-  constructor(opts: AwsEndpoints) {
+  constructor(private readonly opts: AwsEndpoints) {
     // The agent retries with its own backoff and logs what it waits for.
     this.ssm = new SSMClient({ region: opts.region, endpoint: opts.ssmEndpoint, maxAttempts: 1 });
-    this.s3 = new S3Client({ region: opts.region, endpoint: opts.s3Endpoint, forcePathStyle: opts.s3ForcePathStyle, maxAttempts: 1 });
+  }
+
+  /** Built at the first S3 read: only the hosts that serve a certificate from S3 make one. */
+  private get s3(): S3Client {
+    const { region, s3Endpoint, s3ForcePathStyle } = this.opts;
+    return (this.s3Client ??= new S3Client({ region, endpoint: s3Endpoint, forcePathStyle: s3ForcePathStyle, maxAttempts: 1 }));
   }
 
   async parameters(names: string[]): Promise<Record<string, string>> {
@@ -66,6 +73,16 @@ export class AwsSecretSource implements SecretSource {
     const body = (await out.Body?.transformToString('utf8')) ?? '';
     if (Buffer.byteLength(body) > MAX_SECRET_BYTES) throw new Error(`s3://${bucket}/${key} is larger than ${MAX_SECRET_BYTES} bytes`);
     return { body, etag: out.ETag ?? '' };
+  }
+
+  async etag(bucket: string, key: string): Promise<string | undefined> {
+    try {
+      return (await this.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag ?? '';
+    } catch (err) {
+      // HEAD answers carry no body: a missing object is a bare 404 ("NotFound").
+      if (['NotFound', 'NoSuchKey'].includes((err as { name?: string }).name ?? '')) return undefined;
+      throw err;
+    }
   }
 }
 

@@ -16,6 +16,7 @@ interface AgentConfigFile {
   service_manager?: { type?: 'systemd' | 'process'; systemctl?: string; unit_name?: string };
   aws?: { region?: string; imds_endpoint?: string; ssm_endpoint?: string; s3_endpoint?: string; s3_force_path_style?: boolean };
   heartbeat_interval?: string;
+  certificate_check_interval?: string;
   retry?: { initial_delay?: string; max_delay?: string };
   log_level?: string;
 }
@@ -90,6 +91,7 @@ export const AGENT_CONFIG_SCHEMA = {
       },
     },
     heartbeat_interval: { type: 'string', pattern: DURATION_PATTERN },
+    certificate_check_interval: { type: 'string', pattern: DURATION_PATTERN },
     retry: {
       type: 'object',
       additionalProperties: false,
@@ -110,11 +112,17 @@ export interface AgentConfig {
   ec2Signature: 'pkcs7' | 'rsa2048';
   paths: { stateDir: string; teleportConfig: string; teleportDataDir: string; secretsDir: string; unitDir: string; environmentFile: string };
   teleport: { binary: string; tctl: string; diagAddr: string; readyTimeoutMs: number; user: string; group: string };
-  /** What the auth server holding the publisher lease mints and publishes to SSM. */
+  /**
+   * What the auth server holding the publisher lease mints and publishes to
+   * SSM: the join tokens the control server says the fleet needs (with each
+   * lease renewal), plus `roles` when given (default none).
+   */
   publisher: { roles: string[]; tokenTtl: string; tokenTtlMs: number; rotateEveryMs: number };
   serviceManager: { type: 'systemd' | 'process'; systemctl: string; unitName: string };
   aws: { region?: string; imdsEndpoint?: string; ssmEndpoint?: string; s3Endpoint?: string; s3ForcePathStyle: boolean };
   heartbeatIntervalMs: number;
+  /** Proxies: how often the certificate in S3 is checked for a renewal (its ETag). */
+  certificateCheckMs: number;
   /** Backoff between retries of anything unreachable (control server, IMDS, SSM, S3). */
   retry: { initialMs: number; maxMs: number };
   logLevel: string;
@@ -167,6 +175,7 @@ export function loadAgentConfig(path: string): AgentConfig {
       s3ForcePathStyle: file.aws?.s3_force_path_style ?? false,
     },
     heartbeatIntervalMs: parseDuration(file.heartbeat_interval ?? '30s'),
+    certificateCheckMs: parseDuration(file.certificate_check_interval ?? '5m'),
     retry: { initialMs: parseDuration(file.retry?.initial_delay ?? '250ms'), maxMs: parseDuration(file.retry?.max_delay ?? '10s') },
     logLevel: file.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
   };
@@ -179,5 +188,5 @@ function publisherConfig(path: string, p: AgentConfigFile['publisher']): AgentCo
   // Rotated well before expiry: a token published just before a holder dies must outlive the takeover.
   if (rotateEveryMs * 2 > tokenTtlMs) throw new ConfigError(`${path}: publisher.rotate_every must be at most half of publisher.token_ttl (${tokenTtl})`);
   if (rotateEveryMs < 1000) throw new ConfigError(`${path}: publisher.rotate_every must be at least 1s`);
-  return { roles: p?.roles ?? ['node', 'proxy'], tokenTtl, tokenTtlMs, rotateEveryMs };
+  return { roles: p?.roles ?? [], tokenTtl, tokenTtlMs, rotateEveryMs };
 }

@@ -44,10 +44,28 @@ export function isRetryable(err: unknown): boolean {
   return code === undefined || [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.ABORTED].includes(code);
 }
 
+/**
+ * Channel credentials hold a TLS secure context, which costs about as much
+ * to build as the handshake itself. Those without a client certificate
+ * depend on the CA alone and are shared; the others are built once per
+ * certificate, not per channel.
+ */
+const serverOnly = new Map<string, grpc.ChannelCredentials>();
+
+function serverOnlyCredentials(caPem: string): grpc.ChannelCredentials {
+  let ssl = serverOnly.get(caPem);
+  if (!ssl) {
+    if (serverOnly.size >= 8) serverOnly.clear();
+    serverOnly.set(caPem, (ssl = grpc.credentials.createSsl(Buffer.from(caPem))));
+  }
+  return ssl;
+}
+
 export class ControlClient {
   private index = 0;
   private client: BootstrapClient | undefined;
-  private creds: ClientCredentials | undefined;
+  /** Built from the client certificate Enroll issued; none: calls go without one. */
+  private mtls: grpc.ChannelCredentials | undefined;
 
   constructor(private readonly target: ControlEndpoint) {}
 
@@ -57,12 +75,14 @@ export class ControlClient {
 
   private channel(): BootstrapClient {
     if (!this.client) {
-      const ssl = this.creds
-        ? grpc.credentials.createSsl(Buffer.from(this.target.caPem), Buffer.from(this.creds.keyPem), Buffer.from(this.creds.certPem))
-        : grpc.credentials.createSsl(Buffer.from(this.target.caPem));
+      const ssl = this.mtls ?? serverOnlyCredentials(this.target.caPem);
       const Bootstrap = bootstrapProto().teleboot.v1.Bootstrap;
       this.client = new Bootstrap(this.endpoint, ssl, {
         'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+        // No DNS TXT lookup for a service config (none is published) and no
+        // channelz bookkeeping (nothing reads it) on every channel and call.
+        'grpc.service_config_disable_resolution': 1,
+        'grpc.enable_channelz': 0,
         'grpc.keepalive_time_ms': 30_000,
         'grpc.keepalive_timeout_ms': 10_000,
         'grpc.keepalive_permit_without_calls': 1,
@@ -93,7 +113,7 @@ export class ControlClient {
   }
 
   useCredentials(creds: ClientCredentials): void {
-    this.creds = creds;
+    this.mtls = grpc.credentials.createSsl(Buffer.from(this.target.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem));
     this.reset();
   }
 
@@ -121,8 +141,8 @@ export class ControlClient {
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     // Enroll goes without a client certificate; a channel already without one
     // is kept across retries rather than opened anew each time.
-    if (this.creds) {
-      this.creds = undefined;
+    if (this.mtls) {
+      this.mtls = undefined;
       this.reset();
     }
     const res = await this.unary<{ clientCertificatePem: string; caCertificatePem: string; certificateExpiresUnixMs: number }>((c, o, cb) =>

@@ -1,6 +1,7 @@
 // One convergence step: from an assignment to the files on disk and a
 // running Teleport. Everything is fetched and rendered before the first
 // write, so a failure never leaves a partial config behind.
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import { type Assignment, type ClusterSettings, type InstanceIdentity } from '../common/model';
 import { writeFileIfChanged } from '../common/files';
 import type { SecretSource } from './aws';
@@ -18,6 +19,23 @@ export interface Plan {
   environment?: string;
   /** What was fetched from SSM and S3 to render this plan. */
   fetches: Fetches;
+  /** ETags of the S3 objects fetched, by key. */
+  etags: Record<string, string>;
+}
+
+/** The proxy certificate and key in S3 do not belong together (a renewal caught half-written): retried. */
+export class MismatchedKeyPairError extends Error {}
+
+/** Throws MismatchedKeyPairError unless the chain's first certificate is for this private key. */
+export function checkKeyPair(fullchainPem: string, privkeyPem: string, where: string): void {
+  let matches = false;
+  try {
+    const certKey = new X509Certificate(fullchainPem).publicKey.export({ format: 'der', type: 'spki' });
+    matches = certKey.equals(createPublicKey(privkeyPem).export({ format: 'der', type: 'spki' }));
+  } catch (err) {
+    throw new MismatchedKeyPairError(`${where}: the certificate or key cannot be read: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (!matches) throw new MismatchedKeyPairError(`${where}: the certificate is not for the private key next to it (a renewal being written?); retrying`);
 }
 
 export interface DesiredState {
@@ -57,7 +75,15 @@ export async function preparePlan(desired: DesiredState, instance: InstanceIdent
     ...fetches.s3.map((f) => secrets.object(f.bucket, f.key)),
   ]);
   const s3: Record<string, string> = {};
-  fetches.s3.forEach((f, i) => (s3[f.key] = (objects[i] as { body: string }).body));
+  const etags: Record<string, string> = {};
+  fetches.s3.forEach((f, i) => {
+    const object = objects[i] as { body: string; etag: string };
+    s3[f.key] = object.body;
+    etags[f.key] = object.etag;
+  });
+  const cert = fetches.s3.find((f) => f.purpose === 'proxy certificate');
+  const key = fetches.s3.find((f) => f.purpose === 'proxy private key');
+  if (cert && key) checkKeyPair(s3[cert.key], s3[key.key], `s3://${cert.bucket}/${cert.key}`);
   const host = renderHostFiles(
     desired,
     { instanceId: instance.instanceId, hostname: instance.hostname, privateIp: instance.privateIp, region: instance.region },
@@ -65,7 +91,7 @@ export async function preparePlan(desired: DesiredState, instance: InstanceIdent
     fetches,
     { ssm: ssm as Record<string, string>, s3 },
   );
-  return { ...host, fetches };
+  return { ...host, fetches, etags };
 }
 
 export interface ApplyResult {
@@ -73,6 +99,13 @@ export interface ApplyResult {
   written: string[];
   unitChanged: boolean;
   restarted: boolean;
+  /** Only the certificate and key changed: Teleport was told to reload them (SIGHUP) instead. */
+  reloaded: boolean;
+}
+
+/** Files Teleport re-reads on SIGHUP without a restart: its HTTPS certificate and key. */
+function reloadablePaths(plan: Plan): Set<string> {
+  return new Set(plan.fetches.s3.map((f) => f.file));
 }
 
 /** Writes what differs, installs the unit, and starts or restarts Teleport only when something changed. */
@@ -84,7 +117,10 @@ export async function applyPlan(plan: Plan, services: ServiceManager, owner: { u
   const unitChanged = await services.installUnit(plan.unit);
   const before = await services.activeState();
   const running = before === 'active' || before === 'activating' || before === 'reloading';
-  const restart = running && (written.length > 0 || unitChanged);
-  await services.ensureRunning(restart);
-  return { written, unitChanged, restarted: restart };
+  const reloadable = reloadablePaths(plan);
+  const reload = running && !unitChanged && written.length > 0 && written.every((p) => reloadable.has(p));
+  const restart = running && !reload && (written.length > 0 || unitChanged);
+  if (reload) await services.reload();
+  else await services.ensureRunning(restart);
+  return { written, unitChanged, restarted: restart, reloaded: reload };
 }

@@ -87,6 +87,7 @@ class WorkerHandle {
 
   constructor(threads: number) {
     this.proc = fork(join(__dirname, 'fleet-worker.js'), [], {
+      execArgv: [...process.execArgv, ...(process.env.BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean)],
       env: { ...process.env, UV_THREADPOOL_SIZE: String(threads) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -25,7 +25,7 @@ const PROXY_EVERY = 20; // 5 % proxies
 const READY_DELAY_MS = Number(process.env.BENCH_READY_DELAY_MS ?? 0);
 const FLEET_DEADLINE_MS = 120_000;
 const FLEET_WORKERS = Number(process.env.BENCH_WORKERS ?? 3);
-const THREADS_PER_WORKER = 16;
+const THREADS_PER_WORKER = Number(process.env.BENCH_THREADS ?? 16);
 const ONLY = process.env.BENCH_ONLY;
 
 const TARGET = { bootMs: 1000, fleetMs: 20_000 };

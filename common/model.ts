@@ -85,6 +85,21 @@ export const LOG_FORMATS = ['text', 'json'] as const;
 export const AUTH_TYPES = ['local', 'github', 'oidc', 'saml'] as const;
 /** auth_service.authentication.second_factor values Teleport 16+ accepts. */
 export const SECOND_FACTORS = ['on', 'otp', 'webauthn'] as const;
+/**
+ * Trusted clusters (seed 000_*): a standalone cluster; a root, whose
+ * publisher also publishes a trusted_cluster join token; or a leaf, whose
+ * publisher creates a trusted_cluster resource with the root's token.
+ */
+export const TRUST_ROLES = ['standalone', 'root', 'leaf'] as const;
+export type TrustRole = (typeof TRUST_ROLES)[number];
+/** The SSM token name (tokens/trusted_cluster) and tctl token type a root publishes for its leaves. */
+export const TRUSTED_CLUSTER_TOKEN = 'trusted_cluster';
+
+/** One role_map entry of a trusted_cluster resource: the root's role `remote` ("*", a name or a regular expression) maps to `local`. */
+export interface RoleMapping {
+  remote: string;
+  local: string[];
+}
 
 export interface ClusterSettings {
   clusterName: string;
@@ -139,6 +154,16 @@ export interface ClusterSettings {
   httpsProxy?: string;
   httpProxy?: string;
   noProxy?: string;
+  /** Default "standalone". */
+  trustRole?: TrustRole;
+  /** With trustRole "leaf": the root cluster's name (the trusted_cluster resource's name). */
+  rootClusterName?: string;
+  /** With trustRole "leaf": host:port of the root's web proxy. */
+  rootWebProxyAddr?: string;
+  /** With trustRole "leaf": host:port of the root's reverse tunnel; default rootWebProxyAddr (TLS routing). */
+  rootTunnelAddr?: string;
+  /** With trustRole "leaf": the root's roles mapped to this cluster's roles. */
+  rootRoleMap?: RoleMapping[];
 }
 
 export const DEFAULT_CLUSTER_SETTINGS: ClusterSettings = {
@@ -153,6 +178,7 @@ export const DEFAULT_CLUSTER_SETTINGS: ClusterSettings = {
   joinVia: 'auth',
   proxyListenerMode: 'separate',
   tlsSource: 'letsencrypt',
+  trustRole: 'standalone',
 };
 
 /** Cluster settings that may be removed with null in a PATCH (they fall back to their default). */
@@ -161,6 +187,7 @@ export const OPTIONAL_CLUSTER_SETTINGS = [
   'sshPublicAddr', 'tunnelPublicAddr', 'kubePublicAddr', 'mysqlPublicAddr', 'postgresPublicAddr', 'mongoPublicAddr',
   'maxConnections', 'maxUsers', 'logSeverity', 'logFormat', 'authType', 'secondFactor',
   'keepAliveInterval', 'keepAliveCountMax', 'enterprise', 'httpsProxy', 'httpProxy', 'noProxy',
+  'trustRole', 'rootClusterName', 'rootWebProxyAddr', 'rootTunnelAddr', 'rootRoleMap',
 ] as const satisfies ReadonlyArray<keyof ClusterSettings>;
 
 /** Whether the HTTP CONNECT proxy environment (/etc/default/teleport) is wanted. */

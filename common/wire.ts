@@ -166,6 +166,11 @@ export function clusterToMessage(c: ClusterSettings & { certDomain: string }): C
     httpsProxy: c.httpsProxy ?? '',
     httpProxy: c.httpProxy ?? '',
     noProxy: c.noProxy ?? '',
+    trustRole: c.trustRole ?? '',
+    rootClusterName: c.rootClusterName ?? '',
+    rootWebProxyAddr: c.rootWebProxyAddr ?? '',
+    rootTunnelAddr: c.rootTunnelAddr ?? '',
+    rootRoleMap: (c.rootRoleMap ?? []).map((m) => ({ remote: m.remote, local: m.local })),
   };
 }
 
@@ -209,5 +214,10 @@ export function clusterFromMessage(c: ClusterSettings__Output): ClusterSettings 
     httpsProxy: opt(c.httpsProxy),
     httpProxy: opt(c.httpProxy),
     noProxy: opt(c.noProxy),
+    trustRole: opt(c.trustRole) as ClusterSettings['trustRole'],
+    rootClusterName: opt(c.rootClusterName),
+    rootWebProxyAddr: opt(c.rootWebProxyAddr),
+    rootTunnelAddr: opt(c.rootTunnelAddr),
+    rootRoleMap: c.rootRoleMap?.length ? c.rootRoleMap.map((m) => ({ remote: m.remote, local: [...m.local] })) : undefined,
   });
 }

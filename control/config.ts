@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { DURATION_PATTERN, parseDuration } from '../common/duration';
 import { ConfigError, loadYamlConfig, validateConfig } from '../common/config-file';
+import { ACME_CONFIG_SCHEMA, AWS_CONFIG_SCHEMA, acmeConfigFrom, awsConfigFrom, type AcmeConfig, type AcmeConfigFile, type AwsConfig, type AwsConfigFile } from './acme/config';
 
 export interface ControlConfigFile {
   data_dir?: string;
@@ -21,6 +22,8 @@ export interface ControlConfigFile {
   heartbeat_interval?: string;
   publisher_lease?: string;
   log_level?: string;
+  acme?: AcmeConfigFile;
+  aws?: AwsConfigFile;
 }
 
 const addr = { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s]+):\\d{1,5}$' };
@@ -85,6 +88,8 @@ export const CONTROL_CONFIG_SCHEMA = {
     heartbeat_interval: duration,
     publisher_lease: duration,
     log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
+    acme: ACME_CONFIG_SCHEMA,
+    aws: AWS_CONFIG_SCHEMA,
   },
 } as const;
 
@@ -107,6 +112,10 @@ export interface ControlConfig {
   /** How long the publisher lease lasts without renewal. */
   publisherLeaseMs: number;
   logLevel: string;
+  /** The proxy certificate from an ACME CA (Let's Encrypt), when configured. */
+  acme?: AcmeConfig;
+  /** AWS endpoints and region for S3, SSM and Route 53 (the cluster's region by default). */
+  aws: AwsConfig;
 }
 
 export const CONTROL_DEFAULTS = {
@@ -180,5 +189,7 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
     heartbeatIntervalMs: parseDuration(merged.heartbeat_interval ?? CONTROL_DEFAULTS.heartbeatInterval),
     publisherLeaseMs: parseDuration(merged.publisher_lease ?? CONTROL_DEFAULTS.publisherLease),
     logLevel: merged.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
+    acme: acmeConfigFrom(merged.acme),
+    aws: awsConfigFrom(merged.aws),
   };
 }

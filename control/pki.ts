@@ -132,8 +132,47 @@ export function normalizeSerial(serial: string): string {
   return serial.replace(/[^0-9a-fA-F]/g, '').toUpperCase().replace(/^0+(?=.)/, '');
 }
 
+/**
+ * An agent's public key, checked: the DER SubjectPublicKeyInfo of an ECDSA
+ * P-256 key whose point lies on the curve.
+ */
+export interface ClientPublicKey {
+  readonly spkiDer: Buffer;
+}
+
+// SubjectPublicKeyInfo { id-ecPublicKey, prime256v1 }, BIT STRING of an uncompressed point (04 || x || y).
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200' + '04', 'hex');
+const P256 = {
+  p: 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn,
+  b: 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn,
+};
+
+/** y² = x³ - 3x + b (mod p), with both coordinates reduced: what OpenSSL checks when it imports the point. */
+function onP256(x: bigint, y: bigint): boolean {
+  const { p, b } = P256;
+  if (x >= p || y >= p) return false;
+  return (y * y) % p === (((x * x) % p * x - 3n * x + b) % p + p) % p;
+}
+
+/** The usual form, as agents send it, read without a trip through OpenSSL's decoders; undefined for any other form. */
+function uncompressedP256(publicKeyPem: string): ClientPublicKey | undefined {
+  const m = /^\s*-----BEGIN PUBLIC KEY-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----\s*$/.exec(publicKeyPem);
+  if (!m) return undefined;
+  const base64 = m[1].replace(/\s+/g, '');
+  const der = Buffer.from(base64, 'base64');
+  if (der.toString('base64') !== base64) return undefined;
+  if (der.length !== P256_SPKI_PREFIX.length + 64 || !der.subarray(0, P256_SPKI_PREFIX.length).equals(P256_SPKI_PREFIX)) return undefined;
+  const coordinate = (at: number) => BigInt(`0x${der.toString('hex', at, at + 32)}`);
+  const x = coordinate(P256_SPKI_PREFIX.length);
+  const y = coordinate(P256_SPKI_PREFIX.length + 32);
+  return onP256(x, y) ? { spkiDer: der } : undefined;
+}
+
 /** Imports the agent's public key (SPKI PEM, ECDSA P-256); PublicKeyError when it is not one. */
-export async function importClientPublicKey(publicKeyPem: string): Promise<KeyObject> {
+export async function importClientPublicKey(publicKeyPem: string): Promise<ClientPublicKey> {
+  const usual = uncompressedP256(publicKeyPem);
+  if (usual) return usual;
+  // Any other encoding OpenSSL reads (a compressed point, say): the slower general path.
   let key: KeyObject | undefined;
   try {
     key = createPublicKey({ key: publicKeyPem, format: 'pem' });
@@ -143,16 +182,18 @@ export async function importClientPublicKey(publicKeyPem: string): Promise<KeyOb
   if (key?.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new PublicKeyError('public_key_pem must be a PEM "PUBLIC KEY" (SPKI) of an ECDSA P-256 key');
   }
-  return key;
+  return { spkiDer: key.export({ type: 'spki', format: 'der' }) };
 }
 
-/** What every client certificate of one CA shares, built once. */
+/** What every client certificate of one CA shares, encoded once. */
 interface ClientTemplate {
-  issuer: asn1.Name;
   signingKey: KeyObject;
-  algorithm: asn1.AlgorithmIdentifier;
+  /** signature AlgorithmIdentifier (also the certificate's signatureAlgorithm). */
   algorithmDer: Buffer;
-  extensions: asn1.Extension[];
+  /** The CA's subject. */
+  issuerDer: Buffer;
+  /** [3] EXPLICIT Extensions. */
+  extensionsDer: Buffer;
 }
 
 const clientTemplates = new WeakMap<CertificateAuthority, Promise<ClientTemplate>>();
@@ -166,14 +207,13 @@ function clientTemplate(ca: CertificateAuthority): Promise<ClientTemplate> {
         await x509.AuthorityKeyIdentifierExtension.create(ca.cert, false),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-      ];
-      const algorithm = new asn1.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
+      ].map((e) => AsnConvert.parse(e.rawData, asn1.Extension));
+      const der = (value: unknown) => Buffer.from(AsnConvert.serialize(value));
       return {
-        issuer: AsnConvert.parse(ca.cert.rawData, asn1.Certificate).tbsCertificate.subject,
         signingKey: createPrivateKey(ca.keyPem),
-        algorithm,
-        algorithmDer: Buffer.from(AsnConvert.serialize(algorithm)),
-        extensions: extensions.map((e) => AsnConvert.parse(e.rawData, asn1.Extension)),
+        algorithmDer: der(new asn1.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 })),
+        issuerDer: der(AsnConvert.parse(ca.cert.rawData, asn1.Certificate).tbsCertificate.subject),
+        extensionsDer: derTlv(0xa3, der(new asn1.Extensions(extensions))),
       };
     })();
     clientTemplates.set(ca, template);
@@ -182,6 +222,10 @@ function clientTemplate(ca: CertificateAuthority): Promise<ClientTemplate> {
 }
 
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+const OID_COMMON_NAME = Buffer.from('0603550403', 'hex');
+const OID_ORGANIZATION = Buffer.from('060355040a', 'hex');
+/** version [0] EXPLICIT INTEGER 2 (v3). */
+const DER_VERSION_3 = Buffer.from('a003020102', 'hex');
 
 /** DER length octets: short form below 128, long form above. */
 function derLength(n: number): Buffer {
@@ -190,24 +234,39 @@ function derLength(n: number): Buffer {
   for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
-const derSequence = (...parts: Buffer[]): Buffer => {
+function derTlv(tag: number, ...parts: Buffer[]): Buffer {
   const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]);
-};
+  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
+}
+const derSequence = (...parts: Buffer[]): Buffer => derTlv(0x30, ...parts);
 // No unused bits: the leading 0x00 octet.
-const derBitString = (bytes: Buffer): Buffer => Buffer.concat([Buffer.from([0x03]), derLength(bytes.length + 1), Buffer.from([0x00]), bytes]);
+const derBitString = (bytes: Buffer): Buffer => derTlv(0x03, Buffer.from([0x00]), bytes);
 const arrayBufferOf = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+
+/** X.509 Time of whole seconds: UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5). */
+function derTime(date: Date): Buffer {
+  const two = (n: number) => String(n).padStart(2, '0');
+  const year = date.getUTCFullYear();
+  const rest = `${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}${two(date.getUTCHours())}${two(date.getUTCMinutes())}${two(date.getUTCSeconds())}Z`;
+  return year >= 1950 && year < 2050 ? derTlv(0x17, Buffer.from(two(year % 100) + rest, 'latin1')) : derTlv(0x18, Buffer.from(String(year).padStart(4, '0') + rest, 'latin1'));
+}
+
+/** A DirectoryString as @peculiar/x509 picks it: PrintableString when the text allows, UTF8String otherwise. */
+const derDirectoryString = (text: string): Buffer => derTlv(/^[A-Za-z0-9 '()+,\-./:=?]*$/.test(text) ? 0x13 : 0x0c, Buffer.from(text, 'utf8'));
+/** One RelativeDistinguishedName of one attribute. */
+const derRdn = (oid: Buffer, value: string): Buffer => derTlv(0x31, derSequence(oid, derDirectoryString(value)));
 
 /**
  * Signs a client certificate for an enrolled instance. The agent keeps its
  * private key; only its public key (SPKI PEM, ECDSA P-256) comes over the wire.
- * Every enrollment signs one, so the certificate is assembled from a per-CA
- * template and signed in place, without the general generator's round trips.
+ * Every enrollment signs one, so the certificate is assembled in DER from a
+ * per-CA template (issuer, algorithm and extensions encoded once) and signed
+ * in place, without the general generator's round trips.
  */
 export async function issueClientCertificate(
   ca: CertificateAuthority,
   instanceId: string,
-  publicKey: string | KeyObject,
+  publicKey: string | ClientPublicKey,
   lifetimeMs: number,
 ): Promise<{ certPem: string; expiresAt: Date; serial: string }> {
   const key = typeof publicKey === 'string' ? await importClientPublicKey(publicKey) : publicKey;
@@ -216,17 +275,19 @@ export async function issueClientCertificate(
   const now = Date.now();
   // X.509 times have whole seconds; the certificate says what this returns.
   const notAfter = new Date(Math.floor((now + lifetimeMs) / 1000) * 1000);
-  const tbs = new asn1.TBSCertificate({
-    version: asn1.Version.v3,
-    serialNumber: arrayBufferOf(Buffer.from(serial, 'hex')),
-    signature: template.algorithm,
-    issuer: template.issuer,
-    validity: new asn1.Validity({ notBefore: new Date(Math.floor((now - 60_000) / 1000) * 1000), notAfter }),
-    subject: AsnConvert.parse(new x509.Name(`CN=${instanceId}, O=teleboot-agent`).toArrayBuffer(), asn1.Name),
-    subjectPublicKeyInfo: AsnConvert.parse(key.export({ type: 'spki', format: 'der' }), asn1.SubjectPublicKeyInfo),
-    extensions: new asn1.Extensions(template.extensions),
-  });
-  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+  const notBefore = new Date(Math.floor((now - 60_000) / 1000) * 1000);
+  // TBSCertificate ::= SEQUENCE { version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, extensions }
+  const tbsDer = derSequence(
+    DER_VERSION_3,
+    // newSerial's first byte is 01-7f: a positive INTEGER as it is, no padding.
+    derTlv(0x02, Buffer.from(serial, 'hex')),
+    template.algorithmDer,
+    template.issuerDer,
+    derSequence(derTime(notBefore), derTime(notAfter)),
+    derSequence(derRdn(OID_COMMON_NAME, instanceId), derRdn(OID_ORGANIZATION, 'teleboot-agent')),
+    key.spkiDer,
+    template.extensionsDer,
+  );
   const signature = sign('sha256', tbsDer, { key: template.signingKey, dsaEncoding: 'der' });
   // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
   const der = derSequence(tbsDer, template.algorithmDer, derBitString(signature));

@@ -7,6 +7,7 @@ import { Ec2IdentityVerifier, JoinTokenVerifier, ProofVerifier } from './enrollm
 import { loadTrustedCertificates, shippedCertificatesDir } from './ec2-identity';
 import { AwsEc2InstanceLookup } from './ec2-lookup';
 import { ensureAdminToken } from './admin-token';
+import { startCertificateManagement, type RunningCertificateManagement } from './acme/start';
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server';
 import { buildRestApp } from './rest/app';
 import { ControlService } from './service';
@@ -18,6 +19,8 @@ export interface RunningControlServer {
   grpcPort: number;
   restUrl: string;
   caPem: string;
+  /** The ACME HTTP-01 listener's port, when it runs. */
+  http01Port?: number;
   close(): Promise<void>;
 }
 
@@ -31,6 +34,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
   let grpcServer: RunningGrpcServer | undefined;
   let rest: FastifyInstance | undefined;
   let lookup: AwsEc2InstanceLookup | undefined;
+  let certificates: RunningCertificateManagement | undefined;
   try {
     const tls = await loadTlsMaterial(config, log);
     const bootstrapTokens = config.bootstrapToken ? [await loadJoinToken(config.joinTokenFile, log)] : [];
@@ -49,6 +53,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       clientCertificateLifetimeMs: config.clientCertificateLifetimeMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       publisherLeaseMs: config.publisherLeaseMs,
+      certificateAlertMs: config.acme?.alertBeforeMs,
     });
     const started = await startGrpcServer(config.grpcListen, {
       service,
@@ -57,6 +62,10 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       enrollRateLimit: { perMinute: config.rateLimits.enrollPerMinute, exemptLoopback: config.rateLimits.exemptLoopback },
     });
     await ensureAdminToken(service, config.dataDir, log);
+    if (config.acme) {
+      certificates = await startCertificateManagement(config.acme, config.aws, store, log);
+      service.certificates = certificates.manager;
+    }
     grpcServer = started;
     rest = await buildRestApp({
       service,
@@ -77,7 +86,9 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       grpcPort: started.port,
       restUrl,
       caPem: tls.ca.certPem,
+      http01Port: certificates?.http01Port,
       async close() {
+        await certificates?.close();
         await Promise.all([restApp.close(), started.shutdown()]);
         lookup?.close();
         await store.close();
@@ -85,6 +96,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
     };
   } catch (err) {
     grpcServer?.forceShutdown();
+    await certificates?.close();
     await rest?.close();
     lookup?.close();
     await store.close();

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import {
   ROLE_NAMES,
+  TRUSTED_CLUSTER_TOKEN,
   certDomainOf,
   servicesOf,
   type Assignment,
@@ -28,6 +29,7 @@ import {
   type SettingsPatch,
 } from './validation';
 import { InputError, NotFoundError } from './errors';
+import { requirementsOf } from '../agent/render/render';
 
 export { InputError, NotFoundError };
 
@@ -59,12 +61,43 @@ export interface ServiceOptions {
   heartbeatIntervalMs: number;
   /** How long a publisher lease lasts without renewal (default 30 s). */
   publisherLeaseMs?: number;
+  /** A certificate closer than this to its expiry is an alert in the fleet health (default 14 days). */
+  certificateAlertMs?: number;
   now?: () => number;
 }
+
+export const DEFAULT_CERTIFICATE_ALERT_MS = 14 * 24 * 3_600_000;
 
 /** Leases agents may take: the publisher of join tokens and the CA pin. */
 export const LEASE_NAMES = ['publisher'] as const;
 export const DEFAULT_PUBLISHER_LEASE_MS = 30_000;
+
+/** A lease call's outcome, and with the publisher lease granted, the join token names to publish. */
+export interface LeaseGrant extends LeaseOutcome {
+  joinTokenNames: string[];
+}
+
+/**
+ * The SSM token names ({prefix}/{cluster}/tokens/{name}) a fleet needs: the
+ * join token of every assignment, by the renderer's own requirementsOf (so
+ * that the publisher and the hosts never disagree on a name: "node",
+ * "discovery-kube"; none for auth hosts or IAM joining), and
+ * "trusted_cluster" when the cluster is a root. Sorted, each once.
+ */
+export function joinTokenNamesOf(cluster: ClusterSettings, assignments: Iterable<Assignment>): string[] {
+  const names = new Set<string>();
+  for (const assignment of assignments) {
+    let name: string | undefined;
+    try {
+      name = requirementsOf(assignment, cluster).joinTokenRole;
+    } catch {
+      // An assignment the renderer refuses reads no token either; the agent reports why.
+    }
+    if (name) names.add(name);
+  }
+  if (cluster.trustRole === 'root') names.add(TRUSTED_CLUSTER_TOKEN);
+  return [...names].sort();
+}
 
 export function assignmentFromInput(input: AssignmentInput): Assignment {
   if ((input.role === undefined) === (input.roles === undefined)) {
@@ -185,6 +218,13 @@ export class ControlService {
     return record;
   }
 
+  /** The ACME certificate manager of this replica, when ACME is configured (told of renewal requests). */
+  certificates: { poke(): void } | undefined;
+
+  get certificateAlertMs(): number {
+    return this.opts.certificateAlertMs ?? DEFAULT_CERTIFICATE_ALERT_MS;
+  }
+
   get publisherLeaseMs(): number {
     return this.opts.publisherLeaseMs ?? DEFAULT_PUBLISHER_LEASE_MS;
   }
@@ -199,14 +239,25 @@ export class ControlService {
     return leaseName;
   }
 
-  async acquireLease(instanceId: string, name: string): Promise<LeaseOutcome> {
+  async acquireLease(instanceId: string, name: string): Promise<LeaseGrant> {
     const leaseName = await this.leaseHolder(instanceId, name);
-    return this.store.acquireLease(leaseName, instanceId, this.now(), this.publisherLeaseMs);
+    return this.withTokenNames(leaseName, await this.store.acquireLease(leaseName, instanceId, this.now(), this.publisherLeaseMs));
   }
 
-  async renewLease(instanceId: string, name: string, fencing: number): Promise<LeaseOutcome> {
+  async renewLease(instanceId: string, name: string, fencing: number): Promise<LeaseGrant> {
     const leaseName = await this.leaseHolder(instanceId, name);
-    return this.store.renewLease(leaseName, instanceId, fencing, this.now(), this.publisherLeaseMs);
+    return this.withTokenNames(leaseName, await this.store.renewLease(leaseName, instanceId, fencing, this.now(), this.publisherLeaseMs));
+  }
+
+  /** The join token names the fleet needs now: every assignment of an instance or a rule, and the cluster's trust role. */
+  async joinTokenNames(): Promise<string[]> {
+    const [settings, assignments, rules] = await Promise.all([this.store.getSettings(), this.store.distinctAssignments(), this.store.listRules()]);
+    return joinTokenNamesOf(settings, [...assignments, ...rules.map((r): Assignment => ({ roles: r.roles, labels: r.labels }))]);
+  }
+
+  /** Only the holder of the publisher lease is told the names: every renewal carries the current ones. */
+  private async withTokenNames(leaseName: string, outcome: LeaseOutcome): Promise<LeaseGrant> {
+    return { ...outcome, joinTokenNames: outcome.granted && leaseName === 'publisher' ? await this.joinTokenNames() : [] };
   }
 
   /** Released by its holder (also after it lost the auth role). */

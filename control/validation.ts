@@ -34,9 +34,13 @@ function check(ok: boolean, field: string, reason: string): void {
 }
 
 const SEPARATE_LISTENER_ADDRS = ['sshPublicAddr', 'tunnelPublicAddr', 'kubePublicAddr', 'mysqlPublicAddr', 'postgresPublicAddr', 'mongoPublicAddr'] as const;
+const CLUSTER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+const CLUSTER_NAME_RULE = 'letters, digits, ".", "_" and "-" only, starting with a letter or digit';
+/** Settings of a leaf cluster only. */
+const ROOT_SETTINGS = ['rootClusterName', 'rootWebProxyAddr', 'rootTunnelAddr', 'rootRoleMap'] as const;
 
 export function validateClusterSettings(s: ClusterSettings): void {
-  check(s.clusterName === '' || /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(s.clusterName), 'clusterName', 'letters, digits, ".", "_" and "-" only, starting with a letter or digit');
+  check(s.clusterName === '' || CLUSTER_NAME_RE.test(s.clusterName), 'clusterName', CLUSTER_NAME_RULE);
   check(s.authAddr === '' || isHostPort(s.authAddr), 'authAddr', `"${s.authAddr}" is not host:port, for example auth.example.internal:3025`);
   check(s.proxyPublicAddr === '' || isHostPort(s.proxyPublicAddr), 'proxyPublicAddr', `"${s.proxyPublicAddr}" is not host:port, for example teleport.example.com:443`);
   check(s.s3Bucket === '' || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s.s3Bucket), 's3Bucket', 'an S3 bucket name: 3 to 63 lower-case letters, digits, "." and "-"');
@@ -74,6 +78,8 @@ export function validateClusterSettings(s: ClusterSettings): void {
   check(s.keepAliveInterval === undefined || durationRe.test(s.keepAliveInterval), 'keepAliveInterval', 'a duration such as 1m or 5m');
   check(!(s.authType === 'oidc' || s.authType === 'saml') || s.enterprise === true, 'authType', `${s.authType} connectors need Teleport Enterprise: set enterprise to true`);
 
+  validateTrust(s);
+
   // /etc/default/teleport.
   try {
     proxyEnvironmentOf(s);
@@ -82,6 +88,49 @@ export function validateClusterSettings(s: ClusterSettings): void {
     const p = err.problems[0];
     throw new InputError(fieldOf(p.setting) ?? 'httpsProxy', p.message);
   }
+}
+
+/**
+ * Trusted clusters (seed 000_*): a leaf names its root and maps the root's
+ * roles, as Teleport's trusted_cluster resource requires (role_map entries
+ * with a remote role and local roles, no wildcard among the local ones).
+ */
+function validateTrust(s: ClusterSettings): void {
+  if (s.trustRole !== 'leaf') {
+    for (const key of ROOT_SETTINGS) check(s[key] === undefined, key, `is for a leaf cluster: set trustRole to leaf, or remove ${key} (null)`);
+    return;
+  }
+  check(!!s.rootClusterName, 'rootClusterName', "trustRole leaf needs the root cluster's name (its cluster_name)");
+  check(CLUSTER_NAME_RE.test(s.rootClusterName!), 'rootClusterName', CLUSTER_NAME_RULE);
+  check(s.rootClusterName !== s.clusterName, 'rootClusterName', "is this cluster's own name; a leaf trusts another cluster");
+  check(!!s.rootWebProxyAddr, 'rootWebProxyAddr', "trustRole leaf needs the root's web proxy address, for example root.example.com:443");
+  for (const key of ['rootWebProxyAddr', 'rootTunnelAddr'] as const) {
+    const value = s[key];
+    check(value === undefined || isHostPort(value), key, `"${value}" is not host:port, for example root.example.com:${key === 'rootTunnelAddr' ? 3024 : 443}`);
+  }
+  const map = s.rootRoleMap ?? [];
+  check(map.length > 0, 'rootRoleMap', 'trustRole leaf needs at least one mapping of a root role to local roles, for example {"remote": "access", "local": ["access"]}');
+  const seen = new Set<string>();
+  map.forEach((m, i) => {
+    const at = `rootRoleMap[${i}]`;
+    check(m.remote.trim() !== '' && !/[\u0000-\u001f\u007f]/.test(m.remote), `${at}.remote`, 'the root\'s role: a name, "*" or a regular expression such as ^(.*)$');
+    check(!seen.has(m.remote), `${at}.remote`, `"${m.remote}" is mapped twice`);
+    seen.add(m.remote);
+    if (/^\^.*\$$/.test(m.remote)) {
+      let ok = true;
+      try {
+        new RegExp(m.remote);
+      } catch {
+        ok = false;
+      }
+      check(ok, `${at}.remote`, `"${m.remote}" is not a valid regular expression`);
+    }
+    check(m.local.length > 0, `${at}.local`, 'lists the local roles the remote role maps to; at least one');
+    m.local.forEach((role, j) => {
+      check(role !== '*', `${at}.local[${j}]`, 'a wildcard is not allowed among local roles (Teleport refuses it)');
+      check(/^\S+$/.test(role), `${at}.local[${j}]`, 'a local role name (or a $1 substitution), without spaces');
+    });
+  });
 }
 
 export function validateAssignment(a: Assignment): void {

@@ -3,11 +3,13 @@
 // emulators, and a real systemd in a private namespace that starts the
 // stand-in teleport from the unit the agent wrote.
 import t, { type Test } from 'tap';
-import { statSync, readFileSync } from 'node:fs';
-import { parse } from 'yaml';
+import { X509Certificate } from 'node:crypto';
+import { statSync, readFileSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { parse, stringify } from 'yaml';
 import { AGENT_BIN, AWS_ENV } from './support/harness';
 import { canRunSystemdNamespace, startSystemdNamespace, type SystemdNamespace } from './support/systemd-ns';
-import { CLUSTER, startWorld, type World } from './support/world';
+import { CLUSTER, proxyCertificate, startWorld, type World } from './support/world';
 import type { ImdsEmulator } from './emulators/imds';
 import type { AgentFiles } from './support/harness';
 import type { ChildProcess } from 'node:child_process';
@@ -32,9 +34,10 @@ if (!can.ok) {
   const agentEnv = { ...AWS_ENV, NODE_OPTIONS: '', TELEBOOT_LOG_LEVEL: 'debug' };
 
   /** A fresh machine: its own systemd, then `teleboot-agent run` inside it. */
-  async function boot(tt: Test, imds: ImdsEmulator): Promise<Booted> {
+  async function boot(tt: Test, imds: ImdsEmulator, extraConfig: Record<string, unknown> = {}): Promise<Booted> {
     const ns = await startSystemdNamespace();
     const files = await world.agentConfig(imds, 'systemd', '1s');
+    if (Object.keys(extraConfig).length) writeFileSync(files.configFile, stringify({ ...parse(readFileSync(files.configFile, 'utf8')), ...extraConfig }));
     const agent = ns.spawn([process.execPath, AGENT_BIN, 'run', '-c', files.configFile], { env: agentEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     agent.stdout!.on('data', (c: Buffer) => (output += c.toString()));
@@ -179,5 +182,34 @@ if (!can.ok) {
     await world.control.waitForInstance(id, (i) => i.health === 'unassigned' && i.appliedGeneration === removed.body.generation);
     await ns.waitForUnitState('teleport.service', 'inactive');
     tt.equal((await ns.show('teleport.service', ['UnitFileState'])).UnitFileState, 'disabled', 'an unassigned instance stops and disables Teleport');
+  });
+
+  t.test('a renewed certificate in S3 reaches a proxy with systemctl reload (SIGHUP), not a restart', async (tt) => {
+    const imds = await world.instance();
+    const id = imds.instance.instanceId;
+    await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'proxy' });
+    const { ns, files, logs } = await boot(tt, imds, { certificate_check_interval: '300ms' });
+    await world.control.waitForInstance(id, ready);
+    const before = await ns.show('teleport.service', ['MainPID']);
+
+    const renewed = await proxyCertificate('teleport.example.com');
+    await world.s3.put(CLUSTER.s3Bucket, 'live/teleport.example.com/privkey.pem', renewed.privkey);
+    await world.s3.put(CLUSTER.s3Bucket, 'live/teleport.example.com/fullchain.pem', renewed.fullchain);
+    const expires = new Date(new X509Certificate(renewed.fullchain).validTo).toISOString();
+    const after = await world.control.waitForInstance(id, (i) => ready(i) && i.status.certificateExpiresAt === expires);
+    tt.equal(after.status.certificateExpiresAt, expires, 'the proxy reports the new certificate\'s expiry');
+    tt.equal(readFileSync(`${files.secretsDir}/proxy-fullchain.pem`, 'utf8'), renewed.fullchain, 'the new chain is in place');
+    tt.equal(mode(`${files.secretsDir}/proxy-privkey.pem`), 0o600, 'the new key is written 0600');
+    tt.equal((await ns.show('teleport.service', ['MainPID'])).MainPID, before.MainPID, 'the same Teleport process: reloaded, not restarted');
+    tt.match(logs(), /"reloaded":true/, 'the agent reloaded Teleport');
+    const standin = await new Promise<any>((resolve, reject) => {
+      get(`http://${files.diagAddr}/standin/https`, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c));
+        res.on('end', () => resolve(JSON.parse(body)));
+      }).on('error', reject);
+    });
+    tt.equal(standin.certificates[0].serial, new X509Certificate(renewed.fullchain).serialNumber, 'Teleport serves the new certificate');
+    tt.ok(standin.reloads >= 1, 'after a SIGHUP from ExecReload');
   });
 }

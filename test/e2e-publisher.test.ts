@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { startAgentProcess, TCTL_STANDIN, type AgentFiles } from './support/harness';
+import { startAgentProcess, TCTL_STANDIN, until, type AgentFiles } from './support/harness';
 import { CLUSTER, startWorld, type World } from './support/world';
 
 const LEASE_MS = 2000;
@@ -41,16 +41,6 @@ const tokenParam = (role: string) => `/teleport/${CLUSTER.clusterName}/tokens/${
 const pinParam = `/teleport/${CLUSTER.clusterName}/ca-pin-hash`;
 /** Who minted the token SSM holds for a role (a teleport config path), if a stand-in tctl did. */
 const mintedBy = (role: string) => minted().find((m) => m.token === world.ssm.get(tokenParam(role))?.value)?.config;
-
-async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** agent.yaml with the stand-in tctl and a fast rotation. */
 function withPublisher(files: AgentFiles): AgentFiles {

@@ -71,6 +71,11 @@ t.test('every role option and layout setting reads back as saved', async (t) => 
     httpsProxy: 'http://proxy.corp:3128',
     httpProxy: 'http://proxy.corp:3128',
     noProxy: 'localhost,169.254.169.254',
+    trustRole: 'leaf',
+    rootClusterName: 'root.example.com',
+    rootWebProxyAddr: 'root.example.com:443',
+    rootTunnelAddr: 'root.example.com:3024',
+    rootRoleMap: [{ remote: 'access', local: ['access'] }, { remote: '^admin-(.*)$', local: ['leaf-admin-$1', 'auditor'] }],
   };
   t.same(overTheWire(assignment, cluster), { generation: 7, assignment, cluster });
 });

@@ -597,13 +597,31 @@ export function teleportConfigToYaml(cfg: TeleportConfig): string {
   return text.replace(RAW_IN_QUOTES, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** Whether a YAML 1.1 reader takes `text`, written plain, for this very string. */
+/**
+ * The first characters of every plain scalar YAML 1.1 resolves to something
+ * other than a string: null (~, null), booleans (y, n, yes, no, true, false,
+ * on, off), numbers (sign, digit, ".", and "e5": the exponent alone), dates
+ * and "<<". A SAFE_PLAIN text that starts otherwise (a path, a host name)
+ * reads back as itself without a parse.
+ */
+const MAY_RESOLVE = /^[-+.~<0-9eEnNyYtTfFoO]/;
+/** Answers of readsBackAsItself: the same names and labels come back on every render. */
+const readBack = new Map<string, boolean>();
+
+/** Whether a YAML 1.1 reader takes `text` (SAFE_PLAIN), written plain, for this very string. */
 function readsBackAsItself(text: string): boolean {
-  try {
-    return parse(text, { version: '1.1' }) === text;
-  } catch {
-    return false;
+  if (!MAY_RESOLVE.test(text)) return true;
+  let same = readBack.get(text);
+  if (same === undefined) {
+    try {
+      same = parse(text, { version: '1.1' }) === text;
+    } catch {
+      same = false;
+    }
+    if (readBack.size >= 4096) readBack.clear();
+    readBack.set(text, same);
   }
+  return same;
 }
 
 /** A copy of `value` with object keys in KEY_ORDER (then code-point order) and undefined dropped. */

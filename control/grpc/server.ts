@@ -1,6 +1,8 @@
 // The agents' face of the control server: the Bootstrap gRPC service over
 // TLS. Enroll needs no client certificate; every other call must present
 // the certificate Enroll issued, for the very instance it is about.
+import { lookup } from 'node:dns/promises';
+import { createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { experimental } from '@grpc/grpc-js';
 import type { ServerSurfaceCall as SurfaceCall } from '@grpc/grpc-js/build/src/server-call';
@@ -89,6 +91,14 @@ function proofFrom(req: { proof?: { kind?: string; joinToken?: string; ec2Identi
   };
 }
 
+/** The served certificate's expiry, when reported (0 or absent: none). */
+function certificateExpiry(value: number | string | undefined): { certificateExpiresAt?: number } {
+  const ms = Number(value ?? 0);
+  if (ms === 0) return {};
+  if (!Number.isSafeInteger(ms) || ms < 0) throw invalid('proxy_certificate_expires_unix_ms', 'must be a unix time in milliseconds');
+  return { certificateExpiresAt: ms };
+}
+
 const limited = (field: string, value: string, max: number): string => {
   if (value.length > max) throw invalid(field, `longer than ${max} characters`);
   return value;
@@ -142,7 +152,7 @@ export function toAssignmentMessage(view: AssignmentStateView): AssignmentState 
   };
 }
 
-function leaseMessage(name: string, outcome: LeaseOutcome, periodMs: number): Lease {
+function leaseMessage(name: string, outcome: LeaseOutcome & { joinTokenNames?: string[] }, periodMs: number): Lease {
   return {
     name: outcome.lease?.name ?? (name || 'publisher'),
     holder: outcome.lease?.holder ?? '',
@@ -150,6 +160,7 @@ function leaseMessage(name: string, outcome: LeaseOutcome, periodMs: number): Le
     expiresUnixMs: outcome.lease?.expiresAt ?? 0,
     granted: outcome.granted,
     periodMs,
+    joinTokenNames: outcome.joinTokenNames ?? [],
   };
 }
 
@@ -215,6 +226,7 @@ export function bootstrapHandlers(
           teleportReady: req.teleportReady,
           message: limited('message', req.message, 4096),
           agentVersion: limited('agent_version', req.agentVersion, 64),
+          ...certificateExpiry(req.proxyCertificateExpiresUnixMs),
         },
         factsFrom(req.facts),
       );
@@ -300,6 +312,59 @@ class StaticCertificateProvider implements experimental.CertificateProvider {
   removeIdentityCertificateListener() {}
 }
 
+type AuthContext = ReturnType<grpc.ServerInterceptingCallInterface['getAuthContext']>;
+type ConnectionInfo = ReturnType<grpc.ServerInterceptingCallInterface['getConnectionInfo']>;
+
+/**
+ * The client certificate of each connection, as the TLS layer verified it,
+ * read at its first call and kept for the others: grpc-js asks OpenSSL for
+ * it (getPeerCertificate) on every call otherwise. A connection is known by
+ * its two addresses and ports, which no two open connections share; its
+ * entry goes when its socket closes, before the kernel lets the same
+ * addresses and ports connect again.
+ */
+class PeerCertificates {
+  private readonly open = new Map<string, { auth?: AuthContext }>();
+
+  /** Undefined for a socket already gone, which must share no entry with another. */
+  private static key(c: Partial<ConnectionInfo>): string | undefined {
+    const { remoteAddress, remotePort, localAddress, localPort } = c;
+    if (!remoteAddress || !remotePort || !localAddress || !localPort) return undefined;
+    return `${remoteAddress}|${remotePort}|${localAddress}|${localPort}`;
+  }
+
+  /** A connection accepted, before any of its bytes are read. */
+  track(socket: Socket): void {
+    const key = PeerCertificates.key(socket);
+    if (key === undefined) return;
+    const entry = {};
+    this.open.set(key, entry);
+    socket.once('close', () => this.open.get(key) === entry && this.open.delete(key));
+  }
+
+  /** The connection's auth context, read through `call` once; every time on a connection not tracked. */
+  authContext(call: grpc.ServerInterceptingCallInterface): AuthContext {
+    const key = PeerCertificates.key(call.getConnectionInfo());
+    const entry = key === undefined ? undefined : this.open.get(key);
+    return entry ? (entry.auth ??= call.getAuthContext()) : call.getAuthContext();
+  }
+
+  readonly interceptor: grpc.ServerInterceptor = (_method, call) => new PeerCertificateCall(call, this);
+}
+
+class PeerCertificateCall extends grpc.ServerInterceptingCall {
+  constructor(
+    private readonly base: grpc.ServerInterceptingCallInterface,
+    private readonly certificates: PeerCertificates,
+  ) {
+    super(base);
+  }
+
+  override getAuthContext(): AuthContext {
+    return this.certificates.authContext(this.base);
+  }
+}
+
 export interface GrpcServerOptions {
   service: ControlService;
   log: Logger;
@@ -317,13 +382,17 @@ export interface RunningGrpcServer {
 
 /** Starts the gRPC server on `address` ("host:port"); resolves with the bound port. */
 export async function startGrpcServer(address: string, opts: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const certificates = new PeerCertificates();
   const server = new grpc.Server({
+    interceptors: [certificates.interceptor],
     'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
     // Detects agents that vanished without closing their watch stream.
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    // Nothing reads channelz; its bookkeeping is work on every connection and call.
+    'grpc.enable_channelz': 0,
   });
   const openWatches = new Set<() => void>();
   server.addService(bootstrapProto().teleboot.v1.Bootstrap.service, bootstrapHandlers(opts.service, opts.log, openWatches, opts.enrollRateLimit));
@@ -335,17 +404,64 @@ export async function startGrpcServer(address: string, opts: GrpcServerOptions):
   // fresh credentials object would refuse the first connections. A watcher
   // added now makes the provider answer before the listener opens.
   credentials._addWatcher(() => {});
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+  // Our own listeners hand their connections to grpc-js, which runs TLS and
+  // HTTP/2 on them as on its own: only the accept queue is longer.
+  const injector = server.createConnectionInjector(credentials);
+  const listeners = await listen(
+    address,
+    (socket) => {
+      certificates.track(socket);
+      injector.injectConnection(socket);
+    },
+    opts.log,
   );
+  const stopListening = () => listeners.servers.forEach((s) => s.close());
   return {
-    port,
-    forceShutdown: () => server.forceShutdown(),
+    port: listeners.port,
+    forceShutdown: () => (stopListening(), server.forceShutdown()),
     shutdown: (graceMs = 1000) =>
       new Promise<void>((resolve) => {
+        stopListening();
         for (const end of [...openWatches]) end();
         const timer = setTimeout(() => (server.forceShutdown(), resolve()), graceMs);
         server.tryShutdown(() => (clearTimeout(timer), resolve()));
       }),
   };
+}
+
+/**
+ * Connections the kernel accepts and queues before the server takes them.
+ * A fleet booting at once opens a thousand at the same moment; with Node's
+ * default of 511, the rest are dropped and their clients retry only after
+ * the TCP retransmission timeout (1 s, then 3 s, 7 s, 15 s), which stalls
+ * enrollments while the server sits idle. The kernel caps it at
+ * net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
+
+/** Listens on every address `address` ("host:port", "[v6]:port") resolves to, as grpc-js's bindAsync would. */
+async function listen(address: string, onConnection: (socket: Socket) => void, log: Logger): Promise<{ port: number; servers: Server[] }> {
+  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(address);
+  if (!m) throw new Error(`invalid gRPC listen address ${JSON.stringify(address)}: expected host:port`);
+  const hosts = isIP(m[1]) ? [m[1]] : (await lookup(m[1], { all: true })).map((a) => a.address);
+  let port = Number(m[2]);
+  const servers: Server[] = [];
+  let firstError: Error | undefined;
+  for (const host of hosts) {
+    const server = createServer(onConnection);
+    const error = await new Promise<Error | undefined>((resolve) => {
+      server.once('error', resolve);
+      server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => (server.off('error', resolve), resolve(undefined)));
+    });
+    if (error) {
+      firstError ??= error;
+      continue;
+    }
+    // An accept that fails (out of file descriptors) is retried by the client; it must not end the server.
+    server.on('error', (err) => log.warn({ err: describeError(err) }, 'gRPC listener error'));
+    port = (server.address() as AddressInfo).port;
+    servers.push(server);
+  }
+  if (servers.length === 0) throw firstError ?? new Error(`${address} resolves to no address`);
+  return { port, servers };
 }

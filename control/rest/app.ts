@@ -6,6 +6,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { Logger } from '../../common/log';
 import type { ControlService } from '../service';
 import { formatSchemaErrors, installErrorHandler } from './errors';
+import certificateRoutes from './certificates';
 import fleetRoutes from './fleet';
 import instanceRoutes from './instances';
 import metricsRoutes from './metrics';
@@ -69,6 +70,7 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   await app.register(fleetRoutes, deps);
   await app.register(metricsRoutes, deps);
   await app.register(tokenRoutes, deps);
+  await app.register(certificateRoutes, deps);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

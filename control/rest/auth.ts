@@ -35,6 +35,7 @@ export const ROUTE_SCOPES: Readonly<Record<string, ApiScope>> = {
   'POST /v1/rules': 'operator',
   'DELETE /v1/rules/:id': 'operator',
   'POST /v1/preview': 'operator',
+  'POST /v1/certificates/:domain/renew': 'operator',
   'PATCH /v1/settings': 'admin',
   'DELETE /v1/instances/:id/binding': 'admin',
   'GET /v1/api-tokens': 'admin',

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { roleNameOf } from '../../common/model';
 import type { ControlService } from '../service';
+import { certificateHealth } from './certificates';
 import { auditView } from './views';
 
 export default async function fleetRoutes(app: FastifyInstance, opts: { service: ControlService }) {
@@ -19,7 +20,8 @@ export default async function fleetRoutes(app: FastifyInstance, opts: { service:
       byHealth[row.health] = (byHealth[row.health] ?? 0) + row.count;
       total += row.count;
     }
-    return { total, byHealth, byRole };
+    const certificates = await certificateHealth(service);
+    return { total, byHealth, byRole, certificates: { managed: certificates.managed, served: certificates.served }, alerts: certificates.alerts };
   });
 
   app.get<{ Querystring: { after?: number; limit: number; target?: string } }>(

@@ -20,6 +20,30 @@ export default async function metricsRoutes(app: FastifyInstance, opts: { servic
       }
     },
   });
+  new Gauge({
+    name: 'teleboot_certificate_expiry_seconds',
+    help: 'Seconds until a proxy certificate expires: the one managed from ACME (source="managed") and those the proxies serve (source="served")',
+    labelNames: ['source', 'domain', 'instance'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const now = service.clock().now;
+      for (const c of await service.store.listProxyCertificates()) {
+        if (c.notAfter !== null) this.set({ source: 'managed', domain: c.domain, instance: '' }, (c.notAfter - now) / 1000);
+      }
+      for (const s of await service.store.listServedCertificates()) this.set({ source: 'served', domain: '', instance: s.instanceId }, (s.expiresAt - now) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'teleboot_certificate_order_failures',
+    help: 'Consecutive failed ACME orders of a managed proxy certificate',
+    labelNames: ['domain'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const c of await service.store.listProxyCertificates()) this.set({ domain: c.domain }, c.failures);
+    },
+  });
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['probes'] } }, async (_request, reply) =>
     reply.type(registry.contentType).send(await registry.metrics()),
   );

@@ -14,6 +14,7 @@ import {
   PROXY_LISTENER_MODES,
   SECOND_FACTORS,
   TLS_SOURCES,
+  TRUST_ROLES,
 } from '../../common/model';
 
 const labelMap = (description: string) =>
@@ -158,4 +159,22 @@ export const layoutSettings = {
   httpsProxy: nullable({ type: 'string', maxLength: 2048, description: 'HTTPS_PROXY in /etc/default/teleport' }),
   httpProxy: nullable({ type: 'string', maxLength: 2048, description: 'HTTP_PROXY in /etc/default/teleport' }),
   noProxy: nullable({ type: 'string', maxLength: 4096, description: 'NO_PROXY in /etc/default/teleport' }),
+  trustRole: nullableEnum(TRUST_ROLES, 'trusted clusters: standalone (default), root (publishes tokens/trusted_cluster) or leaf (trusts rootClusterName)'),
+  rootClusterName: nullable({ type: 'string', maxLength: 253, description: "with trustRole leaf: the root cluster's name" }),
+  rootWebProxyAddr: hostPort("with trustRole leaf: host:port of the root's web proxy"),
+  rootTunnelAddr: hostPort("with trustRole leaf: host:port of the root's reverse tunnel (default: rootWebProxyAddr)"),
+  rootRoleMap: nullable({
+    type: 'array',
+    maxItems: 64,
+    description: "with trustRole leaf: the root's roles (remote: a name, * or a regular expression) mapped to local roles",
+    items: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['remote', 'local'],
+      properties: {
+        remote: { type: 'string', maxLength: 256 },
+        local: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 256 } },
+      },
+    },
+  }),
 } as const;

@@ -17,7 +17,9 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
     assignment: assignmentView(r.assignment),
     generation: r.generation,
     appliedGeneration: r.appliedGeneration,
-    status: r.status ? { ...r.status, reportedAt: iso(r.status.reportedAt) } : null,
+    status: r.status
+      ? { ...r.status, reportedAt: iso(r.status.reportedAt), ...(r.status.certificateExpiresAt ? { certificateExpiresAt: iso(r.status.certificateExpiresAt) } : {}) }
+      : null,
     enrolledAt: iso(r.enrolledAt),
     lastSeenAt: iso(r.lastSeenAt),
     enrolledVia: r.enrolledVia,

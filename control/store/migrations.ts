@@ -116,6 +116,38 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'proxy certificates from ACME, and pending HTTP-01 challenges',
+    sql: `
+      -- What the control server knows of each proxy certificate it manages;
+      -- the certificate and key themselves live in S3 only.
+      CREATE TABLE proxy_certificates (
+        domain TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        serial TEXT,
+        not_before BIGINT,
+        not_after BIGINT,
+        etag TEXT,
+        issued_at BIGINT,
+        checked_at BIGINT,
+        last_attempt_at BIGINT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at BIGINT,
+        renew_requested BOOLEAN NOT NULL DEFAULT FALSE,
+        updated_at BIGINT NOT NULL
+      );
+      -- Key authorizations are public by design (served over plain HTTP); kept
+      -- here so that whichever replica the ACME server reaches can answer.
+      CREATE TABLE acme_challenges (
+        token TEXT PRIMARY KEY,
+        key_authorization TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The SQL expression of an instance's fleet health; parameters :now-free, :offline_before. */

@@ -27,6 +27,9 @@ import {
   type InstanceRecord,
   type InstanceStatus,
   type Page,
+  type ProxyCertificate,
+  type ProxyCertificateState,
+  type ServedCertificate,
   type Rule,
   type RuleInput,
   type Store,
@@ -133,6 +136,45 @@ interface LeaseRow {
   acquired_at: number;
   expires_at: number;
 }
+
+interface ProxyCertificateRow {
+  domain: string;
+  state: string;
+  serial: string | null;
+  not_before: number | null;
+  not_after: number | null;
+  etag: string | null;
+  issued_at: number | null;
+  checked_at: number | null;
+  last_attempt_at: number | null;
+  failures: number;
+  last_error: string | null;
+  next_attempt_at: number | null;
+  renew_requested: number;
+  updated_at: number;
+}
+
+const numOrNull = (v: number | bigint | null): number | null => (v === null ? null : Number(v));
+
+const rowToProxyCertificate = (row: ProxyCertificateRow): ProxyCertificate => ({
+  domain: row.domain,
+  state: row.state as ProxyCertificateState,
+  serial: row.serial,
+  notBefore: numOrNull(row.not_before),
+  notAfter: numOrNull(row.not_after),
+  etag: row.etag,
+  issuedAt: numOrNull(row.issued_at),
+  checkedAt: numOrNull(row.checked_at),
+  lastAttemptAt: numOrNull(row.last_attempt_at),
+  failures: Number(row.failures),
+  lastError: row.last_error,
+  nextAttemptAt: numOrNull(row.next_attempt_at),
+  renewRequested: !!row.renew_requested,
+  updatedAt: Number(row.updated_at),
+});
+
+/** Agents hold leases by instance id; control replicas as "control:{host}:{pid}". */
+const leaseActor = (holder: string): string => (holder.startsWith('control:') ? holder : `agent:${holder}`);
 
 const rowToLease = (row: LeaseRow): Lease => ({ name: row.name, holder: row.holder, fencing: row.fencing, acquiredAt: row.acquired_at, expiresAt: row.expires_at });
 
@@ -381,6 +423,11 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async distinctAssignments(): Promise<Assignment[]> {
+    const bodies = this.sql('SELECT DISTINCT assignment FROM instances WHERE assignment IS NOT NULL').pluck().all() as string[];
+    return bodies.map((b) => JSON.parse(b) as Assignment);
+  }
+
   private rulesNow(): Rule[] {
     const rows = this.sql('SELECT id, body, created_at FROM rules ORDER BY position').all() as Array<{ id: string; body: string; created_at: number }>;
     return rows.map((r) => ({ ...(JSON.parse(r.body) as RuleInput), id: r.id, createdAt: Number(r.created_at) }));
@@ -529,6 +576,60 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async listProxyCertificates(): Promise<ProxyCertificate[]> {
+    return (this.sql('SELECT * FROM proxy_certificates ORDER BY domain').all() as ProxyCertificateRow[]).map(rowToProxyCertificate);
+  }
+
+  async getProxyCertificate(domain: string): Promise<ProxyCertificate | undefined> {
+    const row = this.sql('SELECT * FROM proxy_certificates WHERE domain = ?').get(domain) as ProxyCertificateRow | undefined;
+    return row && rowToProxyCertificate(row);
+  }
+
+  async saveProxyCertificate(cert: ProxyCertificate, audit?: { actor: string; action: string; details: Record<string, unknown> }): Promise<void> {
+    this.db.transaction(() => {
+      this.sql(
+        `INSERT INTO proxy_certificates (domain, state, serial, not_before, not_after, etag, issued_at, checked_at, last_attempt_at, failures, last_error, next_attempt_at, renew_requested, updated_at)
+         VALUES (@domain, @state, @serial, @notBefore, @notAfter, @etag, @issuedAt, @checkedAt, @lastAttemptAt, @failures, @lastError, @nextAttemptAt, @renewRequested, @updatedAt)
+         ON CONFLICT (domain) DO UPDATE SET state = excluded.state, serial = excluded.serial, not_before = excluded.not_before, not_after = excluded.not_after,
+           etag = excluded.etag, issued_at = excluded.issued_at, checked_at = excluded.checked_at, last_attempt_at = excluded.last_attempt_at,
+           failures = excluded.failures, last_error = excluded.last_error, next_attempt_at = excluded.next_attempt_at,
+           renew_requested = excluded.renew_requested, updated_at = excluded.updated_at`,
+      ).run({ ...cert, renewRequested: cert.renewRequested ? 1 : 0 });
+      if (audit) this.audit(audit.actor, audit.action, `certificate:${cert.domain}`, audit.details, cert.updatedAt);
+    })();
+  }
+
+  async requestRenewal(domain: string, actor: string, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const changed = this.sql('UPDATE proxy_certificates SET renew_requested = 1, next_attempt_at = NULL, updated_at = ? WHERE domain = ?').run(now, domain).changes > 0;
+      if (changed) this.audit(actor, 'certificate.renew_requested', `certificate:${domain}`, {}, now);
+      return changed;
+    })();
+  }
+
+  async listServedCertificates(): Promise<ServedCertificate[]> {
+    const rows = this.sql(
+      `SELECT instance_id, json_extract(status, '$.certificateExpiresAt') AS expires_at, json_extract(status, '$.reportedAt') AS reported_at
+       FROM instances WHERE json_extract(status, '$.certificateExpiresAt') IS NOT NULL ORDER BY expires_at, instance_id`,
+    ).all() as Array<{ instance_id: string; expires_at: number; reported_at: number }>;
+    return rows.map((r) => ({ instanceId: r.instance_id, expiresAt: Number(r.expires_at), reportedAt: Number(r.reported_at) }));
+  }
+
+  async putAcmeChallenge(token: string, keyAuthorization: string, domain: string, expiresAt: number): Promise<void> {
+    this.sql(
+      `INSERT INTO acme_challenges (token, key_authorization, domain, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (token) DO UPDATE SET key_authorization = excluded.key_authorization, domain = excluded.domain, expires_at = excluded.expires_at`,
+    ).run(token, keyAuthorization, domain, expiresAt);
+  }
+
+  async getAcmeChallenge(token: string, now: number): Promise<string | undefined> {
+    return this.sql('SELECT key_authorization FROM acme_challenges WHERE token = ? AND expires_at > ?').pluck().get(token, now) as string | undefined;
+  }
+
+  async deleteAcmeChallenge(token: string): Promise<void> {
+    this.sql('DELETE FROM acme_challenges WHERE token = ?').run(token);
+  }
+
   async getLease(name: string): Promise<Lease | undefined> {
     const row = this.sql('SELECT * FROM leases WHERE name = ?').get(name) as LeaseRow | undefined;
     return row && rowToLease(row);
@@ -548,7 +649,7 @@ export class SqliteStore implements Store {
         `INSERT INTO leases (name, holder, fencing, acquired_at, expires_at) VALUES (@name, @holder, @fencing, @now, @expires)
          ON CONFLICT (name) DO UPDATE SET holder = @holder, fencing = @fencing, acquired_at = @now, expires_at = @expires`,
       ).run({ name, holder, fencing, now, expires: now + periodMs });
-      this.audit(`agent:${holder}`, 'lease.acquire', `lease:${name}`, { holder, fencing, previousHolder: row?.holder ?? null, previousExpiredAt: row ? new Date(row.expires_at).toISOString() : null }, now);
+      this.audit(leaseActor(holder), 'lease.acquire', `lease:${name}`, { holder, fencing, previousHolder: row?.holder ?? null, previousExpiredAt: row ? new Date(row.expires_at).toISOString() : null }, now);
       return { lease: { name, holder, fencing, acquiredAt: now, expiresAt: now + periodMs }, granted: true };
     })();
   }
@@ -567,7 +668,7 @@ export class SqliteStore implements Store {
       const row = this.sql('SELECT * FROM leases WHERE name = ?').get(name) as LeaseRow | undefined;
       if (!row || row.holder !== holder || row.fencing !== fencing || row.expires_at <= now) return { lease: row && rowToLease(row), granted: false };
       this.sql('UPDATE leases SET expires_at = ? WHERE name = ?').run(now, name);
-      this.audit(`agent:${holder}`, 'lease.release', `lease:${name}`, { holder, fencing }, now);
+      this.audit(leaseActor(holder), 'lease.release', `lease:${name}`, { holder, fencing }, now);
       return { lease: { ...rowToLease(row), expiresAt: now }, granted: false };
     })();
   }

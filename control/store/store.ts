@@ -18,6 +18,40 @@ export interface InstanceStatus {
   message: string;
   agentVersion: string;
   reportedAt: number;
+  /** Proxies: when the certificate Teleport serves expires (unix ms); absent elsewhere. */
+  certificateExpiresAt?: number;
+}
+
+export const PROXY_CERTIFICATE_STATES = ['pending', 'valid', 'renewing', 'failing'] as const;
+export type ProxyCertificateState = (typeof PROXY_CERTIFICATE_STATES)[number];
+
+/** A proxy certificate the control server obtains and renews (its key and PEM live in S3 only). */
+export interface ProxyCertificate {
+  domain: string;
+  /** pending: never issued yet; valid: in S3 and not due; renewing: an order is under way; failing: the last attempt failed. */
+  state: ProxyCertificateState;
+  serial: string | null;
+  notBefore: number | null;
+  notAfter: number | null;
+  /** ETag of live/{domain}/fullchain.pem as last written or read. */
+  etag: string | null;
+  issuedAt: number | null;
+  checkedAt: number | null;
+  lastAttemptAt: number | null;
+  /** Consecutive failed attempts. */
+  failures: number;
+  lastError: string | null;
+  nextAttemptAt: number | null;
+  /** An operator asked for a renewal before it is due. */
+  renewRequested: boolean;
+  updatedAt: number;
+}
+
+/** A served certificate as an agent last reported it. */
+export interface ServedCertificate {
+  instanceId: string;
+  expiresAt: number;
+  reportedAt: number;
 }
 
 export interface InstanceRecord {
@@ -192,6 +226,8 @@ export interface Store {
   deleteInstance(instanceId: string, actor: string, now: number): Promise<boolean>;
   recordStatus(instanceId: string, appliedGeneration: number, status: InstanceStatus, facts: HostFacts | null): Promise<InstanceRecord | undefined>;
   healthSummary(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>>;
+  /** Every distinct assignment of an instance (rules not included), each once. */
+  distinctAssignments(): Promise<Assignment[]>;
 
   listRules(): Promise<Rule[]>;
   /** Adds a rule at a 0-based position (end when absent). */
@@ -232,6 +268,20 @@ export interface Store {
   /** Ends the lease at once when `holder` holds it with `fencing` (audited). */
   releaseLease(name: string, holder: string, fencing: number, now: number): Promise<LeaseOutcome>;
   getLease(name: string): Promise<Lease | undefined>;
+
+  listProxyCertificates(): Promise<ProxyCertificate[]>;
+  getProxyCertificate(domain: string): Promise<ProxyCertificate | undefined>;
+  /** Creates or replaces the record of a domain; audited when `audit` is given. */
+  saveProxyCertificate(cert: ProxyCertificate, audit?: { actor: string; action: string; details: Record<string, unknown> }): Promise<void>;
+  /** Asks for a renewal at the next check; false for an unknown domain. */
+  requestRenewal(domain: string, actor: string, now: number): Promise<boolean>;
+  /** Certificates the proxies reported serving. */
+  listServedCertificates(): Promise<ServedCertificate[]>;
+
+  /** HTTP-01: the key authorization to answer for a token, until it expires. */
+  putAcmeChallenge(token: string, keyAuthorization: string, domain: string, expiresAt: number): Promise<void>;
+  getAcmeChallenge(token: string, now: number): Promise<string | undefined>;
+  deleteAcmeChallenge(token: string): Promise<void>;
 
   close(): Promise<void>;
 }

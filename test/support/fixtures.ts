@@ -1,5 +1,8 @@
 // Values several tests share: one instance's identity, one cluster's
-// settings, one CA pin. Plain data; nothing here starts anything.
+// settings, one CA pin, certificates. Nothing here starts anything.
+import 'reflect-metadata';
+import { randomBytes, webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 import type { ClusterSettings, InstanceIdentity } from '../../common/model';
 
 export const TEST_PIN = `sha256:${'ab'.repeat(32)}`;
@@ -26,3 +29,38 @@ export const testIdentity = (id: string): InstanceIdentity => ({
   imageId: 'ami-0abc',
   tags: {},
 });
+
+/**
+ * A self-signed proxy certificate valid between two instants, as an
+ * expiring Let's Encrypt certificate would look in S3 (a chain of one,
+ * which Teleport trusts as its own root).
+ */
+export async function certificateValidBetween(domain: string, notBefore: Date, notAfter: Date): Promise<{ fullchain: string; privkey: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(8).toString('hex').replace(/^./, '1'),
+    name: `CN=${domain}`,
+    notBefore,
+    notAfter,
+    keys,
+    signingAlgorithm: alg,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: domain }]), new x509.BasicConstraintsExtension(false, undefined, true)],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const privkey = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
+  return { fullchain: cert.toString('pem') + '\n', privkey };
+}
+
+/**
+ * A piece of a secret distinctive enough to search files and logs for: for a
+ * PEM, 48 characters from the middle of its body (the first ones are an
+ * ASN.1 header that every key of a type shares); otherwise the value itself.
+ */
+export function secretNeedle(secret: string): string {
+  const body = /-----BEGIN [A-Z ]+-----([\s\S]+?)-----END/.exec(secret)?.[1].replace(/\s+/g, '');
+  if (!body) return secret.trim();
+  const middle = Math.floor(body.length / 2) - 24;
+  return body.slice(middle, middle + 48);
+}

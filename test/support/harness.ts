@@ -10,7 +10,12 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
 // s3rver ships no types.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const S3rver = require('s3rver') as new (opts: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
+const S3rver = require('s3rver') as new (opts: Record<string, unknown>) => {
+  run(): Promise<{ port: number }>;
+  close(): Promise<void>;
+  /** s3rver is a Koa app: its middleware list, composed when it starts listening. */
+  middleware: Array<(ctx: { method: string; path: string; headers: Record<string, string | undefined> }, next: () => Promise<void>) => Promise<void>>;
+};
 
 /** The repository root, from test/support and from dist/test/support alike. */
 function repoRoot(): string {
@@ -62,6 +67,17 @@ export function runNode(script: string, args: string[], env: Record<string, stri
       resolveRun({ code, stdout, stderr });
     });
   });
+}
+
+/** Polls `check` (every 25 ms) until it gives a value, which is returned; throws naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 /**
@@ -238,9 +254,19 @@ export function restRequest<T = any>(
   });
 }
 
+/** A write as s3rver received it (s3rver itself keeps no encryption headers). */
+export interface S3Write {
+  method: string;
+  path: string;
+  serverSideEncryption?: string;
+  kmsKeyId?: string;
+}
+
 export interface S3Server {
   endpoint: string;
   client: S3Client;
+  /** Every PUT and POST received, oldest first. */
+  writes: S3Write[];
   put(bucket: string, key: string, body: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -248,12 +274,21 @@ export interface S3Server {
 export async function startS3(buckets: string[], dir: string): Promise<S3Server> {
   const port = await freePort();
   const server = new S3rver({ address: '127.0.0.1', port, silent: true, directory: dir, configureBuckets: buckets.map((name) => ({ name })) });
+  const writes: S3Write[] = [];
+  // First in line, so that it sees every request before s3rver's router answers it.
+  server.middleware.unshift(async (ctx, next) => {
+    if (ctx.method === 'PUT' || ctx.method === 'POST') {
+      writes.push({ method: ctx.method, path: ctx.path, serverSideEncryption: ctx.headers['x-amz-server-side-encryption'], kmsKeyId: ctx.headers['x-amz-server-side-encryption-aws-kms-key-id'] });
+    }
+    await next();
+  });
   await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   return {
     endpoint,
     client,
+    writes,
     async put(bucket, key, body) {
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
     },

@@ -57,6 +57,13 @@ export interface WorldOptions {
    * `describe` adds the EC2 emulator for ec2:DescribeInstances.
    */
   ec2?: { describe?: boolean; regions?: string[] };
+  /**
+   * More of control.yaml, given the emulated AWS endpoints (for the acme and
+   * aws sections); the control server then starts after S3 and SSM.
+   */
+  controlConfig?: (aws: { s3Endpoint: string; ssmEndpoint: string }) => Record<string, unknown>;
+  /** The proxy certificate placed in S3 (default: a fresh 90-day one). */
+  proxyCertificate?: { fullchain: string; privkey: string };
 }
 
 export async function startWorld(name: string, opts: WorldOptions = {}): Promise<World> {
@@ -65,16 +72,14 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
   const controlArgs = [...(opts.controlArgs ?? ['--heartbeat-interval', '1s'])];
   let ec2: World['ec2'];
   let signer: ReturnType<typeof createIdentitySigner> | undefined;
+  let controlYaml: Record<string, unknown> = {};
   if (opts.ec2) {
     signer = createIdentitySigner();
     const certificatesDir = join(dir, 'aws-identity-certs');
     mkdirSync(certificatesDir, { recursive: true });
     writeFileSync(join(certificatesDir, 'test-aws.pem'), signer.certificatesPem);
     ec2 = { accountId: String(100000000000 + Math.floor(Math.random() * 899999999999)), emulator: opts.ec2.describe ? await startEc2Emulator() : undefined };
-    const configFile = join(dir, 'control.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
+    controlYaml = {
         enrollment: {
           ec2: {
             allowed_accounts: [ec2.accountId],
@@ -83,12 +88,26 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
             ...(ec2.emulator ? { describe_instances: true, ec2_endpoint: ec2.emulator.endpoint } : {}),
           },
         },
-      }),
-    );
-    controlArgs.push('--config', configFile);
+    };
   }
-  const control = new ControlProcess(join(dir, 'control'), controlArgs, ec2?.emulator ? AWS_ENV : {});
-  const started = await Promise.allSettled([startSsmEmulator(), startS3([CLUSTER.s3Bucket], join(dir, 's3')), control.start()]);
+  const control = new ControlProcess(join(dir, 'control'), controlArgs, ec2?.emulator || opts.controlConfig ? AWS_ENV : {});
+  const startControl = async (aws?: { s3Endpoint: string; ssmEndpoint: string }) => {
+    if (aws && opts.controlConfig) controlYaml = { ...controlYaml, ...opts.controlConfig(aws) };
+    if (Object.keys(controlYaml).length > 0) {
+      const configFile = join(dir, 'control.yaml');
+      writeFileSync(configFile, stringify(controlYaml));
+      controlArgs.push('--config', configFile);
+    }
+    await control.start();
+    return undefined;
+  };
+  const aws = Promise.all([startSsmEmulator(), startS3([CLUSTER.s3Bucket], join(dir, 's3'))]);
+  const started = await Promise.allSettled([
+    aws.then(([ssm]) => ssm),
+    aws.then(([, s3]) => s3),
+    // Without AWS settings of its own, the control server starts alongside the emulators.
+    opts.controlConfig ? aws.then(([ssm, s3]) => startControl({ s3Endpoint: s3.endpoint, ssmEndpoint: ssm.endpoint })) : startControl(),
+  ]);
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     // Leave nothing behind from a world that could not start.
@@ -106,7 +125,7 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
   const caPin = `sha256:${createHash('sha256').update(randomBytes(32)).digest('hex')}`;
   for (const [role, token] of Object.entries(tokens)) ssm.put(`/teleport/${CLUSTER.clusterName}/tokens/${role}`, token, 'SecureString');
   ssm.put(`/teleport/${CLUSTER.clusterName}/ca-pin-hash`, caPin, 'String');
-  const cert = await proxyCertificate('teleport.example.com');
+  const cert = opts.proxyCertificate ?? (await proxyCertificate('teleport.example.com'));
   await s3.put(CLUSTER.s3Bucket, 'live/teleport.example.com/fullchain.pem', cert.fullchain);
   await s3.put(CLUSTER.s3Bucket, 'live/teleport.example.com/privkey.pem', cert.privkey);
   new X509Certificate(cert.fullchain); // fail early on a broken fixture

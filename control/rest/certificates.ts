@@ -1,0 +1,78 @@
+// The proxy certificate as monitoring sees it: the one the control server
+// manages (from ACME) and the ones the proxies report serving, each with an
+// alert when it is closer to expiry than the alert threshold.
+import type { FastifyInstance } from 'fastify';
+import { NotFoundError } from '../errors';
+import type { ControlService } from '../service';
+import type { ProxyCertificate, ServedCertificate } from '../store/store';
+import { actorOf } from './instances';
+import { errorView } from './schemas';
+
+const DAY_MS = 24 * 3_600_000;
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const daysLeft = (notAfter: number, now: number) => Math.floor(((notAfter - now) / DAY_MS) * 10) / 10;
+
+export function managedView(c: ProxyCertificate, now: number, alertMs: number) {
+  return {
+    domain: c.domain,
+    state: c.state,
+    serial: c.serial,
+    notBefore: iso(c.notBefore),
+    notAfter: iso(c.notAfter),
+    daysLeft: c.notAfter === null ? null : daysLeft(c.notAfter, now),
+    alert: c.notAfter === null ? c.state === 'failing' : c.notAfter - now < alertMs,
+    issuedAt: iso(c.issuedAt),
+    checkedAt: iso(c.checkedAt),
+    lastAttemptAt: iso(c.lastAttemptAt),
+    failures: c.failures,
+    lastError: c.lastError,
+    nextAttemptAt: iso(c.nextAttemptAt),
+    renewRequested: c.renewRequested,
+  };
+}
+
+export function servedView(s: ServedCertificate, now: number, alertMs: number) {
+  return { instanceId: s.instanceId, notAfter: iso(s.expiresAt), daysLeft: daysLeft(s.expiresAt, now), alert: s.expiresAt - now < alertMs, reportedAt: iso(s.reportedAt) };
+}
+
+/** Every certificate with its alert flag, and one line per problem for the fleet health. */
+export async function certificateHealth(service: ControlService) {
+  const { now } = service.clock();
+  const alertMs = service.certificateAlertMs;
+  const managed = (await service.store.listProxyCertificates()).map((c) => managedView(c, now, alertMs));
+  const served = (await service.store.listServedCertificates()).map((s) => servedView(s, now, alertMs));
+  const alerts: string[] = [];
+  const alertDays = Math.round(alertMs / DAY_MS);
+  for (const c of managed) {
+    if (c.state === 'failing') alerts.push(`certificate ${c.domain}: ordering failed ${c.failures} time(s): ${c.lastError ?? 'unknown error'}`);
+    if (c.alert && c.notAfter) alerts.push(`certificate ${c.domain} expires ${c.notAfter} (${c.daysLeft} days, alert below ${alertDays})`);
+  }
+  for (const s of served) if (s.alert) alerts.push(`instance ${s.instanceId} serves a certificate that expires ${s.notAfter} (${s.daysLeft} days, alert below ${alertDays})`);
+  return { alertBeforeDays: alertDays, managed, served, alerts };
+}
+
+export default async function certificateRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+  const { service } = opts;
+  app.get('/v1/certificates', { schema: { summary: 'Proxy certificates: managed (ACME) and served (reported by proxies), with alerts', tags: ['certificates'] } }, async () =>
+    certificateHealth(service),
+  );
+  app.post<{ Params: { domain: string } }>(
+    '/v1/certificates/:domain/renew',
+    {
+      schema: {
+        summary: 'Renew a managed certificate now, before it is due',
+        tags: ['certificates'],
+        params: { type: 'object', properties: { domain: { type: 'string', maxLength: 253 } } },
+        response: { 404: errorView },
+      },
+    },
+    async (request, reply) => {
+      const { domain } = request.params;
+      if (!(await service.store.requestRenewal(domain, actorOf(request), service.clock().now))) {
+        throw new NotFoundError(`no managed certificate for ${domain}; GET /v1/certificates lists them (the control server manages one only with acme in control.yaml)`);
+      }
+      service.certificates?.poke();
+      return reply.code(202).send({ domain, renewRequested: true });
+    },
+  );
+}
