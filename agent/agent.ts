@@ -230,7 +230,7 @@ export class Agent {
       return undefined;
     }
     const result = await this.persist('systemd', () => applyPlan(plan, services, this.deps.owner), signal);
-    this.log.info({ generation: desired.generation, written: result.written, restarted: result.restarted, reloaded: result.reloaded }, result.written.length ? 'config applied' : 'config unchanged');
+    this.log.info({ generation: desired.generation, written: result.written, removed: result.removed, restarted: result.restarted, reloaded: result.reloaded }, result.written.length ? 'config applied' : 'config unchanged');
     const certificateExpiresAt = this.followCertificate(plan);
     const ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
     const unitState = await services.activeState().catch(() => 'unknown');

@@ -2,17 +2,21 @@
 // running Teleport. Everything is fetched and rendered before the first
 // write, so a failure never leaves a partial config behind.
 import { createPublicKey, X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import { type Assignment, type ClusterSettings, type InstanceIdentity } from '../common/model';
 import { writeFileIfChanged } from '../common/files';
 import type { SecretSource } from './aws';
 import type { AgentConfig } from './config';
 import { fetchesOf, renderHostFiles, splitPins, type DesiredFile, type Fetches, type HostPaths } from './render/plan';
 import type { ServiceManager } from './service-manager';
+import { GENERATED_HEADER } from './render/systemd-unit';
 
 export { splitPins, type DesiredFile };
 
 export interface Plan {
   files: DesiredFile[];
+  /** Files to remove when teleboot generated them (see removeIfGenerated). */
+  obsolete: string[];
   unit: string;
   teleportYaml: string;
   /** /etc/default/teleport when an HTTP CONNECT proxy is set. */
@@ -97,6 +101,8 @@ export async function preparePlan(desired: DesiredState, instance: InstanceIdent
 export interface ApplyResult {
   /** Paths of the files that were (re)written. */
   written: string[];
+  /** Paths of files an earlier plan wrote that were removed. */
+  removed: string[];
   unitChanged: boolean;
   restarted: boolean;
   /** Only the certificate and key changed: Teleport was told to reload them (SIGHUP) instead. */
@@ -108,19 +114,35 @@ function reloadablePaths(plan: Plan): Set<string> {
   return new Set(plan.fetches.s3.map((f) => f.file));
 }
 
+/** Removes a file only when its first line says teleboot generated it (an operator's own file is left alone). */
+async function removeIfGenerated(path: string): Promise<boolean> {
+  let text: string;
+  try {
+    text = await fs.readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  if (!text.startsWith(GENERATED_HEADER)) return false;
+  await fs.rm(path, { force: true });
+  return true;
+}
+
 /** Writes what differs, installs the unit, and starts or restarts Teleport only when something changed. */
 export async function applyPlan(plan: Plan, services: ServiceManager, owner: { uid: number; gid: number }): Promise<ApplyResult> {
   const written: string[] = [];
   for (const file of plan.files) {
     if (await writeFileIfChanged(file.path, file.content, { mode: file.mode, ...owner })) written.push(file.path);
   }
+  const removed: string[] = [];
+  for (const path of plan.obsolete) if (await removeIfGenerated(path)) removed.push(path);
   const unitChanged = await services.installUnit(plan.unit);
   const before = await services.activeState();
   const running = before === 'active' || before === 'activating' || before === 'reloading';
   const reloadable = reloadablePaths(plan);
-  const reload = running && !unitChanged && written.length > 0 && written.every((p) => reloadable.has(p));
-  const restart = running && !reload && (written.length > 0 || unitChanged);
+  const reload = running && !unitChanged && removed.length === 0 && written.length > 0 && written.every((p) => reloadable.has(p));
+  const restart = running && !reload && (written.length > 0 || removed.length > 0 || unitChanged);
   if (reload) await services.reload();
   else await services.ensureRunning(restart);
-  return { written, unitChanged, restarted: restart, reloaded: reload };
+  return { written, removed, unitChanged, restarted: restart, reloaded: reload };
 }

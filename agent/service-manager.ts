@@ -1,6 +1,7 @@
 // Starting Teleport: through systemd (the normal case), or as a child
 // process of the agent where there is no systemd (containers, sandboxes).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { writeFileIfChanged } from '../common/files';
@@ -71,19 +72,23 @@ export class SystemdManager implements ServiceManager {
 export class ProcessManager implements ServiceManager {
   private child: ChildProcess | undefined;
   private state = 'inactive';
+  /** The unit's EnvironmentFile (HTTP CONNECT proxy variables), read at each start as systemd would. */
+  private environmentFile: string | undefined;
 
   constructor(
     private readonly argv: string[],
     private readonly log: Logger,
   ) {}
 
-  async installUnit(): Promise<boolean> {
+  async installUnit(unitText: string): Promise<boolean> {
+    this.environmentFile = /^EnvironmentFile=-?(\S+)$/m.exec(unitText)?.[1];
     return false;
   }
 
   private start(): void {
     const [cmd, ...args] = this.argv;
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const env = { ...process.env, ...readEnvironmentFile(this.environmentFile) };
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
     this.child = child;
     this.state = 'active';
     child.on('error', (err) => {
@@ -126,4 +131,22 @@ export class ProcessManager implements ServiceManager {
   async activeState(): Promise<string> {
     return this.state;
   }
+}
+
+/** KEY=VALUE lines of an environment file, as systemd reads them (comments and blank lines skipped, quotes removed); none when missing. */
+export function readEnvironmentFile(path: string | undefined): Record<string, string> {
+  if (!path) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return {};
+  }
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (!m || line.trimStart().startsWith('#')) continue;
+    env[m[1]] = m[2].trim().replace(/^"(.*)"$|^'(.*)'$/, '$1$2');
+  }
+  return env;
 }

@@ -6,7 +6,7 @@
 // cluster-wide HTTP CONNECT proxy reaches /etc/default/teleport (seed 003_*).
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
 import { AGENT_BIN, AWS_ENV, TELEPORT_STANDIN, runNode, startAgentProcess, type AgentFiles } from './support/harness';
 import { CLUSTER, startWorld, type World } from './support/world';
@@ -94,6 +94,16 @@ t.test('a cluster-wide HTTP CONNECT proxy reaches /etc/default/teleport of a run
   t.match(env, /^HTTPS_PROXY=http:\/\/proxy\.corp:3128$/m);
   t.match(env, /^NO_PROXY=localhost,169\.254\.169\.254,auth\.example\.internal:3025$/m);
   t.equal(mode(files.environmentFile), 0o644);
+  const proxyEnv = async () => (await fetch(`http://${files.diagAddr}/standin/proxy-env`)).json();
+  t.same(await proxyEnv(), { HTTPS_PROXY: 'http://proxy.corp:3128', HTTP_PROXY: null, NO_PROXY: `localhost,169.254.169.254,${CLUSTER.authAddr}` }, 'Teleport runs with the proxy variables (read as systemd reads EnvironmentFile)');
+
+  // Removing the proxy settings removes the file teleboot wrote (an operator's own file would stay).
+  const cleared = await world.control.rest('PATCH', '/v1/settings', { httpsProxy: null, noProxy: null });
+  t.equal(cleared.status, 200, JSON.stringify(cleared.body));
+  await world.control.waitForInstance(id, (i) => ready(i) && !existsSync(files.environmentFile));
+  t.notOk(existsSync(files.environmentFile), 'no stale environment file once the proxy settings are gone');
+  t.same(await proxyEnv(), { HTTPS_PROXY: null, HTTP_PROXY: null, NO_PROXY: null }, 'and Teleport restarted without them');
+  t.match(logs(), /"removed":\[[^\]]*etc\/default\/teleport/, 'the agent says it removed it');
 });
 
 t.test('teleboot-agent plan lists what it fetches and masks the proxy password', async (t) => {

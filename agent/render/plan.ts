@@ -97,6 +97,8 @@ export interface HostFiles {
   teleportYaml: string;
   /** /etc/default/teleport, when an HTTP CONNECT proxy is set. */
   environment?: string;
+  /** Files an earlier plan may have written that this one has not: removed when teleboot generated them. */
+  obsolete: string[];
 }
 
 /** Values fetched for `fetches`, by SSM name and S3 key. */
@@ -160,7 +162,7 @@ export function renderHostFiles(
     pidFile: paths.pidFile,
     ...(environment !== undefined ? { environmentFile: paths.environmentFile } : {}),
   });
-  return { files: out, unit, teleportYaml, ...(environment !== undefined ? { environment } : {}) };
+  return { files: out, unit, teleportYaml, ...(environment !== undefined ? { environment } : {}), obsolete: environment === undefined ? [paths.environmentFile] : [] };
 }
 
 /** /etc/default/teleport for the cluster's HTTP CONNECT proxy; RenderError naming the setting when a value would break the file. */
