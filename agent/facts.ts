@@ -28,8 +28,13 @@ export async function hostFacts(waitMs = 200, now = Date.now()): Promise<HostFac
   return latest;
 }
 
+/** The OS and CPU do not change while the agent runs: read once (osInfo alone spawns several processes). */
+let staticFacts: Promise<[si.Systeminformation.OsData, si.Systeminformation.CpuData]> | undefined;
+
 export async function collectHostFacts(root = '/'): Promise<HostFacts> {
-  const [os, cpu, mem, disks] = await Promise.all([si.osInfo(), si.cpu(), si.mem(), si.fsSize()]);
+  staticFacts ??= Promise.all([si.osInfo(), si.cpu()]);
+  staticFacts.catch(() => (staticFacts = undefined));
+  const [[os, cpu], mem, disks] = await Promise.all([staticFacts, si.mem(), si.fsSize()]);
   const rootFs = disks.filter((d) => root.startsWith(d.mount)).sort((a, b) => b.mount.length - a.mount.length)[0];
   return {
     os: `${os.distro} ${os.release}`.trim(),
