@@ -309,6 +309,8 @@ export class ControlService {
     checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch));
     const bumped = await this.store.updateSettings(next, actor, this.now());
     for (const id of bumped) this.notify(id);
+    // The proxy address or bucket may have changed what certificate to manage.
+    this.certificates?.poke();
     return next;
   }
 
