@@ -2,8 +2,8 @@
 // does anything; every error names the setting.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DURATION_PATTERN, parseDuration } from '../common/duration';
-import { ConfigError, loadYamlConfig } from '../common/config-file';
+import { parseDuration } from '../common/duration';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, URL_SCHEMA } from '../common/config-file';
 
 export const DEFAULT_AGENT_CONFIG_PATH = '/etc/teleboot/agent.yaml';
 
@@ -21,9 +21,9 @@ interface AgentConfigFile {
   log_level?: string;
 }
 
-const hostPort = { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s]+):\\d{1,5}$' };
+const hostPort = HOST_PORT_SCHEMA;
 const absPath = { type: 'string', pattern: '^/[^\\s]*$' };
-const url = { type: 'string', pattern: '^https?://' };
+const url = URL_SCHEMA;
 
 export const AGENT_CONFIG_SCHEMA = {
   type: 'object',
@@ -60,7 +60,7 @@ export const AGENT_CONFIG_SCHEMA = {
         binary: absPath,
         tctl: absPath,
         diag_addr: hostPort,
-        ready_timeout: { type: 'string', pattern: DURATION_PATTERN },
+        ready_timeout: DURATION_SCHEMA,
         user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$' },
         group: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$' },
       },
@@ -70,8 +70,8 @@ export const AGENT_CONFIG_SCHEMA = {
       additionalProperties: false,
       properties: {
         roles: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['node', 'proxy', 'kube', 'app', 'db', 'discovery'] } },
-        token_ttl: { type: 'string', pattern: DURATION_PATTERN },
-        rotate_every: { type: 'string', pattern: DURATION_PATTERN },
+        token_ttl: DURATION_SCHEMA,
+        rotate_every: DURATION_SCHEMA,
       },
     },
     service_manager: {
@@ -90,12 +90,12 @@ export const AGENT_CONFIG_SCHEMA = {
         s3_force_path_style: { type: 'boolean' },
       },
     },
-    heartbeat_interval: { type: 'string', pattern: DURATION_PATTERN },
-    certificate_check_interval: { type: 'string', pattern: DURATION_PATTERN },
+    heartbeat_interval: DURATION_SCHEMA,
+    certificate_check_interval: DURATION_SCHEMA,
     retry: {
       type: 'object',
       additionalProperties: false,
-      properties: { initial_delay: { type: 'string', pattern: DURATION_PATTERN }, max_delay: { type: 'string', pattern: DURATION_PATTERN } },
+      properties: { initial_delay: DURATION_SCHEMA, max_delay: DURATION_SCHEMA },
     },
     log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
   },

@@ -136,7 +136,7 @@ export class Publisher {
   private readonly unknownNames = new Set<string>();
   private readonly tokens = new Duty();
   private readonly trust = new Duty();
-  /** Hash of the trusted_cluster document last created (token included), so that an unchanged one is not created again. */
+  /** Hash of the leaf settings last applied to the trusted_cluster resource (rendered without a token). */
   private trustHash: string | null = null;
 
   constructor(private readonly deps: PublisherDeps) {}
@@ -181,8 +181,8 @@ export class Publisher {
     return [...names].sort();
   }
 
-  private lose(why: string): void {
-    if (this.state.fencing !== null) this.deps.log.warn({ fencing: this.state.fencing, why }, 'publisher lease lost; publishing stops');
+  /** No longer the holder: a next holding starts from nothing (every name published, the trust checked). */
+  private forgetHolding(): void {
     this.validUntil = 0;
     this.nextPublish = 0;
     this.published.clear();
@@ -190,6 +190,11 @@ export class Publisher {
     this.trust.reset();
     this.trustHash = null;
     this.set({ fencing: null, trustedCluster: null });
+  }
+
+  private lose(why: string): void {
+    if (this.state.fencing !== null) this.deps.log.warn({ fencing: this.state.fencing, why }, 'publisher lease lost; publishing stops');
+    this.forgetHolding();
   }
 
   /** Renews the lease; throws LeaseLost unless it is still ours with our fencing number. */
@@ -259,9 +264,9 @@ export class Publisher {
     const { log, reader } = this.deps;
     const root = leaf.rootClusterName;
     // The settings alone decide when to look again: no token is kept, even hashed.
-    const hash = resourceHash(renderTrustedCluster(trustedClusterResource(leaf, '')));
-    if (hash === this.trustHash) return;
     const wanted = trustedClusterResource(leaf, '');
+    const hash = resourceHash(renderTrustedCluster(wanted));
+    if (hash === this.trustHash) return;
     const existing = await this.existingTrust(root);
     const sameAddresses = existing && existing.spec.web_proxy_addr === wanted.spec.web_proxy_addr && existing.spec.tunnel_addr === wanted.spec.tunnel_addr;
     if (existing && sameAddresses) {
@@ -316,9 +321,6 @@ export class Publisher {
       try {
         if (!target) {
           if (this.state.fencing !== null) await this.release();
-          this.tokens.reset();
-          this.trust.reset();
-          this.set({ trustedCluster: null });
           wait = Math.min(1000, this.periodMs / 4);
         } else if (this.state.fencing !== null) {
           await this.fence();
@@ -354,7 +356,7 @@ export class Publisher {
           } else if (this.trust.due()) {
             const leaf = target.leaf;
             const ok = await this.attempt(this.trust, `trusted cluster ${leaf.rootClusterName}`, () => this.ensureTrust(target, leaf));
-            // The root's token is read again at the pace of the renewals: a rotation there is followed here.
+            // The settings are compared again at the pace of the renewals.
             if (ok) this.trust.nextAt = Date.now() + this.periodMs / 3;
             this.set({ trustedCluster: ok ? leaf.rootClusterName : null });
           }
@@ -379,12 +381,8 @@ export class Publisher {
   }
 
   private async release(): Promise<void> {
-    this.nextPublish = 0;
-    this.published.clear();
-    this.trustHash = null;
     const fencing = this.state.fencing!;
-    this.validUntil = 0;
-    this.set({ fencing: null });
+    this.forgetHolding();
     await this.deps.control.releaseLease(this.deps.instanceId, PUBLISHER_LEASE, fencing);
     this.deps.log.info({ fencing }, 'publisher lease released');
   }

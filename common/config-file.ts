@@ -3,8 +3,14 @@
 import { readFileSync } from 'node:fs';
 import Ajv, { type ErrorObject, type JSONSchemaType, type Schema } from 'ajv';
 import { parse } from 'yaml';
+import { DURATION_PATTERN } from './duration';
 
 export class ConfigError extends Error {}
+
+/** JSON schema fragments the config files share. */
+export const HOST_PORT_SCHEMA = { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s]+):\\d{1,5}$' } as const;
+export const DURATION_SCHEMA = { type: 'string', pattern: DURATION_PATTERN } as const;
+export const URL_SCHEMA = { type: 'string', pattern: '^https?://' } as const;
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 

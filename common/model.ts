@@ -200,6 +200,12 @@ export function certDomainOf(settings: Pick<ClusterSettings, 'proxyPublicAddr'>)
   return hostOf(settings.proxyPublicAddr);
 }
 
+/** A listen address "host:port" ("[::1]:80" for IPv6) as its host, without brackets, and port. */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
 /** Host part of "host:port" (IPv6 in brackets is kept without them). */
 export function hostOf(addr: string): string {
   const m = /^\[([^\]]+)\](?::\d+)?$/.exec(addr);

@@ -1,7 +1,7 @@
 // teleboot-control's configuration: an optional YAML file, then flags.
 import { join } from 'node:path';
-import { DURATION_PATTERN, parseDuration } from '../common/duration';
-import { ConfigError, loadYamlConfig, validateConfig } from '../common/config-file';
+import { parseDuration } from '../common/duration';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, validateConfig } from '../common/config-file';
 import { ACME_CONFIG_SCHEMA, AWS_CONFIG_SCHEMA, acmeConfigFrom, awsConfigFrom, type AcmeConfig, type AcmeConfigFile, type AwsConfig, type AwsConfigFile } from './acme/config';
 
 export interface ControlConfigFile {
@@ -26,8 +26,8 @@ export interface ControlConfigFile {
   aws?: AwsConfigFile;
 }
 
-const addr = { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s]+):\\d{1,5}$' };
-const duration = { type: 'string', pattern: DURATION_PATTERN };
+const addr = HOST_PORT_SCHEMA;
+const duration = DURATION_SCHEMA;
 
 export const CONTROL_CONFIG_SCHEMA = {
   type: 'object',

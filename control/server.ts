@@ -1,6 +1,7 @@
 // Assembles the control server: store, TLS, domain service, gRPC and REST.
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../common/log';
+import { splitHostPort } from '../common/model';
 import { VERSION } from '../common/version';
 import type { ControlConfig } from './config';
 import { Ec2IdentityVerifier, JoinTokenVerifier, ProofVerifier } from './enrollment';
@@ -22,11 +23,6 @@ export interface RunningControlServer {
   /** The ACME HTTP-01 listener's port, when it runs. */
   http01Port?: number;
   close(): Promise<void>;
-}
-
-function splitHostPort(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
 }
 
 export async function startControlServer(config: ControlConfig, log: Logger): Promise<RunningControlServer> {

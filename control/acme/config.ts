@@ -1,7 +1,7 @@
 // The `acme` and `aws` sections of control.yaml: where the proxy certificate
 // comes from, how it is proven, and when it is renewed.
-import { DURATION_PATTERN, parseDuration } from '../../common/duration';
-import { ConfigError } from '../../common/config-file';
+import { parseDuration } from '../../common/duration';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, URL_SCHEMA } from '../../common/config-file';
 
 export interface AcmeConfigFile {
   directory_url?: string;
@@ -30,9 +30,9 @@ export interface AwsConfigFile {
   route53_endpoint?: string;
 }
 
-const duration = { type: 'string', pattern: DURATION_PATTERN };
-const url = { type: 'string', pattern: '^https?://' };
-const addr = { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s]+):\\d{1,5}$' };
+const duration = DURATION_SCHEMA;
+const url = URL_SCHEMA;
+const addr = HOST_PORT_SCHEMA;
 // A DNS name, optionally with a leading wildcard label.
 const DOMAIN_PATTERN = '^(\\*\\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$';
 

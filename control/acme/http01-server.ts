@@ -4,6 +4,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/log';
+import { splitHostPort } from '../../common/model';
 import type { Store } from '../store/store';
 
 const CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]{1,256})$/;
@@ -34,13 +35,12 @@ export async function startHttp01Server(listen: string, store: Store, log: Logge
       },
     );
   });
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+  const { host, port } = splitHostPort(listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(`cannot listen for ACME HTTP-01 challenges on ${listen} (acme.http01_listen): ${err.code === 'EACCES' ? 'port below 1024 needs CAP_NET_BIND_SERVICE' : err.message}`)),
     );
-    server.listen(Number(listen.slice(i + 1)), host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,

@@ -2,17 +2,11 @@
 // for the real MetadataService from @aws-sdk/ec2-metadata-service.
 import crypto from 'node:crypto';
 import http from 'node:http';
+import type { InstanceIdentity } from '../../common/model';
 import { listenOnLoopback } from './listener';
 
-export interface ImdsInstance {
-  instanceId: string;
-  region: string;
-  availabilityZone: string;
-  accountId: string;
-  privateIp: string;
-  hostname: string;
-  instanceType: string;
-  imageId: string;
+/** An instance as metadata describes it; the same fields as the agent's identity. */
+export interface ImdsInstance extends Omit<InstanceIdentity, 'tags'> {
   /** undefined: the instance does not expose tags in metadata (tags/ answers 404). */
   tags?: Record<string, string>;
 }
