@@ -95,12 +95,15 @@ export class Agent {
   }
 
   /** Retries `work` with backoff, logging what it waits for; stops only on abort or a permanent error. */
-  private persist<T>(what: string, work: () => Promise<T>, signal?: AbortSignal, isPermanent?: (err: unknown) => boolean): Promise<T> {
+  private persist<T>(what: string, work: () => Promise<T>, signal?: AbortSignal, isPermanent?: (err: unknown) => boolean, onWait?: (err: unknown) => void): Promise<T> {
     return retry(work, {
       ...this.backoff,
       signal,
       isPermanent,
-      onRetry: (err, attempt, delayMs) => this.log.warn({ attempt, retryInMs: delayMs, err: describeError(err) }, `waiting for ${what}`),
+      onRetry: (err, attempt, delayMs) => {
+        this.log.warn({ attempt, retryInMs: delayMs, err: describeError(err) }, `waiting for ${what}`);
+        onWait?.(err);
+      },
     });
   }
 
@@ -167,12 +170,15 @@ export class Agent {
       if (!config.joinTokenFile) throw new Error(`${config.source}: enrollment.join_token_file is required with enrollment.method join_token`);
       proof = { joinToken: (await fs.readFile(config.joinTokenFile, 'utf8')).trim() };
     }
-    this.creds = await this.persist(
+    const enrollment = await this.persist(
       `enrollment at ${config.control.endpoints.join(', ')}`,
       () => this.deps.control.enroll(this.instance, proof, VERSION, nonce),
       signal,
       (err) => !isRetryable(err),
     );
+    this.creds = enrollment.credentials;
+    // A boot goes on with this; later states come from the watch stream (or GetAssignment).
+    this.latest ??= enrollment.assignment;
     // The private key lives only here: 0600 in a 0700 directory.
     if (!this.readOnly) await writeFileAtomic(join(this.deps.config.paths.stateDir, CREDENTIALS_FILE), JSON.stringify(this.creds), { mode: 0o600 });
     this.log.info({ instanceId: this.instance.instanceId, certificateExpires: new Date(this.creds.expiresAt).toISOString() }, 'enrolled');
@@ -204,35 +210,52 @@ export class Agent {
     return this.latest;
   }
 
+  /** The assignment the enrollment just gave, or else the control server's current one. */
+  async initialAssignment(signal?: AbortSignal): Promise<AssignmentState__Output> {
+    return this.latest ?? (await this.fetchAssignment(signal));
+  }
+
   /** Renders every file for a desired state without writing anything (for `plan`). */
   async plan(desired: DesiredState, signal?: AbortSignal): Promise<Plan> {
     return this.persist('SSM and S3', () => preparePlan(desired, this.instance, this.deps.config, this.secretSource), signal, (err) => err instanceof RenderError);
   }
 
-  /** Applies one desired state: fetch, render, write, start, wait for ready. */
+  /**
+   * Applies one desired state: fetch, render, write, start, wait for ready.
+   * The control server counts an instance whose applied generation is behind
+   * as converging without being told; a convergence that outlasts a heartbeat
+   * interval reports what it is doing (or waiting for) at each one.
+   */
   async converge(desired: DesiredState, signal?: AbortSignal): Promise<ApplyResult | undefined> {
     const { config, services } = this.deps;
-    this.status = { ...this.status, state: 'converging', message: `applying generation ${desired.generation}` };
-    await this.report(signal);
+    const step = (message: string) => (this.status = { ...this.status, state: 'converging', message: `generation ${desired.generation}: ${message}` });
+    const waitingFor = (what: string) => (err: unknown) => step(`waiting for ${what}: ${describeError(err)}`);
+    step('fetching the join token, CA pin and certificate');
+    const progress = this.reportEachHeartbeat(signal);
+    let result: ApplyResult;
     let plan: Plan;
+    let ready: boolean;
     try {
-      plan = await this.persist(
-        'the join token, CA pin and certificate (SSM, S3)',
-        () => preparePlan(desired, this.instance, config, this.secretSource),
-        signal,
-        (err) => err instanceof RenderError,
-      );
-    } catch (err) {
-      if (!(err instanceof RenderError)) throw err;
-      this.log.error({ generation: desired.generation, problems: err.problems }, 'refusing to write an invalid teleport.yaml');
-      this.status = { ...this.status, state: 'failed', message: err.message };
-      await this.report(signal);
-      return undefined;
+      try {
+        const what = 'the join token, CA pin and certificate (SSM, S3)';
+        plan = await this.persist(what, () => preparePlan(desired, this.instance, config, this.secretSource), signal, (err) => err instanceof RenderError, waitingFor(what));
+      } catch (err) {
+        if (!(err instanceof RenderError)) throw err;
+        this.log.error({ generation: desired.generation, problems: err.problems }, 'refusing to write an invalid teleport.yaml');
+        this.status = { ...this.status, state: 'failed', message: err.message };
+        await progress.stop();
+        await this.report(signal);
+        return undefined;
+      }
+      step('writing files and starting teleport');
+      result = await this.persist('systemd', () => applyPlan(plan, services, this.deps.owner), signal, undefined, waitingFor('systemd'));
+      this.log.info({ generation: desired.generation, written: result.written, removed: result.removed, restarted: result.restarted, reloaded: result.reloaded }, result.written.length ? 'config applied' : 'config unchanged');
+      step(`waiting for teleport to answer /readyz on ${config.teleport.diagAddr}`);
+      ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
+    } finally {
+      await progress.stop();
     }
-    const result = await this.persist('systemd', () => applyPlan(plan, services, this.deps.owner), signal);
-    this.log.info({ generation: desired.generation, written: result.written, removed: result.removed, restarted: result.restarted, reloaded: result.reloaded }, result.written.length ? 'config applied' : 'config unchanged');
     const certificateExpiresAt = this.followCertificate(plan);
-    const ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
     const unitState = await services.activeState().catch(() => 'unknown');
     this.status = {
       state: ready ? 'ready' : 'degraded',
@@ -278,6 +301,26 @@ export class Agent {
     }
     this.status = { state: 'ready', appliedGeneration: generation, teleportReady: false, teleportUnitState: 'inactive', message: 'no assignment' };
     await this.report(signal);
+  }
+
+  /**
+   * Sends the current status at every heartbeat interval until stopped
+   * (while a long step runs). stop() waits for a report in flight, so that
+   * the report that follows it arrives after it.
+   */
+  private reportEachHeartbeat(signal?: AbortSignal): { stop(): Promise<void> } {
+    let inFlight: Promise<void> | undefined;
+    const timer = setInterval(() => {
+      inFlight ??= this.report(signal)
+        .catch((err) => this.log.warn({ err: describeError(err) }, 'progress report failed'))
+        .finally(() => (inFlight = undefined));
+    }, this.heartbeatMs);
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await inFlight;
+      },
+    };
   }
 
   async report(signal?: AbortSignal): Promise<void> {
@@ -373,8 +416,7 @@ export class Agent {
     const stop = () => controller.abort();
     signal?.addEventListener('abort', stop, { once: true });
     try {
-      await this.fetchAssignment(controller.signal);
-      if (!desiredFrom(this.latest!)) this.followChanges(controller.signal);
+      if (!desiredFrom(await this.initialAssignment(controller.signal))) this.followChanges(controller.signal);
       await this.converge(await this.waitForAssignment(controller.signal), controller.signal);
       return this.status;
     } finally {
@@ -386,7 +428,7 @@ export class Agent {
   /** `teleboot-agent run`: bootstrap, then heartbeat and follow changes until aborted. */
   async run(signal: AbortSignal): Promise<void> {
     await this.start(signal);
-    await this.fetchAssignment(signal);
+    await this.initialAssignment(signal);
     this.followChanges(signal);
     this.startPublisher(signal);
     let appliedGeneration = -1;

@@ -7,6 +7,7 @@ import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../common/proto';
 import type { InstanceIdentity } from '../common/model';
 import type { BootstrapClient } from '../proto/gen/teleboot/v1/Bootstrap';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
+import type { EnrollResponse__Output } from '../proto/gen/teleboot/v1/EnrollResponse';
 import type { ReportStatusRequest } from '../proto/gen/teleboot/v1/ReportStatusRequest';
 import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/ReportStatusResponse';
 import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
@@ -18,6 +19,12 @@ export interface ClientCredentials {
   caPem: string;
   expiresAt: number;
   issuedAt: number;
+}
+
+/** What an enrollment gives: credentials to keep, and the assignment as of now (servers that send it). */
+export interface Enrollment {
+  credentials: ClientCredentials;
+  assignment?: AssignmentState__Output;
 }
 
 export interface EnrollProof {
@@ -136,7 +143,7 @@ export class ControlClient {
    * is bound to the instance at its first enrollment (trust on first use)
    * and must come with every later one.
    */
-  async enroll(identity: InstanceIdentity, proof: string | EnrollProof, agentVersion: string, nonce?: string): Promise<ClientCredentials> {
+  async enroll(identity: InstanceIdentity, proof: string | EnrollProof, agentVersion: string, nonce?: string): Promise<Enrollment> {
     // A fresh key for every enrollment; only the public half leaves the host.
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     // Enroll goes without a client certificate; a channel already without one
@@ -145,7 +152,7 @@ export class ControlClient {
       this.mtls = undefined;
       this.reset();
     }
-    const res = await this.unary<{ clientCertificatePem: string; caCertificatePem: string; certificateExpiresUnixMs: number }>((c, o, cb) =>
+    const res = await this.unary<EnrollResponse__Output>((c, o, cb) =>
       c.enroll(
         {
           identity,
@@ -168,7 +175,7 @@ export class ControlClient {
       issuedAt: Date.now(),
     };
     this.useCredentials(creds);
-    return creds;
+    return { credentials: creds, assignment: res.assignment ?? undefined };
   }
 
   getAssignment(instanceId: string): Promise<AssignmentState__Output> {

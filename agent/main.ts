@@ -38,7 +38,7 @@ function shutdownSignal(log: Logger): AbortSignal {
 
 async function plan(agent: Agent, signal: AbortSignal): Promise<number> {
   await agent.start(signal, { readOnly: true });
-  const desired = desiredFrom(await agent.fetchAssignment(signal));
+  const desired = desiredFrom(await agent.initialAssignment(signal));
   if (!desired) {
     process.stdout.write(`instance ${agent.instanceId} has no assignment yet; nothing would be written\n`);
     return 0;

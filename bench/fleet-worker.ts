@@ -89,9 +89,9 @@ class TimedControlClient extends ControlClient {
   }
 
   override async enroll(...args: Parameters<ControlClient['enroll']>): ReturnType<ControlClient['enroll']> {
-    const creds = await this.timed(this.timings.enroll, () => super.enroll(...args));
+    const enrollment = await this.timed(this.timings.enroll, () => super.enroll(...args));
     this.enrolledAt ??= Date.now() - this.clock.startedAt;
-    return creds;
+    return enrollment;
   }
 
   override getAssignment(...args: Parameters<ControlClient['getAssignment']>): ReturnType<ControlClient['getAssignment']> {

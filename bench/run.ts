@@ -5,7 +5,8 @@
 //
 // Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
 // BENCH_WORKERS (agent worker processes, default 2), BENCH_THREADS (libuv threads per
-// worker, default 16), BENCH_WORKER_FLAGS (extra node flags for the workers), BENCH_ONLY=boot|fleet,
+// worker, default 16), BENCH_WORKER_FLAGS (extra node flags for the workers), BENCH_CONTROL_FLAGS
+// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|fleet,
 // BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0).
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';

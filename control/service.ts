@@ -53,6 +53,17 @@ export interface AssignmentStateView {
   cluster: ClusterSettings & { certDomain: string };
 }
 
+/** What an agent is to run: its record's assignment with the cluster settings. */
+function assignmentStateOf(record: InstanceRecord, cluster: ClusterSettings): AssignmentStateView {
+  return {
+    instanceId: record.instanceId,
+    generation: record.generation,
+    assigned: record.assignment !== null,
+    assignment: record.assignment,
+    cluster: { ...cluster, certDomain: certDomainOf(cluster) },
+  };
+}
+
 export interface ServiceOptions {
   store: Store;
   ca: CertificateAuthority;
@@ -173,7 +184,8 @@ export class ControlService {
         certificate: { serial: cert.serial, expiresAt: cert.expiresAt.getTime() },
       });
       if (outcome.matchedRule) this.notify(id);
-      return { record: outcome.record, matchedRule: outcome.matchedRule, certPem: cert.certPem, expiresAt: cert.expiresAt, caPem: this.opts.ca.certPem, via: verified.via };
+      const assignment = assignmentStateOf(outcome.record, await this.store.getSettings());
+      return { record: outcome.record, assignment, matchedRule: outcome.matchedRule, certPem: cert.certPem, expiresAt: cert.expiresAt, caPem: this.opts.ca.certPem, via: verified.via };
     } catch (err) {
       const denied = err instanceof EnrollRefused ? new EnrollmentDenied(err.message, err.reason) : err;
       if (denied instanceof EnrollmentDenied) {
@@ -193,13 +205,7 @@ export class ControlService {
   async assignmentState(instanceId: string): Promise<AssignmentStateView> {
     const [record, cluster] = await Promise.all([this.store.getInstance(instanceId), this.store.getSettings()]);
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled`);
-    return {
-      instanceId,
-      generation: record.generation,
-      assigned: record.assignment !== null,
-      assignment: record.assignment,
-      cluster: { ...cluster, certDomain: certDomainOf(cluster) },
-    };
+    return assignmentStateOf(record, cluster);
   }
 
   /** Calls `listener` after every change that concerns the instance; returns the unsubscribe function. */

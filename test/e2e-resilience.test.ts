@@ -73,7 +73,11 @@ t.test('an agent waits for an unreachable SSM with backoff and writes nothing un
   t.ok(delays[2] > delays[0], `the waits grow: ${delays.join(', ')} ms`);
   t.notOk(existsSync(files.teleportConfig), 'no teleport.yaml while the join token is unknown');
   t.notOk(existsSync(`${files.secretsDir}/join-token`), 'no partial set of files either');
-  t.equal((await world.control.rest('GET', `/v1/instances/${id}`)).body.status.state, 'converging', 'the control server sees it waiting');
+  // A convergence that outlasts a heartbeat reports at each one what it waits for (and stays online).
+  const waiting = await world.control.waitForInstance(id, (i) => /waiting for the join token/.test(i.status?.message ?? ''));
+  t.equal(waiting.status.state, 'converging', 'the control server sees it waiting');
+  t.match(waiting.status.message, /generation \d+: waiting for the join token, CA pin and certificate \(SSM, S3\): /, 'and what for');
+  t.equal(waiting.health, 'converging');
 
   world.ssm.setUnreachable(false);
   await world.control.waitForInstance(id, ready);

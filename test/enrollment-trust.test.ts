@@ -89,7 +89,7 @@ t.test('an EC2 instance enrolls with its signed identity document; EC2 confirms 
   const claimed: InstanceIdentity = { ...a.identity, accountId: '999999999999', tags: { Tier: 'db' } };
   const c = client();
   t.teardown(() => c.close());
-  const creds = await c.enroll(claimed, a.proof, 'test', nonce());
+  const { credentials: creds } = await c.enroll(claimed, a.proof, 'test', nonce());
   t.match(creds.certPem, /BEGIN CERTIFICATE/);
   const stored = await server.service.store.getInstance(a.id);
   t.equal(stored?.enrolledVia, 'ec2');

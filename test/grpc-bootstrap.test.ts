@@ -34,7 +34,7 @@ t.teardown(async () => {
 t.test('enrollment issues a client certificate for the instance', async (t) => {
   const c = client();
   t.teardown(() => c.close());
-  const creds = await c.enroll(identity('i-0aaaaaaaaaaaaaaa1'), token, 'test');
+  const { credentials: creds, assignment } = await c.enroll(identity('i-0aaaaaaaaaaaaaaa1'), token, 'test');
   const cert = new X509Certificate(creds.certPem);
   t.match(cert.subject, /CN=i-0aaaaaaaaaaaaaaa1/);
   t.ok(cert.verify(new X509Certificate(server.caPem).publicKey), 'signed by the control CA');
@@ -42,6 +42,16 @@ t.test('enrollment issues a client certificate for the instance', async (t) => {
   t.ok(hours > 23 && hours <= 24, 'valid for 24 h by default');
   const state = await c.getAssignment('i-0aaaaaaaaaaaaaaa1');
   t.match(state, { instanceId: 'i-0aaaaaaaaaaaaaaa1', assigned: false, generation: 0 });
+  t.same(assignment, state, 'the enrollment carries the same assignment state: a first boot needs no GetAssignment');
+});
+
+t.test('an instance assigned before it boots learns its role from the enrollment itself', async (t) => {
+  const c = client();
+  t.teardown(() => c.close());
+  await server.service.assign('i-0aaaaaaaaaaaaaab1', { role: 'proxy', labels: { env: 'test' } }, 'test');
+  const { assignment } = await c.enroll(identity('i-0aaaaaaaaaaaaaab1'), token, 'test');
+  t.match(assignment, { instanceId: 'i-0aaaaaaaaaaaaaab1', assigned: true, generation: 1, assignment: { roles: ['proxy'] }, cluster: { clusterName: String } });
+  t.same(assignment, await c.getAssignment('i-0aaaaaaaaaaaaaab1'), 'as GetAssignment answers it');
 });
 
 t.test('enrollment refuses a wrong token and malformed requests, naming the field', async (t) => {

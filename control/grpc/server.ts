@@ -203,6 +203,7 @@ export function bootstrapHandlers(
         caCertificatePem: result.caPem,
         certificateExpiresUnixMs: result.expiresAt.getTime(),
         heartbeatIntervalSeconds,
+        assignment: toAssignmentMessage(result.assignment),
       };
     }),
 

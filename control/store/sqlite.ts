@@ -220,8 +220,7 @@ export class SqliteStore implements Store {
   }
 
   private audit(actor: string, action: string, target: string, details: Record<string, unknown>, now: number): void {
-    this.db
-      .prepare('INSERT INTO audit_events (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)')
+    this.sql('INSERT INTO audit_events (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)')
       .run(now, actor, action, target, JSON.stringify(details));
   }
 
@@ -237,11 +236,9 @@ export class SqliteStore implements Store {
   async updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]> {
     return this.db.transaction(() => {
       const before = this.sql('SELECT body FROM settings WHERE id = 1').pluck().get() as string | undefined;
-      this.db
-        .prepare('INSERT INTO settings (id, body, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at')
+      this.sql('INSERT INTO settings (id, body, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at')
         .run(JSON.stringify(settings), now);
-      const bumped = this.db
-        .prepare('UPDATE instances SET generation = generation + 1, updated_at = ? WHERE assignment IS NOT NULL RETURNING instance_id')
+      const bumped = this.sql('UPDATE instances SET generation = generation + 1, updated_at = ? WHERE assignment IS NOT NULL RETURNING instance_id')
         .pluck()
         .all(now) as string[];
       this.audit(actor, 'settings.update', 'settings', { before: before ? JSON.parse(before) : null, after: settings }, now);
@@ -257,8 +254,7 @@ export class SqliteStore implements Store {
       if (trust.nonceHash !== binding) throw new EnrollRefused('nonce-mismatch', `instance ${instanceId} is bound to another nonce: an identity presented by a different machine is refused (an operator can reset the binding)`);
       this.sql('UPDATE instance_bindings SET last_used_at = ? WHERE instance_id = ?').run(now, instanceId);
     } else if (trust.nonceHash) {
-      this.db
-        .prepare('INSERT INTO instance_bindings (instance_id, nonce_hash, method, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)')
+      this.sql('INSERT INTO instance_bindings (instance_id, nonce_hash, method, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)')
         .run(instanceId, trust.nonceHash, trust.enrolledVia ?? 'unknown', now, now);
     }
     const assigned = parse<Assignment>(existing?.assignment ?? null);
@@ -273,8 +269,7 @@ export class SqliteStore implements Store {
       this.sql('UPDATE join_tokens SET uses = uses + 1, last_used_at = ? WHERE id = ?').run(now, trust.joinTokenId);
     }
     if (trust.certificate) {
-      this.db
-        .prepare('INSERT INTO client_certificates (serial, instance_id, issued_at, expires_at) VALUES (?, ?, ?, ?)')
+      this.sql('INSERT INTO client_certificates (serial, instance_id, issued_at, expires_at) VALUES (?, ?, ?, ?)')
         .run(trust.certificate.serial, instanceId, now, trust.certificate.expiresAt);
     }
   }
@@ -286,12 +281,10 @@ export class SqliteStore implements Store {
       const via = trust.enrolledVia ?? null;
       const allowed = trust.allowedRoles ? JSON.stringify(trust.allowedRoles) : null;
       if (!existing) {
-        this.db
-          .prepare('INSERT INTO instances (instance_id, identity, enrolled_at, last_seen_at, created_at, updated_at, enrolled_via, allowed_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        this.sql('INSERT INTO instances (instance_id, identity, enrolled_at, last_seen_at, created_at, updated_at, enrolled_via, allowed_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
           .run(identity.instanceId, JSON.stringify(identity), now, now, now, now, via, allowed);
       } else {
-        this.db
-          .prepare('UPDATE instances SET identity = ?, enrolled_at = ?, last_seen_at = ?, updated_at = ?, enrolled_via = ?, allowed_roles = ? WHERE instance_id = ?')
+        this.sql('UPDATE instances SET identity = ?, enrolled_at = ?, last_seen_at = ?, updated_at = ?, enrolled_via = ?, allowed_roles = ? WHERE instance_id = ?')
           .run(JSON.stringify(identity), now, now, now, via, allowed, identity.instanceId);
       }
       this.audit(
@@ -320,8 +313,7 @@ export class SqliteStore implements Store {
   }
 
   private writeAssignment(instanceId: string, assignment: Assignment | null, now: number): void {
-    this.db
-      .prepare('UPDATE instances SET assignment = ?, roles_key = ?, generation = generation + 1, updated_at = ? WHERE instance_id = ?')
+    this.sql('UPDATE instances SET assignment = ?, roles_key = ?, generation = generation + 1, updated_at = ? WHERE instance_id = ?')
       .run(assignment ? JSON.stringify(assignment) : null, rolesKey(assignment), now, instanceId);
   }
 
@@ -394,8 +386,7 @@ export class SqliteStore implements Store {
   }
 
   async recordStatus(instanceId: string, appliedGeneration: number, status: InstanceStatus, facts: HostFacts | null): Promise<InstanceRecord | undefined> {
-    const row = this.relaxed(() => this.db
-      .prepare(
+    const row = this.relaxed(() => this.sql(
         `UPDATE instances SET applied_generation = ?, status = ?, status_state = ?, teleport_ready = ?,
            facts = COALESCE(?, facts), last_seen_at = ?, updated_at = ? WHERE instance_id = ? RETURNING *`,
       )
@@ -413,8 +404,7 @@ export class SqliteStore implements Store {
   }
 
   async healthSummary(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>> {
-    const rows = this.db
-      .prepare(`SELECT roles_key, ${HEALTH_SQL} AS health, COUNT(*) AS count FROM instances GROUP BY roles_key, health ORDER BY roles_key, health`)
+    const rows = this.sql(`SELECT roles_key, ${HEALTH_SQL} AS health, COUNT(*) AS count FROM instances GROUP BY roles_key, health ORDER BY roles_key, health`)
       .all({ offline_before: clock.offlineBefore }) as Array<{ roles_key: string | null; health: HealthState; count: number }>;
     return rows.map((r) => ({
       roles: r.roles_key ? (r.roles_key.split(',').filter(Boolean) as ServiceRole[]) : null,
@@ -469,8 +459,7 @@ export class SqliteStore implements Store {
   async listAudit(query: { after?: number; limit: number; target?: string }): Promise<AuditEvent[]> {
     const where: string[] = ['id > @after'];
     if (query.target) where.push('target = @target');
-    const rows = this.db
-      .prepare(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`)
+    const rows = this.sql(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`)
       .all({ after: query.after ?? 0, target: query.target, limit: query.limit }) as Array<AuditEvent & { details: string }>;
     return rows.map((r) => ({ ...r, at: Number(r.at), details: JSON.parse(r.details) as Record<string, unknown> }));
   }
@@ -505,8 +494,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const taken = this.sql('SELECT 1 FROM api_tokens WHERE name = ? AND revoked_at IS NULL').get(token.name);
       if (taken) throw new ConflictError(`an active API token named "${token.name}" exists; revoke it first or choose another name`);
-      this.db
-        .prepare('INSERT INTO api_tokens (id, name, scope, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
+      this.sql('INSERT INTO api_tokens (id, name, scope, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
         .run(token.id, token.name, token.scope, token.tokenHash, now, actor);
       this.audit(actor, 'api_token.create', `api-token:${token.id}`, { name: token.name, scope: token.scope }, now);
       return rowToApiToken(this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?`).get(token.id) as ApiTokenRow);
@@ -528,8 +516,7 @@ export class SqliteStore implements Store {
 
   async revokeApiToken(idOrName: string, actor: string, now: number): Promise<ApiToken | undefined> {
     return this.db.transaction(() => {
-      const r = this.db
-        .prepare(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE (id = ? OR name = ?) AND revoked_at IS NULL`)
+      const r = this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE (id = ? OR name = ?) AND revoked_at IS NULL`)
         .get(idOrName, idOrName) as ApiTokenRow | undefined;
       if (!r) return undefined;
       this.sql('UPDATE api_tokens SET revoked_at = ? WHERE id = ?').run(now, r.id);
@@ -548,8 +535,7 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<JoinToken> {
     return this.db.transaction(() => {
-      this.db
-        .prepare('INSERT INTO join_tokens (id, name, token_hash, roles, expires_at, max_uses, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      this.sql('INSERT INTO join_tokens (id, name, token_hash, roles, expires_at, max_uses, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(token.id, token.name, token.tokenHash, token.roles ? JSON.stringify(token.roles) : null, token.expiresAt, token.maxUses, now, actor);
       const created = rowToJoinToken(this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(token.id) as JoinTokenRow);
       this.audit(actor, 'join_token.create', `join-token:${token.id}`, { name: token.name, roles: token.roles, expiresAt: new Date(token.expiresAt).toISOString(), maxUses: token.maxUses }, now);

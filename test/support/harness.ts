@@ -146,6 +146,8 @@ export class ControlProcess {
   /** Starts the server; after a restart it keeps the ports agents know. */
   async start(): Promise<void> {
     const args = [
+      // Node flags for the server process, e.g. --cpu-prof (bench/run.ts documents it).
+      ...(process.env.BENCH_CONTROL_FLAGS ?? '').split(' ').filter(Boolean),
       CONTROL_BIN, 'serve', '--data-dir', this.dataDir,
       '--grpc-listen', `127.0.0.1:${this.grpcPort}`,
       '--rest-listen', `127.0.0.1:${this.restPort}`,
