@@ -179,6 +179,7 @@ export class Agent {
     this.creds = enrollment.credentials;
     // A boot goes on with this; later states come from the watch stream (or GetAssignment).
     this.latest ??= enrollment.assignment;
+    this.adoptHeartbeat(enrollment.heartbeatIntervalSeconds);
     // The private key lives only here: 0600 in a 0700 directory.
     if (!this.readOnly) await writeFileAtomic(join(this.deps.config.paths.stateDir, CREDENTIALS_FILE), JSON.stringify(this.creds), { mode: 0o600 });
     this.log.info({ instanceId: this.instance.instanceId, certificateExpires: new Date(this.creds.expiresAt).toISOString() }, 'enrolled');
@@ -342,7 +343,12 @@ export class Agent {
         }),
       signal,
     );
-    if (res.heartbeatIntervalSeconds > 0) this.heartbeatMs = res.heartbeatIntervalSeconds * 1000;
+    this.adoptHeartbeat(res.heartbeatIntervalSeconds);
+  }
+
+  /** The control server sets the heartbeat interval (it judges an instance offline after three missed). */
+  private adoptHeartbeat(seconds: number): void {
+    if (seconds > 0) this.heartbeatMs = seconds * 1000;
   }
 
   /** Waits, following the watch stream, until the instance has an assignment. */

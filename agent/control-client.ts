@@ -25,6 +25,8 @@ export interface ClientCredentials {
 export interface Enrollment {
   credentials: ClientCredentials;
   assignment?: AssignmentState__Output;
+  /** The control server's heartbeat interval (0: not said). */
+  heartbeatIntervalSeconds: number;
 }
 
 export interface EnrollProof {
@@ -175,7 +177,7 @@ export class ControlClient {
       issuedAt: Date.now(),
     };
     this.useCredentials(creds);
-    return { credentials: creds, assignment: res.assignment ?? undefined };
+    return { credentials: creds, assignment: res.assignment ?? undefined, heartbeatIntervalSeconds: res.heartbeatIntervalSeconds };
   }
 
   getAssignment(instanceId: string): Promise<AssignmentState__Output> {

@@ -78,6 +78,14 @@ function machineBusySeconds(): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A worker holds hundreds of agents in one heap, where a real agent has a
+ * host to itself: a young generation of 32 MiB (V8's default is 16) saves
+ * the scavenges that this many agents' short-lived objects cause (measured
+ * 1.3-2.2 s less per 1,000 hosts, in pairs of runs).
+ */
+export const WORKER_NODE_FLAGS = ['--max-semi-space-size=32'];
+
 class WorkerHandle {
   readonly proc: ChildProcess;
   enrolled = 0;
@@ -87,7 +95,7 @@ class WorkerHandle {
 
   constructor(threads: number) {
     this.proc = fork(join(__dirname, 'fleet-worker.js'), [], {
-      execArgv: [...process.execArgv, ...(process.env.BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean)],
+      execArgv: [...process.execArgv, ...WORKER_NODE_FLAGS, ...(process.env.BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean)],
       env: { ...process.env, UV_THREADPOOL_SIZE: String(threads) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

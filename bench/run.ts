@@ -17,7 +17,7 @@ import { AWS_ENV, removeDir } from '../test/support/harness';
 import { TEST_TMP_ROOT } from '../test/support/systemd-ns';
 import { startWorld, type World } from '../test/support/world';
 import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
-import { Fleet, type FleetResult } from './fleet';
+import { Fleet, WORKER_NODE_FLAGS, type FleetResult } from './fleet';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -151,7 +151,7 @@ function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: numb
   out(`== 2. Fleet: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`);
   out(`   real Agent, ControlClient (gRPC/TLS to the control process, SQLite), AwsSecretSource (SSM emulator, s3rver),`);
   out(`   ImdsIdentitySource (one IMDSv2 emulator per host), sandbox Teleport serving /readyz on each host's diag_addr;`);
-  out(`   ${THREADS_PER_WORKER} libuv threads per worker; the control server runs with --heartbeat-interval 30s`);
+  out(`   ${THREADS_PER_WORKER} libuv threads and ${WORKER_NODE_FLAGS.join(' ')} per worker; the control server runs with --heartbeat-interval 30s`);
   out(`   setup (workers, emulators, agent.yaml files, assignments; not timed): ${fmtMs(setupMs)}`);
   out(`   all ready, agent view (last once() returned ready):     ${fmtMs(r.allReadyMs)}`);
   out(`   all ready, control view (/v1/health byHealth.ready):     ${fmtMs(r.controlAllReadyMs)}`);
