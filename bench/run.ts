@@ -158,7 +158,9 @@ function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: numb
   out(`   per-host time to ready:  ${summary(r.readyAtMs)}`);
   out(`   enrollments: ${r.rpc.enroll.length} in ${fmtMs(r.enrollWindowMs)} = ${enrollRate(r).toFixed(0)} /s (start to last enrollment)`);
   out(`   Enroll RPC latency:       ${summary(r.rpc.enroll)}`);
-  out(`   GetAssignment latency:    ${summary(r.rpc.getAssignment)}`);
+  // Enroll answers with the assignment: a first boot calls GetAssignment only against an older server.
+  if (r.rpc.getAssignment.length) out(`   GetAssignment latency:    ${summary(r.rpc.getAssignment)}`);
+  else out('   GetAssignment: not called (Enroll returned each assignment)');
   out(`   ReportStatus latency:     ${summary(r.rpc.reportStatus)}`);
   out(`   RPC calls failed and retried: ${r.rpc.failedCalls}; agent warnings logged: ${r.agentWarnings}`);
   out(`   phases, ms after the fleet start (p50 / p99 over agents):`);
