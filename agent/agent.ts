@@ -222,40 +222,23 @@ export class Agent {
   }
 
   /**
-   * Applies one desired state: fetch, render, write, start, wait for ready.
-   * The control server counts an instance whose applied generation is behind
-   * as converging without being told; a convergence that outlasts a heartbeat
-   * interval reports what it is doing (or waiting for) at each one.
+   * Applies one desired state and reports the outcome. The control server
+   * counts an instance whose applied generation is behind as converging
+   * without being told; a convergence that outlasts a heartbeat interval
+   * reports what it is doing (or waiting for) at each one.
    */
   async converge(desired: DesiredState, signal?: AbortSignal): Promise<ApplyResult | undefined> {
     const { config, services } = this.deps;
-    const step = (message: string) => (this.status = { ...this.status, state: 'converging', message: `generation ${desired.generation}: ${message}` });
-    const waitingFor = (what: string) => (err: unknown) => step(`waiting for ${what}: ${describeError(err)}`);
-    step('fetching the join token, CA pin and certificate');
     const progress = this.reportEachHeartbeat(signal);
-    let result: ApplyResult;
-    let plan: Plan;
-    let ready: boolean;
-    try {
-      try {
-        const what = 'the join token, CA pin and certificate (SSM, S3)';
-        plan = await this.persist(what, () => preparePlan(desired, this.instance, config, this.secretSource), signal, (err) => err instanceof RenderError, waitingFor(what));
-      } catch (err) {
-        if (!(err instanceof RenderError)) throw err;
-        this.log.error({ generation: desired.generation, problems: err.problems }, 'refusing to write an invalid teleport.yaml');
-        this.status = { ...this.status, state: 'failed', message: err.message };
-        await progress.stop();
-        await this.report(signal);
-        return undefined;
-      }
-      step('writing files and starting teleport');
-      result = await this.persist('systemd', () => applyPlan(plan, services, this.deps.owner), signal, undefined, waitingFor('systemd'));
-      this.log.info({ generation: desired.generation, written: result.written, removed: result.removed, restarted: result.restarted, reloaded: result.reloaded }, result.written.length ? 'config applied' : 'config unchanged');
-      step(`waiting for teleport to answer /readyz on ${config.teleport.diagAddr}`);
-      ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
-    } finally {
-      await progress.stop();
+    // Stopped before the outcome's report, so that no progress report arrives after it.
+    const applied = await this.apply(desired, signal).finally(() => progress.stop());
+    if (applied instanceof RenderError) {
+      this.log.error({ generation: desired.generation, problems: applied.problems }, 'refusing to write an invalid teleport.yaml');
+      this.status = { ...this.status, state: 'failed', message: applied.message };
+      await this.report(signal);
+      return undefined;
     }
+    const { plan, result, ready } = applied;
     const certificateExpiresAt = this.followCertificate(plan);
     const unitState = await services.activeState().catch(() => 'unknown');
     this.status = {
@@ -269,6 +252,28 @@ export class Agent {
     this.log.info({ generation: desired.generation, ready, unitState }, ready ? 'teleport ready' : 'teleport not ready');
     await this.report(signal);
     return result;
+  }
+
+  /** Fetch, render, write, start, wait for ready; a plan that cannot be rendered comes back as its error. */
+  private async apply(desired: DesiredState, signal?: AbortSignal): Promise<{ plan: Plan; result: ApplyResult; ready: boolean } | RenderError> {
+    const { config, services } = this.deps;
+    const step = (message: string) => (this.status = { ...this.status, state: 'converging', message: `generation ${desired.generation}: ${message}` });
+    const waitingFor = (what: string) => (err: unknown) => step(`waiting for ${what}: ${describeError(err)}`);
+    step('fetching the join token, CA pin and certificate');
+    const secrets = 'the join token, CA pin and certificate (SSM, S3)';
+    let plan: Plan;
+    try {
+      plan = await this.persist(secrets, () => preparePlan(desired, this.instance, config, this.secretSource), signal, (err) => err instanceof RenderError, waitingFor(secrets));
+    } catch (err) {
+      if (err instanceof RenderError) return err;
+      throw err;
+    }
+    step('writing files and starting teleport');
+    const result = await this.persist('systemd', () => applyPlan(plan, services, this.deps.owner), signal, undefined, waitingFor('systemd'));
+    this.log.info({ generation: desired.generation, written: result.written, removed: result.removed, restarted: result.restarted, reloaded: result.reloaded }, result.written.length ? 'config applied' : 'config unchanged');
+    step(`waiting for teleport to answer /readyz on ${config.teleport.diagAddr}`);
+    const ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
+    return { plan, result, ready };
   }
 
   /** Remembers the certificate object (and ETag) a plan applied; returns the certificate's expiry. */

@@ -386,20 +386,23 @@ export class SqliteStore implements Store {
   }
 
   async recordStatus(instanceId: string, appliedGeneration: number, status: InstanceStatus, facts: HostFacts | null): Promise<InstanceRecord | undefined> {
-    const row = this.relaxed(() => this.sql(
-        `UPDATE instances SET applied_generation = ?, status = ?, status_state = ?, teleport_ready = ?,
-           facts = COALESCE(?, facts), last_seen_at = ?, updated_at = ? WHERE instance_id = ? RETURNING *`,
-      )
-      .get(
-        appliedGeneration,
-        JSON.stringify(status),
-        status.state,
-        status.teleportReady ? 1 : 0,
-        facts ? JSON.stringify(facts) : null,
-        status.reportedAt,
-        status.reportedAt,
-        instanceId,
-      ) as InstanceRow | undefined);
+    const update = this.sql(
+      `UPDATE instances SET applied_generation = ?, status = ?, status_state = ?, teleport_ready = ?,
+         facts = COALESCE(?, facts), last_seen_at = ?, updated_at = ? WHERE instance_id = ? RETURNING *`,
+    );
+    const row = this.relaxed(
+      () =>
+        update.get(
+          appliedGeneration,
+          JSON.stringify(status),
+          status.state,
+          status.teleportReady ? 1 : 0,
+          facts ? JSON.stringify(facts) : null,
+          status.reportedAt,
+          status.reportedAt,
+          instanceId,
+        ) as InstanceRow | undefined,
+    );
     return row ? rowToInstance(row) : undefined;
   }
 
