@@ -1,7 +1,9 @@
-// The agent's side of the Bootstrap gRPC service. Enroll runs over TLS that
-// verifies the control server against the CA from agent.yaml; every later
-// call adds the client certificate Enroll issued (mutual TLS).
-import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+// The agent's side of the Bootstrap gRPC service. Every call runs over TLS
+// that verifies the control server against the CA from agent.yaml. Enroll
+// presents a self-signed certificate of the key it asks to have certified,
+// and the calls that follow go on over that same connection; any later
+// connection presents the certificate Enroll issued (mutual TLS).
+import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../common/proto';
 import type { InstanceIdentity } from '../common/model';
@@ -11,6 +13,7 @@ import type { EnrollResponse__Output } from '../proto/gen/teleboot/v1/EnrollResp
 import type { ReportStatusRequest } from '../proto/gen/teleboot/v1/ReportStatusRequest';
 import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/ReportStatusResponse';
 import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
+import { newEnrollmentKey, type EnrollmentKey } from './enrollment-key';
 
 export interface ClientCredentials {
   instanceId: string;
@@ -56,8 +59,8 @@ export function isRetryable(err: unknown): boolean {
 /**
  * Channel credentials hold a TLS secure context, which costs about as much
  * to build as the handshake itself. Those without a client certificate
- * depend on the CA alone and are shared; the others are built once per
- * certificate, not per channel.
+ * depend on the CA alone and are shared; the others are built once per key
+ * and certificate, not per channel.
  */
 const serverOnly = new Map<string, grpc.ChannelCredentials>();
 
@@ -70,11 +73,21 @@ function serverOnlyCredentials(caPem: string): grpc.ChannelCredentials {
   return ssl;
 }
 
+const isUnauthenticated = (err: grpc.ServiceError | undefined) => err?.code === grpc.status.UNAUTHENTICATED;
+
 export class ControlClient {
   private index = 0;
   private client: BootstrapClient | undefined;
-  /** Built from the client certificate Enroll issued; none: calls go without one. */
-  private mtls: grpc.ChannelCredentials | undefined;
+  /** What the next channel is built with; none: the CA alone, no client certificate. */
+  private ssl: grpc.ChannelCredentials | undefined;
+  /** The key of the enrollment under way, kept across its retries, and the credentials that present it. */
+  private enrolling: { instanceId: string; key: EnrollmentKey; ssl: grpc.ChannelCredentials } | undefined;
+  /**
+   * Set while the open channel is the one its enrollment went over: the
+   * control server takes the calls on that connection as these credentials.
+   * A new connection must present them, so the channel is replaced.
+   */
+  private onEnrollConnection: ClientCredentials | undefined;
 
   constructor(private readonly target: ControlEndpoint) {}
 
@@ -84,7 +97,9 @@ export class ControlClient {
 
   private channel(): BootstrapClient {
     if (!this.client) {
-      const ssl = this.mtls ?? serverOnlyCredentials(this.target.caPem);
+      // A channel opened anew is a new connection: the enrollment's is gone.
+      if (this.onEnrollConnection) this.useCredentials(this.onEnrollConnection);
+      const ssl = this.ssl ?? serverOnlyCredentials(this.target.caPem);
       const Bootstrap = bootstrapProto().teleboot.v1.Bootstrap;
       this.client = new Bootstrap(this.endpoint, ssl, {
         'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
@@ -121,9 +136,38 @@ export class ControlClient {
     this.client = undefined;
   }
 
+  /** Calls from now on present these credentials, on a new connection. */
   useCredentials(creds: ClientCredentials): void {
-    this.mtls = grpc.credentials.createSsl(Buffer.from(this.target.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem));
+    this.ssl = grpc.credentials.createSsl(Buffer.from(this.target.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem));
+    this.onEnrollConnection = undefined;
     this.reset();
+  }
+
+  /**
+   * Once the enrollment's connection is gone (its channel leaves READY),
+   * the channel is replaced by one that presents the issued certificate,
+   * rather than let grpc-js reconnect with a key the server took only there.
+   */
+  private leaveEnrollConnectionWhenGone(): void {
+    const client = this.client;
+    if (!client) return;
+    const channel = client.getChannel();
+    const state = channel.getConnectivityState(false);
+    const leave = () => this.client === client && this.onEnrollConnection && this.useCredentials(this.onEnrollConnection);
+    if (state !== grpc.connectivityState.READY) return void leave();
+    channel.watchConnectivityState(state, Infinity, leave);
+  }
+
+  /**
+   * True when a call on `client` was refused for want of a certificate
+   * because grpc-js reconnected the enrollment's channel: the new connection
+   * is not the one the key was certified on. The channel is replaced by one
+   * that presents the issued certificate, and the call may be made again.
+   */
+  private leftEnrollConnection(client: BootstrapClient, err: grpc.ServiceError | undefined): boolean {
+    if (!isUnauthenticated(err) || !this.onEnrollConnection || this.client !== client) return false;
+    this.useCredentials(this.onEnrollConnection);
+    return true;
   }
 
   private unary<Res>(
@@ -131,11 +175,12 @@ export class ControlClient {
     timeoutMs = CALL_TIMEOUT_MS,
   ): Promise<Res> {
     return new Promise((resolve, reject) => {
-      invoke(this.channel(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) {
-          if (err.code === grpc.status.UNAVAILABLE) this.failover();
-          reject(err);
-        } else resolve(res as Res);
+      const client = this.channel();
+      invoke(client, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (!err) return resolve(res as Res);
+        if (this.leftEnrollConnection(client, err)) return resolve(this.unary(invoke, timeoutMs));
+        if (err.code === grpc.status.UNAVAILABLE) this.failover();
+        reject(err);
       });
     });
   }
@@ -146,12 +191,16 @@ export class ControlClient {
    * and must come with every later one.
    */
   async enroll(identity: InstanceIdentity, proof: string | EnrollProof, agentVersion: string, nonce?: string): Promise<Enrollment> {
-    // A fresh key for every enrollment; only the public half leaves the host.
-    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    // Enroll goes without a client certificate; a channel already without one
-    // is kept across retries rather than opened anew each time.
-    if (this.mtls) {
-      this.mtls = undefined;
+    // A fresh key for every enrollment (only its public half leaves the host),
+    // kept with its channel across the retries of this one.
+    if (this.enrolling?.instanceId !== identity.instanceId) {
+      const key = newEnrollmentKey(identity.instanceId);
+      this.enrolling = { instanceId: identity.instanceId, key, ssl: grpc.credentials.createSsl(Buffer.from(this.target.caPem), Buffer.from(key.keyPem), Buffer.from(key.selfSignedCertPem)) };
+    }
+    const { key, ssl } = this.enrolling;
+    if (this.ssl !== ssl) {
+      this.ssl = ssl;
+      this.onEnrollConnection = undefined;
       this.reset();
     }
     const res = await this.unary<EnrollResponse__Output>((c, o, cb) =>
@@ -159,7 +208,7 @@ export class ControlClient {
         {
           identity,
           proof: typeof proof === 'string' ? { joinToken: proof } : proof.ec2Identity ? { ec2Identity: proof.ec2Identity } : { joinToken: proof.joinToken },
-          publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+          publicKeyPem: key.publicKeyPem,
           agentVersion,
           nonce: nonce ?? '',
         },
@@ -170,13 +219,16 @@ export class ControlClient {
     );
     const creds: ClientCredentials = {
       instanceId: identity.instanceId,
-      keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      keyPem: key.keyPem,
       certPem: res.clientCertificatePem,
       caPem: res.caCertificatePem,
       expiresAt: Number(res.certificateExpiresUnixMs),
       issuedAt: Date.now(),
     };
-    this.useCredentials(creds);
+    this.enrolling = undefined;
+    // The calls that follow stay on this connection, which the key was certified on.
+    this.onEnrollConnection = creds;
+    this.leaveEnrollConnectionWhenGone();
     return { credentials: creds, assignment: res.assignment ?? undefined, heartbeatIntervalSeconds: res.heartbeatIntervalSeconds };
   }
 
@@ -203,20 +255,29 @@ export class ControlClient {
 
   /** Streams assignment states until cancelled; `onEnd` tells why the stream ended. */
   watch(instanceId: string, onState: (s: AssignmentState__Output) => void, onEnd: (err: grpc.ServiceError | undefined) => void): () => void {
-    const call = this.channel().watchAssignment({ instanceId });
     let ended = false;
-    const end = (err?: grpc.ServiceError) => {
-      if (ended) return;
-      ended = true;
-      if (err?.code === grpc.status.UNAVAILABLE) this.failover();
-      onEnd(err);
+    let cancel = () => {};
+    const open = () => {
+      const client = this.channel();
+      const call = client.watchAssignment({ instanceId });
+      let closed = false;
+      const end = (err?: grpc.ServiceError) => {
+        if (closed || ended) return;
+        closed = true;
+        if (this.leftEnrollConnection(client, err)) return open();
+        ended = true;
+        if (err?.code === grpc.status.UNAVAILABLE) this.failover();
+        onEnd(err);
+      };
+      call.on('data', onState);
+      call.on('error', (err: grpc.ServiceError) => end(err));
+      call.on('end', () => end());
+      cancel = () => call.cancel();
     };
-    call.on('data', onState);
-    call.on('error', (err: grpc.ServiceError) => end(err));
-    call.on('end', () => end());
+    open();
     return () => {
       ended = true;
-      call.cancel();
+      cancel();
     };
   }
 

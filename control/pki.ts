@@ -3,16 +3,19 @@
 // the short-lived client certificates that enrolled agents present.
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs this.
 import 'reflect-metadata';
-import { createPrivateKey, createPublicKey, randomBytes, sign, webcrypto, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, webcrypto, type KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn1 from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
+import { DER_ECDSA_WITH_SHA256, DER_VERSION_3, OID_COMMON_NAME, OID_ORGANIZATION, derBitString, derRdn, derSequence, derSerial, derTime, derTlv, newSerial } from '../common/der';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN_ALG = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const subtle = webcrypto.subtle;
+
+export { newSerial };
 
 export interface CertificateAuthority {
   certPem: string;
@@ -116,17 +119,6 @@ export async function issueServerCertificate(ca: CertificateAuthority, names: st
 
 export class PublicKeyError extends Error {}
 
-/**
- * A random positive 128-bit serial whose first byte is 01-7f, so that its
- * hex form is the same whichever tool prints it (no sign padding, no
- * dropped leading zero).
- */
-export function newSerial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] % 0x7f) + 1;
-  return bytes.toString('hex').toUpperCase();
-}
-
 /** Serials as TLS stacks print them: upper-case hex, no separators, no leading zeros. */
 export function normalizeSerial(serial: string): string {
   return serial.replace(/[^0-9a-fA-F]/g, '').toUpperCase().replace(/^0+(?=.)/, '');
@@ -211,7 +203,7 @@ function clientTemplate(ca: CertificateAuthority): Promise<ClientTemplate> {
       const der = (value: unknown) => Buffer.from(AsnConvert.serialize(value));
       return {
         signingKey: createPrivateKey(ca.keyPem),
-        algorithmDer: der(new asn1.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 })),
+        algorithmDer: DER_ECDSA_WITH_SHA256,
         issuerDer: der(AsnConvert.parse(ca.cert.rawData, asn1.Certificate).tbsCertificate.subject),
         extensionsDer: derTlv(0xa3, der(new asn1.Extensions(extensions))),
       };
@@ -221,40 +213,7 @@ function clientTemplate(ca: CertificateAuthority): Promise<ClientTemplate> {
   return template;
 }
 
-const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
-const OID_COMMON_NAME = Buffer.from('0603550403', 'hex');
-const OID_ORGANIZATION = Buffer.from('060355040a', 'hex');
-/** version [0] EXPLICIT INTEGER 2 (v3). */
-const DER_VERSION_3 = Buffer.from('a003020102', 'hex');
-
-/** DER length octets: short form below 128, long form above. */
-function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-function derTlv(tag: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
-}
-const derSequence = (...parts: Buffer[]): Buffer => derTlv(0x30, ...parts);
-// No unused bits: the leading 0x00 octet.
-const derBitString = (bytes: Buffer): Buffer => derTlv(0x03, Buffer.from([0x00]), bytes);
 const arrayBufferOf = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-
-/** X.509 Time of whole seconds: UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5). */
-function derTime(date: Date): Buffer {
-  const two = (n: number) => String(n).padStart(2, '0');
-  const year = date.getUTCFullYear();
-  const rest = `${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}${two(date.getUTCHours())}${two(date.getUTCMinutes())}${two(date.getUTCSeconds())}Z`;
-  return year >= 1950 && year < 2050 ? derTlv(0x17, Buffer.from(two(year % 100) + rest, 'latin1')) : derTlv(0x18, Buffer.from(String(year).padStart(4, '0') + rest, 'latin1'));
-}
-
-/** A DirectoryString as @peculiar/x509 picks it: PrintableString when the text allows, UTF8String otherwise. */
-const derDirectoryString = (text: string): Buffer => derTlv(/^[A-Za-z0-9 '()+,\-./:=?]*$/.test(text) ? 0x13 : 0x0c, Buffer.from(text, 'utf8'));
-/** One RelativeDistinguishedName of one attribute. */
-const derRdn = (oid: Buffer, value: string): Buffer => derTlv(0x31, derSequence(oid, derDirectoryString(value)));
 
 /**
  * Signs a client certificate for an enrolled instance. The agent keeps its
@@ -280,7 +239,7 @@ export async function issueClientCertificate(
   const tbsDer = derSequence(
     DER_VERSION_3,
     // newSerial's first byte is 01-7f: a positive INTEGER as it is, no padding.
-    derTlv(0x02, Buffer.from(serial, 'hex')),
+    derSerial(serial),
     template.algorithmDer,
     template.issuerDer,
     derSequence(derTime(notBefore), derTime(notAfter)),

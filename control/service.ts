@@ -185,7 +185,7 @@ export class ControlService {
       });
       if (outcome.matchedRule) this.notify(id);
       const assignment = assignmentStateOf(outcome.record, await this.store.getSettings());
-      return { record: outcome.record, assignment, matchedRule: outcome.matchedRule, certPem: cert.certPem, expiresAt: cert.expiresAt, caPem: this.opts.ca.certPem, via: verified.via };
+      return { record: outcome.record, assignment, matchedRule: outcome.matchedRule, certPem: cert.certPem, expiresAt: cert.expiresAt, serial: cert.serial, spkiDer: publicKey.spkiDer, caPem: this.opts.ca.certPem, via: verified.via };
     } catch (err) {
       const denied = err instanceof EnrollRefused ? new EnrollmentDenied(err.message, err.reason) : err;
       if (denied instanceof EnrollmentDenied) {

@@ -82,6 +82,8 @@ t.test('every call but Enroll needs the client certificate of the very instance 
   const anonymous = client();
   t.teardown(() => anonymous.close());
   t.match(await codeOf(anonymous.getAssignment('i-0aaaaaaaaaaaaaaa1')), /^UNAUTHENTICATED: .*enroll first/);
+  const watched = new Promise((resolve, reject) => anonymous.watch('i-0aaaaaaaaaaaaaaa1', resolve, (err) => reject(err ?? new Error('ended without a status'))));
+  t.match(await codeOf(watched), /^UNAUTHENTICATED: .*enroll first/, 'a watch stream ends with the refusal too');
 
   const a = client();
   t.teardown(() => a.close());

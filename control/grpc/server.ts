@@ -1,8 +1,10 @@
 // The agents' face of the control server: the Bootstrap gRPC service over
 // TLS. Enroll needs no client certificate; every other call must present
-// the certificate Enroll issued, for the very instance it is about.
+// the certificate Enroll issued, for the very instance it is about, or come
+// on the connection whose client key that Enroll certified.
 import { lookup } from 'node:dns/promises';
 import { createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { experimental } from '@grpc/grpc-js';
 import type { ServerSurfaceCall as SurfaceCall } from '@grpc/grpc-js/build/src/server-call';
@@ -51,11 +53,45 @@ function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError 
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
 }
 
-/** The instance id (CN) and serial of the client certificate the TLS layer verified against the control CA. */
+/**
+ * What a call knows of its connection beyond grpc-js's auth context: the
+ * key the TLS client proved it holds, and the enrollment bound to it.
+ */
+interface CallConnection {
+  /** Set by Enroll when the connection's TLS client key is the key it certified. */
+  enrolled?: { commonName: string; serial: string };
+  /** DER SubjectPublicKeyInfo of the client certificate presented in the handshake, verified against the CA or not. */
+  presentedKey(): Buffer | undefined;
+}
+
+const CONNECTION = Symbol('teleboot.connection');
+type ConnectionAuthContext = ReturnType<SurfaceCall['getAuthContext']> & { [CONNECTION]?: CallConnection };
+
+/**
+ * The caller's instance id (CN) and certificate serial: from the client
+ * certificate the TLS layer verified against the control CA or, on a
+ * connection whose client key an Enroll certified, from that enrollment.
+ */
 function callerCertificate(call: SurfaceCall): { commonName?: string; serial?: string } {
-  const cert = call.getAuthContext()?.sslPeerCertificate;
-  const cn = cert?.subject?.CN;
-  return { commonName: Array.isArray(cn) ? cn[0] : cn, serial: cert?.serialNumber };
+  const context: ConnectionAuthContext = call.getAuthContext() ?? {};
+  const cert = context.sslPeerCertificate;
+  if (!cert) return context[CONNECTION]?.enrolled ?? {};
+  const cn = cert.subject?.CN;
+  return { commonName: Array.isArray(cn) ? cn[0] : cn, serial: cert.serialNumber };
+}
+
+/**
+ * After an enrollment: when the TLS client on this connection proved, in its
+ * handshake, that it holds the very key just certified, the calls that follow
+ * on the connection act with that certificate (Trust.authorizeCall still checks
+ * it on each), so a first boot needs no second connection. The binding ends
+ * with the connection.
+ */
+function bindEnrollment(call: SurfaceCall, spkiDer: Buffer, enrolled: { commonName: string; serial: string }): boolean {
+  const connection = (call.getAuthContext() as ConnectionAuthContext | undefined)?.[CONNECTION];
+  if (!connection || !connection.presentedKey()?.equals(spkiDer)) return false;
+  connection.enrolled = enrolled;
+  return true;
 }
 
 /**
@@ -164,6 +200,14 @@ function leaseMessage(name: string, outcome: LeaseOutcome & { joinTokenNames?: s
   };
 }
 
+/**
+ * Ends a server stream with `err` as its status. (A stream's destroy() would
+ * close it without sending any status: the client would wait on.)
+ */
+function endWithError(call: grpc.ServerWritableStream<unknown, unknown>, err: Error): void {
+  if (!call.writableEnded) call.emit('error', err);
+}
+
 function unary<Req, Res>(log: Logger, method: string, handle: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     handle(call).then(
@@ -196,7 +240,8 @@ export function bootstrapHandlers(
       if (req.nonce && !NONCE_RE.test(req.nonce)) throw invalid('nonce', '16-128 characters of A-Z a-z 0-9 _ -');
       if (proof.ec2Identity && !req.nonce) throw invalid('nonce', 'is required with ec2_identity: the first enrollment binds it, so that a copied identity document cannot enroll another machine');
       const result = await service.enroll(identity, proof, req.publicKeyPem, { nonce: req.nonce || undefined, peer });
-      log.info({ instanceId: identity.instanceId, via: result.via, rule: result.matchedRule?.name }, 'instance enrolled');
+      const sameConnection = bindEnrollment(call, result.spkiDer, { commonName: identity.instanceId, serial: result.serial });
+      log.info({ instanceId: identity.instanceId, via: result.via, rule: result.matchedRule?.name, sameConnection }, 'instance enrolled');
       return {
         instanceId: identity.instanceId,
         clientCertificatePem: result.certPem,
@@ -252,7 +297,7 @@ export function bootstrapHandlers(
     WatchAssignment: (call) => {
       authorizedInstance(service, call, call.request.instanceId, 'WatchAssignment').then(
         (id) => watchAssignment(call, id),
-        (err) => call.destroy(toStatus(err, log, 'WatchAssignment')),
+        (err) => endWithError(call, toStatus(err, log, 'WatchAssignment')),
       );
     },
   };
@@ -276,14 +321,14 @@ export function bootstrapHandlers(
         } while (again);
       } catch (err) {
         stop();
-        call.destroy(toStatus(err, log, 'WatchAssignment'));
+        endWithError(call, toStatus(err, log, 'WatchAssignment'));
       } finally {
         busy = false;
       }
     };
     const unsubscribe = service.watch(id, () => void push());
     // At shutdown the stream ends with UNAVAILABLE, and the agent reconnects.
-    const end = () => call.destroy(Object.assign(new Error('control server shutting down'), { code: grpc.status.UNAVAILABLE, details: 'control server shutting down' }));
+    const end = () => endWithError(call, Object.assign(new Error('control server shutting down'), { code: grpc.status.UNAVAILABLE, details: 'control server shutting down' }));
     openWatches.add(end);
     const stop = () => {
       unsubscribe();
@@ -316,16 +361,39 @@ class StaticCertificateProvider implements experimental.CertificateProvider {
 type AuthContext = ReturnType<grpc.ServerInterceptingCallInterface['getAuthContext']>;
 type ConnectionInfo = ReturnType<grpc.ServerInterceptingCallInterface['getConnectionInfo']>;
 
+/** The TLS socket under a call, where grpc-js keeps it (undefined should a version keep it elsewhere: no binding then). */
+function tlsSocketOf(call: grpc.ServerInterceptingCallInterface): TLSSocket | undefined {
+  const socket = (call as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
+  return socket && typeof (socket as TLSSocket).getPeerX509Certificate === 'function' ? (socket as TLSSocket) : undefined;
+}
+
+/** One connection as the handlers see it. */
+class TrackedConnection implements CallConnection {
+  auth?: ConnectionAuthContext;
+  enrolled?: { commonName: string; serial: string };
+  private socket?: TLSSocket;
+
+  /** Remembers the TLS socket from the first call that shows it. */
+  see(call: grpc.ServerInterceptingCallInterface): this {
+    this.socket ??= tlsSocketOf(call);
+    return this;
+  }
+
+  presentedKey(): Buffer | undefined {
+    return this.socket?.getPeerX509Certificate()?.publicKey.export({ type: 'spki', format: 'der' });
+  }
+}
+
 /**
- * The client certificate of each connection, as the TLS layer verified it,
- * read at its first call and kept for the others: grpc-js asks OpenSSL for
- * it (getPeerCertificate) on every call otherwise. A connection is known by
- * its two addresses and ports, which no two open connections share; its
- * entry goes when its socket closes, before the kernel lets the same
- * addresses and ports connect again.
+ * Each connection's client certificate, as the TLS layer verified it, read
+ * at its first call and kept for the others (grpc-js asks OpenSSL for it,
+ * getPeerCertificate, on every call otherwise), and the enrollment bound to
+ * it. A connection is known by its two addresses and ports, which no two
+ * open connections share; its entry goes when its socket closes, before the
+ * kernel lets the same addresses and ports connect again.
  */
 class PeerCertificates {
-  private readonly open = new Map<string, { auth?: AuthContext }>();
+  private readonly open = new Map<string, TrackedConnection>();
 
   /** Undefined for a socket already gone, which must share no entry with another. */
   private static key(c: Partial<ConnectionInfo>): string | undefined {
@@ -338,16 +406,16 @@ class PeerCertificates {
   track(socket: Socket): void {
     const key = PeerCertificates.key(socket);
     if (key === undefined) return;
-    const entry = {};
+    const entry = new TrackedConnection();
     this.open.set(key, entry);
     socket.once('close', () => this.open.get(key) === entry && this.open.delete(key));
   }
 
-  /** The connection's auth context, read through `call` once; every time on a connection not tracked. */
+  /** The connection's auth context, read through `call` once (every time, and bound to nothing, on a connection not tracked). */
   authContext(call: grpc.ServerInterceptingCallInterface): AuthContext {
     const key = PeerCertificates.key(call.getConnectionInfo());
-    const entry = key === undefined ? undefined : this.open.get(key);
-    return entry ? (entry.auth ??= call.getAuthContext()) : call.getAuthContext();
+    const entry = (key === undefined ? undefined : this.open.get(key)) ?? new TrackedConnection();
+    return (entry.auth ??= { ...call.getAuthContext(), [CONNECTION]: entry.see(call) });
   }
 
   readonly interceptor: grpc.ServerInterceptor = (_method, call) => new PeerCertificateCall(call, this);
@@ -372,6 +440,12 @@ export interface GrpcServerOptions {
   tls: { certPem: string; keyPem: string; clientCaPem: string };
   /** Enroll calls per minute per peer address (RESOURCE_EXHAUSTED beyond). */
   enrollRateLimit?: RateLimitOptions;
+  /**
+   * Default true. False: calls after Enroll need the issued certificate even
+   * on the connection whose client key Enroll certified, as before agents
+   * presented it there (tests of agents against such servers use it).
+   */
+  enrollmentConnections?: boolean;
 }
 
 export interface RunningGrpcServer {
@@ -385,7 +459,7 @@ export interface RunningGrpcServer {
 export async function startGrpcServer(address: string, opts: GrpcServerOptions): Promise<RunningGrpcServer> {
   const certificates = new PeerCertificates();
   const server = new grpc.Server({
-    interceptors: [certificates.interceptor],
+    interceptors: opts.enrollmentConnections === false ? [] : [certificates.interceptor],
     'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
     // Detects agents that vanished without closing their watch stream.
     'grpc.keepalive_time_ms': 30_000,

@@ -12,6 +12,8 @@ export interface InProcessControl {
   dir: string;
   /** The admin API token generated on first start. */
   adminToken: string;
+  /** The bootstrap join token generated on first start. */
+  joinToken: string;
   /** A REST call as admin. */
   rest<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<RestResponse<T>>;
   close(): Promise<void>;
@@ -22,11 +24,13 @@ export async function startInProcessControl(name: string, flags: ControlFlags = 
   const config = loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0', ...flags });
   const server = await startControlServer(config, createLogger('test', 'silent'));
   const adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+  const joinToken = readFileSync(config.joinTokenFile, 'utf8').trim();
   const port = Number(new URL(server.restUrl).port);
   return {
     server,
     dir,
     adminToken,
+    joinToken,
     rest: (method, path, body, headers) => restRequest({ port, ca: server.caPem, token: adminToken }, method, path, body, headers),
     async close() {
       await server.close();
