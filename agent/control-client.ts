@@ -132,8 +132,10 @@ export class ControlClient {
   }
 
   private reset(): void {
-    this.client?.close();
+    // Forgotten before it closes: watchers of the closing channel see it is no longer the one in use.
+    const client = this.client;
     this.client = undefined;
+    client?.close();
   }
 
   /** Calls from now on present these credentials, on a new connection. */
