@@ -20,6 +20,7 @@ const SELF_SIGNED_LIFETIME_MS = 7 * 86_400_000;
 /** A fresh ECDSA P-256 key and its self-signed certificate. */
 export function newEnrollmentKey(instanceId: string, now = Date.now()): EnrollmentKey {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const spkiDer = publicKey.export({ type: 'spki', format: 'der' });
   const name = derSequence(derRdn(OID_COMMON_NAME, instanceId));
   const second = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
   // TBSCertificate ::= SEQUENCE { version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo }
@@ -30,12 +31,12 @@ export function newEnrollmentKey(instanceId: string, now = Date.now()): Enrollme
     name,
     derSequence(derTime(second(now - 60_000)), derTime(second(now + SELF_SIGNED_LIFETIME_MS))),
     name,
-    publicKey.export({ type: 'spki', format: 'der' }),
+    spkiDer,
   );
   const signature = sign('sha256', tbs, { key: privateKey, dsaEncoding: 'der' });
   return {
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    publicKeyPem: pem(spkiDer, 'PUBLIC KEY'),
     selfSignedCertPem: pem(derSequence(tbs, DER_ECDSA_WITH_SHA256, derBitString(signature)), 'CERTIFICATE'),
   };
 }

@@ -4,6 +4,7 @@
 // identity that way: not another key, not another connection, not a
 // revoked certificate.
 import t, { type Test } from 'tap';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ControlClient } from '../agent/control-client';
@@ -80,6 +81,18 @@ function rawClient(t: Test, tlsKey: EnrollmentKey) {
     getAssignment: (id: string) => call('getAssignment', { instanceId: id }),
   };
 }
+
+t.test('an enrollment key: a fresh P-256 key and a certificate of it, self-signed, for the instance', async (t) => {
+  const key = newEnrollmentKey('i-0eeeeeeeeeeeeee00');
+  const cert = new X509Certificate(key.selfSignedCertPem);
+  t.equal(cert.subject, 'CN=i-0eeeeeeeeeeeeee00');
+  t.equal(cert.issuer, cert.subject);
+  t.ok(cert.verify(createPublicKey(key.publicKeyPem)), 'signed by its own key');
+  t.ok(cert.checkPrivateKey(createPrivateKey(key.keyPem)), 'of the private key kept on the host');
+  t.equal(createPublicKey(key.keyPem).export({ type: 'spki', format: 'pem' }), key.publicKeyPem, 'the public key sent is that key');
+  t.ok(new Date(cert.validFrom).getTime() <= Date.now() && new Date(cert.validTo).getTime() > Date.now() + 86_400_000, 'valid now and for days');
+  t.not(newEnrollmentKey('i-0eeeeeeeeeeeeee00').publicKeyPem, key.publicKeyPem, 'each enrollment its own key');
+});
 
 t.test('a first boot makes one connection: Enroll, then every call on the connection its key was proven on', async (t) => {
   const front = await relay(t);
