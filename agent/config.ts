@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDuration } from '../common/duration';
-import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, URL_SCHEMA } from '../common/config-file';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, REGION_SCHEMA, URL_SCHEMA } from '../common/config-file';
 
 export const DEFAULT_AGENT_CONFIG_PATH = '/etc/teleboot/agent.yaml';
 
@@ -83,7 +83,7 @@ export const AGENT_CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        region: { type: 'string', pattern: '^[a-z]{2}(-[a-z]+)+-\\d{1,2}$' },
+        region: REGION_SCHEMA,
         imds_endpoint: url,
         ssm_endpoint: url,
         s3_endpoint: url,

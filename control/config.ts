@@ -1,7 +1,7 @@
 // teleboot-control's configuration: an optional YAML file, then flags.
 import { join } from 'node:path';
 import { parseDuration } from '../common/duration';
-import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, validateConfig } from '../common/config-file';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, REGION_SCHEMA, validateConfig } from '../common/config-file';
 import { ACME_CONFIG_SCHEMA, AWS_CONFIG_SCHEMA, acmeConfigFrom, awsConfigFrom, type AcmeConfig, type AcmeConfigFile, type AwsConfig, type AwsConfigFile } from './acme/config';
 
 export interface ControlConfigFile {
@@ -66,7 +66,7 @@ export const CONTROL_CONFIG_SCHEMA = {
           required: ['allowed_accounts'],
           properties: {
             allowed_accounts: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^\\d{12}$' } },
-            allowed_regions: { type: 'array', items: { type: 'string', pattern: '^[a-z]{2}(-[a-z]+)+-\\d{1,2}$' } },
+            allowed_regions: { type: 'array', items: REGION_SCHEMA },
             certificates_dir: { type: 'string', minLength: 1 },
             describe_instances: { type: 'boolean' },
             ec2_endpoint: { type: 'string', pattern: '^https?://' },

@@ -14,6 +14,7 @@ import * as asn1js from 'asn1js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { ContentInfo, SignedData, id_contentType, id_data, id_messageDigest, id_signedData, type SignerInfo } from '@peculiar/asn1-cms';
 import { Name } from '@peculiar/asn1-x509';
+import { AWS_REGION_PATTERN } from '../common/model';
 
 /** Larger inputs are refused before parsing: real ones are about 1.5 KiB and 2 KiB. */
 export const MAX_DOCUMENT_BYTES = 4096;
@@ -196,6 +197,8 @@ export function verifyIdentitySignature(document: string, pkcs7: string, trusted
   throw new IdentityProofError('the signature does not verify against any trusted AWS certificate');
 }
 
+const AWS_REGION_RE = new RegExp(AWS_REGION_PATTERN);
+
 /** Parses the document JSON and checks that the fields teleboot relies on are there. */
 export function parseIdentityDocument(document: string): IdentityDocument {
   let doc: Record<string, unknown>;
@@ -213,7 +216,7 @@ export function parseIdentityDocument(document: string): IdentityDocument {
   return {
     instanceId: field('instanceId', /^i-[0-9a-f]{8,17}$/),
     accountId: field('accountId', /^\d{12}$/),
-    region: field('region', /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/),
+    region: field('region', AWS_REGION_RE),
     availabilityZone: field('availabilityZone', /^[a-z0-9-]{1,32}$/),
     privateIp: field('privateIp', /^[0-9a-fA-F.:]{2,45}$/),
     imageId: field('imageId', /^ami-[0-9a-f]{8,17}$/),

@@ -5,7 +5,7 @@
 // the cluster settings before it is saved, and a settings change is rendered
 // against every distinct assignment already stored.
 import { DURATION_PATTERN } from '../common/duration';
-import { DEFAULT_CLUSTER_SETTINGS, LABEL_KEY_PATTERN, OPTIONAL_CLUSTER_SETTINGS, roleNameOf, type Assignment, type ClusterSettings } from '../common/model';
+import { DEFAULT_CLUSTER_SETTINGS, isAwsRegion, LABEL_KEY_PATTERN, OPTIONAL_CLUSTER_SETTINGS, roleNameOf, type Assignment, type ClusterSettings } from '../common/model';
 import { proxyEnvironmentOf } from '../agent/render/plan';
 import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../agent/render/render';
 import { InputError } from './errors';
@@ -13,7 +13,6 @@ import type { Store } from './store/store';
 
 const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
-const REGION_RE = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 const labelKeyRe = new RegExp(LABEL_KEY_PATTERN);
 const durationRe = new RegExp(DURATION_PATTERN);
 
@@ -45,10 +44,10 @@ export function validateClusterSettings(s: ClusterSettings): void {
   check(s.proxyPublicAddr === '' || isHostPort(s.proxyPublicAddr), 'proxyPublicAddr', `"${s.proxyPublicAddr}" is not host:port, for example teleport.example.com:443`);
   check(s.s3Bucket === '' || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s.s3Bucket), 's3Bucket', 'an S3 bucket name: 3 to 63 lower-case letters, digits, "." and "-"');
   check(/^\/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.-]$/.test(s.ssmPrefix) && !s.ssmPrefix.includes('//'), 'ssmPrefix', 'an SSM path such as /teleport: starts with "/", no trailing "/"');
-  check(s.region === '' || REGION_RE.test(s.region), 'region', `"${s.region}" is not an AWS region name such as us-east-1`);
+  check(s.region === '' || isAwsRegion(s.region), 'region', `"${s.region}" is not an AWS region name such as us-east-1`);
   if (s.storage.type === 'dynamodb') {
     check(!!s.storage.tableName && /^[A-Za-z0-9_.-]{3,255}$/.test(s.storage.tableName), 'storage.tableName', 'DynamoDB storage needs a table name (3-255 of A-Z a-z 0-9 _ . -)');
-    check(!s.storage.region || REGION_RE.test(s.storage.region), 'storage.region', 'not an AWS region name');
+    check(!s.storage.region || isAwsRegion(s.storage.region), 'storage.region', 'not an AWS region name');
   }
 
   // Joining (seeds 002_*, 003_*).

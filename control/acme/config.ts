@@ -1,7 +1,7 @@
 // The `acme` and `aws` sections of control.yaml: where the proxy certificate
 // comes from, how it is proven, and when it is renewed.
 import { parseDuration } from '../../common/duration';
-import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, URL_SCHEMA } from '../../common/config-file';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, REGION_SCHEMA, URL_SCHEMA } from '../../common/config-file';
 
 export interface AcmeConfigFile {
   directory_url?: string;
@@ -68,7 +68,7 @@ export const AWS_CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    region: { type: 'string', pattern: '^[a-z]{2}(-[a-z]+)+-\\d{1,2}$' },
+    region: REGION_SCHEMA,
     s3_endpoint: url,
     s3_force_path_style: { type: 'boolean' },
     ssm_endpoint: url,

@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { experimental } from '@grpc/grpc-js';
 import type { ServerSurfaceCall as SurfaceCall } from '@grpc/grpc-js/build/src/server-call';
-import { AGENT_STATES, isInstanceId, type AgentState, type HostFacts, type InstanceIdentity } from '../../common/model';
+import { AGENT_STATES, isAwsRegion, isInstanceId, type AgentState, type HostFacts, type InstanceIdentity } from '../../common/model';
 import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../../common/proto';
 import { assignmentToMessage, clusterToMessage } from '../../common/wire';
 import { describeError, type Logger } from '../../common/log';
@@ -143,7 +143,7 @@ const limited = (field: string, value: string, max: number): string => {
 function identityFrom(msg: InstanceIdentity__Output | null): InstanceIdentity {
   if (!msg) throw invalid('identity', 'is required');
   if (!isInstanceId(msg.instanceId)) throw invalid('identity.instance_id', 'must be an instance id such as i-0123456789abcdef0');
-  if (msg.region && !/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(msg.region)) throw invalid('identity.region', 'must be an AWS region such as us-east-1');
+  if (msg.region && !isAwsRegion(msg.region)) throw invalid('identity.region', 'must be an AWS region such as us-east-1');
   if (msg.privateIp && !/^[0-9a-fA-F.:]{2,45}$/.test(msg.privateIp)) throw invalid('identity.private_ip', 'must be an IP address');
   const tags = msg.tags ?? {};
   if (Object.keys(tags).length > 50) throw invalid('identity.tags', 'EC2 allows at most 50 tags');
