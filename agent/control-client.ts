@@ -73,8 +73,6 @@ function serverOnlyCredentials(caPem: string): grpc.ChannelCredentials {
   return ssl;
 }
 
-const isUnauthenticated = (err: grpc.ServiceError | undefined) => err?.code === grpc.status.UNAUTHENTICATED;
-
 export class ControlClient {
   private index = 0;
   private client: BootstrapClient | undefined;
@@ -167,7 +165,7 @@ export class ControlClient {
    * that presents the issued certificate, and the call may be made again.
    */
   private leftEnrollConnection(client: BootstrapClient, err: grpc.ServiceError | undefined): boolean {
-    if (!isUnauthenticated(err) || !this.onEnrollConnection || this.client !== client) return false;
+    if (err?.code !== grpc.status.UNAUTHENTICATED || !this.onEnrollConnection || this.client !== client) return false;
     this.useCredentials(this.onEnrollConnection);
     return true;
   }

@@ -32,8 +32,11 @@ export async function hostFacts(waitMs = 200, now = Date.now()): Promise<HostFac
 let staticFacts: Promise<[si.Systeminformation.OsData, si.Systeminformation.CpuData]> | undefined;
 
 export async function collectHostFacts(root = '/'): Promise<HostFacts> {
-  staticFacts ??= Promise.all([si.osInfo(), si.cpu()]);
-  staticFacts.catch(() => (staticFacts = undefined));
+  // A failed read is not kept: the next collection tries again.
+  staticFacts ??= Promise.all([si.osInfo(), si.cpu()]).catch((err: unknown) => {
+    staticFacts = undefined;
+    throw err;
+  });
   const [[os, cpu], mem, disks] = await Promise.all([staticFacts, si.mem(), si.fsSize()]);
   const rootFs = disks.filter((d) => root.startsWith(d.mount)).sort((a, b) => b.mount.length - a.mount.length)[0];
   return {

@@ -348,12 +348,12 @@ export type AgentState = (typeof AGENT_STATES)[number];
 export const HEALTH_STATES = ['expected', 'unassigned', 'converging', 'ready', 'degraded', 'offline'] as const;
 export type HealthState = (typeof HEALTH_STATES)[number];
 
-/** Instance ids: EC2 ids (i-0123...) and names chosen for hosts outside EC2. */
 /** An AWS region name such as us-east-1 or us-gov-west-1. */
 export const AWS_REGION_PATTERN = '^[a-z]{2}(-[a-z]+)+-\\d{1,2}$';
 const awsRegionRe = new RegExp(AWS_REGION_PATTERN);
 export const isAwsRegion = (value: string): boolean => awsRegionRe.test(value);
 
+/** Instance ids: EC2 ids (i-0123...) and names chosen for hosts outside EC2. */
 export const INSTANCE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 const instanceIdRe = new RegExp(INSTANCE_ID_PATTERN);
 export function isInstanceId(value: unknown): value is string {

@@ -7,15 +7,13 @@ import { createPrivateKey, createPublicKey, sign, webcrypto, type KeyObject } fr
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn1 from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
-import { DER_ECDSA_WITH_SHA256, DER_VERSION_3, OID_COMMON_NAME, OID_ORGANIZATION, derBitString, derRdn, derSequence, derSerial, derTime, derTlv, newSerial } from '../common/der';
+import { DER_ECDSA_WITH_SHA256, DER_VERSION_3, OID_COMMON_NAME, OID_ORGANIZATION, derBitString, derRdn, derSequence, derSerial, derTime, derTlv, newSerial, pem } from '../common/der';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN_ALG = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const subtle = webcrypto.subtle;
-
-export { newSerial };
 
 export interface CertificateAuthority {
   certPem: string;
@@ -29,12 +27,8 @@ export interface KeyPairPem {
   keyPem: string;
 }
 
-function toPem(der: ArrayBuffer, label: string): string {
-  return x509.PemConverter.encode(der, label) + '\n';
-}
-
-async function importPrivateKey(pem: string): Promise<CryptoKey> {
-  const der = x509.PemConverter.decodeFirst(pem);
+async function importPrivateKey(keyPem: string): Promise<CryptoKey> {
+  const der = x509.PemConverter.decodeFirst(keyPem);
   return subtle.importKey('pkcs8', der, EC_ALG, true, ['sign']) as Promise<CryptoKey>;
 }
 
@@ -43,7 +37,7 @@ async function generateKeyPair(): Promise<CryptoKeyPair> {
 }
 
 async function exportPrivateKey(key: CryptoKey): Promise<string> {
-  return toPem(await subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+  return pem(Buffer.from(await subtle.exportKey('pkcs8', key)), 'PRIVATE KEY');
 }
 
 export async function createCertificateAuthority(commonName: string, lifetimeDays = 3650): Promise<CertificateAuthority> {
@@ -213,8 +207,6 @@ function clientTemplate(ca: CertificateAuthority): Promise<ClientTemplate> {
   return template;
 }
 
-const arrayBufferOf = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-
 /**
  * Signs a client certificate for an enrolled instance. The agent keeps its
  * private key; only its public key (SPKI PEM, ECDSA P-256) comes over the wire.
@@ -251,5 +243,5 @@ export async function issueClientCertificate(
   // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
   const der = derSequence(tbsDer, template.algorithmDer, derBitString(signature));
   // newSerial's first byte is 01-7f, so TLS stacks print it exactly as generated.
-  return { certPem: toPem(arrayBufferOf(der), 'CERTIFICATE'), expiresAt: notAfter, serial: normalizeSerial(serial) };
+  return { certPem: pem(der, 'CERTIFICATE'), expiresAt: notAfter, serial: normalizeSerial(serial) };
 }

@@ -3,7 +3,7 @@
 // to anything else.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../common/log';
+import { describeError, type Logger } from '../../common/log';
 import { splitHostPort } from '../../common/model';
 import type { Store } from '../store/store';
 
@@ -30,7 +30,7 @@ export async function startHttp01Server(listen: string, store: Store, log: Logge
         else reply(404, 'no such challenge\n');
       },
       (err) => {
-        log.error({ err: String(err) }, 'reading an ACME challenge failed');
+        log.error({ err: describeError(err) }, 'reading an ACME challenge failed');
         reply(500, 'store unavailable\n');
       },
     );

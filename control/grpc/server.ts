@@ -392,7 +392,7 @@ class TrackedConnection implements CallConnection {
  * open connections share; its entry goes when its socket closes, before the
  * kernel lets the same addresses and ports connect again.
  */
-class PeerCertificates {
+class TrackedConnections {
   private readonly open = new Map<string, TrackedConnection>();
 
   /** Undefined for a socket already gone, which must share no entry with another. */
@@ -404,7 +404,7 @@ class PeerCertificates {
 
   /** A connection accepted, before any of its bytes are read. */
   track(socket: Socket): void {
-    const key = PeerCertificates.key(socket);
+    const key = TrackedConnections.key(socket);
     if (key === undefined) return;
     const entry = new TrackedConnection();
     this.open.set(key, entry);
@@ -413,24 +413,24 @@ class PeerCertificates {
 
   /** The connection's auth context, read through `call` once (every time, and bound to nothing, on a connection not tracked). */
   authContext(call: grpc.ServerInterceptingCallInterface): AuthContext {
-    const key = PeerCertificates.key(call.getConnectionInfo());
+    const key = TrackedConnections.key(call.getConnectionInfo());
     const entry = (key === undefined ? undefined : this.open.get(key)) ?? new TrackedConnection();
     return (entry.auth ??= { ...call.getAuthContext(), [CONNECTION]: entry.see(call) });
   }
 
-  readonly interceptor: grpc.ServerInterceptor = (_method, call) => new PeerCertificateCall(call, this);
+  readonly interceptor: grpc.ServerInterceptor = (_method, call) => new TrackedConnectionCall(call, this);
 }
 
-class PeerCertificateCall extends grpc.ServerInterceptingCall {
+class TrackedConnectionCall extends grpc.ServerInterceptingCall {
   constructor(
     private readonly base: grpc.ServerInterceptingCallInterface,
-    private readonly certificates: PeerCertificates,
+    private readonly connections: TrackedConnections,
   ) {
     super(base);
   }
 
   override getAuthContext(): AuthContext {
-    return this.certificates.authContext(this.base);
+    return this.connections.authContext(this.base);
   }
 }
 
@@ -457,9 +457,9 @@ export interface RunningGrpcServer {
 
 /** Starts the gRPC server on `address` ("host:port"); resolves with the bound port. */
 export async function startGrpcServer(address: string, opts: GrpcServerOptions): Promise<RunningGrpcServer> {
-  const certificates = new PeerCertificates();
+  const connections = new TrackedConnections();
   const server = new grpc.Server({
-    interceptors: opts.enrollmentConnections === false ? [] : [certificates.interceptor],
+    interceptors: opts.enrollmentConnections === false ? [] : [connections.interceptor],
     'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
     // Detects agents that vanished without closing their watch stream.
     'grpc.keepalive_time_ms': 30_000,
@@ -485,7 +485,7 @@ export async function startGrpcServer(address: string, opts: GrpcServerOptions):
   const listeners = await listen(
     address,
     (socket) => {
-      certificates.track(socket);
+      connections.track(socket);
       injector.injectConnection(socket);
     },
     opts.log,
