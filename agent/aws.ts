@@ -17,7 +17,7 @@ export interface AwsEndpoints {
 }
 
 // Names of what is fetched, shared with the renderer's plan (and the control server's preview).
-export { certKeys, ssmNames } from './render/plan';
+export { certKeys, ssmNames } from '../contract/render/plan';
 
 export interface SecretSource {
   /** Values of SSM parameters (SecureStrings decrypted); MissingSecretError names any that do not exist. */

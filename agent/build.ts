@@ -1,7 +1,7 @@
 // Wires an Agent from its configuration: the real IMDS, control client,
 // AWS clients and service manager. The benchmark reuses it with its own
 // service manager.
-import type { Logger } from '../common/log';
+import type { Logger } from '../contract/log';
 import { Agent, type AgentDeps } from './agent';
 import { AwsSecretSource, SsmParameterWriter } from './aws';
 import type { AgentConfig } from './config';

@@ -2,8 +2,8 @@
 // does anything; every error names the setting.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDuration } from '../common/duration';
-import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, REGION_SCHEMA, URL_SCHEMA } from '../common/config-file';
+import { parseDuration } from '../contract/duration';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, REGION_SCHEMA, URL_SCHEMA } from '../contract/config-file';
 
 export const DEFAULT_AGENT_CONFIG_PATH = '/etc/teleboot/agent.yaml';
 

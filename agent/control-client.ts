@@ -5,8 +5,8 @@
 // connection presents the certificate Enroll issued (mutual TLS).
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../common/proto';
-import type { InstanceIdentity } from '../common/model';
+import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../contract/proto';
+import type { InstanceIdentity } from '../contract/model';
 import type { BootstrapClient } from '../proto/gen/teleboot/v1/Bootstrap';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
 import type { EnrollResponse__Output } from '../proto/gen/teleboot/v1/EnrollResponse';

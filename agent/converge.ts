@@ -3,13 +3,13 @@
 // write, so a failure never leaves a partial config behind.
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { type Assignment, type ClusterSettings, type InstanceIdentity } from '../common/model';
-import { writeFileIfChanged } from '../common/files';
+import { type Assignment, type ClusterSettings, type InstanceIdentity } from '../contract/model';
+import { writeFileIfChanged } from '../contract/files';
 import type { SecretSource } from './aws';
 import type { AgentConfig } from './config';
-import { fetchesOf, renderHostFiles, splitPins, type DesiredFile, type Fetches, type HostPaths } from './render/plan';
+import { fetchesOf, renderHostFiles, splitPins, type DesiredFile, type Fetches, type HostPaths } from '../contract/render/plan';
 import type { ServiceManager } from './service-manager';
-import { GENERATED_HEADER } from './render/systemd-unit';
+import { GENERATED_HEADER } from '../contract/render/systemd-unit';
 
 export { splitPins, type DesiredFile };
 

@@ -1,7 +1,7 @@
 // Teleport's diagnostic endpoint: /readyz answers 200 once the process has
 // joined the cluster and serves.
 import { request } from 'node:http';
-import { sleep } from '../common/backoff';
+import { sleep } from '../contract/backoff';
 
 export function readyzOnce(diagAddr: string, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {

@@ -2,7 +2,7 @@
 import { loadavg, uptime } from 'node:os';
 import { setTimeout } from 'node:timers';
 import si from 'systeminformation';
-import type { HostFacts } from '../common/model';
+import type { HostFacts } from '../contract/model';
 
 let latest: HostFacts | null = null;
 let refreshing: Promise<HostFacts> | undefined;

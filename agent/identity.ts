@@ -1,6 +1,6 @@
 // Who this instance is, from the EC2 instance metadata service (IMDSv2).
 import { MetadataService } from '@aws-sdk/ec2-metadata-service';
-import type { InstanceIdentity } from '../common/model';
+import type { InstanceIdentity } from '../contract/model';
 
 export interface IdentityProof {
   document: string;

@@ -2,13 +2,13 @@
 // teleboot-agent: baked into the AMI; takes an instance from first boot to a
 // running Teleport with the role the control server holds for it.
 import { promises as fs } from 'node:fs';
-import { parseFlags, runMain, UsageError } from '../common/cli';
-import { createLogger, type Logger } from '../common/log';
-import { VERSION } from '../common/version';
+import { parseFlags, runMain, UsageError } from '../contract/cli';
+import { createLogger, type Logger } from '../contract/log';
+import { VERSION } from '../contract/version';
 import { desiredFrom, type Agent } from './agent';
 import { buildAgent, serviceManagerFor } from './build';
 import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig } from './config';
-import { maskProxyCredentials } from './render/plan';
+import { maskProxyCredentials } from '../contract/render/plan';
 import { ProcessManager } from './service-manager';
 
 const USAGE = `Usage: teleboot-agent <command> [flags]

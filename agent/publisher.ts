@@ -7,13 +7,13 @@
 // token. Every write is preceded by a successful renewal of the lease with
 // its fencing number, so a holder that lost the lease never writes again.
 import { execFile } from 'node:child_process';
-import { backoffDelay, sleep } from '../common/backoff';
-import { describeError, type Logger } from '../common/log';
-import { SERVICE_ROLES, TRUSTED_CLUSTER_TOKEN } from '../common/model';
+import { backoffDelay, sleep } from '../contract/backoff';
+import { describeError, type Logger } from '../contract/log';
+import { SERVICE_ROLES, TRUSTED_CLUSTER_TOKEN } from '../contract/model';
 import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
 import { MissingSecretError, type ParameterWriter, type SecretSource } from './aws';
 import type { AgentConfig } from './config';
-import { ssmNames } from './render/plan';
+import { ssmNames } from '../contract/render/plan';
 import { renderTrustedCluster, resourceHash, trustedClusterResource, type LeafTrust, type TrustedClusterResource } from './trusted-cluster';
 
 export const PUBLISHER_LEASE = 'publisher';

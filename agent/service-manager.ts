@@ -4,8 +4,8 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { writeFileIfChanged } from '../common/files';
-import type { Logger } from '../common/log';
+import { writeFileIfChanged } from '../contract/files';
+import type { Logger } from '../contract/log';
 
 const run = promisify(execFile);
 

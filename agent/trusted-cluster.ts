@@ -5,7 +5,7 @@
 // it carries the token, so it is never written to disk and never logged.
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
-import type { ClusterSettings, RoleMapping } from '../common/model';
+import type { ClusterSettings, RoleMapping } from '../contract/model';
 
 /** Teleport's trusted_cluster resource, version v2 (TrustedClusterV2 in Teleport's api/types). */
 export interface TrustedClusterResource {

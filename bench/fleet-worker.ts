@@ -11,7 +11,7 @@ import type { Agent } from '../agent/agent';
 import { loadAgentConfig } from '../agent/config';
 import { ControlClient, type ControlEndpoint } from '../agent/control-client';
 import { buildAgent } from '../agent/build';
-import { createLogger, describeError } from '../common/log';
+import { createLogger, describeError } from '../contract/log';
 import { fakeInstance, startImdsEmulator, type ImdsEmulator } from '../test/emulators/imds';
 import { ControlProcess, writeAgentConfig, type AgentFiles } from '../test/support/harness';
 import { phaseOf, PHASES } from './boot';

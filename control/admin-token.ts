@@ -3,8 +3,8 @@
 // token. Create the others with `teleboot-control tokens create` or
 // POST /v1/api-tokens, and revoke this one once they exist.
 import { join } from 'node:path';
-import { writeFileAtomic } from '../common/files';
-import type { Logger } from '../common/log';
+import { writeFileAtomic } from '../contract/files';
+import type { Logger } from '../contract/log';
 import type { ControlService } from './service';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';

@@ -1,7 +1,7 @@
 // teleboot-control's configuration: an optional YAML file, then flags.
 import { join } from 'node:path';
-import { parseDuration } from '../common/duration';
-import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, REGION_SCHEMA, validateConfig } from '../common/config-file';
+import { parseDuration } from '../contract/duration';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, REGION_SCHEMA, validateConfig } from '../contract/config-file';
 import { ACME_CONFIG_SCHEMA, AWS_CONFIG_SCHEMA, acmeConfigFrom, awsConfigFrom, type AcmeConfig, type AcmeConfigFile, type AwsConfig, type AwsConfigFile } from './acme/config';
 
 export interface ControlConfigFile {

@@ -14,7 +14,7 @@ import * as asn1js from 'asn1js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { ContentInfo, SignedData, id_contentType, id_data, id_messageDigest, id_signedData, type SignerInfo } from '@peculiar/asn1-cms';
 import { Name } from '@peculiar/asn1-x509';
-import { AWS_REGION_PATTERN } from '../common/model';
+import { AWS_REGION_PATTERN } from '../contract/model';
 
 /** Larger inputs are refused before parsing: real ones are about 1.5 KiB and 2 KiB. */
 export const MAX_DOCUMENT_BYTES = 4096;

@@ -7,7 +7,7 @@
 // The nonce binding (trust on first use) is applied by the store, in the
 // same transaction as the enrollment.
 import { createHash, timingSafeEqual, type X509Certificate } from 'node:crypto';
-import type { InstanceIdentity, ServiceRole } from '../common/model';
+import type { InstanceIdentity, ServiceRole } from '../contract/model';
 import { IdentityProofError, parseIdentityDocument, verifyIdentitySignature } from './ec2-identity';
 import type { Ec2InstanceLookup } from './ec2-lookup';
 import { joinTokenProblem, type Store } from './store/store';

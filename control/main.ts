@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // teleboot-control: holds the desired role of every instance and answers
 // agents over gRPC and operators over REST.
-import { createLogger } from '../common/log';
-import { parseFlags, runMain, UsageError } from '../common/cli';
-import { VERSION } from '../common/version';
+import { createLogger } from '../contract/log';
+import { parseFlags, runMain, UsageError } from '../contract/cli';
+import { VERSION } from '../contract/version';
 import { CONTROL_DEFAULTS, loadControlConfig, type ControlFlags } from './config';
 import { startControlServer } from './server';
 import { existsSync } from 'node:fs';

@@ -7,7 +7,7 @@ import { createPrivateKey, createPublicKey, sign, webcrypto, type KeyObject } fr
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn1 from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
-import { DER_ECDSA_WITH_SHA256, DER_VERSION_3, OID_COMMON_NAME, OID_ORGANIZATION, derBitString, derRdn, derSequence, derSerial, derTime, derTlv, newSerial, pem } from '../common/der';
+import { DER_ECDSA_WITH_SHA256, DER_VERSION_3, OID_COMMON_NAME, OID_ORGANIZATION, derBitString, derRdn, derSequence, derSerial, derTime, derTlv, newSerial, pem } from '../contract/der';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 

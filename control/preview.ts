@@ -4,7 +4,7 @@
 // them): the join token is shown as the file teleport.yaml names, the CA pin
 // as the SSM parameter it comes from, and the list of SSM parameters and S3
 // objects says what the agent will fetch.
-import { type ClusterSettings } from '../common/model';
+import { type ClusterSettings } from '../contract/model';
 import {
   DEFAULT_HOST_PATHS,
   fetchesOf,
@@ -14,8 +14,8 @@ import {
   type Fetched,
   type Fetches,
   type HostPaths,
-} from '../agent/render/plan';
-import { RenderError, renderTeleportConfig, teleportConfigToYaml, type ConfigProblem } from '../agent/render/render';
+} from '../contract/render/plan';
+import { RenderError, renderTeleportConfig, teleportConfigToYaml, type ConfigProblem } from '../contract/render/render';
 import type { InstanceRecord } from './store/store';
 import { checkInput, fieldOf } from './validation';
 

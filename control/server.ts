@@ -1,8 +1,8 @@
 // Assembles the control server: store, TLS, domain service, gRPC and REST.
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from '../common/log';
-import { splitHostPort } from '../common/model';
-import { VERSION } from '../common/version';
+import type { Logger } from '../contract/log';
+import { splitHostPort } from '../contract/model';
+import { VERSION } from '../contract/version';
 import type { ControlConfig } from './config';
 import { Ec2IdentityVerifier, JoinTokenVerifier, ProofVerifier } from './enrollment';
 import { loadTrustedCertificates, shippedCertificatesDir } from './ec2-identity';

@@ -12,7 +12,7 @@ import {
   type HostFacts,
   type InstanceIdentity,
   type ServiceRole,
-} from '../common/model';
+} from '../contract/model';
 import type { CertificateAuthority } from './pki';
 import { importClientPublicKey, issueClientCertificate } from './pki';
 import { EnrollmentDenied, sha256Hex, type EnrollmentProof, type EnrollmentVerifier } from './enrollment';
@@ -29,7 +29,7 @@ import {
   type SettingsPatch,
 } from './validation';
 import { InputError, NotFoundError } from './errors';
-import { requirementsOf } from '../agent/render/render';
+import { requirementsOf } from '../contract/render/render';
 
 export { InputError, NotFoundError };
 

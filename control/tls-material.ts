@@ -3,8 +3,8 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../common/files';
-import type { Logger } from '../common/log';
+import { writeFileAtomic } from '../contract/files';
+import type { Logger } from '../contract/log';
 import type { ControlConfig } from './config';
 import { createCertificateAuthority, issueServerCertificate, loadCertificateAuthority, type CertificateAuthority } from './pki';
 

@@ -3,7 +3,7 @@
 // check every mutual-TLS call goes through (the certificate was issued by
 // Enroll, is not revoked, and is of the instance the call is about).
 import { randomBytes, randomUUID } from 'node:crypto';
-import { servicesOf, ROLE_NAMES, type ServiceRole } from '../common/model';
+import { servicesOf, ROLE_NAMES, type ServiceRole } from '../contract/model';
 import { sha256Hex } from './enrollment';
 import { ForbiddenError, InputError, NotFoundError, UnauthenticatedError } from './errors';
 import { normalizeSerial } from './pki';

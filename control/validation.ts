@@ -1,13 +1,13 @@
 // Semantic checks of what operators save, so that a mistake is refused at
 // the REST call instead of at boot on every instance. Shape and types are
 // checked earlier by the REST schemas. Beyond the field rules here, every
-// assignment is rendered with the agent's own renderer (agent/render) against
+// assignment is rendered with the shared renderer (contract/render) against
 // the cluster settings before it is saved, and a settings change is rendered
 // against every distinct assignment already stored.
-import { DURATION_PATTERN } from '../common/duration';
-import { DEFAULT_CLUSTER_SETTINGS, isAwsRegion, LABEL_KEY_PATTERN, OPTIONAL_CLUSTER_SETTINGS, roleNameOf, type Assignment, type ClusterSettings } from '../common/model';
-import { proxyEnvironmentOf } from '../agent/render/plan';
-import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../agent/render/render';
+import { DURATION_PATTERN } from '../contract/duration';
+import { DEFAULT_CLUSTER_SETTINGS, isAwsRegion, LABEL_KEY_PATTERN, OPTIONAL_CLUSTER_SETTINGS, roleNameOf, type Assignment, type ClusterSettings } from '../contract/model';
+import { proxyEnvironmentOf } from '../contract/render/plan';
+import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../contract/render/render';
 import { InputError } from './errors';
 import type { Store } from './store/store';
 

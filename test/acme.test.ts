@@ -14,7 +14,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { createLogger } from '../common/log';
+import { createLogger } from '../contract/log';
 import { acmeConfigFrom, type AcmeConfig } from '../control/acme/config';
 import { startHttp01Server, type RunningHttp01Server } from '../control/acme/http01-server';
 import type { ChallengeSolver } from '../control/acme/issuer';

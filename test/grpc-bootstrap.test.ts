@@ -4,12 +4,12 @@ import t from 'tap';
 import { testIdentity } from './support/fixtures';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { bootstrapProto } from '../common/proto';
+import { bootstrapProto } from '../contract/proto';
 import * as grpc from '@grpc/grpc-js';
 import { ControlClient } from '../agent/control-client';
 import { loadControlConfig } from '../control/config';
 import { startControlServer, type RunningControlServer } from '../control/server';
-import { createLogger } from '../common/log';
+import { createLogger } from '../contract/log';
 import { removeDir, scratchDir } from './support/harness';
 
 let server: RunningControlServer;

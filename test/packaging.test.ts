@@ -4,7 +4,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { validateConfig } from '../common/config-file';
+import { validateConfig } from '../contract/config-file';
 import { AGENT_CONFIG_SCHEMA } from '../agent/config';
 import { CONTROL_CONFIG_SCHEMA } from '../control/config';
 import { REPO } from './support/harness';

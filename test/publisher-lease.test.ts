@@ -13,7 +13,7 @@ import type { EnrollmentVerifier } from '../control/enrollment';
 import { ControlClient } from '../agent/control-client';
 import { loadControlConfig } from '../control/config';
 import { startControlServer } from '../control/server';
-import { createLogger } from '../common/log';
+import { createLogger } from '../contract/log';
 import { removeDir, scratchDir, TCTL_STANDIN } from './support/harness';
 import { Publisher, tokenTypesOf } from '../agent/publisher';
 import { parse } from 'yaml';

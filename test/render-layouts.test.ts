@@ -11,7 +11,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import type { Assignment, ClusterSettings, ServiceRole } from '../common/model';
+import type { Assignment, ClusterSettings, ServiceRole } from '../contract/model';
 import {
   RenderError,
   renderProblems,
@@ -19,8 +19,8 @@ import {
   renderTeleportYaml,
   teleportConfigToYaml,
   type RenderInput,
-} from '../agent/render/render';
-import { DEFAULT_HOST_PATHS, fetchesOf, maskProxyCredentials, renderHostFiles, type HostPaths } from '../agent/render/plan';
+} from '../contract/render/render';
+import { DEFAULT_HOST_PATHS, fetchesOf, maskProxyCredentials, renderHostFiles, type HostPaths } from '../contract/render/plan';
 import { proxyCertificate } from './support/world';
 import { TELEPORT_STANDIN } from './support/harness';
 

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN } from './support/fixtures';
 import { parse } from 'yaml';
-import type { Assignment, ClusterSettings, ServiceRole } from '../common/model';
+import type { Assignment, ClusterSettings, ServiceRole } from '../contract/model';
 import {
   RenderError,
   renderTeleportConfig,
@@ -14,8 +14,8 @@ import {
   validateTeleportConfig,
   type RenderInput,
   type TeleportConfig,
-} from '../agent/render/render';
-import { renderProxyEnvironment, renderTeleportUnit } from '../agent/render/systemd-unit';
+} from '../contract/render/render';
+import { renderProxyEnvironment, renderTeleportUnit } from '../contract/render/systemd-unit';
 
 const FILES = {
   dataDir: '/var/lib/teleport',

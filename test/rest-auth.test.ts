@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadControlConfig } from '../control/config';
 import { requiredScope, ROUTE_SCOPES } from '../control/rest/auth';
 import { startControlServer, type RunningControlServer } from '../control/server';
-import { createLogger } from '../common/log';
+import { createLogger } from '../contract/log';
 import { CONTROL_BIN, removeDir, restRequest, runNode, scratchDir } from './support/harness';
 
 let server: RunningControlServer;

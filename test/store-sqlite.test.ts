@@ -4,7 +4,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { SqliteStore } from '../control/store/sqlite';
 import { MIGRATIONS } from '../control/store/migrations';
-import { DEFAULT_CLUSTER_SETTINGS, type InstanceIdentity } from '../common/model';
+import { DEFAULT_CLUSTER_SETTINGS, type InstanceIdentity } from '../contract/model';
 import { removeDir, scratchDir } from './support/harness';
 
 const identity = (id: string, tags: Record<string, string> = {}): InstanceIdentity => ({

@@ -4,8 +4,8 @@
 // assignment and settings that were saved.
 import t from 'tap';
 import { TEST_CLUSTER } from './support/fixtures';
-import type { Assignment, ClusterSettings } from '../common/model';
-import { bootstrapProto } from '../common/proto';
+import type { Assignment, ClusterSettings } from '../contract/model';
+import { bootstrapProto } from '../contract/proto';
 import { desiredFrom } from '../agent/agent';
 import { toAssignmentMessage } from '../control/grpc/server';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';

@@ -1,7 +1,7 @@
 // The `acme` and `aws` sections of control.yaml: where the proxy certificate
 // comes from, how it is proven, and when it is renewed.
-import { parseDuration } from '../../common/duration';
-import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, REGION_SCHEMA, URL_SCHEMA } from '../../common/config-file';
+import { parseDuration } from '../../contract/duration';
+import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, REGION_SCHEMA, URL_SCHEMA } from '../../contract/config-file';
 
 export interface AcmeConfigFile {
   directory_url?: string;

@@ -3,8 +3,8 @@
 // to anything else.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { describeError, type Logger } from '../../common/log';
-import { splitHostPort } from '../../common/model';
+import { describeError, type Logger } from '../../contract/log';
+import { splitHostPort } from '../../contract/model';
 import type { Store } from '../store/store';
 
 const CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]{1,256})$/;

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import * as acme from 'acme-client';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../contract/log';
 import type { AcmeConfig } from './config';
 
 /** Makes a challenge answerable, and takes it down again. */

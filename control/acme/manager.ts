@@ -4,9 +4,9 @@
 // an operator asked), orders a new one. Failures are recorded with the CA's
 // reason and retried with backoff; the fleet health shows them.
 import { hostname } from 'node:os';
-import { backoffDelay, type BackoffOptions } from '../../common/backoff';
-import { describeError, type Logger } from '../../common/log';
-import { certDomainOf, type ClusterSettings } from '../../common/model';
+import { backoffDelay, type BackoffOptions } from '../../contract/backoff';
+import { describeError, type Logger } from '../../contract/log';
+import { certDomainOf, type ClusterSettings } from '../../contract/model';
 import type { ProxyCertificate, Store } from '../store/store';
 import type { AcmeConfig } from './config';
 import { createAccountKey, issueCertificate, type ChallengeSolver } from './issuer';

@@ -14,7 +14,7 @@ import {
   Route53Client,
   type Change,
 } from '@aws-sdk/client-route-53';
-import { sleep } from '../../common/backoff';
+import { sleep } from '../../contract/backoff';
 import type { Store } from '../store/store';
 import type { ChallengeAnswer, ChallengeSolver } from './issuer';
 

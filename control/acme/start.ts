@@ -4,7 +4,7 @@
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../contract/log';
 import type { Store } from '../store/store';
 import type { AcmeConfig, AwsConfig } from './config';
 import { startHttp01Server, type RunningHttp01Server } from './http01-server';

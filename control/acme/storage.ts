@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { certKeys } from '../../agent/render/plan';
+import { certKeys } from '../../contract/render/plan';
 
 export interface CertificateFacts {
   serial: string;

@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import rateLimit from '@fastify/rate-limit';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../contract/log';
 import type { ControlService } from '../service';
 import { formatSchemaErrors, installErrorHandler } from './errors';
 import certificateRoutes from './certificates';

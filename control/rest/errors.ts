@@ -2,7 +2,7 @@
 // message names the field and the rule, and never carries a stack trace.
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { describeError } from '../../common/log';
+import { describeError } from '../../contract/log';
 import { ConflictError, ForbiddenError, InputError, NotFoundError, UnauthenticatedError } from '../errors';
 
 interface SchemaError {

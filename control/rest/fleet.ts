@@ -1,6 +1,6 @@
 // Fleet health for monitoring, the audit log, and the server's own probes.
 import type { FastifyInstance } from 'fastify';
-import { roleNameOf } from '../../common/model';
+import { roleNameOf } from '../../contract/model';
 import type { ControlService } from '../service';
 import { certificateHealth } from './certificates';
 import { auditView } from './views';

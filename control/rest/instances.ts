@@ -1,7 +1,7 @@
 // Instances: list (filter by role and health, paginated), read one,
 // assign and unassign a role, deregister.
 import type { FastifyInstance } from 'fastify';
-import { HEALTH_STATES, SERVICE_ROLES, type HealthState, type ServiceRole } from '../../common/model';
+import { HEALTH_STATES, SERVICE_ROLES, type HealthState, type ServiceRole } from '../../contract/model';
 import type { ControlService } from '../service';
 import type { ApiToken } from '../store/store';
 import { assignmentBody, errorView, instanceIdParam, instanceView as instanceSchema } from './schemas';

@@ -1,7 +1,7 @@
 // Prometheus metrics at /metrics: fleet health by role, computed at scrape.
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { roleNameOf } from '../../common/model';
+import { roleNameOf } from '../../contract/model';
 import type { ControlService } from '../service';
 
 export default async function metricsRoutes(app: FastifyInstance, opts: { service: ControlService }) {

@@ -1,7 +1,7 @@
 // GET /v1/instances/{id}/config: the files an instance would get, secrets
 // masked, so an operator can look before the agents apply a change.
 import type { FastifyInstance } from 'fastify';
-import { INSTANCE_ID_PATTERN } from '../../common/model';
+import { INSTANCE_ID_PATTERN } from '../../contract/model';
 import { previewConfig } from '../preview';
 import { assignmentFromInput, NotFoundError, type AssignmentInput, type ControlService } from '../service';
 import { applySettingsPatch, validateClusterSettings, type SettingsPatch } from '../validation';

@@ -1,7 +1,7 @@
 // JSON schemas of the role options in an assignment and of the layout
 // settings of the cluster. Shapes and types only: whether they fit together
 // is decided by the agent's renderer when they are saved (control/validation.ts).
-import { DURATION_PATTERN } from '../../common/duration';
+import { DURATION_PATTERN } from '../../contract/duration';
 import {
   AUTH_TYPES,
   DATABASE_PROTOCOLS,
@@ -15,7 +15,7 @@ import {
   SECOND_FACTORS,
   TLS_SOURCES,
   TRUST_ROLES,
-} from '../../common/model';
+} from '../../contract/model';
 
 const labelMap = (description: string) =>
   ({

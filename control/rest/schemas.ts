@@ -1,7 +1,7 @@
 // JSON schemas of the REST API: they validate requests and document the API
 // in /openapi.json. Field rules that need more than a schema live in
 // control/validation.ts.
-import { HEALTH_STATES, INSTANCE_ID_PATTERN, LABEL_KEY_PATTERN, ROLE_NAMES, SERVICE_ROLES } from '../../common/model';
+import { HEALTH_STATES, INSTANCE_ID_PATTERN, LABEL_KEY_PATTERN, ROLE_NAMES, SERVICE_ROLES } from '../../contract/model';
 import { assignmentOptions, layoutSettings } from './role-schemas';
 
 export const instanceIdParam = {

@@ -1,6 +1,6 @@
 // Cluster-wide settings: read, and change part of them at once.
 import type { FastifyInstance } from 'fastify';
-import type { ClusterSettings } from '../../common/model';
+import type { ClusterSettings } from '../../contract/model';
 import type { ControlService } from '../service';
 import { actorOf } from './instances';
 import { clusterSettings, errorView } from './schemas';

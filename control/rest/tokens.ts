@@ -2,8 +2,8 @@
 // secret is in the response of its creation only; the store keeps its
 // SHA-256, lists show everything else.
 import type { FastifyInstance } from 'fastify';
-import { DURATION_PATTERN, parseDuration } from '../../common/duration';
-import { ROLE_NAMES } from '../../common/model';
+import { DURATION_PATTERN, parseDuration } from '../../contract/duration';
+import { ROLE_NAMES } from '../../contract/model';
 import type { ControlService } from '../service';
 import { API_SCOPES, type ApiScope } from '../store/store';
 import { API_TOKEN_NAME_PATTERN } from '../trust';

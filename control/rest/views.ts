@@ -1,5 +1,5 @@
 // Stored records as the REST API shows them: ISO timestamps, role names.
-import { roleNameOf, type Assignment, type HealthState } from '../../common/model';
+import { roleNameOf, type Assignment, type HealthState } from '../../contract/model';
 import { joinTokenProblem, type ApiToken, type AuditEvent, type InstanceRecord, type JoinToken, type Rule } from '../store/store';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());

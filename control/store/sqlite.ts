@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { DEFAULT_CLUSTER_SETTINGS, type Assignment, type ClusterSettings, type HealthState, type HostFacts, type InstanceIdentity, type ServiceRole } from '../../common/model';
+import { DEFAULT_CLUSTER_SETTINGS, type Assignment, type ClusterSettings, type HealthState, type HostFacts, type InstanceIdentity, type ServiceRole } from '../../contract/model';
 import { ConflictError } from '../errors';
 import { HEALTH_SQL, MIGRATIONS } from './migrations';
 import {

@@ -9,7 +9,7 @@ import type {
   InstanceIdentity,
   AgentState,
   ServiceRole,
-} from '../../common/model';
+} from '../../contract/model';
 
 export interface InstanceStatus {
   state: AgentState;

@@ -2,7 +2,7 @@
 // for the real MetadataService from @aws-sdk/ec2-metadata-service.
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type { InstanceIdentity } from '../../common/model';
+import type { InstanceIdentity } from '../../contract/model';
 import { listenOnLoopback } from './listener';
 
 /** An instance as metadata describes it; the same fields as the agent's identity. */

@@ -3,7 +3,7 @@
 import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import type { ClusterSettings, InstanceIdentity } from '../../common/model';
+import type { ClusterSettings, InstanceIdentity } from '../../contract/model';
 
 export const TEST_PIN = `sha256:${'ab'.repeat(32)}`;
 

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadControlConfig, type ControlFlags } from '../../control/config';
 import { startControlServer, type RunningControlServer } from '../../control/server';
-import { createLogger } from '../../common/log';
+import { createLogger } from '../../contract/log';
 import { removeDir, restRequest, scratchDir, type RestResponse } from './harness';
 
 export interface InProcessControl {

@@ -120,7 +120,7 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
   const [ssm, s3] = [(started[0] as PromiseFulfilledResult<SsmEmulator>).value, (started[1] as PromiseFulfilledResult<S3Server>).value];
   const tokens: Record<string, string> = { node: randomBytes(16).toString('hex'), proxy: randomBytes(16).toString('hex') };
   // Agent roles, and hosts running several joining services: one token allowing all of them,
-  // named by the services sorted and joined with "-" (see joinTokenNameOf in common/model.ts).
+  // named by the services sorted and joined with "-" (see joinTokenNameOf in contract/model.ts).
   for (const role of ['kube', 'app', 'db', 'discovery', 'discovery-kube', 'app-db', 'node-proxy']) tokens[role] = randomBytes(16).toString('hex');
   const caPin = `sha256:${createHash('sha256').update(randomBytes(32)).digest('hex')}`;
   for (const [role, token] of Object.entries(tokens)) ssm.put(`/teleport/${CLUSTER.clusterName}/tokens/${role}`, token, 'SecureString');

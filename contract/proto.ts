@@ -8,7 +8,7 @@ import type { ProtoGrpcType } from '../proto/gen/bootstrap';
 
 const PROTO_FILE = 'teleboot/v1/bootstrap.proto';
 
-/** proto/ from source (common/) and from the build (dist/common/) alike. */
+/** proto/ from source (contract/) and from the build (dist/contract/) alike. */
 function protoRoot(): string {
   for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
     if (existsSync(join(dir, 'proto', PROTO_FILE))) return join(dir, 'proto');

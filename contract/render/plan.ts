@@ -3,7 +3,7 @@
 // once it has them. The agent fills in the fetched values; the control
 // server's preview fills in placeholders and masks the secrets.
 import { join } from 'node:path';
-import { certDomainOf, hasProxyEnvironment, type Assignment, type ClusterSettings } from '../../common/model';
+import { certDomainOf, hasProxyEnvironment, type Assignment, type ClusterSettings } from '../model';
 import { RenderError, renderTeleportYaml, requirementsOf, type RenderInput, type Requirements } from './render';
 import { renderProxyEnvironment, renderTeleportUnit } from './systemd-unit';
 

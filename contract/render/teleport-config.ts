@@ -5,8 +5,8 @@
 // The rules follow Teleport's config reference and lib/config/configuration.go;
 // a few are teleboot's own (stricter than Teleport), each marked as such.
 
-import { LABEL_KEY_PATTERN } from '../../common/model';
-import { DURATION_PATTERN } from '../../common/duration';
+import { LABEL_KEY_PATTERN } from '../model';
+import { DURATION_PATTERN } from '../duration';
 
 export const TELEPORT_CONFIG_VERSION = 'v3';
 

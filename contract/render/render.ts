@@ -13,7 +13,7 @@ import {
   type ClusterSettings,
   type JoinVia,
   type ServiceRole,
-} from '../../common/model';
+} from '../model';
 import {
   KEY_ORDER,
   TELEPORT_CONFIG_VERSION,
