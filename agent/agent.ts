@@ -82,7 +82,13 @@ export class Agent {
   private readOnly = false;
   /** On auth servers: mints and publishes join tokens and the CA pin while it holds the lease. */
   publisher: Publisher | undefined;
-  status: AgentStatus = { state: 'converging', appliedGeneration: 0, teleportReady: false, teleportUnitState: 'inactive', message: 'starting' };
+  status: AgentStatus = {
+    state: 'converging',
+    appliedGeneration: 0,
+    teleportReady: false,
+    teleportUnitState: 'inactive',
+    message: 'starting',
+  };
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log;
@@ -95,7 +101,13 @@ export class Agent {
   }
 
   /** Retries `work` with backoff, logging what it waits for; stops only on abort or a permanent error. */
-  private persist<T>(what: string, work: () => Promise<T>, signal?: AbortSignal, isPermanent?: (err: unknown) => boolean, onWait?: (err: unknown) => void): Promise<T> {
+  private persist<T>(
+    what: string,
+    work: () => Promise<T>,
+    signal?: AbortSignal,
+    isPermanent?: (err: unknown) => boolean,
+    onWait?: (err: unknown) => void,
+  ): Promise<T> {
     return retry(work, {
       ...this.backoff,
       signal,
@@ -165,9 +177,12 @@ export class Agent {
     if (config.enrollmentMethod === 'ec2') {
       const source = this.deps.identity;
       if (!source.proof) throw new Error('enrollment.method ec2 needs instance metadata (IMDSv2) that serves the signed identity document');
-      proof = { ec2Identity: await this.persist('the signed identity document (IMDSv2)', () => source.proof!(config.ec2Signature), signal) };
+      proof = {
+        ec2Identity: await this.persist('the signed identity document (IMDSv2)', () => source.proof!(config.ec2Signature), signal),
+      };
     } else {
-      if (!config.joinTokenFile) throw new Error(`${config.source}: enrollment.join_token_file is required with enrollment.method join_token`);
+      if (!config.joinTokenFile)
+        throw new Error(`${config.source}: enrollment.join_token_file is required with enrollment.method join_token`);
       proof = { joinToken: (await fs.readFile(config.joinTokenFile, 'utf8')).trim() };
     }
     const enrollment = await this.persist(
@@ -181,7 +196,8 @@ export class Agent {
     this.latest ??= enrollment.assignment;
     this.adoptHeartbeat(enrollment.heartbeatIntervalSeconds);
     // The private key lives only here: 0600 in a 0700 directory.
-    if (!this.readOnly) await writeFileAtomic(join(this.deps.config.paths.stateDir, CREDENTIALS_FILE), JSON.stringify(this.creds), { mode: 0o600 });
+    if (!this.readOnly)
+      await writeFileAtomic(join(this.deps.config.paths.stateDir, CREDENTIALS_FILE), JSON.stringify(this.creds), { mode: 0o600 });
     this.log.info({ instanceId: this.instance.instanceId, certificateExpires: new Date(this.creds.expiresAt).toISOString() }, 'enrolled');
   }
 
@@ -218,7 +234,12 @@ export class Agent {
 
   /** Renders every file for a desired state without writing anything (for `plan`). */
   async plan(desired: DesiredState, signal?: AbortSignal): Promise<Plan> {
-    return this.persist('SSM and S3', () => preparePlan(desired, this.instance, this.deps.config, this.secretSource), signal, (err) => err instanceof RenderError);
+    return this.persist(
+      'SSM and S3',
+      () => preparePlan(desired, this.instance, this.deps.config, this.secretSource),
+      signal,
+      (err) => err instanceof RenderError,
+    );
   }
 
   /**
@@ -246,7 +267,9 @@ export class Agent {
       appliedGeneration: desired.generation,
       teleportReady: ready,
       teleportUnitState: unitState,
-      message: ready ? 'teleport is ready' : `teleport did not answer /readyz on ${config.teleport.diagAddr} within ${config.teleport.readyTimeoutMs} ms`,
+      message: ready
+        ? 'teleport is ready'
+        : `teleport did not answer /readyz on ${config.teleport.diagAddr} within ${config.teleport.readyTimeoutMs} ms`,
       certificateExpiresAt,
     };
     this.log.info({ generation: desired.generation, ready, unitState }, ready ? 'teleport ready' : 'teleport not ready');
@@ -255,22 +278,47 @@ export class Agent {
   }
 
   /** Fetch, render, write, start, wait for ready; a plan that cannot be rendered comes back as its error. */
-  private async apply(desired: DesiredState, signal?: AbortSignal): Promise<{ plan: Plan; result: ApplyResult; ready: boolean } | RenderError> {
+  private async apply(
+    desired: DesiredState,
+    signal?: AbortSignal,
+  ): Promise<{ plan: Plan; result: ApplyResult; ready: boolean } | RenderError> {
     const { config, services } = this.deps;
-    const step = (message: string) => (this.status = { ...this.status, state: 'converging', message: `generation ${desired.generation}: ${message}` });
+    const step = (message: string) =>
+      (this.status = { ...this.status, state: 'converging', message: `generation ${desired.generation}: ${message}` });
     const waitingFor = (what: string) => (err: unknown) => step(`waiting for ${what}: ${describeError(err)}`);
     step('fetching the join token, CA pin and certificate');
     const secrets = 'the join token, CA pin and certificate (SSM, S3)';
     let plan: Plan;
     try {
-      plan = await this.persist(secrets, () => preparePlan(desired, this.instance, config, this.secretSource), signal, (err) => err instanceof RenderError, waitingFor(secrets));
+      plan = await this.persist(
+        secrets,
+        () => preparePlan(desired, this.instance, config, this.secretSource),
+        signal,
+        (err) => err instanceof RenderError,
+        waitingFor(secrets),
+      );
     } catch (err) {
       if (err instanceof RenderError) return err;
       throw err;
     }
     step('writing files and starting teleport');
-    const result = await this.persist('systemd', () => applyPlan(plan, services, this.deps.owner), signal, undefined, waitingFor('systemd'));
-    this.log.info({ generation: desired.generation, written: result.written, removed: result.removed, restarted: result.restarted, reloaded: result.reloaded }, result.written.length ? 'config applied' : 'config unchanged');
+    const result = await this.persist(
+      'systemd',
+      () => applyPlan(plan, services, this.deps.owner),
+      signal,
+      undefined,
+      waitingFor('systemd'),
+    );
+    this.log.info(
+      {
+        generation: desired.generation,
+        written: result.written,
+        removed: result.removed,
+        restarted: result.restarted,
+        reloaded: result.reloaded,
+      },
+      result.written.length ? 'config applied' : 'config unchanged',
+    );
     step(`waiting for teleport to answer /readyz on ${config.teleport.diagAddr}`);
     const ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
     return { plan, result, ready };
@@ -305,7 +353,13 @@ export class Agent {
       this.log.info('assignment removed; stopping teleport');
       await this.deps.services.stop();
     }
-    this.status = { state: 'ready', appliedGeneration: generation, teleportReady: false, teleportUnitState: 'inactive', message: 'no assignment' };
+    this.status = {
+      state: 'ready',
+      appliedGeneration: generation,
+      teleportReady: false,
+      teleportUnitState: 'inactive',
+      message: 'no assignment',
+    };
     await this.report(signal);
   }
 
@@ -407,7 +461,10 @@ export class Agent {
           if (signal.aborted) return;
           attempt++;
           const delay = backoffDelay(attempt + 1, this.backoff);
-          this.log.warn({ err: err ? describeError(err) : 'stream ended', retryInMs: Math.round(delay) }, 'assignment watch interrupted; reconnecting');
+          this.log.warn(
+            { err: err ? describeError(err) : 'stream ended', retryInMs: Math.round(delay) },
+            'assignment watch interrupted; reconnecting',
+          );
           const code = err?.code;
           const reenroll = code === grpcStatus.NOT_FOUND || code === grpcStatus.UNAUTHENTICATED;
           sleep(delay, signal)
@@ -497,7 +554,12 @@ export class Agent {
       instanceId: this.instanceId,
       target: () => {
         const desired = this.latest ? desiredFrom(this.latest) : null;
-        if (!desired?.assignment.roles.includes('auth') || !this.status.teleportReady || this.status.appliedGeneration !== desired.generation) return undefined;
+        if (
+          !desired?.assignment.roles.includes('auth') ||
+          !this.status.teleportReady ||
+          this.status.appliedGeneration !== desired.generation
+        )
+          return undefined;
         return { clusterName: desired.cluster.clusterName, ssmPrefix: desired.cluster.ssmPrefix, leaf: leafTrustOf(desired.cluster) };
       },
       onChange: () => void this.report(signal).catch(() => {}),
@@ -508,7 +570,10 @@ export class Agent {
   /** A periodic report that also notices Teleport going down or coming back. */
   private async heartbeat(signal?: AbortSignal): Promise<void> {
     if (this.status.state === 'ready' || this.status.state === 'degraded') {
-      const [ready, unitState] = await Promise.all([readyzOnce(this.deps.config.teleport.diagAddr), this.deps.services.activeState().catch(() => 'unknown')]);
+      const [ready, unitState] = await Promise.all([
+        readyzOnce(this.deps.config.teleport.diagAddr),
+        this.deps.services.activeState().catch(() => 'unknown'),
+      ]);
       const assigned = this.latest ? desiredFrom(this.latest) !== null : false;
       if (assigned) {
         this.status = {
@@ -523,4 +588,3 @@ export class Agent {
     await this.report(signal);
   }
 }
-

@@ -52,7 +52,8 @@ export class AwsSecretSource implements SecretSource {
     const values: Record<string, string> = {};
     for (const p of out.Parameters ?? []) {
       if (!p.Name || p.Value === undefined) continue;
-      if (Buffer.byteLength(p.Value) > MAX_SECRET_BYTES) throw new Error(`SSM parameter ${p.Name} is larger than ${MAX_SECRET_BYTES} bytes`);
+      if (Buffer.byteLength(p.Value) > MAX_SECRET_BYTES)
+        throw new Error(`SSM parameter ${p.Name} is larger than ${MAX_SECRET_BYTES} bytes`);
       values[p.Name] = p.Value;
     }
     return values;
@@ -63,11 +64,14 @@ export class AwsSecretSource implements SecretSource {
     try {
       out = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     } catch (err) {
-      if ((err as { name?: string }).name === 'NoSuchKey') throw new MissingSecretError(`s3://${bucket}/${key} does not exist yet (the certificate is issued by the control server)`);
+      if ((err as { name?: string }).name === 'NoSuchKey')
+        throw new MissingSecretError(`s3://${bucket}/${key} does not exist yet (the certificate is issued by the control server)`);
       throw err;
     }
     if ((out.ContentLength ?? 0) > MAX_SECRET_BYTES) {
-      out.Body?.transformToWebStream().cancel().catch(() => {});
+      out.Body?.transformToWebStream()
+        .cancel()
+        .catch(() => {});
       throw new Error(`s3://${bucket}/${key} is larger than ${MAX_SECRET_BYTES} bytes`);
     }
     const body = (await out.Body?.transformToString('utf8')) ?? '';

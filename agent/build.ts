@@ -13,7 +13,10 @@ import { ProcessManager, SystemdManager, type ServiceManager } from './service-m
 
 export function serviceManagerFor(config: AgentConfig, log: Logger): ServiceManager {
   if (config.serviceManager.type === 'process') {
-    return new ProcessManager([config.teleport.binary, 'start', `--config=${config.paths.teleportConfig}`], log.child({ component: 'teleport' }));
+    return new ProcessManager(
+      [config.teleport.binary, 'start', `--config=${config.paths.teleportConfig}`],
+      log.child({ component: 'teleport' }),
+    );
   }
   return new SystemdManager(config.serviceManager.systemctl, config.paths.unitDir, config.serviceManager.unitName);
 }
@@ -28,11 +31,15 @@ export function buildAgent(config: AgentConfig, log: Logger, overrides: AgentOve
     identity: new ImdsIdentitySource(config.aws.imdsEndpoint),
     control: overrides.control ?? new ControlClient(config.control),
     secrets: (region) =>
-      new AwsSecretSource({ region, ssmEndpoint: config.aws.ssmEndpoint, s3Endpoint: config.aws.s3Endpoint, s3ForcePathStyle: config.aws.s3ForcePathStyle }),
+      new AwsSecretSource({
+        region,
+        ssmEndpoint: config.aws.ssmEndpoint,
+        s3Endpoint: config.aws.s3Endpoint,
+        s3ForcePathStyle: config.aws.s3ForcePathStyle,
+      }),
     services: overrides.services ?? serviceManagerFor(config, log),
     parameters: (region) => new SsmParameterWriter({ region, ssmEndpoint: config.aws.ssmEndpoint }),
     facts: () => hostFacts(),
     owner: resolveOwner(config.teleport.user, config.teleport.group),
   });
 }
-

@@ -10,7 +10,14 @@ export const DEFAULT_AGENT_CONFIG_PATH = '/etc/teleboot/agent.yaml';
 interface AgentConfigFile {
   control: { endpoints: string[]; ca_file: string; server_name?: string };
   enrollment: { method?: 'ec2' | 'join_token'; join_token_file?: string; ec2_signature?: 'pkcs7' | 'rsa2048' };
-  paths?: { state_dir?: string; teleport_config?: string; teleport_data_dir?: string; secrets_dir?: string; unit_dir?: string; environment_file?: string };
+  paths?: {
+    state_dir?: string;
+    teleport_config?: string;
+    teleport_data_dir?: string;
+    secrets_dir?: string;
+    unit_dir?: string;
+    environment_file?: string;
+  };
   teleport?: { binary?: string; tctl?: string; diag_addr?: string; ready_timeout?: string; user?: string; group?: string };
   publisher?: { roles?: string[]; token_ttl?: string; rotate_every?: string };
   service_manager?: { type?: 'systemd' | 'process'; systemctl?: string; unit_name?: string };
@@ -51,7 +58,14 @@ export const AGENT_CONFIG_SCHEMA = {
     paths: {
       type: 'object',
       additionalProperties: false,
-      properties: { state_dir: absPath, teleport_config: absPath, teleport_data_dir: absPath, secrets_dir: absPath, unit_dir: absPath, environment_file: absPath },
+      properties: {
+        state_dir: absPath,
+        teleport_config: absPath,
+        teleport_data_dir: absPath,
+        secrets_dir: absPath,
+        unit_dir: absPath,
+        environment_file: absPath,
+      },
     },
     teleport: {
       type: 'object',
@@ -77,7 +91,11 @@ export const AGENT_CONFIG_SCHEMA = {
     service_manager: {
       type: 'object',
       additionalProperties: false,
-      properties: { type: { enum: ['systemd', 'process'] }, systemctl: absPath, unit_name: { type: 'string', pattern: '^[\\w@.-]+\\.service$' } },
+      properties: {
+        type: { enum: ['systemd', 'process'] },
+        systemctl: absPath,
+        unit_name: { type: 'string', pattern: '^[\\w@.-]+\\.service$' },
+      },
     },
     aws: {
       type: 'object',
@@ -110,7 +128,14 @@ export interface AgentConfig {
   joinTokenFile?: string;
   /** Which signature of the identity document to present: pkcs7 (DSA; the shipped AWS certificates) or rsa2048. */
   ec2Signature: 'pkcs7' | 'rsa2048';
-  paths: { stateDir: string; teleportConfig: string; teleportDataDir: string; secretsDir: string; unitDir: string; environmentFile: string };
+  paths: {
+    stateDir: string;
+    teleportConfig: string;
+    teleportDataDir: string;
+    secretsDir: string;
+    unitDir: string;
+    environmentFile: string;
+  };
   teleport: { binary: string; tctl: string; diagAddr: string; readyTimeoutMs: number; user: string; group: string };
   /**
    * What the auth server holding the publisher lease mints and publishes to
@@ -136,7 +161,8 @@ export function loadAgentConfig(path: string): AgentConfig {
   } catch (err) {
     throw new ConfigError(`${path}: control.ca_file: cannot read ${file.control.ca_file}: ${(err as Error).message}`);
   }
-  if (!caPem.includes('BEGIN CERTIFICATE')) throw new ConfigError(`${path}: control.ca_file: ${file.control.ca_file} holds no PEM certificate`);
+  if (!caPem.includes('BEGIN CERTIFICATE'))
+    throw new ConfigError(`${path}: control.ca_file: ${file.control.ca_file} holds no PEM certificate`);
   const stateDir = file.paths?.state_dir ?? '/var/lib/teleboot';
   return {
     source: path,
@@ -186,7 +212,8 @@ function publisherConfig(path: string, p: AgentConfigFile['publisher']): AgentCo
   const tokenTtlMs = parseDuration(tokenTtl);
   const rotateEveryMs = parseDuration(p?.rotate_every ?? '1h');
   // Rotated well before expiry: a token published just before a holder dies must outlive the takeover.
-  if (rotateEveryMs * 2 > tokenTtlMs) throw new ConfigError(`${path}: publisher.rotate_every must be at most half of publisher.token_ttl (${tokenTtl})`);
+  if (rotateEveryMs * 2 > tokenTtlMs)
+    throw new ConfigError(`${path}: publisher.rotate_every must be at most half of publisher.token_ttl (${tokenTtl})`);
   if (rotateEveryMs < 1000) throw new ConfigError(`${path}: publisher.rotate_every must be at least 1s`);
   return { roles: p?.roles ?? [], tokenTtl, tokenTtlMs, rotateEveryMs };
 }

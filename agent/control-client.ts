@@ -53,7 +53,17 @@ const ENROLL_TIMEOUT_MS = 60_000;
 
 export function isRetryable(err: unknown): boolean {
   const code = (err as { code?: number }).code;
-  return code === undefined || [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.ABORTED].includes(code);
+  return (
+    code === undefined ||
+    [
+      grpc.status.UNAVAILABLE,
+      grpc.status.DEADLINE_EXCEEDED,
+      grpc.status.RESOURCE_EXHAUSTED,
+      grpc.status.INTERNAL,
+      grpc.status.UNKNOWN,
+      grpc.status.ABORTED,
+    ].includes(code)
+  );
 }
 
 /**
@@ -195,7 +205,11 @@ export class ControlClient {
     // kept with its channel across the retries of this one.
     if (this.enrolling?.instanceId !== identity.instanceId) {
       const key = newEnrollmentKey(identity.instanceId);
-      this.enrolling = { instanceId: identity.instanceId, key, ssl: grpc.credentials.createSsl(Buffer.from(this.target.caPem), Buffer.from(key.keyPem), Buffer.from(key.selfSignedCertPem)) };
+      this.enrolling = {
+        instanceId: identity.instanceId,
+        key,
+        ssl: grpc.credentials.createSsl(Buffer.from(this.target.caPem), Buffer.from(key.keyPem), Buffer.from(key.selfSignedCertPem)),
+      };
     }
     const { key, ssl } = this.enrolling;
     if (this.ssl !== ssl) {
@@ -203,18 +217,24 @@ export class ControlClient {
       this.onEnrollConnection = undefined;
       this.reset();
     }
-    const res = await this.unary<EnrollResponse__Output>((c, o, cb) =>
-      c.enroll(
-        {
-          identity,
-          proof: typeof proof === 'string' ? { joinToken: proof } : proof.ec2Identity ? { ec2Identity: proof.ec2Identity } : { joinToken: proof.joinToken },
-          publicKeyPem: key.publicKeyPem,
-          agentVersion,
-          nonce: nonce ?? '',
-        },
-        o,
-        cb,
-      ),
+    const res = await this.unary<EnrollResponse__Output>(
+      (c, o, cb) =>
+        c.enroll(
+          {
+            identity,
+            proof:
+              typeof proof === 'string'
+                ? { joinToken: proof }
+                : proof.ec2Identity
+                  ? { ec2Identity: proof.ec2Identity }
+                  : { joinToken: proof.joinToken },
+            publicKeyPem: key.publicKeyPem,
+            agentVersion,
+            nonce: nonce ?? '',
+          },
+          o,
+          cb,
+        ),
       ENROLL_TIMEOUT_MS,
     );
     const creds: ClientCredentials = {
@@ -254,7 +274,11 @@ export class ControlClient {
   }
 
   /** Streams assignment states until cancelled; `onEnd` tells why the stream ended. */
-  watch(instanceId: string, onState: (s: AssignmentState__Output) => void, onEnd: (err: grpc.ServiceError | undefined) => void): () => void {
+  watch(
+    instanceId: string,
+    onState: (s: AssignmentState__Output) => void,
+    onEnd: (err: grpc.ServiceError | undefined) => void,
+  ): () => void {
     let ended = false;
     let cancel = () => {};
     const open = () => {

@@ -39,7 +39,10 @@ export function checkKeyPair(fullchainPem: string, privkeyPem: string, where: st
   } catch (err) {
     throw new MismatchedKeyPairError(`${where}: the certificate or key cannot be read: ${(err as Error).message.split('\n')[0]}`);
   }
-  if (!matches) throw new MismatchedKeyPairError(`${where}: the certificate is not for the private key next to it (a renewal being written?); retrying`);
+  if (!matches)
+    throw new MismatchedKeyPairError(
+      `${where}: the certificate is not for the private key next to it (a renewal being written?); retrying`,
+    );
 }
 
 export interface DesiredState {
@@ -70,7 +73,12 @@ export function hostPathsOf(config: AgentConfig): HostPaths {
  * directly; the license for the auth hosts of an enterprise cluster; the
  * proxy certificate from S3 unless ACM terminates TLS.
  */
-export async function preparePlan(desired: DesiredState, instance: InstanceIdentity, config: AgentConfig, secrets: SecretSource): Promise<Plan> {
+export async function preparePlan(
+  desired: DesiredState,
+  instance: InstanceIdentity,
+  config: AgentConfig,
+  secrets: SecretSource,
+): Promise<Plan> {
   const { cluster } = desired;
   const paths = hostPathsOf(config);
   const fetches = fetchesOf(desired.assignment, cluster, paths);

@@ -4,7 +4,18 @@
 // follow on that connection as the instance it has just certified, and a
 // first boot needs one connection and one TLS context, not two.
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { DER_ECDSA_WITH_SHA256, DER_VERSION_3, OID_COMMON_NAME, derBitString, derRdn, derSequence, derSerial, derTime, newSerial, pem } from '../contract/der';
+import {
+  DER_ECDSA_WITH_SHA256,
+  DER_VERSION_3,
+  OID_COMMON_NAME,
+  derBitString,
+  derRdn,
+  derSequence,
+  derSerial,
+  derTime,
+  newSerial,
+  pem,
+} from '../contract/der';
 
 export interface EnrollmentKey {
   /** PKCS#8 PEM; stays on the host. */

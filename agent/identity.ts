@@ -24,7 +24,13 @@ export class ImdsIdentitySource implements IdentitySource {
     // IMDSv2 only. The SDK client would fetch a session token before every
     // read; this source fetches one per session and sends it with each read
     // itself, and never reads without one.
-    this.imds = new MetadataService({ endpoint, disableFetchToken: true, tokenTtl: TOKEN_TTL_SECONDS, httpOptions: { timeout: 2000 }, retries: 2 });
+    this.imds = new MetadataService({
+      endpoint,
+      disableFetchToken: true,
+      tokenTtl: TOKEN_TTL_SECONDS,
+      httpOptions: { timeout: 2000 },
+      retries: 2,
+    });
   }
 
   private token(): Promise<string> {

@@ -65,22 +65,35 @@ export class TctlError extends Error {}
  * (it carries tokens). `stdin` is handed over a pipe (`tctl create` reads
  * the resource there), never through a file.
  */
-export function runTctl(tctl: string, teleportConfig: string, args: string[], opts: { timeoutMs?: number; stdin?: string } = {}): Promise<string> {
+export function runTctl(
+  tctl: string,
+  teleportConfig: string,
+  args: string[],
+  opts: { timeoutMs?: number; stdin?: string } = {},
+): Promise<string> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
-    const child = execFile(tctl, ['-c', teleportConfig, ...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024, env: process.env }, (err, stdout, stderr) => {
-      const what = `tctl ${args.slice(0, 2).join(' ')}`;
-      if (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return reject(new TctlError(`${what}: ${tctl} not found (teleport.tctl in agent.yaml)`));
-        if (code === 'EACCES') return reject(new TctlError(`${what}: ${tctl} is not executable`));
-        // The first line of stderr only: tctl reports errors there; stdout may carry a token.
-        const line = String(stderr).split('\n').find((l) => l.trim()) ?? '';
-        const reason = err.killed ? `timed out after ${timeoutMs} ms` : `exit code ${err.code ?? 'unknown'}`;
-        return reject(new TctlError(`${what} failed (${reason})${line ? `: ${line.trim().slice(0, 200)}` : ''}`));
-      }
-      resolve(String(stdout));
-    });
+    const child = execFile(
+      tctl,
+      ['-c', teleportConfig, ...args],
+      { timeout: timeoutMs, maxBuffer: 1024 * 1024, env: process.env },
+      (err, stdout, stderr) => {
+        const what = `tctl ${args.slice(0, 2).join(' ')}`;
+        if (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') return reject(new TctlError(`${what}: ${tctl} not found (teleport.tctl in agent.yaml)`));
+          if (code === 'EACCES') return reject(new TctlError(`${what}: ${tctl} is not executable`));
+          // The first line of stderr only: tctl reports errors there; stdout may carry a token.
+          const line =
+            String(stderr)
+              .split('\n')
+              .find((l) => l.trim()) ?? '';
+          const reason = err.killed ? `timed out after ${timeoutMs} ms` : `exit code ${err.code ?? 'unknown'}`;
+          return reject(new TctlError(`${what} failed (${reason})${line ? `: ${line.trim().slice(0, 200)}` : ''}`));
+        }
+        resolve(String(stdout));
+      },
+    );
     // A tctl that exits without reading its input is reported by the callback, not by the pipe.
     child.stdin?.on('error', () => {});
     child.stdin?.end(opts.stdin ?? '');
@@ -110,7 +123,8 @@ export function parseTokenJson(stdout: string): { token: string; expires?: strin
     throw new TctlError('tctl tokens add --format=json printed no JSON');
   }
   const token = (parsed as { token?: unknown }).token;
-  if (typeof token !== 'string' || !/^[\w-]{8,256}$/.test(token)) throw new TctlError('tctl tokens add --format=json printed no usable "token" field');
+  if (typeof token !== 'string' || !/^[\w-]{8,256}$/.test(token))
+    throw new TctlError('tctl tokens add --format=json printed no usable "token" field');
   const expires = (parsed as { expires?: unknown }).expires;
   return { token, expires: typeof expires === 'string' ? expires : undefined };
 }
@@ -175,7 +189,8 @@ export class Publisher {
     for (const name of names) {
       if (tokenTypesOf(name)) continue;
       names.delete(name);
-      if (!this.unknownNames.has(name)) this.deps.log.warn({ name }, 'join token name not understood (a newer control server?); not minted');
+      if (!this.unknownNames.has(name))
+        this.deps.log.warn({ name }, 'join token name not understood (a newer control server?); not minted');
       this.unknownNames.add(name);
     }
     return [...names].sort();
@@ -208,7 +223,8 @@ export class Publisher {
     } catch (err) {
       throw new LeaseLost(`the lease could not be renewed: ${describeError(err)}`);
     }
-    if (!this.granted(lease, sentAt) || Number(lease.fencing) !== fencing) throw new LeaseLost(`lease now held by ${lease.holder || 'nobody'} (fencing ${lease.fencing})`);
+    if (!this.granted(lease, sentAt) || Number(lease.fencing) !== fencing)
+      throw new LeaseLost(`lease now held by ${lease.holder || 'nobody'} (fencing ${lease.fencing})`);
     return fencing;
   }
 
@@ -268,9 +284,13 @@ export class Publisher {
     const hash = resourceHash(renderTrustedCluster(wanted));
     if (hash === this.trustHash) return;
     const existing = await this.existingTrust(root);
-    const sameAddresses = existing && existing.spec.web_proxy_addr === wanted.spec.web_proxy_addr && existing.spec.tunnel_addr === wanted.spec.tunnel_addr;
+    const sameAddresses =
+      existing && existing.spec.web_proxy_addr === wanted.spec.web_proxy_addr && existing.spec.tunnel_addr === wanted.spec.tunnel_addr;
     if (existing && sameAddresses) {
-      if (JSON.stringify(existing.spec.role_map ?? []) !== JSON.stringify(wanted.spec.role_map) || existing.spec.enabled !== wanted.spec.enabled) {
+      if (
+        JSON.stringify(existing.spec.role_map ?? []) !== JSON.stringify(wanted.spec.role_map) ||
+        existing.spec.enabled !== wanted.spec.enabled
+      ) {
         const fencing = await this.fence();
         await this.tctl(['create', '-f'], renderTrustedCluster(trustedClusterResource(leaf, existing.spec.token)));
         log.info({ rootCluster: root, fencing }, 'trusted cluster updated');
@@ -286,7 +306,10 @@ export class Publisher {
     } catch (err) {
       if (!(err instanceof MissingSecretError)) throw err;
     }
-    if (!token) throw new MissingSecretError(`the root's token ${parameter} is not in SSM (the root's auth server publishes it once the root has trustRole root)`);
+    if (!token)
+      throw new MissingSecretError(
+        `the root's token ${parameter} is not in SSM (the root's auth server publishes it once the root has trustRole root)`,
+      );
     let fencing = await this.fence();
     if (existing) {
       log.info({ rootCluster: root, fencing }, 'the root addresses changed; removing the trusted cluster to create it again');
@@ -306,7 +329,10 @@ export class Publisher {
       return true;
     } catch (err) {
       if (err instanceof LeaseLost) throw err;
-      const delay = duty.failed(backoffDelay(duty.failures + 1, this.deps.config.retry), `${what} failed (attempt ${duty.failures + 1}): ${describeError(err)}`.slice(0, 500));
+      const delay = duty.failed(
+        backoffDelay(duty.failures + 1, this.deps.config.retry),
+        `${what} failed (attempt ${duty.failures + 1}): ${describeError(err)}`.slice(0, 500),
+      );
       this.deps.log.warn({ attempt: duty.failures, retryInMs: delay, err: describeError(err) }, `${what} failed; retrying`);
       return false;
     }
@@ -345,7 +371,9 @@ export class Publisher {
           if (this.tokens.due() && (rotation || missing.length > 0)) {
             // The interval counts from the start: the first token written is the oldest.
             const startedAt = Date.now();
-            const ok = await this.attempt(this.tokens, 'publishing join tokens', () => (rotation ? this.publish(target, this.tokenNames(), true) : this.publish(target, missing, false)));
+            const ok = await this.attempt(this.tokens, 'publishing join tokens', () =>
+              rotation ? this.publish(target, this.tokenNames(), true) : this.publish(target, missing, false),
+            );
             if (ok && rotation) this.nextPublish = startedAt + config.publisher.rotateEveryMs;
             this.set(ok ? { lastPublishedAt: Date.now() } : {});
           }

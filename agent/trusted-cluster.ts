@@ -69,4 +69,3 @@ export function renderTrustedCluster(resource: TrustedClusterResource): string {
 export function resourceHash(document: string): string {
   return createHash('sha256').update(document).digest('hex');
 }
-

@@ -100,7 +100,11 @@ export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun
   const startedAt = Date.now();
   const t0 = performance.now();
   // Its own process group: `once` exits and leaves teleport running, which the bench must stop.
-  const child = spawn(process.execPath, [AGENT_BIN, 'once', '-c', files.configFile], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [AGENT_BIN, 'once', '-c', files.configFile], {
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   liveGroups.add(child.pid!);
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
@@ -117,7 +121,8 @@ export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun
 
   const instance = await world.control.rest('GET', `/v1/instances/${id}`);
   const status = instance.body?.status;
-  if (status?.state !== 'ready' || !status.teleportReady) throw new Error(`the control server does not show ${id} ready: ${JSON.stringify(instance.body)}`);
+  if (status?.state !== 'ready' || !status.teleportReady)
+    throw new Error(`the control server does not show ${id} ready: ${JSON.stringify(instance.body)}`);
 
   const phases: Record<string, number> = {};
   for (const line of output.split('\n')) {

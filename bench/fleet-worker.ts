@@ -72,7 +72,11 @@ export type FromWorker =
 class TimedControlClient extends ControlClient {
   enrolledAt: number | undefined;
 
-  constructor(target: ControlEndpoint, private readonly timings: RpcTimings, private readonly clock: { startedAt: number }) {
+  constructor(
+    target: ControlEndpoint,
+    private readonly timings: RpcTimings,
+    private readonly clock: { startedAt: number },
+  ) {
     super(target);
   }
 
@@ -166,13 +170,20 @@ class Worker {
         }),
       );
       const config = loadAgentConfig(files.configFile);
-      const services = new SandboxServiceManager({ teleportConfig: config.paths.teleportConfig, readyDelayMs: msg.readyDelayMs, ports: this.ports });
+      const services = new SandboxServiceManager({
+        teleportConfig: config.paths.teleportConfig,
+        readyDelayMs: msg.readyDelayMs,
+        ports: this.ports,
+      });
       const client = new TimedControlClient(config.control, this.timings, this.clock);
       // The agent's own wiring, with the sandbox in place of systemd and a timed client.
       const agent = buildAgent(config, log.child({ instanceId: imds.instance.instanceId }), { services, control: client });
       this.hosts.push({ index, proxy, imds, services, control: client, agent });
     }
-    send({ type: 'setup-done', hosts: this.hosts.map((h) => ({ index: h.index, instanceId: h.imds.instance.instanceId, proxy: h.proxy })) });
+    send({
+      type: 'setup-done',
+      hosts: this.hosts.map((h) => ({ index: h.index, instanceId: h.imds.instance.instanceId, proxy: h.proxy })),
+    });
   }
 
   /** writeAgentConfig picks a free diag port; hold it so that no other host or connection takes it. */
@@ -191,7 +202,10 @@ class Worker {
     loop.enable();
     const controller = new AbortController();
     setMaxListeners(this.hosts.length + 10, controller.signal); // every agent listens on this one deadline
-    const deadline = setTimeout(() => controller.abort(new Error(`not ready within ${deadlineMs / 1000} s`)), Math.max(0, startedAt + deadlineMs - Date.now()));
+    const deadline = setTimeout(
+      () => controller.abort(new Error(`not ready within ${deadlineMs / 1000} s`)),
+      Math.max(0, startedAt + deadlineMs - Date.now()),
+    );
     const progress = setInterval(() => send({ type: 'progress', ...this.counts() }), 250);
 
     // Every agent at once.
@@ -214,7 +228,13 @@ class Worker {
     send({
       type: 'result',
       result: {
-        hosts: this.hosts.map((h) => ({ index: h.index, instanceId: h.imds.instance.instanceId, enrolledAt: h.control.enrolledAt, readyAt: h.readyAt, failure: h.failure })),
+        hosts: this.hosts.map((h) => ({
+          index: h.index,
+          instanceId: h.imds.instance.instanceId,
+          enrolledAt: h.control.enrolledAt,
+          readyAt: h.readyAt,
+          failure: h.failure,
+        })),
         rpc: this.timings,
         phases: PHASES.map(([, label]) => [label, (this.sink.phases.get(label) ?? []).map((t) => t - startedAt)]),
         warnings: this.sink.warnings,
@@ -228,7 +248,10 @@ class Worker {
   }
 
   private counts(): { enrolled: number; ready: number } {
-    return { enrolled: this.hosts.filter((h) => h.control.enrolledAt !== undefined).length, ready: this.hosts.filter((h) => h.readyAt !== undefined).length };
+    return {
+      enrolled: this.hosts.filter((h) => h.control.enrolledAt !== undefined).length,
+      ready: this.hosts.filter((h) => h.readyAt !== undefined).length,
+    };
   }
 
   /** Stops every sandbox Teleport, gRPC channel, emulator and held port. */

@@ -138,18 +138,26 @@ export class Fleet {
   private readonly workers: WorkerHandle[] = [];
   private proxies = 0;
 
-  constructor(private readonly world: World, private readonly opts: FleetOptions) {}
+  constructor(
+    private readonly world: World,
+    private readonly opts: FleetOptions,
+  ) {}
 
   /** Worker processes, emulators, agent.yaml files and assignments for every host; not timed. */
   async setup(): Promise<void> {
     const { world, opts } = this;
-    const rule = await world.control.rest('POST', '/v1/rules', { name: 'proxies by tag', selector: { TeleportRole: 'proxy' }, role: 'proxy' });
+    const rule = await world.control.rest('POST', '/v1/rules', {
+      name: 'proxies by tag',
+      selector: { TeleportRole: 'proxy' },
+      role: 'proxy',
+    });
     if (rule.status !== 201) throw new Error(`adding the proxy rule failed: ${JSON.stringify(rule.body)}`);
     for (let w = 0; w < opts.workers; w++) this.workers.push(new WorkerHandle(opts.threadsPerWorker));
     const grpcPort = world.control.grpcPort;
     const setups = this.workers.map((worker, w) => {
       const hosts = [];
-      for (let index = w; index < opts.count; index += opts.workers) hosts.push({ index, proxy: index % opts.proxyEvery === opts.proxyEvery - 1 });
+      for (let index = w; index < opts.count; index += opts.workers)
+        hosts.push({ index, proxy: index % opts.proxyEvery === opts.proxyEvery - 1 });
       const done = worker.next('setup-done');
       worker.send({
         type: 'setup',
@@ -165,14 +173,19 @@ export class Fleet {
     });
     const hosts = (await Promise.all(setups)).flatMap((m) => m.hosts);
     this.proxies = hosts.filter((h) => h.proxy).length;
-    opts.progress(`fleet setup: ${hosts.length} hosts in ${opts.workers} worker processes; pre-assigning ${hosts.length - this.proxies} nodes over REST`);
+    opts.progress(
+      `fleet setup: ${hosts.length} hosts in ${opts.workers} worker processes; pre-assigning ${hosts.length - this.proxies} nodes over REST`,
+    );
     const nodes = hosts.filter((h) => !h.proxy);
     let next = 0;
     await Promise.all(
       Array.from({ length: 8 }, async () => {
         while (next < nodes.length) {
           const { instanceId } = nodes[next++];
-          const res = await world.control.rest('PUT', `/v1/instances/${instanceId}/assignment`, { role: 'node', labels: { fleet: 'bench' } });
+          const res = await world.control.rest('PUT', `/v1/instances/${instanceId}/assignment`, {
+            role: 'node',
+            labels: { fleet: 'bench' },
+          });
           if (res.status !== 200) throw new Error(`pre-assigning ${instanceId} failed: ${JSON.stringify(res.body)}`);
         }
       }),
@@ -210,7 +223,9 @@ export class Fleet {
         lastProgress = elapsed();
         const enrolled = this.workers.reduce((n, w) => n + w.enrolled, 0);
         const ready = this.workers.reduce((n, w) => n + w.ready, 0);
-        opts.progress(`fleet: ${(elapsed() / 1000).toFixed(1)} s  enrolled ${enrolled}/${opts.count}  ready ${ready}/${opts.count}  (control server: ${controlReady} ready)`);
+        opts.progress(
+          `fleet: ${(elapsed() / 1000).toFixed(1)} s  enrolled ${enrolled}/${opts.count}  ready ${ready}/${opts.count}  (control server: ${controlReady} ready)`,
+        );
       }
       // Done when the control server agrees, or a few seconds after the last agent when it does not.
       if (finished && (!Number.isNaN(controlAllReadyMs) || elapsed() - finishedAt > 5000)) break;
@@ -227,7 +242,9 @@ export class Fleet {
     const hosts: HostOutcome[] = workerResults.flatMap((r) => r.hosts);
     const readyAtMs = hosts.flatMap((h) => (h.readyAt === undefined ? [] : [h.readyAt]));
     const enrolledAt = hosts.flatMap((h) => (h.enrolledAt === undefined ? [] : [h.enrolledAt]));
-    const failures = hosts.flatMap((h) => (h.readyAt !== undefined ? [] : [{ instanceId: h.instanceId, reason: h.failure ?? 'did not finish' }]));
+    const failures = hosts.flatMap((h) =>
+      h.readyAt !== undefined ? [] : [{ instanceId: h.instanceId, reason: h.failure ?? 'did not finish' }],
+    );
     const workersCpuSeconds = workerResults.reduce((s, r) => s + r.cpuSeconds, 0);
     return {
       count: opts.count,

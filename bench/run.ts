@@ -136,9 +136,17 @@ async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
 
 function printBoot(runs: BootRun[]): void {
   out(`== 1. One host's boot-to-ready: teleboot-agent once (own process), service_manager: process`);
-  out(`   teleport stand-in TELEPORT_STANDIN_READY_DELAY_MS=${READY_DELAY_MS}; ${WARMUPS} warm-up run not counted; fresh instance pre-assigned "node" per run`);
-  runs.forEach((r, i) => out(`   run ${i + 1}: ${fmtMs(r.wallMs).padStart(8)} process start to exit   control view ${fmtMs(r.controlViewMs).padStart(8)}   (${r.instanceId})`));
-  out(`   median: ${fmtMs(median(runs.map((r) => r.wallMs)))} to exit, ${fmtMs(median(runs.map((r) => r.controlViewMs)))} to status.reportedAt (ready) on the control server`);
+  out(
+    `   teleport stand-in TELEPORT_STANDIN_READY_DELAY_MS=${READY_DELAY_MS}; ${WARMUPS} warm-up run not counted; fresh instance pre-assigned "node" per run`,
+  );
+  runs.forEach((r, i) =>
+    out(
+      `   run ${i + 1}: ${fmtMs(r.wallMs).padStart(8)} process start to exit   control view ${fmtMs(r.controlViewMs).padStart(8)}   (${r.instanceId})`,
+    ),
+  );
+  out(
+    `   median: ${fmtMs(median(runs.map((r) => r.wallMs)))} to exit, ${fmtMs(median(runs.map((r) => r.controlViewMs)))} to status.reportedAt (ready) on the control server`,
+  );
   out(`   phases, median ms after process start (from the agent's log records):`);
   for (const [, label] of PHASES) {
     const values = runs.flatMap((r) => (r.phases[label] === undefined ? [] : [r.phases[label]]));
@@ -148,10 +156,14 @@ function printBoot(runs: BootRun[]): void {
 }
 
 function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: number }): void {
-  out(`== 2. Fleet: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`);
+  out(
+    `== 2. Fleet: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`,
+  );
   out(`   real Agent, ControlClient (gRPC/TLS to the control process, SQLite), AwsSecretSource (SSM emulator, s3rver),`);
   out(`   ImdsIdentitySource (one IMDSv2 emulator per host), sandbox Teleport serving /readyz on each host's diag_addr;`);
-  out(`   ${THREADS_PER_WORKER} libuv threads and ${WORKER_NODE_FLAGS.join(' ')} per worker; the control server runs with --heartbeat-interval 30s`);
+  out(
+    `   ${THREADS_PER_WORKER} libuv threads and ${WORKER_NODE_FLAGS.join(' ')} per worker; the control server runs with --heartbeat-interval 30s`,
+  );
   out(`   setup (workers, emulators, agent.yaml files, assignments; not timed): ${fmtMs(setupMs)}`);
   out(`   all ready, agent view (last once() returned ready):     ${fmtMs(r.allReadyMs)}`);
   out(`   all ready, control view (/v1/health byHealth.ready):     ${fmtMs(r.controlAllReadyMs)}`);
@@ -164,11 +176,22 @@ function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: numb
   out(`   ReportStatus latency:     ${summary(r.rpc.reportStatus)}`);
   out(`   RPC calls failed and retried: ${r.rpc.failedCalls}; agent warnings logged: ${r.agentWarnings}`);
   out(`   phases, ms after the fleet start (p50 / p99 over agents):`);
-  for (const p of r.phases.filter((x) => x.atMs.length > 0)) out(`     ${p.label.padEnd(34)} ${fmtMs(median(p.atMs)).padStart(8)} / ${fmtMs(percentile(p.atMs, 99)).padStart(8)}  (n=${p.atMs.length})`);
-  out(`   CPU during the run (${r.wallSeconds.toFixed(1)} s wall, ${cpus().length} CPUs = ${(r.wallSeconds * cpus().length).toFixed(0)} CPU-s available):`);
-  out(`     control server ${r.controlCpuSeconds.toFixed(1)} s (${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.controlPeakRssBytes)}`);
-  out(`     agent workers  ${r.workersCpuSeconds.toFixed(1)} s (${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.workersPeakRssBytes)} per worker, event-loop delay p99 ${fmtMs(r.workersLoopDelayP99Ms)} / max ${fmtMs(r.workersLoopDelayMaxMs)}`);
-  out(`     bench main process (REST polling, s3rver, SSM emulator) ${r.mainCpuSeconds.toFixed(1)} s; other processes on the machine ${r.otherCpuSeconds.toFixed(1)} s`);
+  for (const p of r.phases.filter((x) => x.atMs.length > 0))
+    out(
+      `     ${p.label.padEnd(34)} ${fmtMs(median(p.atMs)).padStart(8)} / ${fmtMs(percentile(p.atMs, 99)).padStart(8)}  (n=${p.atMs.length})`,
+    );
+  out(
+    `   CPU during the run (${r.wallSeconds.toFixed(1)} s wall, ${cpus().length} CPUs = ${(r.wallSeconds * cpus().length).toFixed(0)} CPU-s available):`,
+  );
+  out(
+    `     control server ${r.controlCpuSeconds.toFixed(1)} s (${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.controlPeakRssBytes)}`,
+  );
+  out(
+    `     agent workers  ${r.workersCpuSeconds.toFixed(1)} s (${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.workersPeakRssBytes)} per worker, event-loop delay p99 ${fmtMs(r.workersLoopDelayP99Ms)} / max ${fmtMs(r.workersLoopDelayMaxMs)}`,
+  );
+  out(
+    `     bench main process (REST polling, s3rver, SSM emulator) ${r.mainCpuSeconds.toFixed(1)} s; other processes on the machine ${r.otherCpuSeconds.toFixed(1)} s`,
+  );
   out(`   failures (not ready within ${FLEET_DEADLINE_MS / 1000} s): ${r.failures.length}`);
   for (const f of r.failures.slice(0, 10)) out(`     ${f.instanceId}: ${f.reason}`);
   if (r.lastWarnings.length) out(`   last agent warnings:\n${r.lastWarnings.map((l) => `     ${l.slice(0, 300)}`).join('\n')}`);
@@ -196,18 +219,29 @@ function printTable(boot: BootRun[] | undefined, fleetRun: { result: FleetResult
     rows.push(['control server CPU per host', `${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms`, '', '']);
     rows.push(['agent (simulated host) CPU per host', `${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms`, '', '']);
   }
-  out(`== Summary (${cpus().length} CPUs, Node ${process.version}, load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+  out(
+    `== Summary (${cpus().length} CPUs, Node ${process.version}, load average at the end ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')})`,
+  );
   for (const [what, value, target, ok] of rows) out(`   ${what.padEnd(44)} ${value.padStart(12)}   ${target.padEnd(7)} ${ok}`);
   out();
   out(`== Comparison with the documented reference (DESIGN.md "Performance"; NOT measured in this run)`);
   out(`   Ansible, file work only over a local connection: about 5 s for 1 host, about 71 s for 50 hosts.`);
   out(`   teleboot does more per host (IMDS, enrollment, SSM/S3 fetch, start Teleport, wait for /readyz, report).`);
-  if (boot) out(`   1 host:  Ansible ~5 s (reference) vs teleboot ${fmtMs(bootMedian)} (measured)  ->  ${(ANSIBLE.oneHostMs / bootMedian).toFixed(1)}x faster`);
+  if (boot)
+    out(
+      `   1 host:  Ansible ~5 s (reference) vs teleboot ${fmtMs(bootMedian)} (measured)  ->  ${(ANSIBLE.oneHostMs / bootMedian).toFixed(1)}x faster`,
+    );
   if (r && Number.isFinite(r.allReadyMs)) {
     const ansibleRate = 50 / (ANSIBLE.fiftyHostsMs / 1000);
     const ourRate = r.count / (r.allReadyMs / 1000);
-    out(`   fleet:   Ansible 50 hosts in ~71 s = ${ansibleRate.toFixed(2)} hosts/s (reference) vs teleboot ${r.count} hosts in ${fmtMs(r.allReadyMs)} = ${ourRate.toFixed(1)} hosts/s (measured)  ->  ${(ourRate / ansibleRate).toFixed(0)}x the rate`);
-    out(`            (Ansible at ${r.count} hosts, extrapolated linearly from the reference: ~${Math.round((ANSIBLE.fiftyHostsMs / 50) * r.count / 1000)} s)`);
+    out(
+      `   fleet:   Ansible 50 hosts in ~71 s = ${ansibleRate.toFixed(2)} hosts/s (reference) vs teleboot ${r.count} hosts in ${fmtMs(r.allReadyMs)} = ${ourRate.toFixed(1)} hosts/s (measured)  ->  ${(ourRate / ansibleRate).toFixed(0)}x the rate`,
+    );
+    out(
+      `            (Ansible at ${r.count} hosts, extrapolated linearly from the reference: ~${Math.round(((ANSIBLE.fiftyHostsMs / 50) * r.count) / 1000)} s)`,
+    );
   }
 }
 
@@ -215,9 +249,15 @@ async function main(): Promise<number> {
   const limit = openFileLimit();
   // Per worker process: an IMDS emulator, a diagnostic listener and a dozen sockets (both ends of in-process ones) per host.
   const needed = Math.ceil(FLEET_SIZE / FLEET_WORKERS) * 12 + 500;
-  progress(`bench: open-file limit ${limit}; each fleet worker needs roughly ${needed}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  progress(
+    `bench: open-file limit ${limit}; each fleet worker needs roughly ${needed}; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   if (ONLY !== 'boot' && limit < needed) {
-    progress(`bench: WARNING: raise the limit first (for example "ulimit -n ${needed}" in this shell) or set BENCH_WORKERS higher / BENCH_FLEET lower; expect EMFILE errors`);
+    progress(
+      `bench: WARNING: raise the limit first (for example "ulimit -n ${needed}" in this shell) or set BENCH_WORKERS higher / BENCH_FLEET lower; expect EMFILE errors`,
+    );
   }
   const errors: string[] = [];
   let boot: BootRun[] | undefined;
@@ -253,15 +293,14 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-main()
-  .then(
-    async (code) => {
-      await cleanup();
-      process.exit(code);
-    },
-    async (err: unknown) => {
-      process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-      await cleanup();
-      process.exit(1);
-    },
-  );
+main().then(
+  async (code) => {
+    await cleanup();
+    process.exit(code);
+  },
+  async (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+    await cleanup();
+    process.exit(1);
+  },
+);

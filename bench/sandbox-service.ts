@@ -147,9 +147,13 @@ export class SandboxServiceManager implements ServiceManager {
       const path = (req.url ?? '/').split('?')[0];
       const ready = Date.now() >= this.readyAt;
       const [code, body] =
-        path === '/healthz' ? [200, { status: 'ok' }]
-        : path === '/readyz' ? (ready ? [200, { status: 'ok' }] : [400, { status: "teleport is starting and hasn't joined the cluster yet" }])
-        : [404, { error: { message: 'not found' } }];
+        path === '/healthz'
+          ? [200, { status: 'ok' }]
+          : path === '/readyz'
+            ? ready
+              ? [200, { status: 'ok' }]
+              : [400, { status: "teleport is starting and hasn't joined the cluster yet" }]
+            : [404, { error: { message: 'not found' } }];
       const text = JSON.stringify(body);
       res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);

@@ -13,7 +13,6 @@ export interface BackoffOptions {
   isPermanent?: (err: unknown) => boolean;
 }
 
-
 /** Delay before retry `attempt` (1-based): "equal jitter", random in [c/2, c] with c = min(max, initial*2^(attempt-1)). */
 export function backoffDelay(attempt: number, opts: Pick<BackoffOptions, 'initialMs' | 'maxMs'>, random = Math.random): number {
   const ceiling = Math.min(opts.maxMs, opts.initialMs * 2 ** Math.min(attempt - 1, 30));

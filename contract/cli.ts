@@ -5,7 +5,8 @@ export class UsageError extends Error {}
 
 export function parseFlags<T>(args: string[], options: NonNullable<ParseArgsConfig['options']>): T {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true }).values as T;
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true })
+      .values as T;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

@@ -32,11 +32,14 @@ export function derTime(date: Date): Buffer {
   const two = (n: number) => String(n).padStart(2, '0');
   const year = date.getUTCFullYear();
   const rest = `${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}${two(date.getUTCHours())}${two(date.getUTCMinutes())}${two(date.getUTCSeconds())}Z`;
-  return year >= 1950 && year < 2050 ? derTlv(0x17, Buffer.from(two(year % 100) + rest, 'latin1')) : derTlv(0x18, Buffer.from(String(year).padStart(4, '0') + rest, 'latin1'));
+  return year >= 1950 && year < 2050
+    ? derTlv(0x17, Buffer.from(two(year % 100) + rest, 'latin1'))
+    : derTlv(0x18, Buffer.from(String(year).padStart(4, '0') + rest, 'latin1'));
 }
 
 /** A DirectoryString as @peculiar/x509 picks it: PrintableString when the text allows, UTF8String otherwise. */
-const derDirectoryString = (text: string): Buffer => derTlv(/^[A-Za-z0-9 '()+,\-./:=?]*$/.test(text) ? 0x13 : 0x0c, Buffer.from(text, 'utf8'));
+const derDirectoryString = (text: string): Buffer =>
+  derTlv(/^[A-Za-z0-9 '()+,\-./:=?]*$/.test(text) ? 0x13 : 0x0c, Buffer.from(text, 'utf8'));
 /** One RelativeDistinguishedName of one attribute. */
 export const derRdn = (oid: Buffer, value: string): Buffer => derTlv(0x31, derSequence(oid, derDirectoryString(value)));
 

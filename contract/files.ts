@@ -38,7 +38,7 @@ async function withFd<T>(descriptor: number, work: (descriptor: number) => Promi
 }
 
 async function writeAll(descriptor: number, data: Buffer): Promise<void> {
-  for (let at = 0; at < data.length; ) at += (await fd.write(descriptor, data, at, data.length - at, null)).bytesWritten;
+  for (let at = 0; at < data.length;) at += (await fd.write(descriptor, data, at, data.length - at, null)).bytesWritten;
 }
 
 export async function writeFileAtomic(path: string, content: string | Buffer, opts: WriteOptions): Promise<void> {

@@ -3,9 +3,23 @@ import pino, { type Logger } from 'pino';
 // Anything that could carry a secret is censored wherever it appears in a
 // log record: join tokens, private keys, nonces, API tokens.
 export const REDACTED_PATHS = [
-  'token', '*.token', 'joinToken', '*.joinToken', 'join_token', '*.join_token',
-  'privateKey', '*.privateKey', 'key', '*.key', 'nonce', '*.nonce',
-  'authorization', '*.authorization', 'req.headers.authorization', 'value', '*.value',
+  'token',
+  '*.token',
+  'joinToken',
+  '*.joinToken',
+  'join_token',
+  '*.join_token',
+  'privateKey',
+  '*.privateKey',
+  'key',
+  '*.key',
+  'nonce',
+  '*.nonce',
+  'authorization',
+  '*.authorization',
+  'req.headers.authorization',
+  'value',
+  '*.value',
 ];
 
 export type { Logger };

@@ -183,11 +183,34 @@ export const DEFAULT_CLUSTER_SETTINGS: ClusterSettings = {
 
 /** Cluster settings that may be removed with null in a PATCH (they fall back to their default). */
 export const OPTIONAL_CLUSTER_SETTINGS = [
-  'joinMethod', 'iamTokenName', 'joinVia', 'proxyListenerMode', 'tlsSource',
-  'sshPublicAddr', 'tunnelPublicAddr', 'kubePublicAddr', 'mysqlPublicAddr', 'postgresPublicAddr', 'mongoPublicAddr',
-  'maxConnections', 'maxUsers', 'logSeverity', 'logFormat', 'authType', 'secondFactor',
-  'keepAliveInterval', 'keepAliveCountMax', 'enterprise', 'httpsProxy', 'httpProxy', 'noProxy',
-  'trustRole', 'rootClusterName', 'rootWebProxyAddr', 'rootTunnelAddr', 'rootRoleMap',
+  'joinMethod',
+  'iamTokenName',
+  'joinVia',
+  'proxyListenerMode',
+  'tlsSource',
+  'sshPublicAddr',
+  'tunnelPublicAddr',
+  'kubePublicAddr',
+  'mysqlPublicAddr',
+  'postgresPublicAddr',
+  'mongoPublicAddr',
+  'maxConnections',
+  'maxUsers',
+  'logSeverity',
+  'logFormat',
+  'authType',
+  'secondFactor',
+  'keepAliveInterval',
+  'keepAliveCountMax',
+  'enterprise',
+  'httpsProxy',
+  'httpProxy',
+  'noProxy',
+  'trustRole',
+  'rootClusterName',
+  'rootWebProxyAddr',
+  'rootTunnelAddr',
+  'rootRoleMap',
 ] as const satisfies ReadonlyArray<keyof ClusterSettings>;
 
 /** Whether the HTTP CONNECT proxy environment (/etc/default/teleport) is wanted. */
@@ -247,8 +270,20 @@ export interface AppSpec {
 
 /** Protocols of db_service.databases in Teleport's config reference. */
 export const DATABASE_PROTOCOLS = [
-  'cassandra', 'clickhouse', 'clickhouse-http', 'cockroachdb', 'dynamodb', 'elasticsearch', 'mongodb',
-  'mysql', 'oracle', 'postgres', 'redis', 'snowflake', 'spanner', 'sqlserver',
+  'cassandra',
+  'clickhouse',
+  'clickhouse-http',
+  'cockroachdb',
+  'dynamodb',
+  'elasticsearch',
+  'mongodb',
+  'mysql',
+  'oracle',
+  'postgres',
+  'redis',
+  'snowflake',
+  'spanner',
+  'sqlserver',
 ] as const;
 
 /** One database of db_service.databases. */
@@ -267,7 +302,17 @@ export interface DatabaseSpec {
 }
 
 /** Resource types an AWS matcher of the Discovery Service finds. */
-export const DISCOVERY_AWS_TYPES = ['ec2', 'eks', 'rds', 'rdsproxy', 'redshift', 'redshift-serverless', 'elasticache', 'memorydb', 'opensearch'] as const;
+export const DISCOVERY_AWS_TYPES = [
+  'ec2',
+  'eks',
+  'rds',
+  'rdsproxy',
+  'redshift',
+  'redshift-serverless',
+  'elasticache',
+  'memorydb',
+  'opensearch',
+] as const;
 
 /** One discovery_service.aws matcher (seeds 002_*, 004_*). */
 export interface AwsMatcher {

@@ -100,16 +100,15 @@ export function assignmentFromMessage(m: Assignment__Output): Assignment {
   const discovery: DiscoveryOptions | undefined = m.discovery
     ? defined({
         group: opt(m.discovery.group),
-        aws: (m.discovery.aws ?? []).map(
-          (x): AwsMatcher =>
-            defined({
-              types: [...x.types] as AwsMatcher['types'],
-              regions: [...x.regions],
-              tags: optMap(x.tags),
-              ssmDocumentName: opt(x.ssmDocumentName),
-              installTokenName: opt(x.installTokenName),
-              assumeRoleArn: opt(x.assumeRoleArn),
-            }),
+        aws: (m.discovery.aws ?? []).map((x): AwsMatcher =>
+          defined({
+            types: [...x.types] as AwsMatcher['types'],
+            regions: [...x.regions],
+            tags: optMap(x.tags),
+            ssmDocumentName: opt(x.ssmDocumentName),
+            installTokenName: opt(x.installTokenName),
+            assumeRoleArn: opt(x.assumeRoleArn),
+          }),
         ),
       })
     : undefined;

@@ -14,5 +14,8 @@ export async function ensureAdminToken(service: ControlService, dataDir: string,
   const { token, record } = await service.trust.createApiToken('admin', 'admin', 'teleboot-control');
   const path = join(dataDir, ADMIN_TOKEN_FILE);
   await writeFileAtomic(path, token + '\n', { mode: 0o600 });
-  log.info({ path, tokenId: record.id, scope: record.scope }, 'generated the first admin API token; send it as "Authorization: Bearer <token>"');
+  log.info(
+    { path, tokenId: record.id, scope: record.scope },
+    'generated the first admin API token; send it as "Authorization: Bearer <token>"',
+  );
 }

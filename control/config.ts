@@ -2,7 +2,16 @@
 import { join } from 'node:path';
 import { parseDuration } from '../contract/duration';
 import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, REGION_SCHEMA, validateConfig } from '../contract/config-file';
-import { ACME_CONFIG_SCHEMA, AWS_CONFIG_SCHEMA, acmeConfigFrom, awsConfigFrom, type AcmeConfig, type AcmeConfigFile, type AwsConfig, type AwsConfigFile } from './acme/config';
+import {
+  ACME_CONFIG_SCHEMA,
+  AWS_CONFIG_SCHEMA,
+  acmeConfigFrom,
+  awsConfigFrom,
+  type AcmeConfig,
+  type AcmeConfigFile,
+  type AwsConfig,
+  type AwsConfigFile,
+} from './acme/config';
 
 export interface ControlConfigFile {
   data_dir?: string;
@@ -14,7 +23,13 @@ export interface ControlConfigFile {
   enrollment?: {
     join_token_file?: string;
     bootstrap_token?: boolean;
-    ec2?: { allowed_accounts: string[]; allowed_regions?: string[]; certificates_dir?: string; describe_instances?: boolean; ec2_endpoint?: string };
+    ec2?: {
+      allowed_accounts: string[];
+      allowed_regions?: string[];
+      certificates_dir?: string;
+      describe_instances?: boolean;
+      ec2_endpoint?: string;
+    };
   };
   rest_auth?: { probes_public?: boolean };
   rate_limits?: { enroll_per_minute?: number; rest_writes_per_minute?: number; exempt_loopback?: boolean };

@@ -77,14 +77,19 @@ function decodeSignature(text: string): Buffer {
   return der;
 }
 
-const toBuffer = (b: ArrayBuffer | ArrayBufferView) => (ArrayBuffer.isView(b) ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : Buffer.from(b));
+const toBuffer = (b: ArrayBuffer | ArrayBufferView) =>
+  ArrayBuffer.isView(b) ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : Buffer.from(b);
 
 /** The bytes of an OCTET STRING, primitive or (BER) constructed from pieces. */
 function octets(raw: ArrayBuffer): Buffer {
   const parsed = asn1js.fromBER(raw);
   if (parsed.offset === -1) throw new IdentityProofError('the signed content is not valid BER');
   const collect = (node: asn1js.AsnType): Buffer => {
-    const block = (node as asn1js.OctetString).valueBlock as unknown as { isConstructed?: boolean; value?: asn1js.AsnType[]; valueHexView: Uint8Array };
+    const block = (node as asn1js.OctetString).valueBlock as unknown as {
+      isConstructed?: boolean;
+      value?: asn1js.AsnType[];
+      valueHexView: Uint8Array;
+    };
     if (block.isConstructed && block.value) return Buffer.concat(block.value.map(collect));
     return toBuffer(block.valueHexView);
   };
@@ -105,7 +110,10 @@ function parseSignedData(der: Buffer): SignedData {
 function signerCertificates(signer: SignerInfo, trusted: X509Certificate[]): X509Certificate[] {
   const id = signer.sid.issuerAndSerialNumber;
   if (!id) return trusted;
-  const serial = toBuffer(id.serialNumber).toString('hex').toUpperCase().replace(/^0+(?=.)/, '');
+  const serial = toBuffer(id.serialNumber)
+    .toString('hex')
+    .toUpperCase()
+    .replace(/^0+(?=.)/, '');
   const issuer = Buffer.from(AsnConvert.serialize(id.issuer));
   const matching = trusted.filter((c) => {
     const certSerial = c.serialNumber.toUpperCase().replace(/^0+(?=.)/, '');

@@ -84,7 +84,8 @@ export class JoinTokenVerifier implements EnrollmentVerifier {
   }
 
   async verify(identity: InstanceIdentity, proof: EnrollmentProof): Promise<VerifiedEnrollment> {
-    if (!proof.joinToken) throw new EnrollmentDenied('this control server expects a join token: set enrollment.join_token_file in agent.yaml', 'no-proof');
+    if (!proof.joinToken)
+      throw new EnrollmentDenied('this control server expects a join token: set enrollment.join_token_file in agent.yaml', 'no-proof');
     const presented = sha256(proof.joinToken);
     // Compare against every hash so the time taken does not tell which matched.
     let bootstrap = false;
@@ -121,18 +122,24 @@ export class Ec2IdentityVerifier implements EnrollmentVerifier {
 
   async verify(identity: InstanceIdentity, proof: EnrollmentProof): Promise<VerifiedEnrollment> {
     const ec2 = proof.ec2Identity;
-    if (!ec2?.document || !ec2.pkcs7Signature) throw new EnrollmentDenied('ec2_identity needs the identity document and its PKCS#7 signature', 'no-proof');
+    if (!ec2?.document || !ec2.pkcs7Signature)
+      throw new EnrollmentDenied('ec2_identity needs the identity document and its PKCS#7 signature', 'no-proof');
     let doc;
     try {
       verifyIdentitySignature(ec2.document, ec2.pkcs7Signature, this.opts.trusted);
       doc = parseIdentityDocument(ec2.document);
     } catch (err) {
-      if (err instanceof IdentityProofError) throw new EnrollmentDenied(`instance identity document refused: ${err.message}`, 'bad-signature');
+      if (err instanceof IdentityProofError)
+        throw new EnrollmentDenied(`instance identity document refused: ${err.message}`, 'bad-signature');
       throw err;
     }
     const details = { accountId: doc.accountId, region: doc.region, documentInstanceId: doc.instanceId };
     if (doc.instanceId !== identity.instanceId) {
-      throw new EnrollmentDenied(`the signed identity document is of ${doc.instanceId}, not of ${identity.instanceId}`, 'identity-mismatch', details);
+      throw new EnrollmentDenied(
+        `the signed identity document is of ${doc.instanceId}, not of ${identity.instanceId}`,
+        'identity-mismatch',
+        details,
+      );
     }
     if (!this.opts.allowedAccounts.includes(doc.accountId)) {
       throw new EnrollmentDenied(`account ${doc.accountId} is not in enrollment.ec2.allowed_accounts`, 'account-not-allowed', details);
@@ -143,9 +150,13 @@ export class Ec2IdentityVerifier implements EnrollmentVerifier {
     let tags = identity.tags;
     if (this.opts.lookup) {
       const found = await this.opts.lookup.describe(doc.region, doc.instanceId);
-      if (!found) throw new EnrollmentDenied(`ec2:DescribeInstances does not know ${doc.instanceId} in ${doc.region}`, 'instance-not-found', details);
+      if (!found)
+        throw new EnrollmentDenied(`ec2:DescribeInstances does not know ${doc.instanceId} in ${doc.region}`, 'instance-not-found', details);
       if (found.state !== 'running' && found.state !== 'pending') {
-        throw new EnrollmentDenied(`instance ${doc.instanceId} is ${found.state}, not running`, 'instance-not-running', { ...details, state: found.state });
+        throw new EnrollmentDenied(`instance ${doc.instanceId} is ${found.state}, not running`, 'instance-not-running', {
+          ...details,
+          state: found.state,
+        });
       }
       // The tags EC2 reports are authoritative; those the agent read from metadata are not.
       tags = found.tags;
@@ -176,11 +187,13 @@ export class ProofVerifier implements EnrollmentVerifier {
 
   async verify(identity: InstanceIdentity, proof: EnrollmentProof): Promise<VerifiedEnrollment> {
     if (proof.ec2Identity) {
-      if (!this.verifiers.ec2) throw new EnrollmentDenied('EC2 identity enrollment is not enabled on this control server (enrollment.ec2)', 'method-disabled');
+      if (!this.verifiers.ec2)
+        throw new EnrollmentDenied('EC2 identity enrollment is not enabled on this control server (enrollment.ec2)', 'method-disabled');
       return this.verifiers.ec2.verify(identity, proof);
     }
     if (proof.joinToken !== undefined) {
-      if (!this.verifiers.joinToken) throw new EnrollmentDenied('join token enrollment is disabled on this control server', 'method-disabled');
+      if (!this.verifiers.joinToken)
+        throw new EnrollmentDenied('join token enrollment is disabled on this control server', 'method-disabled');
       return this.verifiers.joinToken.verify(identity, proof);
     }
     throw new EnrollmentDenied('no proof of identity', 'no-proof');

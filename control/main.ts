@@ -113,7 +113,8 @@ async function tokens(args: string[]): Promise<number | void> {
   const [action, ...operands] = positionals;
   if (values.help || action === undefined) return void process.stdout.write(TOKENS_USAGE);
   const config = loadControlConfig({ config: values.config, 'data-dir': values['data-dir'] });
-  if (!existsSync(config.storePath)) throw new Error(`no control database at ${config.storePath}; start the server once, or give --data-dir or --config`);
+  if (!existsSync(config.storePath))
+    throw new Error(`no control database at ${config.storePath}; start the server once, or give --data-dir or --config`);
   const store = new SqliteStore(config.storePath);
   const trust = new Trust(store);
   const actor = `cli:${userInfo().username}`;
@@ -122,7 +123,8 @@ async function tokens(args: string[]): Promise<number | void> {
     switch (action) {
       case 'create': {
         if (!values.name) throw new UsageError('tokens create needs --name');
-        if (!values.scope || !(API_SCOPES as readonly string[]).includes(values.scope)) throw new UsageError(`tokens create needs --scope ${API_SCOPES.join('|')}`);
+        if (!values.scope || !(API_SCOPES as readonly string[]).includes(values.scope))
+          throw new UsageError(`tokens create needs --scope ${API_SCOPES.join('|')}`);
         if (operands.length) throw new UsageError(`unexpected "${operands[0]}"`);
         const { token, record } = await trust.createApiToken(values.name, values.scope as ApiScope, actor);
         print({ ...record, token }, `${token}\n`);
@@ -132,10 +134,21 @@ async function tokens(args: string[]): Promise<number | void> {
       case 'list': {
         const all = await store.listApiTokens();
         const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
-        const rows = all.map((t) => [t.id, t.name, t.scope, iso(t.createdAt), iso(t.lastUsedAt), t.revokedAt === null ? 'active' : `revoked ${iso(t.revokedAt)}`]);
+        const rows = all.map((t) => [
+          t.id,
+          t.name,
+          t.scope,
+          iso(t.createdAt),
+          iso(t.lastUsedAt),
+          t.revokedAt === null ? 'active' : `revoked ${iso(t.revokedAt)}`,
+        ]);
         const header = ['ID', 'NAME', 'SCOPE', 'CREATED', 'LAST USED', 'STATE'];
         const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-        const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd() + '\n';
+        const line = (r: string[]) =>
+          r
+            .map((c, i) => c.padEnd(widths[i]))
+            .join('  ')
+            .trimEnd() + '\n';
         print(all, [header, ...rows].map(line).join(''));
         return;
       }

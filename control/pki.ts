@@ -7,7 +7,20 @@ import { createPrivateKey, createPublicKey, sign, webcrypto, type KeyObject } fr
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn1 from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
-import { DER_ECDSA_WITH_SHA256, DER_VERSION_3, OID_COMMON_NAME, OID_ORGANIZATION, derBitString, derRdn, derSequence, derSerial, derTime, derTlv, newSerial, pem } from '../contract/der';
+import {
+  DER_ECDSA_WITH_SHA256,
+  DER_VERSION_3,
+  OID_COMMON_NAME,
+  OID_ORGANIZATION,
+  derBitString,
+  derRdn,
+  derSequence,
+  derSerial,
+  derTime,
+  derTlv,
+  newSerial,
+  pem,
+} from '../contract/der';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -90,11 +103,7 @@ async function issue(
     signingAlgorithm: SIGN_ALG,
     publicKey,
     signingKey: ca.key,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      await authorityKeyId(ca),
-      ...extensions,
-    ],
+    extensions: [new x509.BasicConstraintsExtension(false, undefined, true), await authorityKeyId(ca), ...extensions],
   });
   return { pem: cert.toString('pem') + '\n', notAfter };
 }
@@ -115,7 +124,10 @@ export class PublicKeyError extends Error {}
 
 /** Serials as TLS stacks print them: upper-case hex, no separators, no leading zeros. */
 export function normalizeSerial(serial: string): string {
-  return serial.replace(/[^0-9a-fA-F]/g, '').toUpperCase().replace(/^0+(?=.)/, '');
+  return serial
+    .replace(/[^0-9a-fA-F]/g, '')
+    .toUpperCase()
+    .replace(/^0+(?=.)/, '');
 }
 
 /**
@@ -137,7 +149,7 @@ const P256 = {
 function onP256(x: bigint, y: bigint): boolean {
   const { p, b } = P256;
   if (x >= p || y >= p) return false;
-  return (y * y) % p === (((x * x) % p * x - 3n * x + b) % p + p) % p;
+  return (y * y) % p === (((((x * x) % p) * x - 3n * x + b) % p) + p) % p;
 }
 
 /** The usual form, as agents send it, read without a trip through OpenSSL's decoders; undefined for any other form. */

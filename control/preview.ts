@@ -33,7 +33,10 @@ export interface ConfigPreview {
   instanceFacts: 'enrolled' | 'placeholder';
   /** The agent's default paths are assumed; an agent.yaml may move them. */
   paths: HostPaths;
-  fetches: { ssm: Array<{ name: string; purpose: string; secret: boolean }>; s3: Array<{ bucket: string; key: string; purpose: string; secret: boolean }> };
+  fetches: {
+    ssm: Array<{ name: string; purpose: string; secret: boolean }>;
+    s3: Array<{ bucket: string; key: string; purpose: string; secret: boolean }>;
+  };
   files: Array<{ path: string; mode: string; secret: boolean; source: string }>;
   /** Present when valid; with problems, a draft of what the renderer produced. */
   teleportYaml?: string;
@@ -92,12 +95,19 @@ export function previewConfig(
       ...base,
       valid: true,
       files: [
-        ...host.files.map((f) => ({ path: f.path, mode: f.mode.toString(8).padStart(4, '0'), secret: f.secret, source: sources.get(f.path) ?? 'rendered' })),
+        ...host.files.map((f) => ({
+          path: f.path,
+          mode: f.mode.toString(8).padStart(4, '0'),
+          secret: f.secret,
+          source: sources.get(f.path) ?? 'rendered',
+        })),
         { path: UNIT_PATH, mode: '0644', secret: false, source: 'rendered' },
       ],
       teleportYaml: unmask(host.teleportYaml),
       unit: host.unit,
-      ...(host.environment !== undefined ? { environmentFile: { path: paths.environmentFile, content: maskProxyCredentials(host.environment) } } : {}),
+      ...(host.environment !== undefined
+        ? { environmentFile: { path: paths.environmentFile, content: maskProxyCredentials(host.environment) } }
+        : {}),
     };
   } catch (err) {
     if (!(err instanceof RenderError)) throw err;
@@ -110,7 +120,13 @@ export function previewConfig(
             assignment,
             cluster: settings,
             instance,
-            files: { dataDir: paths.teleportDataDir, joinTokenFile: files.joinToken, certFile: files.cert, keyFile: files.key, licenseFile: files.license },
+            files: {
+              dataDir: paths.teleportDataDir,
+              joinTokenFile: files.joinToken,
+              certFile: files.cert,
+              keyFile: files.key,
+              licenseFile: files.license,
+            },
             caPins: caPin ? [PLACEHOLDER_PIN] : [],
             diagAddr: paths.diagAddr,
           }),

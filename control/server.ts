@@ -39,8 +39,22 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       const certificatesDir = config.ec2.certificatesDir ?? shippedCertificatesDir();
       const trusted = loadTrustedCertificates(certificatesDir);
       lookup = config.ec2.describeInstances ? new AwsEc2InstanceLookup(config.ec2.ec2Endpoint) : undefined;
-      ec2 = new Ec2IdentityVerifier({ trusted, allowedAccounts: config.ec2.allowedAccounts, allowedRegions: config.ec2.allowedRegions, lookup });
-      log.info({ certificatesDir, certificates: trusted.length, accounts: config.ec2.allowedAccounts, regions: config.ec2.allowedRegions, describeInstances: !!lookup }, 'EC2 identity enrollment enabled');
+      ec2 = new Ec2IdentityVerifier({
+        trusted,
+        allowedAccounts: config.ec2.allowedAccounts,
+        allowedRegions: config.ec2.allowedRegions,
+        lookup,
+      });
+      log.info(
+        {
+          certificatesDir,
+          certificates: trusted.length,
+          accounts: config.ec2.allowedAccounts,
+          regions: config.ec2.allowedRegions,
+          describeInstances: !!lookup,
+        },
+        'EC2 identity enrollment enabled',
+      );
     }
     const service = new ControlService({
       store,

@@ -16,7 +16,17 @@ import {
 import type { CertificateAuthority } from './pki';
 import { importClientPublicKey, issueClientCertificate } from './pki';
 import { EnrollmentDenied, sha256Hex, type EnrollmentProof, type EnrollmentVerifier } from './enrollment';
-import { disallowedRoles, EnrollRefused, type HealthClock, type LeaseOutcome, type InstanceRecord, type InstanceStatus, type Rule, type RuleInput, type Store } from './store/store';
+import {
+  disallowedRoles,
+  EnrollRefused,
+  type HealthClock,
+  type LeaseOutcome,
+  type InstanceRecord,
+  type InstanceStatus,
+  type Rule,
+  type RuleInput,
+  type Store,
+} from './store/store';
 import { Trust } from './trust';
 import { ForbiddenError } from './errors';
 import {
@@ -43,7 +53,6 @@ export interface AssignmentInput extends Partial<Omit<Assignment, 'roles' | 'lab
 
 /** Per-role options copied from the input as given (the renderer judges them). */
 const ASSIGNMENT_OPTIONS = ['commandLabels', 'advertiseIp', 'joinVia', 'kube', 'apps', 'databases', 'discovery'] as const;
-
 
 export interface AssignmentStateView {
   instanceId: string;
@@ -118,7 +127,11 @@ export function assignmentFromInput(input: AssignmentInput): Assignment {
   const services = new Set<ServiceRole>();
   names.forEach((name, i) => {
     const expanded = servicesOf(name);
-    if (!expanded) throw new InputError(input.role !== undefined ? 'role' : `roles[${i}]`, `unknown role "${name}"; known roles: ${ROLE_NAMES.join(', ')}`);
+    if (!expanded)
+      throw new InputError(
+        input.role !== undefined ? 'role' : `roles[${i}]`,
+        `unknown role "${name}"; known roles: ${ROLE_NAMES.join(', ')}`,
+      );
     expanded.forEach((s) => services.add(s));
   });
   const assignment: Assignment = { roles: [...services].sort(), labels: input.labels ?? {} };
@@ -185,18 +198,34 @@ export class ControlService {
       });
       if (outcome.matchedRule) this.notify(id);
       const assignment = assignmentStateOf(outcome.record, await this.store.getSettings());
-      return { record: outcome.record, assignment, matchedRule: outcome.matchedRule, certPem: cert.certPem, expiresAt: cert.expiresAt, serial: cert.serial, spkiDer: publicKey.spkiDer, caPem: this.opts.ca.certPem, via: verified.via };
+      return {
+        record: outcome.record,
+        assignment,
+        matchedRule: outcome.matchedRule,
+        certPem: cert.certPem,
+        expiresAt: cert.expiresAt,
+        serial: cert.serial,
+        spkiDer: publicKey.spkiDer,
+        caPem: this.opts.ca.certPem,
+        via: verified.via,
+      };
     } catch (err) {
       const denied = err instanceof EnrollRefused ? new EnrollmentDenied(err.message, err.reason) : err;
       if (denied instanceof EnrollmentDenied) {
         const method = proof.ec2Identity ? 'ec2' : proof.joinToken !== undefined ? 'join-token' : 'none';
-        await this.store.recordAudit(`grpc:${ctx.peer ?? 'unknown'}`, 'enroll.refused', identity.instanceId, {
-          reason: denied.reason,
-          message: denied.message,
-          method,
-          ...(verified?.details ?? {}),
-          ...denied.details,
-        }, this.now());
+        await this.store.recordAudit(
+          `grpc:${ctx.peer ?? 'unknown'}`,
+          'enroll.refused',
+          identity.instanceId,
+          {
+            reason: denied.reason,
+            message: denied.message,
+            method,
+            ...(verified?.details ?? {}),
+            ...denied.details,
+          },
+          this.now(),
+        );
       }
       throw denied;
     }
@@ -238,10 +267,12 @@ export class ControlService {
   /** Only an enrolled instance assigned the auth role may hold a lease. */
   private async leaseHolder(instanceId: string, name: string): Promise<string> {
     const leaseName = name || 'publisher';
-    if (!(LEASE_NAMES as readonly string[]).includes(leaseName)) throw new InputError('name', `unknown lease "${leaseName}"; known leases: ${LEASE_NAMES.join(', ')}`);
+    if (!(LEASE_NAMES as readonly string[]).includes(leaseName))
+      throw new InputError('name', `unknown lease "${leaseName}"; known leases: ${LEASE_NAMES.join(', ')}`);
     const record = await this.store.getInstance(instanceId);
     if (!record || record.enrolledAt === null) throw new NotFoundError(`instance ${instanceId} is not enrolled; enroll again`);
-    if (!record.assignment?.roles.includes('auth')) throw new ForbiddenError(`instance ${instanceId} is not assigned the auth role; only auth servers may hold the ${leaseName} lease`);
+    if (!record.assignment?.roles.includes('auth'))
+      throw new ForbiddenError(`instance ${instanceId} is not assigned the auth role; only auth servers may hold the ${leaseName} lease`);
     return leaseName;
   }
 
@@ -257,7 +288,11 @@ export class ControlService {
 
   /** The join token names the fleet needs now: every assignment of an instance or a rule, and the cluster's trust role. */
   async joinTokenNames(): Promise<string[]> {
-    const [settings, assignments, rules] = await Promise.all([this.store.getSettings(), this.store.distinctAssignments(), this.store.listRules()]);
+    const [settings, assignments, rules] = await Promise.all([
+      this.store.getSettings(),
+      this.store.distinctAssignments(),
+      this.store.listRules(),
+    ]);
     return joinTokenNamesOf(settings, [...assignments, ...rules.map((r): Assignment => ({ roles: r.roles, labels: r.labels }))]);
   }
 
@@ -269,7 +304,8 @@ export class ControlService {
   /** Released by its holder (also after it lost the auth role). */
   async releaseLease(instanceId: string, name: string, fencing: number): Promise<LeaseOutcome> {
     const leaseName = name || 'publisher';
-    if (!(LEASE_NAMES as readonly string[]).includes(leaseName)) throw new InputError('name', `unknown lease "${leaseName}"; known leases: ${LEASE_NAMES.join(', ')}`);
+    if (!(LEASE_NAMES as readonly string[]).includes(leaseName))
+      throw new InputError('name', `unknown lease "${leaseName}"; known leases: ${LEASE_NAMES.join(', ')}`);
     return this.store.releaseLease(leaseName, instanceId, fencing, this.now());
   }
 
@@ -279,8 +315,16 @@ export class ControlService {
     const current = await this.store.getInstance(instanceId);
     const outside = disallowedRoles(assignment.roles, current?.allowedRoles);
     if (outside.length) {
-      await this.store.recordAudit(actor, 'assignment.refused', instanceId, { roles: assignment.roles, allowedRoles: current?.allowedRoles, via: current?.enrolledVia }, this.now());
-      throw new ForbiddenError(`instance ${instanceId} enrolled with a join token that allows ${current!.allowedRoles!.join(', ')}; it may not run ${outside.join(', ')}`);
+      await this.store.recordAudit(
+        actor,
+        'assignment.refused',
+        instanceId,
+        { roles: assignment.roles, allowedRoles: current?.allowedRoles, via: current?.enrolledVia },
+        this.now(),
+      );
+      throw new ForbiddenError(
+        `instance ${instanceId} enrolled with a join token that allows ${current!.allowedRoles!.join(', ')}; it may not run ${outside.join(', ')}`,
+      );
     }
     // The agent's renderer, on the current settings: an impossible layout is refused here, not at boot.
     checkAssignmentRenders(assignment, await this.store.getSettings());
@@ -320,7 +364,17 @@ export class ControlService {
     return next;
   }
 
-  async addRule(input: { name: string; selector: Record<string, string>; role?: string; roles?: string[]; labels?: Record<string, string>; position?: number }, actor: string): Promise<Rule> {
+  async addRule(
+    input: {
+      name: string;
+      selector: Record<string, string>;
+      role?: string;
+      roles?: string[];
+      labels?: Record<string, string>;
+      position?: number;
+    },
+    actor: string,
+  ): Promise<Rule> {
     const { roles, labels } = assignmentFromInput({ role: input.role, roles: input.roles, labels: input.labels });
     checkAssignmentRenders({ roles, labels }, await this.store.getSettings());
     const rule: RuleInput = { name: input.name, selector: input.selector, roles, labels };

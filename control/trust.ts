@@ -42,7 +42,8 @@ export class Trust {
   // ------------------------------------------------------------ API tokens
 
   async createApiToken(name: string, scope: ApiScope, actor: string): Promise<{ token: string; record: ApiToken }> {
-    if (!nameRe.test(name)) throw new InputError('name', 'letters, digits, ".", "_", "@" and "-", up to 64 characters, starting with a letter or digit');
+    if (!nameRe.test(name))
+      throw new InputError('name', 'letters, digits, ".", "_", "@" and "-", up to 64 characters, starting with a letter or digit');
     if (!API_SCOPES.includes(scope)) throw new InputError('scope', `must be one of ${API_SCOPES.join(', ')}`);
     const token = newSecret('tbk');
     const record = await this.store.createApiToken({ id: randomUUID(), name, scope, tokenHash: sha256Hex(token) }, actor, this.now());
@@ -68,8 +69,10 @@ export class Trust {
 
   async createJoinToken(input: JoinTokenInput, actor: string): Promise<{ token: string; record: JoinToken }> {
     if (!nameRe.test(input.name)) throw new InputError('name', 'letters, digits, ".", "_", "@" and "-", up to 64 characters');
-    if (!(input.ttlMs >= 1000 && input.ttlMs <= MAX_JOIN_TOKEN_TTL_MS)) throw new InputError('ttl', 'between 1s and 30 days, for example "1h"');
-    if (input.maxUses !== undefined && !(Number.isInteger(input.maxUses) && input.maxUses >= 1)) throw new InputError('uses', 'a whole number of at least 1');
+    if (!(input.ttlMs >= 1000 && input.ttlMs <= MAX_JOIN_TOKEN_TTL_MS))
+      throw new InputError('ttl', 'between 1s and 30 days, for example "1h"');
+    if (input.maxUses !== undefined && !(Number.isInteger(input.maxUses) && input.maxUses >= 1))
+      throw new InputError('uses', 'a whole number of at least 1');
     let roles: ServiceRole[] | null = null;
     if (input.roles) {
       const services = new Set<ServiceRole>();
@@ -83,7 +86,14 @@ export class Trust {
     const token = newSecret('tbj');
     const now = this.now();
     const record = await this.store.createJoinToken(
-      { id: randomUUID(), name: input.name, tokenHash: sha256Hex(token), roles, expiresAt: now + input.ttlMs, maxUses: input.maxUses ?? null },
+      {
+        id: randomUUID(),
+        name: input.name,
+        tokenHash: sha256Hex(token),
+        roles,
+        expiresAt: now + input.ttlMs,
+        maxUses: input.maxUses ?? null,
+      },
       actor,
       now,
     );
@@ -99,7 +109,8 @@ export class Trust {
   // ------------------------------------------------------------ instances
 
   async resetBinding(instanceId: string, actor: string): Promise<void> {
-    if (!(await this.store.resetBinding(instanceId, actor, this.now()))) throw new NotFoundError(`instance ${instanceId} has no nonce binding`);
+    if (!(await this.store.resetBinding(instanceId, actor, this.now())))
+      throw new NotFoundError(`instance ${instanceId} has no nonce binding`);
   }
 
   /**
@@ -113,16 +124,27 @@ export class Trust {
     const cn = cert.commonName;
     if (!cn || !cert.serial) throw new UnauthenticatedError('this call needs the client certificate issued by Enroll; enroll first');
     const issued = await this.store.getCertificate(normalizeSerial(cert.serial));
-    if (!issued || issued.instanceId !== cn) throw new UnauthenticatedError('this client certificate is not one the control server issued; enroll again');
+    if (!issued || issued.instanceId !== cn)
+      throw new UnauthenticatedError('this client certificate is not one the control server issued; enroll again');
     if (issued.revokedAt !== null) {
-      await this.store.recordAudit(`agent:${cn}`, 'rpc.refused', instanceId || cn, { method, reason: 'certificate-revoked', serial: issued.serial }, this.now());
+      await this.store.recordAudit(
+        `agent:${cn}`,
+        'rpc.refused',
+        instanceId || cn,
+        { method, reason: 'certificate-revoked', serial: issued.serial },
+        this.now(),
+      );
       throw new UnauthenticatedError('this client certificate was revoked (the instance was deregistered); enroll again');
     }
     if (cn !== instanceId) {
-      await this.store.recordAudit(`agent:${cn}`, 'rpc.refused', instanceId, { method, reason: 'instance-mismatch', certificateOf: cn }, this.now());
+      await this.store.recordAudit(
+        `agent:${cn}`,
+        'rpc.refused',
+        instanceId,
+        { method, reason: 'instance-mismatch', certificateOf: cn },
+        this.now(),
+      );
       throw new ForbiddenError(`the client certificate belongs to ${cn}, not to ${instanceId}`);
     }
   }
 }
-
-

@@ -5,7 +5,15 @@
 // the cluster settings before it is saved, and a settings change is rendered
 // against every distinct assignment already stored.
 import { DURATION_PATTERN } from '../contract/duration';
-import { DEFAULT_CLUSTER_SETTINGS, isAwsRegion, LABEL_KEY_PATTERN, OPTIONAL_CLUSTER_SETTINGS, roleNameOf, type Assignment, type ClusterSettings } from '../contract/model';
+import {
+  DEFAULT_CLUSTER_SETTINGS,
+  isAwsRegion,
+  LABEL_KEY_PATTERN,
+  OPTIONAL_CLUSTER_SETTINGS,
+  roleNameOf,
+  type Assignment,
+  type ClusterSettings,
+} from '../contract/model';
 import { proxyEnvironmentOf } from '../contract/render/plan';
 import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../contract/render/render';
 import { InputError } from './errors';
@@ -32,7 +40,14 @@ function check(ok: boolean, field: string, reason: string): void {
   if (!ok) throw new InputError(field, reason);
 }
 
-const SEPARATE_LISTENER_ADDRS = ['sshPublicAddr', 'tunnelPublicAddr', 'kubePublicAddr', 'mysqlPublicAddr', 'postgresPublicAddr', 'mongoPublicAddr'] as const;
+const SEPARATE_LISTENER_ADDRS = [
+  'sshPublicAddr',
+  'tunnelPublicAddr',
+  'kubePublicAddr',
+  'mysqlPublicAddr',
+  'postgresPublicAddr',
+  'mongoPublicAddr',
+] as const;
 const CLUSTER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const CLUSTER_NAME_RULE = 'letters, digits, ".", "_" and "-" only, starting with a letter or digit';
 /** Settings of a leaf cluster only. */
@@ -40,28 +55,60 @@ const ROOT_SETTINGS = ['rootClusterName', 'rootWebProxyAddr', 'rootTunnelAddr', 
 
 export function validateClusterSettings(s: ClusterSettings): void {
   check(s.clusterName === '' || CLUSTER_NAME_RE.test(s.clusterName), 'clusterName', CLUSTER_NAME_RULE);
-  check(s.authAddr === '' || isHostPort(s.authAddr), 'authAddr', `"${s.authAddr}" is not host:port, for example auth.example.internal:3025`);
-  check(s.proxyPublicAddr === '' || isHostPort(s.proxyPublicAddr), 'proxyPublicAddr', `"${s.proxyPublicAddr}" is not host:port, for example teleport.example.com:443`);
-  check(s.s3Bucket === '' || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s.s3Bucket), 's3Bucket', 'an S3 bucket name: 3 to 63 lower-case letters, digits, "." and "-"');
-  check(/^\/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.-]$/.test(s.ssmPrefix) && !s.ssmPrefix.includes('//'), 'ssmPrefix', 'an SSM path such as /teleport: starts with "/", no trailing "/"');
+  check(
+    s.authAddr === '' || isHostPort(s.authAddr),
+    'authAddr',
+    `"${s.authAddr}" is not host:port, for example auth.example.internal:3025`,
+  );
+  check(
+    s.proxyPublicAddr === '' || isHostPort(s.proxyPublicAddr),
+    'proxyPublicAddr',
+    `"${s.proxyPublicAddr}" is not host:port, for example teleport.example.com:443`,
+  );
+  check(
+    s.s3Bucket === '' || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s.s3Bucket),
+    's3Bucket',
+    'an S3 bucket name: 3 to 63 lower-case letters, digits, "." and "-"',
+  );
+  check(
+    /^\/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.-]$/.test(s.ssmPrefix) && !s.ssmPrefix.includes('//'),
+    'ssmPrefix',
+    'an SSM path such as /teleport: starts with "/", no trailing "/"',
+  );
   check(s.region === '' || isAwsRegion(s.region), 'region', `"${s.region}" is not an AWS region name such as us-east-1`);
   if (s.storage.type === 'dynamodb') {
-    check(!!s.storage.tableName && /^[A-Za-z0-9_.-]{3,255}$/.test(s.storage.tableName), 'storage.tableName', 'DynamoDB storage needs a table name (3-255 of A-Z a-z 0-9 _ . -)');
+    check(
+      !!s.storage.tableName && /^[A-Za-z0-9_.-]{3,255}$/.test(s.storage.tableName),
+      'storage.tableName',
+      'DynamoDB storage needs a table name (3-255 of A-Z a-z 0-9 _ . -)',
+    );
     check(!s.storage.region || isAwsRegion(s.storage.region), 'storage.region', 'not an AWS region name');
   }
 
   // Joining (seeds 002_*, 003_*).
   if (s.joinMethod === 'iam') {
-    check(!!s.iamTokenName, 'iamTokenName', 'joinMethod iam needs the name of the IAM join token resource (tctl create a token with join_method: iam)');
+    check(
+      !!s.iamTokenName,
+      'iamTokenName',
+      'joinMethod iam needs the name of the IAM join token resource (tctl create a token with join_method: iam)',
+    );
   }
-  check(s.iamTokenName === undefined || /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(s.iamTokenName), 'iamTokenName', 'a token resource name: letters, digits, ".", "_" and "-"');
+  check(
+    s.iamTokenName === undefined || /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(s.iamTokenName),
+    'iamTokenName',
+    'a token resource name: letters, digits, ".", "_" and "-"',
+  );
 
   // Proxy listeners.
   for (const key of SEPARATE_LISTENER_ADDRS) {
     const value = s[key];
     if (value === undefined) continue;
     check(isHostPort(value), key, `"${value}" is not host:port, for example teleport.example.com:3024`);
-    check(s.proxyListenerMode !== 'multiplex', key, 'is for separate listeners; with TLS routing (proxyListenerMode multiplex) every protocol uses the web port at proxyPublicAddr');
+    check(
+      s.proxyListenerMode !== 'multiplex',
+      key,
+      'is for separate listeners; with TLS routing (proxyListenerMode multiplex) every protocol uses the web port at proxyPublicAddr',
+    );
   }
   check(
     !(s.tlsSource === 'acm' && s.proxyListenerMode === 'multiplex'),
@@ -75,7 +122,11 @@ export function validateClusterSettings(s: ClusterSettings): void {
     check(n === undefined || (Number.isSafeInteger(n) && n > 0), key, 'a positive integer');
   }
   check(s.keepAliveInterval === undefined || durationRe.test(s.keepAliveInterval), 'keepAliveInterval', 'a duration such as 1m or 5m');
-  check(!(s.authType === 'oidc' || s.authType === 'saml') || s.enterprise === true, 'authType', `${s.authType} connectors need Teleport Enterprise: set enterprise to true`);
+  check(
+    !(s.authType === 'oidc' || s.authType === 'saml') || s.enterprise === true,
+    'authType',
+    `${s.authType} connectors need Teleport Enterprise: set enterprise to true`,
+  );
 
   validateTrust(s);
 
@@ -96,7 +147,8 @@ export function validateClusterSettings(s: ClusterSettings): void {
  */
 function validateTrust(s: ClusterSettings): void {
   if (s.trustRole !== 'leaf') {
-    for (const key of ROOT_SETTINGS) check(s[key] === undefined, key, `is for a leaf cluster: set trustRole to leaf, or remove ${key} (null)`);
+    for (const key of ROOT_SETTINGS)
+      check(s[key] === undefined, key, `is for a leaf cluster: set trustRole to leaf, or remove ${key} (null)`);
     return;
   }
   check(!!s.rootClusterName, 'rootClusterName', "trustRole leaf needs the root cluster's name (its cluster_name)");
@@ -105,14 +157,26 @@ function validateTrust(s: ClusterSettings): void {
   check(!!s.rootWebProxyAddr, 'rootWebProxyAddr', "trustRole leaf needs the root's web proxy address, for example root.example.com:443");
   for (const key of ['rootWebProxyAddr', 'rootTunnelAddr'] as const) {
     const value = s[key];
-    check(value === undefined || isHostPort(value), key, `"${value}" is not host:port, for example root.example.com:${key === 'rootTunnelAddr' ? 3024 : 443}`);
+    check(
+      value === undefined || isHostPort(value),
+      key,
+      `"${value}" is not host:port, for example root.example.com:${key === 'rootTunnelAddr' ? 3024 : 443}`,
+    );
   }
   const map = s.rootRoleMap ?? [];
-  check(map.length > 0, 'rootRoleMap', 'trustRole leaf needs at least one mapping of a root role to local roles, for example {"remote": "access", "local": ["access"]}');
+  check(
+    map.length > 0,
+    'rootRoleMap',
+    'trustRole leaf needs at least one mapping of a root role to local roles, for example {"remote": "access", "local": ["access"]}',
+  );
   const seen = new Set<string>();
   map.forEach((m, i) => {
     const at = `rootRoleMap[${i}]`;
-    check(m.remote.trim() !== '' && !/[\u0000-\u001f\u007f]/.test(m.remote), `${at}.remote`, 'the root\'s role: a name, "*" or a regular expression such as ^(.*)$');
+    check(
+      m.remote.trim() !== '' && !/[\u0000-\u001f\u007f]/.test(m.remote),
+      `${at}.remote`,
+      'the root\'s role: a name, "*" or a regular expression such as ^(.*)$',
+    );
     check(!seen.has(m.remote), `${at}.remote`, `"${m.remote}" is mapped twice`);
     seen.add(m.remote);
     if (/^\^.*\$$/.test(m.remote)) {
@@ -138,7 +202,11 @@ export function validateAssignment(a: Assignment): void {
   }
   check(a.nodename === undefined || isHostname(a.nodename), 'nodename', 'a host name: letters, digits, "-" and "."');
   check(
-    a.advertiseIp === undefined || a.advertiseIp === 'private-ip' || IPV4_RE.test(a.advertiseIp) || isHostname(a.advertiseIp) || /^[0-9A-Fa-f:]+$/.test(a.advertiseIp),
+    a.advertiseIp === undefined ||
+      a.advertiseIp === 'private-ip' ||
+      IPV4_RE.test(a.advertiseIp) ||
+      isHostname(a.advertiseIp) ||
+      /^[0-9A-Fa-f:]+$/.test(a.advertiseIp),
     'advertiseIp',
     'an IP address, a host name, or "private-ip" for the instance\'s private IPv4',
   );
@@ -170,7 +238,12 @@ export function checkInput(assignment: Assignment, settings: ClusterSettings): R
   return {
     assignment,
     cluster: withPlaceholders(settings),
-    instance: { instanceId: 'i-00000000000000000', hostname: 'ip-10-0-0-1.ec2.internal', privateIp: '10.0.0.1', region: settings.region || 'us-east-1' },
+    instance: {
+      instanceId: 'i-00000000000000000',
+      hostname: 'ip-10-0-0-1.ec2.internal',
+      privateIp: '10.0.0.1',
+      region: settings.region || 'us-east-1',
+    },
     files: {
       dataDir: '/var/lib/teleport',
       joinTokenFile: '/var/lib/teleboot/secrets/join-token',
@@ -226,7 +299,10 @@ export function checkSettingsAgainst(before: ClusterSettings, after: ClusterSett
     const settingField = p.setting?.startsWith('cluster.') ? fieldOf(p.setting) : undefined;
     const field = settingField ?? patched[0] ?? 'settings';
     const shown = holders.slice(0, 3).join(', ') + (holders.length > 3 ? ` and ${holders.length - 3} more` : '');
-    throw new InputError(field, `would break ${holders.length === 1 ? 'the assignment' : `${holders.length} assignments`} with roles ${roleNameOf(assignment.roles)} (${shown}): ${describe(p)}`);
+    throw new InputError(
+      field,
+      `would break ${holders.length === 1 ? 'the assignment' : `${holders.length} assignments`} with roles ${roleNameOf(assignment.roles)} (${shown}): ${describe(p)}`,
+    );
   }
 }
 

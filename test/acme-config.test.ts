@@ -17,7 +17,7 @@ function load(yaml: Record<string, unknown>) {
 }
 const minimal = { email: 'ops@example.com', terms_of_service_agreed: true };
 
-t.test('defaults: Let\'s Encrypt, HTTP-01 on port 80, renewal at a third of the lifetime, alert at 14 days', async (t) => {
+t.test("defaults: Let's Encrypt, HTTP-01 on port 80, renewal at a third of the lifetime, alert at 14 days", async (t) => {
   const { acme, aws } = load({ acme: minimal });
   t.match(acme, {
     directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory',
@@ -41,8 +41,16 @@ t.test('bad settings are refused with the setting named', async (t) => {
     ['unknown challenge', { acme: { ...minimal, challenge: 'tls-alpn-01' } }, /challenge/],
     ['fraction out of range', { acme: { ...minimal, renew_remaining_fraction: 1.5 } }, /renew_remaining_fraction/],
     ['not a duration', { acme: { ...minimal, check_interval: 'hourly' } }, /check_interval/],
-    ['wildcard with HTTP-01', { acme: { ...minimal, additional_domains: ['*.example.com'] } }, /wildcard name can only be proven with acme\.challenge: dns-01/],
-    ['KMS key without aws:kms', { acme: { ...minimal, kms_key_id: 'alias/x' } }, /kms_key_id is only used with acme\.server_side_encryption: aws:kms/],
+    [
+      'wildcard with HTTP-01',
+      { acme: { ...minimal, additional_domains: ['*.example.com'] } },
+      /wildcard name can only be proven with acme\.challenge: dns-01/,
+    ],
+    [
+      'KMS key without aws:kms',
+      { acme: { ...minimal, kms_key_id: 'alias/x' } },
+      /kms_key_id is only used with acme\.server_side_encryption: aws:kms/,
+    ],
     ['a typo', { acme: { ...minimal, chalenge: 'dns-01' } }, /chalenge/],
     ['bad endpoint', { aws: { s3_endpoint: 'localhost:9000' } }, /s3_endpoint/],
   ];

@@ -38,7 +38,8 @@ async function route53Setup(t: tap.Test, opts: Partial<Route53EmulatorOptions> =
   t.teardown(() => r53.close());
   const client = new Route53Client({ endpoint: r53.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
   t.teardown(() => client.destroy());
-  const change = (...changes: Change[]) => client.send(new ChangeResourceRecordSetsCommand({ HostedZoneId: ZONE, ChangeBatch: { Changes: changes } }));
+  const change = (...changes: Change[]) =>
+    client.send(new ChangeResourceRecordSetsCommand({ HostedZoneId: ZONE, ChangeBatch: { Changes: changes } }));
   const status = async (id: string) => (await client.send(new GetChangeCommand({ Id: id }))).ChangeInfo?.Status;
   const txtSets = async () =>
     (await client.send(new ListResourceRecordSetsCommand({ HostedZoneId: ZONE }))).ResourceRecordSets?.filter((s) => s.Type === 'TXT');
@@ -54,11 +55,17 @@ const txt = (action: Change['Action'], name: string, values: string[], ttl = 60)
 t.test('Route 53: zones are found by name, ordered with the labels reversed', async (t) => {
   const { client } = await route53Setup(t);
   const first = await client.send(new ListHostedZonesByNameCommand({ DNSName: 'example.com', MaxItems: 1 }));
-  t.match(first.HostedZones, [{ Id: `/hostedzone/${ZONE}`, Name: 'example.com.', Config: { PrivateZone: false }, ResourceRecordSetCount: 2 }]);
+  t.match(first.HostedZones, [
+    { Id: `/hostedzone/${ZONE}`, Name: 'example.com.', Config: { PrivateZone: false }, ResourceRecordSetCount: 2 },
+  ]);
   t.match(first, { DNSName: 'example.com', IsTruncated: true, MaxItems: 1, NextDNSName: 'sub.example.com.', NextHostedZoneId: 'Z0SUB' });
 
   const all = await client.send(new ListHostedZonesByNameCommand({}));
-  t.same(all.HostedZones?.map((z) => z.Name), ['example.com.', 'sub.example.com.', 'example.org.'], 'com.example < com.example.sub < org.example');
+  t.same(
+    all.HostedZones?.map((z) => z.Name),
+    ['example.com.', 'sub.example.com.', 'example.org.'],
+    'com.example < com.example.sub < org.example',
+  );
   const inside = await client.send(new ListHostedZonesByNameCommand({ DNSName: 'proxy.example.com', MaxItems: 1 }));
   t.equal(inside.HostedZones?.[0]?.Name, 'sub.example.com.', 'a name inside a zone does not find that zone: callers walk up the labels');
 
@@ -69,7 +76,10 @@ t.test('Route 53: zones are found by name, ordered with the labels reversed', as
   const page = await client.send(new ListHostedZonesCommand({ MaxItems: 2 }));
   t.match(page, { IsTruncated: true, NextMarker: 'Z0ORG' });
   const rest = await client.send(new ListHostedZonesCommand({ Marker: page.NextMarker }));
-  t.same(rest.HostedZones?.map((z) => z.Id), ['/hostedzone/Z0ORG']);
+  t.same(
+    rest.HostedZones?.map((z) => z.Id),
+    ['/hostedzone/Z0ORG'],
+  );
 });
 
 t.test('Route 53: an UPSERT is PENDING, then INSYNC, and listed until DELETE', async (t) => {
@@ -81,16 +91,25 @@ t.test('Route 53: an UPSERT is PENDING, then INSYNC, and listed until DELETE', a
   t.equal(await status(out.ChangeInfo!.Id!), 'INSYNC', 'with no delay, the first poll is INSYNC');
 
   const listed = await client.send(new ListResourceRecordSetsCommand({ HostedZoneId: ZONE }));
-  t.same(listed.ResourceRecordSets?.map((s) => `${s.Name} ${s.Type}`), ['example.com. NS', 'example.com. SOA', `${CHALLENGE} TXT`], 'the zone keeps its own NS and SOA');
+  t.same(
+    listed.ResourceRecordSets?.map((s) => `${s.Name} ${s.Type}`),
+    ['example.com. NS', 'example.com. SOA', `${CHALLENGE} TXT`],
+    'the zone keeps its own NS and SOA',
+  );
   t.match(listed.ResourceRecordSets?.[2], { TTL: 60, ResourceRecords: [{ Value: '"token-1"' }] });
-  const from = await client.send(new ListResourceRecordSetsCommand({ HostedZoneId: ZONE, StartRecordName: 'example.com', StartRecordType: 'SOA', MaxItems: 1 }));
+  const from = await client.send(
+    new ListResourceRecordSetsCommand({ HostedZoneId: ZONE, StartRecordName: 'example.com', StartRecordType: 'SOA', MaxItems: 1 }),
+  );
   t.match(from, { IsTruncated: true, NextRecordName: CHALLENGE, NextRecordType: 'TXT', ResourceRecordSets: [{ Type: 'SOA' }] });
 
   await change(txt('UPSERT', CHALLENGE, ['"token-1"', '"token-2"']));
   t.same(r53.records(ZONE).find((s) => s.type === 'TXT')?.values, ['"token-1"', '"token-2"'], 'UPSERT replaces the whole set');
   await change(txt('DELETE', CHALLENGE, ['"token-2"', '"token-1"']));
   t.same(await txtSets(), []);
-  t.same(r53.changes.map((c) => c.changes.map((x) => `${x.action} ${x.name}`)), [[`UPSERT ${CHALLENGE}`], [`UPSERT ${CHALLENGE}`], [`DELETE ${CHALLENGE}`]]);
+  t.same(
+    r53.changes.map((c) => c.changes.map((x) => `${x.action} ${x.name}`)),
+    [[`UPSERT ${CHALLENGE}`], [`UPSERT ${CHALLENGE}`], [`DELETE ${CHALLENGE}`]],
+  );
 });
 
 t.test('Route 53: a change stays PENDING for insyncAfterMs', async (t) => {
@@ -134,7 +153,11 @@ t.test("Route 53: change batches follow Route 53's rules, all or nothing", async
   for (const [what, changes, message] of refusals) {
     await t.rejects(change(...changes), { name: 'InvalidChangeBatch', message }, what);
   }
-  await t.rejects(change({ Action: 'CREATE', ResourceRecordSet: { Name: 'a.example.com', Type: 'TXT' } }), { name: 'InvalidInput', $metadata: { httpStatusCode: 400 } }, 'TTL and records are required');
+  await t.rejects(
+    change({ Action: 'CREATE', ResourceRecordSet: { Name: 'a.example.com', Type: 'TXT' } }),
+    { name: 'InvalidInput', $metadata: { httpStatusCode: 400 } },
+    'TTL and records are required',
+  );
   t.same(r53.records(), before, 'refused batches changed nothing');
   t.equal(r53.changes.length, 1);
 
@@ -142,7 +165,9 @@ t.test("Route 53: change batches follow Route 53's rules, all or nothing", async
   t.match(await txtSets(), [{ Name: CHALLENGE, ResourceRecords: [{ Value: '"b"' }] }], 'DELETE then CREATE in one batch replaces');
   await change(rr('CREATE', '*.example.com', 'A', ['192.0.2.1'], 60));
   t.match(await txtSets(), [{ Name: CHALLENGE }], 'other types are their own sets');
-  const wild = await client.send(new ListResourceRecordSetsCommand({ HostedZoneId: ZONE, StartRecordName: '*.example.com', StartRecordType: 'A', MaxItems: 1 }));
+  const wild = await client.send(
+    new ListResourceRecordSetsCommand({ HostedZoneId: ZONE, StartRecordName: '*.example.com', StartRecordType: 'A', MaxItems: 1 }),
+  );
   t.equal(wild.ResourceRecordSets?.[0]?.Name, '\\052.example.com.', "Route 53 writes a wildcard's '*' as \\052");
 });
 
@@ -152,8 +177,16 @@ t.test('Route 53: unknown zones and changes', async (t) => {
   t.ok(err instanceof NoSuchHostedZone);
   t.match(err, { message: 'No hosted zone found with ID: ZNOPE', $metadata: { httpStatusCode: 404 } });
   await t.rejects(client.send(new ListResourceRecordSetsCommand({ HostedZoneId: 'ZNOPE' })), { name: 'NoSuchHostedZone' });
-  await t.rejects(client.send(new ChangeResourceRecordSetsCommand({ HostedZoneId: 'ZNOPE', ChangeBatch: { Changes: [txt('UPSERT', CHALLENGE, ['"a"'])] } })), { name: 'NoSuchHostedZone' });
-  await t.rejects(client.send(new GetChangeCommand({ Id: '/change/C0000000000000' })), { name: 'NoSuchChange', $metadata: { httpStatusCode: 404 } });
+  await t.rejects(
+    client.send(
+      new ChangeResourceRecordSetsCommand({ HostedZoneId: 'ZNOPE', ChangeBatch: { Changes: [txt('UPSERT', CHALLENGE, ['"a"'])] } }),
+    ),
+    { name: 'NoSuchHostedZone' },
+  );
+  await t.rejects(client.send(new GetChangeCommand({ Id: '/change/C0000000000000' })), {
+    name: 'NoSuchChange',
+    $metadata: { httpStatusCode: 404 },
+  });
   t.ok(await change(txt('UPSERT', CHALLENGE, ['"a"'])), 'the known zone still works');
 });
 
@@ -161,7 +194,10 @@ t.test('Route 53: unsigned requests are refused; unreachable fails', async (t) =
   const { r53, client } = await route53Setup(t);
   const res = await fetch(`${r53.endpoint}/2013-04-01/hostedzone`);
   t.equal(res.status, 403);
-  t.match(await res.text(), /<ErrorResponse xmlns="https:\/\/route53\.amazonaws\.com\/doc\/2013-04-01\/"><Error><Type>Sender<\/Type><Code>MissingAuthenticationToken<\/Code>/);
+  t.match(
+    await res.text(),
+    /<ErrorResponse xmlns="https:\/\/route53\.amazonaws\.com\/doc\/2013-04-01\/"><Error><Type>Sender<\/Type><Code>MissingAuthenticationToken<\/Code>/,
+  );
 
   r53.setUnreachable(true);
   await t.rejects(client.send(new ListHostedZonesCommand({})), { code: 'ECONNRESET' });
@@ -176,7 +212,11 @@ t.test('pebble and challtestsrv', { skip }, async (t) => {
   t.teardown(() => pebble.stop());
   const dns = new Resolver();
   dns.setServers([`127.0.0.1:${pebble.dnsPort}`]);
-  const answers = (name: string) => dns.resolveTxt(name).then((rs) => rs.map((chunks) => chunks.join('')).sort(), (e: NodeJS.ErrnoException) => e.code);
+  const answers = (name: string) =>
+    dns.resolveTxt(name).then(
+      (rs) => rs.map((chunks) => chunks.join('')).sort(),
+      (e: NodeJS.ErrnoException) => e.code,
+    );
 
   t.test('TXT records written through Route 53 are what challtestsrv answers', async (t) => {
     const { change } = await route53Setup(t, { challtestsrv: pebble.challtestsrvUrl });
@@ -211,7 +251,12 @@ t.test('pebble and challtestsrv', { skip }, async (t) => {
     // acme-client sends everything through one shared axios instance.
     acme.axios.defaults.httpsAgent = new HttpsAgent({ ca: pebble.caPem });
     // Its default first wait for a pending challenge is 5 s; pebble with NOSLEEP needs milliseconds.
-    const client = new acme.Client({ directoryUrl: pebble.directoryUrl, accountKey: await acme.crypto.createPrivateEcdsaKey(), backoffMin: 50, backoffMax: 500 });
+    const client = new acme.Client({
+      directoryUrl: pebble.directoryUrl,
+      accountKey: await acme.crypto.createPrivateEcdsaKey(),
+      backoffMin: 50,
+      backoffMax: 500,
+    });
     const issue = async (name: string, type: 'dns-01' | 'http-01') => {
       const [, csr] = await acme.crypto.createCsr({ commonName: name });
       return client.auto({
@@ -227,7 +272,10 @@ t.test('pebble and challtestsrv', { skip }, async (t) => {
       });
     };
     const intermediate = new X509Certificate(await pebble.intermediatePem());
-    for (const [name, type] of [['*.example.com', 'dns-01'], ['proxy.example.com', 'http-01']] as const) {
+    for (const [name, type] of [
+      ['*.example.com', 'dns-01'],
+      ['proxy.example.com', 'http-01'],
+    ] as const) {
       const leaf = new X509Certificate(await issue(name, type));
       t.match(leaf.subjectAltName, `DNS:${name}`, `${type} for ${name}`);
       t.ok(leaf.verify(intermediate.publicKey), "signed by pebble's intermediate");

@@ -65,7 +65,13 @@ if (!pebbleAvailable()) {
     http01 = await startHttp01Server(`127.0.0.1:${pebble.httpPort}`, store, log);
     const caFile = join(dir, 'pebble-ca.pem');
     writeFileSync(caFile, pebble.caPem);
-    baseConfig = acmeConfigFrom({ directory_url: pebble.directoryUrl, directory_ca_file: caFile, email: 'ops@example.com', terms_of_service_agreed: true, check_interval: '1s' })!;
+    baseConfig = acmeConfigFrom({
+      directory_url: pebble.directoryUrl,
+      directory_ca_file: caFile,
+      email: 'ops@example.com',
+      terms_of_service_agreed: true,
+      check_interval: '1s',
+    })!;
   });
   t.teardown(async () => {
     clients.forEach((c) => c.destroy());
@@ -120,17 +126,27 @@ if (!pebbleAvailable()) {
     const privkey = await s3Object(`live/${DOMAIN}/privkey.pem`);
     const leaf = new X509Certificate(fullchain.body);
     t.match(leaf.subjectAltName, `DNS:${DOMAIN}`, 'issued for the proxy domain');
-    t.ok(await chainsToPebble(fullchain.body), 'the chain leads to the ACME server\'s root');
-    t.ok(leaf.checkPrivateKey(createPrivateKey(privkey.body)), 'privkey.pem is the certificate\'s key');
+    t.ok(await chainsToPebble(fullchain.body), "the chain leads to the ACME server's root");
+    t.ok(leaf.checkPrivateKey(createPrivateKey(privkey.body)), "privkey.pem is the certificate's key");
     t.equal(record?.serial, leaf.serialNumber, 'the store records the serial');
     t.equal(record?.etag, fullchain.etag, 'and the ETag of fullchain.pem');
     const writes = s3.writes.filter((w) => w.path.includes(`live/${DOMAIN}/`));
-    t.same(writes.map((w) => [w.path.split('/').pop(), w.serverSideEncryption]), [['privkey.pem', 'AES256'], ['fullchain.pem', 'AES256']], 'key first, then the chain, both with SSE');
+    t.same(
+      writes.map((w) => [w.path.split('/').pop(), w.serverSideEncryption]),
+      [
+        ['privkey.pem', 'AES256'],
+        ['fullchain.pem', 'AES256'],
+      ],
+      'key first, then the chain, both with SSE',
+    );
     const account = ssm.get('/teleport/example/acme/account-key');
     t.equal(account?.type, 'SecureString', 'the ACME account key is an SSM SecureString');
     t.match(account?.value, /BEGIN (EC )?PRIVATE KEY/);
     const audit = await store.listAudit({ limit: 100, target: `certificate:${DOMAIN}` });
-    t.ok(audit.some((e) => e.action === 'certificate.issue' && e.details.serial === leaf.serialNumber), 'the issuance is audited');
+    t.ok(
+      audit.some((e) => e.action === 'certificate.issue' && e.details.serial === leaf.serialNumber),
+      'the issuance is audited',
+    );
     t.notOk(await store.getAcmeChallenge('x', Date.now()), 'no challenge answer is left in the store');
   });
 
@@ -181,11 +197,18 @@ if (!pebbleAvailable()) {
     const leaf = new X509Certificate((await s3Object(`live/${DOMAIN}/fullchain.pem`)).body);
     t.match(leaf.subjectAltName, `DNS:*.${DOMAIN}`, 'the wildcard name is on it (only DNS-01 can prove one)');
     const upserts = route53.changes.flatMap((c) => c.changes).filter((c) => c.action === 'UPSERT');
-    t.same(upserts.map((c) => [c.name, c.type, c.values.length]), [[`_acme-challenge.${DOMAIN}.`, 'TXT', 2]], 'one TXT record set with both answers (apex and wildcard)');
-    t.notOk(route53.records().some((r) => r.name.startsWith('_acme-challenge.')), 'the challenge records are deleted');
+    t.same(
+      upserts.map((c) => [c.name, c.type, c.values.length]),
+      [[`_acme-challenge.${DOMAIN}.`, 'TXT', 2]],
+      'one TXT record set with both answers (apex and wildcard)',
+    );
+    t.notOk(
+      route53.records().some((r) => r.name.startsWith('_acme-challenge.')),
+      'the challenge records are deleted',
+    );
   });
 
-  t.test('a failed challenge is recorded with the CA\'s reason, retried, and shown as an alert while the certificate expires', async (t) => {
+  t.test("a failed challenge is recorded with the CA's reason, retried, and shown as an alert while the certificate expires", async (t) => {
     // A Route 53 that accepts the records but never lets pebble see them.
     const blind = await startRoute53Emulator({ zones: [{ name: 'example.com.', id: 'ZBLIND' }] });
     t.teardown(() => blind.close());
@@ -198,15 +221,29 @@ if (!pebbleAvailable()) {
     let record = (await store.getProxyCertificate(DOMAIN))!;
     t.equal(record.state, 'failing', 'the certificate is failing');
     t.equal(record.failures, 1);
-    t.match(record.lastError, /dns-01 challenge for teleport\.example\.com was not accepted: .*(TXT|NXDOMAIN|SERVFAIL|dns)/i, 'the error names the challenge and the CA\'s reason');
+    t.match(
+      record.lastError,
+      /dns-01 challenge for teleport\.example\.com was not accepted: .*(TXT|NXDOMAIN|SERVFAIL|dns)/i,
+      "the error names the challenge and the CA's reason",
+    );
     t.ok(record.nextAttemptAt! > record.lastAttemptAt!, 'a retry is scheduled');
     const view = managedView(record, Date.now(), 14 * DAY);
     t.equal(view.alert, true, 'monitoring sees an alert: under 14 days left');
     t.equal(view.daysLeft, 4.9, 'with the days left');
-    t.equal(new X509Certificate((await s3Object(`live/${DOMAIN}/fullchain.pem`)).body).serialNumber, new X509Certificate(old.fullchain).serialNumber, 'the expiring certificate stays in place');
+    t.equal(
+      new X509Certificate((await s3Object(`live/${DOMAIN}/fullchain.pem`)).body).serialNumber,
+      new X509Certificate(old.fullchain).serialNumber,
+      'the expiring certificate stays in place',
+    );
     const audit = await store.listAudit({ limit: 200, target: `certificate:${DOMAIN}` });
-    t.ok(audit.some((e) => e.action === 'certificate.fail'), 'the failure is audited');
-    t.ok(logLines.some((l) => l.includes('ordering the proxy certificate failed')), 'and logged');
+    t.ok(
+      audit.some((e) => e.action === 'certificate.fail'),
+      'the failure is audited',
+    );
+    t.ok(
+      logLines.some((l) => l.includes('ordering the proxy certificate failed')),
+      'and logged',
+    );
 
     // The retry (after its backoff) goes through once the records are visible.
     await new Promise((r) => setTimeout(r, 30));
@@ -222,7 +259,10 @@ if (!pebbleAvailable()) {
     const privkey = (await s3Object(`live/${DOMAIN}/privkey.pem`)).body;
     const logs = logLines.join('');
     const db = readFileSync(join(dir, 'control.db')).toString('latin1') + readFileSync(join(dir, 'control.db-wal')).toString('latin1');
-    for (const [what, pem] of [['account key', account], ['certificate key', privkey]] as const) {
+    for (const [what, pem] of [
+      ['account key', account],
+      ['certificate key', privkey],
+    ] as const) {
       t.notOk(logs.includes(secretNeedle(pem)), `the ${what} is not logged`);
       t.notOk(db.includes(secretNeedle(pem)), `the ${what} is not in the control database`);
     }

@@ -32,7 +32,10 @@ t.test('plan prints the files a proxy would get, masks secrets, and writes nothi
   t.notOk(existsSync(files.stateDir), 'not even the agent state');
   const reads = imds.requests.filter((r) => r.method === 'GET');
   t.ok(reads.length >= 3, 'identity read from instance metadata');
-  t.ok(reads.every((r) => r.token), 'every metadata read carried an IMDSv2 session token');
+  t.ok(
+    reads.every((r) => r.token),
+    'every metadata read carried an IMDSv2 session token',
+  );
   t.ok(imds.requests.filter((r) => r.method === 'PUT').length < reads.length, 'one session token serves several reads');
 });
 

@@ -38,12 +38,19 @@ t.test('an agent config with a missing or wrong field fails at start, naming it'
   t.teardown(() => removeDir(dir));
   const ca = join(dir, 'ca.pem');
   writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n');
-  const valid = { control: { endpoints: ['control.internal:7443'], ca_file: ca }, enrollment: { join_token_file: '/etc/teleboot/join-token' } };
+  const valid = {
+    control: { endpoints: ['control.internal:7443'], ca_file: ca },
+    enrollment: { join_token_file: '/etc/teleboot/join-token' },
+  };
   const cases: Array<[string, unknown, RegExp]> = [
     ['missing ca_file', { ...valid, control: { endpoints: ['c:1'] } }, /control\.ca_file: is required/],
     ['missing enrollment', { control: valid.control }, /enrollment: is required/],
     ['no endpoints', { ...valid, control: { ...valid.control, endpoints: [] } }, /control\.endpoints: must NOT have fewer than 1 items/],
-    ['endpoint without port', { ...valid, control: { ...valid.control, endpoints: ['control.internal'] } }, /control\.endpoints\.0: must match pattern/],
+    [
+      'endpoint without port',
+      { ...valid, control: { ...valid.control, endpoints: ['control.internal'] } },
+      /control\.endpoints\.0: must match pattern/,
+    ],
     ['typo', { ...valid, heartbeat_intreval: '10s' }, /heartbeat_intreval: unknown setting \(check the spelling\)/],
     ['bad duration', { ...valid, heartbeat_interval: 'often' }, /heartbeat_interval: must match pattern/],
     ['bad manager', { ...valid, service_manager: { type: 'upstart' } }, /service_manager\.type: must be one of systemd, process/],

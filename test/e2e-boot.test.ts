@@ -37,8 +37,12 @@ if (!can.ok) {
   async function boot(tt: Test, imds: ImdsEmulator, extraConfig: Record<string, unknown> = {}): Promise<Booted> {
     const ns = await startSystemdNamespace();
     const files = await world.agentConfig(imds, 'systemd', '1s');
-    if (Object.keys(extraConfig).length) writeFileSync(files.configFile, stringify({ ...parse(readFileSync(files.configFile, 'utf8')), ...extraConfig }));
-    const agent = ns.spawn([process.execPath, AGENT_BIN, 'run', '-c', files.configFile], { env: agentEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (Object.keys(extraConfig).length)
+      writeFileSync(files.configFile, stringify({ ...parse(readFileSync(files.configFile, 'utf8')), ...extraConfig }));
+    const agent = ns.spawn([process.execPath, AGENT_BIN, 'run', '-c', files.configFile], {
+      env: agentEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     agent.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     agent.stderr!.on('data', (c: Buffer) => (output += c.toString()));
@@ -60,7 +64,10 @@ if (!can.ok) {
   t.test('an instance pre-assigned as node boots and ends with Teleport active and its status reported', async (tt) => {
     const imds = await world.instance();
     const id = imds.instance.instanceId;
-    const assigned = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node', labels: { env: 'prod', team: 'platform' } });
+    const assigned = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, {
+      role: 'node',
+      labels: { env: 'prod', team: 'platform' },
+    });
     tt.equal(assigned.status, 200);
     tt.equal(assigned.body.health, 'expected', 'known before it ever booted');
 
@@ -133,7 +140,11 @@ if (!can.ok) {
   });
 
   t.test('a rule assigns a role by EC2 tag at enrollment', async (tt) => {
-    const rule = await world.control.rest('POST', '/v1/rules', { name: 'proxies by tag', selector: { TeleportRole: 'proxy' }, role: 'proxy' });
+    const rule = await world.control.rest('POST', '/v1/rules', {
+      name: 'proxies by tag',
+      selector: { TeleportRole: 'proxy' },
+      role: 'proxy',
+    });
     tt.equal(rule.status, 201);
     const imds = await world.instance({ tags: { TeleportRole: 'proxy', Name: 'edge-1' } });
     const id = imds.instance.instanceId;
@@ -152,9 +163,17 @@ if (!can.ok) {
     });
     tt.equal(readFileSync(`${files.secretsDir}/join-token`, 'utf8').trim(), world.tokens.proxy, 'the proxy token from SSM');
     tt.equal(mode(`${files.secretsDir}/proxy-privkey.pem`), 0o600, 'private key readable by its owner only');
-    tt.match(readFileSync(`${files.secretsDir}/proxy-fullchain.pem`, 'utf8'), /BEGIN CERTIFICATE[\s\S]+BEGIN CERTIFICATE/, 'the full chain from S3');
+    tt.match(
+      readFileSync(`${files.secretsDir}/proxy-fullchain.pem`, 'utf8'),
+      /BEGIN CERTIFICATE[\s\S]+BEGIN CERTIFICATE/,
+      'the full chain from S3',
+    );
     const audit = await world.control.rest('GET', `/v1/audit?target=${id}`);
-    tt.match(audit.body.items, [{ action: 'instance.enroll' }, { action: 'assignment.set', actor: `rule:${rule.body.id}` }], 'the rule is named in the audit log');
+    tt.match(
+      audit.body.items,
+      [{ action: 'instance.enroll' }, { action: 'assignment.set', actor: `rule:${rule.body.id}` }],
+      'the rule is named in the audit log',
+    );
     await world.control.rest('DELETE', `/v1/rules/${rule.body.id}`);
   });
 
@@ -181,7 +200,11 @@ if (!can.ok) {
     tt.equal(removed.status, 200);
     await world.control.waitForInstance(id, (i) => i.health === 'unassigned' && i.appliedGeneration === removed.body.generation);
     await ns.waitForUnitState('teleport.service', 'inactive');
-    tt.equal((await ns.show('teleport.service', ['UnitFileState'])).UnitFileState, 'disabled', 'an unassigned instance stops and disables Teleport');
+    tt.equal(
+      (await ns.show('teleport.service', ['UnitFileState'])).UnitFileState,
+      'disabled',
+      'an unassigned instance stops and disables Teleport',
+    );
   });
 
   t.test('a renewed certificate in S3 reaches a proxy with systemctl reload (SIGHUP), not a restart', async (tt) => {
@@ -197,10 +220,14 @@ if (!can.ok) {
     await world.s3.put(CLUSTER.s3Bucket, 'live/teleport.example.com/fullchain.pem', renewed.fullchain);
     const expires = new Date(new X509Certificate(renewed.fullchain).validTo).toISOString();
     const after = await world.control.waitForInstance(id, (i) => ready(i) && i.status.certificateExpiresAt === expires);
-    tt.equal(after.status.certificateExpiresAt, expires, 'the proxy reports the new certificate\'s expiry');
+    tt.equal(after.status.certificateExpiresAt, expires, "the proxy reports the new certificate's expiry");
     tt.equal(readFileSync(`${files.secretsDir}/proxy-fullchain.pem`, 'utf8'), renewed.fullchain, 'the new chain is in place');
     tt.equal(mode(`${files.secretsDir}/proxy-privkey.pem`), 0o600, 'the new key is written 0600');
-    tt.equal((await ns.show('teleport.service', ['MainPID'])).MainPID, before.MainPID, 'the same Teleport process: reloaded, not restarted');
+    tt.equal(
+      (await ns.show('teleport.service', ['MainPID'])).MainPID,
+      before.MainPID,
+      'the same Teleport process: reloaded, not restarted',
+    );
     tt.match(logs(), /"reloaded":true/, 'the agent reloaded Teleport');
     const standin = await new Promise<any>((resolve, reject) => {
       get(`http://${files.diagAddr}/standin/https`, (res) => {

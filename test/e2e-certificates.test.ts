@@ -109,20 +109,35 @@ if (!pebbleAvailable()) {
     const agent = startAgentProcess(root, files);
     proxy = { id, diagAddr: files.diagAddr, logs: agent.logs, secretsDir: files.secretsDir };
     const instance = await control.waitForInstance(id, (i: any) => i.health === 'ready' && i.status?.certificateExpiresAt);
-    t.equal(instance.status.certificateExpiresAt, new Date(new X509Certificate(expiring.fullchain).validTo).toISOString(), 'the proxy reports when its certificate expires');
+    t.equal(
+      instance.status.certificateExpiresAt,
+      new Date(new X509Certificate(expiring.fullchain).validTo).toISOString(),
+      'the proxy reports when its certificate expires',
+    );
     const health = (await control.rest('GET', '/v1/health')).body;
-    t.match(health.alerts, [/teleport\.example\.com expires .* \(9\.\d days, alert below 14\)/, new RegExp(`instance ${id} serves a certificate that expires`)], 'the managed and the served certificate are both alerts');
+    t.match(
+      health.alerts,
+      [/teleport\.example\.com expires .* \(9\.\d days, alert below 14\)/, new RegExp(`instance ${id} serves a certificate that expires`)],
+      'the managed and the served certificate are both alerts',
+    );
     t.equal(health.certificates.managed[0].state, 'valid', 'not due for renewal at 5%');
     t.equal(health.certificates.served[0].alert, true);
     const metrics = (await control.rest('GET', '/metrics')).body as string;
     const expiry = new RegExp(`teleboot_certificate_expiry_seconds\\{source="served",domain="",instance="${id}"\\} (\\d+)`).exec(metrics);
-    t.ok(expiry && Number(expiry[1]) < 10 * 86_400 && Number(expiry[1]) > 9 * 86_400, 'Prometheus sees the served certificate\'s seconds left');
+    t.ok(
+      expiry && Number(expiry[1]) < 10 * 86_400 && Number(expiry[1]) > 9 * 86_400,
+      "Prometheus sees the served certificate's seconds left",
+    );
   });
 
   t.test('an operator renews it; the proxy reloads the new certificate without a restart', async (t) => {
     const { control } = world;
     const before = await served(proxy.diagAddr);
-    t.equal(before?.certificates[0].serial, new X509Certificate(expiring.fullchain).serialNumber, 'Teleport serves the expiring certificate');
+    t.equal(
+      before?.certificates[0].serial,
+      new X509Certificate(expiring.fullchain).serialNumber,
+      'Teleport serves the expiring certificate',
+    );
     t.equal((await control.rest('POST', `/v1/certificates/${DOMAIN}/renew`)).status, 202, 'the renewal is accepted');
     t.equal((await control.rest('POST', '/v1/certificates/other.example.com/renew')).status, 404, 'an unknown domain is a 404');
 
@@ -143,7 +158,10 @@ if (!pebbleAvailable()) {
     const key = statSync(join(proxy.secretsDir, 'proxy-privkey.pem'));
     t.equal(key.mode & 0o777, 0o600, 'the new key is written 0600');
 
-    const instance = await control.waitForInstance(proxy.id, (i: any) => i.status?.certificateExpiresAt === new Date(inS3.validTo).toISOString());
+    const instance = await control.waitForInstance(
+      proxy.id,
+      (i: any) => i.status?.certificateExpiresAt === new Date(inS3.validTo).toISOString(),
+    );
     t.equal(instance.health, 'ready', 'the proxy is ready with the new certificate');
     const health = (await control.rest('GET', '/v1/health')).body;
     t.same(health.alerts, [], 'no alert remains');
@@ -182,6 +200,10 @@ if (!pebbleAvailable()) {
 
     // certbot's state (account, renewal config, archive) used to be synced to the bucket: only the live pair is there.
     const listed = await world.s3.client.send(new ListObjectsV2Command({ Bucket: CLUSTER.s3Bucket }));
-    t.same((listed.Contents ?? []).map((o) => o.Key).sort(), [`live/${DOMAIN}/fullchain.pem`, `live/${DOMAIN}/privkey.pem`], 'the bucket holds the certificate and its key, nothing else');
+    t.same(
+      (listed.Contents ?? []).map((o) => o.Key).sort(),
+      [`live/${DOMAIN}/fullchain.pem`, `live/${DOMAIN}/privkey.pem`],
+      'the bucket holds the certificate and its key, nothing else',
+    );
   });
 }

@@ -35,7 +35,13 @@ interface Minted {
 }
 const minted = (): Minted[] => {
   const file = join(tctlDir, 'tokens.jsonl');
-  return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Minted) : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Minted)
+    : [];
 };
 const tokenParam = (role: string) => `/teleport/${CLUSTER.clusterName}/tokens/${role}`;
 const pinParam = `/teleport/${CLUSTER.clusterName}/ca-pin-hash`;
@@ -81,7 +87,9 @@ t.test('one auth server publishes; when it dies the other takes over within one 
   t.ok(holder, 'one of the two auth servers publishes');
   for (const role of ['node', 'proxy']) {
     const p = world.ssm.get(tokenParam(role))!;
-    const m = minted().filter((x) => x.config === holder.files.teleportConfig && x.roles[0] === role[0].toUpperCase() + role.slice(1)).pop()!;
+    const m = minted()
+      .filter((x) => x.config === holder.files.teleportConfig && x.roles[0] === role[0].toUpperCase() + role.slice(1))
+      .pop()!;
     t.equal(p.value, m.token, `${role}: SSM holds the token tctl minted last`);
     t.equal(p.type, 'SecureString', `${role}: a SecureString`);
     t.equal(m.ttl, '1m', 'minted with the configured TTL');
@@ -89,8 +97,13 @@ t.test('one auth server publishes; when it dies the other takes over within one 
   const standinPin = () => existsSync(join(tctlDir, 'ca-pin')) && readFileSync(join(tctlDir, 'ca-pin'), 'utf8').trim();
   await until('the CA pin', () => standinPin() && world.ssm.get(pinParam)?.value === standinPin());
   t.equal(world.ssm.get(pinParam)!.type, 'String', 'the CA pin is a String');
-  t.notOk(minted().some((m) => m.config === other.files.teleportConfig), 'the other auth server mints nothing');
-  const status = await world.control.waitForInstance(holder.id, (i) => /publisher: holds the lease \(fencing \d+\)/.test(i.status?.message ?? ''));
+  t.notOk(
+    minted().some((m) => m.config === other.files.teleportConfig),
+    'the other auth server mints nothing',
+  );
+  const status = await world.control.waitForInstance(holder.id, (i) =>
+    /publisher: holds the lease \(fencing \d+\)/.test(i.status?.message ?? ''),
+  );
   t.equal(status.health, 'ready');
 
   // Rotation: a new token well before the TTL, at the configured interval.
@@ -98,7 +111,12 @@ t.test('one auth server publishes; when it dies the other takes over within one 
   await until('a rotation', () => world.ssm.get(tokenParam('node'))!.value !== before, ROTATE_MS + LEASE_MS + 2000);
 
   // The holder dies without a word (and its Teleport with it).
-  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(holder.proc.pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number);
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(holder.proc.pid)])
+    .toString()
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number);
   const killedAt = Date.now();
   holder.proc.kill('SIGKILL');
   for (const pid of children) {
@@ -108,17 +126,25 @@ t.test('one auth server publishes; when it dies the other takes over within one 
       /* already gone */
     }
   }
-  await until('the other auth server publishing', () => mintedBy('node') === other.files.teleportConfig && mintedBy('proxy') === other.files.teleportConfig && world.ssm.get(pinParam));
+  await until(
+    'the other auth server publishing',
+    () => mintedBy('node') === other.files.teleportConfig && mintedBy('proxy') === other.files.teleportConfig && world.ssm.get(pinParam),
+  );
   const publishedAfterMs = Date.now() - killedAt;
   const audit = (await world.control.rest('GET', '/v1/audit?limit=1000')).body.items.filter((e: any) => e.action === 'lease.acquire');
   const takeover = audit.find((e: any) => e.details.holder === other.id);
   t.ok(takeover, 'the takeover is audited');
   const acquiredAfterMs = Date.parse(takeover.at) - killedAt;
-  t.comment(`lease taken over ${acquiredAfterMs} ms and tokens published ${publishedAfterMs} ms after the holder was killed (lease ${LEASE_MS} ms)`);
+  t.comment(
+    `lease taken over ${acquiredAfterMs} ms and tokens published ${publishedAfterMs} ms after the holder was killed (lease ${LEASE_MS} ms)`,
+  );
   t.ok(acquiredAfterMs <= LEASE_MS + 250, `the lease passed within one lease period (${acquiredAfterMs} ms)`);
   t.ok(publishedAfterMs <= LEASE_MS + 1500, `the new holder published right after (${publishedAfterMs} ms)`);
   const first = audit.find((e: any) => e.details.holder === holder.id);
-  t.ok(takeover.details.fencing > first.details.fencing, `a higher fencing number (${first.details.fencing} -> ${takeover.details.fencing})`);
+  t.ok(
+    takeover.details.fencing > first.details.fencing,
+    `a higher fencing number (${first.details.fencing} -> ${takeover.details.fencing})`,
+  );
   t.equal(takeover.details.previousHolder, holder.id);
 
   // One more rotation by the new holder, then the bound on the tokens' age.
@@ -127,7 +153,10 @@ t.test('one auth server publishes; when it dies the other takes over within one 
   clearInterval(sampler);
   t.comment(`oldest token seen in SSM: ${maxAgeMs} ms`);
   // The slack is the stand-in tctl's start-up (a node process each call, on shared cores) and the SSM write.
-  t.ok(maxAgeMs <= ROTATE_MS + LEASE_MS + 1500, `tokens are never older than the rotation interval plus one lease period (+1.5 s for tctl and SSM): ${maxAgeMs} ms`);
+  t.ok(
+    maxAgeMs <= ROTATE_MS + LEASE_MS + 1500,
+    `tokens are never older than the rotation interval plus one lease period (+1.5 s for tctl and SSM): ${maxAgeMs} ms`,
+  );
   agents = [other];
 });
 
@@ -138,13 +167,21 @@ t.test('a failing tctl is retried with backoff and reported in the status and th
   writeFileSync(join(tctlDir, 'fail'), '');
   t.teardown(() => rmSync(join(tctlDir, 'fail'), { force: true }));
   const degraded = await world.control.waitForInstance(holder.id, (i) => i.health === 'degraded', ROTATE_MS + 10_000);
-  t.match(degraded.status.message, /publisher: publishing join tokens failed \(attempt \d+\): tctl (tokens add|status) failed \(exit code 1\): ERROR: failed to connect to the auth server/);
+  t.match(
+    degraded.status.message,
+    /publisher: publishing join tokens failed \(attempt \d+\): tctl (tokens add|status) failed \(exit code 1\): ERROR: failed to connect to the auth server/,
+  );
   t.equal(degraded.status.state, 'degraded');
   await until('three tries', () => (holder.logs().match(/publishing join tokens failed; retrying/g) ?? []).length >= 3, 15_000);
-  const delays = [...holder.logs().matchAll(/"attempt":(\d+),"retryInMs":(\d+)[^\n]*publishing join tokens failed; retrying/g)].map((m) => Number(m[2]));
+  const delays = [...holder.logs().matchAll(/"attempt":(\d+),"retryInMs":(\d+)[^\n]*publishing join tokens failed; retrying/g)].map((m) =>
+    Number(m[2]),
+  );
   t.ok(delays.length >= 3 && delays[2] > delays[0] / 2, `retried with backoff: ${delays.join(', ')} ms`);
   const fleet = await world.control.rest('GET', '/v1/instances?health=degraded&limit=100');
-  t.ok(fleet.body.items.some((i: any) => i.instanceId === holder.id), 'listed among the degraded instances');
+  t.ok(
+    fleet.body.items.some((i: any) => i.instanceId === holder.id),
+    'listed among the degraded instances',
+  );
 
   const stale = world.ssm.get(tokenParam('node'))!.value;
   rmSync(join(tctlDir, 'fail'));
@@ -157,5 +194,8 @@ t.test('no token minted ever appears in a log', async (t) => {
   t.ok(tokens.length >= 6, `${tokens.length} tokens minted`);
   const logs = [world.control.logs, ...agents.map((a) => a.logs())].join('\n');
   t.match(agents[0].logs(), /join token published/, 'publications are logged');
-  t.notOk(tokens.some((tok) => logs.includes(tok)), 'without the token');
+  t.notOk(
+    tokens.some((tok) => logs.includes(tok)),
+    'without the token',
+  );
 });

@@ -20,7 +20,8 @@ t.teardown(() => world?.close());
 const ready = (i: any) => i.health === 'ready' && i.appliedGeneration === i.generation;
 const mode = (path: string) => statSync(path).mode & 0o777;
 /** `teleport configure --test` on the file the agent wrote: the services the (strict) stand-in would start. */
-const checkConfig = (files: AgentFiles) => execFileSync(process.execPath, [TELEPORT_STANDIN, 'configure', '--test', files.teleportConfig], { encoding: 'utf8' });
+const checkConfig = (files: AgentFiles) =>
+  execFileSync(process.execPath, [TELEPORT_STANDIN, 'configure', '--test', files.teleportConfig], { encoding: 'utf8' });
 
 const startAgent = startAgentProcess;
 
@@ -43,8 +44,16 @@ t.test('a kube + discovery host converges through the proxy with one token for b
   t.equal(config.teleport.proxy_server, CLUSTER.proxyPublicAddr, 'joins through the proxy');
   t.notOk('ca_pin' in config.teleport, 'no CA pin through the proxy');
   t.same(config.kubernetes_service, { enabled: true, resources: [{ labels: { env: 'prod' } }] });
-  t.same(config.discovery_service, { enabled: true, discovery_group: 'aws-prod', aws: [{ types: ['eks'], regions: ['*'], tags: { env: 'prod' } }] });
-  t.equal(readFileSync(`${files.secretsDir}/join-token`, 'utf8').trim(), world.tokens['discovery-kube'], 'the token published as tokens/discovery-kube');
+  t.same(config.discovery_service, {
+    enabled: true,
+    discovery_group: 'aws-prod',
+    aws: [{ types: ['eks'], regions: ['*'], tags: { env: 'prod' } }],
+  });
+  t.equal(
+    readFileSync(`${files.secretsDir}/join-token`, 'utf8').trim(),
+    world.tokens['discovery-kube'],
+    'the token published as tokens/discovery-kube',
+  );
   t.match(checkConfig(files), /services=kubernetes,discovery$/m, 'teleport runs both services from this file');
   t.notOk(logs().includes(world.tokens['discovery-kube']), 'the token is not logged');
 });
@@ -55,7 +64,15 @@ t.test('an app + db host converges through the proxy (Teleport AMI agent mode)',
   const assigned = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, {
     roles: ['app', 'db'],
     apps: [{ name: 'grafana', uri: 'http://localhost:3000', publicAddr: 'grafana.teleport.example.com', labels: { env: 'prod' } }],
-    databases: [{ name: 'warehouse', protocol: 'postgres', uri: 'wh.abc.us-east-1.redshift.amazonaws.com:5439', awsRegion: 'us-east-1', redshiftClusterId: 'wh-1' }],
+    databases: [
+      {
+        name: 'warehouse',
+        protocol: 'postgres',
+        uri: 'wh.abc.us-east-1.redshift.amazonaws.com:5439',
+        awsRegion: 'us-east-1',
+        redshiftClusterId: 'wh-1',
+      },
+    ],
   });
   t.equal(assigned.status, 200, JSON.stringify(assigned.body));
   const files = await world.agentConfig(imds, 'process');
@@ -86,7 +103,10 @@ t.test('a cluster-wide HTTP CONNECT proxy reaches /etc/default/teleport of a run
   const before = await world.control.waitForInstance(id, ready).catch((err) => t.fail(`${err.message}\n${logs()}`));
   t.throws(() => statSync(files.environmentFile), 'no proxy, no environment file');
 
-  const patched = await world.control.rest('PATCH', '/v1/settings', { httpsProxy: 'http://proxy.corp:3128', noProxy: `localhost,169.254.169.254,${CLUSTER.authAddr}` });
+  const patched = await world.control.rest('PATCH', '/v1/settings', {
+    httpsProxy: 'http://proxy.corp:3128',
+    noProxy: `localhost,169.254.169.254,${CLUSTER.authAddr}`,
+  });
   t.equal(patched.status, 200, JSON.stringify(patched.body));
   t.teardown(() => world.control.rest('PATCH', '/v1/settings', { httpsProxy: null, noProxy: null }));
   await world.control.waitForInstance(id, (i) => ready(i) && i.appliedGeneration > before.appliedGeneration);
@@ -95,7 +115,11 @@ t.test('a cluster-wide HTTP CONNECT proxy reaches /etc/default/teleport of a run
   t.match(env, /^NO_PROXY=localhost,169\.254\.169\.254,auth\.example\.internal:3025$/m);
   t.equal(mode(files.environmentFile), 0o644);
   const proxyEnv = async () => (await fetch(`http://${files.diagAddr}/standin/proxy-env`)).json();
-  t.same(await proxyEnv(), { HTTPS_PROXY: 'http://proxy.corp:3128', HTTP_PROXY: null, NO_PROXY: `localhost,169.254.169.254,${CLUSTER.authAddr}` }, 'Teleport runs with the proxy variables (read as systemd reads EnvironmentFile)');
+  t.same(
+    await proxyEnv(),
+    { HTTPS_PROXY: 'http://proxy.corp:3128', HTTP_PROXY: null, NO_PROXY: `localhost,169.254.169.254,${CLUSTER.authAddr}` },
+    'Teleport runs with the proxy variables (read as systemd reads EnvironmentFile)',
+  );
 
   // Removing the proxy settings removes the file teleboot wrote (an operator's own file would stay).
   const cleared = await world.control.rest('PATCH', '/v1/settings', { httpsProxy: null, noProxy: null });
@@ -112,7 +136,16 @@ t.test('teleboot-agent plan lists what it fetches and masks the proxy password',
   await world.control.rest('PUT', `/v1/instances/${id}/assignment`, {
     roles: ['kube', 'discovery'],
     kube: { resources: [{ labels: { '*': '*' } }] },
-    discovery: { aws: [{ types: ['ec2'], regions: ['us-east-1'], ssmDocumentName: 'TeleportDiscoveryInstaller', installTokenName: 'aws-discovery-iam-token' }] },
+    discovery: {
+      aws: [
+        {
+          types: ['ec2'],
+          regions: ['us-east-1'],
+          ssmDocumentName: 'TeleportDiscoveryInstaller',
+          installTokenName: 'aws-discovery-iam-token',
+        },
+      ],
+    },
   });
   const patched = await world.control.rest('PATCH', '/v1/settings', { httpsProxy: 'http://bob:s3cret@proxy.corp:3128' });
   t.equal(patched.status, 200);

@@ -61,7 +61,14 @@ interface Minted {
   config: string;
   at: number;
 }
-const lines = <T>(file: string): T[] => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as T) : []);
+const lines = <T>(file: string): T[] =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as T)
+    : [];
 const minted = () => lines<Minted>(join(tctlDir, 'tokens.jsonl'));
 interface TrustedClusterOp {
   op: 'create' | 'update' | 'rm';
@@ -152,7 +159,10 @@ t.test('a leaf whose root publishes no trusted_cluster token shows the problem i
   t.equal(saved.status, 200, JSON.stringify(saved.body));
   t.match(saved.body, { trustRole: 'leaf', rootClusterName: 'example', rootRoleMap: LEAF.rootRoleMap });
   leafAuth = await startAuthAgent(leafControl);
-  const degraded = await leafControl.waitForInstance(leafAuth.id, (i) => i.health === 'degraded' && /trusted cluster/.test(i.status?.message ?? ''));
+  const degraded = await leafControl.waitForInstance(
+    leafAuth.id,
+    (i) => i.health === 'degraded' && /trusted cluster/.test(i.status?.message ?? ''),
+  );
   t.match(
     degraded.status.message,
     /publisher: trusted cluster example failed \(attempt \d+\): the root's token \/teleport\/example\/tokens\/trusted_cluster is not in SSM/,
@@ -172,39 +182,57 @@ t.test('a root publishes tokens/trusted_cluster; the leaf creates its trusted_cl
   t.equal(world.ssm.get(pinParam)!.version, pinVersion, 'at once, not at the next rotation');
 
   const value = world.ssm.get(param('example', 'trusted_cluster'))!.value;
-  const created = await until('the leaf\'s trusted cluster', () => leafTrusted().example);
-  t.same(created, {
-    kind: 'trusted_cluster',
-    version: 'v2',
-    metadata: { name: 'example' },
-    spec: {
-      enabled: true,
-      token: value,
-      web_proxy_addr: 'teleport.example.com:443',
-      tunnel_addr: 'teleport.example.com:3024',
-      role_map: [{ remote: 'access', local: ['access'] }],
+  const created = await until("the leaf's trusted cluster", () => leafTrusted().example);
+  t.same(
+    created,
+    {
+      kind: 'trusted_cluster',
+      version: 'v2',
+      metadata: { name: 'example' },
+      spec: {
+        enabled: true,
+        token: value,
+        web_proxy_addr: 'teleport.example.com:443',
+        tunnel_addr: 'teleport.example.com:3024',
+        role_map: [{ remote: 'access', local: ['access'] }],
+      },
     },
-  }, 'created with the root token from SSM and the leaf settings');
-  t.match(trustOps(), [{ op: 'create', cluster: 'leaf', name: 'example', config: leafAuth.files.teleportConfig }], 'by the leaf\'s auth server');
-  const ready = await leafControl.waitForInstance(leafAuth.id, (i) => i.health === 'ready' && /trusts root cluster example/.test(i.status?.message ?? ''));
+    'created with the root token from SSM and the leaf settings',
+  );
+  t.match(
+    trustOps(),
+    [{ op: 'create', cluster: 'leaf', name: 'example', config: leafAuth.files.teleportConfig }],
+    "by the leaf's auth server",
+  );
+  const ready = await leafControl.waitForInstance(
+    leafAuth.id,
+    (i) => i.health === 'ready' && /trusts root cluster example/.test(i.status?.message ?? ''),
+  );
   t.notMatch(ready.status.message, /failed/, 'the problem is gone');
 });
 
 t.test('a rotation of the root token leaves the established trust alone; a settings change is applied', async (t) => {
   const first = world.ssm.get(param('example', 'trusted_cluster'))!.value;
   const opsBefore = trustOps().length;
-  const rotated = await until('a rotation of the root token', () => {
-    const v = world.ssm.get(param('example', 'trusted_cluster'))!.value;
-    return v !== first && v;
-  }, ROTATE_MS + LEASE_MS + 3000);
-  t.equal(published('trusted_cluster')?.config, rootAuth.files.teleportConfig, 'rotated by the root\'s auth server');
+  const rotated = await until(
+    'a rotation of the root token',
+    () => {
+      const v = world.ssm.get(param('example', 'trusted_cluster'))!.value;
+      return v !== first && v;
+    },
+    ROTATE_MS + LEASE_MS + 3000,
+  );
+  t.equal(published('trusted_cluster')?.config, rootAuth.files.teleportConfig, "rotated by the root's auth server");
   // Two more lease renewals: time enough for the leaf to act, if it did.
   await new Promise((r) => setTimeout(r, LEASE_MS));
   t.same(trustOps().slice(opsBefore), [], 'the leaf does not touch its trusted cluster: the token only served the first handshake');
   t.equal(leafTrusted().example.spec.token, first, 'which keeps the token it was created with');
   t.not(rotated, first);
 
-  const roleMap = [{ remote: 'access', local: ['access'] }, { remote: '^admin-(.*)$', local: ['leaf-admin-$1'] }];
+  const roleMap = [
+    { remote: 'access', local: ['access'] },
+    { remote: '^admin-(.*)$', local: ['leaf-admin-$1'] },
+  ];
   const patched = await leafControl.rest('PATCH', '/v1/settings', { rootRoleMap: roleMap });
   t.equal(patched.status, 200, JSON.stringify(patched.body));
   await until('the new role map', () => JSON.stringify(leafTrusted().example?.spec.role_map) === JSON.stringify(roleMap), 10_000);
@@ -214,26 +242,70 @@ t.test('a rotation of the root token leaves the established trust alone; a setti
   t.equal(moved.status, 200, JSON.stringify(moved.body));
   await until('the new root address', () => leafTrusted().example?.spec.web_proxy_addr === 'root-proxy.example.com:443', 10_000);
   // Teleport refuses to change the addresses of an existing trusted cluster: removed and created again.
-  t.same(trustOps().slice(-2).map((o) => o.op), ['rm', 'create'], 'new root addresses re-create the trusted cluster');
-  t.equal(leafTrusted().example.spec.token, world.ssm.get(param('example', 'trusted_cluster'))!.value, 'with the root\'s current token');
-  t.ok(trustOps().every((o) => o.config === leafAuth.files.teleportConfig), 'each by the leaf\'s auth server');
+  t.same(
+    trustOps()
+      .slice(-2)
+      .map((o) => o.op),
+    ['rm', 'create'],
+    'new root addresses re-create the trusted cluster',
+  );
+  t.equal(leafTrusted().example.spec.token, world.ssm.get(param('example', 'trusted_cluster'))!.value, "with the root's current token");
+  t.ok(
+    trustOps().every((o) => o.config === leafAuth.files.teleportConfig),
+    "each by the leaf's auth server",
+  );
 });
 
 t.test('bad trust settings are refused with a 400 naming the field', async (t) => {
   const before = (await leafControl.rest('GET', '/v1/settings')).body;
   const refused: Array<[string, ControlProcess, unknown, RegExp]> = [
-    ['a root web proxy that is no host:port', leafControl, { rootWebProxyAddr: 'teleport.example.com' }, /^rootWebProxyAddr: "teleport\.example\.com" is not host:port/],
-    ['a wildcard among local roles', leafControl, { rootRoleMap: [{ remote: 'access', local: ['*'] }] }, /^rootRoleMap\[0\]\.local\[0\]: a wildcard is not allowed/],
-    ['a remote role mapped twice', leafControl, { rootRoleMap: [{ remote: 'a', local: ['x'] }, { remote: 'a', local: ['y'] }] }, /^rootRoleMap\[1\]\.remote: "a" is mapped twice/],
-    ['a mapping without local roles', leafControl, { rootRoleMap: [{ remote: 'a', local: [] }] }, /^rootRoleMap\[0\]\.local: lists the local roles/],
-    ['a bad regular expression', leafControl, { rootRoleMap: [{ remote: '^(a$', local: ['x'] }] }, /^rootRoleMap\[0\]\.remote: "\^\(a\$" is not a valid regular expression/],
+    [
+      'a root web proxy that is no host:port',
+      leafControl,
+      { rootWebProxyAddr: 'teleport.example.com' },
+      /^rootWebProxyAddr: "teleport\.example\.com" is not host:port/,
+    ],
+    [
+      'a wildcard among local roles',
+      leafControl,
+      { rootRoleMap: [{ remote: 'access', local: ['*'] }] },
+      /^rootRoleMap\[0\]\.local\[0\]: a wildcard is not allowed/,
+    ],
+    [
+      'a remote role mapped twice',
+      leafControl,
+      {
+        rootRoleMap: [
+          { remote: 'a', local: ['x'] },
+          { remote: 'a', local: ['y'] },
+        ],
+      },
+      /^rootRoleMap\[1\]\.remote: "a" is mapped twice/,
+    ],
+    [
+      'a mapping without local roles',
+      leafControl,
+      { rootRoleMap: [{ remote: 'a', local: [] }] },
+      /^rootRoleMap\[0\]\.local: lists the local roles/,
+    ],
+    [
+      'a bad regular expression',
+      leafControl,
+      { rootRoleMap: [{ remote: '^(a$', local: ['x'] }] },
+      /^rootRoleMap\[0\]\.remote: "\^\(a\$" is not a valid regular expression/,
+    ],
     ['an empty role map', leafControl, { rootRoleMap: [] }, /^rootRoleMap: trustRole leaf needs at least one mapping/],
     ['a leaf trusting itself', leafControl, { rootClusterName: 'leaf' }, /^rootClusterName: is this cluster's own name/],
     ['a leaf without its root', leafControl, { rootClusterName: null }, /^rootClusterName: trustRole leaf needs the root cluster's name/],
     ['root settings on a cluster that is no leaf', leafControl, { trustRole: 'standalone' }, /^rootClusterName: is for a leaf cluster/],
     ['root settings on a root', world.control, { rootClusterName: 'other' }, /^rootClusterName: is for a leaf cluster/],
     ['a mapping without local (schema)', leafControl, { rootRoleMap: [{ remote: 'a' }] }, /^body\.rootRoleMap\.0\.local: is required/],
-    ['an unknown trust role (schema)', leafControl, { trustRole: 'primary' }, /^body\.trustRole: must be equal to one of the allowed values/],
+    [
+      'an unknown trust role (schema)',
+      leafControl,
+      { trustRole: 'primary' },
+      /^body\.trustRole: must be equal to one of the allowed values/,
+    ],
   ];
   for (const [name, control, body, message] of refused) {
     const res = await control.rest('PATCH', '/v1/settings', body);
@@ -246,11 +318,21 @@ t.test('bad trust settings are refused with a 400 naming the field', async (t) =
 t.test('no token reaches a log, nor a file of the agents', async (t) => {
   const tokens = minted().map((m) => m.token);
   t.ok(minted().filter((m) => m.roles.includes('Trusted_cluster')).length >= 2, 'trusted_cluster tokens were minted');
-  const logs = { 'root control server': world.control.logs, 'leaf control server': leafControl.logs, 'root auth agent': rootAuth.logs(), 'leaf auth agent': leafAuth.logs() };
+  const logs = {
+    'root control server': world.control.logs,
+    'leaf control server': leafControl.logs,
+    'root auth agent': rootAuth.logs(),
+    'leaf auth agent': leafAuth.logs(),
+  };
   t.match(leafAuth.logs(), /trusted cluster created/, 'the creation is logged');
-  for (const [where, text] of Object.entries(logs)) t.notOk(tokens.some((tok) => text.includes(tok)), `no token in the ${where} log`);
+  for (const [where, text] of Object.entries(logs))
+    t.notOk(
+      tokens.some((tok) => text.includes(tok)),
+      `no token in the ${where} log`,
+    );
   // The trusted_cluster document went to tctl over a pipe: nothing under the agents' directories holds a token.
-  const files = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)]));
+  const files = (dir: string): string[] =>
+    readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)]));
   for (const agent of [rootAuth, leafAuth]) {
     const found = files(agent.files.root).filter((f) => tokens.some((tok) => readFileSync(f).includes(tok)));
     t.same(found, [], `no token in a file under ${agent.files.root}`);

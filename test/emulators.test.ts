@@ -71,9 +71,17 @@ t.test('SSM: GetParameters splits found and invalid names', async (t) => {
   ssm.put('/a/one', '1');
   ssm.put('/a/two', '2', 'SecureString');
   const out = await client.send(new GetParametersCommand({ Names: ['/a/one', '/a/two', '/a/three'], WithDecryption: true }));
-  t.same(out.Parameters?.map((p) => [p.Name, p.Value]), [['/a/one', '1'], ['/a/two', '2']]);
+  t.same(
+    out.Parameters?.map((p) => [p.Name, p.Value]),
+    [
+      ['/a/one', '1'],
+      ['/a/two', '2'],
+    ],
+  );
   t.same(out.InvalidParameters, ['/a/three']);
-  await t.rejects(client.send(new GetParametersCommand({ Names: Array.from({ length: 11 }, (_, i) => `/p${i}`) })), { name: 'ValidationException' });
+  await t.rejects(client.send(new GetParametersCommand({ Names: Array.from({ length: 11 }, (_, i) => `/p${i}`) })), {
+    name: 'ValidationException',
+  });
 });
 
 t.test('SSM: GetParametersByPath pages and honours Recursive', async (t) => {
@@ -91,7 +99,11 @@ t.test('SSM: GetParametersByPath pages and honours Recursive', async (t) => {
     return pages;
   };
   const flat = await collect(false);
-  t.same(flat.map((p) => p.length), [10, 10, 3], 'three pages of at most MaxResults');
+  t.same(
+    flat.map((p) => p.length),
+    [10, 10, 3],
+    'three pages of at most MaxResults',
+  );
   t.equal(new Set(flat.flat()).size, 23, 'no duplicates across pages');
   t.notOk(flat.flat().includes('/teleport/c1/tokens/deeper/x'), 'non-recursive stays one level deep');
 
@@ -108,7 +120,9 @@ t.test('SSM: PutParameter overwrite rules', async (t) => {
   const { ssm, client } = await ssmSetup(t);
   const name = '/teleport/c1/tokens/proxy';
   await client.send(new PutParameterCommand({ Name: name, Value: 'one', Type: 'SecureString', KeyId: 'alias/teleboot' }));
-  await t.rejects(client.send(new PutParameterCommand({ Name: name, Value: 'two', Type: 'SecureString' })), { name: 'ParameterAlreadyExists' });
+  await t.rejects(client.send(new PutParameterCommand({ Name: name, Value: 'two', Type: 'SecureString' })), {
+    name: 'ParameterAlreadyExists',
+  });
   t.equal(ssm.get(name)?.value, 'one', 'a refused put changes nothing');
 
   const before = ssm.get(name)!.lastModified;
@@ -117,10 +131,20 @@ t.test('SSM: PutParameter overwrite rules', async (t) => {
   t.match(ssm.get(name), { value: 'two', type: 'SecureString', version: 2 });
   t.ok(ssm.get(name)!.lastModified >= before);
 
-  await t.rejects(client.send(new PutParameterCommand({ Name: name, Value: 'x', Type: 'String', Overwrite: true })), { name: 'HierarchyTypeMismatchException' });
-  await t.rejects(client.send(new PutParameterCommand({ Name: '/new', Value: 'x' })), { name: 'ValidationException' }, 'Type is required on create');
-  await t.rejects(client.send(new PutParameterCommand({ Name: '/k', Value: 'x', Type: 'String', KeyId: 'alias/k' })), { name: 'ValidationException' });
-  await t.rejects(client.send(new PutParameterCommand({ Name: '/big', Value: 'x'.repeat(4097), Type: 'String' })), { name: 'ValidationException' });
+  await t.rejects(client.send(new PutParameterCommand({ Name: name, Value: 'x', Type: 'String', Overwrite: true })), {
+    name: 'HierarchyTypeMismatchException',
+  });
+  await t.rejects(
+    client.send(new PutParameterCommand({ Name: '/new', Value: 'x' })),
+    { name: 'ValidationException' },
+    'Type is required on create',
+  );
+  await t.rejects(client.send(new PutParameterCommand({ Name: '/k', Value: 'x', Type: 'String', KeyId: 'alias/k' })), {
+    name: 'ValidationException',
+  });
+  await t.rejects(client.send(new PutParameterCommand({ Name: '/big', Value: 'x'.repeat(4097), Type: 'String' })), {
+    name: 'ValidationException',
+  });
   const adv = await client.send(new PutParameterCommand({ Name: '/big', Value: 'x'.repeat(4097), Type: 'String', Tier: 'Advanced' }));
   t.equal(adv.Tier, 'Advanced');
   await t.rejects(client.send(new PutParameterCommand({ Name: '/ssm/x', Value: 'x', Type: 'String' })), { name: 'ValidationException' });
@@ -150,7 +174,10 @@ t.test('SSM: injected failures are retried by the SDK, unreachable fails', async
   t.equal(ssm.requests.filter((r) => r.target === 'GetParameter' && r.name === '/x').length, 3, 'two failures then success');
 
   ssm.failNext(3, 500);
-  await t.rejects(client.send(new GetParameterCommand({ Name: '/x' })), { name: 'InternalServerError', $metadata: { httpStatusCode: 500, attempts: 3 } });
+  await t.rejects(client.send(new GetParameterCommand({ Name: '/x' })), {
+    name: 'InternalServerError',
+    $metadata: { httpStatusCode: 500, attempts: 3 },
+  });
 
   const once = new SSMClient({ endpoint: ssm.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
   t.teardown(() => once.destroy());
@@ -182,11 +209,21 @@ t.test('IMDS: the real MetadataService reads identity through IMDSv2', async (t)
 
   const doc = JSON.parse(await md.request('/latest/dynamic/instance-identity/document', {}));
   t.match(doc, {
-    accountId: instance.accountId, architecture: 'arm64', availabilityZone: 'eu-west-1a', imageId: instance.imageId,
-    instanceId: instance.instanceId, instanceType: 'm7g.large', privateIp: instance.privateIp, region: 'eu-west-1', version: '2017-09-30',
+    accountId: instance.accountId,
+    architecture: 'arm64',
+    availabilityZone: 'eu-west-1a',
+    imageId: instance.imageId,
+    instanceId: instance.instanceId,
+    instanceType: 'm7g.large',
+    privateIp: instance.privateIp,
+    region: 'eu-west-1',
+    version: '2017-09-30',
   });
   t.match(doc.pendingTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-  t.ok(imds.requests.filter((r) => r.method === 'GET').every((r) => r.token), 'every GET carried a token');
+  t.ok(
+    imds.requests.filter((r) => r.method === 'GET').every((r) => r.token),
+    'every GET carried a token',
+  );
 
   const err = await md.request('/latest/dynamic/instance-identity/pkcs7', {}).catch((e: unknown) => e);
   t.match(err, { $metadata: { httpStatusCode: 404 } }, 'no signer: no signature');
@@ -199,9 +236,11 @@ t.test('IMDS: tokens are required, bounded and expire', async (t) => {
   t.equal((await fetch(url)).status, 401, 'no token');
   t.equal((await fetch(url, { headers: { 'x-aws-ec2-metadata-token': 'made-up' } })).status, 401, 'unknown token');
 
-  const tokenFor = (ttl?: string) => fetch(`${imds.endpoint}/latest/api/token`, {
-    method: 'PUT', headers: ttl === undefined ? {} : { 'x-aws-ec2-metadata-token-ttl-seconds': ttl },
-  });
+  const tokenFor = (ttl?: string) =>
+    fetch(`${imds.endpoint}/latest/api/token`, {
+      method: 'PUT',
+      headers: ttl === undefined ? {} : { 'x-aws-ec2-metadata-token-ttl-seconds': ttl },
+    });
   for (const bad of [undefined, '0', '21601', 'abc']) t.equal((await tokenFor(bad)).status, 400, `ttl ${bad}`);
   const res = await tokenFor('1');
   t.equal(res.status, 200);
@@ -231,7 +270,10 @@ t.test('IMDS: tags hidden, signer, failures', async (t) => {
   t.notMatch(await md.request('/latest/meta-data/', {}), /tags/);
 
   const doc = await md.request('/latest/dynamic/instance-identity/document', {});
-  t.equal(await md.request('/latest/dynamic/instance-identity/pkcs7', {}), 'MIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwGggCSABIIB');
+  t.equal(
+    await md.request('/latest/dynamic/instance-identity/pkcs7', {}),
+    'MIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwGggCSABIIB',
+  );
   t.equal(await md.request('/latest/dynamic/instance-identity/signature', {}), 'c2lnbmF0dXJl');
   t.same([...new Set(signed)], [doc], 'the signer saw exactly the served document');
 
@@ -262,7 +304,9 @@ function run(t: tap.Test, args: string[], env: Record<string, string> = {}) {
   child.stdout.on('data', (d: Buffer) => (stdout += d));
   child.stderr.on('data', (d: Buffer) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   return { child, exited, out: () => stdout, err: () => stderr };
 }
 
@@ -293,22 +337,25 @@ t.test('teleport stand-in: start, readiness, reload, stop', async (t) => {
   const port = await freePort();
   fs.writeFileSync(path.join(dir, 'token'), 'secret-token\n');
   const config = path.join(dir, 'teleport.yaml');
-  fs.writeFileSync(config, [
-    'version: v3',
-    'teleport:',
-    '  nodename: node-1',
-    `  diag_addr: 127.0.0.1:${port}`,
-    '  proxy_server: proxy.example.com:443',
-    '  join_params:',
-    '    method: token',
-    `    token_name: ${path.join(dir, 'token')}`,
-    'auth_service: {enabled: false}',
-    'proxy_service: {enabled: "no"}',
-    'ssh_service:',
-    '  enabled: "yes"',
-    '  labels: {role: node}',
-    '',
-  ].join('\n'));
+  fs.writeFileSync(
+    config,
+    [
+      'version: v3',
+      'teleport:',
+      '  nodename: node-1',
+      `  diag_addr: 127.0.0.1:${port}`,
+      '  proxy_server: proxy.example.com:443',
+      '  join_params:',
+      '    method: token',
+      `    token_name: ${path.join(dir, 'token')}`,
+      'auth_service: {enabled: false}',
+      'proxy_service: {enabled: "no"}',
+      'ssh_service:',
+      '  enabled: "yes"',
+      '  labels: {role: node}',
+      '',
+    ].join('\n'),
+  );
   const p = run(t, ['start', `--config=${config}`], { TELEPORT_STANDIN_READY_DELAY_MS: '1000' });
   const diag = `http://127.0.0.1:${port}`;
 
@@ -342,8 +389,10 @@ t.test('teleport stand-in: --diag-addr overrides the config, FAIL_READY degrades
   const port = await freePort();
   const config = path.join(dir, 'teleport.yaml');
   fs.writeFileSync(config, 'version: v3\nteleport:\n  diag_addr: 127.0.0.1:1\n  auth_server: 127.0.0.1:3025\n');
-  const p = run(t, ['start', '-c', config, '--diag-addr', `127.0.0.1:${port}`],
-    { TELEPORT_STANDIN_READY_DELAY_MS: '50', TELEPORT_STANDIN_FAIL_READY: '1' });
+  const p = run(t, ['start', '-c', config, '--diag-addr', `127.0.0.1:${port}`], {
+    TELEPORT_STANDIN_READY_DELAY_MS: '50',
+    TELEPORT_STANDIN_FAIL_READY: '1',
+  });
   const degraded = await until('degraded', async () => {
     const r = await fetch(`http://127.0.0.1:${port}/readyz`);
     return r.status === 503 ? r : undefined;
@@ -377,7 +426,11 @@ t.test('teleport stand-in: refuses bad configs', async (t) => {
   };
   await refuse('v2', 'version: v2\nteleport: {nodename: a}\n', /version: v3/);
   await refuse('token', `version: v3\nteleport:\n  join_params: {method: token, token_name: ${dir}/missing}\n`, /no such file/);
-  await refuse('keypair', `version: v3\nproxy_service:\n  enabled: true\n  https_keypairs:\n    - {key_file: ${dir}/k.pem, cert_file: ${dir}/c.pem}\n`, /https private key does not exist/);
+  await refuse(
+    'keypair',
+    `version: v3\nproxy_service:\n  enabled: true\n  https_keypairs:\n    - {key_file: ${dir}/k.pem, cert_file: ${dir}/c.pem}\n`,
+    /https private key does not exist/,
+  );
   await refuse('unknown', 'version: v3\nssh_servce: {enabled: true}\n', /field ssh_servce not found/);
   await refuse('auth_servers', 'version: v3\nteleport: {auth_servers: [a:3025]}\n', /auth_servers/);
   const missing = run(t, ['start', '--config', path.join(dir, 'absent.yaml')]);
@@ -387,9 +440,27 @@ t.test('teleport stand-in: refuses bad configs', async (t) => {
 t.test('teleport stand-in: checks proxy certificate files', async (t) => {
   const dir = tempDir(t);
   const cert = (name: string) => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.crt`), '-days', '1', '-subj', '/CN=proxy.example.com'],
-    { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        path.join(dir, `${name}.key`),
+        '-out',
+        path.join(dir, `${name}.crt`),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=proxy.example.com',
+      ],
+      { stdio: 'ignore' },
+    );
   };
   cert('a');
   cert('b');

@@ -47,7 +47,11 @@ async function relay(t: Test): Promise<{ port: number; accepted: () => number; c
   return { port: (front.address() as { port: number }).port, accepted: () => accepted, cut: () => open.forEach((s) => s.destroy()) };
 }
 
-const codeOf = (p: Promise<unknown>) => p.then(() => 'OK', (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`);
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'OK',
+    (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`,
+  );
 /** `attempt` again while it meets a dropped connection (UNAVAILABLE), up to 20 times. */
 async function untilAvailable(attempt: () => Promise<string>): Promise<string> {
   let outcome = await attempt();
@@ -59,7 +63,15 @@ async function untilAvailable(attempt: () => Promise<string>): Promise<string> {
 }
 
 const report = (c: ControlClient, instanceId: string) =>
-  c.reportStatus({ instanceId, appliedGeneration: 0, state: 'ready', teleportUnitState: 'active', teleportReady: true, message: '', agentVersion: 't' });
+  c.reportStatus({
+    instanceId,
+    appliedGeneration: 0,
+    state: 'ready',
+    teleportUnitState: 'active',
+    teleportReady: true,
+    message: '',
+    agentVersion: 't',
+  });
 
 /** The agent's client of the control server at `port`, closed with the test. */
 function agentClient(t: Test, port: number): ControlClient {
@@ -75,9 +87,14 @@ function rawClient(t: Test, tlsKey: EnrollmentKey) {
   const raw = new Bootstrap(`localhost:${server.grpcPort}`, ssl);
   t.teardown(() => raw.close());
   const call = <Res>(method: 'enroll' | 'getAssignment', req: object) =>
-    new Promise<Res>((resolve, reject) => (raw[method] as (r: object, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void)(req, (e, r) => (e ? reject(e) : resolve(r as Res))));
+    new Promise<Res>((resolve, reject) =>
+      (raw[method] as (r: object, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void)(req, (e, r) =>
+        e ? reject(e) : resolve(r as Res),
+      ),
+    );
   return {
-    enroll: (id: string, publicKeyPem: string) => call('enroll', { identity: testIdentity(id), proof: { joinToken: token }, publicKeyPem, agentVersion: 't' }),
+    enroll: (id: string, publicKeyPem: string) =>
+      call('enroll', { identity: testIdentity(id), proof: { joinToken: token }, publicKeyPem, agentVersion: 't' }),
     getAssignment: (id: string) => call('getAssignment', { instanceId: id }),
   };
 }
@@ -90,7 +107,10 @@ t.test('an enrollment key: a fresh P-256 key and a certificate of it, self-signe
   t.ok(cert.verify(createPublicKey(key.publicKeyPem)), 'signed by its own key');
   t.ok(cert.checkPrivateKey(createPrivateKey(key.keyPem)), 'of the private key kept on the host');
   t.equal(createPublicKey(key.keyPem).export({ type: 'spki', format: 'pem' }), key.publicKeyPem, 'the public key sent is that key');
-  t.ok(new Date(cert.validFrom).getTime() <= Date.now() && new Date(cert.validTo).getTime() > Date.now() + 86_400_000, 'valid now and for days');
+  t.ok(
+    new Date(cert.validFrom).getTime() <= Date.now() && new Date(cert.validTo).getTime() > Date.now() + 86_400_000,
+    'valid now and for days',
+  );
   t.not(newEnrollmentKey('i-0eeeeeeeeeeeeee00').publicKeyPem, key.publicKeyPem, 'each enrollment its own key');
 });
 
@@ -102,7 +122,11 @@ t.test('a first boot makes one connection: Enroll, then every call on the connec
   t.equal(await codeOf(c.getAssignment(id)), 'OK');
   t.equal(await codeOf(report(c, id)), 'OK');
   const first = await new Promise((resolve) => {
-    const cancel = c.watch(id, (s) => (cancel(), resolve(s.instanceId)), () => {});
+    const cancel = c.watch(
+      id,
+      (s) => (cancel(), resolve(s.instanceId)),
+      () => {},
+    );
   });
   t.equal(first, id, 'the watch stream answers too');
   t.equal(front.accepted(), 1, 'one TCP connection, one TLS handshake');
@@ -119,9 +143,16 @@ t.test('a connection whose TLS key is not the key enrolled gets no identity from
   const anonymous = new Bootstrap(`localhost:${server.grpcPort}`, grpc.credentials.createSsl(Buffer.from(server.caPem)));
   t.teardown(() => anonymous.close());
   const call = (method: 'enroll' | 'getAssignment', req: object) =>
-    codeOf(new Promise((resolve, reject) => (anonymous[method] as (r: object, cb: (e: unknown, r?: unknown) => void) => void)(req, (e, r) => (e ? reject(e) : resolve(r)))));
+    codeOf(
+      new Promise((resolve, reject) =>
+        (anonymous[method] as (r: object, cb: (e: unknown, r?: unknown) => void) => void)(req, (e, r) => (e ? reject(e) : resolve(r))),
+      ),
+    );
   const key = newEnrollmentKey('i-0eeeeeeeeeeeeee03');
-  t.equal(await call('enroll', { identity: testIdentity('i-0eeeeeeeeeeeeee03'), proof: { joinToken: token }, publicKeyPem: key.publicKeyPem }), 'OK');
+  t.equal(
+    await call('enroll', { identity: testIdentity('i-0eeeeeeeeeeeeee03'), proof: { joinToken: token }, publicKeyPem: key.publicKeyPem }),
+    'OK',
+  );
   t.match(await call('getAssignment', { instanceId: 'i-0eeeeeeeeeeeeee03' }), /^UNAUTHENTICATED/, 'nor one that presented no certificate');
 });
 
@@ -130,14 +161,22 @@ t.test('only the enrollment connection: another one presenting the same self-sig
   const first = rawClient(t, key);
   t.equal(await codeOf(first.enroll('i-0eeeeeeeeeeeeee04', key.publicKeyPem)), 'OK');
   t.equal(await codeOf(first.getAssignment('i-0eeeeeeeeeeeeee04')), 'OK', 'the enrollment connection acts as the instance');
-  t.match(await codeOf(rawClient(t, key).getAssignment('i-0eeeeeeeeeeeeee04')), /^UNAUTHENTICATED/, 'a second connection needs the issued certificate');
+  t.match(
+    await codeOf(rawClient(t, key).getAssignment('i-0eeeeeeeeeeeeee04')),
+    /^UNAUTHENTICATED/,
+    'a second connection needs the issued certificate',
+  );
 });
 
 t.test('the instance bound to the connection is checked on every call: deregistered, its calls are refused', async (t) => {
   const key = newEnrollmentKey('i-0eeeeeeeeeeeeee05');
   const raw = rawClient(t, key);
   t.equal(await codeOf(raw.enroll('i-0eeeeeeeeeeeeee05', key.publicKeyPem)), 'OK');
-  t.match(await codeOf(raw.getAssignment('i-0eeeeeeeeeeeeee06')), /^PERMISSION_DENIED: the client certificate belongs to i-0eeeeeeeeeeeeee05/, 'nor may it act for another instance');
+  t.match(
+    await codeOf(raw.getAssignment('i-0eeeeeeeeeeeeee06')),
+    /^PERMISSION_DENIED: the client certificate belongs to i-0eeeeeeeeeeeeee05/,
+    'nor may it act for another instance',
+  );
   await server.service.deleteInstance('i-0eeeeeeeeeeeeee05', 'test');
   t.match(await codeOf(raw.getAssignment('i-0eeeeeeeeeeeeee05')), /^UNAUTHENTICATED: this client certificate was revoked/);
 });
@@ -159,13 +198,19 @@ t.test('when the enrollment connection drops, the agent goes on with its issued 
   const firstState = () =>
     codeOf(
       new Promise<string>((resolve, reject) => {
-        const cancel = d.watch(other, (s) => (cancel(), resolve(s.instanceId)), (err) => reject(err ?? new Error('stream ended')));
+        const cancel = d.watch(
+          other,
+          (s) => (cancel(), resolve(s.instanceId)),
+          (err) => reject(err ?? new Error('stream ended')),
+        );
       }),
     );
   t.equal(await untilAvailable(firstState), 'OK', 'the watch stream comes through on the new connection');
   t.equal(front.accepted(), 4, "this agent's enrollment connection and the one after the drop");
   for (const instance of [id, other]) {
-    const enrollments = (await server.service.store.listAudit({ limit: 100, target: instance })).filter((e) => e.action === 'instance.enroll');
+    const enrollments = (await server.service.store.listAudit({ limit: 100, target: instance })).filter(
+      (e) => e.action === 'instance.enroll',
+    );
     t.equal(enrollments.length, 1, `${instance} enrolled once`);
   }
 });
@@ -188,7 +233,11 @@ t.test('against a control server that takes no enrollment connection, the agent 
   await d.enroll(testIdentity('i-0eeeeeeeeeeeeee10'), token, 'test');
   const first = await codeOf(
     new Promise((resolve, reject) => {
-      const cancel = d.watch('i-0eeeeeeeeeeeeee10', (s) => (cancel(), resolve(s)), (err) => reject(err ?? new Error('stream ended')));
+      const cancel = d.watch(
+        'i-0eeeeeeeeeeeeee10',
+        (s) => (cancel(), resolve(s)),
+        (err) => reject(err ?? new Error('stream ended')),
+      );
     }),
   );
   t.equal(first, 'OK', 'so is a watch stream');

@@ -36,17 +36,25 @@ const imdsServers: ImdsEmulator[] = [];
 const rest = (method: string, path: string, body?: unknown, token: string | undefined = adminToken) =>
   restRequest({ port: Number(new URL(server.restUrl).port), ca: server.caPem, token }, method, path, body);
 const client = () => new ControlClient({ endpoints: [`localhost:${server.grpcPort}`], caPem: server.caPem });
-const outcome = (p: Promise<unknown>) => p.then(() => 'OK', (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`);
+const outcome = (p: Promise<unknown>) =>
+  p.then(
+    () => 'OK',
+    (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`,
+  );
 const nonce = () => randomBytes(32).toString('base64url');
 const refusals = async (target: string) =>
   (await server.service.store.listAudit({ limit: 1000, target })).filter((e) => e.action === 'enroll.refused').map((e) => e.details.reason);
 
 /** An instance as IMDS shows it, signed by `by` (the trusted key unless given), known to EC2 as running. */
-async function instance(overrides: Partial<ImdsInstance> = {}, opts: { by?: typeof signer; ec2State?: 'running' | 'stopped' | 'absent' } = {}) {
+async function instance(
+  overrides: Partial<ImdsInstance> = {},
+  opts: { by?: typeof signer; ec2State?: 'running' | 'stopped' | 'absent' } = {},
+) {
   const imds = await startImdsEmulator(fakeInstance({ accountId: ACCOUNT, ...overrides }), { signer: (opts.by ?? signer).signer });
   imdsServers.push(imds);
   const i = imds.instance;
-  if (opts.ec2State !== 'absent') ec2.put({ instanceId: i.instanceId, ownerId: i.accountId, state: opts.ec2State ?? 'running', tags: i.tags });
+  if (opts.ec2State !== 'absent')
+    ec2.put({ instanceId: i.instanceId, ownerId: i.accountId, state: opts.ec2State ?? 'running', tags: i.tags });
   const source = new ImdsIdentitySource(imds.endpoint);
   const identity = await source.identity();
   const proof = await source.proof();
@@ -68,7 +76,13 @@ t.before(async () => {
       grpc_listen: '127.0.0.1:0',
       rest_listen: '127.0.0.1:0',
       enrollment: {
-        ec2: { allowed_accounts: [ACCOUNT], allowed_regions: ['us-east-1', 'us-west-2'], certificates_dir: certs, describe_instances: true, ec2_endpoint: ec2.endpoint },
+        ec2: {
+          allowed_accounts: [ACCOUNT],
+          allowed_regions: ['us-east-1', 'us-west-2'],
+          certificates_dir: certs,
+          describe_instances: true,
+          ec2_endpoint: ec2.endpoint,
+        },
       },
     }),
   );
@@ -96,7 +110,10 @@ t.test('an EC2 instance enrolls with its signed identity document; EC2 confirms 
   t.equal(stored?.identity?.accountId, ACCOUNT, 'the account comes from the signed document');
   t.same(stored?.identity?.tags, { Tier: 'web' }, 'tags come from ec2:DescribeInstances');
   t.same(stored?.assignment?.roles, ['node'], 'the rule matched the EC2 tags');
-  t.ok(ec2.requests.some((r) => r.action === 'DescribeInstances' && r.instanceIds[0] === a.id && r.signed), 'a SigV4-signed DescribeInstances');
+  t.ok(
+    ec2.requests.some((r) => r.action === 'DescribeInstances' && r.instanceIds[0] === a.id && r.signed),
+    'a SigV4-signed DescribeInstances',
+  );
 
   t.match((a.proof.ec2Identity as { pkcs7Signature: string }).pkcs7Signature, /^MII/, 'the agent presents /pkcs7 (DSA) by default');
   // The RSA-2048 variant (detached, SHA-256) is accepted too.
@@ -112,32 +129,53 @@ t.test('forged, tampered, foreign and unconfirmed identity documents are refused
   const before = (await server.service.store.listInstances({ limit: 1000 }, server.service.clock())).items.length;
 
   const forged = await instance({}, { by: createIdentitySigner('someone else') });
-  t.match(await outcome(c.enroll(forged.identity, forged.proof, 'test', nonce())), /^PERMISSION_DENIED: instance identity document refused: the signature does not verify/);
+  t.match(
+    await outcome(c.enroll(forged.identity, forged.proof, 'test', nonce())),
+    /^PERMISSION_DENIED: instance identity document refused: the signature does not verify/,
+  );
   t.same(await refusals(forged.id), ['bad-signature']);
 
   // A real signature over a document edited to name another account.
   const real = await instance();
-  const doc = (real.proof.ec2Identity as { document: string; pkcs7Signature: string });
+  const doc = real.proof.ec2Identity as { document: string; pkcs7Signature: string };
   const edited = doc.document.replace(ACCOUNT, '444455556666');
   const tampered = { ec2Identity: { document: edited, pkcs7Signature: doc.pkcs7Signature } };
-  t.match(await outcome(c.enroll(real.identity, tampered, 'test', nonce())), /^PERMISSION_DENIED: .*the document differs from the content the signature carries/);
+  t.match(
+    await outcome(c.enroll(real.identity, tampered, 'test', nonce())),
+    /^PERMISSION_DENIED: .*the document differs from the content the signature carries/,
+  );
   const rsa = await new ImdsIdentitySource(real.imds.endpoint).proof('rsa2048');
-  t.match(await outcome(c.enroll(real.identity, { ec2Identity: { ...rsa, document: edited } }, 'test', nonce())), /^PERMISSION_DENIED: .*signature does not verify/);
+  t.match(
+    await outcome(c.enroll(real.identity, { ec2Identity: { ...rsa, document: edited } }, 'test', nonce())),
+    /^PERMISSION_DENIED: .*signature does not verify/,
+  );
 
   // A genuine document of one instance presented for another id.
-  t.match(await outcome(c.enroll({ ...real.identity, instanceId: 'i-0ffffffffffffffff' }, real.proof, 'test', nonce())), /^PERMISSION_DENIED: the signed identity document is of i-/);
+  t.match(
+    await outcome(c.enroll({ ...real.identity, instanceId: 'i-0ffffffffffffffff' }, real.proof, 'test', nonce())),
+    /^PERMISSION_DENIED: the signed identity document is of i-/,
+  );
   t.same(await refusals('i-0ffffffffffffffff'), ['identity-mismatch']);
 
   const foreign = await instance({ accountId: '444455556666' });
-  t.match(await outcome(c.enroll(foreign.identity, foreign.proof, 'test', nonce())), /^PERMISSION_DENIED: account 444455556666 is not in enrollment.ec2.allowed_accounts/);
+  t.match(
+    await outcome(c.enroll(foreign.identity, foreign.proof, 'test', nonce())),
+    /^PERMISSION_DENIED: account 444455556666 is not in enrollment.ec2.allowed_accounts/,
+  );
   t.same(await refusals(foreign.id), ['account-not-allowed']);
 
   const far = await instance({ region: 'eu-west-1' });
-  t.match(await outcome(c.enroll(far.identity, far.proof, 'test', nonce())), /^PERMISSION_DENIED: region eu-west-1 is not in enrollment.ec2.allowed_regions/);
+  t.match(
+    await outcome(c.enroll(far.identity, far.proof, 'test', nonce())),
+    /^PERMISSION_DENIED: region eu-west-1 is not in enrollment.ec2.allowed_regions/,
+  );
   t.same(await refusals(far.id), ['region-not-allowed']);
 
   const stopped = await instance({}, { ec2State: 'stopped' });
-  t.match(await outcome(c.enroll(stopped.identity, stopped.proof, 'test', nonce())), /^PERMISSION_DENIED: instance i-\w+ is stopped, not running/);
+  t.match(
+    await outcome(c.enroll(stopped.identity, stopped.proof, 'test', nonce())),
+    /^PERMISSION_DENIED: instance i-\w+ is stopped, not running/,
+  );
   const gone = await instance({}, { ec2State: 'absent' });
   t.match(await outcome(c.enroll(gone.identity, gone.proof, 'test', nonce())), /^PERMISSION_DENIED: ec2:DescribeInstances does not know/);
   t.same(await refusals(gone.id), ['instance-not-found']);
@@ -159,8 +197,15 @@ t.test('a copied identity document cannot enroll a second machine: the first enr
 
   const thief = client();
   t.teardown(() => thief.close());
-  t.match(await outcome(thief.enroll(a.identity, a.proof, 'test', nonce())), /^PERMISSION_DENIED: instance i-\w+ is bound to another nonce/);
-  t.match(await outcome(thief.enroll(a.identity, { joinToken: bootstrapToken }, 'test')), /^PERMISSION_DENIED: instance i-\w+ is bound to the nonce of its first enrollment; this request has none/, 'not with a join token either');
+  t.match(
+    await outcome(thief.enroll(a.identity, a.proof, 'test', nonce())),
+    /^PERMISSION_DENIED: instance i-\w+ is bound to another nonce/,
+  );
+  t.match(
+    await outcome(thief.enroll(a.identity, { joinToken: bootstrapToken }, 'test')),
+    /^PERMISSION_DENIED: instance i-\w+ is bound to the nonce of its first enrollment; this request has none/,
+    'not with a join token either',
+  );
   t.same(await refusals(a.id), ['nonce-mismatch', 'nonce-required']);
   t.equal((await server.service.store.getInstance(a.id))?.enrolledAt, serialsBefore, 'the stored enrollment is unchanged');
 
@@ -173,7 +218,11 @@ t.test('a copied identity document cannot enroll a second machine: the first enr
   t.equal((await rest('DELETE', `/v1/instances/${a.id}/binding`)).status, 404);
   const fresh = nonce();
   t.equal(await outcome(thief.enroll(a.identity, a.proof, 'test', fresh)), 'OK');
-  t.match(await outcome(c.enroll(a.identity, a.proof, 'test', mine)), /^PERMISSION_DENIED: .*bound to another nonce/, 'the old nonce no longer works');
+  t.match(
+    await outcome(c.enroll(a.identity, a.proof, 'test', mine)),
+    /^PERMISSION_DENIED: .*bound to another nonce/,
+    'the old nonce no longer works',
+  );
   const actions = (await server.service.store.listAudit({ limit: 1000, target: a.id })).map((e) => e.action);
   t.ok(actions.includes('binding.reset'), 'the reset is audited');
 });
@@ -193,7 +242,10 @@ t.test('join tokens: created over REST, hashed, limited in time, uses and roles,
 
   t.equal(await outcome(c.enroll(identity('host-jt-1'), secret, 'test', nonce())), 'OK');
   t.equal((await server.service.store.getInstance('host-jt-1'))?.enrolledVia, `join-token:${created.body.id}`);
-  t.match(await outcome(c.enroll(identity('host-jt-2'), secret, 'test', nonce())), /^PERMISSION_DENIED: join token "ci-nodes" has no uses left \(1 allowed\)/);
+  t.match(
+    await outcome(c.enroll(identity('host-jt-2'), secret, 'test', nonce())),
+    /^PERMISSION_DENIED: join token "ci-nodes" has no uses left \(1 allowed\)/,
+  );
   t.same(await refusals('host-jt-2'), ['token-unusable']);
 
   // The token allows nodes only: a proxy assignment is refused and recorded.
@@ -206,7 +258,10 @@ t.test('join tokens: created over REST, hashed, limited in time, uses and roles,
   // A pre-assigned role outside the token's roles refuses the enrollment itself.
   const nodesOnly = (await rest('POST', '/v1/join-tokens', { name: 'nodes', ttl: '1h', roles: ['node'] })).body;
   await rest('PUT', '/v1/instances/host-jt-3/assignment', { role: 'auth' });
-  t.match(await outcome(c.enroll(identity('host-jt-3'), nodesOnly.token, 'test', nonce())), /^PERMISSION_DENIED: instance host-jt-3 is assigned auth, which its join token does not allow/);
+  t.match(
+    await outcome(c.enroll(identity('host-jt-3'), nodesOnly.token, 'test', nonce())),
+    /^PERMISSION_DENIED: instance host-jt-3 is assigned auth, which its join token does not allow/,
+  );
   const uses = (await rest('GET', '/v1/join-tokens')).body.items.find((x: any) => x.id === nodesOnly.id).uses;
   t.equal(uses, 0, 'a refused enrollment uses nothing up');
 
@@ -216,15 +271,22 @@ t.test('join tokens: created over REST, hashed, limited in time, uses and roles,
 
   const revocable = (await rest('POST', '/v1/join-tokens', { name: 'revocable', ttl: '1h' })).body;
   t.equal((await rest('DELETE', `/v1/join-tokens/${revocable.id}`)).status, 200);
-  t.match(await outcome(c.enroll(identity('host-jt-5'), revocable.token, 'test')), /^PERMISSION_DENIED: join token "revocable" was revoked/);
+  t.match(
+    await outcome(c.enroll(identity('host-jt-5'), revocable.token, 'test')),
+    /^PERMISSION_DENIED: join token "revocable" was revoked/,
+  );
   t.match(await outcome(c.enroll(identity('host-jt-6'), 'tbj_' + 'x'.repeat(43), 'test')), /^PERMISSION_DENIED: join token not recognised/);
   t.same(await refusals('host-jt-6'), ['token-unknown']);
-  for (const id of ['host-jt-2', 'host-jt-4', 'host-jt-5', 'host-jt-6']) t.equal(await server.service.store.getInstance(id), undefined, `${id} was not stored`);
+  for (const id of ['host-jt-2', 'host-jt-4', 'host-jt-5', 'host-jt-6'])
+    t.equal(await server.service.store.getInstance(id), undefined, `${id} was not stored`);
 
   const bad = await rest('POST', '/v1/join-tokens', { name: 'x', ttl: '1h', roles: ['bastion'] });
   t.equal(bad.status, 400);
   t.match(bad.body.message, /^roles\[0\]: unknown role "bastion"/);
-  t.match((await rest('POST', '/v1/join-tokens', { name: 'x', ttl: '90d' })).body.message, /ttl: must match pattern|ttl: between 1s and 30 days/);
+  t.match(
+    (await rest('POST', '/v1/join-tokens', { name: 'x', ttl: '90d' })).body.message,
+    /ttl: must match pattern|ttl: between 1s and 30 days/,
+  );
   t.match((await rest('POST', '/v1/join-tokens', { name: 'x', ttl: '1000h' })).body.message, /^ttl: between 1s and 30 days/);
 });
 
@@ -238,7 +300,15 @@ t.test('mutual TLS: a certificate acts only for its own instance, and deregistra
   await ca.enroll(a.identity, a.proof, 'test', nonceA);
   await cb.enroll(b.identity, b.proof, 'test', nonce());
   const report = (c: ControlClient, id: string) =>
-    c.reportStatus({ instanceId: id, appliedGeneration: 0, state: 'ready', teleportUnitState: 'active', teleportReady: true, message: 'forged', agentVersion: 't' });
+    c.reportStatus({
+      instanceId: id,
+      appliedGeneration: 0,
+      state: 'ready',
+      teleportUnitState: 'active',
+      teleportReady: true,
+      message: 'forged',
+      agentVersion: 't',
+    });
 
   t.match(await outcome(report(ca, b.id)), new RegExp(`^PERMISSION_DENIED: the client certificate belongs to ${a.id}, not to ${b.id}`));
   t.equal((await server.service.store.getInstance(b.id))?.status, null, "B's status is unchanged");
@@ -251,7 +321,11 @@ t.test('mutual TLS: a certificate acts only for its own instance, and deregistra
   t.match(await outcome(ca.getAssignment(a.id)), /^UNAUTHENTICATED: this client certificate was revoked/);
   t.match(await outcome(report(ca, a.id)), /^UNAUTHENTICATED/);
   t.equal(await server.service.store.getInstance(a.id), undefined, 'no report brought the instance back');
-  t.ok((await server.service.store.listAudit({ limit: 100, target: a.id })).some((e) => e.action === 'rpc.refused' && e.details.reason === 'certificate-revoked'));
+  t.ok(
+    (await server.service.store.listAudit({ limit: 100, target: a.id })).some(
+      (e) => e.action === 'rpc.refused' && e.details.reason === 'certificate-revoked',
+    ),
+  );
 
   // The instance comes back only by proving its identity again.
   t.equal(await outcome(ca.enroll(a.identity, a.proof, 'test', nonceA)), 'OK');
@@ -267,15 +341,33 @@ t.test('gRPC fields are validated before anything is checked', async (t) => {
   const Bootstrap = bootstrapProto().teleboot.v1.Bootstrap;
   const raw = new Bootstrap(`localhost:${server.grpcPort}`, grpc.credentials.createSsl(Buffer.from(server.caPem)));
   t.teardown(() => raw.close());
-  const enroll = (req: object) => new Promise((resolve, reject) => raw.enroll(req, (err: grpc.ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res))));
+  const enroll = (req: object) =>
+    new Promise((resolve, reject) => raw.enroll(req, (err: grpc.ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res))));
   const a = await instance();
   const key = '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n';
   const cases: Array<[object, RegExp]> = [
-    [{ identity: a.identity, proof: { ec2Identity: { document: '', pkcs7Signature: 'x' } }, publicKeyPem: key, nonce: nonce() }, /^INVALID_ARGUMENT: proof.ec2_identity.document: is required/],
-    [{ identity: a.identity, proof: { ec2Identity: { document: 'x'.repeat(5000), pkcs7Signature: 'x' } }, publicKeyPem: key, nonce: nonce() }, /^INVALID_ARGUMENT: proof.ec2_identity.document: longer than 4096/],
-    [{ identity: a.identity, proof: { joinToken: 'y'.repeat(300) }, publicKeyPem: key }, /^INVALID_ARGUMENT: proof.join_token: longer than 256/],
+    [
+      { identity: a.identity, proof: { ec2Identity: { document: '', pkcs7Signature: 'x' } }, publicKeyPem: key, nonce: nonce() },
+      /^INVALID_ARGUMENT: proof.ec2_identity.document: is required/,
+    ],
+    [
+      {
+        identity: a.identity,
+        proof: { ec2Identity: { document: 'x'.repeat(5000), pkcs7Signature: 'x' } },
+        publicKeyPem: key,
+        nonce: nonce(),
+      },
+      /^INVALID_ARGUMENT: proof.ec2_identity.document: longer than 4096/,
+    ],
+    [
+      { identity: a.identity, proof: { joinToken: 'y'.repeat(300) }, publicKeyPem: key },
+      /^INVALID_ARGUMENT: proof.join_token: longer than 256/,
+    ],
     [{ identity: a.identity, proof: a.proof, publicKeyPem: key, nonce: 'short' }, /^INVALID_ARGUMENT: nonce: 16-128 characters/],
-    [{ identity: a.identity, proof: { ec2Identity: { document: '{}', pkcs7Signature: '!!!' } }, publicKeyPem: key, nonce: nonce() }, /^INVALID_ARGUMENT: public_key_pem must be a PEM/],
+    [
+      { identity: a.identity, proof: { ec2Identity: { document: '{}', pkcs7Signature: '!!!' } }, publicKeyPem: key, nonce: nonce() },
+      /^INVALID_ARGUMENT: public_key_pem must be a PEM/,
+    ],
   ];
   for (const [req, expected] of cases) t.match(await outcome(enroll(req)), expected);
   t.equal(await server.service.store.getInstance(a.id), undefined);
@@ -284,7 +376,15 @@ t.test('gRPC fields are validated before anything is checked', async (t) => {
 t.test('Enroll and REST writes are rate limited per client address', async (t) => {
   const ldir = scratchDir('trust-limits');
   const configFile = join(ldir, 'control.yaml');
-  writeFileSync(configFile, stringify({ data_dir: ldir, grpc_listen: '127.0.0.1:0', rest_listen: '127.0.0.1:0', rate_limits: { enroll_per_minute: 3, rest_writes_per_minute: 2, exempt_loopback: false } }));
+  writeFileSync(
+    configFile,
+    stringify({
+      data_dir: ldir,
+      grpc_listen: '127.0.0.1:0',
+      rest_listen: '127.0.0.1:0',
+      rate_limits: { enroll_per_minute: 3, rest_writes_per_minute: 2, exempt_loopback: false },
+    }),
+  );
   const limited = await startControlServer(loadControlConfig({ config: configFile }), createLogger('test', 'silent'));
   t.teardown(async () => {
     await limited.close();
@@ -305,7 +405,11 @@ t.test('Enroll and REST writes are rate limited per client address', async (t) =
   for (let i = 0; i < 3; i++) statuses.push((await call('PUT', `/v1/instances/rl-${i}/assignment`, { role: 'node' })).status);
   t.same(statuses, [200, 200, 429]);
   const reads = await Promise.all(Array.from({ length: 5 }, () => call('GET', '/v1/instances')));
-  t.same(reads.map((r) => r.status), [200, 200, 200, 200, 200], 'reads are not limited');
+  t.same(
+    reads.map((r) => r.status),
+    [200, 200, 200, 200, 200],
+    'reads are not limited',
+  );
 });
 
 t.test('agent.yaml: enrollment.method ec2 needs no join token file; join_token does', async (t) => {

@@ -18,7 +18,11 @@ let token: string;
 
 const identity = testIdentity;
 const client = () => new ControlClient({ endpoints: [`localhost:${server.grpcPort}`], caPem: server.caPem });
-const codeOf = (p: Promise<unknown>) => p.then(() => 'OK', (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`);
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'OK',
+    (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`,
+  );
 
 t.before(async () => {
   dir = scratchDir('grpc');
@@ -50,28 +54,53 @@ t.test('an instance assigned before it boots learns its role from the enrollment
   t.teardown(() => c.close());
   await server.service.assign('i-0aaaaaaaaaaaaaab1', { role: 'proxy', labels: { env: 'test' } }, 'test');
   const { assignment } = await c.enroll(identity('i-0aaaaaaaaaaaaaab1'), token, 'test');
-  t.match(assignment, { instanceId: 'i-0aaaaaaaaaaaaaab1', assigned: true, generation: 1, assignment: { roles: ['proxy'] }, cluster: { clusterName: String } });
+  t.match(assignment, {
+    instanceId: 'i-0aaaaaaaaaaaaaab1',
+    assigned: true,
+    generation: 1,
+    assignment: { roles: ['proxy'] },
+    cluster: { clusterName: String },
+  });
   t.same(assignment, await c.getAssignment('i-0aaaaaaaaaaaaaab1'), 'as GetAssignment answers it');
 });
 
 t.test('enrollment refuses a wrong token and malformed requests, naming the field', async (t) => {
   const c = client();
   t.teardown(() => c.close());
-  t.match(await codeOf(c.enroll(identity('i-0aaaaaaaaaaaaaaa2'), 'not-the-token', 'test')), /^PERMISSION_DENIED: join token not recognised/);
+  t.match(
+    await codeOf(c.enroll(identity('i-0aaaaaaaaaaaaaaa2'), 'not-the-token', 'test')),
+    /^PERMISSION_DENIED: join token not recognised/,
+  );
   t.match(await codeOf(c.enroll(identity('bad id!'), token, 'test')), /^INVALID_ARGUMENT: identity.instance_id: /);
-  t.match(await codeOf(c.enroll({ ...identity('i-0aaaaaaaaaaaaaaa3'), region: 'Mars' }, token, 'test')), /^INVALID_ARGUMENT: identity.region: /);
+  t.match(
+    await codeOf(c.enroll({ ...identity('i-0aaaaaaaaaaaaaaa3'), region: 'Mars' }, token, 'test')),
+    /^INVALID_ARGUMENT: identity.region: /,
+  );
   const tags = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v']));
-  t.match(await codeOf(c.enroll({ ...identity('i-0aaaaaaaaaaaaaaa4'), tags }, token, 'test')), /^INVALID_ARGUMENT: identity.tags: EC2 allows at most 50 tags/);
+  t.match(
+    await codeOf(c.enroll({ ...identity('i-0aaaaaaaaaaaaaaa4'), tags }, token, 'test')),
+    /^INVALID_ARGUMENT: identity.tags: EC2 allows at most 50 tags/,
+  );
 
   // A raw call, to send what the real client never would.
   const Bootstrap = bootstrapProto().teleboot.v1.Bootstrap;
   const raw = new Bootstrap(`localhost:${server.grpcPort}`, grpc.credentials.createSsl(Buffer.from(server.caPem)));
   t.teardown(() => raw.close());
-  const enroll = (req: object) => new Promise((resolve, reject) => raw.enroll(req, (err: grpc.ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res))));
+  const enroll = (req: object) =>
+    new Promise((resolve, reject) => raw.enroll(req, (err: grpc.ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res))));
   t.match(await codeOf(enroll({ identity: identity('i-0aaaaaaaaaaaaaaa5'), publicKeyPem: 'x' })), /^INVALID_ARGUMENT: proof: is required/);
-  t.match(await codeOf(enroll({ identity: identity('i-0aaaaaaaaaaaaaaa5'), proof: { joinToken: token } })), /^INVALID_ARGUMENT: public_key_pem: is required/);
   t.match(
-    await codeOf(enroll({ identity: identity('i-0aaaaaaaaaaaaaaa5'), proof: { joinToken: token }, publicKeyPem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' })),
+    await codeOf(enroll({ identity: identity('i-0aaaaaaaaaaaaaaa5'), proof: { joinToken: token } })),
+    /^INVALID_ARGUMENT: public_key_pem: is required/,
+  );
+  t.match(
+    await codeOf(
+      enroll({
+        identity: identity('i-0aaaaaaaaaaaaaaa5'),
+        proof: { joinToken: token },
+        publicKeyPem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n',
+      }),
+    ),
     /^INVALID_ARGUMENT: public_key_pem must be a PEM "PUBLIC KEY"/,
   );
   const audit = await server.service.store.listAudit({ limit: 100, target: 'i-0aaaaaaaaaaaaaaa5' });
@@ -82,21 +111,42 @@ t.test('every call but Enroll needs the client certificate of the very instance 
   const anonymous = client();
   t.teardown(() => anonymous.close());
   t.match(await codeOf(anonymous.getAssignment('i-0aaaaaaaaaaaaaaa1')), /^UNAUTHENTICATED: .*enroll first/);
-  const watched = new Promise((resolve, reject) => anonymous.watch('i-0aaaaaaaaaaaaaaa1', resolve, (err) => reject(err ?? new Error('ended without a status'))));
+  const watched = new Promise((resolve, reject) =>
+    anonymous.watch('i-0aaaaaaaaaaaaaaa1', resolve, (err) => reject(err ?? new Error('ended without a status'))),
+  );
   t.match(await codeOf(watched), /^UNAUTHENTICATED: .*enroll first/, 'a watch stream ends with the refusal too');
 
   const a = client();
   t.teardown(() => a.close());
   await a.enroll(identity('i-0bbbbbbbbbbbbbbb1'), token, 'test');
   await client().enroll(identity('i-0bbbbbbbbbbbbbbb2'), token, 'test');
-  t.match(await codeOf(a.getAssignment('i-0bbbbbbbbbbbbbbb2')), /^PERMISSION_DENIED: the client certificate belongs to i-0bbbbbbbbbbbbbbb1, not to i-0bbbbbbbbbbbbbbb2/);
+  t.match(
+    await codeOf(a.getAssignment('i-0bbbbbbbbbbbbbbb2')),
+    /^PERMISSION_DENIED: the client certificate belongs to i-0bbbbbbbbbbbbbbb1, not to i-0bbbbbbbbbbbbbbb2/,
+  );
   const report = (state: string) =>
-    a.reportStatus({ instanceId: 'i-0bbbbbbbbbbbbbbb2', appliedGeneration: 0, state, teleportUnitState: 'active', teleportReady: true, message: '', agentVersion: 't' });
+    a.reportStatus({
+      instanceId: 'i-0bbbbbbbbbbbbbbb2',
+      appliedGeneration: 0,
+      state,
+      teleportUnitState: 'active',
+      teleportReady: true,
+      message: '',
+      agentVersion: 't',
+    });
   t.match(await codeOf(report('ready')), /^PERMISSION_DENIED/, 'A cannot report for B');
   const before = await server.service.store.getInstance('i-0bbbbbbbbbbbbbbb2');
   t.equal(before?.status, null, "B's stored status is unchanged");
   const own = (state: string) =>
-    a.reportStatus({ instanceId: 'i-0bbbbbbbbbbbbbbb1', appliedGeneration: 0, state, teleportUnitState: 'active', teleportReady: true, message: '', agentVersion: 't' });
+    a.reportStatus({
+      instanceId: 'i-0bbbbbbbbbbbbbbb1',
+      appliedGeneration: 0,
+      state,
+      teleportUnitState: 'active',
+      teleportReady: true,
+      message: '',
+      agentVersion: 't',
+    });
   t.match(await codeOf(own('sleeping')), /^INVALID_ARGUMENT: state: must be one of converging, ready, degraded, failed/);
   t.equal(await codeOf(own('ready')), 'OK');
 });

@@ -20,6 +20,12 @@ t.test('control.yaml.example passes the control config schema', async (t) => {
 });
 
 t.test('the units start the programs with the shipped config paths', async (t) => {
-  t.match(readFileSync(join(REPO, 'packaging/teleboot-agent.service'), 'utf8'), /^ExecStart=\/usr\/bin\/teleboot-agent run --config=\/etc\/teleboot\/agent\.yaml$/m);
-  t.match(readFileSync(join(REPO, 'packaging/teleboot-control.service'), 'utf8'), /^ExecStart=\/usr\/bin\/teleboot-control serve --config=\/etc\/teleboot\/control\.yaml$/m);
+  t.match(
+    readFileSync(join(REPO, 'packaging/teleboot-agent.service'), 'utf8'),
+    /^ExecStart=\/usr\/bin\/teleboot-agent run --config=\/etc\/teleboot\/agent\.yaml$/m,
+  );
+  t.match(
+    readFileSync(join(REPO, 'packaging/teleboot-control.service'), 'utf8'),
+    /^ExecStart=\/usr\/bin\/teleboot-control serve --config=\/etc\/teleboot\/control\.yaml$/m,
+  );
 });

@@ -31,11 +31,19 @@ t.test('store: grant, renew, expiry, takeover with a higher fencing number, rele
 
   const a1 = await store.acquireLease('publisher', A, 1000, 2000);
   t.match(a1, { granted: true, lease: { holder: A, fencing: 1, expiresAt: 3000 } });
-  t.match(await store.acquireLease('publisher', B, 1500, 2000), { granted: false, lease: { holder: A, fencing: 1 } }, 'another instance waits');
+  t.match(
+    await store.acquireLease('publisher', B, 1500, 2000),
+    { granted: false, lease: { holder: A, fencing: 1 } },
+    'another instance waits',
+  );
   t.match(await store.renewLease('publisher', A, 1, 2500, 2000), { granted: true, lease: { holder: A, fencing: 1, expiresAt: 4500 } });
   t.match(await store.renewLease('publisher', B, 1, 2500, 2000), { granted: false }, 'only the holder renews');
   t.match(await store.renewLease('publisher', A, 0, 2500, 2000), { granted: false }, 'a stale fencing number renews nothing');
-  t.match(await store.acquireLease('publisher', A, 3000, 2000), { granted: true, lease: { fencing: 1, expiresAt: 5000 } }, 'the holder asking again keeps its number');
+  t.match(
+    await store.acquireLease('publisher', A, 3000, 2000),
+    { granted: true, lease: { fencing: 1, expiresAt: 5000 } },
+    'the holder asking again keeps its number',
+  );
 
   await store.close();
   store = new SqliteStore(path);
@@ -47,20 +55,36 @@ t.test('store: grant, renew, expiry, takeover with a higher fencing number, rele
   t.match(await store.renewLease('publisher', A, 1, 5001, 2000), { granted: false, lease: { holder: B, fencing: 2 } });
   t.match(await store.releaseLease('publisher', A, 1, 5002), { granted: false, lease: { holder: B } }, 'the old holder cannot release it');
   await store.releaseLease('publisher', B, 2, 6000);
-  t.match(await store.acquireLease('publisher', A, 6001, 2000), { granted: true, lease: { holder: A, fencing: 3 } }, 'released: free at once, numbers keep growing');
+  t.match(
+    await store.acquireLease('publisher', A, 6001, 2000),
+    { granted: true, lease: { holder: A, fencing: 3 } },
+    'released: free at once, numbers keep growing',
+  );
 
-  const audit = (await store.listAudit({ limit: 100, target: 'lease:publisher' })).map((e) => [e.action, e.details.holder, e.details.fencing]);
-  t.same(audit, [
-    ['lease.acquire', A, 1],
-    ['lease.acquire', B, 2],
-    ['lease.release', B, 2],
-    ['lease.acquire', A, 3],
-  ], 'every change of holder is audited, renewals are not');
+  const audit = (await store.listAudit({ limit: 100, target: 'lease:publisher' })).map((e) => [
+    e.action,
+    e.details.holder,
+    e.details.fencing,
+  ]);
+  t.same(
+    audit,
+    [
+      ['lease.acquire', A, 1],
+      ['lease.acquire', B, 2],
+      ['lease.release', B, 2],
+      ['lease.acquire', A, 3],
+    ],
+    'every change of holder is audited, renewals are not',
+  );
   await store.close();
 });
 
 /** A control service on a scratch SQLite store (removed when the test ends); no enrollment, no certificates. */
-function scratchService(t: { teardown(fn: () => Promise<void>): void }, name: string, opts: { publisherLeaseMs?: number; now?: () => number } = {}) {
+function scratchService(
+  t: { teardown(fn: () => Promise<void>): void },
+  name: string,
+  opts: { publisherLeaseMs?: number; now?: () => number } = {},
+) {
   const dir = scratchDir(name);
   const store = new SqliteStore(join(dir, 'control.db'));
   t.teardown(async () => {
@@ -94,16 +118,25 @@ t.test('service: only auth servers may hold the lease; its period is the configu
   now += 1500;
   t.match(await service.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: true, lease: { expiresAt: 13_500 } });
   now += 2000;
-  t.match(await service.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), { granted: true, lease: { holder: 'i-0bbbbbbbbbbbbbbb2', fencing: 2 } }, 'taken over after one period');
+  t.match(
+    await service.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'),
+    { granted: true, lease: { holder: 'i-0bbbbbbbbbbbbbbb2', fencing: 2 } },
+    'taken over after one period',
+  );
   t.match(await service.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: false });
   // An auth server that loses the role loses the right to renew.
   await service.assign('i-0bbbbbbbbbbbbbbb2', { role: 'proxy' }, 'test');
   await t.rejects(service.renewLease('i-0bbbbbbbbbbbbbbb2', 'publisher', 2), /not assigned the auth role/);
 });
 
-t.test('gRPC: lease calls need the caller\'s own certificate and the auth role (PERMISSION_DENIED otherwise)', async (t) => {
+t.test("gRPC: lease calls need the caller's own certificate and the auth role (PERMISSION_DENIED otherwise)", async (t) => {
   const dir = scratchDir('lease-grpc');
-  const config = loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0', 'publisher-lease': '3s' });
+  const config = loadControlConfig({
+    'data-dir': dir,
+    'grpc-listen': '127.0.0.1:0',
+    'rest-listen': '127.0.0.1:0',
+    'publisher-lease': '3s',
+  });
   const server = await startControlServer(config, createLogger('test', 'silent'));
   t.teardown(async () => {
     await server.close();
@@ -111,7 +144,11 @@ t.test('gRPC: lease calls need the caller\'s own certificate and the auth role (
   });
   const token = readFileSync(config.joinTokenFile, 'utf8').trim();
   const client = () => new ControlClient({ endpoints: [`localhost:${server.grpcPort}`], caPem: server.caPem });
-  const codeOf = (p: Promise<unknown>) => p.then(() => 'OK', (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`);
+  const codeOf = (p: Promise<unknown>) =>
+    p.then(
+      () => 'OK',
+      (err: grpc.ServiceError) => `${grpc.status[err.code]}: ${err.details}`,
+    );
   const [a, b, n] = [client(), client(), client()];
   t.teardown(() => [a, b, n].forEach((c) => c.close()));
   await a.enroll(identity('i-0aaaaaaaaaaaaaaa1'), token, 'test');
@@ -122,12 +159,21 @@ t.test('gRPC: lease calls need the caller\'s own certificate and the auth role (
   await server.service.assign('i-0ccccccccccccccc3', { role: 'node' }, 'test');
 
   t.match(await codeOf(n.acquireLease('i-0ccccccccccccccc3', 'publisher')), /^PERMISSION_DENIED: .*not assigned the auth role/);
-  t.match(await codeOf(n.acquireLease('i-0aaaaaaaaaaaaaaa1', 'publisher')), /^PERMISSION_DENIED: the client certificate belongs to/, 'nobody asks in another instance\'s name');
+  t.match(
+    await codeOf(n.acquireLease('i-0aaaaaaaaaaaaaaa1', 'publisher')),
+    /^PERMISSION_DENIED: the client certificate belongs to/,
+    "nobody asks in another instance's name",
+  );
   const granted = await a.acquireLease('i-0aaaaaaaaaaaaaaa1', 'publisher');
   t.match(granted, { granted: true, holder: 'i-0aaaaaaaaaaaaaaa1', fencing: 1, periodMs: 3000 });
   t.same(granted.joinTokenNames, ['node'], 'the holder is told the join tokens the fleet needs');
   t.ok(Number(granted.expiresUnixMs) > Date.now() + 2000);
-  t.match(await b.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), { granted: false, holder: 'i-0aaaaaaaaaaaaaaa1', fencing: 1, joinTokenNames: [] });
+  t.match(await b.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), {
+    granted: false,
+    holder: 'i-0aaaaaaaaaaaaaaa1',
+    fencing: 1,
+    joinTokenNames: [],
+  });
   t.match(await a.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: true });
   t.match(await a.releaseLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: false });
   t.match(await b.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), { granted: true, holder: 'i-0bbbbbbbbbbbbbbb2', fencing: 2 });
@@ -158,7 +204,15 @@ t.test('publisher: renews right before every write and writes nothing once the l
   const calls: string[] = [];
   let renewals = 0;
   const loseAfter = 2;
-  const lease = (granted: boolean, fencing = 7) => ({ name: 'publisher', holder: granted ? 'i-0aaaaaaaaaaaaaaa1' : 'i-0bbbbbbbbbbbbbbb2', fencing, expiresUnixMs: Date.now() + 2000, granted, periodMs: 2000, joinTokenNames: [] });
+  const lease = (granted: boolean, fencing = 7) => ({
+    name: 'publisher',
+    holder: granted ? 'i-0aaaaaaaaaaaaaaa1' : 'i-0bbbbbbbbbbbbbbb2',
+    fencing,
+    expiresUnixMs: Date.now() + 2000,
+    granted,
+    periodMs: 2000,
+    joinTokenNames: [],
+  });
   const controller = new AbortController();
   const publisher = new Publisher({
     config: publisherConfig(dir, teleportConfig, ['node', 'proxy']),
@@ -183,14 +237,11 @@ t.test('publisher: renews right before every write and writes nothing once the l
   const done = publisher.run(controller.signal);
   setTimeout(() => controller.abort(), 10_000).unref();
   await done;
-  t.same(calls, [
-    'acquire',
-    'renew 7',
-    'put /teleport/example/tokens/node',
-    'renew 7',
-    'put /teleport/example/tokens/proxy',
-    'renew 7',
-  ], 'each write follows a successful renewal; the CA pin is not written after the lease was lost');
+  t.same(
+    calls,
+    ['acquire', 'renew 7', 'put /teleport/example/tokens/node', 'renew 7', 'put /teleport/example/tokens/proxy', 'renew 7'],
+    'each write follows a successful renewal; the CA pin is not written after the lease was lost',
+  );
   t.equal(publisher.state.fencing, null);
 });
 
@@ -215,9 +266,13 @@ t.test('service: the publisher lease tells its holder every join token the assig
   await service.assign('i-0node000000000002', { role: 'node', labels: { env: 'prod' } }, 'test');
   await service.assign('i-0edge000000000001', { role: 'auth-proxy' }, 'test');
   await service.assign('i-0kube000000000001', KUBE_DISCOVERY, 'test');
-  t.same(await names(), ['discovery-kube', 'node'], 'each name once; a host running discovery and kube needs the combined token; auth-proxy needs none');
+  t.same(
+    await names(),
+    ['discovery-kube', 'node'],
+    'each name once; a host running discovery and kube needs the combined token; auth-proxy needs none',
+  );
   await service.addRule({ name: 'proxies', selector: { Role: 'proxy' }, role: 'proxy' }, 'test');
-  t.same(await names(), ['discovery-kube', 'node', 'proxy'], 'a rule\'s role is published before an instance matches it');
+  t.same(await names(), ['discovery-kube', 'node', 'proxy'], "a rule's role is published before an instance matches it");
 
   await service.updateSettings({ trustRole: 'root' }, 'test');
   t.same(await names(), ['discovery-kube', 'node', 'proxy', 'trusted_cluster'], 'a root cluster publishes a trusted_cluster token');
@@ -225,7 +280,7 @@ t.test('service: the publisher lease tells its holder every join token the assig
   t.same(await names(), ['trusted_cluster'], 'IAM joining reads no token from SSM');
 });
 
-t.test('publisher: a name the lease renewal adds is minted at once, a combined one with tctl\'s comma-separated types', async (t) => {
+t.test("publisher: a name the lease renewal adds is minted at once, a combined one with tctl's comma-separated types", async (t) => {
   const dir = scratchDir('publisher-names');
   t.teardown(() => removeDir(dir));
   const teleportConfig = join(dir, 'teleport.yaml');
@@ -236,7 +291,15 @@ t.test('publisher: a name the lease renewal adds is minted at once, a combined o
   t.equal(tokenTypesOf('node-node'), undefined);
   const puts: string[] = [];
   let renewals = 0;
-  const lease = (joinTokenNames: string[]) => ({ name: 'publisher', holder: 'i-0aaaaaaaaaaaaaaa1', fencing: 3, expiresUnixMs: Date.now() + 300, granted: true, periodMs: 300, joinTokenNames });
+  const lease = (joinTokenNames: string[]) => ({
+    name: 'publisher',
+    holder: 'i-0aaaaaaaaaaaaaaa1',
+    fencing: 3,
+    expiresUnixMs: Date.now() + 300,
+    granted: true,
+    periodMs: 300,
+    joinTokenNames,
+  });
   const controller = new AbortController();
   const publisher = new Publisher({
     config: publisherConfig(dir, teleportConfig, ['proxy']),
@@ -260,14 +323,25 @@ t.test('publisher: a name the lease renewal adds is minted at once, a combined o
   useStandinDir(t, join(dir, 'tctl'));
   setTimeout(() => controller.abort(), 10_000).unref();
   await publisher.run(controller.signal);
-  t.same(puts, [
-    '/teleport/example/tokens/node',
-    '/teleport/example/tokens/proxy',
-    '/teleport/example/ca-pin-hash',
-    '/teleport/example/tokens/discovery-kube',
-  ], 'the derived and configured names at the first publication; the new name alone, at once, long before the rotation');
-  const minted = readFileSync(join(dir, 'tctl', 'tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  t.same(minted.map((m) => m.roles), [['Node'], ['Proxy'], ['Discovery', 'Kube']], 'tctl tokens add --type=discovery,kube');
+  t.same(
+    puts,
+    [
+      '/teleport/example/tokens/node',
+      '/teleport/example/tokens/proxy',
+      '/teleport/example/ca-pin-hash',
+      '/teleport/example/tokens/discovery-kube',
+    ],
+    'the derived and configured names at the first publication; the new name alone, at once, long before the rotation',
+  );
+  const minted = readFileSync(join(dir, 'tctl', 'tokens.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.same(
+    minted.map((m) => m.roles),
+    [['Node'], ['Proxy'], ['Discovery', 'Kube']],
+    'tctl tokens add --type=discovery,kube',
+  );
   t.same(publisher.tokenNames(), ['discovery-kube', 'node', 'proxy'], 'a name tctl would not understand is left out');
 });
 
@@ -276,22 +350,32 @@ t.test('trusted_cluster resource: a typed value rendered with the yaml library, 
     trustRole: 'leaf',
     rootClusterName: 'root.example.com',
     rootWebProxyAddr: 'root.example.com:443',
-    rootRoleMap: [{ remote: '^(.*)$', local: ['remote-$1'] }, { remote: 'yes', local: ['123', 'null', 'a: b', '#x'] }],
+    rootRoleMap: [
+      { remote: '^(.*)$', local: ['remote-$1'] },
+      { remote: 'yes', local: ['123', 'null', 'a: b', '#x'] },
+    ],
   })!;
   t.equal(leaf.rootTunnelAddr, 'root.example.com:443', "the tunnel defaults to the web proxy's address (TLS routing), as in Teleport");
   t.equal(leafTrustOf({ trustRole: 'root' }), undefined);
   const resource = trustedClusterResource(leaf, '0123456789');
   const back = parse(renderTrustedCluster(resource));
-  t.same(back, {
-    kind: 'trusted_cluster',
-    version: 'v2',
-    metadata: { name: 'root.example.com' },
-    spec: {
-      enabled: true,
-      token: '0123456789',
-      web_proxy_addr: 'root.example.com:443',
-      tunnel_addr: 'root.example.com:443',
-      role_map: [{ remote: '^(.*)$', local: ['remote-$1'] }, { remote: 'yes', local: ['123', 'null', 'a: b', '#x'] }],
+  t.same(
+    back,
+    {
+      kind: 'trusted_cluster',
+      version: 'v2',
+      metadata: { name: 'root.example.com' },
+      spec: {
+        enabled: true,
+        token: '0123456789',
+        web_proxy_addr: 'root.example.com:443',
+        tunnel_addr: 'root.example.com:443',
+        role_map: [
+          { remote: '^(.*)$', local: ['remote-$1'] },
+          { remote: 'yes', local: ['123', 'null', 'a: b', '#x'] },
+        ],
+      },
     },
-  }, 'strings that look like numbers, booleans, null or YAML syntax stay strings');
+    'strings that look like numbers, booleans, null or YAML syntax stay strings',
+  );
 });

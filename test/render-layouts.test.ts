@@ -57,7 +57,12 @@ function input(roles: ServiceRole[], assignment: Options = {}, cluster: Partial<
 
 const LOG = { output: 'stderr', severity: 'INFO', format: { output: 'text' } };
 const BASE = { nodename: 'ip-10-0-1-23', data_dir: '/var/lib/teleport', diag_addr: '127.0.0.1:3000', log: LOG };
-const VIA_AUTH = { ...BASE, join_params: { token_name: FILES.joinTokenFile, method: 'token' }, auth_server: CLUSTER.authAddr, ca_pin: [PIN] };
+const VIA_AUTH = {
+  ...BASE,
+  join_params: { token_name: FILES.joinTokenFile, method: 'token' },
+  auth_server: CLUSTER.authAddr,
+  ca_pin: [PIN],
+};
 const VIA_PROXY = { ...BASE, join_params: { token_name: FILES.joinTokenFile, method: 'token' }, proxy_server: CLUSTER.proxyPublicAddr };
 const OFF = { enabled: false };
 const KEYPAIRS = [{ key_file: FILES.keyFile, cert_file: FILES.certFile }];
@@ -75,7 +80,7 @@ const AUTH = { enabled: true, listen_addr: '0.0.0.0:3025', cluster_name: 'main',
 
 const CASES: Case[] = [
   {
-    name: 'auth: DynamoDB state and events, recordings in S3 (seed 001_*), Enterprise license from SSM, WebAuthn and keep-alives as Teleport\'s AMI writes them',
+    name: "auth: DynamoDB state and events, recordings in S3 (seed 001_*), Enterprise license from SSM, WebAuthn and keep-alives as Teleport's AMI writes them",
     roles: ['auth'],
     cluster: {
       storage: { type: 'dynamodb', tableName: 'main-state' },
@@ -119,7 +124,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'proxy: separate listeners 3023/3024/3080 with the Let\'s Encrypt certificate from S3 (seeds 000_*, 003_*)',
+    name: "proxy: separate listeners 3023/3024/3080 with the Let's Encrypt certificate from S3 (seeds 000_*, 003_*)",
     roles: ['proxy'],
     whole: true,
     expect: { version: 'v3', teleport: VIA_AUTH, auth_service: OFF, ssh_service: OFF, proxy_service: SEPARATE_PROXY },
@@ -134,7 +139,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'proxy: TLS ends on a load balancer with ACM, no key pair on the host, the tunnel on its own listener behind an NLB (Teleport\'s AMI)',
+    name: "proxy: TLS ends on a load balancer with ACM, no key pair on the host, the tunnel on its own listener behind an NLB (Teleport's AMI)",
     roles: ['proxy'],
     cluster: { tlsSource: 'acm', sshPublicAddr: 'teleport-nlb.example.com:3023', tunnelPublicAddr: 'teleport-nlb.example.com:3024' },
     expect: {
@@ -151,7 +156,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'proxy: Kubernetes (3026) and database (3036, 5432, 27017) listeners with their public addresses (Teleport\'s AMI without TLS routing)',
+    name: "proxy: Kubernetes (3026) and database (3036, 5432, 27017) listeners with their public addresses (Teleport's AMI without TLS routing)",
     roles: ['proxy'],
     cluster: {
       kubePublicAddr: 'teleport.example.com:3026',
@@ -174,7 +179,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'proxy: connection limits and JSON logs (Teleport\'s AMI proxy: 65000 connections, 10000 users)',
+    name: "proxy: connection limits and JSON logs (Teleport's AMI proxy: 65000 connections, 10000 users)",
     roles: ['proxy'],
     cluster: { maxConnections: 65000, maxUsers: 10000, logSeverity: 'DEBUG', logFormat: 'json' },
     expect: {
@@ -233,7 +238,7 @@ const CASES: Case[] = [
     expect: { teleport: { ...VIA_AUTH, join_params: { token_name: 'aws-discovery-iam-token', method: 'iam' } } },
   },
   {
-    name: 'all: auth, proxy and node on one host, the starter cluster (Teleport\'s AMI without a role)',
+    name: "all: auth, proxy and node on one host, the starter cluster (Teleport's AMI without a role)",
     roles: ['auth', 'node', 'proxy'],
     whole: true,
     expect: {
@@ -305,15 +310,27 @@ const CASES: Case[] = [
     assignment: { kube: { resources: [{ labels: { '*': '*' } }], labels: { team: 'platform' } } },
     expect: {
       teleport: VIA_AUTH,
-      kubernetes_service: { enabled: true, listen_addr: '0.0.0.0:3026', resources: [{ labels: { '*': '*' } }], labels: { team: 'platform' } },
+      kubernetes_service: {
+        enabled: true,
+        listen_addr: '0.0.0.0:3026',
+        resources: [{ labels: { '*': '*' } }],
+        labels: { team: 'platform' },
+      },
     },
   },
   {
-    name: 'app: apps with public_addr, labels and insecure_skip_verify, through the proxy (Teleport\'s AMI agent mode)',
+    name: "app: apps with public_addr, labels and insecure_skip_verify, through the proxy (Teleport's AMI agent mode)",
     roles: ['app'],
     assignment: {
       apps: [
-        { name: 'grafana', description: 'Grafana', uri: 'http://localhost:3000', publicAddr: 'grafana.teleport.example.com', labels: { env: 'prod' }, insecureSkipVerify: true },
+        {
+          name: 'grafana',
+          description: 'Grafana',
+          uri: 'http://localhost:3000',
+          publicAddr: 'grafana.teleport.example.com',
+          labels: { env: 'prod' },
+          insecureSkipVerify: true,
+        },
         { name: 'jenkins', uri: 'https://jenkins.internal:8443' },
       ],
     },
@@ -327,14 +344,21 @@ const CASES: Case[] = [
       app_service: {
         enabled: true,
         apps: [
-          { name: 'grafana', description: 'Grafana', uri: 'http://localhost:3000', public_addr: 'grafana.teleport.example.com', insecure_skip_verify: true, labels: { env: 'prod' } },
+          {
+            name: 'grafana',
+            description: 'Grafana',
+            uri: 'http://localhost:3000',
+            public_addr: 'grafana.teleport.example.com',
+            insecure_skip_verify: true,
+            labels: { env: 'prod' },
+          },
           { name: 'jenkins', uri: 'https://jenkins.internal:8443' },
         ],
       },
     },
   },
   {
-    name: 'db: a Redshift cluster with its AWS region and static labels (Teleport\'s AMI agent mode)',
+    name: "db: a Redshift cluster with its AWS region and static labels (Teleport's AMI agent mode)",
     roles: ['db'],
     assignment: {
       databases: [
@@ -369,14 +393,20 @@ const CASES: Case[] = [
   {
     name: 'app + db on one host, one proxy join',
     roles: ['app', 'db'],
-    assignment: { apps: [{ name: 'grafana', uri: 'http://localhost:3000' }], databases: [{ name: 'pg', protocol: 'postgres', uri: 'localhost:5432' }] },
+    assignment: {
+      apps: [{ name: 'grafana', uri: 'http://localhost:3000' }],
+      databases: [{ name: 'pg', protocol: 'postgres', uri: 'localhost:5432' }],
+    },
     expect: { teleport: VIA_PROXY, app_service: { enabled: true, apps: [{ name: 'grafana', uri: 'http://localhost:3000' }] } },
   },
   {
-    name: 'all + app: an app beside auth and proxy in one process (Teleport\'s single process mode)',
+    name: "all + app: an app beside auth and proxy in one process (Teleport's single process mode)",
     roles: ['app', 'auth', 'node', 'proxy'],
     assignment: { apps: [{ name: 'dashboard', uri: 'http://127.0.0.1:8080' }] },
-    expect: { teleport: { ...BASE, storage: { type: 'dir' } }, app_service: { enabled: true, apps: [{ name: 'dashboard', uri: 'http://127.0.0.1:8080' }] } },
+    expect: {
+      teleport: { ...BASE, storage: { type: 'dir' } },
+      app_service: { enabled: true, apps: [{ name: 'dashboard', uri: 'http://127.0.0.1:8080' }] },
+    },
   },
 ];
 
@@ -398,15 +428,47 @@ t.test('what the agent fetches for each layout', async (t) => {
   };
   const CERT = ['live/teleport.example.com/fullchain.pem', 'live/teleport.example.com/privkey.pem'];
   const table: Array<[string, ReturnType<typeof fetched>, { ssm: string[]; s3: string[] }]> = [
-    ['node: its token and the CA pin (seed 000_* get-token)', fetched(['node']), { ssm: ['/teleport/main/tokens/node', '/teleport/main/ca-pin-hash'], s3: [] }],
-    ['proxy: its token, the pin, the certificate from S3 (seed 000_* push-cert)', fetched(['proxy']), { ssm: ['/teleport/main/tokens/proxy', '/teleport/main/ca-pin-hash'], s3: CERT }],
-    ['proxy with ACM: no certificate', fetched(['proxy'], { tlsSource: 'acm' }), { ssm: ['/teleport/main/tokens/proxy', '/teleport/main/ca-pin-hash'], s3: [] }],
+    [
+      'node: its token and the CA pin (seed 000_* get-token)',
+      fetched(['node']),
+      { ssm: ['/teleport/main/tokens/node', '/teleport/main/ca-pin-hash'], s3: [] },
+    ],
+    [
+      'proxy: its token, the pin, the certificate from S3 (seed 000_* push-cert)',
+      fetched(['proxy']),
+      { ssm: ['/teleport/main/tokens/proxy', '/teleport/main/ca-pin-hash'], s3: CERT },
+    ],
+    [
+      'proxy with ACM: no certificate',
+      fetched(['proxy'], { tlsSource: 'acm' }),
+      { ssm: ['/teleport/main/tokens/proxy', '/teleport/main/ca-pin-hash'], s3: [] },
+    ],
     ['auth: nothing', fetched(['auth']), { ssm: [], s3: [] }],
-    ['Enterprise auth: the license (Teleport\'s AMI: /teleport/{cluster}/license)', fetched(['auth'], { enterprise: true }), { ssm: ['/teleport/main/license'], s3: [] }],
-    ['all, Enterprise: license and certificate', fetched(['auth', 'node', 'proxy'], { enterprise: true }), { ssm: ['/teleport/main/license'], s3: CERT }],
-    ['kube + discovery: one token for both, no pin through the proxy (seed 004_*)', fetched(['discovery', 'kube']), { ssm: ['/teleport/main/tokens/discovery-kube'], s3: [] }],
-    ['proxy + node: one token for both', fetched(['node', 'proxy']), { ssm: ['/teleport/main/tokens/node-proxy', '/teleport/main/ca-pin-hash'], s3: CERT }],
-    ['IAM join to auth: only the pin (seed 002_*)', fetched(['node'], { joinMethod: 'iam', iamTokenName: 'iam-token' }), { ssm: ['/teleport/main/ca-pin-hash'], s3: [] }],
+    [
+      "Enterprise auth: the license (Teleport's AMI: /teleport/{cluster}/license)",
+      fetched(['auth'], { enterprise: true }),
+      { ssm: ['/teleport/main/license'], s3: [] },
+    ],
+    [
+      'all, Enterprise: license and certificate',
+      fetched(['auth', 'node', 'proxy'], { enterprise: true }),
+      { ssm: ['/teleport/main/license'], s3: CERT },
+    ],
+    [
+      'kube + discovery: one token for both, no pin through the proxy (seed 004_*)',
+      fetched(['discovery', 'kube']),
+      { ssm: ['/teleport/main/tokens/discovery-kube'], s3: [] },
+    ],
+    [
+      'proxy + node: one token for both',
+      fetched(['node', 'proxy']),
+      { ssm: ['/teleport/main/tokens/node-proxy', '/teleport/main/ca-pin-hash'], s3: CERT },
+    ],
+    [
+      'IAM join to auth: only the pin (seed 002_*)',
+      fetched(['node'], { joinMethod: 'iam', iamTokenName: 'iam-token' }),
+      { ssm: ['/teleport/main/ca-pin-hash'], s3: [] },
+    ],
     ['IAM join through the proxy: nothing at all', fetched(['app'], { joinMethod: 'iam', iamTokenName: 'iam-token' }), { ssm: [], s3: [] }],
     ['a custom SSM prefix', fetched(['db'], { ssmPrefix: '/infra/teleport' }), { ssm: ['/infra/teleport/main/tokens/db'], s3: [] }],
   ];
@@ -415,7 +477,13 @@ t.test('what the agent fetches for each layout', async (t) => {
 
 t.test('impossible layouts are refused, naming the setting and the reason', async (t) => {
   const grafana = [{ name: 'grafana', uri: 'http://localhost:3000' }];
-  const refusals: Array<{ name: string; roles: ServiceRole[]; assignment?: Options; cluster?: Partial<ClusterSettings>; want: { path: string; setting: string; message: RegExp } }> = [
+  const refusals: Array<{
+    name: string;
+    roles: ServiceRole[];
+    assignment?: Options;
+    cluster?: Partial<ClusterSettings>;
+    want: { path: string; setting: string; message: RegExp };
+  }> = [
     {
       name: 'a proxy cannot join through a proxy (Teleport: proxy_server can not be specified when proxy service is enabled)',
       roles: ['proxy'],
@@ -450,7 +518,11 @@ t.test('impossible layouts are refused, naming the setting and the reason', asyn
       name: 'discovery beside a proxy (discovery does not join auth directly, seed 003_*)',
       roles: ['discovery', 'proxy'],
       assignment: { discovery: { aws: [{ types: ['ec2'], regions: ['us-east-1'] }] } },
-      want: { path: 'discovery_service.enabled', setting: 'assignment.roles', message: /does not support joining the auth service directly/ },
+      want: {
+        path: 'discovery_service.enabled',
+        setting: 'assignment.roles',
+        message: /does not support joining the auth service directly/,
+      },
     },
     {
       name: 'ACM with TLS routing: the load balancer cannot carry the tunnel',
@@ -465,11 +537,15 @@ t.test('impossible layouts are refused, naming the setting and the reason', asyn
       want: { path: 'proxy_service', setting: 'cluster.kubePublicAddr', message: /separate listeners/ },
     },
     {
-      name: 'the proxy\'s Kubernetes listener and a Kubernetes service on one host both want 3026',
+      name: "the proxy's Kubernetes listener and a Kubernetes service on one host both want 3026",
       roles: ['kube', 'proxy'],
       assignment: { kube: { resources: [{ labels: { '*': '*' } }] } },
       cluster: { kubePublicAddr: 'teleport.example.com:3026' },
-      want: { path: 'kubernetes_service.listen_addr', setting: 'assignment.roles', message: /port 3026 is already taken by proxy_service.kube_listen_addr/ },
+      want: {
+        path: 'kubernetes_service.listen_addr',
+        setting: 'assignment.roles',
+        message: /port 3026 is already taken by proxy_service.kube_listen_addr/,
+      },
     },
     {
       name: 'IAM joining without the token name',
@@ -489,7 +565,7 @@ t.test('impossible layouts are refused, naming the setting and the reason', asyn
       want: { path: 'app_service.apps[0].name', setting: 'assignment.apps[0].name', message: /lower-case DNS labels/ },
     },
     {
-      name: 'an app public_addr with a port (Teleport: apps share the proxy\'s web port)',
+      name: "an app public_addr with a port (Teleport: apps share the proxy's web port)",
       roles: ['app'],
       assignment: { apps: [{ name: 'grafana', uri: 'http://localhost:3000', publicAddr: 'grafana.example.com:443' }] },
       want: { path: 'app_service.apps[0].public_addr', setting: 'assignment.apps[0].publicAddr', message: /port/ },
@@ -593,7 +669,21 @@ t.test('free-form values come back as the same strings after Teleport would pars
     t.equal(back.ssh_service.commands[0].command[2], 'echo "a: b" # !tag\n- item', `command words, YAML ${version}`);
     t.equal(back.app_service.apps[0].description, 'x: y\n"quoted" !tag');
     t.same(back.discovery_service.aws[0].tags, { 'team:name': 'a: b', Name: '!ref x' });
-    t.same(Object.keys(back), ['version', 'teleport', 'auth_service', 'ssh_service', 'proxy_service', 'kubernetes_service', 'app_service', 'db_service', 'discovery_service'], 'no key added');
+    t.same(
+      Object.keys(back),
+      [
+        'version',
+        'teleport',
+        'auth_service',
+        'ssh_service',
+        'proxy_service',
+        'kubernetes_service',
+        'app_service',
+        'db_service',
+        'discovery_service',
+      ],
+      'no key added',
+    );
   }
   t.equal(teleportConfigToYaml(cfg), text, 'the same text every time');
 });
@@ -603,7 +693,10 @@ t.test('the files of a host: token, license, certificate, environment file and u
   const host = (roles: ServiceRole[], cluster: Partial<ClusterSettings>, assignment: Options = {}) => {
     const desired = { assignment: { roles, labels: {}, ...assignment }, cluster: { ...CLUSTER, ...cluster } };
     const fetches = fetchesOf(desired.assignment, desired.cluster, paths);
-    const values = { ssm: Object.fromEntries(fetches.ssm.map((f) => [f.name, f.purpose === 'CA pin' ? PIN : `value of ${f.name}`])), s3: Object.fromEntries(fetches.s3.map((f) => [f.key, `body of ${f.key}`])) };
+    const values = {
+      ssm: Object.fromEntries(fetches.ssm.map((f) => [f.name, f.purpose === 'CA pin' ? PIN : `value of ${f.name}`])),
+      s3: Object.fromEntries(fetches.s3.map((f) => [f.key, `body of ${f.key}`])),
+    };
     return renderHostFiles(desired, input(roles).instance, paths, fetches, values);
   };
   const files = (h: ReturnType<typeof host>) => h.files.map((f) => [f.path, f.mode.toString(8), f.secret]);
@@ -619,7 +712,7 @@ t.test('the files of a host: token, license, certificate, environment file and u
   t.equal(proxy.files[0].content, 'value of /teleport/main/tokens/proxy\n');
   t.match(proxy.environment, /^HTTPS_PROXY=http:\/\/proxy\.corp:3128$/m, 'HTTP CONNECT proxy in /etc/default/teleport (seed 003_*)');
   t.match(proxy.environment, /^NO_PROXY=localhost,169\.254\.169\.254,teleport\.example\.com:3024$/m);
-  t.match(proxy.unit, /^EnvironmentFile=-\/etc\/default\/teleport$/m, 'the unit reads it, as the unit of Teleport\'s packages does');
+  t.match(proxy.unit, /^EnvironmentFile=-\/etc\/default\/teleport$/m, "the unit reads it, as the unit of Teleport's packages does");
 
   const node = host(['node'], {});
   t.notOk(node.environment, 'no proxy, no environment file');
@@ -630,13 +723,19 @@ t.test('the files of a host: token, license, certificate, environment file and u
   t.notMatch(maskProxyCredentials(withPassword.environment!), /s3cret/);
 
   const auth = host(['auth'], { enterprise: true });
-  t.same(files(auth), [['/var/lib/teleboot/secrets/license.pem', '600', true], ['/etc/teleport.yaml', '600', false]]);
+  t.same(files(auth), [
+    ['/var/lib/teleboot/secrets/license.pem', '600', true],
+    ['/etc/teleport.yaml', '600', false],
+  ]);
   t.equal(parse(auth.teleportYaml).auth_service.license_file, '/var/lib/teleboot/secrets/license.pem');
 
-  t.throws(() => host(['node'], { httpsProxy: 'http://proxy:8080\nLD_PRELOAD=/tmp/x.so' }), { name: 'RenderError', problems: [{ setting: 'cluster.httpsProxy' }] });
+  t.throws(() => host(['node'], { httpsProxy: 'http://proxy:8080\nLD_PRELOAD=/tmp/x.so' }), {
+    name: 'RenderError',
+    problems: [{ setting: 'cluster.httpsProxy' }],
+  });
 });
 
-t.test('the stand-in teleport, strict like Teleport\'s parser, accepts every layout', async (t) => {
+t.test("the stand-in teleport, strict like Teleport's parser, accepts every layout", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'teleboot-layouts-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const secrets = join(dir, 'secrets');
@@ -663,7 +762,11 @@ t.test('the stand-in teleport, strict like Teleport\'s parser, accepts every lay
 
   // And it refuses what Teleport refuses.
   const bad = (name: string, mutate: (cfg: any) => void, message: RegExp) => {
-    const cfg = parse(renderTeleportYaml(input(['discovery', 'kube'], CASES.find((c) => c.roles.includes('kube') && c.roles.includes('discovery'))!.assignment, {}, files)));
+    const cfg = parse(
+      renderTeleportYaml(
+        input(['discovery', 'kube'], CASES.find((c) => c.roles.includes('kube') && c.roles.includes('discovery'))!.assignment, {}, files),
+      ),
+    );
     mutate(cfg);
     const file = join(dir, `${name}.yaml`);
     writeFileSync(file, JSON.stringify(cfg));
@@ -671,12 +774,24 @@ t.test('the stand-in teleport, strict like Teleport\'s parser, accepts every lay
     t.equal(r.status, 1, name);
     t.match(r.stderr, message, name);
   };
-  bad('unknown key', (cfg) => (cfg.kubernetes_service.resource = cfg.kubernetes_service.resources), /field resource not found in kubernetes_service/);
-  bad('proxy_server beside a proxy', (cfg) => (cfg.proxy_service = { enabled: true, web_listen_addr: '0.0.0.0:443', public_addr: ['teleport.example.com:443'] }), /proxy_server can not be specified when proxy service is enabled/);
-  bad('app without a tunnel', (cfg) => {
-    delete cfg.teleport.proxy_server;
-    cfg.teleport.auth_server = 'auth.example.internal:3025';
-    cfg.app_service = { enabled: true, apps: [{ name: 'x', uri: 'http://localhost' }] };
-  }, /failed to find reverse tunnel address/);
+  bad(
+    'unknown key',
+    (cfg) => (cfg.kubernetes_service.resource = cfg.kubernetes_service.resources),
+    /field resource not found in kubernetes_service/,
+  );
+  bad(
+    'proxy_server beside a proxy',
+    (cfg) => (cfg.proxy_service = { enabled: true, web_listen_addr: '0.0.0.0:443', public_addr: ['teleport.example.com:443'] }),
+    /proxy_server can not be specified when proxy service is enabled/,
+  );
+  bad(
+    'app without a tunnel',
+    (cfg) => {
+      delete cfg.teleport.proxy_server;
+      cfg.teleport.auth_server = 'auth.example.internal:3025';
+      cfg.app_service = { enabled: true, apps: [{ name: 'x', uri: 'http://localhost' }] };
+    },
+    /failed to find reverse tunnel address/,
+  );
   t.equal(execFileSync(process.execPath, [TELEPORT_STANDIN, 'version'], { encoding: 'utf8' }).startsWith('Teleport'), true);
 });

@@ -216,7 +216,14 @@ t.test('validation names the setting that is wrong', async (t) => {
   });
 
   t.test('addresses must be host:port', async (t) => {
-    for (const bad of ['teleport.example.com', 'teleport.example.com:', 'teleport.example.com:99999', 'tele port:443', 'a:b:443', 'https://teleport.example.com:443']) {
+    for (const bad of [
+      'teleport.example.com',
+      'teleport.example.com:',
+      'teleport.example.com:99999',
+      'tele port:443',
+      'a:b:443',
+      'https://teleport.example.com:443',
+    ]) {
       t.match(
         problemsOf(input({ roles: ['proxy'], cluster: { proxyPublicAddr: bad } })),
         [{ path: 'proxy_service.public_addr[0]', setting: 'cluster.proxyPublicAddr', message: /host:port|port/ }],
@@ -227,7 +234,9 @@ t.test('validation names the setting that is wrong', async (t) => {
   });
 
   t.test('label keys must be valid Teleport label keys', async (t) => {
-    t.match(problemsOf(input({ labels: { 'bad key': 'x', ok: 'y' } })), [{ path: 'ssh_service.labels.bad key', setting: 'assignment.labels' }]);
+    t.match(problemsOf(input({ labels: { 'bad key': 'x', ok: 'y' } })), [
+      { path: 'ssh_service.labels.bad key', setting: 'assignment.labels' },
+    ]);
   });
 
   t.test('DynamoDB storage needs a table', async (t) => {
@@ -237,7 +246,9 @@ t.test('validation names the setting that is wrong', async (t) => {
   });
 
   t.test('unknown roles and unsupported combinations are refused', async (t) => {
-    t.match(problemsOf(input({ roles: ['database' as ServiceRole] })), [{ path: 'assignment.roles[0]', message: /unknown role "database"/ }]);
+    t.match(problemsOf(input({ roles: ['database' as ServiceRole] })), [
+      { path: 'assignment.roles[0]', message: /unknown role "database"/ },
+    ]);
     // proxy+node used to be refused for want of a token valid for both; it now reads tokens/node-proxy.
     t.same(problemsOf(input({ roles: ['proxy', 'node'] })), []);
     // An app service needs a reverse tunnel, and a host running proxy_service cannot join through proxy_server.
@@ -337,7 +348,9 @@ t.test('the YAML text', async (t) => {
       enabled: true,
       listen_addr: '0.0.0.0:3022',
       // JSON.parse, because a "__proto__" key in an object literal sets the prototype instead
-      labels: JSON.parse('{"<<": "merge?", "on": "off", "key with space": "v", "__proto__": "not a prototype", "ctrl": "a\\u0000b\\u0085c\\u2028d\\u007f\\ufeff"}'),
+      labels: JSON.parse(
+        '{"<<": "merge?", "on": "off", "key with space": "v", "__proto__": "not a prototype", "ctrl": "a\\u0000b\\u0085c\\u2028d\\u007f\\ufeff"}',
+      ),
       commands: [{ name: 'hostname', command: ['hostname', '--fqdn'], period: '1m0s' }],
     };
     const text = teleportConfigToYaml(cfg);
@@ -406,14 +419,33 @@ t.test('teleport.service', async (t) => {
 
 t.test('/etc/default/teleport', async (t) => {
   const vars = (text: string) =>
-    Object.fromEntries(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    Object.fromEntries(
+      text
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
 
   t.test('sets the HTTP CONNECT proxy variables that are given', async (t) => {
     t.same(
-      vars(renderProxyEnvironment({ httpsProxy: 'http://proxy.corp:8080/', httpProxy: 'http://proxy.corp:8080/', noProxy: 'localhost,127.0.0.1,10.0.0.0/8,teleport.example.com:3024' })),
-      { HTTPS_PROXY: 'http://proxy.corp:8080/', HTTP_PROXY: 'http://proxy.corp:8080/', NO_PROXY: 'localhost,127.0.0.1,10.0.0.0/8,teleport.example.com:3024' },
+      vars(
+        renderProxyEnvironment({
+          httpsProxy: 'http://proxy.corp:8080/',
+          httpProxy: 'http://proxy.corp:8080/',
+          noProxy: 'localhost,127.0.0.1,10.0.0.0/8,teleport.example.com:3024',
+        }),
+      ),
+      {
+        HTTPS_PROXY: 'http://proxy.corp:8080/',
+        HTTP_PROXY: 'http://proxy.corp:8080/',
+        NO_PROXY: 'localhost,127.0.0.1,10.0.0.0/8,teleport.example.com:3024',
+      },
     );
-    t.same(vars(renderProxyEnvironment({ httpsProxy: 'proxy.corp:3128' })), { HTTPS_PROXY: 'proxy.corp:3128' }, 'host:port alone is accepted, as Teleport adds http://');
+    t.same(
+      vars(renderProxyEnvironment({ httpsProxy: 'proxy.corp:3128' })),
+      { HTTPS_PROXY: 'proxy.corp:3128' },
+      'host:port alone is accepted, as Teleport adds http://',
+    );
     t.same(vars(renderProxyEnvironment({})), {});
   });
 

@@ -12,7 +12,12 @@ t.before(async () => {
 t.teardown(() => control.close());
 
 t.test('assigning a role before the instance ever booted', async (t) => {
-  const res = await rest('PUT', '/v1/instances/i-0123456789abcdef0/assignment', { role: 'auth-proxy', labels: { env: 'prod' } }, { 'x-teleboot-actor': 'alice' });
+  const res = await rest(
+    'PUT',
+    '/v1/instances/i-0123456789abcdef0/assignment',
+    { role: 'auth-proxy', labels: { env: 'prod' } },
+    { 'x-teleboot-actor': 'alice' },
+  );
   t.equal(res.status, 200);
   t.match(res.body, {
     instanceId: 'i-0123456789abcdef0',
@@ -45,13 +50,20 @@ t.test('unassigning, and an unknown instance', async (t) => {
 t.test('listing filters by role and health, and pages with a cursor', async (t) => {
   for (let i = 0; i < 5; i++) await rest('PUT', `/v1/instances/page-${i}/assignment`, { role: i % 2 ? 'proxy' : 'node' });
   const proxies = await rest('GET', '/v1/instances?role=proxy&health=expected');
-  t.same(proxies.body.items.map((i: any) => i.instanceId), ['page-1', 'page-3']);
+  t.same(
+    proxies.body.items.map((i: any) => i.instanceId),
+    ['page-1', 'page-3'],
+  );
   const first = await rest('GET', '/v1/instances?role=node&limit=2');
   t.equal(first.body.items.length, 2);
   t.ok(first.body.next, 'a cursor to the next page');
   const second = await rest('GET', `/v1/instances?role=node&limit=2&after=${first.body.next}`);
   const seen = [...first.body.items, ...second.body.items].map((i: any) => i.instanceId);
-  t.same(seen.filter((id: string) => id.startsWith('page-')), ['page-0', 'page-2', 'page-4'], 'every node once, in order');
+  t.same(
+    seen.filter((id: string) => id.startsWith('page-')),
+    ['page-0', 'page-2', 'page-4'],
+    'every node once, in order',
+  );
   const bad = await rest('GET', '/v1/instances?health=sleepy');
   t.equal(bad.status, 400);
   t.match(bad.body.message, /querystring\.health: must be equal to one of the allowed values: expected, unassigned/);
@@ -112,14 +124,25 @@ t.test('rules: added in order, validated, deletable', async (t) => {
   const b = await rest('POST', '/v1/rules', { name: 'edge first', selector: { Role: '*' }, role: 'proxy', position: 0 });
   t.equal(b.status, 201);
   const list = await rest('GET', '/v1/rules');
-  t.same(list.body.items.map((r: any) => r.name), ['edge first', 'web'], 'position 0 goes first');
-  t.equal((await rest('POST', '/v1/rules', { name: 'x', selector: {}, role: 'node' })).status, 400, 'an empty selector would match everything');
+  t.same(
+    list.body.items.map((r: any) => r.name),
+    ['edge first', 'web'],
+    'position 0 goes first',
+  );
+  t.equal(
+    (await rest('POST', '/v1/rules', { name: 'x', selector: {}, role: 'node' })).status,
+    400,
+    'an empty selector would match everything',
+  );
   const unknown = await rest('POST', '/v1/rules', { name: 'x', selector: { A: 'b' }, role: 'mail' });
   t.equal(unknown.status, 400);
   t.match(unknown.body.message, /unknown role "mail"/);
   t.equal((await rest('DELETE', `/v1/rules/${b.body.id}`)).status, 204);
   t.equal((await rest('DELETE', `/v1/rules/${b.body.id}`)).status, 404);
-  t.same((await rest('GET', '/v1/rules')).body.items.map((r: any) => r.name), ['web']);
+  t.same(
+    (await rest('GET', '/v1/rules')).body.items.map((r: any) => r.name),
+    ['web'],
+  );
 });
 
 t.test('fleet health, probes, metrics and the OpenAPI document', async (t) => {
@@ -134,7 +157,15 @@ t.test('fleet health, probes, metrics and the OpenAPI document', async (t) => {
   t.match(metrics.body, /teleboot_instances\{role="node",health="expected"\} \d+/);
   const openapi = await rest('GET', '/openapi.json');
   t.equal(openapi.body.openapi, '3.0.3');
-  for (const path of ['/v1/instances', '/v1/instances/{id}', '/v1/instances/{id}/assignment', '/v1/settings', '/v1/rules', '/v1/health', '/v1/audit']) {
+  for (const path of [
+    '/v1/instances',
+    '/v1/instances/{id}',
+    '/v1/instances/{id}/assignment',
+    '/v1/settings',
+    '/v1/rules',
+    '/v1/health',
+    '/v1/audit',
+  ]) {
     t.ok(openapi.body.paths[path], `documents ${path}`);
   }
   const none = await rest('GET', '/v2/nothing');

@@ -16,11 +16,15 @@ let dir: string;
 let admin: string;
 const rest = (method: string, path: string, body?: unknown, token?: string, headers?: Record<string, string>) =>
   restRequest({ port: Number(new URL(server.restUrl).port), ca: server.caPem, token }, method, path, body, headers);
-const audit = async (action: string) => (await rest('GET', '/v1/audit?limit=1000', undefined, admin)).body.items.filter((e: any) => e.action === action);
+const audit = async (action: string) =>
+  (await rest('GET', '/v1/audit?limit=1000', undefined, admin)).body.items.filter((e: any) => e.action === action);
 
 t.before(async () => {
   dir = scratchDir('rest-auth');
-  server = await startControlServer(loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0' }), createLogger('test', 'silent'));
+  server = await startControlServer(
+    loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0' }),
+    createLogger('test', 'silent'),
+  );
   admin = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
 });
 t.teardown(async () => {
@@ -37,7 +41,11 @@ t.test('the first start generates an admin token (0600); requests without a vali
   t.match(none.body.message, /needs an API token: send "Authorization: Bearer <token>"/);
   t.equal((await rest('GET', '/v1/instances', undefined, 'tbk_not-a-real-token-at-all')).status, 401);
   t.equal((await rest('GET', '/v1/instances', undefined, undefined, { authorization: `Basic ${admin}` })).status, 401);
-  t.equal((await rest('PUT', '/v1/instances/i-0123456789abcdef0/assignment', { role: 'node' })).status, 401, 'writes too, before the body is looked at');
+  t.equal(
+    (await rest('PUT', '/v1/instances/i-0123456789abcdef0/assignment', { role: 'node' })).status,
+    401,
+    'writes too, before the body is looked at',
+  );
   t.equal((await rest('GET', '/v1/instances', undefined, admin)).status, 200);
   // Probes are public by default (rest_auth.probes_public).
   t.equal((await rest('GET', '/healthz')).status, 200);
@@ -61,21 +69,36 @@ t.test('scopes: monitor reads, operator assigns, admin changes settings and toke
   t.equal(denied.status, 403);
   t.match(denied.body.message, /API token "grafana" has scope monitor; PUT \/v1\/instances\/:id\/assignment needs operator/);
   t.equal((await rest('GET', '/v1/instances/i-0aaaaaaaaaaaaaaa7', undefined, admin)).status, 404, 'nothing was stored');
-  t.match(await audit('rest.refused'), [{ actor: 'rest:grafana', target: 'i-0aaaaaaaaaaaaaaa7', details: { method: 'PUT', scope: 'monitor', needs: 'operator' } }]);
+  t.match(await audit('rest.refused'), [
+    { actor: 'rest:grafana', target: 'i-0aaaaaaaaaaaaaaa7', details: { method: 'PUT', scope: 'monitor', needs: 'operator' } },
+  ]);
 
-  const assigned = await rest('PUT', '/v1/instances/i-0aaaaaaaaaaaaaaa7/assignment', { role: 'proxy' }, operator, { 'x-teleboot-actor': 'alice-laptop' });
+  const assigned = await rest('PUT', '/v1/instances/i-0aaaaaaaaaaaaaaa7/assignment', { role: 'proxy' }, operator, {
+    'x-teleboot-actor': 'alice-laptop',
+  });
   t.equal(assigned.status, 200);
   const history = (await rest('GET', '/v1/audit?target=i-0aaaaaaaaaaaaaaa7', undefined, admin)).body.items;
   t.equal(history.at(-1).actor, 'rest:alice/alice-laptop', 'the token names the actor; the header only annotates');
   t.equal((await rest('PATCH', '/v1/settings', { clusterName: 'x' }, operator)).status, 403);
-  t.equal((await rest('POST', '/v1/api-tokens', { name: 'mallory', scope: 'admin' }, operator)).status, 403, 'an operator cannot mint an admin');
+  t.equal(
+    (await rest('POST', '/v1/api-tokens', { name: 'mallory', scope: 'admin' }, operator)).status,
+    403,
+    'an operator cannot mint an admin',
+  );
   t.equal((await rest('GET', '/v1/api-tokens', undefined, operator)).status, 403);
   t.equal((await rest('POST', '/v1/join-tokens', { name: 'j', ttl: '1h' }, operator)).status, 403);
   t.equal((await rest('PATCH', '/v1/settings', { clusterName: 'prod' }, admin)).status, 200);
 
-  t.equal((await rest('POST', '/v1/api-tokens', { name: 'alice', scope: 'monitor' }, admin)).status, 409, 'names of active tokens are unique');
+  t.equal(
+    (await rest('POST', '/v1/api-tokens', { name: 'alice', scope: 'monitor' }, admin)).status,
+    409,
+    'names of active tokens are unique',
+  );
   const list = await rest('GET', '/v1/api-tokens', undefined, admin);
-  t.same(list.body.items.map((x: any) => x.name), ['admin', 'grafana', 'alice']);
+  t.same(
+    list.body.items.map((x: any) => x.name),
+    ['admin', 'grafana', 'alice'],
+  );
   const text = JSON.stringify(list.body);
   for (const secret of [admin, monitor, operator]) t.notOk(text.includes(secret), 'no secret in the list');
   t.notMatch(text, /hash/i, 'nor a hash');
@@ -109,7 +132,10 @@ t.test('the tokens CLI works on the same database as the running server', async 
   t.equal(revoked.code, 0, revoked.stderr);
   t.equal((await rest('GET', '/v1/instances', undefined, token)).status, 401);
   const actors = (await audit('api_token.revoke')).map((e: any) => e.actor);
-  t.ok(actors.some((a: string) => a.startsWith('cli:')), 'the CLI is the actor in the audit log');
+  t.ok(
+    actors.some((a: string) => a.startsWith('cli:')),
+    'the CLI is the actor in the audit log',
+  );
 });
 
 t.test('every route refuses oversized, malformed and mistyped input with 4xx, never 500', async (t) => {
@@ -129,7 +155,10 @@ t.test('every route refuses oversized, malformed and mistyped input with 4xx, ne
       const big = await rest(m, url, { filler: 'x'.repeat(100_000) }, admin);
       t.equal(big.status, 413, `${m} ${path}: oversized body`);
       const broken = await rest(m, url, '{"role": ', admin);
-      t.ok([400, 404].includes(broken.status) || (broken.status === 204 && m === 'DELETE'), `${m} ${path}: malformed JSON gets ${broken.status}`);
+      t.ok(
+        [400, 404].includes(broken.status) || (broken.status === 204 && m === 'DELETE'),
+        `${m} ${path}: malformed JSON gets ${broken.status}`,
+      );
       const wrongType = await rest(m, url, '[1,2,3]', admin);
       t.ok(wrongType.status < 500, `${m} ${path}: an array body gets ${wrongType.status}`);
       for (const res of [big, broken, wrongType]) t.notMatch(JSON.stringify(res.body ?? ''), /at .*\.js:\d+/, 'no stack trace');
@@ -142,7 +171,12 @@ t.test('every route refuses oversized, malformed and mistyped input with 4xx, ne
   const badQuery = await rest('GET', '/v1/audit?limit=-1', undefined, admin);
   t.equal(badQuery.status, 400);
   t.match(badQuery.body.message, /querystring\.limit: must be >= 1/);
-  const newline = await rest('PUT', '/v1/instances/i-0bbbbbbbbbbbbbbb8/assignment', { role: 'node', labels: { env: 'prod\nauth_service: {enabled: true}' } }, admin);
+  const newline = await rest(
+    'PUT',
+    '/v1/instances/i-0bbbbbbbbbbbbbbb8/assignment',
+    { role: 'node', labels: { env: 'prod\nauth_service: {enabled: true}' } },
+    admin,
+  );
   t.equal(newline.status, 400);
   t.match(newline.body.message, /^body\.labels\.env: must match pattern/);
   t.equal((await rest('GET', '/v1/instances/i-0bbbbbbbbbbbbbbb8', undefined, admin)).status, 404, 'nothing stored');

@@ -24,25 +24,62 @@ const KUBE_DISCOVERY = {
 t.test('assignments with role options are rendered when saved', async (t) => {
   const ok = await rest('PUT', '/v1/instances/i-0kube000000000001/assignment', KUBE_DISCOVERY);
   t.equal(ok.status, 200, JSON.stringify(ok.body));
-  t.match(ok.body.assignment, { role: 'discovery+kube', roles: ['discovery', 'kube'], kube: KUBE_DISCOVERY.kube, discovery: KUBE_DISCOVERY.discovery });
+  t.match(ok.body.assignment, {
+    role: 'discovery+kube',
+    roles: ['discovery', 'kube'],
+    kube: KUBE_DISCOVERY.kube,
+    discovery: KUBE_DISCOVERY.discovery,
+  });
 
   const apps = await rest('PUT', '/v1/instances/i-0app0000000000001/assignment', {
     role: 'app',
-    apps: [{ name: 'grafana', uri: 'http://localhost:3000', publicAddr: 'grafana.teleport.example.com', labels: { env: 'prod' }, insecureSkipVerify: true }],
+    apps: [
+      {
+        name: 'grafana',
+        uri: 'http://localhost:3000',
+        publicAddr: 'grafana.teleport.example.com',
+        labels: { env: 'prod' },
+        insecureSkipVerify: true,
+      },
+    ],
   });
   t.equal(apps.status, 200, JSON.stringify(apps.body));
   t.same(apps.body.assignment.apps[0].publicAddr, 'grafana.teleport.example.com');
 
   const cases: Array<[string, unknown, RegExp]> = [
     ['an app role without apps', { role: 'app' }, /^apps: must list at least one app/],
-    ['an app name that is no DNS label', { role: 'app', apps: [{ name: 'Grafana', uri: 'http://localhost:3000' }] }, /^apps\[0\]\.name: app names are lower-case DNS labels/],
+    [
+      'an app name that is no DNS label',
+      { role: 'app', apps: [{ name: 'Grafana', uri: 'http://localhost:3000' }] },
+      /^apps\[0\]\.name: app names are lower-case DNS labels/,
+    ],
     ['an app without its uri (schema)', { role: 'app', apps: [{ name: 'grafana' }] }, /^body\.apps\.0\.uri: is required/],
-    ['an unknown database protocol (schema)', { role: 'db', databases: [{ name: 'x', protocol: 'db2', uri: 'x:1' }] }, /^body\.databases\.0\.protocol: must be equal to one of the allowed values/],
+    [
+      'an unknown database protocol (schema)',
+      { role: 'db', databases: [{ name: 'x', protocol: 'db2', uri: 'x:1' }] },
+      /^body\.databases\.0\.protocol: must be equal to one of the allowed values/,
+    ],
     ['a proxy that joins through a proxy', { role: 'proxy', joinVia: 'proxy' }, /^joinVia: cannot be set when proxy_service is enabled/],
-    ['an app beside a proxy', { roles: ['proxy', 'app'], apps: [{ name: 'grafana', uri: 'http://localhost:3000' }] }, /^roles: app_service reaches the cluster only through a reverse tunnel/],
-    ['options for a role not assigned', { role: 'node', kube: { resources: [{ labels: { '*': '*' } }] } }, /^kube: given, but the kube role is not assigned/],
-    ['a bad dynamic label period (schema)', { role: 'node', commandLabels: [{ name: 'arch', command: ['/bin/uname'], period: 'often' }] }, /^body\.commandLabels\.0\.period: must match pattern/],
-    ['an unknown matcher type (schema)', { role: 'discovery', discovery: { aws: [{ types: ['vm'], regions: ['*'] }] } }, /^body\.discovery\.aws\.0\.types\.0: must be equal to one of the allowed values/],
+    [
+      'an app beside a proxy',
+      { roles: ['proxy', 'app'], apps: [{ name: 'grafana', uri: 'http://localhost:3000' }] },
+      /^roles: app_service reaches the cluster only through a reverse tunnel/,
+    ],
+    [
+      'options for a role not assigned',
+      { role: 'node', kube: { resources: [{ labels: { '*': '*' } }] } },
+      /^kube: given, but the kube role is not assigned/,
+    ],
+    [
+      'a bad dynamic label period (schema)',
+      { role: 'node', commandLabels: [{ name: 'arch', command: ['/bin/uname'], period: 'often' }] },
+      /^body\.commandLabels\.0\.period: must match pattern/,
+    ],
+    [
+      'an unknown matcher type (schema)',
+      { role: 'discovery', discovery: { aws: [{ types: ['vm'], regions: ['*'] }] } },
+      /^body\.discovery\.aws\.0\.types\.0: must be equal to one of the allowed values/,
+    ],
   ];
   for (const [name, body, message] of cases) {
     const res = await rest('PUT', '/v1/instances/i-0bad0000000000001/assignment', body);
@@ -65,14 +102,26 @@ t.test('settings are checked on their own and against every stored assignment', 
     region: 'us-east-1',
   });
   t.equal(base.status, 200, JSON.stringify(base.body));
-  t.match(base.body, { joinMethod: 'token', joinVia: 'auth', proxyListenerMode: 'separate', tlsSource: 'letsencrypt' }, 'defaults are shown');
+  t.match(
+    base.body,
+    { joinMethod: 'token', joinVia: 'auth', proxyListenerMode: 'separate', tlsSource: 'letsencrypt' },
+    'defaults are shown',
+  );
 
   const refused: Array<[string, unknown, RegExp]> = [
     ['ACM with TLS routing', { tlsSource: 'acm', proxyListenerMode: 'multiplex' }, /^tlsSource: with ACM a load balancer terminates TLS/],
     ['IAM joining without a token name', { joinMethod: 'iam' }, /^iamTokenName: joinMethod iam needs the name/],
-    ['a separate-listener address with TLS routing', { proxyListenerMode: 'multiplex', kubePublicAddr: 'kube.example.com:3026' }, /^kubePublicAddr: is for separate listeners/],
+    [
+      'a separate-listener address with TLS routing',
+      { proxyListenerMode: 'multiplex', kubePublicAddr: 'kube.example.com:3026' },
+      /^kubePublicAddr: is for separate listeners/,
+    ],
     ['SAML without Enterprise', { authType: 'saml' }, /^authType: saml connectors need Teleport Enterprise/],
-    ['a proxy URL that would break /etc/default/teleport', { httpsProxy: 'http://proxy:3128\nLD_PRELOAD=/x.so' }, /^httpsProxy: must not contain whitespace/],
+    [
+      'a proxy URL that would break /etc/default/teleport',
+      { httpsProxy: 'http://proxy:3128\nLD_PRELOAD=/x.so' },
+      /^httpsProxy: must not contain whitespace/,
+    ],
     ['a keep-alive that is no duration', { keepAliveInterval: 'sometimes' }, /^keepAliveInterval: a duration/],
     ['an unknown enum value (schema)', { joinVia: 'carrier-pigeon' }, /^body\.joinVia: must be equal to one of the allowed values/],
     ['removing a required setting', { clusterName: null }, /^body\.clusterName: must be string/],
@@ -84,13 +133,23 @@ t.test('settings are checked on their own and against every stored assignment', 
   }
 
   // A host running the proxy and the Kubernetes Service: fine until the proxy gets its own Kubernetes listener on 3026.
-  const both = await rest('PUT', '/v1/instances/i-0edge000000000001/assignment', { roles: ['proxy', 'kube'], kube: { resources: [{ labels: { '*': '*' } }] } });
+  const both = await rest('PUT', '/v1/instances/i-0edge000000000001/assignment', {
+    roles: ['proxy', 'kube'],
+    kube: { resources: [{ labels: { '*': '*' } }] },
+  });
   t.equal(both.status, 200, JSON.stringify(both.body));
   const breaks = await rest('PATCH', '/v1/settings', { kubePublicAddr: 'teleport.example.com:3026' });
   t.equal(breaks.status, 400);
-  t.match(breaks.body.message, /^kubePublicAddr: would break the assignment with roles kube\+proxy \(i-0edge000000000001\): port 3026 is already taken by proxy_service\.kube_listen_addr/);
+  t.match(
+    breaks.body.message,
+    /^kubePublicAddr: would break the assignment with roles kube\+proxy \(i-0edge000000000001\): port 3026 is already taken by proxy_service\.kube_listen_addr/,
+  );
 
-  const iam = await rest('PATCH', '/v1/settings', { joinMethod: 'iam', iamTokenName: 'aws-discovery-iam-token', httpsProxy: 'http://proxy.corp:3128' });
+  const iam = await rest('PATCH', '/v1/settings', {
+    joinMethod: 'iam',
+    iamTokenName: 'aws-discovery-iam-token',
+    httpsProxy: 'http://proxy.corp:3128',
+  });
   t.equal(iam.status, 200, 'IAM joining breaks none of the stored assignments');
   t.match(iam.body, { joinMethod: 'iam', iamTokenName: 'aws-discovery-iam-token', httpsProxy: 'http://proxy.corp:3128' });
   const back = await rest('PATCH', '/v1/settings', { joinMethod: null, iamTokenName: null, httpsProxy: null });
@@ -107,10 +166,17 @@ t.test('GET /v1/instances/{id}/config previews the files, secrets masked', async
   const kube = await rest('GET', '/v1/instances/i-0kube000000000001/config');
   t.equal(kube.status, 200, JSON.stringify(kube.body));
   t.match(kube.body, { instanceId: 'i-0kube000000000001', valid: true, problems: [], instanceFacts: 'placeholder' });
-  t.same(kube.body.fetches, { ssm: [{ name: '/teleport/prod/tokens/discovery-kube', purpose: 'join token', secret: true }], s3: [] }, 'one token for both services, no pin through the proxy');
+  t.same(
+    kube.body.fetches,
+    { ssm: [{ name: '/teleport/prod/tokens/discovery-kube', purpose: 'join token', secret: true }], s3: [] },
+    'one token for both services, no pin through the proxy',
+  );
   const yaml = parse(kube.body.teleportYaml);
   t.match(yaml, {
-    teleport: { proxy_server: 'teleport.example.com:443', join_params: { method: 'token', token_name: '/var/lib/teleboot/secrets/join-token' } },
+    teleport: {
+      proxy_server: 'teleport.example.com:443',
+      join_params: { method: 'token', token_name: '/var/lib/teleboot/secrets/join-token' },
+    },
     kubernetes_service: { enabled: true, resources: [{ labels: { env: 'prod' } }] },
     discovery_service: { enabled: true, discovery_group: 'aws-prod', aws: [{ types: ['eks'], regions: ['*'] }] },
   });
@@ -131,7 +197,10 @@ t.test('GET /v1/instances/{id}/config previews the files, secrets masked', async
   const node = await rest('GET', '/v1/instances/i-0node000000000001/config');
   t.equal(node.status, 200);
   t.same(parse(node.body.teleportYaml).teleport.ca_pin, ['{from SSM /teleport/prod/ca-pin-hash}'], 'the CA pin is named, not shown');
-  t.same(node.body.fetches.ssm.map((f: any) => f.name), ['/teleport/prod/tokens/node', '/teleport/prod/ca-pin-hash']);
+  t.same(
+    node.body.fetches.ssm.map((f: any) => f.name),
+    ['/teleport/prod/tokens/node', '/teleport/prod/ca-pin-hash'],
+  );
 
   await rest('PUT', '/v1/instances/i-0prxy000000000001/assignment', { role: 'proxy' });
   const proxy = await rest('GET', '/v1/instances/i-0prxy000000000001/config');
@@ -153,13 +222,26 @@ t.test('the preview reports what is missing, naming the setting', async (t) => {
   const res = await rest('GET', '/v1/instances/i-0prxy000000000001/config');
   t.equal(res.status, 200);
   t.equal(res.body.valid, false);
-  t.match(res.body.problems, [{ path: 'proxy_service.public_addr[0]', setting: 'cluster.proxyPublicAddr', field: 'proxyPublicAddr', message: /host:port/ }]);
+  t.match(res.body.problems, [
+    { path: 'proxy_service.public_addr[0]', setting: 'cluster.proxyPublicAddr', field: 'proxyPublicAddr', message: /host:port/ },
+  ]);
 });
 
 t.test('POST /v1/preview shows an assignment and a settings change before either is saved', async (t) => {
   const res = await rest('POST', '/v1/preview', {
     instanceId: 'i-0node000000000001',
-    assignment: { role: 'db', databases: [{ name: 'warehouse', protocol: 'postgres', uri: 'wh.abc.us-east-1.redshift.amazonaws.com:5439', awsRegion: 'us-east-1', redshiftClusterId: 'wh-1' }] },
+    assignment: {
+      role: 'db',
+      databases: [
+        {
+          name: 'warehouse',
+          protocol: 'postgres',
+          uri: 'wh.abc.us-east-1.redshift.amazonaws.com:5439',
+          awsRegion: 'us-east-1',
+          redshiftClusterId: 'wh-1',
+        },
+      ],
+    },
     settings: { joinMethod: 'iam', iamTokenName: 'db-iam-token' },
   });
   t.equal(res.status, 200, JSON.stringify(res.body));
@@ -171,7 +253,10 @@ t.test('POST /v1/preview shows an assignment and a settings change before either
   t.same(res.body.fetches, { ssm: [], s3: [] }, 'IAM joining through the proxy fetches nothing');
   t.equal((await rest('GET', '/v1/settings')).body.joinMethod, 'token', 'the settings were not changed');
   t.equal((await rest('GET', '/v1/instances/i-0node000000000001')).body.assignment.role, 'node', 'the assignment was not changed');
-  const bad = await rest('POST', '/v1/preview', { assignment: { role: 'proxy' }, settings: { tlsSource: 'acm', proxyListenerMode: 'multiplex' } });
+  const bad = await rest('POST', '/v1/preview', {
+    assignment: { role: 'proxy' },
+    settings: { tlsSource: 'acm', proxyListenerMode: 'multiplex' },
+  });
   t.equal(bad.status, 400);
   t.match(bad.body.message, /^tlsSource: /);
 });

@@ -37,9 +37,16 @@ t.test('a reopened database keeps instances, assignments, rules, settings and au
   t.teardown(() => second.close());
   t.equal(second.schemaVersion(), MIGRATIONS[MIGRATIONS.length - 1].version, 'migrations are not applied twice');
   t.equal((await second.getSettings()).clusterName, 'prod');
-  t.match(await second.getInstance('i-1'), { assignment: { roles: ['node'], labels: { a: 'b' } }, generation: 1, identity: { hostname: 'i-1.ec2.internal' } });
+  t.match(await second.getInstance('i-1'), {
+    assignment: { roles: ['node'], labels: { a: 'b' } },
+    generation: 1,
+    identity: { hostname: 'i-1.ec2.internal' },
+  });
   t.equal((await second.listRules()).length, 1);
-  t.same((await second.listAudit({ limit: 10 })).map((e) => e.action), ['settings.update', 'assignment.set', 'rule.add', 'instance.enroll']);
+  t.same(
+    (await second.listAudit({ limit: 10 })).map((e) => e.action),
+    ['settings.update', 'assignment.set', 'rule.add', 'instance.enroll'],
+  );
 });
 
 t.test('rules apply at enrollment, first match wins, and never override an explicit assignment', async (t) => {
@@ -95,8 +102,11 @@ t.test('fleet health follows enrollment, generations, reports and heartbeats', a
   await store.enroll(identity('i-2'), 'agent', 60);
   t.equal(await healthOf('i-2'), 'unassigned');
   const summary = await store.healthSummary(clock(100));
-  t.same(summary.map((r) => [r.roles, r.health, r.count]), [
-    [null, 'unassigned', 1],
-    [['proxy'], 'degraded', 1],
-  ]);
+  t.same(
+    summary.map((r) => [r.roles, r.health, r.count]),
+    [
+      [null, 'unassigned', 1],
+      [['proxy'], 'degraded', 1],
+    ],
+  );
 });

@@ -84,7 +84,11 @@ t.test('a unit that exits 1 ends up failed', { skip }, async (t) => {
   await ns.systemctl('daemon-reload');
   await ns.systemctl('start', 'broken.service'); // Type=simple: start succeeds, the process then fails
   await ns.waitForUnitState('broken.service', 'failed');
-  t.match(await ns.show('broken.service', ['Result', 'ExecMainStatus']), { Result: 'exit-code', ExecMainStatus: '1' }, 'exit status 1 recorded');
+  t.match(
+    await ns.show('broken.service', ['Result', 'ExecMainStatus']),
+    { Result: 'exit-code', ExecMainStatus: '1' },
+    'exit status 1 recorded',
+  );
   t.match(await ns.journal('broken.service'), 'boom', 'stderr is in the journal');
 });
 

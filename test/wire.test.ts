@@ -13,7 +13,13 @@ import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/Assignmen
 const method = bootstrapProto().teleboot.v1.Bootstrap.service.GetAssignment;
 
 function overTheWire(assignment: Assignment, cluster: ClusterSettings) {
-  const msg = toAssignmentMessage({ instanceId: 'i-0123456789abcdef0', generation: 7, assigned: true, assignment, cluster: { ...cluster, certDomain: 'teleport.example.com' } });
+  const msg = toAssignmentMessage({
+    instanceId: 'i-0123456789abcdef0',
+    generation: 7,
+    assigned: true,
+    assignment,
+    cluster: { ...cluster, certDomain: 'teleport.example.com' },
+  });
   const bytes = method.responseSerialize(msg as never);
   return desiredFrom(method.responseDeserialize(bytes) as AssignmentState__Output);
 }
@@ -30,24 +36,52 @@ t.test('every role option and layout setting reads back as saved', async (t) => 
     joinVia: 'proxy',
     kube: { resources: [{ labels: { env: 'prod' } }, { labels: { '*': '*' } }], labels: { team: 'platform' } },
     apps: [
-      { name: 'grafana', uri: 'http://localhost:3000', publicAddr: 'grafana.example.com', description: 'dashboards', labels: { env: 'prod' }, insecureSkipVerify: true },
+      {
+        name: 'grafana',
+        uri: 'http://localhost:3000',
+        publicAddr: 'grafana.example.com',
+        description: 'dashboards',
+        labels: { env: 'prod' },
+        insecureSkipVerify: true,
+      },
       { name: 'jenkins', uri: 'https://jenkins.internal' },
     ],
     databases: [
-      { name: 'warehouse', protocol: 'postgres', uri: 'wh.example.com:5439', description: 'dw', awsRegion: 'us-east-1', redshiftClusterId: 'wh-1', staticLabels: { env: 'prod' } },
+      {
+        name: 'warehouse',
+        protocol: 'postgres',
+        uri: 'wh.example.com:5439',
+        description: 'dw',
+        awsRegion: 'us-east-1',
+        redshiftClusterId: 'wh-1',
+        staticLabels: { env: 'prod' },
+      },
       { name: 'orders', protocol: 'mysql', uri: 'orders.example.com:3306' },
     ],
     discovery: {
       group: 'aws-prod',
       aws: [
-        { types: ['ec2'], regions: ['us-east-1'], tags: { '*': '*' }, ssmDocumentName: 'TeleportDiscoveryInstaller', installTokenName: 'aws-discovery-iam-token', assumeRoleArn: 'arn:aws:iam::123456789012:role/discovery' },
+        {
+          types: ['ec2'],
+          regions: ['us-east-1'],
+          tags: { '*': '*' },
+          ssmDocumentName: 'TeleportDiscoveryInstaller',
+          installTokenName: 'aws-discovery-iam-token',
+          assumeRoleArn: 'arn:aws:iam::123456789012:role/discovery',
+        },
         { types: ['eks'], regions: ['*'] },
       ],
     },
   };
   const cluster: ClusterSettings = {
     ...MINIMAL,
-    storage: { type: 'dynamodb', tableName: 'main-state', region: 'us-west-2', auditEventsUri: ['dynamodb://events', 'stdout://'], auditSessionsUri: 's3://recordings/sessions' },
+    storage: {
+      type: 'dynamodb',
+      tableName: 'main-state',
+      region: 'us-west-2',
+      auditEventsUri: ['dynamodb://events', 'stdout://'],
+      auditSessionsUri: 's3://recordings/sessions',
+    },
     joinMethod: 'iam',
     iamTokenName: 'aws-discovery-iam-token',
     joinVia: 'proxy',
@@ -75,7 +109,10 @@ t.test('every role option and layout setting reads back as saved', async (t) => 
     rootClusterName: 'root.example.com',
     rootWebProxyAddr: 'root.example.com:443',
     rootTunnelAddr: 'root.example.com:3024',
-    rootRoleMap: [{ remote: 'access', local: ['access'] }, { remote: '^admin-(.*)$', local: ['leaf-admin-$1', 'auditor'] }],
+    rootRoleMap: [
+      { remote: 'access', local: ['access'] },
+      { remote: '^admin-(.*)$', local: ['leaf-admin-$1', 'auditor'] },
+    ],
   };
   t.same(overTheWire(assignment, cluster), { generation: 7, assignment, cluster });
 });

@@ -32,11 +32,18 @@ t.test('control characters are refused in every field that reaches teleport.yaml
     const rule = await control.rest('POST', '/v1/rules', { name: `r-${name}`, selector: { A: 'b' }, role: 'node', labels: { env: value } });
     t.equal(rule.status, 400, `rule label with ${name}`);
   }
-  const nodename = await control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node', nodename: 'web\nauth_service: {enabled: true}' });
+  const nodename = await control.rest('PUT', `/v1/instances/${id}/assignment`, {
+    role: 'node',
+    nodename: 'web\nauth_service: {enabled: true}',
+  });
   t.equal(nodename.status, 400);
   t.match(nodename.body.message, /nodename/);
   const before = (await control.rest('GET', '/v1/settings')).body;
-  for (const patch of [{ clusterName: 'x\nteleport: {}' }, { authAddr: 'auth:3025\nproxy_service: {enabled: true}' }, { proxyPublicAddr: 'a.example.com:443 # x' }]) {
+  for (const patch of [
+    { clusterName: 'x\nteleport: {}' },
+    { authAddr: 'auth:3025\nproxy_service: {enabled: true}' },
+    { proxyPublicAddr: 'a.example.com:443 # x' },
+  ]) {
     const res = await control.rest('PATCH', '/v1/settings', patch);
     t.equal(res.status, 400, JSON.stringify(patch));
     t.match(res.body.message, new RegExp(`^${Object.keys(patch)[0]}: `));
@@ -76,6 +83,10 @@ t.test('colons, comment signs, tags, anchors and flow syntax stay strings in tel
     t.same(cfg.ssh_service.labels, labels, `labels read back as the same strings (YAML ${version})`);
     t.notOk(cfg.auth_service?.enabled, 'no auth service appeared');
     t.notOk(cfg.proxy_service?.enabled, 'no proxy service appeared');
-    t.same(Object.keys(cfg).filter((k) => !['version', 'teleport', 'auth_service', 'ssh_service', 'proxy_service'].includes(k)), [], 'no key was added');
+    t.same(
+      Object.keys(cfg).filter((k) => !['version', 'teleport', 'auth_service', 'ssh_service', 'proxy_service'].includes(k)),
+      [],
+      'no key was added',
+    );
   }
 });

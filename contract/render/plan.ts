@@ -70,7 +70,8 @@ export function fetchesOf(assignment: Assignment, cluster: ClusterSettings, path
   const names = ssmNames(cluster.ssmPrefix, cluster.clusterName);
   const files = secretFiles(paths.secretsDir);
   const ssm: SsmFetch[] = [];
-  if (requirements.joinTokenRole) ssm.push({ name: names.token(requirements.joinTokenRole), purpose: 'join token', secret: true, file: files.joinToken });
+  if (requirements.joinTokenRole)
+    ssm.push({ name: names.token(requirements.joinTokenRole), purpose: 'join token', secret: true, file: files.joinToken });
   if (requirements.caPin) ssm.push({ name: names.caPin, purpose: 'CA pin', secret: false });
   if (requirements.license) ssm.push({ name: names.license, purpose: 'license', secret: true, file: files.license });
   const s3: S3Fetch[] = [];
@@ -145,7 +146,8 @@ export function renderHostFiles(
   for (const f of fetches.ssm) {
     if (f.file) out.push({ path: f.file, content: (fetched.ssm[f.name] ?? '').trim() + '\n', mode: 0o600, secret: f.secret });
   }
-  for (const f of fetches.s3) out.push({ path: f.file, content: fetched.s3[f.key] ?? '', mode: f.secret ? 0o600 : 0o644, secret: f.secret });
+  for (const f of fetches.s3)
+    out.push({ path: f.file, content: fetched.s3[f.key] ?? '', mode: f.secret ? 0o600 : 0o644, secret: f.secret });
   let environment: string | undefined;
   if (hasProxyEnvironment(cluster)) {
     environment = proxyEnvironmentOf(cluster);
@@ -162,7 +164,13 @@ export function renderHostFiles(
     pidFile: paths.pidFile,
     ...(environment !== undefined ? { environmentFile: paths.environmentFile } : {}),
   });
-  return { files: out, unit, teleportYaml, ...(environment !== undefined ? { environment } : {}), obsolete: environment === undefined ? [paths.environmentFile] : [] };
+  return {
+    files: out,
+    unit,
+    teleportYaml,
+    ...(environment !== undefined ? { environment } : {}),
+    obsolete: environment === undefined ? [paths.environmentFile] : [],
+  };
 }
 
 /** /etc/default/teleport for the cluster's HTTP CONNECT proxy; RenderError naming the setting when a value would break the file. */

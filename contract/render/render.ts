@@ -5,15 +5,7 @@
 // saved, so an impossible layout is refused at the REST call.
 
 import { Document, Scalar, parse, visit } from 'yaml';
-import {
-  SERVICE_ROLES,
-  hostOf,
-  joinTokenNameOf,
-  type Assignment,
-  type ClusterSettings,
-  type JoinVia,
-  type ServiceRole,
-} from '../model';
+import { SERVICE_ROLES, hostOf, joinTokenNameOf, type Assignment, type ClusterSettings, type JoinVia, type ServiceRole } from '../model';
 import {
   KEY_ORDER,
   TELEPORT_CONFIG_VERSION,
@@ -76,9 +68,7 @@ export class RenderError extends Error {
   constructor(readonly problems: ConfigProblem[]) {
     super(
       'cannot render teleport.yaml:\n' +
-        problems
-          .map((p) => `  - ${p.path || '(config)'}${p.setting ? ` (from ${p.setting})` : ''}: ${p.message}`)
-          .join('\n'),
+        problems.map((p) => `  - ${p.path || '(config)'}${p.setting ? ` (from ${p.setting})` : ''}: ${p.message}`).join('\n'),
     );
     this.name = 'RenderError';
   }
@@ -179,7 +169,14 @@ function inputProblems(input: RenderInput, roles: ReadonlySet<ServiceRole>): Con
             'with ACM a load balancer terminates TLS, so it cannot carry the SSH and reverse tunnel traffic that TLS routing (multiplex) sends over the web port; use proxyListenerMode separate, which gives the tunnel its own listener',
         });
       }
-      for (const key of ['sshPublicAddr', 'tunnelPublicAddr', 'kubePublicAddr', 'mysqlPublicAddr', 'postgresPublicAddr', 'mongoPublicAddr'] as const) {
+      for (const key of [
+        'sshPublicAddr',
+        'tunnelPublicAddr',
+        'kubePublicAddr',
+        'mysqlPublicAddr',
+        'postgresPublicAddr',
+        'mongoPublicAddr',
+      ] as const) {
         if (c[key]) {
           problems.push({
             path: 'proxy_service',
@@ -192,10 +189,18 @@ function inputProblems(input: RenderInput, roles: ReadonlySet<ServiceRole>): Con
   }
   if (roles.has('auth')) {
     if ((c.authType === 'oidc' || c.authType === 'saml') && !c.enterprise) {
-      problems.push({ path: 'auth_service.authentication.type', setting: 'cluster.authType', message: `${c.authType} needs Teleport Enterprise (set enterprise)` });
+      problems.push({
+        path: 'auth_service.authentication.type',
+        setting: 'cluster.authType',
+        message: `${c.authType} needs Teleport Enterprise (set enterprise)`,
+      });
     }
     if (c.enterprise && !input.files.licenseFile) {
-      problems.push({ path: 'auth_service.license_file', setting: 'files.licenseFile', message: 'an Enterprise auth server needs its license file' });
+      problems.push({
+        path: 'auth_service.license_file',
+        setting: 'files.licenseFile',
+        message: 'an Enterprise auth server needs its license file',
+      });
     }
   }
   return problems;
@@ -246,7 +251,8 @@ function teleportSection(input: RenderInput, roles: ReadonlySet<ServiceRole>, ro
       section.proxy_server = cluster.proxyPublicAddr;
     }
   }
-  if (assignment.advertiseIp) section.advertise_ip = assignment.advertiseIp === 'private-ip' ? input.instance.privateIp : assignment.advertiseIp;
+  if (assignment.advertiseIp)
+    section.advertise_ip = assignment.advertiseIp === 'private-ip' ? input.instance.privateIp : assignment.advertiseIp;
   section.diag_addr = input.diagAddr;
   if (cluster.maxConnections !== undefined || cluster.maxUsers !== undefined) {
     section.connection_limits = {
@@ -326,7 +332,8 @@ function proxyService(input: RenderInput, roles: ReadonlySet<ServiceRole>): Prox
   if (!roles.has('proxy')) return { enabled: false };
   const c = input.cluster;
   const publicAddr = c.proxyPublicAddr;
-  const keypairs = tlsSourceOf(c) === 'letsencrypt' ? { https_keypairs: [{ key_file: input.files.keyFile, cert_file: input.files.certFile }] } : {};
+  const keypairs =
+    tlsSourceOf(c) === 'letsencrypt' ? { https_keypairs: [{ key_file: input.files.keyFile, cert_file: input.files.certFile }] } : {};
   if (listenerModeOf(c) === 'multiplex') {
     // TLS routing: one listener on 443 for web, SSH, tunnels, Kubernetes and
     // databases (seed 003_*); no listen_addr or tunnel_listen_addr in v3.
@@ -527,7 +534,10 @@ function withSetting(problem: ConfigProblem, input: RenderInput): ConfigProblem 
   if (path === 'teleport.proxy_server') {
     setting = /proxy_service is enabled/.test(message) ? 'assignment.joinVia' : 'cluster.proxyPublicAddr';
   } else if (/^(app|db|discovery)_service\.enabled$/.test(path)) {
-    setting = explicitJoin && !input.assignment.roles.includes('proxy') && !input.assignment.roles.includes('auth') ? 'assignment.joinVia' : 'assignment.roles';
+    setting =
+      explicitJoin && !input.assignment.roles.includes('proxy') && !input.assignment.roles.includes('auth')
+        ? 'assignment.joinVia'
+        : 'assignment.roles';
   } else if (path.startsWith('teleport.join_params')) {
     setting = (input.cluster.joinMethod ?? 'token') === 'iam' ? 'cluster.iamTokenName' : 'files.joinTokenFile';
   } else if (path === 'proxy_service.ssh_public_addr') {
@@ -535,7 +545,9 @@ function withSetting(problem: ConfigProblem, input: RenderInput): ConfigProblem 
   } else if (path === 'proxy_service.tunnel_public_addr') {
     setting = input.cluster.tunnelPublicAddr !== undefined ? 'cluster.tunnelPublicAddr' : 'cluster.proxyPublicAddr';
   } else {
-    setting = itemSetting(path) ?? SETTING_OF.find(([prefix]) => path === prefix || path.startsWith(prefix + '.') || path.startsWith(prefix + '['))?.[1];
+    setting =
+      itemSetting(path) ??
+      SETTING_OF.find(([prefix]) => path === prefix || path.startsWith(prefix + '.') || path.startsWith(prefix + '['))?.[1];
   }
   if (setting && path.startsWith('proxy_service.https_keypairs')) {
     if (path.endsWith('.cert_file')) setting = 'files.certFile';
@@ -566,7 +578,7 @@ export function renderTeleportYaml(input: RenderInput): string {
 // ---- YAML --------------------------------------------------------------------------
 
 export const GENERATED_HEADER = [
-  ' Generated by teleboot from this instance\'s assignment and the cluster settings.',
+  " Generated by teleboot from this instance's assignment and the cluster settings.",
   ' Do not edit: teleboot overwrites this file whenever either changes.',
 ].join('\n');
 
@@ -637,7 +649,12 @@ function ordered(value: unknown, path: string): unknown {
   for (const k of keys) {
     const child = (value as Record<string, unknown>)[k];
     // defineProperty so a key such as "__proto__" stays an ordinary key.
-    Object.defineProperty(out, k, { value: ordered(child, path ? `${path}.${k}` : k), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, k, {
+      value: ordered(child, path ? `${path}.${k}` : k),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }

@@ -253,28 +253,66 @@ export interface ConfigProblem {
  * what lets the agent skip rewriting an unchanged file.
  */
 export const KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
-  '': ['version', 'teleport', 'auth_service', 'ssh_service', 'proxy_service', 'kubernetes_service', 'app_service', 'db_service', 'discovery_service'],
+  '': [
+    'version',
+    'teleport',
+    'auth_service',
+    'ssh_service',
+    'proxy_service',
+    'kubernetes_service',
+    'app_service',
+    'db_service',
+    'discovery_service',
+  ],
   teleport: [
-    'nodename', 'data_dir', 'join_params', 'auth_server', 'proxy_server', 'ca_pin', 'advertise_ip', 'diag_addr',
-    'connection_limits', 'log', 'storage',
+    'nodename',
+    'data_dir',
+    'join_params',
+    'auth_server',
+    'proxy_server',
+    'ca_pin',
+    'advertise_ip',
+    'diag_addr',
+    'connection_limits',
+    'log',
+    'storage',
   ],
   'teleport.join_params': ['token_name', 'method'],
   'teleport.connection_limits': ['max_connections', 'max_users'],
   'teleport.log': ['output', 'severity', 'format'],
   'teleport.storage': ['type', 'path', 'region', 'table_name', 'audit_events_uri', 'audit_sessions_uri'],
   auth_service: [
-    'enabled', 'listen_addr', 'cluster_name', 'public_addr', 'proxy_listener_mode', 'authentication',
-    'keep_alive_interval', 'keep_alive_count_max', 'license_file',
+    'enabled',
+    'listen_addr',
+    'cluster_name',
+    'public_addr',
+    'proxy_listener_mode',
+    'authentication',
+    'keep_alive_interval',
+    'keep_alive_count_max',
+    'license_file',
   ],
   'auth_service.authentication': ['type', 'second_factor', 'webauthn'],
   ssh_service: ['enabled', 'listen_addr', 'labels', 'commands'],
   'ssh_service.commands[]': ['name', 'command', 'period'],
   proxy_service: [
-    'enabled', 'listen_addr', 'tunnel_listen_addr', 'web_listen_addr',
-    'public_addr', 'ssh_public_addr', 'tunnel_public_addr',
-    'kube_listen_addr', 'kube_public_addr', 'mysql_listen_addr', 'mysql_public_addr',
-    'postgres_listen_addr', 'postgres_public_addr', 'mongo_listen_addr', 'mongo_public_addr',
-    'https_keypairs', 'trust_x_forwarded_for',
+    'enabled',
+    'listen_addr',
+    'tunnel_listen_addr',
+    'web_listen_addr',
+    'public_addr',
+    'ssh_public_addr',
+    'tunnel_public_addr',
+    'kube_listen_addr',
+    'kube_public_addr',
+    'mysql_listen_addr',
+    'mysql_public_addr',
+    'postgres_listen_addr',
+    'postgres_public_addr',
+    'mongo_listen_addr',
+    'mongo_public_addr',
+    'https_keypairs',
+    'trust_x_forwarded_for',
   ],
   'proxy_service.https_keypairs[]': ['key_file', 'cert_file'],
   kubernetes_service: ['enabled', 'listen_addr', 'resources', 'labels'],
@@ -383,7 +421,15 @@ function checkListenerClashes(cfg: TeleportConfig, on: Enabled, report: Report):
   if (on.ssh) listeners.push(['ssh_service.listen_addr', (cfg.ssh_service as SshService).listen_addr]);
   if (on.proxy) {
     const p = cfg.proxy_service as ProxyService;
-    for (const key of ['listen_addr', 'tunnel_listen_addr', 'web_listen_addr', 'kube_listen_addr', 'mysql_listen_addr', 'postgres_listen_addr', 'mongo_listen_addr'] as const) {
+    for (const key of [
+      'listen_addr',
+      'tunnel_listen_addr',
+      'web_listen_addr',
+      'kube_listen_addr',
+      'mysql_listen_addr',
+      'postgres_listen_addr',
+      'mongo_listen_addr',
+    ] as const) {
       listeners.push([`proxy_service.${key}`, p[key]]);
     }
   }
@@ -405,7 +451,12 @@ function checkListenerClashes(cfg: TeleportConfig, on: Enabled, report: Report):
 function checkStrings(value: unknown, path: string, report: Report, labelValues: boolean): void {
   if (typeof value === 'string') {
     if ((labelValues ? FORBIDDEN_ANYWHERE : FORBIDDEN_IN_SETTINGS).test(value)) {
-      report(path, labelValues ? 'must not contain control characters other than newline and tab' : 'must not contain control characters or line breaks');
+      report(
+        path,
+        labelValues
+          ? 'must not contain control characters other than newline and tab'
+          : 'must not contain control characters or line breaks',
+      );
     }
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => checkStrings(v, `${path}[${i}]`, report, false));
@@ -479,13 +530,17 @@ function checkTeleportSection(t: TeleportSection | undefined, on: Enabled, repor
     if (!CA_PIN_RE.test(pin)) report(`teleport.ca_pin[${i}]`, 'must be "sha256:" followed by 64 hex digits');
   });
   if (t.advertise_ip !== undefined) {
-    const bare = /^\[.*\]:\d+$|^[^:]+:\d+$/.test(t.advertise_ip) ? t.advertise_ip.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') : t.advertise_ip;
+    const bare = /^\[.*\]:\d+$|^[^:]+:\d+$/.test(t.advertise_ip)
+      ? t.advertise_ip.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
+      : t.advertise_ip;
     if (!isHostOrIp(bare)) report('teleport.advertise_ip', `must be an IP address or host name, got ${JSON.stringify(t.advertise_ip)}`);
   }
   if (t.connection_limits) {
     const l = t.connection_limits;
-    if (l.max_connections !== undefined && !isPositiveInt(l.max_connections)) report('teleport.connection_limits.max_connections', 'must be a positive integer');
-    if (l.max_users !== undefined && !isPositiveInt(l.max_users)) report('teleport.connection_limits.max_users', 'must be a positive integer');
+    if (l.max_connections !== undefined && !isPositiveInt(l.max_connections))
+      report('teleport.connection_limits.max_connections', 'must be a positive integer');
+    if (l.max_users !== undefined && !isPositiveInt(l.max_users))
+      report('teleport.connection_limits.max_users', 'must be a positive integer');
   }
   if (!on.auth) checkJoin(t, report);
   if (t.log) checkLog(t.log, report);
@@ -506,7 +561,10 @@ function checkJoin(t: TeleportSection, report: Report): void {
     // secret itself out of teleport.yaml; a relative one would be sent as the token.
     if (!isAbsolutePath(token)) report('teleport.join_params.token_name', 'must be the absolute path of the join token file');
   } else if (!RESOURCE_NAME_RE.test(token ?? '')) {
-    report('teleport.join_params.token_name', `must name the ${method} join token resource (letters, digits, ".", "_", "-"), got ${JSON.stringify(token ?? '')}`);
+    report(
+      'teleport.join_params.token_name',
+      `must name the ${method} join token resource (letters, digits, ".", "_", "-"), got ${JSON.stringify(token ?? '')}`,
+    );
   }
   // Joining the auth service directly without a pin trusts whoever answers first.
   if (t.auth_server !== undefined && !(t.ca_pin && t.ca_pin.length > 0)) {
@@ -528,7 +586,10 @@ function checkTunnelNeeds(t: TeleportSection | undefined, on: Enabled, report: R
   if (!t) return;
   const viaProxy = t.proxy_server !== undefined;
   const singleProcess = on.auth && on.proxy;
-  for (const [service, running] of [['app_service', on.app], ['db_service', on.db]] as const) {
+  for (const [service, running] of [
+    ['app_service', on.app],
+    ['db_service', on.db],
+  ] as const) {
     if (!running || viaProxy || singleProcess) continue;
     report(
       `${service}.enabled`,
@@ -562,14 +623,16 @@ function checkLog(log: LogConfig, report: Report): void {
 function checkStorage(s: StorageConfig, report: Report): void {
   if (s.type === 'dynamodb') {
     if (!s.table_name) report('teleport.storage.table_name', 'is required for dynamodb storage');
-    if (!AWS_REGION_RE.test(s.region ?? '')) report('teleport.storage.region', `must be an AWS region like us-east-1, got ${JSON.stringify(s.region ?? '')}`);
+    if (!AWS_REGION_RE.test(s.region ?? ''))
+      report('teleport.storage.region', `must be an AWS region like us-east-1, got ${JSON.stringify(s.region ?? '')}`);
   } else if (s.type === 'dir') {
     if (s.path !== undefined && !isAbsolutePath(s.path)) report('teleport.storage.path', 'must be an absolute path');
   } else {
     report('teleport.storage.type', 'must be dir or dynamodb');
   }
   (s.audit_events_uri ?? []).forEach((uri, i) => {
-    if (!URI_RE.test(uri)) report(`teleport.storage.audit_events_uri[${i}]`, `must be a URI like dynamodb://table, got ${JSON.stringify(uri)}`);
+    if (!URI_RE.test(uri))
+      report(`teleport.storage.audit_events_uri[${i}]`, `must be a URI like dynamodb://table, got ${JSON.stringify(uri)}`);
   });
   if (s.audit_sessions_uri !== undefined && !URI_RE.test(s.audit_sessions_uri)) {
     report('teleport.storage.audit_sessions_uri', `must be a URI like s3://bucket/records, got ${JSON.stringify(s.audit_sessions_uri)}`);
@@ -601,13 +664,16 @@ function checkAuth(a: AuthService, report: Report): void {
   }
   if (a.authentication) {
     const { type, second_factor: sf, webauthn } = a.authentication;
-    if (type !== undefined && !['local', 'github', 'oidc', 'saml'].includes(type)) report('auth_service.authentication.type', 'must be local, github, oidc or saml');
+    if (type !== undefined && !['local', 'github', 'oidc', 'saml'].includes(type))
+      report('auth_service.authentication.type', 'must be local, github, oidc or saml');
     // Teleport 16 removed "off" and "optional": local users always have a second factor.
-    if (sf !== undefined && !['on', 'otp', 'webauthn'].includes(sf)) report('auth_service.authentication.second_factor', 'must be on, otp or webauthn');
+    if (sf !== undefined && !['on', 'otp', 'webauthn'].includes(sf))
+      report('auth_service.authentication.second_factor', 'must be on, otp or webauthn');
     if ((sf === 'on' || sf === 'webauthn') && !webauthn?.rp_id) {
       report('auth_service.authentication.webauthn.rp_id', `is required with second_factor ${sf}: the proxy's domain`);
     }
-    if (webauthn && !HOST_RE.test(webauthn.rp_id ?? '')) report('auth_service.authentication.webauthn.rp_id', 'must be a domain name without scheme or port');
+    if (webauthn && !HOST_RE.test(webauthn.rp_id ?? ''))
+      report('auth_service.authentication.webauthn.rp_id', 'must be a domain name without scheme or port');
   }
   if (a.keep_alive_interval !== undefined && !durationRe.test(a.keep_alive_interval)) {
     report('auth_service.keep_alive_interval', 'must be a duration like 1m or 5m');
@@ -647,7 +713,14 @@ function checkSsh(s: SshService, report: Report): void {
 }
 
 function checkProxy(p: ProxyService, report: Report): void {
-  for (const key of ['listen_addr', 'tunnel_listen_addr', 'kube_listen_addr', 'mysql_listen_addr', 'postgres_listen_addr', 'mongo_listen_addr'] as const) {
+  for (const key of [
+    'listen_addr',
+    'tunnel_listen_addr',
+    'kube_listen_addr',
+    'mysql_listen_addr',
+    'postgres_listen_addr',
+    'mongo_listen_addr',
+  ] as const) {
     if (p[key] !== undefined) checkAddr(`proxy_service.${key}`, p[key], report);
   }
   checkAddr('proxy_service.web_listen_addr', p.web_listen_addr, report);
@@ -677,7 +750,8 @@ function checkKube(k: KubernetesService, report: Report): void {
     report('kubernetes_service.resources', 'must list at least one label selector of the Kubernetes clusters to serve');
   }
   (k.resources ?? []).forEach((r, i) => {
-    if (!r.labels || Object.keys(r.labels).length === 0) report(`kubernetes_service.resources[${i}].labels`, 'must not be empty; "*": "*" matches every cluster');
+    if (!r.labels || Object.keys(r.labels).length === 0)
+      report(`kubernetes_service.resources[${i}].labels`, 'must not be empty; "*": "*" matches every cluster');
     else checkSelector(`kubernetes_service.resources[${i}].labels`, r.labels, report);
   });
   checkLabels('kubernetes_service.labels', k.labels, report);
@@ -695,7 +769,10 @@ function checkNames(path: string, items: Array<{ name: string }>, what: string, 
   items.forEach((item, i) => {
     // lib/service/servicecfg: app and database names must be DNS-1035 labels.
     if (!DNS1035_RE.test(item.name ?? '')) {
-      report(`${path}[${i}].name`, `${what} names are lower-case DNS labels: a letter, then letters, digits or "-", up to 63; got ${JSON.stringify(item.name ?? '')}`);
+      report(
+        `${path}[${i}].name`,
+        `${what} names are lower-case DNS labels: a letter, then letters, digits or "-", up to 63; got ${JSON.stringify(item.name ?? '')}`,
+      );
     } else if (seen.has(item.name)) {
       report(`${path}[${i}].name`, `two ${what}s are named ${JSON.stringify(item.name)}`);
     }
@@ -719,8 +796,9 @@ function checkApps(s: AppService, report: Report): void {
     }
     if (a.public_addr !== undefined) {
       // servicecfg.App: no port (apps share the proxy's web port), no IP (routing is by name).
-      if (/:\d+$/.test(a.public_addr)) report(`${at}.public_addr`, 'must not contain a port: apps are served on the proxy\'s web port');
-      else if (IPV4_RE.test(a.public_addr) || a.public_addr.includes(':')) report(`${at}.public_addr`, 'must be a DNS name, not an IP address');
+      if (/:\d+$/.test(a.public_addr)) report(`${at}.public_addr`, "must not contain a port: apps are served on the proxy's web port");
+      else if (IPV4_RE.test(a.public_addr) || a.public_addr.includes(':'))
+        report(`${at}.public_addr`, 'must be a DNS name, not an IP address');
       else if (!HOST_RE.test(a.public_addr)) report(`${at}.public_addr`, 'must be a DNS name');
     }
     checkLabels(`${at}.labels`, a.labels, report);
@@ -731,17 +809,32 @@ function checkDatabases(s: DbService, report: Report): void {
   if (!Array.isArray(s.databases) || s.databases.length === 0) return report('db_service.databases', 'must list at least one database');
   checkNames('db_service.databases', s.databases, 'database', report);
   const protocols = [
-    'cassandra', 'clickhouse', 'clickhouse-http', 'cockroachdb', 'dynamodb', 'elasticsearch', 'mongodb',
-    'mysql', 'oracle', 'postgres', 'redis', 'snowflake', 'spanner', 'sqlserver',
+    'cassandra',
+    'clickhouse',
+    'clickhouse-http',
+    'cockroachdb',
+    'dynamodb',
+    'elasticsearch',
+    'mongodb',
+    'mysql',
+    'oracle',
+    'postgres',
+    'redis',
+    'snowflake',
+    'spanner',
+    'sqlserver',
   ];
   s.databases.forEach((d, i) => {
     const at = `db_service.databases[${i}]`;
     if (!protocols.includes(d.protocol)) report(`${at}.protocol`, `must be one of ${protocols.join(', ')}`);
     // host:port for most; some protocols take a URL (mongodb://..., https://...).
-    if (hostPortProblem(d.uri) && !URI_RE.test(d.uri ?? '')) report(`${at}.uri`, `must be host:port or a URL, got ${JSON.stringify(d.uri ?? '')}`);
-    if (d.aws?.region !== undefined && !AWS_REGION_RE.test(d.aws.region)) report(`${at}.aws.region`, `must be an AWS region like us-east-1, got ${JSON.stringify(d.aws.region)}`);
+    if (hostPortProblem(d.uri) && !URI_RE.test(d.uri ?? ''))
+      report(`${at}.uri`, `must be host:port or a URL, got ${JSON.stringify(d.uri ?? '')}`);
+    if (d.aws?.region !== undefined && !AWS_REGION_RE.test(d.aws.region))
+      report(`${at}.aws.region`, `must be an AWS region like us-east-1, got ${JSON.stringify(d.aws.region)}`);
     if (d.aws?.redshift) {
-      if (!/^[a-z][a-z0-9-]{0,62}$/.test(d.aws.redshift.cluster_id ?? '')) report(`${at}.aws.redshift.cluster_id`, 'must be a Redshift cluster identifier (lower-case letters, digits, "-")');
+      if (!/^[a-z][a-z0-9-]{0,62}$/.test(d.aws.redshift.cluster_id ?? ''))
+        report(`${at}.aws.redshift.cluster_id`, 'must be a Redshift cluster identifier (lower-case letters, digits, "-")');
       // Redshift speaks the PostgreSQL wire protocol.
       if (d.protocol !== 'postgres') report(`${at}.protocol`, 'must be postgres for a Redshift cluster');
     }
@@ -765,7 +858,12 @@ function checkDiscovery(s: DiscoveryService, report: Report): void {
     if (!Array.isArray(m.regions) || m.regions.length === 0) report(`${at}.regions`, 'must list AWS regions, or "*" for all of them');
     (m.regions ?? []).forEach((r, j) => {
       if (r === '*' ? m.regions.length > 1 : !AWS_REGION_RE.test(r)) {
-        report(`${at}.regions[${j}]`, r === '*' ? '"*" already means every region; list it alone' : `must be an AWS region like us-east-1, or "*", got ${JSON.stringify(r)}`);
+        report(
+          `${at}.regions[${j}]`,
+          r === '*'
+            ? '"*" already means every region; list it alone'
+            : `must be an AWS region like us-east-1, or "*", got ${JSON.stringify(r)}`,
+        );
       }
     });
     // AWS tag keys may hold ":" and spaces ("aws:cloudformation:stack-name"); only empty ones are refused.
@@ -774,9 +872,11 @@ function checkDiscovery(s: DiscoveryService, report: Report): void {
     if (m.ssm && !ec2) report(`${at}.ssm`, 'only EC2 discovery installs Teleport with an SSM document');
     if (m.ssm && !RESOURCE_NAME_RE.test(m.ssm.document_name ?? '')) report(`${at}.ssm.document_name`, 'must be an SSM document name');
     if (m.install && !ec2) report(`${at}.install`, 'only EC2 discovery installs Teleport on what it finds');
-    if (m.install && !RESOURCE_NAME_RE.test(m.install.join_params?.token_name ?? '')) report(`${at}.install.join_params.token_name`, 'must name an IAM join token');
+    if (m.install && !RESOURCE_NAME_RE.test(m.install.join_params?.token_name ?? ''))
+      report(`${at}.install.join_params.token_name`, 'must name an IAM join token');
     // lib/config/fileconf.go: "only IAM joining is supported for EC2 auto-discovery".
-    if (m.install && m.install.join_params?.method !== 'iam') report(`${at}.install.join_params.method`, 'must be iam: EC2 discovery joins instances with an IAM token');
+    if (m.install && m.install.join_params?.method !== 'iam')
+      report(`${at}.install.join_params.method`, 'must be iam: EC2 discovery joins instances with an IAM token');
     if (m.assume_role_arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(m.assume_role_arn)) {
       report(`${at}.assume_role_arn`, 'must be an IAM role ARN like arn:aws:iam::123456789012:role/name');
     }

@@ -44,7 +44,13 @@ export const ACME_CONFIG_SCHEMA = {
     directory_url: url,
     email: { type: 'string', pattern: '^[^@\\s]+@[^@\\s]+$' },
     terms_of_service_agreed: { const: true },
-    additional_domains: { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', pattern: DOMAIN_PATTERN } },
+    additional_domains: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 100,
+      uniqueItems: true,
+      items: { type: 'string', pattern: DOMAIN_PATTERN },
+    },
     challenge: { enum: ['http-01', 'dns-01'] },
     http01_listen: addr,
     route53: {

@@ -38,7 +38,11 @@ export async function startHttp01Server(listen: string, store: Store, log: Logge
   const { host, port } = splitHostPort(listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(`cannot listen for ACME HTTP-01 challenges on ${listen} (acme.http01_listen): ${err.code === 'EACCES' ? 'port below 1024 needs CAP_NET_BIND_SERVICE' : err.message}`)),
+      reject(
+        new Error(
+          `cannot listen for ACME HTTP-01 challenges on ${listen} (acme.http01_listen): ${err.code === 'EACCES' ? 'port below 1024 needs CAP_NET_BIND_SERVICE' : err.message}`,
+        ),
+      ),
     );
     server.listen(port, host, () => resolve());
   });

@@ -81,7 +81,13 @@ export interface IssueOptions {
 export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertificate> {
   const { config, domains, solver, log } = opts;
   trustDirectoryCa(config.directoryCaFile);
-  const client = new acme.Client({ directoryUrl: config.directoryUrl, accountKey: opts.accountKeyPem, backoffAttempts: 10, backoffMin: 200, backoffMax: 5000 });
+  const client = new acme.Client({
+    directoryUrl: config.directoryUrl,
+    accountKey: opts.accountKeyPem,
+    backoffAttempts: 10,
+    backoffMin: 200,
+    backoffMax: 5000,
+  });
   const step = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
     try {
       return await work();
@@ -97,14 +103,17 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
     client.createOrder({ identifiers: domains.map((value) => ({ type: 'dns', value })) }),
   );
   log.info({ domains, order: order.url }, 'ACME order created');
-  const authorizations = await step('reading the order\'s authorizations', () => client.getAuthorizations(order));
+  const authorizations = await step("reading the order's authorizations", () => client.getAuthorizations(order));
 
   const pending: Array<{ answer: ChallengeAnswer; challenge: acme.Authorization['challenges'][number] }> = [];
   for (const authz of authorizations) {
     if (authz.status === 'valid') continue;
     const name = authz.identifier.value;
     const challenge = authz.challenges.find((c) => c.type === solver.type);
-    if (!challenge) throw new AcmeError(`the ACME server offers no ${solver.type} challenge for ${name} (offered: ${authz.challenges.map((c) => c.type).join(', ')})`);
+    if (!challenge)
+      throw new AcmeError(
+        `the ACME server offers no ${solver.type} challenge for ${name} (offered: ${authz.challenges.map((c) => c.type).join(', ')})`,
+      );
     const value = await client.getChallengeKeyAuthorization(challenge);
     pending.push({ answer: { domain: name, token: challenge.token, value }, challenge });
   }
@@ -123,7 +132,8 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
       log.info({ domain: answer.domain, challenge: solver.type }, 'ACME challenge valid');
     }
   } finally {
-    if (answers.length > 0) await solver.cleanup(answers).catch((err) => log.warn({ err: problemOf(err) }, 'removing the ACME challenge answers failed'));
+    if (answers.length > 0)
+      await solver.cleanup(answers).catch((err) => log.warn({ err: problemOf(err) }, 'removing the ACME challenge answers failed'));
   }
 
   const key = await createKey(config.keyType);

@@ -31,14 +31,21 @@ export interface CertificateManagerDeps {
 }
 
 /** Why a certificate is due, or undefined when it is not. */
-export function renewalReason(stored: StoredCertificate | undefined, wanted: string[], record: ProxyCertificate | undefined, fraction: number, now: number): string | undefined {
+export function renewalReason(
+  stored: StoredCertificate | undefined,
+  wanted: string[],
+  record: ProxyCertificate | undefined,
+  fraction: number,
+  now: number,
+): string | undefined {
   if (!stored) return 'no certificate in S3 yet';
   if (record?.renewRequested) return 'an operator asked for a renewal';
   const missing = wanted.filter((name) => !stored.names.includes(name));
   if (missing.length) return `the certificate does not cover ${missing.join(', ')}`;
   const lifetime = stored.notAfter - stored.notBefore;
   const remaining = stored.notAfter - now;
-  if (remaining < lifetime * fraction) return `${Math.max(0, Math.round(remaining / 3_600_000))} h of its ${Math.round(lifetime / 3_600_000)} h lifetime left (renewal below ${Math.round(fraction * 100)}%)`;
+  if (remaining < lifetime * fraction)
+    return `${Math.max(0, Math.round(remaining / 3_600_000))} h of its ${Math.round(lifetime / 3_600_000)} h lifetime left (renewal below ${Math.round(fraction * 100)}%)`;
   return undefined;
 }
 
@@ -110,7 +117,15 @@ export class CertificateManager {
     const record = (await store.getProxyCertificate(domain)) ?? blankCertificate(domain, now);
     const stored = await this.deps.bucket.read(settings.s3Bucket, domain);
     const observed: ProxyCertificate = stored
-      ? { ...record, serial: stored.serial, notBefore: stored.notBefore, notAfter: stored.notAfter, etag: stored.etag, checkedAt: now, updatedAt: now }
+      ? {
+          ...record,
+          serial: stored.serial,
+          notBefore: stored.notBefore,
+          notAfter: stored.notAfter,
+          etag: stored.etag,
+          checkedAt: now,
+          updatedAt: now,
+        }
       : { ...record, checkedAt: now, updatedAt: now };
     const reason = renewalReason(stored, names, record, config.renewRemainingFraction, now);
     if (!reason) {
@@ -125,19 +140,52 @@ export class CertificateManager {
     await store.saveProxyCertificate({ ...observed, state: 'renewing', lastAttemptAt: now });
     log.info({ domain, names, reason, challenge: config.challenge }, 'ordering the proxy certificate');
     // The order can outlast one lease period (DNS propagation): keep renewing meanwhile.
-    const keepAlive = setInterval(() => void store.renewLease(ACME_LEASE, this.replicaId, fencing, this.now(), config.leaseMs).catch(() => {}), config.leaseMs / 3);
+    const keepAlive = setInterval(
+      () => void store.renewLease(ACME_LEASE, this.replicaId, fencing, this.now(), config.leaseMs).catch(() => {}),
+      config.leaseMs / 3,
+    );
     try {
       const issued = await this.issue(settings, names);
       const stillOurs = await store.renewLease(ACME_LEASE, this.replicaId, fencing, this.now(), config.leaseMs);
-      if (!stillOurs.granted) throw new Error(`the acme lease passed to ${stillOurs.lease?.holder ?? 'nobody'} during the order; the new certificate is discarded`);
+      if (!stillOurs.granted)
+        throw new Error(
+          `the acme lease passed to ${stillOurs.lease?.holder ?? 'nobody'} during the order; the new certificate is discarded`,
+        );
       const etag = await this.deps.bucket.write(settings.s3Bucket, domain, issued.fullchainPem, issued.privkeyPem);
       const facts = certificateFacts(issued.fullchainPem);
       const at = this.now();
       await store.saveProxyCertificate(
-        { ...observed, state: 'valid', serial: facts.serial, notBefore: facts.notBefore, notAfter: facts.notAfter, etag, issuedAt: at, lastAttemptAt: now, failures: 0, lastError: null, nextAttemptAt: null, renewRequested: false, updatedAt: at },
-        { actor: this.replicaId, action: 'certificate.issue', details: { names, serial: facts.serial, notAfter: new Date(facts.notAfter).toISOString(), replaced: stored?.serial ?? null, reason } },
+        {
+          ...observed,
+          state: 'valid',
+          serial: facts.serial,
+          notBefore: facts.notBefore,
+          notAfter: facts.notAfter,
+          etag,
+          issuedAt: at,
+          lastAttemptAt: now,
+          failures: 0,
+          lastError: null,
+          nextAttemptAt: null,
+          renewRequested: false,
+          updatedAt: at,
+        },
+        {
+          actor: this.replicaId,
+          action: 'certificate.issue',
+          details: {
+            names,
+            serial: facts.serial,
+            notAfter: new Date(facts.notAfter).toISOString(),
+            replaced: stored?.serial ?? null,
+            reason,
+          },
+        },
       );
-      log.info({ domain, serial: facts.serial, notAfter: new Date(facts.notAfter).toISOString(), bucket: settings.s3Bucket }, 'proxy certificate issued and stored in S3');
+      log.info(
+        { domain, serial: facts.serial, notAfter: new Date(facts.notAfter).toISOString(), bucket: settings.s3Bucket },
+        'proxy certificate issued and stored in S3',
+      );
       return this.now() + 1000;
     } catch (err) {
       const failures = record.failures + 1;
@@ -145,8 +193,21 @@ export class CertificateManager {
       const message = describeError(err).slice(0, 1000);
       const at = this.now();
       await store.saveProxyCertificate(
-        { ...observed, state: 'failing', lastAttemptAt: now, failures, lastError: message, nextAttemptAt: at + delay, renewRequested: false, updatedAt: at },
-        { actor: this.replicaId, action: 'certificate.fail', details: { names, attempt: failures, error: message, retryAt: new Date(at + delay).toISOString() } },
+        {
+          ...observed,
+          state: 'failing',
+          lastAttemptAt: now,
+          failures,
+          lastError: message,
+          nextAttemptAt: at + delay,
+          renewRequested: false,
+          updatedAt: at,
+        },
+        {
+          actor: this.replicaId,
+          action: 'certificate.fail',
+          details: { names, attempt: failures, error: message, retryAt: new Date(at + delay).toISOString() },
+        },
       );
       log.warn({ domain, attempt: failures, retryInMs: delay, err: message }, 'ordering the proxy certificate failed; retrying');
       return Math.min(next, at + delay);

@@ -45,7 +45,9 @@ export async function hostedZoneFor(route53: Route53Client, name: string): Promi
   let marker: { dnsName?: string; zoneId?: string } = {};
   // Zones come sorted by reversed name; walking them all is cheap (a few pages at most).
   for (let page = 0; page < 100; page++) {
-    const out = await route53.send(new ListHostedZonesByNameCommand({ DNSName: marker.dnsName, HostedZoneId: marker.zoneId, MaxItems: 100 }));
+    const out = await route53.send(
+      new ListHostedZonesByNameCommand({ DNSName: marker.dnsName, HostedZoneId: marker.zoneId, MaxItems: 100 }),
+    );
     for (const zone of out.HostedZones ?? []) {
       if (!zone.Id || !zone.Name || zone.Config?.PrivateZone) continue;
       const zoneName = zone.Name.toLowerCase();
@@ -97,7 +99,10 @@ export class Route53Solver implements ChallengeSolver {
     }
     for (const [zoneId, changes] of batches) {
       const out = await route53.send(
-        new ChangeResourceRecordSetsCommand({ HostedZoneId: zoneId, ChangeBatch: { Comment: `teleboot ACME dns-01 ${action.toLowerCase()}`, Changes: changes } }),
+        new ChangeResourceRecordSetsCommand({
+          HostedZoneId: zoneId,
+          ChangeBatch: { Comment: `teleboot ACME dns-01 ${action.toLowerCase()}`, Changes: changes },
+        }),
       );
       if (action === 'UPSERT' && out.ChangeInfo?.Id) await this.waitInSync(out.ChangeInfo.Id);
     }
@@ -108,7 +113,10 @@ export class Route53Solver implements ChallengeSolver {
     for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
       const out = await this.opts.route53.send(new GetChangeCommand({ Id: changeId }));
       if (out.ChangeInfo?.Status === 'INSYNC') return;
-      if (Date.now() + delay > deadline) throw new Error(`Route 53 change ${changeId} still ${out.ChangeInfo?.Status ?? 'unknown'} after ${this.opts.propagationTimeoutMs} ms`);
+      if (Date.now() + delay > deadline)
+        throw new Error(
+          `Route 53 change ${changeId} still ${out.ChangeInfo?.Status ?? 'unknown'} after ${this.opts.propagationTimeoutMs} ms`,
+        );
       await sleep(delay);
     }
   }

@@ -20,7 +20,12 @@ export interface RunningCertificateManagement {
   close(): Promise<void>;
 }
 
-export async function startCertificateManagement(acme: AcmeConfig, aws: AwsConfig, store: Store, log: Logger): Promise<RunningCertificateManagement> {
+export async function startCertificateManagement(
+  acme: AcmeConfig,
+  aws: AwsConfig,
+  store: Store,
+  log: Logger,
+): Promise<RunningCertificateManagement> {
   // The SDK's own retries are kept: these calls are rare and not on a boot path.
   const region = aws.region || (await store.getSettings()).region || 'us-east-1';
   const s3 = new S3Client({ region, endpoint: aws.s3Endpoint, forcePathStyle: aws.s3ForcePathStyle });
@@ -31,7 +36,11 @@ export async function startCertificateManagement(acme: AcmeConfig, aws: AwsConfi
   if (acme.challenge === 'dns-01') {
     // Route 53 is a global service, signed for us-east-1.
     route53 = new Route53Client({ region: 'us-east-1', endpoint: aws.route53Endpoint });
-    solver = new Route53Solver({ route53, hostedZoneId: acme.route53.hostedZoneId, propagationTimeoutMs: acme.route53.propagationTimeoutMs });
+    solver = new Route53Solver({
+      route53,
+      hostedZoneId: acme.route53.hostedZoneId,
+      propagationTimeoutMs: acme.route53.propagationTimeoutMs,
+    });
   } else {
     http01 = await startHttp01Server(acme.http01Listen, store, log.child({ component: 'acme-http01' }));
     solver = new Http01Solver(store);
@@ -46,7 +55,15 @@ export async function startCertificateManagement(acme: AcmeConfig, aws: AwsConfi
   });
   const controller = new AbortController();
   const running = manager.run(controller.signal);
-  log.info({ challenge: acme.challenge, directory: acme.directoryUrl, http01Port: http01?.port, renewRemainingFraction: acme.renewRemainingFraction }, 'proxy certificate management started');
+  log.info(
+    {
+      challenge: acme.challenge,
+      directory: acme.directoryUrl,
+      http01Port: http01?.port,
+      renewRemainingFraction: acme.renewRemainingFraction,
+    },
+    'proxy certificate management started',
+  );
   return {
     manager,
     http01Port: http01?.port,

@@ -97,7 +97,15 @@ export class AccountKeyParameter {
     const pem = await create();
     try {
       // Overwrite false: two replicas starting together keep one account.
-      await this.ssm.send(new PutParameterCommand({ Name: name, Value: pem, Type: 'SecureString', Overwrite: false, Description: 'teleboot ACME account key' }));
+      await this.ssm.send(
+        new PutParameterCommand({
+          Name: name,
+          Value: pem,
+          Type: 'SecureString',
+          Overwrite: false,
+          Description: 'teleboot ACME account key',
+        }),
+      );
       return { pem, created: true };
     } catch (err) {
       if ((err as { name?: string }).name !== 'ParameterAlreadyExists') throw err;

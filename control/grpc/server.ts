@@ -48,8 +48,7 @@ function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError 
   else if (err instanceof VerifierUnavailable) {
     [code, details] = [grpc.status.UNAVAILABLE, 'the control server cannot verify the identity right now; retry'];
     log.warn({ method, err: describeError(err) }, 'identity verification unavailable');
-  }
-  else log.error({ method, err: describeError(err) }, 'gRPC call failed');
+  } else log.error({ method, err: describeError(err) }, 'gRPC call failed');
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
 }
 
@@ -100,7 +99,8 @@ function bindEnrollment(call: SurfaceCall, spkiDer: Buffer, enrolled: { commonNa
  */
 async function authorizedInstance(service: ControlService, call: SurfaceCall, instanceId: string, method: string): Promise<string> {
   const cert = callerCertificate(call);
-  if (!cert.commonName) throw new CallError(grpc.status.UNAUTHENTICATED, 'this call needs the client certificate issued by Enroll; enroll first');
+  if (!cert.commonName)
+    throw new CallError(grpc.status.UNAUTHENTICATED, 'this call needs the client certificate issued by Enroll; enroll first');
   if (!isInstanceId(instanceId)) throw invalid('instance_id', 'must be an instance id such as i-0123456789abcdef0');
   await service.trust.authorizeCall(cert, instanceId, method);
   return instanceId;
@@ -109,7 +109,9 @@ async function authorizedInstance(service: ControlService, call: SurfaceCall, in
 /** A nonce as agents make them: 32 random bytes, base64url. */
 const NONCE_RE = /^[A-Za-z0-9_-]{16,128}$/;
 
-function proofFrom(req: { proof?: { kind?: string; joinToken?: string; ec2Identity?: { document?: string; pkcs7Signature?: string } | null } | null }): EnrollmentProof {
+function proofFrom(req: {
+  proof?: { kind?: string; joinToken?: string; ec2Identity?: { document?: string; pkcs7Signature?: string } | null } | null;
+}): EnrollmentProof {
   const proof = req.proof;
   if (!proof || !proof.kind) throw invalid('proof', 'is required: a join_token or an ec2_identity');
   if (proof.kind === 'joinToken') {
@@ -118,7 +120,8 @@ function proofFrom(req: { proof?: { kind?: string; joinToken?: string; ec2Identi
   }
   const ec2 = proof.ec2Identity;
   if (!ec2?.document) throw invalid('proof.ec2_identity.document', 'is required: /latest/dynamic/instance-identity/document');
-  if (!ec2.pkcs7Signature) throw invalid('proof.ec2_identity.pkcs7_signature', 'is required: /latest/dynamic/instance-identity/rsa2048 or /pkcs7');
+  if (!ec2.pkcs7Signature)
+    throw invalid('proof.ec2_identity.pkcs7_signature', 'is required: /latest/dynamic/instance-identity/rsa2048 or /pkcs7');
   return {
     ec2Identity: {
       document: limited('proof.ec2_identity.document', ec2.document, MAX_DOCUMENT_BYTES),
@@ -148,7 +151,8 @@ function identityFrom(msg: InstanceIdentity__Output | null): InstanceIdentity {
   const tags = msg.tags ?? {};
   if (Object.keys(tags).length > 50) throw invalid('identity.tags', 'EC2 allows at most 50 tags');
   for (const [k, v] of Object.entries(tags)) {
-    if (k.length === 0 || k.length > 128 || v.length > 256) throw invalid(`identity.tags.${k.slice(0, 40)}`, 'tag keys are 1-128 characters, values up to 256');
+    if (k.length === 0 || k.length > 128 || v.length > 256)
+      throw invalid(`identity.tags.${k.slice(0, 40)}`, 'tag keys are 1-128 characters, values up to 256');
   }
   return {
     instanceId: msg.instanceId,
@@ -208,7 +212,11 @@ function endWithError(call: grpc.ServerWritableStream<unknown, unknown>, err: Er
   if (!call.writableEnded) call.emit('error', err);
 }
 
-function unary<Req, Res>(log: Logger, method: string, handle: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+function unary<Req, Res>(
+  log: Logger,
+  method: string,
+  handle: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     handle(call).then(
       (res) => callback(null, res),
@@ -238,7 +246,11 @@ export function bootstrapHandlers(
       if (!req.publicKeyPem) throw invalid('public_key_pem', 'is required: the PEM public key the client certificate is issued for');
       limited('public_key_pem', req.publicKeyPem, 4096);
       if (req.nonce && !NONCE_RE.test(req.nonce)) throw invalid('nonce', '16-128 characters of A-Z a-z 0-9 _ -');
-      if (proof.ec2Identity && !req.nonce) throw invalid('nonce', 'is required with ec2_identity: the first enrollment binds it, so that a copied identity document cannot enroll another machine');
+      if (proof.ec2Identity && !req.nonce)
+        throw invalid(
+          'nonce',
+          'is required with ec2_identity: the first enrollment binds it, so that a copied identity document cannot enroll another machine',
+        );
       const result = await service.enroll(identity, proof, req.publicKeyPem, { nonce: req.nonce || undefined, peer });
       const sameConnection = bindEnrollment(call, result.spkiDer, { commonName: identity.instanceId, serial: result.serial });
       log.info({ instanceId: identity.instanceId, via: result.via, rule: result.matchedRule?.name, sameConnection }, 'instance enrolled');
@@ -281,17 +293,29 @@ export function bootstrapHandlers(
 
     AcquireLease: unary(log, 'AcquireLease', async (call) => {
       const id = await authorizedInstance(service, call, call.request.instanceId, 'AcquireLease');
-      return leaseMessage(call.request.name, await service.acquireLease(id, limited('name', call.request.name, 64)), service.publisherLeaseMs);
+      return leaseMessage(
+        call.request.name,
+        await service.acquireLease(id, limited('name', call.request.name, 64)),
+        service.publisherLeaseMs,
+      );
     }),
 
     RenewLease: unary(log, 'RenewLease', async (call) => {
       const id = await authorizedInstance(service, call, call.request.instanceId, 'RenewLease');
-      return leaseMessage(call.request.name, await service.renewLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)), service.publisherLeaseMs);
+      return leaseMessage(
+        call.request.name,
+        await service.renewLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)),
+        service.publisherLeaseMs,
+      );
     }),
 
     ReleaseLease: unary(log, 'ReleaseLease', async (call) => {
       const id = await authorizedInstance(service, call, call.request.instanceId, 'ReleaseLease');
-      return leaseMessage(call.request.name, await service.releaseLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)), service.publisherLeaseMs);
+      return leaseMessage(
+        call.request.name,
+        await service.releaseLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)),
+        service.publisherLeaseMs,
+      );
     }),
 
     WatchAssignment: (call) => {
@@ -328,7 +352,14 @@ export function bootstrapHandlers(
     };
     const unsubscribe = service.watch(id, () => void push());
     // At shutdown the stream ends with UNAVAILABLE, and the agent reconnects.
-    const end = () => endWithError(call, Object.assign(new Error('control server shutting down'), { code: grpc.status.UNAVAILABLE, details: 'control server shutting down' }));
+    const end = () =>
+      endWithError(
+        call,
+        Object.assign(new Error('control server shutting down'), {
+          code: grpc.status.UNAVAILABLE,
+          details: 'control server shutting down',
+        }),
+      );
     openWatches.add(end);
     const stop = () => {
       unsubscribe();
@@ -470,7 +501,10 @@ export async function startGrpcServer(address: string, opts: GrpcServerOptions):
     'grpc.enable_channelz': 0,
   });
   const openWatches = new Set<() => void>();
-  server.addService(bootstrapProto().teleboot.v1.Bootstrap.service, bootstrapHandlers(opts.service, opts.log, openWatches, opts.enrollRateLimit));
+  server.addService(
+    bootstrapProto().teleboot.v1.Bootstrap.service,
+    bootstrapHandlers(opts.service, opts.log, openWatches, opts.enrollRateLimit),
+  );
   // The client certificate is requested but optional at the TLS layer, so that
   // Enroll works without one; the handlers demand it for every other call.
   const provider = new StaticCertificateProvider(opts.tls.certPem, opts.tls.keyPem, opts.tls.clientCaPem);

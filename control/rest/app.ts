@@ -39,7 +39,9 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   await app.register(swagger, {
     openapi: {
       info: { title: 'teleboot-control', version: opts.version, description: 'Roles, settings, rules and health of a Teleport fleet' },
-      components: { securitySchemes: { apiToken: { type: 'http', scheme: 'bearer', description: 'an API token; scopes admin > operator > monitor' } } },
+      components: {
+        securitySchemes: { apiToken: { type: 'http', scheme: 'bearer', description: 'an API token; scopes admin > operator > monitor' } },
+      },
       security: [{ apiToken: [] }],
     },
   });

@@ -46,7 +46,12 @@ export const ROUTE_SCOPES: Readonly<Record<string, ApiScope>> = {
   'DELETE /v1/join-tokens/:id': 'admin',
 };
 
-export function requiredScope(method: string, url: string | undefined, config: { scope?: ApiScope | 'public' } | undefined, opts: AuthOptions): ApiScope | 'public' {
+export function requiredScope(
+  method: string,
+  url: string | undefined,
+  config: { scope?: ApiScope | 'public' } | undefined,
+  opts: AuthOptions,
+): ApiScope | 'public' {
   if (config?.scope) return config.scope;
   if (url && PROBE_ROUTES.includes(url)) return opts.probesPublic ? 'public' : 'monitor';
   const listed = url ? ROUTE_SCOPES[`${method} ${url}`] : undefined;
@@ -77,7 +82,13 @@ export function installAuth(app: FastifyInstance, service: ControlService, opts:
     if (!scopeAllows(token.scope, need)) {
       const id = (request.params as { id?: unknown } | undefined)?.id;
       const target = typeof id === 'string' && id.length <= 128 ? id : (url ?? 'rest');
-      await service.store.recordAudit(`rest:${token.name}`, 'rest.refused', target, { method: request.method, route: url, scope: token.scope, needs: need }, Date.now());
+      await service.store.recordAudit(
+        `rest:${token.name}`,
+        'rest.refused',
+        target,
+        { method: request.method, route: url, scope: token.scope, needs: need },
+        Date.now(),
+      );
       throw new ForbiddenError(`API token "${token.name}" has scope ${token.scope}; ${request.method} ${url} needs ${need}`);
     }
   });

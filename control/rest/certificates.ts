@@ -32,7 +32,13 @@ export function managedView(c: ProxyCertificate, now: number, alertMs: number) {
 }
 
 export function servedView(s: ServedCertificate, now: number, alertMs: number) {
-  return { instanceId: s.instanceId, notAfter: iso(s.expiresAt), daysLeft: daysLeft(s.expiresAt, now), alert: s.expiresAt - now < alertMs, reportedAt: iso(s.reportedAt) };
+  return {
+    instanceId: s.instanceId,
+    notAfter: iso(s.expiresAt),
+    daysLeft: daysLeft(s.expiresAt, now),
+    alert: s.expiresAt - now < alertMs,
+    reportedAt: iso(s.reportedAt),
+  };
 }
 
 /** Every certificate with its alert flag, and one line per problem for the fleet health. */
@@ -44,17 +50,24 @@ export async function certificateHealth(service: ControlService) {
   const alerts: string[] = [];
   const alertDays = Math.round(alertMs / DAY_MS);
   for (const c of managed) {
-    if (c.state === 'failing') alerts.push(`certificate ${c.domain}: ordering failed ${c.failures} time(s): ${c.lastError ?? 'unknown error'}`);
+    if (c.state === 'failing')
+      alerts.push(`certificate ${c.domain}: ordering failed ${c.failures} time(s): ${c.lastError ?? 'unknown error'}`);
     if (c.alert && c.notAfter) alerts.push(`certificate ${c.domain} expires ${c.notAfter} (${c.daysLeft} days, alert below ${alertDays})`);
   }
-  for (const s of served) if (s.alert) alerts.push(`instance ${s.instanceId} serves a certificate that expires ${s.notAfter} (${s.daysLeft} days, alert below ${alertDays})`);
+  for (const s of served)
+    if (s.alert)
+      alerts.push(
+        `instance ${s.instanceId} serves a certificate that expires ${s.notAfter} (${s.daysLeft} days, alert below ${alertDays})`,
+      );
   return { alertBeforeDays: alertDays, managed, served, alerts };
 }
 
 export default async function certificateRoutes(app: FastifyInstance, opts: { service: ControlService }) {
   const { service } = opts;
-  app.get('/v1/certificates', { schema: { summary: 'Proxy certificates: managed (ACME) and served (reported by proxies), with alerts', tags: ['certificates'] } }, async () =>
-    certificateHealth(service),
+  app.get(
+    '/v1/certificates',
+    { schema: { summary: 'Proxy certificates: managed (ACME) and served (reported by proxies), with alerts', tags: ['certificates'] } },
+    async () => certificateHealth(service),
   );
   app.post<{ Params: { domain: string } }>(
     '/v1/certificates/:domain/renew',
@@ -69,7 +82,9 @@ export default async function certificateRoutes(app: FastifyInstance, opts: { se
     async (request, reply) => {
       const { domain } = request.params;
       if (!(await service.store.requestRenewal(domain, actorOf(request), service.clock().now))) {
-        throw new NotFoundError(`no managed certificate for ${domain}; GET /v1/certificates lists them (the control server manages one only with acme in control.yaml)`);
+        throw new NotFoundError(
+          `no managed certificate for ${domain}; GET /v1/certificates lists them (the control server manages one only with acme in control.yaml)`,
+        );
       }
       service.certificates?.poke();
       return reply.code(202).send({ domain, renewRequested: true });

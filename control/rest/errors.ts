@@ -15,16 +15,18 @@ interface SchemaError {
 /** "body.role: must be string" rather than ajv's "body/role must be string". */
 export function formatSchemaErrors(errors: SchemaError[], dataVar: string): Error {
   // propertyNames failures come twice: the inner rule, then the key; keep the key.
-  const parts = errors.filter((e) => (e as { propertyName?: string }).propertyName === undefined).map((e) => {
-    let field = dataVar + e.instancePath.replace(/\//g, '.');
-    if (e.keyword === 'required') field += `.${String(e.params.missingProperty)}`;
-    if (e.keyword === 'additionalProperties') return `${field}: unknown field "${String(e.params.additionalProperty)}"`;
-    if (e.keyword === 'propertyNames') return `${field}: key "${String(e.params.propertyName)}" is not allowed`;
-    let message = e.message ?? 'is invalid';
-    if (e.keyword === 'enum') message += `: ${(e.params.allowedValues as unknown[]).join(', ')}`;
-    if (e.keyword === 'required') message = 'is required';
-    return `${field}: ${message}`;
-  });
+  const parts = errors
+    .filter((e) => (e as { propertyName?: string }).propertyName === undefined)
+    .map((e) => {
+      let field = dataVar + e.instancePath.replace(/\//g, '.');
+      if (e.keyword === 'required') field += `.${String(e.params.missingProperty)}`;
+      if (e.keyword === 'additionalProperties') return `${field}: unknown field "${String(e.params.additionalProperty)}"`;
+      if (e.keyword === 'propertyNames') return `${field}: key "${String(e.params.propertyName)}" is not allowed`;
+      let message = e.message ?? 'is invalid';
+      if (e.keyword === 'enum') message += `: ${(e.params.allowedValues as unknown[]).join(', ')}`;
+      if (e.keyword === 'required') message = 'is required';
+      return `${field}: ${message}`;
+    });
   return new Error([...new Set(parts)].join('; '));
 }
 
@@ -38,12 +40,17 @@ export function installErrorHandler(app: FastifyInstance): void {
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       request.log.error({ err: describeError(err) }, 'request failed');
-      return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error; the control server log has the details' });
+      return reply
+        .code(500)
+        .send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error; the control server log has the details' });
     }
-    if (status === 400 || status === 413 || status === 415) request.log.warn({ method: request.method, url: request.routeOptions.url, status, reason: err.message }, 'request refused');
+    if (status === 400 || status === 413 || status === 415)
+      request.log.warn({ method: request.method, url: request.routeOptions.url, status, reason: err.message }, 'request refused');
     return reply.code(status).send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message: err.message });
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}; see /openapi.json` }),
+    reply
+      .code(404)
+      .send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}; see /openapi.json` }),
   );
 }

@@ -21,7 +21,13 @@ export default async function fleetRoutes(app: FastifyInstance, opts: { service:
       total += row.count;
     }
     const certificates = await certificateHealth(service);
-    return { total, byHealth, byRole, certificates: { managed: certificates.managed, served: certificates.served }, alerts: certificates.alerts };
+    return {
+      total,
+      byHealth,
+      byRole,
+      certificates: { managed: certificates.managed, served: certificates.served },
+      alerts: certificates.alerts,
+    };
   });
 
   app.get<{ Querystring: { after?: number; limit: number; target?: string } }>(

@@ -37,7 +37,14 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
 
   app.get<{ Params: { id: string } }>(
     '/v1/instances/:id',
-    { schema: { summary: 'Get one instance', tags: ['instances'], params: instanceIdParam, response: { 200: instanceSchema, 404: errorView } } },
+    {
+      schema: {
+        summary: 'Get one instance',
+        tags: ['instances'],
+        params: instanceIdParam,
+        response: { 200: instanceSchema, 404: errorView },
+      },
+    },
     async (request) => instanceView(await service.getInstance(request.params.id)),
   );
 
@@ -60,7 +67,14 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
 
   app.delete<{ Params: { id: string } }>(
     '/v1/instances/:id/assignment',
-    { schema: { summary: 'Remove the assignment', tags: ['instances'], params: instanceIdParam, response: { 200: instanceSchema, 404: errorView } } },
+    {
+      schema: {
+        summary: 'Remove the assignment',
+        tags: ['instances'],
+        params: instanceIdParam,
+        response: { 200: instanceSchema, 404: errorView },
+      },
+    },
     async (request) => {
       await service.unassign(request.params.id, actorOf(request));
       return instanceView(await service.getInstance(request.params.id));
@@ -85,7 +99,14 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
 
   app.delete<{ Params: { id: string } }>(
     '/v1/instances/:id',
-    { schema: { summary: 'Deregister an instance', tags: ['instances'], params: instanceIdParam, response: { 204: { type: 'null' }, 404: errorView } } },
+    {
+      schema: {
+        summary: 'Deregister an instance',
+        tags: ['instances'],
+        params: instanceIdParam,
+        response: { 204: { type: 'null' }, 404: errorView },
+      },
+    },
     async (request, reply) => {
       await service.deleteInstance(request.params.id, actorOf(request));
       return reply.code(204).send();
@@ -101,7 +122,9 @@ type Headers = Record<string, string | string[] | undefined>;
  * X-Teleboot-Actor (a note, not an identity: the token is the identity).
  */
 export function actorOf(source: { headers: Headers; apiToken?: ApiToken } | Headers): string {
-  const headers = (typeof source.headers === 'object' && source.headers !== null && !Array.isArray(source.headers) ? source.headers : source) as Headers;
+  const headers = (
+    typeof source.headers === 'object' && source.headers !== null && !Array.isArray(source.headers) ? source.headers : source
+  ) as Headers;
   const token = (source as { apiToken?: ApiToken }).apiToken;
   const who = headers['x-teleboot-actor'];
   const named = typeof who === 'string' && /^[\w.@-]{1,64}$/.test(who) ? who : undefined;

@@ -31,7 +31,8 @@ export default async function metricsRoutes(app: FastifyInstance, opts: { servic
       for (const c of await service.store.listProxyCertificates()) {
         if (c.notAfter !== null) this.set({ source: 'managed', domain: c.domain, instance: '' }, (c.notAfter - now) / 1000);
       }
-      for (const s of await service.store.listServedCertificates()) this.set({ source: 'served', domain: '', instance: s.instanceId }, (s.expiresAt - now) / 1000);
+      for (const s of await service.store.listServedCertificates())
+        this.set({ source: 'served', domain: '', instance: s.instanceId }, (s.expiresAt - now) / 1000);
     },
   });
   new Gauge({

@@ -19,7 +19,13 @@ const problem = {
 
 const fetch = {
   type: 'object',
-  properties: { name: { type: 'string' }, bucket: { type: 'string' }, key: { type: 'string' }, purpose: { type: 'string' }, secret: { type: 'boolean' } },
+  properties: {
+    name: { type: 'string' },
+    bucket: { type: 'string' },
+    key: { type: 'string' },
+    purpose: { type: 'string' },
+    secret: { type: 'boolean' },
+  },
 } as const;
 
 export const configPreview = {
@@ -30,8 +36,16 @@ export const configPreview = {
     roles: { type: 'array', items: { type: 'string' } },
     valid: { type: 'boolean', description: 'false when the agent would refuse to write anything; problems say why' },
     problems: { type: 'array', items: problem },
-    instanceFacts: { type: 'string', enum: ['enrolled', 'placeholder'], description: 'placeholder: the instance has not enrolled, its hostname and IP are not known yet' },
-    paths: { type: 'object', additionalProperties: { type: 'string' }, description: "the agent's default paths, which agent.yaml may change" },
+    instanceFacts: {
+      type: 'string',
+      enum: ['enrolled', 'placeholder'],
+      description: 'placeholder: the instance has not enrolled, its hostname and IP are not known yet',
+    },
+    paths: {
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      description: "the agent's default paths, which agent.yaml may change",
+    },
     fetches: {
       type: 'object',
       description: 'what the agent fetches before it renders',
@@ -41,7 +55,12 @@ export const configPreview = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { path: { type: 'string' }, mode: { type: 'string' }, secret: { type: 'boolean' }, source: { type: 'string', description: 'ssm:<name>, s3://<bucket>/<key> or rendered' } },
+        properties: {
+          path: { type: 'string' },
+          mode: { type: 'string' },
+          secret: { type: 'boolean' },
+          source: { type: 'string', description: 'ssm:<name>, s3://<bucket>/<key> or rendered' },
+        },
       },
     },
     teleportYaml: { type: 'string', description: 'the CA pin appears as the SSM parameter it comes from' },
@@ -67,7 +86,13 @@ export default async function previewRoutes(app: FastifyInstance, opts: { servic
     async (request, reply) => {
       const [record, settings] = await Promise.all([service.getInstance(request.params.id), service.store.getSettings()]);
       if (!record.assignment) {
-        return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: `instance ${record.instanceId} has no assignment; nothing would be written` });
+        return reply
+          .code(409)
+          .send({
+            statusCode: 409,
+            error: 'Conflict',
+            message: `instance ${record.instanceId} has no assignment; nothing would be written`,
+          });
       }
       return previewConfig(record, settings);
     },

@@ -36,7 +36,8 @@ const selector = (description: string) =>
     additionalProperties: { type: 'string', maxLength: 256 },
   }) as const;
 
-const str = (maxLength: number, description?: string) => ({ type: 'string', minLength: 1, maxLength, ...(description ? { description } : {}) }) as const;
+const str = (maxLength: number, description?: string) =>
+  ({ type: 'string', minLength: 1, maxLength, ...(description ? { description } : {}) }) as const;
 
 export const commandLabel = {
   type: 'object',
@@ -44,7 +45,13 @@ export const commandLabel = {
   required: ['name', 'command', 'period'],
   properties: {
     name: { type: 'string', pattern: LABEL_KEY_PATTERN },
-    command: { type: 'array', minItems: 1, maxItems: 32, items: str(1024), description: 'program and arguments, e.g. ["/bin/uname", "-p"]' },
+    command: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 32,
+      items: str(1024),
+      description: 'program and arguments, e.g. ["/bin/uname", "-p"]',
+    },
     period: { type: 'string', pattern: DURATION_PATTERN, description: 'how often to run it, e.g. 1m0s' },
   },
 } as const;
@@ -59,7 +66,12 @@ export const kubeOptions = {
       type: 'array',
       minItems: 1,
       maxItems: 16,
-      items: { type: 'object', additionalProperties: false, required: ['labels'], properties: { labels: selector('label selector; {"*": "*"} matches every cluster') } },
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['labels'],
+        properties: { labels: selector('label selector; {"*": "*"} matches every cluster') },
+      },
     },
     labels: labelMap('static labels of the Kubernetes service'),
   },
@@ -130,7 +142,8 @@ export const assignmentOptions = {
 } as const;
 
 const nullable = <T extends { type: string }>(schema: T) => ({ ...schema, type: [schema.type, 'null'] }) as const;
-const nullableEnum = (values: readonly string[], description: string) => ({ type: ['string', 'null'], enum: [...values, null], description }) as const;
+const nullableEnum = (values: readonly string[], description: string) =>
+  ({ type: ['string', 'null'], enum: [...values, null], description }) as const;
 const hostPort = (description: string) => nullable({ type: 'string', maxLength: 260, description });
 const positive = (description: string) => nullable({ type: 'integer', minimum: 1, maximum: 1_000_000_000, description });
 
@@ -140,7 +153,7 @@ export const layoutSettings = {
   iamTokenName: nullable({ type: 'string', maxLength: 128, description: 'the IAM join token resource, with joinMethod iam' }),
   joinVia: nullableEnum(JOIN_VIA, 'auth (auth_server on 3025, default) or proxy (proxy_server, reverse tunnel)'),
   proxyListenerMode: nullableEnum(PROXY_LISTENER_MODES, 'separate (3023/3024/3080, default) or multiplex (TLS routing on 443)'),
-  tlsSource: nullableEnum(TLS_SOURCES, "letsencrypt (certificate from S3, default) or acm (terminated on a load balancer)"),
+  tlsSource: nullableEnum(TLS_SOURCES, 'letsencrypt (certificate from S3, default) or acm (terminated on a load balancer)'),
   sshPublicAddr: hostPort('separate listeners: where clients reach the proxy SSH port'),
   tunnelPublicAddr: hostPort('separate listeners: where agents reach the reverse tunnel'),
   kubePublicAddr: hostPort('separate listeners: a Kubernetes listener (3026) advertised here'),
@@ -159,7 +172,10 @@ export const layoutSettings = {
   httpsProxy: nullable({ type: 'string', maxLength: 2048, description: 'HTTPS_PROXY in /etc/default/teleport' }),
   httpProxy: nullable({ type: 'string', maxLength: 2048, description: 'HTTP_PROXY in /etc/default/teleport' }),
   noProxy: nullable({ type: 'string', maxLength: 4096, description: 'NO_PROXY in /etc/default/teleport' }),
-  trustRole: nullableEnum(TRUST_ROLES, 'trusted clusters: standalone (default), root (publishes tokens/trusted_cluster) or leaf (trusts rootClusterName)'),
+  trustRole: nullableEnum(
+    TRUST_ROLES,
+    'trusted clusters: standalone (default), root (publishes tokens/trusted_cluster) or leaf (trusts rootClusterName)',
+  ),
   rootClusterName: nullable({ type: 'string', maxLength: 253, description: "with trustRole leaf: the root cluster's name" }),
   rootWebProxyAddr: hostPort("with trustRole leaf: host:port of the root's web proxy"),
   rootTunnelAddr: hostPort("with trustRole leaf: host:port of the root's reverse tunnel (default: rootWebProxyAddr)"),

@@ -66,7 +66,11 @@ export const instanceView = {
         message: { type: 'string' },
         agentVersion: { type: 'string' },
         reportedAt: { type: 'string', format: 'date-time' },
-        certificateExpiresAt: { type: 'string', format: 'date-time', description: 'proxies: when the TLS certificate Teleport serves expires' },
+        certificateExpiresAt: {
+          type: 'string',
+          format: 'date-time',
+          description: 'proxies: when the TLS certificate Teleport serves expires',
+        },
       },
     }),
     enrolledAt: nullable({ type: 'string', format: 'date-time' }),

@@ -7,8 +7,10 @@ import { clusterSettings, errorView } from './schemas';
 
 export default async function settingsRoutes(app: FastifyInstance, opts: { service: ControlService }) {
   const { service } = opts;
-  app.get('/v1/settings', { schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } } }, async () =>
-    service.store.getSettings(),
+  app.get(
+    '/v1/settings',
+    { schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } } },
+    async () => service.store.getSettings(),
   );
   app.patch<{ Body: Partial<ClusterSettings> }>(
     '/v1/settings',

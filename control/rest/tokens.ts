@@ -32,7 +32,10 @@ const joinTokenSchema = {
   properties: {
     id: { type: 'string' },
     name: { type: 'string' },
-    roles: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }], description: 'services an instance enrolled with it may run; null: any' },
+    roles: {
+      anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }],
+      description: 'services an instance enrolled with it may run; null: any',
+    },
     expiresAt: iso,
     maxUses: { anyOf: [{ type: 'integer' }, { type: 'null' }] },
     uses: { type: 'integer' },
@@ -49,7 +52,11 @@ const withSecret = (schema: typeof apiTokenSchema | typeof joinTokenSchema, what
   properties: { ...schema.properties, token: { type: 'string', description: `the ${what}; shown this once, stored only as a hash` } },
 });
 
-const idParam = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' } } } as const;
+const idParam = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' } },
+} as const;
 
 export default async function tokenRoutes(app: FastifyInstance, opts: { service: ControlService }) {
   const { service } = opts;
@@ -57,7 +64,13 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
 
   app.get(
     '/v1/api-tokens',
-    { schema: { summary: 'List API tokens (never their secrets)', tags: ['access'], response: { 200: { type: 'object', properties: { items: { type: 'array', items: apiTokenSchema } } } } } },
+    {
+      schema: {
+        summary: 'List API tokens (never their secrets)',
+        tags: ['access'],
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: apiTokenSchema } } } },
+      },
+    },
     async () => ({ items: (await service.store.listApiTokens()).map(apiTokenView) }),
   );
 
@@ -73,7 +86,11 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
           required: ['name', 'scope'],
           properties: {
             name: { type: 'string', pattern: API_TOKEN_NAME_PATTERN, description: 'who or what uses it; names it in the audit log' },
-            scope: { type: 'string', enum: [...API_SCOPES], description: 'admin: settings and tokens; operator: assignments and rules; monitor: read-only' },
+            scope: {
+              type: 'string',
+              enum: [...API_SCOPES],
+              description: 'admin: settings and tokens; operator: assignments and rules; monitor: read-only',
+            },
           },
         },
         response: { 201: withSecret(apiTokenSchema, 'bearer token'), 400: errorView, 409: errorView },
@@ -87,13 +104,26 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
 
   app.delete<{ Params: { id: string } }>(
     '/v1/api-tokens/:id',
-    { schema: { summary: 'Revoke an API token (by id or name)', tags: ['access'], params: idParam, response: { 200: apiTokenSchema, 404: errorView } } },
+    {
+      schema: {
+        summary: 'Revoke an API token (by id or name)',
+        tags: ['access'],
+        params: idParam,
+        response: { 200: apiTokenSchema, 404: errorView },
+      },
+    },
     async (request) => apiTokenView(await trust.revokeApiToken(request.params.id, actorOf(request))),
   );
 
   app.get(
     '/v1/join-tokens',
-    { schema: { summary: 'List join tokens (never their secrets)', tags: ['access'], response: { 200: { type: 'object', properties: { items: { type: 'array', items: joinTokenSchema } } } } } },
+    {
+      schema: {
+        summary: 'List join tokens (never their secrets)',
+        tags: ['access'],
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: joinTokenSchema } } } },
+      },
+    },
     async () => ({ items: (await service.store.listJoinTokens()).map((t) => joinTokenView(t)) }),
   );
 
@@ -109,9 +139,25 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
           required: ['name', 'ttl'],
           properties: {
             name: { type: 'string', pattern: API_TOKEN_NAME_PATTERN },
-            ttl: { type: 'string', pattern: DURATION_PATTERN, maxLength: 32, description: 'how long it can be used, e.g. "1h" (at most 30 days)' },
-            uses: { type: 'integer', minimum: 1, maximum: 100000, description: 'how many enrollments it allows; any number until it expires when absent' },
-            roles: { type: 'array', minItems: 1, maxItems: 8, items: { type: 'string', maxLength: 64 }, description: `roles an instance enrolled with it may get: ${ROLE_NAMES.join(', ')}` },
+            ttl: {
+              type: 'string',
+              pattern: DURATION_PATTERN,
+              maxLength: 32,
+              description: 'how long it can be used, e.g. "1h" (at most 30 days)',
+            },
+            uses: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 100000,
+              description: 'how many enrollments it allows; any number until it expires when absent',
+            },
+            roles: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 8,
+              items: { type: 'string', maxLength: 64 },
+              description: `roles an instance enrolled with it may get: ${ROLE_NAMES.join(', ')}`,
+            },
           },
         },
         response: { 201: withSecret(joinTokenSchema, 'join token'), 400: errorView },

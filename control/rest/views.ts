@@ -18,7 +18,11 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
     generation: r.generation,
     appliedGeneration: r.appliedGeneration,
     status: r.status
-      ? { ...r.status, reportedAt: iso(r.status.reportedAt), ...(r.status.certificateExpiresAt ? { certificateExpiresAt: iso(r.status.certificateExpiresAt) } : {}) }
+      ? {
+          ...r.status,
+          reportedAt: iso(r.status.reportedAt),
+          ...(r.status.certificateExpiresAt ? { certificateExpiresAt: iso(r.status.certificateExpiresAt) } : {}),
+        }
       : null,
     enrolledAt: iso(r.enrolledAt),
     lastSeenAt: iso(r.lastSeenAt),
@@ -30,7 +34,12 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
 export const ruleView = (r: Rule) => ({ ...r, role: roleNameOf(r.roles), createdAt: iso(r.createdAt) });
 export const auditView = (e: AuditEvent) => ({ ...e, at: iso(e.at) });
 
-export const apiTokenView = (t: ApiToken) => ({ ...t, createdAt: iso(t.createdAt), lastUsedAt: iso(t.lastUsedAt), revokedAt: iso(t.revokedAt) });
+export const apiTokenView = (t: ApiToken) => ({
+  ...t,
+  createdAt: iso(t.createdAt),
+  lastUsedAt: iso(t.lastUsedAt),
+  revokedAt: iso(t.revokedAt),
+});
 export const joinTokenView = (t: JoinToken, now = Date.now()) => ({
   ...t,
   createdAt: iso(t.createdAt),

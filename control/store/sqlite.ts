@@ -4,7 +4,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { DEFAULT_CLUSTER_SETTINGS, type Assignment, type ClusterSettings, type HealthState, type HostFacts, type InstanceIdentity, type ServiceRole } from '../../contract/model';
+import {
+  DEFAULT_CLUSTER_SETTINGS,
+  type Assignment,
+  type ClusterSettings,
+  type HealthState,
+  type HostFacts,
+  type InstanceIdentity,
+  type ServiceRole,
+} from '../../contract/model';
 import { ConflictError } from '../errors';
 import { HEALTH_SQL, MIGRATIONS } from './migrations';
 import {
@@ -176,7 +184,13 @@ const rowToProxyCertificate = (row: ProxyCertificateRow): ProxyCertificate => ({
 /** Agents hold leases by instance id; control replicas as "control:{host}:{pid}". */
 const leaseActor = (holder: string): string => (holder.startsWith('control:') ? holder : `agent:${holder}`);
 
-const rowToLease = (row: LeaseRow): Lease => ({ name: row.name, holder: row.holder, fencing: row.fencing, acquiredAt: row.acquired_at, expiresAt: row.expires_at });
+const rowToLease = (row: LeaseRow): Lease => ({
+  name: row.name,
+  holder: row.holder,
+  fencing: row.fencing,
+  acquiredAt: row.acquired_at,
+  expiresAt: row.expires_at,
+});
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -204,7 +218,9 @@ export class SqliteStore implements Store {
   }
 
   private migrate(): void {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
+    );
     const applied = new Set(this.sql('SELECT version FROM schema_migrations').pluck().all() as number[]);
     for (const m of MIGRATIONS) {
       if (applied.has(m.version)) continue;
@@ -220,8 +236,13 @@ export class SqliteStore implements Store {
   }
 
   private audit(actor: string, action: string, target: string, details: Record<string, unknown>, now: number): void {
-    this.sql('INSERT INTO audit_events (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)')
-      .run(now, actor, action, target, JSON.stringify(details));
+    this.sql('INSERT INTO audit_events (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)').run(
+      now,
+      actor,
+      action,
+      target,
+      JSON.stringify(details),
+    );
   }
 
   private row(instanceId: string): InstanceRow | undefined {
@@ -236,9 +257,12 @@ export class SqliteStore implements Store {
   async updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]> {
     return this.db.transaction(() => {
       const before = this.sql('SELECT body FROM settings WHERE id = 1').pluck().get() as string | undefined;
-      this.sql('INSERT INTO settings (id, body, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at')
-        .run(JSON.stringify(settings), now);
-      const bumped = this.sql('UPDATE instances SET generation = generation + 1, updated_at = ? WHERE assignment IS NOT NULL RETURNING instance_id')
+      this.sql(
+        'INSERT INTO settings (id, body, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at',
+      ).run(JSON.stringify(settings), now);
+      const bumped = this.sql(
+        'UPDATE instances SET generation = generation + 1, updated_at = ? WHERE assignment IS NOT NULL RETURNING instance_id',
+      )
         .pluck()
         .all(now) as string[];
       this.audit(actor, 'settings.update', 'settings', { before: before ? JSON.parse(before) : null, after: settings }, now);
@@ -248,19 +272,36 @@ export class SqliteStore implements Store {
 
   /** The trust checks of an enrollment; throws EnrollRefused (the transaction then writes nothing). */
   private applyTrust(instanceId: string, existing: InstanceRow | undefined, trust: EnrollTrust, now: number): void {
-    const binding = this.sql('SELECT nonce_hash FROM instance_bindings WHERE instance_id = ?').pluck().get(instanceId) as string | undefined;
+    const binding = this.sql('SELECT nonce_hash FROM instance_bindings WHERE instance_id = ?').pluck().get(instanceId) as
+      string | undefined;
     if (binding !== undefined) {
-      if (!trust.nonceHash) throw new EnrollRefused('nonce-required', `instance ${instanceId} is bound to the nonce of its first enrollment; this request has none`);
-      if (trust.nonceHash !== binding) throw new EnrollRefused('nonce-mismatch', `instance ${instanceId} is bound to another nonce: an identity presented by a different machine is refused (an operator can reset the binding)`);
+      if (!trust.nonceHash)
+        throw new EnrollRefused(
+          'nonce-required',
+          `instance ${instanceId} is bound to the nonce of its first enrollment; this request has none`,
+        );
+      if (trust.nonceHash !== binding)
+        throw new EnrollRefused(
+          'nonce-mismatch',
+          `instance ${instanceId} is bound to another nonce: an identity presented by a different machine is refused (an operator can reset the binding)`,
+        );
       this.sql('UPDATE instance_bindings SET last_used_at = ? WHERE instance_id = ?').run(now, instanceId);
     } else if (trust.nonceHash) {
-      this.sql('INSERT INTO instance_bindings (instance_id, nonce_hash, method, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)')
-        .run(instanceId, trust.nonceHash, trust.enrolledVia ?? 'unknown', now, now);
+      this.sql('INSERT INTO instance_bindings (instance_id, nonce_hash, method, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)').run(
+        instanceId,
+        trust.nonceHash,
+        trust.enrolledVia ?? 'unknown',
+        now,
+        now,
+      );
     }
     const assigned = parse<Assignment>(existing?.assignment ?? null);
     const outside = assigned ? disallowedRoles(assigned.roles, trust.allowedRoles) : [];
     if (outside.length) {
-      throw new EnrollRefused('role-not-allowed', `instance ${instanceId} is assigned ${outside.join(', ')}, which its join token does not allow (it allows ${trust.allowedRoles!.join(', ')})`);
+      throw new EnrollRefused(
+        'role-not-allowed',
+        `instance ${instanceId} is assigned ${outside.join(', ')}, which its join token does not allow (it allows ${trust.allowedRoles!.join(', ')})`,
+      );
     }
     if (trust.joinTokenId) {
       const row = this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(trust.joinTokenId) as JoinTokenRow | undefined;
@@ -269,8 +310,12 @@ export class SqliteStore implements Store {
       this.sql('UPDATE join_tokens SET uses = uses + 1, last_used_at = ? WHERE id = ?').run(now, trust.joinTokenId);
     }
     if (trust.certificate) {
-      this.sql('INSERT INTO client_certificates (serial, instance_id, issued_at, expires_at) VALUES (?, ?, ?, ?)')
-        .run(trust.certificate.serial, instanceId, now, trust.certificate.expiresAt);
+      this.sql('INSERT INTO client_certificates (serial, instance_id, issued_at, expires_at) VALUES (?, ?, ?, ?)').run(
+        trust.certificate.serial,
+        instanceId,
+        now,
+        trust.certificate.expiresAt,
+      );
     }
   }
 
@@ -281,17 +326,25 @@ export class SqliteStore implements Store {
       const via = trust.enrolledVia ?? null;
       const allowed = trust.allowedRoles ? JSON.stringify(trust.allowedRoles) : null;
       if (!existing) {
-        this.sql('INSERT INTO instances (instance_id, identity, enrolled_at, last_seen_at, created_at, updated_at, enrolled_via, allowed_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(identity.instanceId, JSON.stringify(identity), now, now, now, now, via, allowed);
+        this.sql(
+          'INSERT INTO instances (instance_id, identity, enrolled_at, last_seen_at, created_at, updated_at, enrolled_via, allowed_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        ).run(identity.instanceId, JSON.stringify(identity), now, now, now, now, via, allowed);
       } else {
-        this.sql('UPDATE instances SET identity = ?, enrolled_at = ?, last_seen_at = ?, updated_at = ?, enrolled_via = ?, allowed_roles = ? WHERE instance_id = ?')
-          .run(JSON.stringify(identity), now, now, now, via, allowed, identity.instanceId);
+        this.sql(
+          'UPDATE instances SET identity = ?, enrolled_at = ?, last_seen_at = ?, updated_at = ?, enrolled_via = ?, allowed_roles = ? WHERE instance_id = ?',
+        ).run(JSON.stringify(identity), now, now, now, via, allowed, identity.instanceId);
       }
       this.audit(
         actor,
         'instance.enroll',
         identity.instanceId,
-        { firstEnrollment: !existing?.enrolled_at, region: identity.region, privateIp: identity.privateIp, via, ...(trust.allowedRoles ? { allowedRoles: trust.allowedRoles } : {}) },
+        {
+          firstEnrollment: !existing?.enrolled_at,
+          region: identity.region,
+          privateIp: identity.privateIp,
+          via,
+          ...(trust.allowedRoles ? { allowedRoles: trust.allowedRoles } : {}),
+        },
         now,
       );
       let matchedRule: Rule | undefined;
@@ -299,7 +352,13 @@ export class SqliteStore implements Store {
         matchedRule = firstMatchingRule(this.rulesNow(), identity.tags);
         const outside = matchedRule ? disallowedRoles(matchedRule.roles, trust.allowedRoles) : [];
         if (matchedRule && outside.length) {
-          this.audit(`rule:${matchedRule.id}`, 'assignment.refused', identity.instanceId, { rule: matchedRule.name, roles: matchedRule.roles, allowedRoles: trust.allowedRoles, via }, now);
+          this.audit(
+            `rule:${matchedRule.id}`,
+            'assignment.refused',
+            identity.instanceId,
+            { rule: matchedRule.name, roles: matchedRule.roles, allowedRoles: trust.allowedRoles, via },
+            now,
+          );
           matchedRule = undefined;
         }
         if (matchedRule) {
@@ -313,8 +372,12 @@ export class SqliteStore implements Store {
   }
 
   private writeAssignment(instanceId: string, assignment: Assignment | null, now: number): void {
-    this.sql('UPDATE instances SET assignment = ?, roles_key = ?, generation = generation + 1, updated_at = ? WHERE instance_id = ?')
-      .run(assignment ? JSON.stringify(assignment) : null, rolesKey(assignment), now, instanceId);
+    this.sql('UPDATE instances SET assignment = ?, roles_key = ?, generation = generation + 1, updated_at = ? WHERE instance_id = ?').run(
+      assignment ? JSON.stringify(assignment) : null,
+      rolesKey(assignment),
+      now,
+      instanceId,
+    );
   }
 
   async getInstance(instanceId: string): Promise<InstanceRecord | undefined> {
@@ -352,7 +415,13 @@ export class SqliteStore implements Store {
         this.sql('INSERT INTO instances (instance_id, created_at, updated_at) VALUES (?, ?, ?)').run(instanceId, now, now);
       }
       this.writeAssignment(instanceId, assignment, now);
-      this.audit(actor, assignment ? 'assignment.set' : 'assignment.clear', instanceId, { before: parse(existing?.assignment ?? null), after: assignment }, now);
+      this.audit(
+        actor,
+        assignment ? 'assignment.set' : 'assignment.clear',
+        instanceId,
+        { before: parse(existing?.assignment ?? null), after: assignment },
+        now,
+      );
       return rowToInstance(this.row(instanceId)!);
     })();
   }
@@ -364,7 +433,10 @@ export class SqliteStore implements Store {
       this.sql('DELETE FROM instances WHERE instance_id = ?').run(instanceId);
       // Its client certificates stop working at once; the binding stays, so
       // only the same machine (its nonce) can enroll under this id again.
-      const revoked = this.sql('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL').run(now, instanceId).changes;
+      const revoked = this.sql('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL').run(
+        now,
+        instanceId,
+      ).changes;
       this.audit(actor, 'instance.delete', instanceId, { assignment: parse(existing.assignment), revokedCertificates: revoked }, now);
       return true;
     })();
@@ -385,7 +457,12 @@ export class SqliteStore implements Store {
     }
   }
 
-  async recordStatus(instanceId: string, appliedGeneration: number, status: InstanceStatus, facts: HostFacts | null): Promise<InstanceRecord | undefined> {
+  async recordStatus(
+    instanceId: string,
+    appliedGeneration: number,
+    status: InstanceStatus,
+    facts: HostFacts | null,
+  ): Promise<InstanceRecord | undefined> {
     const update = this.sql(
       `UPDATE instances SET applied_generation = ?, status = ?, status_state = ?, teleport_ready = ?,
          facts = COALESCE(?, facts), last_seen_at = ?, updated_at = ? WHERE instance_id = ? RETURNING *`,
@@ -407,8 +484,9 @@ export class SqliteStore implements Store {
   }
 
   async healthSummary(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>> {
-    const rows = this.sql(`SELECT roles_key, ${HEALTH_SQL} AS health, COUNT(*) AS count FROM instances GROUP BY roles_key, health ORDER BY roles_key, health`)
-      .all({ offline_before: clock.offlineBefore }) as Array<{ roles_key: string | null; health: HealthState; count: number }>;
+    const rows = this.sql(
+      `SELECT roles_key, ${HEALTH_SQL} AS health, COUNT(*) AS count FROM instances GROUP BY roles_key, health ORDER BY roles_key, health`,
+    ).all({ offline_before: clock.offlineBefore }) as Array<{ roles_key: string | null; health: HealthState; count: number }>;
     return rows.map((r) => ({
       roles: r.roles_key ? (r.roles_key.split(',').filter(Boolean) as ServiceRole[]) : null,
       health: r.health,
@@ -422,7 +500,11 @@ export class SqliteStore implements Store {
   }
 
   private rulesNow(): Rule[] {
-    const rows = this.sql('SELECT id, body, created_at FROM rules ORDER BY position').all() as Array<{ id: string; body: string; created_at: number }>;
+    const rows = this.sql('SELECT id, body, created_at FROM rules ORDER BY position').all() as Array<{
+      id: string;
+      body: string;
+      created_at: number;
+    }>;
     return rows.map((r) => ({ ...(JSON.parse(r.body) as RuleInput), id: r.id, createdAt: Number(r.created_at) }));
   }
 
@@ -462,8 +544,11 @@ export class SqliteStore implements Store {
   async listAudit(query: { after?: number; limit: number; target?: string }): Promise<AuditEvent[]> {
     const where: string[] = ['id > @after'];
     if (query.target) where.push('target = @target');
-    const rows = this.sql(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`)
-      .all({ after: query.after ?? 0, target: query.target, limit: query.limit }) as Array<AuditEvent & { details: string }>;
+    const rows = this.sql(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`).all({
+      after: query.after ?? 0,
+      target: query.target,
+      limit: query.limit,
+    }) as Array<AuditEvent & { details: string }>;
     return rows.map((r) => ({ ...r, at: Number(r.at), details: JSON.parse(r.details) as Record<string, unknown> }));
   }
 
@@ -473,9 +558,16 @@ export class SqliteStore implements Store {
 
   async getBinding(instanceId: string): Promise<InstanceBinding | undefined> {
     const r = this.sql('SELECT * FROM instance_bindings WHERE instance_id = ?').get(instanceId) as
-      | { instance_id: string; nonce_hash: string; method: string; created_at: number; last_used_at: number }
-      | undefined;
-    return r && { instanceId: r.instance_id, nonceHash: r.nonce_hash, method: r.method, createdAt: Number(r.created_at), lastUsedAt: Number(r.last_used_at) };
+      { instance_id: string; nonce_hash: string; method: string; created_at: number; last_used_at: number } | undefined;
+    return (
+      r && {
+        instanceId: r.instance_id,
+        nonceHash: r.nonce_hash,
+        method: r.method,
+        createdAt: Number(r.created_at),
+        lastUsedAt: Number(r.last_used_at),
+      }
+    );
   }
 
   async resetBinding(instanceId: string, actor: string, now: number): Promise<boolean> {
@@ -488,17 +580,34 @@ export class SqliteStore implements Store {
 
   async getCertificate(serial: string): Promise<IssuedCertificate | undefined> {
     const r = this.sql('SELECT * FROM client_certificates WHERE serial = ?').get(serial) as
-      | { serial: string; instance_id: string; issued_at: number; expires_at: number; revoked_at: number | null }
-      | undefined;
-    return r && { serial: r.serial, instanceId: r.instance_id, issuedAt: Number(r.issued_at), expiresAt: Number(r.expires_at), revokedAt: num(r.revoked_at) };
+      { serial: string; instance_id: string; issued_at: number; expires_at: number; revoked_at: number | null } | undefined;
+    return (
+      r && {
+        serial: r.serial,
+        instanceId: r.instance_id,
+        issuedAt: Number(r.issued_at),
+        expiresAt: Number(r.expires_at),
+        revokedAt: num(r.revoked_at),
+      }
+    );
   }
 
-  async createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken> {
+  async createApiToken(
+    token: { id: string; name: string; scope: ApiScope; tokenHash: string },
+    actor: string,
+    now: number,
+  ): Promise<ApiToken> {
     return this.db.transaction(() => {
       const taken = this.sql('SELECT 1 FROM api_tokens WHERE name = ? AND revoked_at IS NULL').get(token.name);
       if (taken) throw new ConflictError(`an active API token named "${token.name}" exists; revoke it first or choose another name`);
-      this.sql('INSERT INTO api_tokens (id, name, scope, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(token.id, token.name, token.scope, token.tokenHash, now, actor);
+      this.sql('INSERT INTO api_tokens (id, name, scope, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)').run(
+        token.id,
+        token.name,
+        token.scope,
+        token.tokenHash,
+        now,
+        actor,
+      );
       this.audit(actor, 'api_token.create', `api-token:${token.id}`, { name: token.name, scope: token.scope }, now);
       return rowToApiToken(this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?`).get(token.id) as ApiTokenRow);
     })();
@@ -509,7 +618,8 @@ export class SqliteStore implements Store {
   }
 
   async findApiToken(tokenHash: string): Promise<ApiToken | undefined> {
-    const r = this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL`).get(tokenHash) as ApiTokenRow | undefined;
+    const r = this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL`).get(tokenHash) as
+      ApiTokenRow | undefined;
     return r && rowToApiToken(r);
   }
 
@@ -519,8 +629,10 @@ export class SqliteStore implements Store {
 
   async revokeApiToken(idOrName: string, actor: string, now: number): Promise<ApiToken | undefined> {
     return this.db.transaction(() => {
-      const r = this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE (id = ? OR name = ?) AND revoked_at IS NULL`)
-        .get(idOrName, idOrName) as ApiTokenRow | undefined;
+      const r = this.sql(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE (id = ? OR name = ?) AND revoked_at IS NULL`).get(
+        idOrName,
+        idOrName,
+      ) as ApiTokenRow | undefined;
       if (!r) return undefined;
       this.sql('UPDATE api_tokens SET revoked_at = ? WHERE id = ?').run(now, r.id);
       this.audit(actor, 'api_token.revoke', `api-token:${r.id}`, { name: r.name, scope: r.scope }, now);
@@ -538,10 +650,26 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<JoinToken> {
     return this.db.transaction(() => {
-      this.sql('INSERT INTO join_tokens (id, name, token_hash, roles, expires_at, max_uses, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(token.id, token.name, token.tokenHash, token.roles ? JSON.stringify(token.roles) : null, token.expiresAt, token.maxUses, now, actor);
+      this.sql(
+        'INSERT INTO join_tokens (id, name, token_hash, roles, expires_at, max_uses, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(
+        token.id,
+        token.name,
+        token.tokenHash,
+        token.roles ? JSON.stringify(token.roles) : null,
+        token.expiresAt,
+        token.maxUses,
+        now,
+        actor,
+      );
       const created = rowToJoinToken(this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ?`).get(token.id) as JoinTokenRow);
-      this.audit(actor, 'join_token.create', `join-token:${token.id}`, { name: token.name, roles: token.roles, expiresAt: new Date(token.expiresAt).toISOString(), maxUses: token.maxUses }, now);
+      this.audit(
+        actor,
+        'join_token.create',
+        `join-token:${token.id}`,
+        { name: token.name, roles: token.roles, expiresAt: new Date(token.expiresAt).toISOString(), maxUses: token.maxUses },
+        now,
+      );
       return created;
     })();
   }
@@ -557,7 +685,8 @@ export class SqliteStore implements Store {
 
   async revokeJoinToken(id: string, actor: string, now: number): Promise<JoinToken | undefined> {
     return this.db.transaction(() => {
-      const r = this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ? AND revoked_at IS NULL`).get(id) as JoinTokenRow | undefined;
+      const r = this.sql(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE id = ? AND revoked_at IS NULL`).get(id) as
+        JoinTokenRow | undefined;
       if (!r) return undefined;
       this.sql('UPDATE join_tokens SET revoked_at = ? WHERE id = ?').run(now, id);
       this.audit(actor, 'join_token.revoke', `join-token:${id}`, { name: r.name }, now);
@@ -574,7 +703,10 @@ export class SqliteStore implements Store {
     return row && rowToProxyCertificate(row);
   }
 
-  async saveProxyCertificate(cert: ProxyCertificate, audit?: { actor: string; action: string; details: Record<string, unknown> }): Promise<void> {
+  async saveProxyCertificate(
+    cert: ProxyCertificate,
+    audit?: { actor: string; action: string; details: Record<string, unknown> },
+  ): Promise<void> {
     this.db.transaction(() => {
       this.sql(
         `INSERT INTO proxy_certificates (domain, state, serial, not_before, not_after, etag, issued_at, checked_at, last_attempt_at, failures, last_error, next_attempt_at, renew_requested, updated_at)
@@ -590,7 +722,11 @@ export class SqliteStore implements Store {
 
   async requestRenewal(domain: string, actor: string, now: number): Promise<boolean> {
     return this.db.transaction(() => {
-      const changed = this.sql('UPDATE proxy_certificates SET renew_requested = 1, next_attempt_at = NULL, updated_at = ? WHERE domain = ?').run(now, domain).changes > 0;
+      const changed =
+        this.sql('UPDATE proxy_certificates SET renew_requested = 1, next_attempt_at = NULL, updated_at = ? WHERE domain = ?').run(
+          now,
+          domain,
+        ).changes > 0;
       if (changed) this.audit(actor, 'certificate.renew_requested', `certificate:${domain}`, {}, now);
       return changed;
     })();
@@ -612,7 +748,8 @@ export class SqliteStore implements Store {
   }
 
   async getAcmeChallenge(token: string, now: number): Promise<string | undefined> {
-    return this.sql('SELECT key_authorization FROM acme_challenges WHERE token = ? AND expires_at > ?').pluck().get(token, now) as string | undefined;
+    return this.sql('SELECT key_authorization FROM acme_challenges WHERE token = ? AND expires_at > ?').pluck().get(token, now) as
+      string | undefined;
   }
 
   async deleteAcmeChallenge(token: string): Promise<void> {
@@ -638,7 +775,13 @@ export class SqliteStore implements Store {
         `INSERT INTO leases (name, holder, fencing, acquired_at, expires_at) VALUES (@name, @holder, @fencing, @now, @expires)
          ON CONFLICT (name) DO UPDATE SET holder = @holder, fencing = @fencing, acquired_at = @now, expires_at = @expires`,
       ).run({ name, holder, fencing, now, expires: now + periodMs });
-      this.audit(leaseActor(holder), 'lease.acquire', `lease:${name}`, { holder, fencing, previousHolder: row?.holder ?? null, previousExpiredAt: row ? new Date(row.expires_at).toISOString() : null }, now);
+      this.audit(
+        leaseActor(holder),
+        'lease.acquire',
+        `lease:${name}`,
+        { holder, fencing, previousHolder: row?.holder ?? null, previousExpiredAt: row ? new Date(row.expires_at).toISOString() : null },
+        now,
+      );
       return { lease: { name, holder, fencing, acquiredAt: now, expiresAt: now + periodMs }, granted: true };
     })();
   }
@@ -646,7 +789,8 @@ export class SqliteStore implements Store {
   async renewLease(name: string, holder: string, fencing: number, now: number, periodMs: number): Promise<LeaseOutcome> {
     return this.db.transaction((): LeaseOutcome => {
       const row = this.sql('SELECT * FROM leases WHERE name = ?').get(name) as LeaseRow | undefined;
-      if (!row || row.holder !== holder || row.fencing !== fencing || row.expires_at <= now) return { lease: row && rowToLease(row), granted: false };
+      if (!row || row.holder !== holder || row.fencing !== fencing || row.expires_at <= now)
+        return { lease: row && rowToLease(row), granted: false };
       this.sql('UPDATE leases SET expires_at = ? WHERE name = ?').run(now + periodMs, name);
       return { lease: { ...rowToLease(row), expiresAt: now + periodMs }, granted: true };
     })();
@@ -655,7 +799,8 @@ export class SqliteStore implements Store {
   async releaseLease(name: string, holder: string, fencing: number, now: number): Promise<LeaseOutcome> {
     return this.db.transaction((): LeaseOutcome => {
       const row = this.sql('SELECT * FROM leases WHERE name = ?').get(name) as LeaseRow | undefined;
-      if (!row || row.holder !== holder || row.fencing !== fencing || row.expires_at <= now) return { lease: row && rowToLease(row), granted: false };
+      if (!row || row.holder !== holder || row.fencing !== fencing || row.expires_at <= now)
+        return { lease: row && rowToLease(row), granted: false };
       this.sql('UPDATE leases SET expires_at = ? WHERE name = ?').run(now, name);
       this.audit(leaseActor(holder), 'lease.release', `lease:${name}`, { holder, fencing }, now);
       return { lease: { ...rowToLease(row), expiresAt: now }, granted: false };

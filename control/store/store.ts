@@ -1,15 +1,7 @@
 // The store interface: everything the control server keeps. SQLite is the
 // embedded default; a PostgreSQL implementation satisfies the same interface
 // for several replicas. Every change and its audit event commit together.
-import type {
-  Assignment,
-  ClusterSettings,
-  HealthState,
-  HostFacts,
-  InstanceIdentity,
-  AgentState,
-  ServiceRole,
-} from '../../contract/model';
+import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, AgentState, ServiceRole } from '../../contract/model';
 
 export interface InstanceStatus {
   state: AgentState;
@@ -224,7 +216,12 @@ export interface Store {
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord>;
   /** Removes an instance and its assignment; false when unknown. */
   deleteInstance(instanceId: string, actor: string, now: number): Promise<boolean>;
-  recordStatus(instanceId: string, appliedGeneration: number, status: InstanceStatus, facts: HostFacts | null): Promise<InstanceRecord | undefined>;
+  recordStatus(
+    instanceId: string,
+    appliedGeneration: number,
+    status: InstanceStatus,
+    facts: HostFacts | null,
+  ): Promise<InstanceRecord | undefined>;
   healthSummary(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>>;
   /** Every distinct assignment of an instance (rules not included), each once. */
   distinctAssignments(): Promise<Assignment[]>;
@@ -253,7 +250,11 @@ export interface Store {
   /** Tokens ever created, revoked ones included. */
   countApiTokens(): Promise<number>;
 
-  createJoinToken(token: Omit<JoinToken, 'uses' | 'lastUsedAt' | 'revokedAt' | 'createdAt' | 'createdBy'> & { tokenHash: string }, actor: string, now: number): Promise<JoinToken>;
+  createJoinToken(
+    token: Omit<JoinToken, 'uses' | 'lastUsedAt' | 'revokedAt' | 'createdAt' | 'createdBy'> & { tokenHash: string },
+    actor: string,
+    now: number,
+  ): Promise<JoinToken>;
   listJoinTokens(): Promise<JoinToken[]>;
   findJoinToken(tokenHash: string): Promise<JoinToken | undefined>;
   revokeJoinToken(id: string, actor: string, now: number): Promise<JoinToken | undefined>;
@@ -305,8 +306,8 @@ export interface LeaseOutcome {
 /** First rule whose selector matches the tags, in rule order. */
 export function firstMatchingRule(rules: Rule[], tags: Record<string, string>): Rule | undefined {
   return rules.find((rule) =>
-    Object.entries(rule.selector).every(([key, want]) =>
-      Object.prototype.hasOwnProperty.call(tags, key) && (want === '*' || tags[key] === want),
+    Object.entries(rule.selector).every(
+      ([key, want]) => Object.prototype.hasOwnProperty.call(tags, key) && (want === '*' || tags[key] === want),
     ),
   );
 }

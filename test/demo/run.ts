@@ -48,7 +48,8 @@ function parseOptions(argv: string[]): Options | 'help' {
   }
   if (values.help) return 'help';
   const agents = Number(values.agents ?? 4);
-  if (!Number.isInteger(agents) || agents < 1 || agents > 50) throw new UsageError(`--agents wants a whole number from 1 to 50, not "${values.agents}"`);
+  if (!Number.isInteger(agents) || agents < 1 || agents > 50)
+    throw new UsageError(`--agents wants a whole number from 1 to 50, not "${values.agents}"`);
   const ci = process.env.CI !== undefined && !['', '0', 'false'].includes(process.env.CI);
   return { agents, exit: values.exit === true || ci, keep: values.keep === true };
 }
@@ -122,7 +123,9 @@ const restUrl = (world: World) => `https://127.0.0.1:${world.control.restPort}`;
 async function setUpWorld(): Promise<World> {
   heading('world');
   const world = await startWorld('demo');
-  step(`teleboot-control  REST ${restUrl(world)}  gRPC ${world.control.grpcAddr}  SQLite ${short(join(world.control.dataDir, 'control.db'))}`);
+  step(
+    `teleboot-control  REST ${restUrl(world)}  gRPC ${world.control.grpcAddr}  SQLite ${short(join(world.control.dataDir, 'control.db'))}`,
+  );
   step(`S3 (s3rver)       ${world.s3.endpoint}  s3://${CLUSTER.s3Bucket}/live/teleport.example.com/{fullchain,privkey}.pem`);
   step(`SSM emulator      ${world.ssm.endpoint}  /teleport/${CLUSTER.clusterName}/tokens/{node,proxy}, ca-pin-hash`);
   step(`cluster settings  ${CLUSTER.clusterName}: auth ${CLUSTER.authAddr}, proxy ${CLUSTER.proxyPublicAddr}`);
@@ -158,7 +161,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class StoppedError extends Error {}
 
 /** Polls GET /v1/instances until every instance satisfies `check`; `onMatch` hears of each once. */
-async function waitForAll(world: World, instances: Instance[], what: string, check: (v: InstanceView) => boolean, signal: AbortSignal, onMatch: (i: Instance, v: InstanceView) => void): Promise<void> {
+async function waitForAll(
+  world: World,
+  instances: Instance[],
+  what: string,
+  check: (v: InstanceView) => boolean,
+  signal: AbortSignal,
+  onMatch: (i: Instance, v: InstanceView) => void,
+): Promise<void> {
   const pending = new Map(instances.map((i) => [i.id, i]));
   const deadline = Date.now() + 60_000;
   while (pending.size > 0) {
@@ -171,7 +181,10 @@ async function waitForAll(world: World, instances: Instance[], what: string, che
       }
     }
     for (const i of pending.values()) {
-      if (i.agent && !isRunning(i.agent)) throw new Error(`the agent of ${i.id} exited (${i.agent.proc.exitCode ?? i.agent.proc.signalCode}); its log ends:\n${logTail(i.agent, 25)}`);
+      if (i.agent && !isRunning(i.agent))
+        throw new Error(
+          `the agent of ${i.id} exited (${i.agent.proc.exitCode ?? i.agent.proc.signalCode}); its log ends:\n${logTail(i.agent, 25)}`,
+        );
     }
     if (pending.size > 0 && Date.now() > deadline) {
       const i = pending.values().next().value as Instance;
@@ -236,7 +249,15 @@ async function showTable(world: World, instances: Instance[], ruleId: string | u
     const v = byId.get(i.id);
     const teleport = v?.status?.teleportReady ? green('ready') : red('not ready');
     const health = v?.health === 'ready' ? green(v.health) : String(v?.health ?? '?');
-    rows.push([i.id, i.name, v?.assignment?.role ?? '-', await assignedBy(world, i.id, ruleId), health, `${v?.appliedGeneration ?? '-'}/${v?.generation ?? '-'}`, teleport]);
+    rows.push([
+      i.id,
+      i.name,
+      v?.assignment?.role ?? '-',
+      await assignedBy(world, i.id, ruleId),
+      health,
+      `${v?.appliedGeneration ?? '-'}/${v?.generation ?? '-'}`,
+      teleport,
+    ]);
   }
   table(['INSTANCE', 'NAME', 'ROLE', 'ASSIGNED BY', 'HEALTH', 'GEN', 'TELEPORT'], rows);
   say(dim('  GEN is applied/desired generation; TELEPORT is what the agent last saw on /readyz'));
@@ -304,7 +325,8 @@ function describeLeftovers(leftovers: Leftover[]): void {
   }
   const n = leftovers.length;
   step(red(n === 1 ? '1 process outlived its agent; stopped it:' : `${n} processes outlived their agents; stopped them:`));
-  for (const l of leftovers) say(dim(`         pid ${l.pid}  ${l.command.replace(/(^|[\s=])(\/\S+)/g, (_, pre: string, path: string) => pre + short(path))}`));
+  for (const l of leftovers)
+    say(dim(`         pid ${l.pid}  ${l.command.replace(/(^|[\s=])(\/\S+)/g, (_, pre: string, path: string) => pre + short(path))}`));
 }
 
 async function shutdown(world: World | undefined, instances: Instance[], keep: boolean): Promise<void> {

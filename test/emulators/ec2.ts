@@ -27,8 +27,16 @@ export interface Ec2Emulator {
   close(): Promise<void>;
 }
 
-const STATE_CODES: Record<Ec2Instance['state'], number> = { pending: 0, running: 16, 'shutting-down': 32, terminated: 48, stopping: 64, stopped: 80 };
-const SIGV4 = /^AWS4-HMAC-SHA256 Credential=[^/\s]+\/\d{8}\/[a-z0-9-]+\/ec2\/aws4_request, ?SignedHeaders=[a-z0-9;-]+, ?Signature=[0-9a-f]{64}$/;
+const STATE_CODES: Record<Ec2Instance['state'], number> = {
+  pending: 0,
+  running: 16,
+  'shutting-down': 32,
+  terminated: 48,
+  stopping: 64,
+  stopped: 80,
+};
+const SIGV4 =
+  /^AWS4-HMAC-SHA256 Credential=[^/\s]+\/\d{8}\/[a-z0-9-]+\/ec2\/aws4_request, ?SignedHeaders=[a-z0-9;-]+, ?Signature=[0-9a-f]{64}$/;
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -57,7 +65,11 @@ export async function startEc2Emulator(): Promise<Ec2Emulator> {
   const requests: Ec2Emulator['requests'] = [];
 
   function reply(res: http.ServerResponse, status: number, body: string): void {
-    res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'content-length': Buffer.byteLength(body), 'x-amzn-requestid': crypto.randomUUID() });
+    res.writeHead(status, {
+      'content-type': 'text/xml;charset=UTF-8',
+      'content-length': Buffer.byteLength(body),
+      'x-amzn-requestid': crypto.randomUUID(),
+    });
     res.end(body);
   }
 
@@ -69,19 +81,24 @@ export async function startEc2Emulator(): Promise<Ec2Emulator> {
     requests.push({ action, instanceIds: ids, signed });
     if (!signed) return reply(res, 401, errorXml('AuthFailure', 'AWS was not able to validate the provided access credentials'));
     if (req.method !== 'POST') return reply(res, 400, errorXml('InvalidAction', 'The action or operation requested is invalid.'));
-    if (action !== 'DescribeInstances') return reply(res, 400, errorXml('InvalidAction', `The action ${action} is not valid for this web service.`));
+    if (action !== 'DescribeInstances')
+      return reply(res, 400, errorXml('InvalidAction', `The action ${action} is not valid for this web service.`));
     for (const id of ids) {
       if (!/^i-[0-9a-f]{8}([0-9a-f]{9})?$/.test(id)) return reply(res, 400, errorXml('InvalidInstanceID.Malformed', `Invalid id: "${id}"`));
     }
     const missing = ids.filter((id) => !instances.has(id));
     if (missing.length) {
-      const what = missing.length === 1 ? `The instance ID '${missing[0]}' does not exist` : `The instance IDs '${missing.join(', ')}' do not exist`;
+      const what =
+        missing.length === 1 ? `The instance ID '${missing[0]}' does not exist` : `The instance IDs '${missing.join(', ')}' do not exist`;
       return reply(res, 400, errorXml('InvalidInstanceID.NotFound', what));
     }
     const found = (ids.length ? ids : [...instances.keys()]).map((id) => instances.get(id)!);
     // One reservation per owner, as EC2 groups them by launch.
     const reservations = found
-      .map((i) => `<item><reservationId>r-${crypto.randomBytes(8).toString('hex').slice(0, 17)}</reservationId><ownerId>${i.ownerId}</ownerId><groupSet/><instancesSet>${instanceXml(i)}</instancesSet></item>`)
+      .map(
+        (i) =>
+          `<item><reservationId>r-${crypto.randomBytes(8).toString('hex').slice(0, 17)}</reservationId><ownerId>${i.ownerId}</ownerId><groupSet/><instancesSet>${instanceXml(i)}</instancesSet></item>`,
+      )
       .join('');
     reply(
       res,

@@ -44,7 +44,9 @@ const time = (d: Date) => (d.getUTCFullYear() < 2050 ? new asn1js.UTCTime({ valu
 
 function selfSigned(kind: 'rsa' | 'dsa', subject: string): SigningKey {
   const { publicKey, privateKey } =
-    kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('dsa', { modulusLength: 1024, divisorLength: 160 });
+    kind === 'rsa'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : generateKeyPairSync('dsa', { modulusLength: 1024, divisorLength: 160 });
   const hash = kind === 'rsa' ? 'sha256' : 'sha1';
   const sigAlg = () => (kind === 'rsa' ? algorithm(OID.sha256WithRsa, true) : algorithm(OID.dsaWithSha1, false));
   const name = new x509.Name(subject).toArrayBuffer();
@@ -71,7 +73,10 @@ function cms(k: SigningKey, document: string, attached: boolean): string {
   const attributes = [
     seq(oid(OID.contentType), new asn1js.Set({ value: [oid(OID.data)] })),
     seq(oid(OID.signingTime), new asn1js.Set({ value: [new asn1js.UTCTime({ valueDate: new Date() })] })),
-    seq(oid(OID.messageDigest), new asn1js.Set({ value: [new asn1js.OctetString({ valueHex: new Uint8Array(createHash(k.hash).update(content).digest()) })] })),
+    seq(
+      oid(OID.messageDigest),
+      new asn1js.Set({ value: [new asn1js.OctetString({ valueHex: new Uint8Array(createHash(k.hash).update(content).digest()) })] }),
+    ),
   ].sort((a, b) => Buffer.compare(der(a), der(b)));
   const signature = sign(k.hash, der(new asn1js.Set({ value: attributes })), k.key);
   const signerInfo = seq(
@@ -84,15 +89,34 @@ function cms(k: SigningKey, document: string, attached: boolean): string {
   );
   const encapsulated = seq(
     oid(OID.data),
-    ...(attached ? [new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [new asn1js.OctetString({ valueHex: new Uint8Array(content) })] })] : []),
+    ...(attached
+      ? [
+          new asn1js.Constructed({
+            idBlock: { tagClass: 3, tagNumber: 0 },
+            value: [new asn1js.OctetString({ valueHex: new Uint8Array(content) })],
+          }),
+        ]
+      : []),
   );
-  const signedData = seq(new asn1js.Integer({ value: 1 }), new asn1js.Set({ value: [digestAlg()] }), encapsulated, new asn1js.Set({ value: [signerInfo] }));
+  const signedData = seq(
+    new asn1js.Integer({ value: 1 }),
+    new asn1js.Set({ value: [digestAlg()] }),
+    encapsulated,
+    new asn1js.Set({ value: [signerInfo] }),
+  );
   const contentInfo = seq(oid(OID.signedData), new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [signedData] }));
   // IMDS serves the base64 in lines of 64 characters.
-  return der(contentInfo).toString('base64').replace(/(.{64})/g, '$1\n').trim();
+  return der(contentInfo)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trim();
 }
 
-const pem = (certDer: Buffer) => `-----BEGIN CERTIFICATE-----\n${certDer.toString('base64').replace(/(.{64})/g, '$1\n').trim()}\n-----END CERTIFICATE-----\n`;
+const pem = (certDer: Buffer) =>
+  `-----BEGIN CERTIFICATE-----\n${certDer
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trim()}\n-----END CERTIFICATE-----\n`;
 
 export interface IdentitySigner {
   /** The certificates a control server must trust (both keys), PEM. */

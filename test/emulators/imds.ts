@@ -33,7 +33,10 @@ export interface ImdsEmulator {
 const MAX_TTL = 21600;
 
 function hex(n: number): string {
-  return crypto.randomBytes(Math.ceil(n / 2)).toString('hex').slice(0, n);
+  return crypto
+    .randomBytes(Math.ceil(n / 2))
+    .toString('hex')
+    .slice(0, n);
 }
 
 function int(lo: number, hi: number): number {
@@ -95,10 +98,7 @@ function errorPage(status: number, text: string): string {
   return `<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n <head>\n  <title>${status} - ${text}</title>\n </head>\n <body>\n  <h1>${status} - ${text}</h1>\n </body>\n</html>\n`;
 }
 
-export async function startImdsEmulator(
-  instance: ImdsInstance,
-  opts: { port?: number; signer?: ImdsSigner } = {},
-): Promise<ImdsEmulator> {
+export async function startImdsEmulator(instance: ImdsInstance, opts: { port?: number; signer?: ImdsSigner } = {}): Promise<ImdsEmulator> {
   const tokens = new Map<string, number>(); // token -> expiry (ms since epoch)
   const requests: ImdsEmulator['requests'] = [];
   const pendingTime = new Date().toISOString().replace(/\.\d+Z$/, 'Z');

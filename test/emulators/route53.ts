@@ -63,7 +63,11 @@ export interface Route53Emulator {
 }
 
 class Route53Error extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -205,7 +209,10 @@ const newId = (prefix: string) => prefix + crypto.randomBytes(7).toString('hex')
 function parseMaxItems(raw: string | null, fallback: number): number {
   if (raw === null) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw invalidInput(`1 validation error detected: Value '${raw}' at 'maxItems' failed to satisfy constraint: Member must be a positive integer`);
+  if (!Number.isInteger(n) || n < 1)
+    throw invalidInput(
+      `1 validation error detected: Value '${raw}' at 'maxItems' failed to satisfy constraint: Member must be a positive integer`,
+    );
   return Math.min(n, fallback);
 }
 
@@ -216,11 +223,22 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
     const id = spec.id.replace(/^\/hostedzone\//, '');
     const name = normalizeName(spec.name);
     const n = zones.size;
-    const nameServers = [`ns-${100 + n}.awsdns-${10 + n}.com.`, `ns-${600 + n}.awsdns-${20 + n}.net.`, `ns-${1100 + n}.awsdns-${30 + n}.org.`, `ns-${1600 + n}.awsdns-${40 + n}.co.uk.`];
+    const nameServers = [
+      `ns-${100 + n}.awsdns-${10 + n}.com.`,
+      `ns-${600 + n}.awsdns-${20 + n}.net.`,
+      `ns-${1100 + n}.awsdns-${30 + n}.org.`,
+      `ns-${1600 + n}.awsdns-${40 + n}.co.uk.`,
+    ];
     const sets = new Map<string, RecordSet>();
     // Every Route 53 zone starts with these two, and keeps them.
     sets.set(setKey(name, 'NS'), { zoneId: id, name, type: 'NS', ttl: 172800, values: nameServers });
-    sets.set(setKey(name, 'SOA'), { zoneId: id, name, type: 'SOA', ttl: 900, values: [`${nameServers[0]} awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400`] });
+    sets.set(setKey(name, 'SOA'), {
+      zoneId: id,
+      name,
+      type: 'SOA',
+      ttl: 900,
+      values: [`${nameServers[0]} awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400`],
+    });
     zones.set(id, { id, name, nameServers, sets });
   }
   const changes: ChangeLogEntry[] = [];
@@ -235,15 +253,32 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
   }
 
   const hostedZoneXml = (z: Zone) =>
-    x('HostedZone', xt('Id', `/hostedzone/${z.id}`) + xt('Name', wireName(z.name)) + xt('CallerReference', `teleboot-emulator-${z.id}`) +
-      x('Config', x('PrivateZone', false)) + x('ResourceRecordSetCount', z.sets.size));
+    x(
+      'HostedZone',
+      xt('Id', `/hostedzone/${z.id}`) +
+        xt('Name', wireName(z.name)) +
+        xt('CallerReference', `teleboot-emulator-${z.id}`) +
+        x('Config', x('PrivateZone', false)) +
+        x('ResourceRecordSetCount', z.sets.size),
+    );
 
   const recordSetXml = (s: RecordSet) =>
-    x('ResourceRecordSet', xt('Name', wireName(s.name)) + xt('Type', s.type) + x('TTL', s.ttl) +
-      x('ResourceRecords', s.values.map((v) => x('ResourceRecord', xt('Value', v))).join('')));
+    x(
+      'ResourceRecordSet',
+      xt('Name', wireName(s.name)) +
+        xt('Type', s.type) +
+        x('TTL', s.ttl) +
+        x('ResourceRecords', s.values.map((v) => x('ResourceRecord', xt('Value', v))).join('')),
+    );
 
   const changeInfoXml = (c: ChangeLogEntry) =>
-    x('ChangeInfo', xt('Id', `/change/${c.id}`) + xt('Status', c.status) + xt('SubmittedAt', c.submittedAt.toISOString()) + (c.comment === undefined ? '' : xt('Comment', c.comment)));
+    x(
+      'ChangeInfo',
+      xt('Id', `/change/${c.id}`) +
+        xt('Status', c.status) +
+        xt('SubmittedAt', c.submittedAt.toISOString()) +
+        (c.comment === undefined ? '' : xt('Comment', c.comment)),
+    );
 
   async function mirror(hosts: Map<string, string[]>): Promise<void> {
     const post = async (path: string, body: object) => {
@@ -260,14 +295,18 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
   function parseChange(el: XmlElement, n: number): { action: ChangeAction } & Omit<RecordSet, 'zoneId'> {
     const action = child(el, 'Action')?.text ?? '';
     if (action !== 'CREATE' && action !== 'UPSERT' && action !== 'DELETE') {
-      throw invalidInput(`1 validation error detected: Value '${action}' at 'changeBatch.changes.${n}.member.action' failed to satisfy constraint: Member must satisfy enum value set: [UPSERT, DELETE, CREATE]`);
+      throw invalidInput(
+        `1 validation error detected: Value '${action}' at 'changeBatch.changes.${n}.member.action' failed to satisfy constraint: Member must satisfy enum value set: [UPSERT, DELETE, CREATE]`,
+      );
     }
     const rrs = child(el, 'ResourceRecordSet');
     const name = child(rrs, 'Name')?.text ?? '';
     const type = child(rrs, 'Type')?.text ?? '';
     if (!name) throw invalidInput(`Invalid request: Missing field 'Name' in Change with [Action=${action}, Type=${type}]`);
     if (!TYPES.includes(type)) {
-      throw invalidInput(`1 validation error detected: Value '${type}' at 'changeBatch.changes.${n}.member.resourceRecordSet.type' failed to satisfy constraint: Member must satisfy enum value set: [${TYPES.join(', ')}]`);
+      throw invalidInput(
+        `1 validation error detected: Value '${type}' at 'changeBatch.changes.${n}.member.resourceRecordSet.type' failed to satisfy constraint: Member must satisfy enum value set: [${TYPES.join(', ')}]`,
+      );
     }
     for (const unsupported of ['AliasTarget', 'SetIdentifier', 'TrafficPolicyInstanceId']) {
       if (child(rrs, unsupported)) throw invalidInput(`${unsupported} is not supported by this emulator`);
@@ -275,12 +314,17 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
     const ttlText = child(rrs, 'TTL')?.text;
     const records = child(rrs, 'ResourceRecords');
     if (ttlText === undefined || !records) {
-      throw invalidInput(`Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and ResourceRecords], or TrafficPolicyInstanceId], but found none in Change with [Action=${action}, Name=${name}, Type=${type}, SetIdentifier=null]`);
+      throw invalidInput(
+        `Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and ResourceRecords], or TrafficPolicyInstanceId], but found none in Change with [Action=${action}, Name=${name}, Type=${type}, SetIdentifier=null]`,
+      );
     }
     const ttl = Number(ttlText);
     if (!Number.isInteger(ttl) || ttl < 0 || ttl > 2147483647) throw invalidInput(`Invalid TTL: ${ttlText}`);
     const values = childrenNamed(records, 'ResourceRecord').map((r) => child(r, 'Value')?.text ?? '');
-    if (values.length === 0) throw invalidInput(`1 validation error detected: Value at 'changeBatch.changes.${n}.member.resourceRecordSet.resourceRecords' failed to satisfy constraint: Member must have length greater than or equal to 1`);
+    if (values.length === 0)
+      throw invalidInput(
+        `1 validation error detected: Value at 'changeBatch.changes.${n}.member.resourceRecordSet.resourceRecords' failed to satisfy constraint: Member must have length greater than or equal to 1`,
+      );
     return { action, name: normalizeName(name), type, ttl, values };
   }
 
@@ -289,7 +333,9 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
     const batch = child(root, 'ChangeBatch');
     const changeEls = childrenNamed(child(batch, 'Changes'), 'Change');
     if (root.name !== 'ChangeResourceRecordSetsRequest' || changeEls.length === 0) {
-      throw invalidInput(`1 validation error detected: Value at 'changeBatch.changes' failed to satisfy constraint: Member must have length greater than or equal to 1`);
+      throw invalidInput(
+        `1 validation error detected: Value at 'changeBatch.changes' failed to satisfy constraint: Member must have length greater than or equal to 1`,
+      );
     }
     const parsed = changeEls.map((el, i) => parseChange(el, i + 1));
 
@@ -358,25 +404,36 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
     if (start < 0) throw invalidInput(`Invalid marker: ${marker}`);
     const page = all.slice(start, start + max);
     const more = all[start + max];
-    return document('ListHostedZonesResponse',
-      x('HostedZones', page.map(hostedZoneXml).join('')) + (marker === null ? '' : xt('Marker', marker)) +
-      x('IsTruncated', !!more) + (more ? xt('NextMarker', more.id) : '') + x('MaxItems', max));
+    return document(
+      'ListHostedZonesResponse',
+      x('HostedZones', page.map(hostedZoneXml).join('')) +
+        (marker === null ? '' : xt('Marker', marker)) +
+        x('IsTruncated', !!more) +
+        (more ? xt('NextMarker', more.id) : '') +
+        x('MaxItems', max),
+    );
   }
 
   function listHostedZonesByName(q: URLSearchParams): string {
     const max = parseMaxItems(q.get('maxitems'), 100);
     const dnsName = q.get('dnsname');
     const zoneId = q.get('hostedzoneid');
-    if (zoneId !== null && dnsName === null) throw invalidInput('The input is not valid: DNSName is required when HostedZoneId is specified.');
+    if (zoneId !== null && dnsName === null)
+      throw invalidInput('The input is not valid: DNSName is required when HostedZoneId is specified.');
     const sorted = [...zones.values()].sort((a, b) => compare(reversed(a.name), reversed(b.name)) || compare(a.id, b.id));
     const from = dnsName === null ? '' : reversed(normalizeName(dnsName));
     const start = sorted.findIndex((z) => reversed(z.name) > from || (reversed(z.name) === from && (zoneId === null || z.id >= zoneId)));
     const rest = start < 0 ? [] : sorted.slice(start);
     const more = rest[max];
-    return document('ListHostedZonesByNameResponse',
+    return document(
+      'ListHostedZonesByNameResponse',
       x('HostedZones', rest.slice(0, max).map(hostedZoneXml).join('')) +
-      (dnsName === null ? '' : xt('DNSName', dnsName)) + (zoneId === null ? '' : xt('HostedZoneId', zoneId)) +
-      x('IsTruncated', !!more) + (more ? xt('NextDNSName', wireName(more.name)) + xt('NextHostedZoneId', more.id) : '') + x('MaxItems', max));
+        (dnsName === null ? '' : xt('DNSName', dnsName)) +
+        (zoneId === null ? '' : xt('HostedZoneId', zoneId)) +
+        x('IsTruncated', !!more) +
+        (more ? xt('NextDNSName', wireName(more.name)) + xt('NextHostedZoneId', more.id) : '') +
+        x('MaxItems', max),
+    );
   }
 
   function listResourceRecordSets(zone: Zone, q: URLSearchParams): string {
@@ -388,9 +445,13 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
     const from = { name: name === null ? '' : normalizeName(name), type: type ?? '' };
     const rest = name === null ? sorted : sorted.filter((s) => byListOrder(s, { ...s, ...from }) >= 0);
     const more = rest[max];
-    return document('ListResourceRecordSetsResponse',
-      x('ResourceRecordSets', rest.slice(0, max).map(recordSetXml).join('')) + x('IsTruncated', !!more) +
-      (more ? xt('NextRecordName', wireName(more.name)) + xt('NextRecordType', more.type) : '') + x('MaxItems', max));
+    return document(
+      'ListResourceRecordSetsResponse',
+      x('ResourceRecordSets', rest.slice(0, max).map(recordSetXml).join('')) +
+        x('IsTruncated', !!more) +
+        (more ? xt('NextRecordName', wireName(more.name)) + xt('NextRecordType', more.type) : '') +
+        x('MaxItems', max),
+    );
   }
 
   async function route(method: string, url: URL, body: string): Promise<string> {
@@ -401,7 +462,10 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
     if (method === 'GET' && kind === 'hostedzonesbyname' && id === undefined) return listHostedZonesByName(url.searchParams);
     if (method === 'GET' && kind === 'hostedzone' && id && sub === undefined) {
       const z = zoneById(id);
-      return document('GetHostedZoneResponse', hostedZoneXml(z) + x('DelegationSet', x('NameServers', z.nameServers.map((ns) => xt('NameServer', ns.slice(0, -1))).join(''))));
+      return document(
+        'GetHostedZoneResponse',
+        hostedZoneXml(z) + x('DelegationSet', x('NameServers', z.nameServers.map((ns) => xt('NameServer', ns.slice(0, -1))).join(''))),
+      );
     }
     if (kind === 'hostedzone' && id && sub === 'rrset' && p.length === 4) {
       if (method === 'POST') return changeResourceRecordSets(zoneById(id), body);
@@ -416,13 +480,24 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
   }
 
   function send(res: http.ServerResponse, status: number, xml: string): void {
-    res.writeHead(status, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(xml), 'x-amzn-requestid': crypto.randomUUID() });
+    res.writeHead(status, {
+      'content-type': 'text/xml',
+      'content-length': Buffer.byteLength(xml),
+      'x-amzn-requestid': crypto.randomUUID(),
+    });
     res.end(xml);
   }
 
   function sendError(res: http.ServerResponse, e: Route53Error): void {
     const type = e.status >= 500 ? 'Receiver' : 'Sender';
-    send(res, e.status, document('ErrorResponse', x('Error', xt('Type', type) + xt('Code', e.code) + xt('Message', e.message)) + xt('RequestId', crypto.randomUUID())));
+    send(
+      res,
+      e.status,
+      document(
+        'ErrorResponse',
+        x('Error', xt('Type', type) + xt('Code', e.code) + xt('Message', e.message)) + xt('RequestId', crypto.randomUUID()),
+      ),
+    );
   }
 
   async function handle(req: http.IncomingMessage, body: string, res: http.ServerResponse): Promise<void> {
@@ -430,9 +505,17 @@ export async function startRoute53Emulator(opts: Route53EmulatorOptions): Promis
     if (!auth) return sendError(res, new Route53Error(403, 'MissingAuthenticationToken', 'Missing Authentication Token'));
     const m = SIGV4.exec(auth);
     if (!m || !req.headers['x-amz-date']) {
-      return sendError(res, new Route53Error(403, 'IncompleteSignature', `Authorization header requires 'Credential', 'Signature', 'SignedHeaders' and an X-Amz-Date header.`));
+      return sendError(
+        res,
+        new Route53Error(
+          403,
+          'IncompleteSignature',
+          `Authorization header requires 'Credential', 'Signature', 'SignedHeaders' and an X-Amz-Date header.`,
+        ),
+      );
     }
-    if (m[4] !== 'route53') return sendError(res, new Route53Error(403, 'SignatureDoesNotMatch', `Credential should be scoped to correct service: 'route53'.`));
+    if (m[4] !== 'route53')
+      return sendError(res, new Route53Error(403, 'SignatureDoesNotMatch', `Credential should be scoped to correct service: 'route53'.`));
     try {
       send(res, 200, await route(req.method ?? 'GET', new URL(req.url ?? '/', 'http://route53'), body));
     } catch (e) {

@@ -37,7 +37,11 @@ interface Stored {
 }
 
 class SsmError extends Error {
-  constructor(readonly type: string, message: string, readonly status = 400) {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly status = 400,
+  ) {
     super(message);
   }
 }
@@ -61,13 +65,19 @@ function encrypt(key: Buffer, plaintext: string): string {
 
 function validateName(name: unknown): string {
   if (typeof name !== 'string' || name.length < 1 || name.length > 2048) {
-    throw new SsmError('ValidationException', `1 validation error detected: Value at 'name' failed to satisfy constraint: Member must have length between 1 and 2048`);
+    throw new SsmError(
+      'ValidationException',
+      `1 validation error detected: Value at 'name' failed to satisfy constraint: Member must have length between 1 and 2048`,
+    );
   }
   if (/^\/?(aws|ssm)/i.test(name)) {
     throw new SsmError('ValidationException', `Parameter name: can't be prefixed with "aws" or "ssm" (case-insensitive).`);
   }
   if (!/^[a-zA-Z0-9_.\-/]+$/.test(name) || name.endsWith('/') || name.includes('//')) {
-    throw new SsmError('ValidationException', `Parameter name: ${name} is not valid. Only a mix of letters, numbers and the symbols . - _ / are allowed.`);
+    throw new SsmError(
+      'ValidationException',
+      `Parameter name: ${name} is not valid. Only a mix of letters, numbers and the symbols . - _ / are allowed.`,
+    );
   }
   if (name.includes('/') && !name.startsWith('/')) {
     throw new SsmError('ValidationException', 'Parameter name must be a fully qualified name.');
@@ -91,10 +101,13 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
   function store(name: string, value: string, type: ParameterType, tier: Tier, keyId?: string): Stored {
     const prev = params.get(name);
     const p: Stored = {
-      name, value, type, tier,
+      name,
+      value,
+      type,
+      tier,
       version: (prev?.version ?? 0) + 1,
       lastModified: new Date(),
-      keyId: type === 'SecureString' ? keyId ?? DEFAULT_KEY : undefined,
+      keyId: type === 'SecureString' ? (keyId ?? DEFAULT_KEY) : undefined,
       ciphertext: type === 'SecureString' ? encrypt(kmsKey, value) : undefined,
     };
     params.set(name, p);
@@ -130,7 +143,10 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     GetParameters(b, ctx) {
       const names = Array.isArray(b.Names) ? [...new Set(b.Names.map(String))] : [];
       if (names.length < 1 || names.length > 10) {
-        throw new SsmError('ValidationException', `1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10`);
+        throw new SsmError(
+          'ValidationException',
+          `1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10`,
+        );
       }
       const found = names.filter((n) => params.has(n));
       return {
@@ -142,11 +158,17 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     GetParametersByPath(b, ctx) {
       const path = String(b.Path ?? '');
       if (!path.startsWith('/') || path.split('/').filter(Boolean).length > MAX_DEPTH) {
-        throw new SsmError('ValidationException', `The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash "/".`);
+        throw new SsmError(
+          'ValidationException',
+          `The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash "/".`,
+        );
       }
       const max = b.MaxResults === undefined ? 10 : Number(b.MaxResults);
       if (!Number.isInteger(max) || max < 1 || max > 10) {
-        throw new SsmError('ValidationException', `1 validation error detected: Value '${String(b.MaxResults)}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 10`);
+        throw new SsmError(
+          'ValidationException',
+          `1 validation error detected: Value '${String(b.MaxResults)}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 10`,
+        );
       }
       const prefix = path.endsWith('/') ? path : `${path}/`;
       const recursive = asBool(b.Recursive);
@@ -186,20 +208,32 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
       const name = validateName(b.Name);
       const value = b.Value;
       if (typeof value !== 'string' || value.length < 1) {
-        throw new SsmError('ValidationException', `1 validation error detected: Value at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1`);
+        throw new SsmError(
+          'ValidationException',
+          `1 validation error detected: Value at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1`,
+        );
       }
       const prev = params.get(name);
       if (prev && !asBool(b.Overwrite)) {
-        throw new SsmError('ParameterAlreadyExists', 'The parameter already exists. To overwrite this request, set the overwrite option in the request to true.');
+        throw new SsmError(
+          'ParameterAlreadyExists',
+          'The parameter already exists. To overwrite this request, set the overwrite option in the request to true.',
+        );
       }
       if (b.Type !== undefined && !TYPES.includes(String(b.Type))) {
-        throw new SsmError('ValidationException', `1 validation error detected: Value '${String(b.Type)}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SecureString, StringList, String]`);
+        throw new SsmError(
+          'ValidationException',
+          `1 validation error detected: Value '${String(b.Type)}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SecureString, StringList, String]`,
+        );
       }
       // Type may be left out when updating, never when creating; it cannot change.
       const type = (b.Type ?? prev?.type) as ParameterType | undefined;
       if (!type) throw new SsmError('ValidationException', 'A parameter type is required when you create a parameter.');
       if (prev && prev.type !== type) {
-        throw new SsmError('HierarchyTypeMismatchException', 'The parameter type specified in the request does not match the type of the existing parameter. You must create a new, unique parameter.');
+        throw new SsmError(
+          'HierarchyTypeMismatchException',
+          'The parameter type specified in the request does not match the type of the existing parameter. You must create a new, unique parameter.',
+        );
       }
       const keyId = b.KeyId === undefined ? undefined : String(b.KeyId);
       if (keyId !== undefined) {
@@ -210,18 +244,34 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
       }
       let tier: Tier;
       switch (b.Tier ?? (prev ? prev.tier : 'Standard')) {
-        case 'Standard': tier = 'Standard'; break;
-        case 'Advanced': tier = 'Advanced'; break;
-        case 'Intelligent-Tiering': tier = value.length > STANDARD_MAX || prev?.tier === 'Advanced' ? 'Advanced' : 'Standard'; break;
-        default: throw new SsmError('ValidationException', `1 validation error detected: Value '${String(b.Tier)}' at 'tier' failed to satisfy constraint: Member must satisfy enum value set: [Standard, Advanced, Intelligent-Tiering]`);
+        case 'Standard':
+          tier = 'Standard';
+          break;
+        case 'Advanced':
+          tier = 'Advanced';
+          break;
+        case 'Intelligent-Tiering':
+          tier = value.length > STANDARD_MAX || prev?.tier === 'Advanced' ? 'Advanced' : 'Standard';
+          break;
+        default:
+          throw new SsmError(
+            'ValidationException',
+            `1 validation error detected: Value '${String(b.Tier)}' at 'tier' failed to satisfy constraint: Member must satisfy enum value set: [Standard, Advanced, Intelligent-Tiering]`,
+          );
       }
       if (prev?.tier === 'Advanced' && tier === 'Standard') {
-        throw new SsmError('ValidationException', "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.");
+        throw new SsmError(
+          'ValidationException',
+          "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.",
+        );
       }
       if (value.length > (tier === 'Standard' ? STANDARD_MAX : ADVANCED_MAX)) {
-        throw new SsmError('ValidationException', tier === 'Standard'
-          ? 'Standard tier parameters support a maximum parameter value of 4096 characters. To create a larger parameter value, upgrade the parameter to use the advanced-parameter tier.'
-          : 'Advanced tier parameters support a maximum parameter value of 8192 characters.');
+        throw new SsmError(
+          'ValidationException',
+          tier === 'Standard'
+            ? 'Standard tier parameters support a maximum parameter value of 4096 characters. To create a larger parameter value, upgrade the parameter to use the advanced-parameter tier.'
+            : 'Advanced tier parameters support a maximum parameter value of 8192 characters.',
+        );
       }
       const p = store(name, value, type, tier, keyId ?? prev?.keyId);
       return { Version: p.version, Tier: p.tier };
@@ -265,10 +315,16 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     } catch {
       body = undefined;
     }
-    const name = body === undefined ? undefined
-      : typeof body.Name === 'string' ? body.Name
-      : typeof body.Path === 'string' ? body.Path
-      : Array.isArray(body.Names) ? body.Names.map(String).join(',') : undefined;
+    const name =
+      body === undefined
+        ? undefined
+        : typeof body.Name === 'string'
+          ? body.Name
+          : typeof body.Path === 'string'
+            ? body.Path
+            : Array.isArray(body.Names)
+              ? body.Names.map(String).join(',')
+              : undefined;
     requests.push(name === undefined ? { target: action } : { target: action, name });
 
     if (failures.left > 0) {
@@ -279,7 +335,13 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     if (!auth) return sendError(res, new SsmError('MissingAuthenticationTokenException', 'Missing Authentication Token'));
     const m = SIGV4.exec(auth);
     if (!m || !req.headers['x-amz-date']) {
-      return sendError(res, new SsmError('IncompleteSignatureException', `Authorization header requires 'Credential', 'Signature', 'SignedHeaders' and an X-Amz-Date header.`));
+      return sendError(
+        res,
+        new SsmError(
+          'IncompleteSignatureException',
+          `Authorization header requires 'Credential', 'Signature', 'SignedHeaders' and an X-Amz-Date header.`,
+        ),
+      );
     }
     if (m[4] !== 'ssm') {
       return sendError(res, new SsmError('InvalidSignatureException', `Credential should be scoped to correct service: 'ssm'.`));

@@ -35,7 +35,11 @@ export const testIdentity = (id: string): InstanceIdentity => ({
  * expiring Let's Encrypt certificate would look in S3 (a chain of one,
  * which Teleport trusts as its own root).
  */
-export async function certificateValidBetween(domain: string, notBefore: Date, notAfter: Date): Promise<{ fullchain: string; privkey: string }> {
+export async function certificateValidBetween(
+  domain: string,
+  notBefore: Date,
+  notAfter: Date,
+): Promise<{ fullchain: string; privkey: string }> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   x509.cryptoProvider.set(webcrypto as unknown as Crypto);
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -46,7 +50,10 @@ export async function certificateValidBetween(domain: string, notBefore: Date, n
     notAfter,
     keys,
     signingAlgorithm: alg,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: domain }]), new x509.BasicConstraintsExtension(false, undefined, true)],
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: domain }]),
+      new x509.BasicConstraintsExtension(false, undefined, true),
+    ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   const privkey = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;

@@ -14,7 +14,9 @@ const S3rver = require('s3rver') as new (opts: Record<string, unknown>) => {
   run(): Promise<{ port: number }>;
   close(): Promise<void>;
   /** s3rver is a Koa app: its middleware list, composed when it starts listening. */
-  middleware: Array<(ctx: { method: string; path: string; headers: Record<string, string | undefined> }, next: () => Promise<void>) => Promise<void>>;
+  middleware: Array<
+    (ctx: { method: string; path: string; headers: Record<string, string | undefined> }, next: () => Promise<void>) => Promise<void>
+  >;
 };
 
 /** The repository root, from test/support and from dist/test/support alike. */
@@ -56,7 +58,10 @@ export interface CommandResult {
  */
 export function runNode(script: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CommandResult> {
   return new Promise((resolveRun) => {
-    const proc = spawn(process.execPath, [script, ...args], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [script, ...args], {
+      env: { ...process.env, NODE_OPTIONS: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -70,7 +75,11 @@ export function runNode(script: string, args: string[], env: Record<string, stri
 }
 
 /** Polls `check` (every 25 ms) until it gives a value, which is returned; throws naming `what` after `timeoutMs`. */
-export async function until<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -84,7 +93,10 @@ export async function until<T>(what: string, check: () => T | undefined | null |
  * `teleboot-agent run` as its own process, stopped (SIGTERM, as systemd
  * would) when the test ends; `logs()` is everything it printed so far.
  */
-export function startAgentProcess(t: { teardown(fn: () => Promise<void> | void): void }, files: AgentFiles): { proc: ChildProcess; logs: () => string } {
+export function startAgentProcess(
+  t: { teardown(fn: () => Promise<void> | void): void },
+  files: AgentFiles,
+): { proc: ChildProcess; logs: () => string } {
   const proc = spawn(process.execPath, [AGENT_BIN, 'run', '-c', files.configFile], {
     env: { ...process.env, ...AWS_ENV, NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -148,12 +160,20 @@ export class ControlProcess {
     const args = [
       // Node flags for the server process, e.g. --cpu-prof (bench/run.ts documents it).
       ...(process.env.BENCH_CONTROL_FLAGS ?? '').split(' ').filter(Boolean),
-      CONTROL_BIN, 'serve', '--data-dir', this.dataDir,
-      '--grpc-listen', `127.0.0.1:${this.grpcPort}`,
-      '--rest-listen', `127.0.0.1:${this.restPort}`,
+      CONTROL_BIN,
+      'serve',
+      '--data-dir',
+      this.dataDir,
+      '--grpc-listen',
+      `127.0.0.1:${this.grpcPort}`,
+      '--rest-listen',
+      `127.0.0.1:${this.restPort}`,
       ...this.extraArgs,
     ];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TELEBOOT_LOG_LEVEL: 'info', ...this.env } });
+    const proc = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TELEBOOT_LOG_LEVEL: 'info', ...this.env },
+    });
     this.proc = proc;
     await new Promise<void>((resolveStart, reject) => {
       let buffered = '';
@@ -193,8 +213,20 @@ export class ControlProcess {
   }
 
   /** A REST call with the admin token, unless `headers` carries an authorization (or `token` is null: none). */
-  rest<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, token: string | null = this.adminToken): Promise<RestResponse<T>> {
-    return restRequest<T>({ port: this.restPort, ca: readFileSync(this.caFile, 'utf8'), token: token ?? undefined }, method, path, body, headers);
+  rest<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    token: string | null = this.adminToken,
+  ): Promise<RestResponse<T>> {
+    return restRequest<T>(
+      { port: this.restPort, ca: readFileSync(this.caFile, 'utf8'), token: token ?? undefined },
+      method,
+      path,
+      body,
+      headers,
+    );
   }
 
   /** Polls an instance until `check` accepts it. */
@@ -275,18 +307,34 @@ export interface S3Server {
 
 export async function startS3(buckets: string[], dir: string): Promise<S3Server> {
   const port = await freePort();
-  const server = new S3rver({ address: '127.0.0.1', port, silent: true, directory: dir, configureBuckets: buckets.map((name) => ({ name })) });
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port,
+    silent: true,
+    directory: dir,
+    configureBuckets: buckets.map((name) => ({ name })),
+  });
   const writes: S3Write[] = [];
   // First in line, so that it sees every request before s3rver's router answers it.
   server.middleware.unshift(async (ctx, next) => {
     if (ctx.method === 'PUT' || ctx.method === 'POST') {
-      writes.push({ method: ctx.method, path: ctx.path, serverSideEncryption: ctx.headers['x-amz-server-side-encryption'], kmsKeyId: ctx.headers['x-amz-server-side-encryption-aws-kms-key-id'] });
+      writes.push({
+        method: ctx.method,
+        path: ctx.path,
+        serverSideEncryption: ctx.headers['x-amz-server-side-encryption'],
+        kmsKeyId: ctx.headers['x-amz-server-side-encryption-aws-kms-key-id'],
+      });
     }
     await next();
   });
   await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
   return {
     endpoint,
     client,

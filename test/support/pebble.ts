@@ -95,18 +95,21 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
   const leaf = await issueServerCertificate(ca, ['127.0.0.1', 'localhost'], 2);
   fs.writeFileSync(path.join(dir, 'cert.pem'), leaf.certPem);
   fs.writeFileSync(path.join(dir, 'key.pem'), leaf.keyPem, { mode: 0o600 });
-  fs.writeFileSync(path.join(dir, 'pebble-config.json'), JSON.stringify({
-    pebble: {
-      listenAddress: `127.0.0.1:${acmePort}`,
-      managementListenAddress: `127.0.0.1:${managementPort}`,
-      certificate: path.join(dir, 'cert.pem'),
-      privateKey: path.join(dir, 'key.pem'),
-      httpPort,
-      tlsPort,
-      ocspResponderURL: '',
-      externalAccountBindingRequired: false,
-    },
-  }));
+  fs.writeFileSync(
+    path.join(dir, 'pebble-config.json'),
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${acmePort}`,
+        managementListenAddress: `127.0.0.1:${managementPort}`,
+        certificate: path.join(dir, 'cert.pem'),
+        privateKey: path.join(dir, 'key.pem'),
+        httpPort,
+        tlsPort,
+        ocspResponderURL: '',
+        externalAccountBindingRequired: false,
+      },
+    }),
+  );
 
   let output = '';
   const children: ChildProcess[] = [];
@@ -127,13 +130,19 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
   };
 
   launch('pebble-challtestsrv', [
-    '-dns01', `127.0.0.1:${dnsPort}`,
-    '-management', `127.0.0.1:${challtestsrvPort}`,
-    '-http01', serves.has('http-01') ? `127.0.0.1:${httpPort}` : '',
-    '-tlsalpn01', serves.has('tls-alpn-01') ? `127.0.0.1:${tlsPort}` : '',
-    '-https01', '',
+    '-dns01',
+    `127.0.0.1:${dnsPort}`,
+    '-management',
+    `127.0.0.1:${challtestsrvPort}`,
+    '-http01',
+    serves.has('http-01') ? `127.0.0.1:${httpPort}` : '',
+    '-tlsalpn01',
+    serves.has('tls-alpn-01') ? `127.0.0.1:${tlsPort}` : '',
+    '-https01',
+    '',
     // With the default AAAA answer (::1) pebble's VA dials [::1] first and never reaches a listener on 127.0.0.1.
-    '-defaultIPv6', '',
+    '-defaultIPv6',
+    '',
   ]);
   launch('pebble', ['-config', path.join(dir, 'pebble-config.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
     PEBBLE_VA_NOSLEEP: '1',
@@ -158,7 +167,8 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
   try {
     for (const probe of probes) {
       while (!(await probe().catch(() => false))) {
-        if (children.some((c) => c.exitCode !== null || c.signalCode !== null || c.pid === undefined)) throw new Error('exited during start-up');
+        if (children.some((c) => c.exitCode !== null || c.signalCode !== null || c.pid === undefined))
+          throw new Error('exited during start-up');
         if (Date.now() > deadline) throw new Error('not up in time');
         await new Promise((r) => setTimeout(r, 50));
       }

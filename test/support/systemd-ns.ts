@@ -143,9 +143,7 @@ export function canRunSystemdNamespace(): { ok: boolean; reason?: string } {
 
 /** cgroup hierarchies systemd uses: name=systemd (v1/hybrid), unified (hybrid), or /sys/fs/cgroup (pure v2) */
 function cgroupHierarchies(): string[] {
-  return ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified', '/sys/fs/cgroup'].filter((h) =>
-    fs.existsSync(path.join(h, 'cgroup.procs')),
-  );
+  return ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified', '/sys/fs/cgroup'].filter((h) => fs.existsSync(path.join(h, 'cgroup.procs')));
 }
 
 /** cgroup directories can only be removed with rmdir, leaves first; EBUSY while dying tasks are released */
@@ -218,12 +216,7 @@ function sleep(ms: number): Promise<void> {
 
 function childrenOf(pid: number): number[] {
   try {
-    return fs
-      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -501,10 +494,9 @@ export async function startSystemdNamespace(opts: { bootTimeoutMs?: number } = {
     },
 
     async writeFile(file, content, mode = 0o644) {
-      const r = await exec(
-        ['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"', 'sh', file, mode.toString(8)],
-        { input: content },
-      );
+      const r = await exec(['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"', 'sh', file, mode.toString(8)], {
+        input: content,
+      });
       if (r.code !== 0) throw new Error(`writeFile ${file} in namespace failed (${r.code}): ${r.stderr}`);
     },
 

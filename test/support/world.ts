@@ -10,7 +10,17 @@ import { createIdentitySigner } from '../emulators/identity-signer';
 import { createCertificateAuthority, issueServerCertificate } from '../../control/pki';
 import { startImdsEmulator, fakeInstance, type ImdsEmulator, type ImdsInstance } from '../emulators/imds';
 import { startSsmEmulator, type SsmEmulator } from '../emulators/ssm';
-import { AWS_ENV, ControlProcess, removeDir, scratchDir, stopProcessesUnder, startS3, writeAgentConfig, type AgentFiles, type S3Server } from './harness';
+import {
+  AWS_ENV,
+  ControlProcess,
+  removeDir,
+  scratchDir,
+  stopProcessesUnder,
+  startS3,
+  writeAgentConfig,
+  type AgentFiles,
+  type S3Server,
+} from './harness';
 
 export const CLUSTER = {
   clusterName: 'example',
@@ -78,16 +88,19 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
     const certificatesDir = join(dir, 'aws-identity-certs');
     mkdirSync(certificatesDir, { recursive: true });
     writeFileSync(join(certificatesDir, 'test-aws.pem'), signer.certificatesPem);
-    ec2 = { accountId: String(100000000000 + Math.floor(Math.random() * 899999999999)), emulator: opts.ec2.describe ? await startEc2Emulator() : undefined };
+    ec2 = {
+      accountId: String(100000000000 + Math.floor(Math.random() * 899999999999)),
+      emulator: opts.ec2.describe ? await startEc2Emulator() : undefined,
+    };
     controlYaml = {
-        enrollment: {
-          ec2: {
-            allowed_accounts: [ec2.accountId],
-            ...(opts.ec2.regions ? { allowed_regions: opts.ec2.regions } : {}),
-            certificates_dir: certificatesDir,
-            ...(ec2.emulator ? { describe_instances: true, ec2_endpoint: ec2.emulator.endpoint } : {}),
-          },
+      enrollment: {
+        ec2: {
+          allowed_accounts: [ec2.accountId],
+          ...(opts.ec2.regions ? { allowed_regions: opts.ec2.regions } : {}),
+          certificates_dir: certificatesDir,
+          ...(ec2.emulator ? { describe_instances: true, ec2_endpoint: ec2.emulator.endpoint } : {}),
         },
+      },
     };
   }
   const control = new ControlProcess(join(dir, 'control'), controlArgs, ec2?.emulator || opts.controlConfig ? AWS_ENV : {});
@@ -121,7 +134,8 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
   const tokens: Record<string, string> = { node: randomBytes(16).toString('hex'), proxy: randomBytes(16).toString('hex') };
   // Agent roles, and hosts running several joining services: one token allowing all of them,
   // named by the services sorted and joined with "-" (see joinTokenNameOf in contract/model.ts).
-  for (const role of ['kube', 'app', 'db', 'discovery', 'discovery-kube', 'app-db', 'node-proxy']) tokens[role] = randomBytes(16).toString('hex');
+  for (const role of ['kube', 'app', 'db', 'discovery', 'discovery-kube', 'app-db', 'node-proxy'])
+    tokens[role] = randomBytes(16).toString('hex');
   const caPin = `sha256:${createHash('sha256').update(randomBytes(32)).digest('hex')}`;
   for (const [role, token] of Object.entries(tokens)) ssm.put(`/teleport/${CLUSTER.clusterName}/tokens/${role}`, token, 'SecureString');
   ssm.put(`/teleport/${CLUSTER.clusterName}/ca-pin-hash`, caPin, 'String');
@@ -142,10 +156,20 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
     caPin,
     ec2,
     async instance(overrides = {}) {
-      const imds = await startImdsEmulator(fakeInstance({ ...(ec2 ? { accountId: ec2.accountId } : {}), ...overrides }), { signer: signer?.signer });
+      const imds = await startImdsEmulator(fakeInstance({ ...(ec2 ? { accountId: ec2.accountId } : {}), ...overrides }), {
+        signer: signer?.signer,
+      });
       emulators.push(imds);
       const i = imds.instance;
-      ec2?.emulator?.put({ instanceId: i.instanceId, ownerId: i.accountId, state: 'running', imageId: i.imageId, instanceType: i.instanceType, privateIp: i.privateIp, tags: i.tags });
+      ec2?.emulator?.put({
+        instanceId: i.instanceId,
+        ownerId: i.accountId,
+        state: 'running',
+        imageId: i.imageId,
+        instanceType: i.instanceType,
+        privateIp: i.privateIp,
+        tags: i.tags,
+      });
       return imds;
     },
     agentConfig(imds, serviceManager, heartbeat) {
