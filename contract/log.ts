@@ -32,7 +32,8 @@ export function createLogger(name: string, level = process.env.TELEBOOT_LOG_LEVE
 export function describeError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return code !== undefined && !err.message.includes(String(code)) ? `${err.message} (${String(code)})` : err.message;
+    if (typeof code !== 'string' && typeof code !== 'number') return err.message;
+    return err.message.includes(String(code)) ? err.message : `${err.message} (${code})`;
   }
   return String(err);
 }

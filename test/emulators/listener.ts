@@ -7,8 +7,9 @@ import type { AddressInfo } from 'node:net';
 
 export interface EmulatorListener {
   endpoint: string;
-  setUnreachable(on: boolean): void;
-  close(): Promise<void>;
+  // Properties, not methods: emulators hand them on unbound.
+  setUnreachable: (on: boolean) => void;
+  close: () => Promise<void>;
 }
 
 export async function listenOnLoopback(server: http.Server, port = 0): Promise<EmulatorListener> {
@@ -26,7 +27,7 @@ export async function listenOnLoopback(server: http.Server, port = 0): Promise<E
   const bound = (server.address() as AddressInfo).port;
   return {
     endpoint: `http://127.0.0.1:${bound}`,
-    setUnreachable(on) {
+    setUnreachable: (on) => {
       unreachable = on;
       // Kept-alive connections would otherwise still get through.
       if (on) for (const s of sockets) s.resetAndDestroy();

@@ -88,6 +88,12 @@ function validateName(name: unknown): string {
   return name;
 }
 
+/** A JSON field as AWS would echo it back: strings as they are, anything else as its JSON. */
+function asString(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
 function asBool(v: unknown): boolean {
   return v === true;
 }
@@ -134,7 +140,7 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
 
   const actions: Record<string, (b: Body, ctx: Ctx) => unknown> = {
     GetParameter(b, ctx) {
-      const name = String(b.Name ?? '');
+      const name = asString(b.Name);
       const p = params.get(name);
       if (!p) throw new SsmError('ParameterNotFound', `Parameter ${name} not found.`);
       return { Parameter: render(p, asBool(b.WithDecryption), ctx.region, ctx.account) };
@@ -156,7 +162,7 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     },
 
     GetParametersByPath(b, ctx) {
-      const path = String(b.Path ?? '');
+      const path = asString(b.Path);
       if (!path.startsWith('/') || path.split('/').filter(Boolean).length > MAX_DEPTH) {
         throw new SsmError(
           'ValidationException',
@@ -185,7 +191,7 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
         // Opaque to callers; records the request it belongs to and where to resume.
         let token: { path?: string; after?: string } = {};
         try {
-          token = JSON.parse(Buffer.from(String(b.NextToken), 'base64').toString('utf8'));
+          token = JSON.parse(Buffer.from(asString(b.NextToken), 'base64').toString('utf8'));
         } catch {
           /* falls through to the check below */
         }
@@ -220,10 +226,10 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
           'The parameter already exists. To overwrite this request, set the overwrite option in the request to true.',
         );
       }
-      if (b.Type !== undefined && !TYPES.includes(String(b.Type))) {
+      if (b.Type !== undefined && !TYPES.includes(asString(b.Type))) {
         throw new SsmError(
           'ValidationException',
-          `1 validation error detected: Value '${String(b.Type)}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SecureString, StringList, String]`,
+          `1 validation error detected: Value '${asString(b.Type)}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SecureString, StringList, String]`,
         );
       }
       // Type may be left out when updating, never when creating; it cannot change.
@@ -235,7 +241,7 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
           'The parameter type specified in the request does not match the type of the existing parameter. You must create a new, unique parameter.',
         );
       }
-      const keyId = b.KeyId === undefined ? undefined : String(b.KeyId);
+      const keyId = b.KeyId === undefined ? undefined : asString(b.KeyId);
       if (keyId !== undefined) {
         if (type !== 'SecureString') throw new SsmError('ValidationException', 'KeyId is required for SecureString type parameter only.');
         if (!/^(alias\/[\w/-]+|arn:aws[\w-]*:kms:[\w-]+:\d{12}:(key|alias)\/[\w/-]+|[0-9a-f-]{36})$/.test(keyId)) {
@@ -278,7 +284,7 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     },
 
     DeleteParameter(b) {
-      const name = String(b.Name ?? '');
+      const name = asString(b.Name);
       if (!params.delete(name)) throw new SsmError('ParameterNotFound', `Parameter ${name} not found.`);
       return {};
     },
