@@ -232,7 +232,7 @@ if (!can.ok) {
     const standin = await new Promise<any>((resolve, reject) => {
       get(`http://${files.diagAddr}/standin/https`, (res) => {
         let body = '';
-        res.on('data', (c: Buffer) => (body += c));
+        res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => resolve(JSON.parse(body)));
       }).on('error', reject);
     });

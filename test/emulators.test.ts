@@ -301,8 +301,8 @@ function run(t: tap.Test, args: string[], env: Record<string, string> = {}) {
   const child = spawn(TELEPORT, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');

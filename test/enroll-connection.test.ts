@@ -145,7 +145,7 @@ t.test('a connection whose TLS key is not the key enrolled gets no identity from
   const call = (method: 'enroll' | 'getAssignment', req: object) =>
     codeOf(
       new Promise((resolve, reject) =>
-        (anonymous[method] as (r: object, cb: (e: unknown, r?: unknown) => void) => void)(req, (e, r) => (e ? reject(e) : resolve(r))),
+        (anonymous[method] as (r: object, cb: (e: Error | null, r?: unknown) => void) => void)(req, (e, r) => (e ? reject(e) : resolve(r))),
       ),
     );
   const key = newEnrollmentKey('i-0eeeeeeeeeeeeee03');

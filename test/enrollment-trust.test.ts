@@ -230,7 +230,7 @@ t.test('a copied identity document cannot enroll a second machine: the first enr
 t.test('join tokens: created over REST, hashed, limited in time, uses and roles, revocable', async (t) => {
   const c = client();
   t.teardown(() => c.close());
-  const identity = (id: string) => ({ ...fakeInstance({ instanceId: id }), tags: {} }) as InstanceIdentity;
+  const identity = (id: string) => ({ ...fakeInstance({ instanceId: id }), tags: {} });
 
   const created = await rest('POST', '/v1/join-tokens', { name: 'ci-nodes', ttl: '1h', uses: 1, roles: ['node'] });
   t.equal(created.status, 201);
@@ -394,7 +394,7 @@ t.test('Enroll and REST writes are rate limited per client address', async (t) =
   const c = new ControlClient({ endpoints: [`localhost:${limited.grpcPort}`], caPem: limited.caPem });
   t.teardown(() => c.close());
   const results: string[] = [];
-  for (let i = 0; i < 4; i++) results.push(await outcome(c.enroll({ ...fakeInstance(), tags: {} } as InstanceIdentity, token, 'test')));
+  for (let i = 0; i < 4; i++) results.push(await outcome(c.enroll({ ...fakeInstance(), tags: {} }, token, 'test')));
   t.same(results.slice(0, 3), ['OK', 'OK', 'OK']);
   t.match(results[3], /^RESOURCE_EXHAUSTED: too many enrollments from this address/);
 

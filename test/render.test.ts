@@ -252,7 +252,7 @@ t.test('validation names the setting that is wrong', async (t) => {
     // proxy+node used to be refused for want of a token valid for both; it now reads tokens/node-proxy.
     t.same(problemsOf(input({ roles: ['proxy', 'node'] })), []);
     // An app service needs a reverse tunnel, and a host running proxy_service cannot join through proxy_server.
-    t.match(problemsOf(input({ roles: ['proxy', 'app'], apps: [{ name: 'grafana', uri: 'http://localhost:3000' }] } as Overrides)), [
+    t.match(problemsOf(input({ roles: ['proxy', 'app'], apps: [{ name: 'grafana', uri: 'http://localhost:3000' }] })), [
       { path: 'app_service.enabled', setting: 'assignment.roles', message: /reverse tunnel/ },
     ]);
     t.match(problemsOf(input({ roles: [] })), [{ path: 'assignment.roles' }]);

@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
 // s3rver ships no types.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- s3rver is CommonJS without types
 const S3rver = require('s3rver') as new (opts: Record<string, unknown>) => {
   run(): Promise<{ port: number }>;
   close(): Promise<void>;
@@ -64,8 +64,8 @@ export function runNode(script: string, args: string[], env: Record<string, stri
     });
     let stdout = '';
     let stderr = '';
-    proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
     proc.on('close', (code) => {
       clearTimeout(timer);
@@ -102,8 +102,8 @@ export function startAgentProcess(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
   t.teardown(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((r) => proc.once('exit', r));
@@ -192,8 +192,8 @@ export class ControlProcess {
           }
         }
       };
-      proc.stdout!.on('data', onData);
-      proc.stderr!.on('data', (c: Buffer) => (this.logs += c.toString()));
+      proc.stdout.on('data', onData);
+      proc.stderr.on('data', (c: Buffer) => (this.logs += c.toString()));
       proc.on('exit', (code) => reject(new Error(`teleboot-control exited with ${code} before serving:\n${this.logs}`)));
     });
   }

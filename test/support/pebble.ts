@@ -119,8 +119,8 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
     const child = spawn(file, argv, { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     children.push(child);
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     child.on('exit', (code, signal) => {
       running.delete(child);
       output += `[${command} exited: ${signal ?? code}]\n`;
