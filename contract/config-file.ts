@@ -4,12 +4,13 @@ import { readFileSync } from 'node:fs';
 import Ajv, { type ErrorObject, type JSONSchemaType, type Schema } from 'ajv';
 import { parse } from 'yaml';
 import { DURATION_PATTERN } from './duration';
-import { AWS_REGION_PATTERN } from './model';
+import { HOST_PORT_PATTERN } from './address';
+import { AWS_REGION_PATTERN } from './aws-region';
 
 export class ConfigError extends Error {}
 
 /** JSON schema fragments the config files share. */
-export const HOST_PORT_SCHEMA = { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s]+):\\d{1,5}$' } as const;
+export const HOST_PORT_SCHEMA = { type: 'string', pattern: HOST_PORT_PATTERN } as const;
 export const DURATION_SCHEMA = { type: 'string', pattern: DURATION_PATTERN } as const;
 export const URL_SCHEMA = { type: 'string', pattern: '^https?://' } as const;
 export const REGION_SCHEMA = { type: 'string', pattern: AWS_REGION_PATTERN } as const;

@@ -1,21 +1,79 @@
 // The assignment and the cluster settings on the gRPC wire and back. proto3
 // has no "unset" for scalars: an empty string, zero or false stands for a
 // setting that is not set, and maps back to an absent (optional) field.
-import type {
-  AppSpec,
-  Assignment,
-  AwsMatcher,
-  ClusterSettings,
-  CommandLabel,
-  DatabaseSpec,
-  DiscoveryOptions,
-  JoinVia,
-  KubeOptions,
-  ServiceRole,
-  StorageSettings,
-} from './model';
+//
+// Each message has a table with one codec per key of the schema's type
+// (contract/settings.ts, contract/assignment.ts). The table's type names
+// every key of the schema and requires the proto message to have a field of
+// that name, so a setting added to the schema without its proto field or
+// its codec fails `tsc`; test/wire.test.ts checks the other way round (a
+// proto field that no setting maps). Enum values from the wire are checked.
+import {
+  DATABASE_PROTOCOLS,
+  DISCOVERY_AWS_TYPES,
+  JOIN_VIA,
+  SERVICE_ROLES,
+  type AppSpec,
+  type Assignment,
+  type AwsMatcher,
+  type CommandLabel,
+  type DatabaseSpec,
+  type DiscoveryOptions,
+  type KubeOptions,
+} from './assignment';
+import {
+  AUTH_TYPES,
+  JOIN_METHODS,
+  LOG_FORMATS,
+  LOG_SEVERITY_SETTINGS,
+  PROXY_LISTENER_MODES,
+  SECOND_FACTORS,
+  STORAGE_TYPES,
+  TLS_SOURCES,
+  TRUST_ROLES,
+  type ClusterSettings,
+  type RoleMapping,
+  type StorageSettings,
+} from './settings';
+import type { AppSpec as AppSpecMessage, AppSpec__Output } from '../proto/gen/teleboot/v1/AppSpec';
 import type { Assignment as AssignmentMessage, Assignment__Output } from '../proto/gen/teleboot/v1/Assignment';
+import type { AwsMatcher as AwsMatcherMessage, AwsMatcher__Output } from '../proto/gen/teleboot/v1/AwsMatcher';
 import type { ClusterSettings as ClusterMessage, ClusterSettings__Output } from '../proto/gen/teleboot/v1/ClusterSettings';
+import type { CommandLabel as CommandLabelMessage, CommandLabel__Output } from '../proto/gen/teleboot/v1/CommandLabel';
+import type { DatabaseSpec as DatabaseSpecMessage, DatabaseSpec__Output } from '../proto/gen/teleboot/v1/DatabaseSpec';
+import type { DiscoveryOptions as DiscoveryMessage, DiscoveryOptions__Output } from '../proto/gen/teleboot/v1/DiscoveryOptions';
+import type { KubeOptions as KubeMessage, KubeOptions__Output } from '../proto/gen/teleboot/v1/KubeOptions';
+import type { LabelSelector as LabelSelectorMessage, LabelSelector__Output } from '../proto/gen/teleboot/v1/LabelSelector';
+import type { RoleMapping as RoleMappingMessage, RoleMapping__Output } from '../proto/gen/teleboot/v1/RoleMapping';
+import type { StorageSettings as StorageMessage, StorageSettings__Output } from '../proto/gen/teleboot/v1/StorageSettings';
+
+/** A message from the control server that the agent cannot read as a setting; names the field. */
+export class WireError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'WireError';
+  }
+}
+
+/** One field across the wire: to the message, and back from the decoded message (`field` names it in errors). */
+export interface Codec<Value, Wire, Decoded> {
+  encode(value: Value): Wire;
+  decode(wire: Decoded, field: string): Value;
+}
+
+/**
+ * A codec for every key of `Value`, each for the proto field of the same
+ * name. A key without a field of that name in the message makes the entry's
+ * type a sentence no codec is assignable to, so `tsc` names it.
+ */
+export type CodecTable<Value, Message, Decoded> = {
+  [K in keyof Value]-?: K extends keyof Message & keyof Decoded
+    ? Codec<Value[K], Message[K], Decoded[K]>
+    : `the proto message has no field ${K & string}`;
+};
 
 /** Drops the keys whose value is undefined, so absent stays absent. */
 function defined<T extends object>(value: T): T {
@@ -23,200 +81,230 @@ function defined<T extends object>(value: T): T {
   return value;
 }
 
-const opt = (s: string | undefined | null): string | undefined => (s ? s : undefined);
-const optNum = (n: number | undefined | null): number | undefined => (n ? Number(n) : undefined);
-const optMap = (m: Record<string, string> | undefined | null): Record<string, string> | undefined =>
-  m && Object.keys(m).length > 0 ? { ...m } : undefined;
+function encodeWith<Value, Message, Decoded>(table: CodecTable<Value, Message, Decoded>, value: Value): Message {
+  const message: Record<string, unknown> = {};
+  for (const key of Object.keys(table) as Array<keyof Value & string>) {
+    // The table's type pairs each key's codec with that key's value and field types.
+    message[key] = (table[key] as Codec<unknown, unknown, unknown>).encode(value[key]);
+  }
+  return message as Message;
+}
 
-export function assignmentToMessage(a: Assignment): AssignmentMessage {
+function decodeWith<Value, Message, Decoded extends object>(table: CodecTable<Value, Message, Decoded>, wire: Decoded, at: string): Value {
+  const value: Record<string, unknown> = {};
+  const fields: Partial<Record<string, unknown>> = wire;
+  for (const key of Object.keys(table) as Array<keyof Value & string>) {
+    value[key] = (table[key] as Codec<unknown, unknown, unknown>).decode(fields[key], `${at}.${key}`);
+  }
+  // Every key of Value has its codec (the table's type), and each decoded its own field.
+  return defined(value) as Value;
+}
+
+// ---- codecs --------------------------------------------------------------------------
+
+const text: Codec<string, string, string> = { encode: (v) => v, decode: (w) => w };
+const optText: Codec<string | undefined, string, string> = { encode: (v) => v ?? '', decode: (w) => (w ? w : undefined) };
+const optCount: Codec<number | undefined, number, number> = {
+  encode: (v) => v ?? 0,
+  decode: (w) => (w ? Number(w) : undefined),
+};
+const optFlag: Codec<boolean | undefined, boolean, boolean> = { encode: (v) => v ?? false, decode: (w) => w || undefined };
+const labels: Codec<Record<string, string>, Record<string, string>, Record<string, string> | null> = {
+  encode: (v) => v,
+  decode: (w) => ({ ...(w ?? {}) }),
+};
+const optLabels: Codec<Record<string, string> | undefined, Record<string, string>, Record<string, string> | null> = {
+  encode: (v) => v ?? {},
+  decode: (w) => (w && Object.keys(w).length > 0 ? { ...w } : undefined),
+};
+
+/** One of `values`; anything else from the wire is an error naming the field. */
+function choice<const T extends readonly string[]>(values: T): Codec<T[number], string, string> {
+  const known = (w: string): w is T[number] => (values as readonly string[]).includes(w);
   return {
-    roles: a.roles,
-    labels: a.labels,
-    nodename: a.nodename ?? '',
-    commandLabels: (a.commandLabels ?? []).map((c) => ({ name: c.name, command: c.command, period: c.period })),
-    advertiseIp: a.advertiseIp ?? '',
-    joinVia: a.joinVia ?? '',
-    kube: a.kube ? { resources: a.kube.resources.map((r) => ({ labels: r.labels })), labels: a.kube.labels ?? {} } : null,
-    apps: (a.apps ?? []).map((app) => ({
-      name: app.name,
-      uri: app.uri,
-      publicAddr: app.publicAddr ?? '',
-      description: app.description ?? '',
-      labels: app.labels ?? {},
-      insecureSkipVerify: app.insecureSkipVerify ?? false,
-    })),
-    databases: (a.databases ?? []).map((d) => ({
-      name: d.name,
-      protocol: d.protocol,
-      uri: d.uri,
-      description: d.description ?? '',
-      awsRegion: d.awsRegion ?? '',
-      redshiftClusterId: d.redshiftClusterId ?? '',
-      staticLabels: d.staticLabels ?? {},
-    })),
-    discovery: a.discovery
-      ? {
-          group: a.discovery.group ?? '',
-          aws: a.discovery.aws.map((m) => ({
-            types: m.types,
-            regions: m.regions,
-            tags: m.tags ?? {},
-            ssmDocumentName: m.ssmDocumentName ?? '',
-            installTokenName: m.installTokenName ?? '',
-            assumeRoleArn: m.assumeRoleArn ?? '',
-          })),
-        }
-      : null,
+    encode: (v) => v,
+    decode: (w, field) => {
+      if (known(w)) return w;
+      throw new WireError(
+        field,
+        `unknown value ${JSON.stringify(w)}; this agent knows ${values.join(', ')} (is it older than the control server?)`,
+      );
+    },
   };
 }
 
-export function assignmentFromMessage(m: Assignment__Output): Assignment {
-  // Lists are left out when empty, so an assignment reads back as it was saved.
-  const commandLabels: CommandLabel[] = (m.commandLabels ?? []).map((c) => ({ name: c.name, command: [...c.command], period: c.period }));
-  const apps: AppSpec[] = (m.apps ?? []).map((a) =>
-    defined({
-      name: a.name,
-      uri: a.uri,
-      publicAddr: opt(a.publicAddr),
-      description: opt(a.description),
-      labels: optMap(a.labels),
-      insecureSkipVerify: a.insecureSkipVerify || undefined,
-    }),
-  );
-  const databases: DatabaseSpec[] = (m.databases ?? []).map((d) =>
-    defined({
-      name: d.name,
-      protocol: d.protocol as DatabaseSpec['protocol'],
-      uri: d.uri,
-      description: opt(d.description),
-      awsRegion: opt(d.awsRegion),
-      redshiftClusterId: opt(d.redshiftClusterId),
-      staticLabels: optMap(d.staticLabels),
-    }),
-  );
-  const kube: KubeOptions | undefined = m.kube
-    ? defined({ resources: (m.kube.resources ?? []).map((r) => ({ labels: { ...(r.labels ?? {}) } })), labels: optMap(m.kube.labels) })
-    : undefined;
-  const discovery: DiscoveryOptions | undefined = m.discovery
-    ? defined({
-        group: opt(m.discovery.group),
-        aws: (m.discovery.aws ?? []).map((x): AwsMatcher =>
-          defined({
-            types: [...x.types] as AwsMatcher['types'],
-            regions: [...x.regions],
-            tags: optMap(x.tags),
-            ssmDocumentName: opt(x.ssmDocumentName),
-            installTokenName: opt(x.installTokenName),
-            assumeRoleArn: opt(x.assumeRoleArn),
-          }),
-        ),
-      })
-    : undefined;
-  return defined({
-    roles: m.roles as ServiceRole[],
-    labels: m.labels ?? {},
-    nodename: opt(m.nodename),
-    commandLabels: commandLabels.length > 0 ? commandLabels : undefined,
-    advertiseIp: opt(m.advertiseIp),
-    joinVia: opt(m.joinVia) as JoinVia | undefined,
-    kube,
-    apps: apps.length > 0 ? apps : undefined,
-    databases: databases.length > 0 ? databases : undefined,
-    discovery,
-  });
+/** An optional one of `values`: "" stands for absent. */
+function optChoice<const T extends readonly string[]>(values: T): Codec<T[number] | undefined, string, string> {
+  const one = choice(values);
+  return { encode: (v) => v ?? '', decode: (w, field) => (w ? one.decode(w, field) : undefined) };
 }
+
+function list<V, M, D>(item: Codec<V, M, D>): Codec<V[], M[], D[]> {
+  return {
+    encode: (v) => v.map((x) => item.encode(x)),
+    decode: (w, field) => (w ?? []).map((x, i) => item.decode(x, `${field}[${i}]`)),
+  };
+}
+
+/** A list that is absent when empty, so an assignment reads back as it was saved. */
+function optList<V, M, D>(item: Codec<V, M, D>): Codec<V[] | undefined, M[], D[]> {
+  const all = list(item);
+  return { encode: (v) => all.encode(v ?? []), decode: (w, field) => (w?.length ? all.decode(w, field) : undefined) };
+}
+
+function message<V, M, D extends object>(table: CodecTable<V, M, D>): Codec<V, M, D> {
+  return { encode: (v) => encodeWith(table, v), decode: (w, field) => decodeWith(table, w, field) };
+}
+
+function optMessage<V, M, D extends object>(table: CodecTable<V, M, D>): Codec<V | undefined, M | null, D | null> {
+  return {
+    encode: (v) => (v ? encodeWith(table, v) : null),
+    decode: (w, field) => (w ? decodeWith(table, w, field) : undefined),
+  };
+}
+
+// ---- the cluster settings ----------------------------------------------------------------
+
+const storageTable: CodecTable<StorageSettings, StorageMessage, StorageSettings__Output> = {
+  // An agent reads a message without storage (an older server) as local storage.
+  type: { encode: (v) => v, decode: (w, field) => (w ? choice(STORAGE_TYPES).decode(w, field) : 'dir') },
+  tableName: optText,
+  region: optText,
+  auditEventsUri: optList(text),
+  auditSessionsUri: optText,
+};
+const EMPTY_STORAGE: StorageSettings__Output = { type: '', tableName: '', region: '', auditEventsUri: [], auditSessionsUri: '' };
+
+const roleMappingTable: CodecTable<RoleMapping, RoleMappingMessage, RoleMapping__Output> = { remote: text, local: list(text) };
+
+const settingsTable: CodecTable<ClusterSettings, ClusterMessage, ClusterSettings__Output> = {
+  clusterName: text,
+  authAddr: text,
+  proxyPublicAddr: text,
+  s3Bucket: text,
+  ssmPrefix: text,
+  region: text,
+  storage: { encode: (v) => encodeWith(storageTable, v), decode: (w, field) => decodeWith(storageTable, w ?? EMPTY_STORAGE, field) },
+  joinMethod: optChoice(JOIN_METHODS),
+  iamTokenName: optText,
+  joinVia: optChoice(JOIN_VIA),
+  proxyListenerMode: optChoice(PROXY_LISTENER_MODES),
+  tlsSource: optChoice(TLS_SOURCES),
+  sshPublicAddr: optText,
+  tunnelPublicAddr: optText,
+  kubePublicAddr: optText,
+  mysqlPublicAddr: optText,
+  postgresPublicAddr: optText,
+  mongoPublicAddr: optText,
+  maxConnections: optCount,
+  maxUsers: optCount,
+  logSeverity: optChoice(LOG_SEVERITY_SETTINGS),
+  logFormat: optChoice(LOG_FORMATS),
+  authType: optChoice(AUTH_TYPES),
+  secondFactor: optChoice(SECOND_FACTORS),
+  keepAliveInterval: optText,
+  keepAliveCountMax: optCount,
+  enterprise: optFlag,
+  httpsProxy: optText,
+  httpProxy: optText,
+  noProxy: optText,
+  trustRole: optChoice(TRUST_ROLES),
+  rootClusterName: optText,
+  rootWebProxyAddr: optText,
+  rootTunnelAddr: optText,
+  rootRoleMap: optList(message(roleMappingTable)),
+};
+
+/** Fields of the ClusterSettings message that are no setting: the control server derives them. */
+export const DERIVED_SETTINGS_FIELDS = ['certDomain'] as const;
 
 export function clusterToMessage(c: ClusterSettings & { certDomain: string }): ClusterMessage {
-  return {
-    clusterName: c.clusterName,
-    authAddr: c.authAddr,
-    proxyPublicAddr: c.proxyPublicAddr,
-    s3Bucket: c.s3Bucket,
-    ssmPrefix: c.ssmPrefix,
-    region: c.region,
-    certDomain: c.certDomain,
-    storage: {
-      type: c.storage.type,
-      tableName: c.storage.tableName ?? '',
-      region: c.storage.region ?? '',
-      auditEventsUri: c.storage.auditEventsUri ?? [],
-      auditSessionsUri: c.storage.auditSessionsUri ?? '',
-    },
-    joinMethod: c.joinMethod ?? '',
-    iamTokenName: c.iamTokenName ?? '',
-    joinVia: c.joinVia ?? '',
-    proxyListenerMode: c.proxyListenerMode ?? '',
-    tlsSource: c.tlsSource ?? '',
-    sshPublicAddr: c.sshPublicAddr ?? '',
-    tunnelPublicAddr: c.tunnelPublicAddr ?? '',
-    kubePublicAddr: c.kubePublicAddr ?? '',
-    mysqlPublicAddr: c.mysqlPublicAddr ?? '',
-    postgresPublicAddr: c.postgresPublicAddr ?? '',
-    mongoPublicAddr: c.mongoPublicAddr ?? '',
-    maxConnections: c.maxConnections ?? 0,
-    maxUsers: c.maxUsers ?? 0,
-    logSeverity: c.logSeverity ?? '',
-    logFormat: c.logFormat ?? '',
-    authType: c.authType ?? '',
-    secondFactor: c.secondFactor ?? '',
-    keepAliveInterval: c.keepAliveInterval ?? '',
-    keepAliveCountMax: c.keepAliveCountMax ?? 0,
-    enterprise: c.enterprise ?? false,
-    httpsProxy: c.httpsProxy ?? '',
-    httpProxy: c.httpProxy ?? '',
-    noProxy: c.noProxy ?? '',
-    trustRole: c.trustRole ?? '',
-    rootClusterName: c.rootClusterName ?? '',
-    rootWebProxyAddr: c.rootWebProxyAddr ?? '',
-    rootTunnelAddr: c.rootTunnelAddr ?? '',
-    rootRoleMap: (c.rootRoleMap ?? []).map((m) => ({ remote: m.remote, local: m.local })),
-  };
+  return { ...encodeWith(settingsTable, c), certDomain: c.certDomain };
 }
 
+/** Throws WireError, naming the field, for a value this agent does not know. */
 export function clusterFromMessage(c: ClusterSettings__Output): ClusterSettings {
-  const s = c.storage;
-  const storage: StorageSettings = defined({
-    type: s?.type === 'dynamodb' ? 'dynamodb' : 'dir',
-    tableName: opt(s?.tableName),
-    region: opt(s?.region),
-    auditEventsUri: s?.auditEventsUri?.length ? [...s.auditEventsUri] : undefined,
-    auditSessionsUri: opt(s?.auditSessionsUri),
-  });
-  return defined({
-    clusterName: c.clusterName,
-    authAddr: c.authAddr,
-    proxyPublicAddr: c.proxyPublicAddr,
-    s3Bucket: c.s3Bucket,
-    ssmPrefix: c.ssmPrefix,
-    region: c.region,
-    storage,
-    joinMethod: opt(c.joinMethod) as ClusterSettings['joinMethod'],
-    iamTokenName: opt(c.iamTokenName),
-    joinVia: opt(c.joinVia) as ClusterSettings['joinVia'],
-    proxyListenerMode: opt(c.proxyListenerMode) as ClusterSettings['proxyListenerMode'],
-    tlsSource: opt(c.tlsSource) as ClusterSettings['tlsSource'],
-    sshPublicAddr: opt(c.sshPublicAddr),
-    tunnelPublicAddr: opt(c.tunnelPublicAddr),
-    kubePublicAddr: opt(c.kubePublicAddr),
-    mysqlPublicAddr: opt(c.mysqlPublicAddr),
-    postgresPublicAddr: opt(c.postgresPublicAddr),
-    mongoPublicAddr: opt(c.mongoPublicAddr),
-    maxConnections: optNum(c.maxConnections),
-    maxUsers: optNum(c.maxUsers),
-    logSeverity: opt(c.logSeverity) as ClusterSettings['logSeverity'],
-    logFormat: opt(c.logFormat) as ClusterSettings['logFormat'],
-    authType: opt(c.authType) as ClusterSettings['authType'],
-    secondFactor: opt(c.secondFactor) as ClusterSettings['secondFactor'],
-    keepAliveInterval: opt(c.keepAliveInterval),
-    keepAliveCountMax: optNum(c.keepAliveCountMax),
-    enterprise: c.enterprise || undefined,
-    httpsProxy: opt(c.httpsProxy),
-    httpProxy: opt(c.httpProxy),
-    noProxy: opt(c.noProxy),
-    trustRole: opt(c.trustRole) as ClusterSettings['trustRole'],
-    rootClusterName: opt(c.rootClusterName),
-    rootWebProxyAddr: opt(c.rootWebProxyAddr),
-    rootTunnelAddr: opt(c.rootTunnelAddr),
-    rootRoleMap: c.rootRoleMap?.length ? c.rootRoleMap.map((m) => ({ remote: m.remote, local: [...m.local] })) : undefined,
-  });
+  return decodeWith(settingsTable, c, 'cluster');
 }
+
+// ---- the assignment -------------------------------------------------------------------
+
+const commandLabelTable: CodecTable<CommandLabel, CommandLabelMessage, CommandLabel__Output> = {
+  name: text,
+  command: list(text),
+  period: text,
+};
+const labelSelectorTable: CodecTable<KubeOptions['resources'][number], LabelSelectorMessage, LabelSelector__Output> = { labels };
+const kubeTable: CodecTable<KubeOptions, KubeMessage, KubeOptions__Output> = {
+  resources: list(message(labelSelectorTable)),
+  labels: optLabels,
+};
+const appTable: CodecTable<AppSpec, AppSpecMessage, AppSpec__Output> = {
+  name: text,
+  uri: text,
+  publicAddr: optText,
+  description: optText,
+  labels: optLabels,
+  insecureSkipVerify: optFlag,
+};
+const databaseTable: CodecTable<DatabaseSpec, DatabaseSpecMessage, DatabaseSpec__Output> = {
+  name: text,
+  protocol: choice(DATABASE_PROTOCOLS),
+  uri: text,
+  description: optText,
+  awsRegion: optText,
+  redshiftClusterId: optText,
+  staticLabels: optLabels,
+};
+const awsMatcherTable: CodecTable<AwsMatcher, AwsMatcherMessage, AwsMatcher__Output> = {
+  types: list(choice(DISCOVERY_AWS_TYPES)),
+  regions: list(text),
+  tags: optLabels,
+  ssmDocumentName: optText,
+  installTokenName: optText,
+  assumeRoleArn: optText,
+};
+const discoveryTable: CodecTable<DiscoveryOptions, DiscoveryMessage, DiscoveryOptions__Output> = {
+  group: optText,
+  aws: list(message(awsMatcherTable)),
+};
+
+const assignmentTable: CodecTable<Assignment, AssignmentMessage, Assignment__Output> = {
+  roles: list(choice(SERVICE_ROLES)),
+  labels,
+  nodename: optText,
+  commandLabels: optList(message(commandLabelTable)),
+  advertiseIp: optText,
+  joinVia: optChoice(JOIN_VIA),
+  kube: optMessage(kubeTable),
+  apps: optList(message(appTable)),
+  databases: optList(message(databaseTable)),
+  discovery: optMessage(discoveryTable),
+};
+
+export function assignmentToMessage(a: Assignment): AssignmentMessage {
+  return encodeWith(assignmentTable, a);
+}
+
+/** Throws WireError, naming the field, for a value this agent does not know. */
+export function assignmentFromMessage(m: Assignment__Output): Assignment {
+  return decodeWith(assignmentTable, m, 'assignment');
+}
+
+/**
+ * The schema's keys of each message the tables map, by proto message name:
+ * test/wire.test.ts compares them with the fields of the loaded proto.
+ */
+export const MAPPED_MESSAGES = {
+  ClusterSettings: settingsTable,
+  StorageSettings: storageTable,
+  RoleMapping: roleMappingTable,
+  Assignment: assignmentTable,
+  CommandLabel: commandLabelTable,
+  LabelSelector: labelSelectorTable,
+  KubeOptions: kubeTable,
+  AppSpec: appTable,
+  DatabaseSpec: databaseTable,
+  AwsMatcher: awsMatcherTable,
+  DiscoveryOptions: discoveryTable,
+} as const;

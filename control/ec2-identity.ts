@@ -14,7 +14,7 @@ import * as asn1js from 'asn1js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { ContentInfo, SignedData, id_contentType, id_data, id_messageDigest, id_signedData, type SignerInfo } from '@peculiar/asn1-cms';
 import { Name } from '@peculiar/asn1-x509';
-import { AWS_REGION_PATTERN } from '../contract/model';
+import { AWS_REGION_PATTERN } from '../contract/aws-region';
 
 /** Larger inputs are refused before parsing: real ones are about 1.5 KiB and 2 KiB. */
 export const MAX_DOCUMENT_BYTES = 4096;
@@ -85,6 +85,8 @@ function octets(raw: ArrayBuffer): Buffer {
   const parsed = asn1js.fromBER(raw);
   if (parsed.offset === -1) throw new IdentityProofError('the signed content is not valid BER');
   const collect = (node: asn1js.AsnType): Buffer => {
+    // asn1js types the value block of a primitive OCTET STRING only; a BER
+    // constructed one holds its pieces in `value`, and both fields are checked before use.
     const block = (node as asn1js.OctetString).valueBlock as unknown as {
       isConstructed?: boolean;
       value?: asn1js.AsnType[];

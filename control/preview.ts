@@ -9,8 +9,8 @@ import {
   DEFAULT_HOST_PATHS,
   fetchesOf,
   maskProxyCredentials,
+  renderFilesOf,
   renderHostFiles,
-  secretFiles,
   type Fetched,
   type Fetches,
   type HostPaths,
@@ -113,20 +113,13 @@ export function previewConfig(
     if (!(err instanceof RenderError)) throw err;
     let draft: string | undefined;
     try {
-      const files = secretFiles(paths.secretsDir);
       draft = unmask(
         teleportConfigToYaml(
           renderTeleportConfig({
             assignment,
             cluster: settings,
             instance,
-            files: {
-              dataDir: paths.teleportDataDir,
-              joinTokenFile: files.joinToken,
-              certFile: files.cert,
-              keyFile: files.key,
-              licenseFile: files.license,
-            },
+            files: renderFilesOf(paths, true),
             caPins: caPin ? [PLACEHOLDER_PIN] : [],
             diagAddr: paths.diagAddr,
           }),

@@ -1,6 +1,8 @@
 // A token bucket per client address, for Enroll (REST write routes use
 // @fastify/rate-limit). Loopback peers can be exempted: the control host
 // itself, the demo and the benchmarks.
+import { hostOf } from '../contract/address';
+
 export interface RateLimitOptions {
   /** Requests per minute per address; 0 turns the limit off. */
   perMinute: number;
@@ -15,11 +17,7 @@ export function isLoopback(address: string): boolean {
 
 /** "ipv4:10.0.0.5:51234", "[::1]:51234", "10.0.0.5:51234" -> the address alone. */
 export function peerAddress(peer: string): string {
-  const p = peer.replace(/^ipv[46]:/, '');
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(p);
-  if (bracketed) return bracketed[1];
-  const i = p.lastIndexOf(':');
-  return i > 0 && p.indexOf(':') === i ? p.slice(0, i) : p;
+  return hostOf(peer.replace(/^ipv[46]:/, ''));
 }
 
 export class RateLimiter {

@@ -1,7 +1,7 @@
 // Assembles the control server: store, TLS, domain service, gRPC and REST.
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../contract/log';
-import { splitHostPort } from '../contract/model';
+import { splitHostPort } from '../contract/address';
 import { VERSION } from '../contract/version';
 import type { ControlConfig } from './config';
 import { Ec2IdentityVerifier, JoinTokenVerifier, ProofVerifier } from './enrollment';

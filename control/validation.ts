@@ -4,37 +4,23 @@
 // assignment is rendered with the shared renderer (contract/render) against
 // the cluster settings before it is saved, and a settings change is rendered
 // against every distinct assignment already stored.
+import { isHostName, isHostOrIp, isHostPort } from '../contract/address';
+import { isAwsRegion } from '../contract/aws-region';
 import { DURATION_PATTERN } from '../contract/duration';
+import { roleNameOf, type Assignment } from '../contract/model';
+import { DEFAULT_HOST_PATHS, proxyEnvironmentOf, renderFilesOf } from '../contract/render/plan';
 import {
   DEFAULT_CLUSTER_SETTINGS,
-  isAwsRegion,
-  LABEL_KEY_PATTERN,
   OPTIONAL_CLUSTER_SETTINGS,
-  roleNameOf,
-  type Assignment,
   type ClusterSettings,
-} from '../contract/model';
-import { proxyEnvironmentOf } from '../contract/render/plan';
+  type ClusterSettingsPatch,
+  type OptionalClusterSetting,
+} from '../contract/settings';
 import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../contract/render/render';
 import { InputError } from './errors';
 import type { Store } from './store/store';
 
-const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
-const labelKeyRe = new RegExp(LABEL_KEY_PATTERN);
 const durationRe = new RegExp(DURATION_PATTERN);
-
-export function isHostPort(value: string): boolean {
-  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
-  if (!m) return false;
-  const port = Number(m[2]);
-  const host = m[1];
-  return port > 0 && port < 65536 && (host.startsWith('[') || IPV4_RE.test(host) || HOST_RE.test(host));
-}
-
-export function isHostname(value: string): boolean {
-  return HOST_RE.test(value);
-}
 
 function check(ok: boolean, field: string, reason: string): void {
   if (!ok) throw new InputError(field, reason);
@@ -116,11 +102,7 @@ export function validateClusterSettings(s: ClusterSettings): void {
     'with ACM a load balancer terminates TLS, so it cannot carry the SSH and reverse tunnel traffic that TLS routing (multiplex) sends over the web port; use proxyListenerMode separate, which gives the tunnel its own listener',
   );
 
-  // teleport.connection_limits, log, auth_service options.
-  for (const key of ['maxConnections', 'maxUsers', 'keepAliveCountMax'] as const) {
-    const n = s[key];
-    check(n === undefined || (Number.isSafeInteger(n) && n > 0), key, 'a positive integer');
-  }
+  // auth_service options (the counts are positive integers by the schema).
   check(s.keepAliveInterval === undefined || durationRe.test(s.keepAliveInterval), 'keepAliveInterval', 'a duration such as 1m or 5m');
   check(
     !(s.authType === 'oidc' || s.authType === 'saml') || s.enterprise === true,
@@ -172,11 +154,8 @@ function validateTrust(s: ClusterSettings): void {
   const seen = new Set<string>();
   map.forEach((m, i) => {
     const at = `rootRoleMap[${i}]`;
-    check(
-      m.remote.trim() !== '' && !/[\u0000-\u001f\u007f]/.test(m.remote),
-      `${at}.remote`,
-      'the root\'s role: a name, "*" or a regular expression such as ^(.*)$',
-    );
+    // Control characters are refused by the schema.
+    check(m.remote.trim() !== '', `${at}.remote`, 'the root\'s role: a name, "*" or a regular expression such as ^(.*)$');
     check(!seen.has(m.remote), `${at}.remote`, `"${m.remote}" is mapped twice`);
     seen.add(m.remote);
     if (/^\^.*\$$/.test(m.remote)) {
@@ -196,17 +175,11 @@ function validateTrust(s: ClusterSettings): void {
   });
 }
 
+/** Label keys are checked by the schema (propertyNames); these rules need more than a pattern. */
 export function validateAssignment(a: Assignment): void {
-  for (const key of Object.keys(a.labels)) {
-    check(labelKeyRe.test(key), `labels.${key}`, 'label keys are letters, digits, ".", "_", "/" and "-", up to 63 characters');
-  }
-  check(a.nodename === undefined || isHostname(a.nodename), 'nodename', 'a host name: letters, digits, "-" and "."');
+  check(a.nodename === undefined || isHostName(a.nodename), 'nodename', 'a host name: letters, digits, "-" and "."');
   check(
-    a.advertiseIp === undefined ||
-      a.advertiseIp === 'private-ip' ||
-      IPV4_RE.test(a.advertiseIp) ||
-      isHostname(a.advertiseIp) ||
-      /^[0-9A-Fa-f:]+$/.test(a.advertiseIp),
+    a.advertiseIp === undefined || a.advertiseIp === 'private-ip' || isHostOrIp(a.advertiseIp),
     'advertiseIp',
     'an IP address, a host name, or "private-ip" for the instance\'s private IPv4',
   );
@@ -244,15 +217,9 @@ export function checkInput(assignment: Assignment, settings: ClusterSettings): R
       privateIp: '10.0.0.1',
       region: settings.region || 'us-east-1',
     },
-    files: {
-      dataDir: '/var/lib/teleport',
-      joinTokenFile: '/var/lib/teleboot/secrets/join-token',
-      certFile: '/var/lib/teleboot/secrets/proxy-fullchain.pem',
-      keyFile: '/var/lib/teleboot/secrets/proxy-privkey.pem',
-      licenseFile: '/var/lib/teleboot/secrets/license.pem',
-    },
+    files: renderFilesOf(DEFAULT_HOST_PATHS, true),
     caPins: [PLACEHOLDER_PIN],
-    diagAddr: '127.0.0.1:3000',
+    diagAddr: DEFAULT_HOST_PATHS.diagAddr,
   };
 }
 
@@ -307,7 +274,9 @@ export function checkSettingsAgainst(before: ClusterSettings, after: ClusterSett
 }
 
 /** A settings PATCH: null removes an optional setting (it falls back to its default). */
-export type SettingsPatch = { [K in keyof ClusterSettings]?: ClusterSettings[K] | null };
+export type SettingsPatch = ClusterSettingsPatch;
+
+const isOptionalSetting = (key: string): key is OptionalClusterSetting => (OPTIONAL_CLUSTER_SETTINGS as readonly string[]).includes(key);
 
 /** The settings after `patch`: storage is merged key by key (type "dir" resets it), null removes an optional setting. */
 export function applySettingsPatch(current: ClusterSettings, patch: SettingsPatch): ClusterSettings {
@@ -315,19 +284,20 @@ export function applySettingsPatch(current: ClusterSettings, patch: SettingsPatc
   for (const [key, value] of Object.entries(patch)) {
     if (key === 'storage') continue;
     if (value === null) {
-      if (!(OPTIONAL_CLUSTER_SETTINGS as readonly string[]).includes(key)) throw new InputError(key, 'is required and cannot be removed');
+      if (!isOptionalSetting(key)) throw new InputError(key, 'is required and cannot be removed');
       // Back to the default where there is one (joinMethod "token", ...), otherwise unset.
-      const fallback = (DEFAULT_CLUSTER_SETTINGS as unknown as Record<string, unknown>)[key];
+      const fallback = DEFAULT_CLUSTER_SETTINGS[key];
       if (fallback === undefined) delete next[key];
       else next[key] = fallback;
     } else if (value !== undefined) {
       next[key] = value;
     }
   }
-  const storage = patch.storage;
+  const storage: unknown = patch.storage;
   if (storage === null) throw new InputError('storage', 'is required and cannot be removed');
-  next.storage = storage?.type === 'dir' ? { type: 'dir' } : { ...current.storage, ...(storage ?? {}) };
-  return next as unknown as ClusterSettings;
+  next.storage = patch.storage?.type === 'dir' ? { type: 'dir' } : { ...current.storage, ...(patch.storage ?? {}) };
+  // Each key came from the settings or from a patch the schema (ClusterSettingsPatch) accepted, nulls removed.
+  return next as ClusterSettings;
 }
 
 /** Every distinct assignment in the store (instances and rules), with who holds it. */

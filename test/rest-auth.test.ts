@@ -178,7 +178,7 @@ t.test('every route refuses oversized, malformed and mistyped input with 4xx, ne
     admin,
   );
   t.equal(newline.status, 400);
-  t.match(newline.body.message, /^body\.labels\.env: must match pattern/);
+  t.match(newline.body.message, /^body\.labels\.env: must not contain control characters/);
   t.equal((await rest('GET', '/v1/instances/i-0bbbbbbbbbbbbbbb8', undefined, admin)).status, 404, 'nothing stored');
   const plain = await rest('POST', '/v1/rules', 'name=x', admin, { 'content-type': 'text/plain' });
   t.equal(plain.status, 400);

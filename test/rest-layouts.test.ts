@@ -120,6 +120,11 @@ t.test('settings are checked on their own and against every stored assignment', 
     [
       'a proxy URL that would break /etc/default/teleport',
       { httpsProxy: 'http://proxy:3128\nLD_PRELOAD=/x.so' },
+      /^body\.httpsProxy: must not contain control characters/,
+    ],
+    [
+      'a proxy URL with a space that would break /etc/default/teleport',
+      { httpsProxy: 'http://proxy:3128 LD_PRELOAD=/x.so' },
       /^httpsProxy: must not contain whitespace/,
     ],
     ['a keep-alive that is no duration', { keepAliveInterval: 'sometimes' }, /^keepAliveInterval: a duration/],

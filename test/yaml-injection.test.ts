@@ -28,7 +28,7 @@ t.test('control characters are refused in every field that reaches teleport.yaml
   for (const [name, value] of Object.entries(INJECTIONS)) {
     const res = await control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node', labels: { env: value } });
     t.equal(res.status, 400, `label with ${name}`);
-    t.match(res.body.message, /^body\.labels\.env: must match pattern/);
+    t.match(res.body.message, /^body\.labels\.env: must not contain control characters/);
     const rule = await control.rest('POST', '/v1/rules', { name: `r-${name}`, selector: { A: 'b' }, role: 'node', labels: { env: value } });
     t.equal(rule.status, 400, `rule label with ${name}`);
   }
@@ -46,7 +46,8 @@ t.test('control characters are refused in every field that reaches teleport.yaml
   ]) {
     const res = await control.rest('PATCH', '/v1/settings', patch);
     t.equal(res.status, 400, JSON.stringify(patch));
-    t.match(res.body.message, new RegExp(`^${Object.keys(patch)[0]}: `));
+    // Control characters are refused by the schema (body.<field>), the rest by the field's own rule.
+    t.match(res.body.message, new RegExp(`^(body\\.)?${Object.keys(patch)[0]}: `));
   }
   t.same((await control.rest('GET', '/v1/settings')).body, before, 'settings unchanged');
   t.equal((await control.rest('GET', `/v1/instances/${id}`)).status, 404, 'no instance stored');

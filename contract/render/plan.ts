@@ -27,6 +27,18 @@ export function secretFiles(secretsDir: string) {
   };
 }
 
+/** The files teleport.yaml names, under `paths`; the license only where the plan fetches one. */
+export function renderFilesOf(paths: Pick<HostPaths, 'secretsDir' | 'teleportDataDir'>, license: boolean): RenderInput['files'] {
+  const files = secretFiles(paths.secretsDir);
+  return {
+    dataDir: paths.teleportDataDir,
+    joinTokenFile: files.joinToken,
+    certFile: files.cert,
+    keyFile: files.key,
+    ...(license ? { licenseFile: files.license } : {}),
+  };
+}
+
 /** The host paths a plan depends on (the agent's configuration). */
 export interface HostPaths {
   teleportConfig: string;
@@ -126,19 +138,12 @@ export function renderHostFiles(
   fetched: Fetched,
 ): HostFiles {
   const { assignment, cluster } = desired;
-  const files = secretFiles(paths.secretsDir);
   const caPinFetch = fetches.ssm.find((f) => f.purpose === 'CA pin');
   const teleportYaml = renderTeleportYaml({
     assignment,
     cluster,
     instance,
-    files: {
-      dataDir: paths.teleportDataDir,
-      joinTokenFile: files.joinToken,
-      certFile: files.cert,
-      keyFile: files.key,
-      ...(fetches.requirements.license ? { licenseFile: files.license } : {}),
-    },
+    files: renderFilesOf(paths, fetches.requirements.license === true),
     caPins: caPinFetch ? splitPins(fetched.ssm[caPinFetch.name] ?? '') : [],
     diagAddr: paths.diagAddr,
   });

@@ -5,13 +5,12 @@
 // saved, so an impossible layout is refused at the REST call.
 
 import { Document, Scalar, parse, visit } from 'yaml';
-import { SERVICE_ROLES, hostOf, joinTokenNameOf, type Assignment, type ClusterSettings, type JoinVia, type ServiceRole } from '../model';
+import { hostOf, hostPortProblem, joinHostPort } from '../address';
+import { SERVICE_ROLES, joinTokenNameOf, type Assignment, type ClusterSettings, type JoinVia, type ServiceRole } from '../model';
 import {
   KEY_ORDER,
   TELEPORT_CONFIG_VERSION,
   TELEPORT_PORTS,
-  hostPortProblem,
-  joinHostPort,
   validateTeleportConfig,
   type AppServiceSection,
   type AuthService,

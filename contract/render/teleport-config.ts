@@ -5,8 +5,11 @@
 // The rules follow Teleport's config reference and lib/config/configuration.go;
 // a few are teleboot's own (stricter than Teleport), each marked as such.
 
-import { LABEL_KEY_PATTERN } from '../model';
+import { hostPortProblem, isHostName, isHostOrIp, isIpv4, parseHostPort } from '../address';
+import { DATABASE_PROTOCOLS, DISCOVERY_AWS_TYPES, LABEL_KEY_PATTERN } from '../assignment';
+import { isAwsRegion } from '../aws-region';
 import { DURATION_PATTERN } from '../duration';
+import { AUTH_TYPES, LOG_FORMATS, LOG_SEVERITY_SETTINGS, PROXY_LISTENER_MODES, SECOND_FACTORS, STORAGE_TYPES } from '../settings';
 
 export const TELEPORT_CONFIG_VERSION = 'v3';
 
@@ -29,7 +32,7 @@ export const TELEPORT_PORTS = {
 export const JOIN_METHODS = ['token', 'ec2', 'iam'] as const;
 export type JoinMethod = (typeof JOIN_METHODS)[number];
 
-export const LOG_SEVERITIES = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export const LOG_SEVERITIES = LOG_SEVERITY_SETTINGS;
 export type LogSeverity = (typeof LOG_SEVERITIES)[number];
 
 export interface TeleportConfig {
@@ -327,15 +330,11 @@ export const KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
 
 // ---- value checks ----------------------------------------------------------
 
-const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
-const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
-const IPV6_RE = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/;
 const labelKeyRe = new RegExp(LABEL_KEY_PATTERN);
 const durationRe = new RegExp(DURATION_PATTERN);
 const CA_PIN_RE = /^sha256:[0-9a-fA-F]{64}$/;
 // Teleport also takes bare "stdout://" for events, hence an empty rest.
 const URI_RE = /^[a-z][a-z0-9+.-]*:\/\/\S*$/;
-const AWS_REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-\d+$/;
 /** Kubernetes' DNS-1035 label, which Teleport requires of app and database names. */
 const DNS1035_RE = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Names of token resources (IAM joining) and SSM documents: no spaces, no path. */
@@ -343,38 +342,17 @@ const RESOURCE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 // Characters a YAML 1.1 reader (Teleport uses go-yaml) treats as line breaks
 // or refuses, plus every other control character. Label values may hold
 // newlines and tabs; nothing else may.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const FORBIDDEN_ANYWHERE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]/;
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const FORBIDDEN_IN_SETTINGS = /[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]/;
 /** Maps whose values are label values (free text): ssh/kube/app labels, database static labels, selectors, tags. */
 const LABEL_MAPS = new Set(['labels', 'static_labels', 'tags']);
 /** Other free text that may span lines: descriptions and the words of a label command. */
 const FREE_TEXT = new Set(['description', 'command']);
 
-/** Why `addr` is not a usable "host:port" (hostname, IPv4 or [IPv6]), or undefined. */
-export function hostPortProblem(addr: unknown): string | undefined {
-  if (typeof addr !== 'string' || addr === '') return 'must be host:port, got nothing';
-  const bracketed = /^\[([^\]]*)\]:(\d{1,5})$/.exec(addr);
-  const plain = /^([^:\[\]]*):(\d{1,5})$/.exec(addr);
-  const m = bracketed ?? plain;
-  if (!m) return `must be host:port, got ${JSON.stringify(addr)}`;
-  const hostOk = bracketed ? IPV6_RE.test(m[1]) : HOST_RE.test(m[1]);
-  if (!hostOk) return `must be host:port with a valid host, got ${JSON.stringify(addr)}`;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return `port must be 1-65535, got ${JSON.stringify(addr)}`;
-  return undefined;
-}
-
-/** "host:port" with IPv6 hosts put back in brackets. */
-export function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 function isAbsolutePath(p: unknown): p is string {
   return typeof p === 'string' && p.startsWith('/') && !/[\s]/.test(p);
-}
-
-function isHostOrIp(v: string): boolean {
-  return IPV4_RE.test(v) || HOST_RE.test(v) || (IPV6_RE.test(v) && v.includes(':'));
 }
 
 const isPositiveInt = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
@@ -398,7 +376,7 @@ export function validateTeleportConfig(cfg: TeleportConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const report: Report = (path, message) => problems.push({ path, message });
 
-  if (cfg.version !== TELEPORT_CONFIG_VERSION) report('version', `must be ${TELEPORT_CONFIG_VERSION}`);
+  if (cfg.version !== TELEPORT_CONFIG_VERSION) report('version', `must be ${String(TELEPORT_CONFIG_VERSION)}`);
   checkStrings(cfg, '', report, false);
   const on = checkServiceToggles(cfg, report);
   checkTeleportSection(cfg.teleport, on, report);
@@ -434,12 +412,10 @@ function checkListenerClashes(cfg: TeleportConfig, on: Enabled, report: Report):
     }
   }
   if (on.kube) listeners.push(['kubernetes_service.listen_addr', (cfg.kubernetes_service as KubernetesService).listen_addr]);
-  const seen: Array<{ path: string; host: string; port: string }> = [];
+  const seen: Array<{ path: string; host: string; port: number | undefined }> = [];
   for (const [path, addr] of listeners) {
     if (typeof addr !== 'string' || hostPortProblem(addr)) continue;
-    const i = addr.lastIndexOf(':');
-    const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
-    const port = addr.slice(i + 1);
+    const { host, port } = parseHostPort(addr);
     const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
     const clash = seen.find((s) => s.port === port && (s.host === host || wildcard(s.host) || wildcard(host)));
     if (clash) report(path, `port ${port} is already taken by ${clash.path}`);
@@ -530,10 +506,8 @@ function checkTeleportSection(t: TeleportSection | undefined, on: Enabled, repor
     if (!CA_PIN_RE.test(pin)) report(`teleport.ca_pin[${i}]`, 'must be "sha256:" followed by 64 hex digits');
   });
   if (t.advertise_ip !== undefined) {
-    const bare = /^\[.*\]:\d+$|^[^:]+:\d+$/.test(t.advertise_ip)
-      ? t.advertise_ip.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
-      : t.advertise_ip;
-    if (!isHostOrIp(bare)) report('teleport.advertise_ip', `must be an IP address or host name, got ${JSON.stringify(t.advertise_ip)}`);
+    if (!isHostOrIp(parseHostPort(t.advertise_ip).host))
+      report('teleport.advertise_ip', `must be an IP address or host name, got ${JSON.stringify(t.advertise_ip)}`);
   }
   if (t.connection_limits) {
     const l = t.connection_limits;
@@ -615,20 +589,20 @@ function checkLog(log: LogConfig, report: Report): void {
   if (!(LOG_SEVERITIES as readonly string[]).includes(String(log.severity).toUpperCase())) {
     report('teleport.log.severity', `must be one of ${LOG_SEVERITIES.join(', ')}`);
   }
-  if (log.format && !['text', 'json'].includes(log.format.output)) {
-    report('teleport.log.format.output', 'must be text or json');
+  if (log.format && !(LOG_FORMATS as readonly string[]).includes(log.format.output)) {
+    report('teleport.log.format.output', `must be ${LOG_FORMATS.join(' or ')}`);
   }
 }
 
 function checkStorage(s: StorageConfig, report: Report): void {
   if (s.type === 'dynamodb') {
     if (!s.table_name) report('teleport.storage.table_name', 'is required for dynamodb storage');
-    if (!AWS_REGION_RE.test(s.region ?? ''))
+    if (!isAwsRegion(s.region ?? ''))
       report('teleport.storage.region', `must be an AWS region like us-east-1, got ${JSON.stringify(s.region ?? '')}`);
   } else if (s.type === 'dir') {
     if (s.path !== undefined && !isAbsolutePath(s.path)) report('teleport.storage.path', 'must be an absolute path');
   } else {
-    report('teleport.storage.type', 'must be dir or dynamodb');
+    report('teleport.storage.type', `must be ${STORAGE_TYPES.join(' or ')}`);
   }
   (s.audit_events_uri ?? []).forEach((uri, i) => {
     if (!URI_RE.test(uri))
@@ -659,20 +633,20 @@ function checkAuth(a: AuthService, report: Report): void {
     report('auth_service.cluster_name', 'may hold only letters, digits, ".", "_" and "-"');
   }
   (a.public_addr ?? []).forEach((addr, i) => checkAddr(`auth_service.public_addr[${i}]`, addr, report));
-  if (a.proxy_listener_mode !== undefined && !['separate', 'multiplex'].includes(a.proxy_listener_mode)) {
-    report('auth_service.proxy_listener_mode', 'must be separate or multiplex');
+  if (a.proxy_listener_mode !== undefined && !(PROXY_LISTENER_MODES as readonly string[]).includes(a.proxy_listener_mode)) {
+    report('auth_service.proxy_listener_mode', `must be ${PROXY_LISTENER_MODES.join(' or ')}`);
   }
   if (a.authentication) {
     const { type, second_factor: sf, webauthn } = a.authentication;
-    if (type !== undefined && !['local', 'github', 'oidc', 'saml'].includes(type))
-      report('auth_service.authentication.type', 'must be local, github, oidc or saml');
+    if (type !== undefined && !(AUTH_TYPES as readonly string[]).includes(type))
+      report('auth_service.authentication.type', `must be ${AUTH_TYPES.join(', ')}`);
     // Teleport 16 removed "off" and "optional": local users always have a second factor.
-    if (sf !== undefined && !['on', 'otp', 'webauthn'].includes(sf))
-      report('auth_service.authentication.second_factor', 'must be on, otp or webauthn');
+    if (sf !== undefined && !(SECOND_FACTORS as readonly string[]).includes(sf))
+      report('auth_service.authentication.second_factor', `must be ${SECOND_FACTORS.join(', ')}`);
     if ((sf === 'on' || sf === 'webauthn') && !webauthn?.rp_id) {
       report('auth_service.authentication.webauthn.rp_id', `is required with second_factor ${sf}: the proxy's domain`);
     }
-    if (webauthn && !HOST_RE.test(webauthn.rp_id ?? ''))
+    if (webauthn && !isHostName(webauthn.rp_id ?? ''))
       report('auth_service.authentication.webauthn.rp_id', 'must be a domain name without scheme or port');
   }
   if (a.keep_alive_interval !== undefined && !durationRe.test(a.keep_alive_interval)) {
@@ -797,9 +771,8 @@ function checkApps(s: AppService, report: Report): void {
     if (a.public_addr !== undefined) {
       // servicecfg.App: no port (apps share the proxy's web port), no IP (routing is by name).
       if (/:\d+$/.test(a.public_addr)) report(`${at}.public_addr`, "must not contain a port: apps are served on the proxy's web port");
-      else if (IPV4_RE.test(a.public_addr) || a.public_addr.includes(':'))
-        report(`${at}.public_addr`, 'must be a DNS name, not an IP address');
-      else if (!HOST_RE.test(a.public_addr)) report(`${at}.public_addr`, 'must be a DNS name');
+      else if (isIpv4(a.public_addr) || a.public_addr.includes(':')) report(`${at}.public_addr`, 'must be a DNS name, not an IP address');
+      else if (!isHostName(a.public_addr)) report(`${at}.public_addr`, 'must be a DNS name');
     }
     checkLabels(`${at}.labels`, a.labels, report);
   });
@@ -808,29 +781,14 @@ function checkApps(s: AppService, report: Report): void {
 function checkDatabases(s: DbService, report: Report): void {
   if (!Array.isArray(s.databases) || s.databases.length === 0) return report('db_service.databases', 'must list at least one database');
   checkNames('db_service.databases', s.databases, 'database', report);
-  const protocols = [
-    'cassandra',
-    'clickhouse',
-    'clickhouse-http',
-    'cockroachdb',
-    'dynamodb',
-    'elasticsearch',
-    'mongodb',
-    'mysql',
-    'oracle',
-    'postgres',
-    'redis',
-    'snowflake',
-    'spanner',
-    'sqlserver',
-  ];
+  const protocols: readonly string[] = DATABASE_PROTOCOLS;
   s.databases.forEach((d, i) => {
     const at = `db_service.databases[${i}]`;
     if (!protocols.includes(d.protocol)) report(`${at}.protocol`, `must be one of ${protocols.join(', ')}`);
     // host:port for most; some protocols take a URL (mongodb://..., https://...).
     if (hostPortProblem(d.uri) && !URI_RE.test(d.uri ?? ''))
       report(`${at}.uri`, `must be host:port or a URL, got ${JSON.stringify(d.uri ?? '')}`);
-    if (d.aws?.region !== undefined && !AWS_REGION_RE.test(d.aws.region))
+    if (d.aws?.region !== undefined && !isAwsRegion(d.aws.region))
       report(`${at}.aws.region`, `must be an AWS region like us-east-1, got ${JSON.stringify(d.aws.region)}`);
     if (d.aws?.redshift) {
       if (!/^[a-z][a-z0-9-]{0,62}$/.test(d.aws.redshift.cluster_id ?? ''))
@@ -848,7 +806,7 @@ function checkDiscovery(s: DiscoveryService, report: Report): void {
   }
   // teleboot's rule: a Discovery Service with no matcher discovers nothing.
   if (!Array.isArray(s.aws) || s.aws.length === 0) return report('discovery_service.aws', 'must list at least one AWS matcher');
-  const types = ['ec2', 'eks', 'rds', 'rdsproxy', 'redshift', 'redshift-serverless', 'elasticache', 'memorydb', 'opensearch'];
+  const types: readonly string[] = DISCOVERY_AWS_TYPES;
   s.aws.forEach((m, i) => {
     const at = `discovery_service.aws[${i}]`;
     if (!Array.isArray(m.types) || m.types.length === 0) report(`${at}.types`, `must list resource types: ${types.join(', ')}`);
@@ -857,7 +815,7 @@ function checkDiscovery(s: DiscoveryService, report: Report): void {
     });
     if (!Array.isArray(m.regions) || m.regions.length === 0) report(`${at}.regions`, 'must list AWS regions, or "*" for all of them');
     (m.regions ?? []).forEach((r, j) => {
-      if (r === '*' ? m.regions.length > 1 : !AWS_REGION_RE.test(r)) {
+      if (r === '*' ? m.regions.length > 1 : !isAwsRegion(r)) {
         report(
           `${at}.regions[${j}]`,
           r === '*'

@@ -4,7 +4,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeError, type Logger } from '../../contract/log';
-import { splitHostPort } from '../../contract/model';
+import { splitHostPort } from '../../contract/address';
 import type { Store } from '../store/store';
 
 const CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]{1,256})$/;

@@ -3,6 +3,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { describeError } from '../../contract/log';
+import { NO_CONTROL_MESSAGE, NO_CONTROL_PATTERN } from '../../contract/schema';
 import { ConflictError, ForbiddenError, InputError, NotFoundError, UnauthenticatedError } from '../errors';
 
 interface SchemaError {
@@ -24,6 +25,7 @@ export function formatSchemaErrors(errors: SchemaError[], dataVar: string): Erro
       if (e.keyword === 'propertyNames') return `${field}: key "${String(e.params.propertyName)}" is not allowed`;
       let message = e.message ?? 'is invalid';
       if (e.keyword === 'enum') message += `: ${(e.params.allowedValues as unknown[]).join(', ')}`;
+      if (e.keyword === 'pattern' && e.params.pattern === NO_CONTROL_PATTERN) message = NO_CONTROL_MESSAGE;
       if (e.keyword === 'required') message = 'is required';
       return `${field}: ${message}`;
     });

@@ -1,8 +1,12 @@
 // JSON schemas of the REST API: they validate requests and document the API
-// in /openapi.json. Field rules that need more than a schema live in
-// control/validation.ts.
-import { HEALTH_STATES, INSTANCE_ID_PATTERN, LABEL_KEY_PATTERN, ROLE_NAMES, SERVICE_ROLES } from '../../contract/model';
-import { assignmentOptions, layoutSettings } from './role-schemas';
+// in /openapi.json. The settings and the role options are declared once in
+// contract/ (TypeBox, plain JSON Schema); the routes' own shapes are here.
+// Field rules that need more than a schema live in control/validation.ts.
+import { Type } from '@sinclair/typebox';
+import { Assignment, assignmentOptions, NodeLabels, Nodename, Selector } from '../../contract/assignment';
+import { HEALTH_STATES, INSTANCE_ID_PATTERN, ROLE_NAMES } from '../../contract/model';
+import { Text } from '../../contract/schema';
+import { ClusterSettingsPatch } from '../../contract/settings';
 
 export const instanceIdParam = {
   type: 'object',
@@ -10,42 +14,28 @@ export const instanceIdParam = {
   properties: { id: { type: 'string', pattern: INSTANCE_ID_PATTERN, description: 'EC2 instance id, or the name of a host outside EC2' } },
 } as const;
 
-export const labels = {
-  type: 'object',
-  description: 'Teleport node labels (ssh_service.labels)',
-  maxProperties: 64,
-  propertyNames: { pattern: LABEL_KEY_PATTERN },
-  // No control characters (newlines included): a value must stay one YAML scalar and one line of config.
-  additionalProperties: { type: 'string', maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
-} as const;
+export const labels = NodeLabels;
 
-export const roleName = { type: 'string', maxLength: 64, description: `a role: ${ROLE_NAMES.join(', ')}` } as const;
+export const roleName = Text({ maxLength: 64, description: `a role: ${ROLE_NAMES.join(', ')}` });
 
-export const assignmentBody = {
-  type: 'object',
-  additionalProperties: false,
-  description: 'Give "role" (a role or preset such as auth-proxy) or "roles" (a list of services)',
-  properties: {
-    role: roleName,
-    roles: { type: 'array', minItems: 1, maxItems: 8, items: roleName },
-    labels,
-    nodename: { type: 'string', minLength: 1, maxLength: 253 },
+export const assignmentBody = Type.Object(
+  {
+    role: Type.Optional(roleName),
+    roles: Type.Optional(Type.Array(roleName, { minItems: 1, maxItems: 8 })),
+    labels: Type.Optional(labels),
+    nodename: Type.Optional(Nodename),
     ...assignmentOptions,
   },
-} as const;
+  { additionalProperties: false, description: 'Give "role" (a role or preset such as auth-proxy) or "roles" (a list of services)' },
+);
 
 const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: 'null' }] });
 
-export const assignmentView = {
-  type: 'object',
-  properties: {
-    role: { type: 'string', description: 'role name, or services joined with "+"' },
-    roles: { type: 'array', items: { type: 'string', enum: [...SERVICE_ROLES] } },
-    labels: { type: 'object', additionalProperties: { type: 'string' } },
-    nodename: { type: 'string' },
-    ...assignmentOptions,
-  },
-} as const;
+/** An assignment as the API shows it: its services, and the name an operator would use for them. */
+export const assignmentView = Type.Object({
+  role: Type.String({ description: 'role name, or services joined with "+"' }),
+  ...Assignment.properties,
+});
 
 export const instanceView = {
   type: 'object',
@@ -80,53 +70,19 @@ export const instanceView = {
   },
 } as const;
 
-export const storageSettings = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    type: { type: 'string', enum: ['dir', 'dynamodb'] },
-    tableName: { type: 'string', maxLength: 255 },
-    region: { type: 'string', maxLength: 32 },
-    auditEventsUri: { type: 'array', maxItems: 4, items: { type: 'string', maxLength: 512 } },
-    auditSessionsUri: { type: 'string', maxLength: 512 },
-  },
-} as const;
+export const clusterSettings = ClusterSettingsPatch;
 
-export const clusterSettings = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    clusterName: { type: 'string', maxLength: 253 },
-    authAddr: { type: 'string', maxLength: 260, description: 'host:port of the auth service, e.g. auth.example.internal:3025' },
-    proxyPublicAddr: { type: 'string', maxLength: 260, description: 'host:port users reach the proxy at, e.g. teleport.example.com:443' },
-    s3Bucket: { type: 'string', maxLength: 63 },
-    ssmPrefix: { type: 'string', maxLength: 512 },
-    region: { type: 'string', maxLength: 32 },
-    storage: storageSettings,
-    ...layoutSettings,
+export const ruleBody = Type.Object(
+  {
+    name: Text({ minLength: 1, maxLength: 128 }),
+    selector: Selector('EC2 tags that must all match; "*" matches any value of a present tag', { minProperties: 1, maxProperties: 16 }),
+    role: Type.Optional(roleName),
+    roles: Type.Optional(Type.Array(roleName, { minItems: 1, maxItems: 8 })),
+    labels: Type.Optional(labels),
+    position: Type.Optional(Type.Integer({ minimum: 0, description: '0-based place in the rule list; the end when absent' })),
   },
-} as const;
-
-export const ruleBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'selector'],
-  properties: {
-    name: { type: 'string', minLength: 1, maxLength: 128 },
-    selector: {
-      type: 'object',
-      description: 'EC2 tags that must all match; "*" matches any value of a present tag',
-      minProperties: 1,
-      maxProperties: 16,
-      propertyNames: { minLength: 1, maxLength: 128 },
-      additionalProperties: { type: 'string', maxLength: 256 },
-    },
-    role: roleName,
-    roles: { type: 'array', minItems: 1, maxItems: 8, items: roleName },
-    labels,
-    position: { type: 'integer', minimum: 0, description: '0-based place in the rule list; the end when absent' },
-  },
-} as const;
+  { additionalProperties: false },
+);
 
 export const errorView = {
   type: 'object',
