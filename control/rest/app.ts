@@ -1,6 +1,6 @@
 // The REST API: one plugin per concern, validated by JSON schema, documented
 // at /openapi.json.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from '../../contract/log';
@@ -30,12 +30,14 @@ export interface RestOptions {
 }
 
 export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> {
+  // fastify's own logger type, which pino's satisfies: the plugins and hooks take the default instance type.
+  const loggerInstance: FastifyBaseLogger = opts.logger;
   const app = Fastify({
-    loggerInstance: opts.logger,
+    loggerInstance,
     bodyLimit: 64 * 1024,
     ...(opts.https ? { https: opts.https } : {}),
     schemaErrorFormatter: (errors, dataVar) => formatSchemaErrors(errors, dataVar),
-  }) as unknown as FastifyInstance;
+  });
   await app.register(swagger, {
     openapi: {
       info: { title: 'teleboot-control', version: opts.version, description: 'Roles, settings, rules and health of a Teleport fleet' },

@@ -1,12 +1,13 @@
 // The proxy certificate as monitoring sees it: the one the control server
 // manages (from ACME) and the ones the proxies report serving, each with an
 // alert when it is closer to expiry than the alert threshold.
-import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
 import { NotFoundError } from '../errors';
 import type { ControlService } from '../service';
 import type { ProxyCertificate, ServedCertificate } from '../store/store';
 import { actorOf } from './instances';
 import { errorView } from './schemas';
+import type { RestApp, RouteDeps } from './typed';
 
 const DAY_MS = 24 * 3_600_000;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -62,21 +63,21 @@ export async function certificateHealth(service: ControlService) {
   return { alertBeforeDays: alertDays, managed, served, alerts };
 }
 
-export default async function certificateRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+export default async function certificateRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
   app.get(
     '/v1/certificates',
     { schema: { summary: 'Proxy certificates: managed (ACME) and served (reported by proxies), with alerts', tags: ['certificates'] } },
     async () => certificateHealth(service),
   );
-  app.post<{ Params: { domain: string } }>(
+  app.post(
     '/v1/certificates/:domain/renew',
     {
       schema: {
         summary: 'Renew a managed certificate now, before it is due',
         tags: ['certificates'],
-        params: { type: 'object', properties: { domain: { type: 'string', maxLength: 253 } } },
-        response: { 404: errorView },
+        params: Type.Object({ domain: Type.String({ maxLength: 253 }) }),
+        response: { 202: Type.Object({ domain: Type.String(), renewRequested: Type.Boolean() }), 404: errorView },
       },
     },
     async (request, reply) => {

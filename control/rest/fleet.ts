@@ -1,11 +1,13 @@
 // Fleet health for monitoring, the audit log, and the server's own probes.
-import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
 import { roleNameOf } from '../../contract/model';
-import type { ControlService } from '../service';
 import { certificateHealth } from './certificates';
+import type { RestApp, RouteDeps } from './typed';
 import { auditView } from './views';
 
-export default async function fleetRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+const DEFAULT_PAGE = 100;
+
+export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
 
   app.get('/v1/health', { schema: { summary: 'Fleet health: counts by role and state', tags: ['fleet'] } }, async () => {
@@ -30,26 +32,27 @@ export default async function fleetRoutes(app: FastifyInstance, opts: { service:
     };
   });
 
-  app.get<{ Querystring: { after?: number; limit: number; target?: string } }>(
+  app.get(
     '/v1/audit',
     {
       schema: {
         summary: 'Audit events, oldest first',
         tags: ['fleet'],
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            after: { type: 'integer', minimum: 0, description: 'events with an id greater than this' },
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            target: { type: 'string', maxLength: 128, description: 'an instance id, "settings" or "rule:<id>"' },
+        querystring: Type.Object(
+          {
+            after: Type.Optional(Type.Integer({ minimum: 0, description: 'events with an id greater than this' })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: DEFAULT_PAGE })),
+            target: Type.Optional(Type.String({ maxLength: 128, description: 'an instance id, "settings" or "rule:<id>"' })),
           },
-        },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request) => {
-      const items = (await service.store.listAudit(request.query)).map(auditView);
-      return { items, next: items.length === request.query.limit ? items[items.length - 1].id : undefined };
+      // ajv fills in the default; the type cannot know it did.
+      const query = { ...request.query, limit: request.query.limit ?? DEFAULT_PAGE };
+      const items = (await service.store.listAudit(query)).map(auditView);
+      return { items, next: items.length === query.limit ? items[items.length - 1].id : undefined };
     },
   );
 

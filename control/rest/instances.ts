@@ -1,41 +1,44 @@
 // Instances: list (filter by role and health, paginated), read one,
 // assign and unassign a role, deregister.
-import type { FastifyInstance } from 'fastify';
-import { HEALTH_STATES, SERVICE_ROLES, type HealthState, type ServiceRole } from '../../contract/model';
-import type { ControlService } from '../service';
+import { Type } from '@sinclair/typebox';
+import { HEALTH_STATES, SERVICE_ROLES } from '../../contract/model';
+import { StringEnum } from '../../contract/schema';
 import type { ApiToken } from '../store/store';
 import { assignmentBody, errorView, instanceIdParam, instanceView as instanceSchema } from './schemas';
+import type { RestApp, RouteDeps } from './typed';
 import { instanceView } from './views';
 
-export default async function instanceRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+const DEFAULT_PAGE = 100;
+
+export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
 
-  app.get<{ Querystring: { role?: ServiceRole; health?: HealthState; limit: number; after?: string } }>(
+  app.get(
     '/v1/instances',
     {
       schema: {
         summary: 'List instances',
         tags: ['instances'],
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            role: { type: 'string', enum: [...SERVICE_ROLES], description: 'instances that run this service' },
-            health: { type: 'string', enum: [...HEALTH_STATES] },
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            after: { type: 'string', maxLength: 64, description: 'the "next" cursor of the previous page' },
+        querystring: Type.Object(
+          {
+            role: Type.Optional(StringEnum(SERVICE_ROLES, { description: 'instances that run this service' })),
+            health: Type.Optional(StringEnum(HEALTH_STATES)),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: DEFAULT_PAGE })),
+            after: Type.Optional(Type.String({ maxLength: 64, description: 'the "next" cursor of the previous page' })),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: { 200: { type: 'object', properties: { items: { type: 'array', items: instanceSchema }, next: { type: 'string' } } } },
       },
     },
     async (request) => {
-      const page = await service.store.listInstances(request.query, service.clock());
+      // ajv fills in the default; the type cannot know it did.
+      const page = await service.store.listInstances({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE }, service.clock());
       return { items: page.items.map(instanceView), next: page.next };
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/v1/instances/:id',
     {
       schema: {
@@ -48,7 +51,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
     async (request) => instanceView(await service.getInstance(request.params.id)),
   );
 
-  app.put<{ Params: { id: string }; Body: { role?: string; roles?: string[]; labels?: Record<string, string>; nodename?: string } }>(
+  app.put(
     '/v1/instances/:id/assignment',
     {
       schema: {
@@ -65,7 +68,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/v1/instances/:id/assignment',
     {
       schema: {
@@ -81,7 +84,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/v1/instances/:id/binding',
     {
       schema: {
@@ -97,7 +100,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/v1/instances/:id',
     {
       schema: {

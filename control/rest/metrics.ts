@@ -1,10 +1,9 @@
 // Prometheus metrics at /metrics: fleet health by role, computed at scrape.
-import type { FastifyInstance } from 'fastify';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { roleNameOf } from '../../contract/model';
-import type { ControlService } from '../service';
+import type { RestApp, RouteDeps } from './typed';
 
-export default async function metricsRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+export default async function metricsRoutes(app: RestApp, opts: RouteDeps) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'teleboot_control_' });
   const { service } = opts;

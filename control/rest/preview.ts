@@ -1,11 +1,12 @@
 // GET /v1/instances/{id}/config: the files an instance would get, secrets
 // masked, so an operator can look before the agents apply a change.
-import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
 import { INSTANCE_ID_PATTERN } from '../../contract/model';
 import { previewConfig } from '../preview';
-import { assignmentFromInput, NotFoundError, type AssignmentInput, type ControlService } from '../service';
-import { applySettingsPatch, validateClusterSettings, type SettingsPatch } from '../validation';
+import { assignmentFromInput, NotFoundError } from '../service';
+import { applySettingsPatch, validateClusterSettings } from '../validation';
 import { assignmentBody, clusterSettings, errorView, instanceIdParam } from './schemas';
+import type { RestApp, RouteDeps } from './typed';
 
 const problem = {
   type: 'object',
@@ -69,9 +70,9 @@ export const configPreview = {
   },
 } as const;
 
-export default async function previewRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+export default async function previewRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/v1/instances/:id/config',
     {
       schema: {
@@ -86,19 +87,17 @@ export default async function previewRoutes(app: FastifyInstance, opts: { servic
     async (request, reply) => {
       const [record, settings] = await Promise.all([service.getInstance(request.params.id), service.store.getSettings()]);
       if (!record.assignment) {
-        return reply
-          .code(409)
-          .send({
-            statusCode: 409,
-            error: 'Conflict',
-            message: `instance ${record.instanceId} has no assignment; nothing would be written`,
-          });
+        return reply.code(409).send({
+          statusCode: 409,
+          error: 'Conflict',
+          message: `instance ${record.instanceId} has no assignment; nothing would be written`,
+        });
       }
       return previewConfig(record, settings);
     },
   );
 
-  app.post<{ Body: { instanceId?: string; assignment: AssignmentInput; settings?: SettingsPatch } }>(
+  app.post(
     '/v1/preview',
     {
       schema: {
@@ -106,16 +105,14 @@ export default async function previewRoutes(app: FastifyInstance, opts: { servic
         description:
           'The assignment is given as for PUT /v1/instances/{id}/assignment and the settings as for PATCH /v1/settings; both are applied only to this preview. With instanceId, the hostname and IP of that instance are used.',
         tags: ['instances'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['assignment'],
-          properties: {
-            instanceId: { type: 'string', pattern: INSTANCE_ID_PATTERN },
+        body: Type.Object(
+          {
+            instanceId: Type.Optional(Type.String({ pattern: INSTANCE_ID_PATTERN })),
             assignment: assignmentBody,
-            settings: clusterSettings,
+            settings: Type.Optional(clusterSettings),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: { 200: configPreview, 400: errorView, 404: errorView },
       },
     },

@@ -1,38 +1,29 @@
 // Assignment rules: EC2 tag selector -> role, first match wins, applied when
 // an instance enrolls without an explicit assignment.
-import type { FastifyInstance } from 'fastify';
-import type { ControlService } from '../service';
+import { Type } from '@sinclair/typebox';
 import { actorOf } from './instances';
-import { errorView, ruleBody } from './schemas';
+import { errorView, ruleBody, ruleView as ruleSchema } from './schemas';
+import type { RestApp, RouteDeps } from './typed';
 import { ruleView } from './views';
 
-interface RuleBody {
-  name: string;
-  selector: Record<string, string>;
-  role?: string;
-  roles?: string[];
-  labels?: Record<string, string>;
-  position?: number;
-}
-
-export default async function ruleRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+export default async function ruleRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
   app.get('/v1/rules', { schema: { summary: 'List rules in evaluation order', tags: ['rules'] } }, async () => ({
     items: (await service.store.listRules()).map(ruleView),
   }));
-  app.post<{ Body: RuleBody }>(
+  app.post(
     '/v1/rules',
-    { schema: { summary: 'Add a rule', tags: ['rules'], body: ruleBody, response: { 400: errorView } } },
+    { schema: { summary: 'Add a rule', tags: ['rules'], body: ruleBody, response: { 201: ruleSchema, 400: errorView } } },
     async (request, reply) => reply.code(201).send(ruleView(await service.addRule(request.body, actorOf(request)))),
   );
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/v1/rules/:id',
     {
       schema: {
         summary: 'Delete a rule',
         tags: ['rules'],
-        params: { type: 'object', properties: { id: { type: 'string', format: 'uuid' } } },
-        response: { 404: errorView },
+        params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+        response: { 204: { type: 'null' }, 404: errorView },
       },
     },
     async (request, reply) => {

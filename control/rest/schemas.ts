@@ -4,15 +4,13 @@
 // Field rules that need more than a schema live in control/validation.ts.
 import { Type } from '@sinclair/typebox';
 import { Assignment, assignmentOptions, NodeLabels, Nodename, Selector } from '../../contract/assignment';
-import { HEALTH_STATES, INSTANCE_ID_PATTERN, ROLE_NAMES } from '../../contract/model';
-import { Text } from '../../contract/schema';
+import { HEALTH_STATES, INSTANCE_ID_PATTERN, ROLE_NAMES, SERVICE_ROLES } from '../../contract/model';
+import { Nullable, StringEnum, Text } from '../../contract/schema';
 import { ClusterSettingsPatch } from '../../contract/settings';
 
-export const instanceIdParam = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', pattern: INSTANCE_ID_PATTERN, description: 'EC2 instance id, or the name of a host outside EC2' } },
-} as const;
+export const instanceIdParam = Type.Object({
+  id: Type.String({ pattern: INSTANCE_ID_PATTERN, description: 'EC2 instance id, or the name of a host outside EC2' }),
+});
 
 export const labels = NodeLabels;
 
@@ -83,6 +81,19 @@ export const ruleBody = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const stringMapView = Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' } });
+
+/** A rule as the API shows it. */
+export const ruleView = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  selector: stringMapView,
+  role: Type.String({ description: 'role name, or services joined with "+"' }),
+  roles: Type.Array(StringEnum(SERVICE_ROLES)),
+  labels: stringMapView,
+  createdAt: Nullable(Type.String({ format: 'date-time' })),
+});
 
 export const errorView = {
   type: 'object',

@@ -1,18 +1,16 @@
 // Cluster-wide settings: read, and change part of them at once.
-import type { FastifyInstance } from 'fastify';
-import type { ClusterSettings } from '../../contract/model';
-import type { ControlService } from '../service';
+import type { RestApp, RouteDeps } from './typed';
 import { actorOf } from './instances';
 import { clusterSettings, errorView } from './schemas';
 
-export default async function settingsRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
   app.get(
     '/v1/settings',
     { schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } } },
     async () => service.store.getSettings(),
   );
-  app.patch<{ Body: Partial<ClusterSettings> }>(
+  app.patch(
     '/v1/settings',
     {
       schema: {

@@ -1,14 +1,15 @@
 // API tokens (REST access) and join tokens (enrollment), for admins. A
 // secret is in the response of its creation only; the store keeps its
 // SHA-256, lists show everything else.
-import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
 import { DURATION_PATTERN, parseDuration } from '../../contract/duration';
 import { ROLE_NAMES } from '../../contract/model';
-import type { ControlService } from '../service';
-import { API_SCOPES, type ApiScope } from '../store/store';
+import { StringEnum, Text } from '../../contract/schema';
+import { API_SCOPES } from '../store/store';
 import { API_TOKEN_NAME_PATTERN } from '../trust';
 import { actorOf } from './instances';
 import { errorView } from './schemas';
+import type { RestApp, RouteDeps } from './typed';
 import { apiTokenView, joinTokenView } from './views';
 
 const iso = { type: 'string', format: 'date-time' } as const;
@@ -52,13 +53,9 @@ const withSecret = (schema: typeof apiTokenSchema | typeof joinTokenSchema, what
   properties: { ...schema.properties, token: { type: 'string', description: `the ${what}; shown this once, stored only as a hash` } },
 });
 
-const idParam = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' } },
-} as const;
+const idParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' }) });
 
-export default async function tokenRoutes(app: FastifyInstance, opts: { service: ControlService }) {
+export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
   const { trust } = service;
 
@@ -74,25 +71,21 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
     async () => ({ items: (await service.store.listApiTokens()).map(apiTokenView) }),
   );
 
-  app.post<{ Body: { name: string; scope: ApiScope } }>(
+  app.post(
     '/v1/api-tokens',
     {
       schema: {
         summary: 'Create an API token; the response holds its secret, once',
         tags: ['access'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['name', 'scope'],
-          properties: {
-            name: { type: 'string', pattern: API_TOKEN_NAME_PATTERN, description: 'who or what uses it; names it in the audit log' },
-            scope: {
-              type: 'string',
-              enum: [...API_SCOPES],
+        body: Type.Object(
+          {
+            name: Type.String({ pattern: API_TOKEN_NAME_PATTERN, description: 'who or what uses it; names it in the audit log' }),
+            scope: StringEnum(API_SCOPES, {
               description: 'admin: settings and tokens; operator: assignments and rules; monitor: read-only',
-            },
+            }),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: { 201: withSecret(apiTokenSchema, 'bearer token'), 400: errorView, 409: errorView },
       },
     },
@@ -102,7 +95,7 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/v1/api-tokens/:id',
     {
       schema: {
@@ -127,39 +120,37 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
     async () => ({ items: (await service.store.listJoinTokens()).map((t) => joinTokenView(t)) }),
   );
 
-  app.post<{ Body: { name: string; ttl: string; uses?: number; roles?: string[] } }>(
+  app.post(
     '/v1/join-tokens',
     {
       schema: {
         summary: 'Create a join token for instances outside EC2 (or development); the response holds its secret, once',
         tags: ['access'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['name', 'ttl'],
-          properties: {
-            name: { type: 'string', pattern: API_TOKEN_NAME_PATTERN },
-            ttl: {
-              type: 'string',
+        body: Type.Object(
+          {
+            name: Type.String({ pattern: API_TOKEN_NAME_PATTERN }),
+            ttl: Type.String({
               pattern: DURATION_PATTERN,
               maxLength: 32,
               description: 'how long it can be used, e.g. "1h" (at most 30 days)',
-            },
-            uses: {
-              type: 'integer',
-              minimum: 1,
-              maximum: 100000,
-              description: 'how many enrollments it allows; any number until it expires when absent',
-            },
-            roles: {
-              type: 'array',
-              minItems: 1,
-              maxItems: 8,
-              items: { type: 'string', maxLength: 64 },
-              description: `roles an instance enrolled with it may get: ${ROLE_NAMES.join(', ')}`,
-            },
+            }),
+            uses: Type.Optional(
+              Type.Integer({
+                minimum: 1,
+                maximum: 100000,
+                description: 'how many enrollments it allows; any number until it expires when absent',
+              }),
+            ),
+            roles: Type.Optional(
+              Type.Array(Text({ maxLength: 64 }), {
+                minItems: 1,
+                maxItems: 8,
+                description: `roles an instance enrolled with it may get: ${ROLE_NAMES.join(', ')}`,
+              }),
+            ),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: { 201: withSecret(joinTokenSchema, 'join token'), 400: errorView },
       },
     },
@@ -170,7 +161,7 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/v1/join-tokens/:id',
     { schema: { summary: 'Revoke a join token', tags: ['access'], params: idParam, response: { 200: joinTokenSchema, 404: errorView } } },
     async (request) => joinTokenView(await trust.revokeJoinToken(request.params.id, actorOf(request))),
