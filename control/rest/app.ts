@@ -63,7 +63,7 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
       }),
     });
   }
-  installAuth(app, opts.service, opts.auth ?? { probesPublic: true });
+  const addOptionsRoutes = installAuth(app, opts.service, opts.auth ?? { probesPublic: true });
   const deps = { service: opts.service };
   await app.register(instanceRoutes, deps);
   await app.register(previewRoutes, deps);
@@ -73,6 +73,7 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   await app.register(metricsRoutes, deps);
   await app.register(tokenRoutes, deps);
   await app.register(certificateRoutes, deps);
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { scope: 'monitor' }, schema: { hide: true } }, async () => app.swagger());
+  addOptionsRoutes();
   return app;
 }

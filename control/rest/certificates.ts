@@ -66,12 +66,16 @@ export default async function certificateRoutes(app: FastifyInstance, opts: { se
   const { service } = opts;
   app.get(
     '/v1/certificates',
-    { schema: { summary: 'Proxy certificates: managed (ACME) and served (reported by proxies), with alerts', tags: ['certificates'] } },
+    {
+      config: { scope: 'monitor' },
+      schema: { summary: 'Proxy certificates: managed (ACME) and served (reported by proxies), with alerts', tags: ['certificates'] },
+    },
     async () => certificateHealth(service),
   );
   app.post<{ Params: { domain: string } }>(
     '/v1/certificates/:domain/renew',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Renew a managed certificate now, before it is due',
         tags: ['certificates'],

@@ -13,6 +13,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
   app.get<{ Querystring: { role?: ServiceRole; health?: HealthState; limit: number; after?: string } }>(
     '/v1/instances',
     {
+      config: { scope: 'monitor' },
       schema: {
         summary: 'List instances',
         tags: ['instances'],
@@ -38,6 +39,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
   app.get<{ Params: { id: string } }>(
     '/v1/instances/:id',
     {
+      config: { scope: 'monitor' },
       schema: {
         summary: 'Get one instance',
         tags: ['instances'],
@@ -51,6 +53,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
   app.put<{ Params: { id: string }; Body: { role?: string; roles?: string[]; labels?: Record<string, string>; nodename?: string } }>(
     '/v1/instances/:id/assignment',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Assign a role (also before the instance first boots)',
         tags: ['instances'],
@@ -68,6 +71,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
   app.delete<{ Params: { id: string } }>(
     '/v1/instances/:id/assignment',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Remove the assignment',
         tags: ['instances'],
@@ -84,6 +88,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
   app.delete<{ Params: { id: string } }>(
     '/v1/instances/:id/binding',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Forget the nonce bound at first enrollment, so that the next enrollment of this id binds a new one (a re-imaged host)',
         tags: ['instances'],
@@ -100,6 +105,7 @@ export default async function instanceRoutes(app: FastifyInstance, opts: { servi
   app.delete<{ Params: { id: string } }>(
     '/v1/instances/:id',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Deregister an instance',
         tags: ['instances'],

@@ -45,7 +45,9 @@ export default async function metricsRoutes(app: FastifyInstance, opts: { servic
       for (const c of await service.store.listProxyCertificates()) this.set({ domain: c.domain }, c.failures);
     },
   });
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['probes'] } }, async (_request, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()),
+  app.get(
+    '/metrics',
+    { config: { scope: 'probe' }, schema: { summary: 'Prometheus metrics', tags: ['probes'] } },
+    async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   );
 }

@@ -74,6 +74,7 @@ export default async function previewRoutes(app: FastifyInstance, opts: { servic
   app.get<{ Params: { id: string } }>(
     '/v1/instances/:id/config',
     {
+      config: { scope: 'monitor' },
       schema: {
         summary: 'Preview the teleport.yaml, unit and environment file an instance would get (secrets masked)',
         description:
@@ -86,13 +87,11 @@ export default async function previewRoutes(app: FastifyInstance, opts: { servic
     async (request, reply) => {
       const [record, settings] = await Promise.all([service.getInstance(request.params.id), service.store.getSettings()]);
       if (!record.assignment) {
-        return reply
-          .code(409)
-          .send({
-            statusCode: 409,
-            error: 'Conflict',
-            message: `instance ${record.instanceId} has no assignment; nothing would be written`,
-          });
+        return reply.code(409).send({
+          statusCode: 409,
+          error: 'Conflict',
+          message: `instance ${record.instanceId} has no assignment; nothing would be written`,
+        });
       }
       return previewConfig(record, settings);
     },
@@ -101,6 +100,7 @@ export default async function previewRoutes(app: FastifyInstance, opts: { servic
   app.post<{ Body: { instanceId?: string; assignment: AssignmentInput; settings?: SettingsPatch } }>(
     '/v1/preview',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Preview the files an assignment would produce, with optional settings changes, without saving anything',
         description:

@@ -65,6 +65,7 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
   app.get(
     '/v1/api-tokens',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'List API tokens (never their secrets)',
         tags: ['access'],
@@ -77,6 +78,7 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
   app.post<{ Body: { name: string; scope: ApiScope } }>(
     '/v1/api-tokens',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Create an API token; the response holds its secret, once',
         tags: ['access'],
@@ -105,6 +107,7 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
   app.delete<{ Params: { id: string } }>(
     '/v1/api-tokens/:id',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Revoke an API token (by id or name)',
         tags: ['access'],
@@ -118,6 +121,7 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
   app.get(
     '/v1/join-tokens',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'List join tokens (never their secrets)',
         tags: ['access'],
@@ -130,6 +134,7 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
   app.post<{ Body: { name: string; ttl: string; uses?: number; roles?: string[] } }>(
     '/v1/join-tokens',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Create a join token for instances outside EC2 (or development); the response holds its secret, once',
         tags: ['access'],
@@ -172,7 +177,10 @@ export default async function tokenRoutes(app: FastifyInstance, opts: { service:
 
   app.delete<{ Params: { id: string } }>(
     '/v1/join-tokens/:id',
-    { schema: { summary: 'Revoke a join token', tags: ['access'], params: idParam, response: { 200: joinTokenSchema, 404: errorView } } },
+    {
+      config: { scope: 'admin' },
+      schema: { summary: 'Revoke a join token', tags: ['access'], params: idParam, response: { 200: joinTokenSchema, 404: errorView } },
+    },
     async (request) => joinTokenView(await trust.revokeJoinToken(request.params.id, actorOf(request))),
   );
 }
