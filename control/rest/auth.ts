@@ -51,6 +51,9 @@ function loosest(scopes: Array<ApiScope | 'public'>): ApiScope | 'public' {
   return [...(scopes as ApiScope[])].sort((a, b) => API_SCOPES.indexOf(b) - API_SCOPES.indexOf(a))[0];
 }
 
+/** Methods that only read: limited per API token (rate_limits.rest_reads_per_minute). */
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 const BEARER = /^Bearer\s+([\x21-\x7e]+)\s*$/i;
 
 /**
@@ -95,14 +98,15 @@ export function installAuth(app: FastifyInstance, service: ControlService, opts:
       throw new UnauthenticatedError('API token not recognised (unknown or revoked)');
     }
     request.apiToken = token;
+    if (READS.has(request.method)) service.callLimits.restRead(token.id, request.ip);
     if (!scopeAllows(token.scope, need)) {
       const id = (request.params as { id?: unknown } | undefined)?.id;
       const target = typeof id === 'string' && id.length <= 128 ? id : (url ?? 'rest');
-      await service.store.recordAudit(
+      await service.store.recordRefusal(
         `rest:${token.name}`,
         'rest.refused',
         target,
-        { method: request.method, route: url, scope: token.scope, needs: need },
+        { reason: 'insufficient-scope', method: request.method, route: url, scope: token.scope, needs: need },
         Date.now(),
       );
       throw new ForbiddenError(`API token "${token.name}" has scope ${token.scope}; ${request.method} ${url} needs ${need}`);

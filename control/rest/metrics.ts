@@ -1,4 +1,4 @@
-// Prometheus metrics at /metrics: fleet health by role, computed at scrape.
+// Prometheus metrics at /metrics: fleet health by role and the store's size, computed at scrape.
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { roleNameOf } from '../../contract/model';
@@ -43,6 +43,14 @@ export default async function metricsRoutes(app: FastifyInstance, opts: { servic
     async collect() {
       this.reset();
       for (const c of await service.store.listProxyCertificates()) this.set({ domain: c.domain }, c.failures);
+    },
+  });
+  new Gauge({
+    name: 'teleboot_store_bytes',
+    help: 'Bytes the store takes on disk: the database and its write-ahead log',
+    registers: [registry],
+    async collect() {
+      this.set(await service.store.storeBytes());
     },
   });
   app.get(
