@@ -17,6 +17,7 @@ import tokenRoutes from './tokens';
 import { installAuth, type AuthOptions } from './auth';
 import { isLoopback, type RateLimitOptions } from '../rate-limit';
 import { validatorCompiler } from './validators';
+import { checkUnsafeIntegerParameters, parseJsonBody } from './json-body';
 
 export interface RestOptions {
   service: ControlService;
@@ -48,6 +49,20 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   // Unknown fields are refused, not silently dropped: a typo must not look accepted.
   app.setValidatorCompiler(validatorCompiler());
   installErrorHandler(app);
+  // JSON only, read strictly (json-body.ts); any other content type gets 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema as Record<string, Parameters<typeof checkUnsafeIntegerParameters>[1]> | undefined;
+    checkUnsafeIntegerParameters(request.query, schema?.querystring, 'querystring');
+    checkUnsafeIntegerParameters(request.params, schema?.params, 'params');
+  });
   const limit = opts.writeRateLimit;
   if (limit && limit.perMinute > 0) {
     await app.register(rateLimit, {

@@ -42,6 +42,12 @@ export function installErrorHandler(app: FastifyInstance): void {
         .header('retry-after', String(err.retryAfterSeconds))
         .send({ statusCode: 429, error: 'Too Many Requests', message: err.message });
     if (err instanceof ConflictError) return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: err.message });
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      const type = String(request.headers['content-type'] ?? 'none').slice(0, 100);
+      const message = `content-type "${type}" is not accepted: send the body as JSON with "content-type: application/json"`;
+      request.log.warn({ method: request.method, url: request.routeOptions.url, status: 415, reason: message }, 'request refused');
+      return reply.code(415).send({ statusCode: 415, error: 'Unsupported Media Type', message });
+    }
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       request.log.error({ err: describeError(err) }, 'request failed');
