@@ -32,7 +32,14 @@ export interface ControlConfigFile {
     };
   };
   rest_auth?: { probes_public?: boolean };
-  rate_limits?: { enroll_per_minute?: number; rest_writes_per_minute?: number; exempt_loopback?: boolean };
+  rate_limits?: {
+    enroll_per_minute?: number;
+    rest_writes_per_minute?: number;
+    rest_reads_per_minute?: number;
+    grpc_calls_per_minute?: number;
+    exempt_loopback?: boolean;
+  };
+  audit?: { max_age?: string; max_rows?: number; prune_interval?: string };
   client_certificate_lifetime?: string;
   heartbeat_interval?: string;
   publisher_lease?: string;
@@ -96,7 +103,18 @@ export const CONTROL_CONFIG_SCHEMA = {
       properties: {
         enroll_per_minute: { type: 'integer', minimum: 0 },
         rest_writes_per_minute: { type: 'integer', minimum: 0 },
+        rest_reads_per_minute: { type: 'integer', minimum: 0 },
+        grpc_calls_per_minute: { type: 'integer', minimum: 0 },
         exempt_loopback: { type: 'boolean' },
+      },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        max_age: duration,
+        max_rows: { type: 'integer', minimum: 1000, maximum: 1_000_000_000 },
+        prune_interval: duration,
       },
     },
     client_certificate_lifetime: duration,
@@ -121,7 +139,17 @@ export interface ControlConfig {
   /** EC2 instance identity enrollment, when configured. */
   ec2?: { allowedAccounts: string[]; allowedRegions: string[]; certificatesDir?: string; describeInstances: boolean; ec2Endpoint?: string };
   restAuth: { probesPublic: boolean };
-  rateLimits: { enrollPerMinute: number; restWritesPerMinute: number; exemptLoopback: boolean };
+  rateLimits: {
+    enrollPerMinute: number;
+    restWritesPerMinute: number;
+    /** Per API token. */
+    restReadsPerMinute: number;
+    /** Per instance. */
+    grpcCallsPerMinute: number;
+    exemptLoopback: boolean;
+  };
+  /** How long audit events are kept, how many at most, and how often the older ones are removed. */
+  audit: { maxAgeMs: number; maxRows: number; pruneIntervalMs: number };
   clientCertificateLifetimeMs: number;
   heartbeatIntervalMs: number;
   /** How long the publisher lease lasts without renewal. */
@@ -140,6 +168,10 @@ export const CONTROL_DEFAULTS = {
   clientCertificateLifetime: '24h',
   heartbeatInterval: '30s',
   publisherLease: '30s',
+  /** 90 days. */
+  auditMaxAge: '2160h',
+  auditMaxRows: 1_000_000,
+  auditPruneInterval: '1h',
 };
 
 export interface ControlFlags {
@@ -198,7 +230,14 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
     rateLimits: {
       enrollPerMinute: merged.rate_limits?.enroll_per_minute ?? 60,
       restWritesPerMinute: merged.rate_limits?.rest_writes_per_minute ?? 120,
+      restReadsPerMinute: merged.rate_limits?.rest_reads_per_minute ?? 1200,
+      grpcCallsPerMinute: merged.rate_limits?.grpc_calls_per_minute ?? 300,
       exemptLoopback: merged.rate_limits?.exempt_loopback ?? true,
+    },
+    audit: {
+      maxAgeMs: parseDuration(merged.audit?.max_age ?? CONTROL_DEFAULTS.auditMaxAge),
+      maxRows: merged.audit?.max_rows ?? CONTROL_DEFAULTS.auditMaxRows,
+      pruneIntervalMs: parseDuration(merged.audit?.prune_interval ?? CONTROL_DEFAULTS.auditPruneInterval),
     },
     clientCertificateLifetimeMs: parseDuration(merged.client_certificate_lifetime ?? CONTROL_DEFAULTS.clientCertificateLifetime),
     heartbeatIntervalMs: parseDuration(merged.heartbeat_interval ?? CONTROL_DEFAULTS.heartbeatInterval),

@@ -18,3 +18,14 @@ export class ForbiddenError extends Error {}
 
 /** The caller did not prove who it is (gRPC UNAUTHENTICATED, REST 401). */
 export class UnauthenticatedError extends Error {}
+
+/** Too many requests from one caller (REST 429, gRPC RESOURCE_EXHAUSTED). */
+export class RateLimitedError extends Error {
+  constructor(
+    message: string,
+    /** Seconds until the caller may try again. */
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}

@@ -1,6 +1,8 @@
-// A token bucket per client address, for Enroll (REST write routes use
-// @fastify/rate-limit). Loopback peers can be exempted: the control host
-// itself, the demo and the benchmarks.
+// A token bucket per client address (Enroll), API token (REST reads) or
+// instance (gRPC calls); REST write routes use @fastify/rate-limit per
+// address. Loopback peers can be exempted: the control host itself, the
+// demo and the benchmarks. Buckets live in this process: with several
+// replicas each allows the rate.
 import { hostOf } from '../contract/address';
 
 export interface RateLimitOptions {
@@ -31,16 +33,20 @@ export class RateLimiter {
     this.burst = opts.burst ?? opts.perMinute;
   }
 
-  /** Takes one request from the address's bucket; false when it is empty. */
-  take(address: string): boolean {
+  /**
+   * Takes one request from the bucket of `key` (the address itself unless
+   * given: an API token, an instance); false when it is empty. `address` is
+   * the peer's, for the loopback exemption.
+   */
+  take(address: string, key: string = address): boolean {
     if (this.opts.perMinute <= 0 || (this.opts.exemptLoopback && isLoopback(address))) return true;
     const now = this.now();
     const rate = this.opts.perMinute / 60_000;
-    const b = this.buckets.get(address) ?? { tokens: this.burst, at: now };
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
     b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * rate);
     b.at = now;
     if (this.buckets.size > 10_000) this.prune(now, rate);
-    this.buckets.set(address, b);
+    this.buckets.set(key, b);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;

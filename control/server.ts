@@ -8,6 +8,8 @@ import { Ec2IdentityVerifier, JoinTokenVerifier, ProofVerifier } from './enrollm
 import { loadTrustedCertificates, shippedCertificatesDir } from './ec2-identity';
 import { AwsEc2InstanceLookup } from './ec2-lookup';
 import { ensureAdminToken } from './admin-token';
+import { startAuditRetention, type RunningAuditRetention } from './audit-retention';
+import { CallLimits } from './call-limits';
 import { startCertificateManagement, type RunningCertificateManagement } from './acme/start';
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server';
 import { buildRestApp } from './rest/app';
@@ -31,6 +33,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
   let rest: FastifyInstance | undefined;
   let lookup: AwsEc2InstanceLookup | undefined;
   let certificates: RunningCertificateManagement | undefined;
+  let auditRetention: RunningAuditRetention | undefined;
   try {
     const tls = await loadTlsMaterial(config, log);
     const bootstrapTokens = config.bootstrapToken ? [await loadJoinToken(config.joinTokenFile, log)] : [];
@@ -65,6 +68,8 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       publisherLeaseMs: config.publisherLeaseMs,
       certificateAlertMs: config.acme?.alertBeforeMs,
     });
+    service.callLimits = new CallLimits(config.rateLimits);
+    auditRetention = startAuditRetention(store, config.audit, log.child({ component: 'audit' }));
     const started = await startGrpcServer(config.grpcListen, {
       service,
       log: log.child({ component: 'grpc' }),
@@ -98,6 +103,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
       caPem: tls.ca.certPem,
       http01Port: certificates?.http01Port,
       async close() {
+        auditRetention?.stop();
         await certificates?.close();
         await Promise.all([restApp.close(), started.shutdown()]);
         lookup?.close();
@@ -106,6 +112,7 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
     };
   } catch (err) {
     grpcServer?.forceShutdown();
+    auditRetention?.stop();
     await certificates?.close();
     await rest?.close();
     lookup?.close();

@@ -28,6 +28,7 @@ import {
   type Store,
 } from './store/store';
 import { Trust } from './trust';
+import { CallLimits } from './call-limits';
 import { ForbiddenError } from './errors';
 import {
   applySettingsPatch,
@@ -155,6 +156,8 @@ export class ControlService {
   readonly store: Store;
   /** API tokens, join tokens, bindings and the mutual-TLS check. */
   readonly trust: Trust;
+  /** Rate limits per API token and per instance; none until the server sets them from its config. */
+  callLimits = new CallLimits();
   private readonly events = new EventEmitter();
   private readonly now: () => number;
 
@@ -213,7 +216,7 @@ export class ControlService {
       const denied = err instanceof EnrollRefused ? new EnrollmentDenied(err.message, err.reason) : err;
       if (denied instanceof EnrollmentDenied) {
         const method = proof.ec2Identity ? 'ec2' : proof.joinToken !== undefined ? 'join-token' : 'none';
-        await this.store.recordAudit(
+        await this.store.recordRefusal(
           `grpc:${ctx.peer ?? 'unknown'}`,
           'enroll.refused',
           identity.instanceId,
@@ -315,11 +318,11 @@ export class ControlService {
     const current = await this.store.getInstance(instanceId);
     const outside = disallowedRoles(assignment.roles, current?.allowedRoles);
     if (outside.length) {
-      await this.store.recordAudit(
+      await this.store.recordRefusal(
         actor,
         'assignment.refused',
         instanceId,
-        { roles: assignment.roles, allowedRoles: current?.allowedRoles, via: current?.enrolledVia },
+        { reason: 'role-not-allowed', roles: assignment.roles, allowedRoles: current?.allowedRoles, via: current?.enrolledVia },
         this.now(),
       );
       throw new ForbiddenError(

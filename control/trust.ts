@@ -127,7 +127,7 @@ export class Trust {
     if (!issued || issued.instanceId !== cn)
       throw new UnauthenticatedError('this client certificate is not one the control server issued; enroll again');
     if (issued.revokedAt !== null) {
-      await this.store.recordAudit(
+      await this.store.recordRefusal(
         `agent:${cn}`,
         'rpc.refused',
         instanceId || cn,
@@ -137,7 +137,7 @@ export class Trust {
       throw new UnauthenticatedError('this client certificate was revoked (the instance was deregistered); enroll again');
     }
     if (cn !== instanceId) {
-      await this.store.recordAudit(
+      await this.store.recordRefusal(
         `agent:${cn}`,
         'rpc.refused',
         instanceId,

@@ -20,7 +20,7 @@ import type { HostFacts__Output } from '../../proto/gen/teleboot/v1/HostFacts';
 import type { InstanceIdentity__Output } from '../../proto/gen/teleboot/v1/InstanceIdentity';
 import type { WatchAssignmentRequest__Output } from '../../proto/gen/teleboot/v1/WatchAssignmentRequest';
 import { EnrollmentDenied, VerifierUnavailable, type EnrollmentProof } from '../enrollment';
-import { ForbiddenError, InputError, NotFoundError, UnauthenticatedError } from '../errors';
+import { ForbiddenError, InputError, NotFoundError, RateLimitedError, UnauthenticatedError } from '../errors';
 import { PublicKeyError } from '../pki';
 import { peerAddress, RateLimiter, type RateLimitOptions } from '../rate-limit';
 import { MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES } from '../ec2-identity';
@@ -45,6 +45,7 @@ function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError 
   else if (err instanceof NotFoundError) [code, details] = [grpc.status.NOT_FOUND, err.message];
   else if (err instanceof EnrollmentDenied || err instanceof ForbiddenError) [code, details] = [grpc.status.PERMISSION_DENIED, err.message];
   else if (err instanceof UnauthenticatedError) [code, details] = [grpc.status.UNAUTHENTICATED, err.message];
+  else if (err instanceof RateLimitedError) [code, details] = [grpc.status.RESOURCE_EXHAUSTED, err.message];
   else if (err instanceof VerifierUnavailable) {
     [code, details] = [grpc.status.UNAVAILABLE, 'the control server cannot verify the identity right now; retry'];
     log.warn({ method, err: describeError(err) }, 'identity verification unavailable');
@@ -101,6 +102,7 @@ async function authorizedInstance(service: ControlService, call: SurfaceCall, in
   const cert = callerCertificate(call);
   if (!cert.commonName)
     throw new CallError(grpc.status.UNAUTHENTICATED, 'this call needs the client certificate issued by Enroll; enroll first');
+  service.callLimits.grpcCall(cert.commonName, peerAddress(call.getPeer()));
   if (!isInstanceId(instanceId)) throw invalid('instance_id', 'must be an instance id such as i-0123456789abcdef0');
   await service.trust.authorizeCall(cert, instanceId, method);
   return instanceId;

@@ -17,6 +17,7 @@ import tokenRoutes from './tokens';
 import { installAuth, type AuthOptions } from './auth';
 import { isLoopback, type RateLimitOptions } from '../rate-limit';
 import { validatorCompiler } from './validators';
+import { checkUnsafeIntegerParameters, parseJsonBody } from './json-body';
 
 export interface RestOptions {
   service: ControlService;
@@ -50,6 +51,20 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   // Unknown fields are refused, not silently dropped: a typo must not look accepted.
   app.setValidatorCompiler(validatorCompiler());
   installErrorHandler(app);
+  // JSON only, read strictly (json-body.ts); any other content type gets 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema as Record<string, Parameters<typeof checkUnsafeIntegerParameters>[1]> | undefined;
+    checkUnsafeIntegerParameters(request.query, schema?.querystring, 'querystring');
+    checkUnsafeIntegerParameters(request.params, schema?.params, 'params');
+  });
   const limit = opts.writeRateLimit;
   if (limit && limit.perMinute > 0) {
     await app.register(rateLimit, {
@@ -65,7 +80,7 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
       }),
     });
   }
-  installAuth(app, opts.service, opts.auth ?? { probesPublic: true });
+  const addOptionsRoutes = installAuth(app, opts.service, opts.auth ?? { probesPublic: true });
   const deps = { service: opts.service };
   await app.register(instanceRoutes, deps);
   await app.register(previewRoutes, deps);
@@ -75,6 +90,7 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   await app.register(metricsRoutes, deps);
   await app.register(tokenRoutes, deps);
   await app.register(certificateRoutes, deps);
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { scope: 'monitor' }, schema: { hide: true } }, async () => app.swagger());
+  addOptionsRoutes();
   return app;
 }

@@ -1,13 +1,24 @@
 // REST access: bearer API tokens with scopes, checked in an onRequest hook
 // before any body is read. admin (settings, tokens, bindings) > operator
-// (assignments, rules, deregistration) > monitor (read-only, probes, metrics).
-// A route without an entry below needs monitor when it only reads (GET) and
-// admin otherwise: a new write route is closed until someone decides.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ApiScope, ApiToken } from '../store/store';
+// (assignments, rules, deregistration) > monitor (read-only).
+//
+// Every route declares its scope in its own config (`config: { scope }`);
+// the hook reads it, so it applies to every method fastify serves for the
+// route, the HEAD it adds for a GET included. A route that declares none is
+// refused when it is registered: nothing falls through to a default.
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import { API_SCOPES, type ApiScope, type ApiToken } from '../store/store';
 import { ForbiddenError, UnauthenticatedError } from '../errors';
 import type { ControlService } from '../service';
 import { scopeAllows } from '../trust';
+
+/**
+ * What a route needs: an API token of at least this scope, nothing
+ * ("public"), or nothing unless rest_auth.probes_public is off, then monitor
+ * ("probe": /healthz, /readyz, /metrics).
+ */
+export type RouteScope = ApiScope | 'public' | 'probe';
+export const ROUTE_SCOPES: readonly RouteScope[] = [...API_SCOPES, 'public', 'probe'];
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,8 +26,8 @@ declare module 'fastify' {
     apiToken?: ApiToken;
   }
   interface FastifyContextConfig {
-    /** The scope a route needs, or "public"; see requiredScope(). */
-    scope?: ApiScope | 'public';
+    /** The scope the route needs; every route must declare one. */
+    scope?: RouteScope;
   }
 }
 
@@ -25,47 +36,55 @@ export interface AuthOptions {
   probesPublic: boolean;
 }
 
-export const PROBE_ROUTES = ['/healthz', '/readyz', '/metrics'];
+/** The OpenAPI extension that tells clients which scope an operation needs. */
+export const SCOPE_EXTENSION = 'x-teleboot-scope';
 
-/** Scopes of the routes that need more than a GET's monitor. */
-export const ROUTE_SCOPES: Readonly<Record<string, ApiScope>> = {
-  'PUT /v1/instances/:id/assignment': 'operator',
-  'DELETE /v1/instances/:id/assignment': 'operator',
-  'DELETE /v1/instances/:id': 'operator',
-  'POST /v1/rules': 'operator',
-  'DELETE /v1/rules/:id': 'operator',
-  'POST /v1/preview': 'operator',
-  'POST /v1/certificates/:domain/renew': 'operator',
-  'PATCH /v1/settings': 'admin',
-  'DELETE /v1/instances/:id/binding': 'admin',
-  'GET /v1/api-tokens': 'admin',
-  'POST /v1/api-tokens': 'admin',
-  'DELETE /v1/api-tokens/:id': 'admin',
-  'GET /v1/join-tokens': 'admin',
-  'POST /v1/join-tokens': 'admin',
-  'DELETE /v1/join-tokens/:id': 'admin',
-};
-
-export function requiredScope(
-  method: string,
-  url: string | undefined,
-  config: { scope?: ApiScope | 'public' } | undefined,
-  opts: AuthOptions,
-): ApiScope | 'public' {
-  if (config?.scope) return config.scope;
-  if (url && PROBE_ROUTES.includes(url)) return opts.probesPublic ? 'public' : 'monitor';
-  const listed = url ? ROUTE_SCOPES[`${method} ${url}`] : undefined;
-  if (listed) return listed;
-  return method === 'GET' || method === 'HEAD' ? 'monitor' : 'admin';
+/** A declared route scope, resolved for this server: an API scope, or public. */
+export function effectiveScope(declared: RouteScope, opts: AuthOptions): ApiScope | 'public' {
+  if (declared === 'probe') return opts.probesPublic ? 'public' : 'monitor';
+  return declared;
 }
+
+/** The least a caller needs for any of the scopes (for OPTIONS, which only lists methods). */
+function loosest(scopes: Array<ApiScope | 'public'>): ApiScope | 'public' {
+  if (scopes.includes('public')) return 'public';
+  return [...(scopes as ApiScope[])].sort((a, b) => API_SCOPES.indexOf(b) - API_SCOPES.indexOf(a))[0];
+}
+
+/** Methods that only read: limited per API token (rate_limits.rest_reads_per_minute). */
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 const BEARER = /^Bearer\s+([\x21-\x7e]+)\s*$/i;
 
-export function installAuth(app: FastifyInstance, service: ControlService, opts: AuthOptions): void {
+/**
+ * Installs the scope check. Call it before any route is registered; then
+ * call the returned function after the last one: it adds OPTIONS to every
+ * path (204 with Allow), needing the loosest scope among the path's methods.
+ */
+export function installAuth(app: FastifyInstance, service: ControlService, opts: AuthOptions): () => void {
+  const paths = new Map<string, Map<string, ApiScope | 'public'>>();
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const declared = route.config?.scope;
+    const methods = ([] as string[]).concat(route.method);
+    if (!declared || !ROUTE_SCOPES.includes(declared))
+      throw new Error(
+        `route ${methods.join(',')} ${route.url} declares no scope: add config: { scope: ${ROUTE_SCOPES.map((s) => `'${s}'`).join(' | ')} } to it`,
+      );
+    const scope = effectiveScope(declared, opts);
+    // Told to clients in /openapi.json; a public route needs no token there.
+    const documented: Record<string, unknown> = { [SCOPE_EXTENSION]: scope, ...(scope === 'public' ? { security: [] } : {}) };
+    route.schema = { ...route.schema, ...documented };
+    const known = paths.get(route.url) ?? new Map<string, ApiScope | 'public'>();
+    for (const m of methods) if (m !== 'OPTIONS') known.set(m, scope);
+    paths.set(route.url, known);
+  });
+
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
-    const url = request.routeOptions.url;
-    const need = requiredScope(request.method, url, request.routeOptions.config as { scope?: ApiScope | 'public' } | undefined, opts);
+    const declared = request.routeOptions.config.scope;
+    // No declared scope: no route matched (404). Telling what exists needs a token too.
+    const need = declared ? effectiveScope(declared, opts) : 'monitor';
     if (need === 'public') return;
+    const url = request.routeOptions.url;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? BEARER.exec(header) : null;
     if (!match) {
@@ -79,17 +98,28 @@ export function installAuth(app: FastifyInstance, service: ControlService, opts:
       throw new UnauthenticatedError('API token not recognised (unknown or revoked)');
     }
     request.apiToken = token;
+    if (READS.has(request.method)) service.callLimits.restRead(token.id, request.ip);
     if (!scopeAllows(token.scope, need)) {
       const id = (request.params as { id?: unknown } | undefined)?.id;
       const target = typeof id === 'string' && id.length <= 128 ? id : (url ?? 'rest');
-      await service.store.recordAudit(
+      await service.store.recordRefusal(
         `rest:${token.name}`,
         'rest.refused',
         target,
-        { method: request.method, route: url, scope: token.scope, needs: need },
+        { reason: 'insufficient-scope', method: request.method, route: url, scope: token.scope, needs: need },
         Date.now(),
       );
       throw new ForbiddenError(`API token "${token.name}" has scope ${token.scope}; ${request.method} ${url} needs ${need}`);
     }
   });
+
+  return () => {
+    for (const [url, methods] of paths) {
+      if (methods.has('OPTIONS')) continue;
+      const allow = ['OPTIONS', ...methods.keys()].sort().join(', ');
+      app.options(url, { config: { scope: loosest([...methods.values()]) }, schema: { hide: true } }, async (_request, reply) =>
+        reply.code(204).header('allow', allow).send(),
+      );
+    }
+  };
 }

@@ -67,12 +67,16 @@ export default async function certificateRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
   app.get(
     '/v1/certificates',
-    { schema: { summary: 'Proxy certificates: managed (ACME) and served (reported by proxies), with alerts', tags: ['certificates'] } },
+    {
+      config: { scope: 'monitor' },
+      schema: { summary: 'Proxy certificates: managed (ACME) and served (reported by proxies), with alerts', tags: ['certificates'] },
+    },
     async () => certificateHealth(service),
   );
   app.post(
     '/v1/certificates/:domain/renew',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Renew a managed certificate now, before it is due',
         tags: ['certificates'],

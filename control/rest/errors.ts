@@ -4,7 +4,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { describeError } from '../../contract/log';
 import { NO_CONTROL_MESSAGE, NO_CONTROL_PATTERN } from '../../contract/schema';
-import { ConflictError, ForbiddenError, InputError, NotFoundError, UnauthenticatedError } from '../errors';
+import { ConflictError, ForbiddenError, InputError, NotFoundError, RateLimitedError, UnauthenticatedError } from '../errors';
 
 interface SchemaError {
   instancePath: string;
@@ -38,7 +38,18 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (err instanceof NotFoundError) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: err.message });
     if (err instanceof UnauthenticatedError) return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: err.message });
     if (err instanceof ForbiddenError) return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: err.message });
+    if (err instanceof RateLimitedError)
+      return reply
+        .code(429)
+        .header('retry-after', String(err.retryAfterSeconds))
+        .send({ statusCode: 429, error: 'Too Many Requests', message: err.message });
     if (err instanceof ConflictError) return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: err.message });
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      const type = String(request.headers['content-type'] ?? 'none').slice(0, 100);
+      const message = `content-type "${type}" is not accepted: send the body as JSON with "content-type: application/json"`;
+      request.log.warn({ method: request.method, url: request.routeOptions.url, status: 415, reason: message }, 'request refused');
+      return reply.code(415).send({ statusCode: 415, error: 'Unsupported Media Type', message });
+    }
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       request.log.error({ err: describeError(err) }, 'request failed');

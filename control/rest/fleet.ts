@@ -10,31 +10,36 @@ const DEFAULT_PAGE = 100;
 export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
 
-  app.get('/v1/health', { schema: { summary: 'Fleet health: counts by role and state', tags: ['fleet'] } }, async () => {
-    const rows = await service.store.healthSummary(service.clock());
-    const byRole: Record<string, Record<string, number>> = {};
-    const byHealth: Record<string, number> = {};
-    let total = 0;
-    for (const row of rows) {
-      const role = row.roles ? roleNameOf(row.roles) : 'unassigned';
-      byRole[role] ??= {};
-      byRole[role][row.health] = (byRole[role][row.health] ?? 0) + row.count;
-      byHealth[row.health] = (byHealth[row.health] ?? 0) + row.count;
-      total += row.count;
-    }
-    const certificates = await certificateHealth(service);
-    return {
-      total,
-      byHealth,
-      byRole,
-      certificates: { managed: certificates.managed, served: certificates.served },
-      alerts: certificates.alerts,
-    };
-  });
+  app.get(
+    '/v1/health',
+    { config: { scope: 'monitor' }, schema: { summary: 'Fleet health: counts by role and state', tags: ['fleet'] } },
+    async () => {
+      const rows = await service.store.healthSummary(service.clock());
+      const byRole: Record<string, Record<string, number>> = {};
+      const byHealth: Record<string, number> = {};
+      let total = 0;
+      for (const row of rows) {
+        const role = row.roles ? roleNameOf(row.roles) : 'unassigned';
+        byRole[role] ??= {};
+        byRole[role][row.health] = (byRole[role][row.health] ?? 0) + row.count;
+        byHealth[row.health] = (byHealth[row.health] ?? 0) + row.count;
+        total += row.count;
+      }
+      const certificates = await certificateHealth(service);
+      return {
+        total,
+        byHealth,
+        byRole,
+        certificates: { managed: certificates.managed, served: certificates.served },
+        alerts: certificates.alerts,
+      };
+    },
+  );
 
   app.get(
     '/v1/audit',
     {
+      config: { scope: 'monitor' },
       schema: {
         summary: 'Audit events, oldest first',
         tags: ['fleet'],
@@ -56,13 +61,19 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
     },
   );
 
-  app.get('/healthz', { schema: { summary: 'The server process is alive', tags: ['probes'] } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'The server can reach its store', tags: ['probes'] } }, async (_request, reply) => {
-    try {
-      await service.store.getSettings();
-      return { status: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'store unavailable' });
-    }
-  });
+  app.get('/healthz', { config: { scope: 'probe' }, schema: { summary: 'The server process is alive', tags: ['probes'] } }, async () => ({
+    status: 'ok',
+  }));
+  app.get(
+    '/readyz',
+    { config: { scope: 'probe' }, schema: { summary: 'The server can reach its store', tags: ['probes'] } },
+    async (_request, reply) => {
+      try {
+        await service.store.getSettings();
+        return { status: 'ok' };
+      } catch {
+        return reply.code(503).send({ status: 'store unavailable' });
+      }
+    },
+  );
 }

@@ -16,6 +16,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
   app.get(
     '/v1/instances',
     {
+      config: { scope: 'monitor' },
       schema: {
         summary: 'List instances',
         tags: ['instances'],
@@ -41,6 +42,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
   app.get(
     '/v1/instances/:id',
     {
+      config: { scope: 'monitor' },
       schema: {
         summary: 'Get one instance',
         tags: ['instances'],
@@ -54,6 +56,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
   app.put(
     '/v1/instances/:id/assignment',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Assign a role (also before the instance first boots)',
         tags: ['instances'],
@@ -71,6 +74,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
   app.delete(
     '/v1/instances/:id/assignment',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Remove the assignment',
         tags: ['instances'],
@@ -87,6 +91,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
   app.delete(
     '/v1/instances/:id/binding',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Forget the nonce bound at first enrollment, so that the next enrollment of this id binds a new one (a re-imaged host)',
         tags: ['instances'],
@@ -103,6 +108,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
   app.delete(
     '/v1/instances/:id',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Deregister an instance',
         tags: ['instances'],

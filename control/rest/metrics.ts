@@ -1,4 +1,4 @@
-// Prometheus metrics at /metrics: fleet health by role, computed at scrape.
+// Prometheus metrics at /metrics: fleet health by role and the store's size, computed at scrape.
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { roleNameOf } from '../../contract/model';
 import type { RestApp, RouteDeps } from './typed';
@@ -44,7 +44,17 @@ export default async function metricsRoutes(app: RestApp, opts: RouteDeps) {
       for (const c of await service.store.listProxyCertificates()) this.set({ domain: c.domain }, c.failures);
     },
   });
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['probes'] } }, async (_request, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()),
+  new Gauge({
+    name: 'teleboot_store_bytes',
+    help: 'Bytes the store takes on disk: the database and its write-ahead log',
+    registers: [registry],
+    async collect() {
+      this.set(await service.store.storeBytes());
+    },
+  });
+  app.get(
+    '/metrics',
+    { config: { scope: 'probe' }, schema: { summary: 'Prometheus metrics', tags: ['probes'] } },
+    async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   );
 }

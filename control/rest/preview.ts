@@ -75,6 +75,7 @@ export default async function previewRoutes(app: RestApp, opts: RouteDeps) {
   app.get(
     '/v1/instances/:id/config',
     {
+      config: { scope: 'monitor' },
       schema: {
         summary: 'Preview the teleport.yaml, unit and environment file an instance would get (secrets masked)',
         description:
@@ -100,6 +101,7 @@ export default async function previewRoutes(app: RestApp, opts: RouteDeps) {
   app.post(
     '/v1/preview',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Preview the files an assignment would produce, with optional settings changes, without saving anything',
         description:

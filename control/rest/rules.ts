@@ -8,17 +8,25 @@ import { ruleView } from './views';
 
 export default async function ruleRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
-  app.get('/v1/rules', { schema: { summary: 'List rules in evaluation order', tags: ['rules'] } }, async () => ({
-    items: (await service.store.listRules()).map(ruleView),
-  }));
+  app.get(
+    '/v1/rules',
+    { config: { scope: 'monitor' }, schema: { summary: 'List rules in evaluation order', tags: ['rules'] } },
+    async () => ({
+      items: (await service.store.listRules()).map(ruleView),
+    }),
+  );
   app.post(
     '/v1/rules',
-    { schema: { summary: 'Add a rule', tags: ['rules'], body: ruleBody, response: { 201: ruleSchema, 400: errorView } } },
+    {
+      config: { scope: 'operator' },
+      schema: { summary: 'Add a rule', tags: ['rules'], body: ruleBody, response: { 201: ruleSchema, 400: errorView } },
+    },
     async (request, reply) => reply.code(201).send(ruleView(await service.addRule(request.body, actorOf(request)))),
   );
   app.delete(
     '/v1/rules/:id',
     {
+      config: { scope: 'operator' },
       schema: {
         summary: 'Delete a rule',
         tags: ['rules'],

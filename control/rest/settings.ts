@@ -7,12 +7,16 @@ export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
   app.get(
     '/v1/settings',
-    { schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } } },
+    {
+      config: { scope: 'monitor' },
+      schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } },
+    },
     async () => service.store.getSettings(),
   );
   app.patch(
     '/v1/settings',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Change cluster settings; instances re-render their config',
         tags: ['settings'],

@@ -62,6 +62,7 @@ export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
   app.get(
     '/v1/api-tokens',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'List API tokens (never their secrets)',
         tags: ['access'],
@@ -74,6 +75,7 @@ export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
   app.post(
     '/v1/api-tokens',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Create an API token; the response holds its secret, once',
         tags: ['access'],
@@ -98,6 +100,7 @@ export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
   app.delete(
     '/v1/api-tokens/:id',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Revoke an API token (by id or name)',
         tags: ['access'],
@@ -111,6 +114,7 @@ export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
   app.get(
     '/v1/join-tokens',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'List join tokens (never their secrets)',
         tags: ['access'],
@@ -123,6 +127,7 @@ export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
   app.post(
     '/v1/join-tokens',
     {
+      config: { scope: 'admin' },
       schema: {
         summary: 'Create a join token for instances outside EC2 (or development); the response holds its secret, once',
         tags: ['access'],
@@ -163,7 +168,10 @@ export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
 
   app.delete(
     '/v1/join-tokens/:id',
-    { schema: { summary: 'Revoke a join token', tags: ['access'], params: idParam, response: { 200: joinTokenSchema, 404: errorView } } },
+    {
+      config: { scope: 'admin' },
+      schema: { summary: 'Revoke a join token', tags: ['access'], params: idParam, response: { 200: joinTokenSchema, 404: errorView } },
+    },
     async (request) => joinTokenView(await trust.revokeJoinToken(request.params.id, actorOf(request))),
   );
 }

@@ -148,6 +148,19 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'audit: refusals counted per actor, action, reason and minute; an index for retention',
+    sql: `
+      -- A refusal is recorded once per window (window_key: actor, action,
+      -- reason, minute); later ones in the window add to count and last_at.
+      ALTER TABLE audit_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE audit_events ADD COLUMN last_at BIGINT;
+      ALTER TABLE audit_events ADD COLUMN window_key TEXT;
+      CREATE UNIQUE INDEX audit_events_window ON audit_events (window_key) WHERE window_key IS NOT NULL;
+      CREATE INDEX audit_events_at ON audit_events (at);
+    `,
+  },
 ];
 
 /** The SQL expression of an instance's fleet health; parameters :now-free, :offline_before. */

@@ -1,7 +1,7 @@
 // The embedded store: one SQLite file in WAL mode. better-sqlite3 is
 // synchronous; its calls are short, so the async interface just wraps them.
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -23,6 +23,7 @@ import {
   type ApiScope,
   type ApiToken,
   type AuditEvent,
+  type AuditRetention,
   type EnrollTrust,
   type InstanceBinding,
   type IssuedCertificate,
@@ -82,6 +83,24 @@ interface JoinTokenRow {
   last_used_at: number | null;
   revoked_at: number | null;
 }
+
+interface AuditRow {
+  id: number;
+  at: number;
+  actor: string;
+  action: string;
+  target: string;
+  details: string;
+  count: number;
+  last_at: number | null;
+}
+
+/** Refusals are counted per actor, action and reason in windows of this length. */
+export const REFUSAL_WINDOW_MS = 60_000;
+/** How soon refusals counted in memory reach the store. */
+const REFUSAL_FLUSH_MS = 1000;
+/** Windows counted in memory at most; beyond, each refusal is written at once. */
+const MAX_PENDING_REFUSALS = 10_000;
 
 const num = (v: number | null) => (v === null ? null : Number(v));
 
@@ -542,18 +561,108 @@ export class SqliteStore implements Store {
   }
 
   async listAudit(query: { after?: number; limit: number; target?: string }): Promise<AuditEvent[]> {
+    this.flushRefusals();
     const where: string[] = ['id > @after'];
     if (query.target) where.push('target = @target');
     const rows = this.sql(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`).all({
       after: query.after ?? 0,
       target: query.target,
       limit: query.limit,
-    }) as Array<AuditEvent & { details: string }>;
-    return rows.map((r) => ({ ...r, at: Number(r.at), details: JSON.parse(r.details) as Record<string, unknown> }));
+    }) as AuditRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      at: Number(r.at),
+      actor: r.actor,
+      action: r.action,
+      target: r.target,
+      details: JSON.parse(r.details) as Record<string, unknown>,
+      count: Number(r.count),
+      lastAt: numOrNull(r.last_at),
+    }));
   }
 
   async recordAudit(actor: string, action: string, target: string, details: Record<string, unknown>, now: number): Promise<void> {
     this.audit(actor, action, target, details, now);
+  }
+
+  async recordRefusal(
+    actor: string,
+    action: string,
+    target: string,
+    details: Record<string, unknown> & { reason: string },
+    now: number,
+  ): Promise<void> {
+    const window = Math.floor(now / REFUSAL_WINDOW_MS);
+    const key = JSON.stringify([actor, action, details.reason, window]);
+    const pending = this.pendingRefusals.get(key);
+    // Later refusals of a window this process already recorded are counted
+    // in memory and added to the row within a second: a flood costs no write each.
+    if (pending) {
+      pending.count++;
+      pending.lastAt = now;
+      this.refusalFlush ??= setTimeout(() => this.flushRefusals(), REFUSAL_FLUSH_MS).unref();
+      return;
+    }
+    // The first one is written at once (another replica may have written it already).
+    this.sql(
+      `INSERT INTO audit_events (at, actor, action, target, details, count, last_at, window_key) VALUES (?, ?, ?, ?, ?, 1, NULL, ?)
+       ON CONFLICT (window_key) WHERE window_key IS NOT NULL DO UPDATE SET count = count + 1, last_at = excluded.at`,
+    ).run(now, actor, action, target, JSON.stringify(details), key);
+    if (this.pendingRefusals.size < MAX_PENDING_REFUSALS) this.pendingRefusals.set(key, { window, count: 0, lastAt: now });
+  }
+
+  private readonly pendingRefusals = new Map<string, { window: number; count: number; lastAt: number }>();
+  private refusalFlush: NodeJS.Timeout | undefined;
+
+  /** Adds the refusals counted in memory to their rows; forgets the windows that have passed. */
+  private flushRefusals(): void {
+    clearTimeout(this.refusalFlush);
+    this.refusalFlush = undefined;
+    if (!this.pendingRefusals.size || !this.db.open) return;
+    const current = Math.floor(Date.now() / REFUSAL_WINDOW_MS);
+    this.db.transaction(() => {
+      for (const [key, p] of this.pendingRefusals) {
+        if (p.count > 0)
+          this.sql('UPDATE audit_events SET count = count + ?, last_at = MAX(COALESCE(last_at, at), ?) WHERE window_key = ?').run(
+            p.count,
+            p.lastAt,
+            key,
+          );
+        p.count = 0;
+        if (p.window < current) this.pendingRefusals.delete(key);
+      }
+    })();
+  }
+
+  async pruneAudit(retention: AuditRetention, now: number): Promise<number> {
+    const cutoff = now - retention.maxAgeMs;
+    // The id below which rows are beyond the cap: the maxRows-th newest.
+    const capId = this.sql('SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET ?')
+      .pluck()
+      .get(Math.max(0, retention.maxRows - 1)) as number | undefined;
+    let deleted = 0;
+    // In batches: a large first prune must not hold the write lock for long.
+    for (;;) {
+      const batch = this.sql(
+        'DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < @cutoff OR id < @capId ORDER BY id LIMIT 5000)',
+      ).run({ cutoff, capId: capId ?? 0 }).changes;
+      deleted += batch;
+      if (batch < 5000) break;
+    }
+    if (deleted > 0)
+      this.audit('control', 'audit.pruned', 'audit', { deleted, maxAgeMs: retention.maxAgeMs, maxRows: retention.maxRows }, now);
+    return deleted;
+  }
+
+  async storeBytes(): Promise<number> {
+    const pages = (this.db.pragma('page_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+    let wal = 0;
+    try {
+      wal = statSync(`${this.db.name}-wal`).size;
+    } catch {
+      // No write-ahead log (in memory, or checkpointed and removed).
+    }
+    return pages + wal;
   }
 
   async getBinding(instanceId: string): Promise<InstanceBinding | undefined> {
@@ -808,6 +917,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.flushRefusals();
     this.db.close();
   }
 }

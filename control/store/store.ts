@@ -85,6 +85,18 @@ export interface AuditEvent {
   action: string;
   target: string;
   details: Record<string, unknown>;
+  /** How many events this row stands for: refusals are counted per actor, action, reason and minute. */
+  count: number;
+  /** When the last of them happened (the first is `at`); null for a single event. */
+  lastAt: number | null;
+}
+
+/** How long audit events are kept, and how many at most. */
+export interface AuditRetention {
+  /** Events older than this many milliseconds are removed. */
+  maxAgeMs: number;
+  /** The oldest events beyond this many rows are removed. */
+  maxRows: number;
 }
 
 export interface InstanceQuery {
@@ -234,6 +246,22 @@ export interface Store {
   listAudit(query: { after?: number; limit: number; target?: string }): Promise<AuditEvent[]>;
   /** An audit event that goes with no change (a refused enrollment or call). */
   recordAudit(actor: string, action: string, target: string, details: Record<string, unknown>, now: number): Promise<void>;
+  /**
+   * A refused request or call: the first of a minute for the same actor,
+   * action and reason is recorded with its details; the others in that
+   * minute add to its count, so a flood of refusals cannot grow the log.
+   */
+  recordRefusal(
+    actor: string,
+    action: string,
+    target: string,
+    details: Record<string, unknown> & { reason: string },
+    now: number,
+  ): Promise<void>;
+  /** Removes audit events older than the retention or beyond its row cap (recorded as audit.pruned); how many. */
+  pruneAudit(retention: AuditRetention, now: number): Promise<number>;
+  /** Bytes the store takes on disk (the database and its write-ahead log). */
+  storeBytes(): Promise<number>;
 
   getBinding(instanceId: string): Promise<InstanceBinding | undefined>;
   /** Forgets the nonce bound to an instance, so that its next enrollment binds a new one. */
