@@ -21,18 +21,20 @@ export interface Columns<T> {
 const GAP = 2;
 const MIN_COLUMN = 6;
 
-/** Column widths (gap included) that fit `width`, narrowing the widest columns first. */
+/**
+ * Widths (each with its gap) of the columns that fit `width`: as many as fit
+ * from the left at their natural width, the last of them cut to what is
+ * left (at least MIN_COLUMN); the rest are left out (-o json has them all).
+ * A first column wider than the terminal is cut.
+ */
 export function fitWidths(natural: number[], width: number): number[] {
-  const widths = natural.map((w, i) => w + (i < natural.length - 1 ? GAP : 0));
-  let total = widths.reduce((a, b) => a + b, 0);
-  while (total > width) {
-    let widest = -1;
-    for (let i = 0; i < widths.length; i++) if (widths[i] > MIN_COLUMN + GAP && (widest < 0 || widths[i] > widths[widest])) widest = i;
-    if (widest < 0) break;
-    widths[widest]--;
-    total--;
+  for (let shown = natural.length; shown > 1; shown--) {
+    const before = natural.slice(0, shown - 1).reduce((sum, w) => sum + w + GAP, 0);
+    const last = natural[shown - 1];
+    const room = width - before;
+    if (room >= Math.min(last, MIN_COLUMN)) return [...natural.slice(0, shown - 1), Math.min(last, room)].map((w) => w + GAP);
   }
-  return widths;
+  return [Math.max(MIN_COLUMN, Math.min(natural[0], width)) + GAP];
 }
 
 const visibleLength = (text: string) => text.replace(/\u001b\[\d+m/g, '').length;
@@ -41,6 +43,8 @@ export function renderTable(headers: string[], rows: string[][], width = termina
   if (rows.length === 0) return '';
   const natural = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ''))));
   const colWidths = fitWidths(natural, width);
+  headers = headers.slice(0, colWidths.length);
+  rows = rows.map((r) => r.slice(0, colWidths.length));
   const table = new Table({
     head: headers.map((h) => paint('bold', h)),
     colWidths,
@@ -62,7 +66,7 @@ export function renderTable(headers: string[], rows: string[][], width = termina
       'right-mid': '',
       middle: '',
     },
-    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true },
+    style: { head: [], border: [], 'padding-left': 0, 'padding-right': GAP, compact: true },
   });
   table.push(...rows);
   // cli-table3 pads the last column too; operators copy lines, so trailing blanks go.

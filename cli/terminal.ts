@@ -4,10 +4,10 @@ import type { WriteStream } from 'node:tty';
 
 type Stream = NodeJS.WriteStream | WriteStream;
 
-/** https://no-color.org: NO_COLOR set to anything non-empty turns colours off; FORCE_COLOR (not "0") turns them on. */
+/** https://no-color.org: NO_COLOR set to anything non-empty turns colours off; FORCE_COLOR (set, not "0") turns them on. */
 export function colorsOn(stream: Stream = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.NO_COLOR) return false;
-  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
+  if (env.FORCE_COLOR && env.FORCE_COLOR !== '0') return true;
   return stream.isTTY === true && env.TERM !== 'dumb';
 }
 
