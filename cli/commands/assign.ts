@@ -60,7 +60,7 @@ export function assignCommands(): Command[] {
     assign,
     'teleboot assign i-0123456789abcdef0 --role node --label env=prod --label team=db',
     'teleboot assign i-0123456789abcdef0 --roles auth,proxy',
-    'teleboot assign i-0123456789abcdef0 --role kube --options kube.yaml   # kube.yaml: {kube: {clusterName: prod-eks}}',
+    'teleboot assign i-0123456789abcdef0 --role kube --options kube.yaml   # kube.yaml: {kube: {resources: [{labels: {"*": "*"}}]}}',
   );
 
   const unassign = new Command('unassign')
