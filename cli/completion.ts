@@ -11,7 +11,8 @@ interface Node {
   argumentChoices: string[];
 }
 
-const FILE_OPTIONS = /file|cert/;
+/** Options whose value is a path: their flags say <file>. */
+const FILE_VALUE = /<file>/;
 
 function nodes(cmd: Command, globals: readonly Option[], prefix: string[] = []): Node[] {
   const path = prefix.join(' ');
@@ -42,7 +43,7 @@ function choiceCases(all: Node[]): string {
   const lines: string[] = [];
   for (const n of all)
     for (const o of n.options) {
-      const values = o.argChoices ?? (FILE_OPTIONS.test(o.long ?? '') ? ['__files__'] : undefined);
+      const values = o.argChoices ?? (FILE_VALUE.test(o.flags) ? ['__files__'] : undefined);
       if (values) for (const flag of flagsOf(o)) lines.push(`    '${n.path}|${flag}') echo '${shellWords(values)}' ;;`);
     }
   return lines.join('\n');

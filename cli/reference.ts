@@ -23,7 +23,8 @@ export function referencePage(): string {
   const program = buildProgram();
   for (const cmd of allCommands(program)) {
     // The page must not depend on the terminal it is generated in.
-    cmd.configureHelp({ ...cmd.configureHelp(), helpWidth: HELP_WIDTH });
+    // Global options once, under the program; each command's section shows its own.
+    cmd.configureHelp({ ...cmd.configureHelp(), helpWidth: HELP_WIDTH, showGlobalOptions: false });
     cmd.configureOutput({ ...cmd.configureOutput(), getOutHasColors: () => false, getErrHasColors: () => false });
   }
   const commands = allCommands(program).slice(1);
@@ -58,7 +59,8 @@ and tokens.
 ## Output
 
 Every command that prints records takes \`-o, --output table|json|yaml\`. Tables fit the
-terminal's width (\`COLUMNS\` when not a terminal; no limit in a pipe); colours appear only on a
+terminal's width (\`COLUMNS\` when not a terminal; no limit in a pipe): whole columns from the
+left, the last one that fits cut with \`…\`, the rest left out (\`-o json\` has every field). Colours appear only on a
 terminal and never with \`NO_COLOR\` set (\`FORCE_COLOR=1\` forces them). Long listings
 (\`instances ls\` over many pages, \`audit\`) show progress on standard error when it is a
 terminal. \`instances ls\` follows the \`next\` cursor over every page; \`-o json\` prints one array.
@@ -86,6 +88,11 @@ ${EXIT_MEANINGS.map(([code, meaning]) => `| ${code} | ${meaning} |`).join('\n')}
 \`teleboot completion zsh > "\${fpath[1]}/_teleboot"\`.
 
 ## Commands
+
+Every command also takes the global options \`--addr\`, \`--ca-cert\` and \`--token\` (see
+[Connecting](#connecting)), and \`-h, --help\`.
+
+${section(program)}
 
 ${commands.map(section).join('\n\n')}
 `;

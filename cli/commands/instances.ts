@@ -81,5 +81,6 @@ export function instancesCommand(): Command {
       print(formatValue(formatOf(cmd), instance, () => describeInstance(instance)));
     });
   examples(show, 'teleboot instances show i-0123456789abcdef0', 'teleboot instances show i-0123456789abcdef0 -o yaml');
+  examples(instances, 'teleboot instances ls', 'teleboot instances show i-0123456789abcdef0');
   return instances;
 }

@@ -95,5 +95,6 @@ export function rulesCommand(): Command {
       print(`${paint('yellow', 'deleted')} rule ${idOrName}\n`);
     });
   examples(rm, 'teleboot rules rm edges', 'teleboot rules rm 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1b3c');
+  examples(rules, 'teleboot rules ls', 'teleboot rules add edges --selector TeleportRole=proxy --role proxy');
   return rules;
 }

@@ -115,5 +115,6 @@ export function settingsCommand(): Command {
     'teleboot settings set storage.type=dynamodb storage.tableName=teleport-state',
     'teleboot settings set --file settings.yaml',
   );
+  examples(settings, 'teleboot settings get', 'teleboot settings set clusterName=prod');
   return settings;
 }

@@ -73,6 +73,7 @@ function apiTokens(): Command {
       print(`${paint('yellow', 'revoked')} API token ${token.name} (${token.id})\n`);
     });
   examples(rm, 'teleboot tokens api rm grafana');
+  examples(api, 'teleboot tokens api ls', 'teleboot tokens api create --name grafana --scope monitor');
   return api;
 }
 
@@ -123,6 +124,7 @@ function joinTokens(): Command {
       print(`${paint('yellow', 'revoked')} join token ${token.name} (${token.id})\n`);
     });
   examples(rm, 'teleboot tokens join rm 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1b3c');
+  examples(join, 'teleboot tokens join ls', 'teleboot tokens join create --name lab --ttl 1h --roles node');
   return join;
 }
 
@@ -130,5 +132,5 @@ export function tokensCommand(): Command {
   const tokens = new Command('tokens').description('API tokens and join tokens (needs an admin token)');
   tokens.addCommand(apiTokens());
   tokens.addCommand(joinTokens());
-  return tokens;
+  return examples(tokens, 'teleboot tokens api create --name ci --scope operator', 'teleboot tokens join ls');
 }
