@@ -12,7 +12,14 @@ export interface AssignmentView {
 export interface InstanceView {
   instanceId: string;
   health: string;
-  identity: { privateIp?: string; hostname?: string; region?: string; availabilityZone?: string; instanceType?: string; tags?: Record<string, string> } | null;
+  identity: {
+    privateIp?: string;
+    hostname?: string;
+    region?: string;
+    availabilityZone?: string;
+    instanceType?: string;
+    tags?: Record<string, string>;
+  } | null;
   facts: { os?: string; arch?: string; cpus?: number } | null;
   assignment: AssignmentView | null;
   generation: number;

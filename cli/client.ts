@@ -44,7 +44,10 @@ export class RestClient {
     const { addr, caCert, token } = this.connection;
     if (!token)
       return Promise.reject(
-        new CliError(`no API token: run "teleboot login", set ${ENV.token}, or pass --token (the control server's admin-token file)`, EXIT.access),
+        new CliError(
+          `no API token: run "teleboot login", set ${ENV.token}, or pass --token (the control server's admin-token file)`,
+          EXIT.access,
+        ),
       );
     const url = new URL(path, addr);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -102,15 +105,20 @@ export class RestClient {
         `the server's certificate does not name ${new URL(addr).hostname}: ${err.message}; connect with a name or address the certificate holds (the control server's tls.server_names)`,
       );
     if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
-      return unreachable(`the server's certificate at ${addr} is ${code === 'CERT_HAS_EXPIRED' ? 'expired' : 'not yet valid'}; check the clocks, or renew the control server's certificate`);
+      return unreachable(
+        `the server's certificate at ${addr} is ${code === 'CERT_HAS_EXPIRED' ? 'expired' : 'not yet valid'}; check the clocks, or renew the control server's certificate`,
+      );
     if (code === 'ECONNREFUSED')
-      return unreachable(`cannot connect to ${addr}: connection refused. Is teleboot-control running and listening there (its rest_listen)? Pass --addr or set ${ENV.addr}`);
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-      return unreachable(`cannot resolve the host of ${addr}; check --addr or ${ENV.addr}`);
+      return unreachable(
+        `cannot connect to ${addr}: connection refused. Is teleboot-control running and listening there (its rest_listen)? Pass --addr or set ${ENV.addr}`,
+      );
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return unreachable(`cannot resolve the host of ${addr}; check --addr or ${ENV.addr}`);
     if (code === 'ETIMEDOUT' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
       return unreachable(`no answer from ${addr} (${code}); is the address right, and does a firewall let you through to it?`);
     if (code === 'EPROTO' || /wrong version number|packet length too long/i.test(err.message))
-      return unreachable(`${addr} does not answer TLS; is that the control server's REST address (rest_listen), not its gRPC or a plain-HTTP port?`);
+      return unreachable(
+        `${addr} does not answer TLS; is that the control server's REST address (rest_listen), not its gRPC or a plain-HTTP port?`,
+      );
     return unreachable(`cannot talk to ${addr}: ${err.message}`);
   }
 
@@ -126,8 +134,13 @@ export class RestClient {
     if (status === 403) {
       const needs = /needs (\w+)/.exec(said)?.[1];
       const has = /has scope (\w+)/.exec(said)?.[1];
-      const what = needs ? `this needs an API token with scope ${needs}${has ? ` (yours has ${has})` : ''}` : 'the API token lacks the scope this needs';
-      return new CliError(`${what}: ${said}. An admin can create one: teleboot tokens api create --name NAME --scope ${needs ?? 'operator'}`, EXIT.access);
+      const what = needs
+        ? `this needs an API token with scope ${needs}${has ? ` (yours has ${has})` : ''}`
+        : 'the API token lacks the scope this needs';
+      return new CliError(
+        `${what}: ${said}. An admin can create one: teleboot tokens api create --name NAME --scope ${needs ?? 'operator'}`,
+        EXIT.access,
+      );
     }
     if (status === 404) {
       const instance = /^\/v1\/instances\/([^/?]+)/.exec(path)?.[1];

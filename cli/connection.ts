@@ -34,7 +34,9 @@ export function normalizeAddr(raw: string, from: string): string {
     throw usageError(`${from}: "${raw}" is not an address; give host:port or https://host:port, e.g. ${DEFAULT_ADDR}`);
   }
   if (url.protocol !== 'https:')
-    throw usageError(`${from}: "${raw}" uses ${url.protocol.slice(0, -1)}; the control server's REST API is HTTPS only (https://host:port)`);
+    throw usageError(
+      `${from}: "${raw}" uses ${url.protocol.slice(0, -1)}; the control server's REST API is HTTPS only (https://host:port)`,
+    );
   if (url.pathname !== '/' || url.search || url.hash)
     throw usageError(`${from}: "${raw}" has a path; give only https://host:port (the REST listener, rest_listen)`);
   return url.origin;

@@ -13,8 +13,7 @@ export function clientOf(cmd: Command): RestClient {
   return new RestClient(resolveConnection(cmd.optsWithGlobals<ConnectionFlags>()));
 }
 
-export const outputOption = () =>
-  new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('table' as OutputFormat);
+export const outputOption = () => new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('table');
 
 export const formatOf = (cmd: Command): OutputFormat => cmd.opts<{ output: OutputFormat }>().output;
 
@@ -59,7 +58,9 @@ export function readObjectFile(path: string, flag: string): Record<string, unkno
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw usageError(`${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    throw usageError(
+      `${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
   }
   let data: unknown;
   try {

@@ -1,5 +1,6 @@
 // --output table|json|yaml for every listing. Tables are borderless columns
 // (as nomad and kubectl print them), fitted to the terminal's width.
+import { stripVTControlCharacters } from 'node:util';
 import Table from 'cli-table3';
 import { stringify } from 'yaml';
 import { usageError } from './exit-codes';
@@ -37,7 +38,7 @@ export function fitWidths(natural: number[], width: number): number[] {
   return [Math.max(MIN_COLUMN, Math.min(natural[0], width)) + GAP];
 }
 
-const visibleLength = (text: string) => text.replace(/\u001b\[\d+m/g, '').length;
+const visibleLength = (text: string) => stripVTControlCharacters(text).length;
 
 export function renderTable(headers: string[], rows: string[][], width = terminalWidth()): string {
   if (rows.length === 0) return '';
@@ -117,4 +118,5 @@ export const labelsText = (labels: Record<string, string> | undefined | null) =>
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
 
-export const orDash = (value: string | number | null | undefined) => (value === null || value === undefined || value === '' ? '-' : String(value));
+export const orDash = (value: string | number | null | undefined) =>
+  value === null || value === undefined || value === '' ? '-' : String(value);

@@ -29,7 +29,9 @@ function completionCommand(program: Command): Command {
 
 export function buildProgram(): Command {
   const program = new Command('teleboot')
-    .description("operate a teleboot fleet: instances, roles, rules, settings, health, audit and tokens, over the control server's REST API")
+    .description(
+      "operate a teleboot fleet: instances, roles, rules, settings, health, audit and tokens, over the control server's REST API",
+    )
     .version(VERSION, '-v, --version')
     .option('--addr <url>', `control server REST address (${ENV.addr}; default ${DEFAULT_ADDR})`)
     .option('--ca-cert <file>', `CA certificate (PEM) that signed the server's: its <data_dir>/tls/ca.pem (${ENV.caCert})`)

@@ -68,10 +68,16 @@ t.test('without XDG_CONFIG_HOME the profile is ~/.config/teleboot/profile.json; 
 
 t.test('each connection failure says what to do', async (t) => {
   const other = join(world.home, 'other-ca.pem');
-  writeFileSync(other, (await certificateValidBetween('some-other-ca', new Date(Date.now() - 60_000), new Date(Date.now() + 86_400_000))).fullchain);
+  writeFileSync(
+    other,
+    (await certificateValidBetween('some-other-ca', new Date(Date.now() - 60_000), new Date(Date.now() + 86_400_000))).fullchain,
+  );
   const wrongCa = await world.run(['instances', 'ls', '--ca-cert', other]);
   t.equal(wrongCa.code, EXIT.unreachable);
-  t.match(wrongCa.stderr, `the server's certificate is not signed by CA ${other} (from --ca-cert); pass --ca-cert with the control server's tls/ca.pem`);
+  t.match(
+    wrongCa.stderr,
+    `the server's certificate is not signed by CA ${other} (from --ca-cert); pass --ca-cert with the control server's tls/ca.pem`,
+  );
 
   const noCa = await world.run(['instances', 'ls'], { TELEBOOT_CACERT: '' });
   t.equal(noCa.code, EXIT.unreachable);

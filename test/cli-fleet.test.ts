@@ -109,7 +109,19 @@ t.test('rules add, ls, rm', async (t) => {
   t.equal(added.code, 0, added.stderr);
   const rule = JSON.parse(added.stdout);
   t.match(rule, { name: 'edges', selector: { TeleportRole: 'proxy' }, role: 'proxy' });
-  const first = await world.run(['rules', 'add', 'nodes', '--selector', 'TeleportRole=node', '--roles', 'node', '--label', 'env=prod', '--position', '0']);
+  const first = await world.run([
+    'rules',
+    'add',
+    'nodes',
+    '--selector',
+    'TeleportRole=node',
+    '--roles',
+    'node',
+    '--label',
+    'env=prod',
+    '--position',
+    '0',
+  ]);
   t.equal(first.code, 0, first.stderr);
   const listed = await world.run(['rules', 'ls']);
   const lines = listed.stdout.trimEnd().split('\n');
@@ -134,7 +146,10 @@ t.test('tokens: the secret is printed once, on creation', async (t) => {
   t.match(secret, /^tbk_/);
   t.match(created.stdout, 'shown this once');
   const listed = await world.run(['tokens', 'api', 'ls', '-o', 'json']);
-  t.match(JSON.parse(listed.stdout), [{ name: 'admin', scope: 'admin' }, { name: 'grafana', scope: 'monitor' }]);
+  t.match(JSON.parse(listed.stdout), [
+    { name: 'admin', scope: 'admin' },
+    { name: 'grafana', scope: 'monitor' },
+  ]);
   t.notMatch(listed.stdout, secret, 'lists never show a secret');
   t.notMatch((await world.run(['tokens', 'api', 'ls'])).stdout, secret);
 
@@ -145,7 +160,21 @@ t.test('tokens: the secret is printed once, on creation', async (t) => {
   t.equal((await world.run(['tokens', 'api', 'rm', 'grafana'])).code, 0);
   t.equal((await world.run(['instances', 'ls'], { TELEBOOT_TOKEN: secret })).code, EXIT.access, 'revoked');
 
-  const join = await world.run(['tokens', 'join', 'create', '--name', 'lab', '--ttl', '1h', '--uses', '2', '--roles', 'node', '-o', 'json']);
+  const join = await world.run([
+    'tokens',
+    'join',
+    'create',
+    '--name',
+    'lab',
+    '--ttl',
+    '1h',
+    '--uses',
+    '2',
+    '--roles',
+    'node',
+    '-o',
+    'json',
+  ]);
   t.equal(join.code, 0, join.stderr);
   const joinToken = JSON.parse(join.stdout);
   t.match(joinToken, { name: 'lab', roles: ['node'], maxUses: 2, token: /^tbj_/ });
@@ -183,7 +212,10 @@ t.test('audit lists events and --follow prints new ones as they happen', async (
   await until('the last event', () => out.includes('\n'), 20_000);
   await world.control.rest('PUT', '/v1/instances/i-0aaaaaaaaaaaaaaa9/assignment', { role: 'node' });
   await until('the new event', () => out.includes('i-0aaaaaaaaaaaaaaa9'), 20_000);
-  const lines = out.trimEnd().split('\n').map((l) => JSON.parse(l));
+  const lines = out
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   t.equal(lines[0].id, events[events.length - 1].id, 'first the last event so far');
   t.match(lines[lines.length - 1], { action: 'assignment.set', target: 'i-0aaaaaaaaaaaaaaa9', actor: 'rest:admin' });
   const code = await new Promise((done) => {

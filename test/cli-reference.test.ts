@@ -64,7 +64,13 @@ t.test('bash completion, generated from the command definitions, completes in ba
   const complete = (...words: string[]) =>
     execFileSync(
       'bash',
-      ['-c', `source ${script}; COMP_WORDS=("$@"); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _teleboot; echo "\${COMPREPLY[*]}"`, 'bash', 'teleboot', ...words],
+      [
+        '-c',
+        `source ${script}; COMP_WORDS=("$@"); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _teleboot; echo "\${COMPREPLY[*]}"`,
+        'bash',
+        'teleboot',
+        ...words,
+      ],
       { cwd: dir, encoding: 'utf8' },
     ).trim();
   t.equal(complete(''), 'login logout instances assign unassign preview rules settings health audit tokens completion');

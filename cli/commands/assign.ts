@@ -29,7 +29,7 @@ export function assignmentBody(flags: AssignFlags): Record<string, unknown> {
   if (body.role === undefined && body.roles === undefined)
     throw usageError(`give --role (${ROLE_NAMES.join(', ')}) or --roles (a comma-separated list of ${SERVICE_ROLES.join(', ')})`);
   const labels = keyValueMap(flags.label, '--label');
-  if (Object.keys(labels).length) body.labels = { ...((body.labels as Record<string, string> | undefined) ?? {}), ...labels };
+  if (Object.keys(labels).length) body.labels = { ...(body.labels ?? {}), ...labels };
   if (flags.nodename) body.nodename = flags.nodename;
   return body;
 }
@@ -44,7 +44,10 @@ export function assignCommands(): Command[] {
     .addOption(rolesOption())
     .option('--label <key=value>', 'Teleport node label (repeatable)', collect)
     .option('--nodename <name>', "Teleport nodename instead of the instance's hostname")
-    .option('--options <file>', 'JSON or YAML file with role options: kube, apps, databases, discovery, commandLabels, advertiseIp, joinVia')
+    .option(
+      '--options <file>',
+      'JSON or YAML file with role options: kube, apps, databases, discovery, commandLabels, advertiseIp, joinVia',
+    )
     .addOption(outputOption())
     .action(async (id: string, flags: AssignFlags, cmd: Command) => {
       const instance = await clientOf(cmd).call<InstanceView>('PUT', `/v1/instances/${seg(id)}/assignment`, assignmentBody(flags));
@@ -69,7 +72,13 @@ export function assignCommands(): Command[] {
     .addOption(outputOption())
     .action(async (id: string, _flags: unknown, cmd: Command) => {
       const instance = await clientOf(cmd).call<InstanceView>('DELETE', `/v1/instances/${seg(id)}/assignment`);
-      print(formatValue(formatOf(cmd), instance, () => `${paint('yellow', 'unassigned')} ${instance.instanceId} (generation ${instance.generation})\n`));
+      print(
+        formatValue(
+          formatOf(cmd),
+          instance,
+          () => `${paint('yellow', 'unassigned')} ${instance.instanceId} (generation ${instance.generation})\n`,
+        ),
+      );
     });
   examples(unassign, 'teleboot unassign i-0123456789abcdef0');
 
@@ -85,12 +94,17 @@ export function assignCommands(): Command[] {
       } catch (err) {
         // 409: the instance exists but has nothing to run.
         if (err instanceof CliError && /has no assignment/.test(err.message))
-          throw new CliError(`instance ${id} has no assignment, so nothing would be written; assign it first: teleboot assign ${id} --role node`, EXIT.failed);
+          throw new CliError(
+            `instance ${id} has no assignment, so nothing would be written; assign it first: teleboot assign ${id} --role node`,
+            EXIT.failed,
+          );
         throw err;
       }
       print(formatValue(formatOf(cmd), answer, () => answer.teleportYaml ?? ''));
       for (const p of answer.problems ?? [])
-        process.stderr.write(`${paint('red', 'problem', colorsOn(process.stderr))}: ${p.path ? `${p.path}: ` : ''}${p.message}${p.field ? ` (change ${p.field})` : ''}\n`);
+        process.stderr.write(
+          `${paint('red', 'problem', colorsOn(process.stderr))}: ${p.path ? `${p.path}: ` : ''}${p.message}${p.field ? ` (change ${p.field})` : ''}\n`,
+        );
       if (!answer.valid) {
         process.stderr.write('the agent would refuse this config and write nothing\n');
         process.exitCode = EXIT.unhealthy;

@@ -25,7 +25,7 @@ const AUDIT_COLUMNS = {
 /** Events after `after`, every page; only the last `keep` are kept (0: all). */
 async function eventsAfter(client: RestClient, after: number, target: string | undefined, keep: number): Promise<AuditEventView[]> {
   let events: AuditEventView[] = [];
-  for (let cursor = after; ; ) {
+  for (let cursor = after; ;) {
     const page = await client.get<Page<AuditEventView, number>>(`/v1/audit${query({ after: cursor, limit: PAGE, target })}`);
     events.push(...page.items);
     if (keep > 0 && events.length > keep) events = events.slice(-keep);
@@ -55,13 +55,18 @@ export function auditCommand(): Command {
     .option('-n, --last <n>', 'show the last n events (0: all)', nonNegative('--last'), 50)
     .option('--after <id>', 'only events with an id greater than this', nonNegative('--after'), 0)
     .option('-f, --follow', 'keep printing new events as they happen (Ctrl-C stops)')
-    .option('--interval <duration>', 'how often --follow asks for new events', (v) => {
-      try {
-        return parseDuration(v);
-      } catch (err) {
-        throw usageError(`--interval: ${(err as Error).message}`);
-      }
-    }, 2000)
+    .option(
+      '--interval <duration>',
+      'how often --follow asks for new events',
+      (v) => {
+        try {
+          return parseDuration(v);
+        } catch (err) {
+          throw usageError(`--interval: ${(err as Error).message}`);
+        }
+      },
+      2000,
+    )
     .addOption(outputOption())
     .action(async (flags: { target?: string; last: number; after: number; follow?: boolean; interval: number }, cmd: Command) => {
       const client = clientOf(cmd);
@@ -80,6 +85,11 @@ export function auditCommand(): Command {
         }
       }
     });
-  examples(audit, 'teleboot audit --last 20', 'teleboot audit --target i-0123456789abcdef0', 'teleboot audit --follow -o json | jq -c \'select(.action | endswith(".refused"))\'');
+  examples(
+    audit,
+    'teleboot audit --last 20',
+    'teleboot audit --target i-0123456789abcdef0',
+    'teleboot audit --follow -o json | jq -c \'select(.action | endswith(".refused"))\'',
+  );
   return audit;
 }

@@ -25,7 +25,8 @@ export function judge(health: HealthView, strict: boolean): Verdict {
     if (PENDING_STATES.includes(state) && !strict) continue;
     problems.push(`${count} ${state}`);
   }
-  for (const alert of health.alerts ?? []) problems.push(`alert: ${typeof alert === 'string' ? alert : (alert.message ?? JSON.stringify(alert))}`);
+  for (const alert of health.alerts ?? [])
+    problems.push(`alert: ${typeof alert === 'string' ? alert : (alert.message ?? JSON.stringify(alert))}`);
   return { healthy: problems.length === 0, problems };
 }
 
@@ -61,7 +62,8 @@ export function healthCommand(): Command {
         // The instances behind each problem, a page of each state.
         const states = Object.keys(answer.byHealth).filter((s) => verdict.problems.some((p) => p.endsWith(` ${s}`)));
         const unhealthy: InstanceView[] = [];
-        for (const state of states) unhealthy.push(...(await client.get<Page<InstanceView>>(`/v1/instances${query({ health: state, limit: 20 })}`)).items);
+        for (const state of states)
+          unhealthy.push(...(await client.get<Page<InstanceView>>(`/v1/instances${query({ health: state, limit: 20 })}`)).items);
         const headline = verdict.healthy
           ? `${paint('green', 'healthy')}: ${answer.total} instance(s)`
           : `${paint('red', 'unhealthy')}: ${verdict.problems.filter((p) => !p.startsWith('alert: ')).join(', ') || 'alerts'} of ${answer.total} instance(s)`;
@@ -72,7 +74,13 @@ export function healthCommand(): Command {
         if (unhealthy.length)
           text += `\n${renderTable(
             ['INSTANCE', 'ROLE', 'HEALTH', 'LAST SEEN', 'MESSAGE'],
-            unhealthy.map((i) => [i.instanceId, i.assignment?.role ?? '-', healthText(i.health), ago(i.lastSeenAt), orDash(i.status?.message)]),
+            unhealthy.map((i) => [
+              i.instanceId,
+              i.assignment?.role ?? '-',
+              healthText(i.health),
+              ago(i.lastSeenAt),
+              orDash(i.status?.message),
+            ]),
           )}`;
       }
       print(formatValue(format, { ...answer, ...verdict }, () => text));

@@ -69,7 +69,7 @@ export function instancesCommand(): Command {
       );
       print(formatList(formatOf(cmd), items, items, INSTANCE_COLUMNS, 'no instances'));
     });
-  examples(ls, 'teleboot instances ls --role proxy --health degraded', 'teleboot instances ls -o json | jq -r \'.[].instanceId\'');
+  examples(ls, 'teleboot instances ls --role proxy --health degraded', "teleboot instances ls -o json | jq -r '.[].instanceId'");
 
   const show = instances
     .command('show')

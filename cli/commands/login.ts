@@ -50,7 +50,10 @@ export function loginCommands(): Command[] {
       // Any valid token may read the health: this proves the address, the CA and the token at once.
       const health = await new RestClient(connection).get<HealthView>('/v1/health');
       const path = profilePath();
-      await writeProfile({ addr: connection.addr, ...(connection.caCert ? { caCert: connection.caCert.path } : {}), token: connection.token.value }, path);
+      await writeProfile(
+        { addr: connection.addr, ...(connection.caCert ? { caCert: connection.caCert.path } : {}), token: connection.token.value },
+        path,
+      );
       print(`${paint('green', 'logged in')} to ${connection.addr} (${health.total} instance(s)); profile saved to ${path} (mode 0600)\n`);
     });
   examples(
@@ -59,10 +62,12 @@ export function loginCommands(): Command[] {
     'ssh control sudo cat /var/lib/teleboot-control/admin-token | teleboot login --addr https://control.internal:7080 --ca-cert ca.pem',
   );
 
-  const logout = new Command('logout').description('delete the saved profile (the token stays valid on the server: revoke it with tokens api rm)').action(() => {
-    const path = profilePath();
-    print(removeProfile(path) ? `removed ${path}\n` : `no profile at ${path}\n`);
-  });
+  const logout = new Command('logout')
+    .description('delete the saved profile (the token stays valid on the server: revoke it with tokens api rm)')
+    .action(() => {
+      const path = profilePath();
+      print(removeProfile(path) ? `removed ${path}\n` : `no profile at ${path}\n`);
+    });
   examples(logout, 'teleboot logout');
   return [login, logout];
 }

@@ -28,7 +28,8 @@ async function ruleId(client: RestClient, idOrName: string): Promise<string> {
   if (UUID.test(idOrName)) return idOrName;
   const named = (await listRules(client)).filter((r) => r.name === idOrName);
   if (named.length === 1) return named[0].id;
-  if (named.length === 0) throw new CliError(`no rule is named "${idOrName}"; "teleboot rules ls" lists them with their ids`, EXIT.notFound);
+  if (named.length === 0)
+    throw new CliError(`no rule is named "${idOrName}"; "teleboot rules ls" lists them with their ids`, EXIT.notFound);
   throw usageError(`${named.length} rules are named "${idOrName}"; give the id of one (${named.map((r) => r.id).join(', ')})`);
 }
 
@@ -41,7 +42,15 @@ export function rulesCommand(): Command {
     .addOption(outputOption())
     .action(async (_flags: unknown, cmd: Command) => {
       const items = await listRules(clientOf(cmd));
-      print(formatList(formatOf(cmd), items, items.map((r, position) => ({ ...r, position })), RULE_COLUMNS, 'no rules'));
+      print(
+        formatList(
+          formatOf(cmd),
+          items,
+          items.map((r, position) => ({ ...r, position })),
+          RULE_COLUMNS,
+          'no rules',
+        ),
+      );
     });
   examples(ls, 'teleboot rules ls', 'teleboot rules ls -o yaml');
 
@@ -73,10 +82,20 @@ export function rulesCommand(): Command {
           ...(flags.position !== undefined ? { position: flags.position } : {}),
         };
         const rule = await clientOf(cmd).call<RuleView>('POST', '/v1/rules', body);
-        print(formatValue(formatOf(cmd), rule, () => `${paint('green', 'added')} rule ${rule.name} (${rule.id}): ${labelsText(rule.selector)} -> ${rule.role}\n`));
+        print(
+          formatValue(
+            formatOf(cmd),
+            rule,
+            () => `${paint('green', 'added')} rule ${rule.name} (${rule.id}): ${labelsText(rule.selector)} -> ${rule.role}\n`,
+          ),
+        );
       },
     );
-  examples(add, 'teleboot rules add edges --selector TeleportRole=proxy --role proxy', 'teleboot rules add nodes --selector TeleportRole=node --role node --label env=prod --position 0');
+  examples(
+    add,
+    'teleboot rules add edges --selector TeleportRole=proxy --role proxy',
+    'teleboot rules add nodes --selector TeleportRole=node --role node --label env=prod --position 0',
+  );
 
   const rm = rules
     .command('rm')

@@ -88,7 +88,11 @@ export function settingsCommand(): Command {
       if (!key) return print(formatValue(formatOf(cmd), all, () => keyValues(flatten(all))));
       const value = valueAt(all, key.split('.'));
       if (value === undefined) throw new CliError(`setting ${key} is not set; "teleboot settings get" lists those that are`, EXIT.notFound);
-      print(formatValue(formatOf(cmd), value, () => (typeof value === 'object' ? keyValues(flatten(value, key)) : `${String(value)}\n`)));
+      print(
+        formatValue(formatOf(cmd), value, () =>
+          typeof value === 'object' ? keyValues(flatten(value, key)) : `${typeof value === 'string' ? value : JSON.stringify(value)}\n`,
+        ),
+      );
     });
   examples(get, 'teleboot settings get', 'teleboot settings get proxyPublicAddr', 'teleboot settings get -o yaml > settings.yaml');
 
@@ -106,7 +110,11 @@ export function settingsCommand(): Command {
       const patch = settingsPatch(pairs, current, fromFile);
       const saved = await client.call<Settings>('PATCH', '/v1/settings', patch);
       print(
-        formatValue(formatOf(cmd), saved, () => `${paint('green', 'saved')} ${Object.keys(patch).join(', ')}; assigned instances re-render their config\n`),
+        formatValue(
+          formatOf(cmd),
+          saved,
+          () => `${paint('green', 'saved')} ${Object.keys(patch).join(', ')}; assigned instances re-render their config\n`,
+        ),
       );
     });
   examples(

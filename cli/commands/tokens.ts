@@ -56,13 +56,21 @@ function apiTokens(): Command {
     .command('create')
     .description('create an API token; its secret is printed once')
     .requiredOption('--name <name>', 'who or what uses it; names it in the audit log')
-    .addOption(new Option('--scope <scope>', 'monitor: read-only; operator: assignments and rules; admin: everything').choices(API_SCOPES).makeOptionMandatory())
+    .addOption(
+      new Option('--scope <scope>', 'monitor: read-only; operator: assignments and rules; admin: everything')
+        .choices(API_SCOPES)
+        .makeOptionMandatory(),
+    )
     .addOption(outputOption())
     .action(async (flags: { name: string; scope: string }, cmd: Command) => {
       const token = await clientOf(cmd).call<ApiTokenView>('POST', '/v1/api-tokens', { name: flags.name, scope: flags.scope });
       print(formatValue(formatOf(cmd), token, () => created('API token', token, [['Scope', token.scope]])));
     });
-  examples(create, 'teleboot tokens api create --name grafana --scope monitor', 'teleboot tokens api create --name ci --scope operator -o json | jq -r .token');
+  examples(
+    create,
+    'teleboot tokens api create --name grafana --scope monitor',
+    'teleboot tokens api create --name ci --scope operator -o json | jq -r .token',
+  );
 
   const rm = api
     .command('rm')
@@ -98,10 +106,19 @@ function joinTokens(): Command {
       if (!/^[1-9]\d*$/.test(v)) throw usageError(`--uses: "${v}" is not a positive whole number`);
       return Number(v);
     })
-    .option('--roles <list>', `roles an instance enrolled with it may get, comma-separated (${ROLE_NAMES.join(', ')}); any when absent`, commaList)
+    .option(
+      '--roles <list>',
+      `roles an instance enrolled with it may get, comma-separated (${ROLE_NAMES.join(', ')}); any when absent`,
+      commaList,
+    )
     .addOption(outputOption())
     .action(async (flags: { name: string; ttl: string; uses?: number; roles?: string[] }, cmd: Command) => {
-      const body = { name: flags.name, ttl: flags.ttl, ...(flags.uses ? { uses: flags.uses } : {}), ...(flags.roles ? { roles: flags.roles } : {}) };
+      const body = {
+        name: flags.name,
+        ttl: flags.ttl,
+        ...(flags.uses ? { uses: flags.uses } : {}),
+        ...(flags.roles ? { roles: flags.roles } : {}),
+      };
       const token = await clientOf(cmd).call<JoinTokenView>('POST', '/v1/join-tokens', body);
       print(
         formatValue(formatOf(cmd), token, () =>
