@@ -11,6 +11,11 @@ function exit(code: number): void {
 }
 
 async function main(): Promise<void> {
+  // `teleboot ... | head`: the reader has what it wanted; not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.ok);
+    throw err;
+  });
   try {
     await buildProgram().parseAsync(process.argv);
     exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok);

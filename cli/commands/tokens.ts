@@ -5,7 +5,7 @@ import { ROLE_NAMES } from '../../contract/model';
 import { seg, type ApiTokenView, type JoinTokenView } from '../api';
 import { usageError } from '../exit-codes';
 import { ago, clientOf, commaList, examples, formatOf, outputOption, print } from '../kit';
-import { formatList, formatValue, keyValues, orDash } from '../output';
+import { formatList, formatValue, keyValues, orDash, type Columns } from '../output';
 import { paint } from '../terminal';
 
 const API_SCOPES = ['monitor', 'operator', 'admin'];
@@ -40,18 +40,41 @@ function created(kind: string, token: { name: string; id: string; token?: string
   );
 }
 
-function apiTokens(): Command {
-  const api = new Command('api').description('API tokens: bearer tokens for the REST API and this CLI');
-  const ls = api
+/** The ls and rm of a kind of token: the same routes and answers for both kinds. */
+function listAndRevoke<T extends { name: string; id: string }>(
+  group: Command,
+  kind: { noun: string; path: string; columns: Columns<T>; key: string; lsExample: string; rmExample: string },
+): void {
+  const ls = group
     .command('ls')
-    .description('list API tokens (never their secrets)')
+    .description(`list ${kind.noun}s (never their secrets)`)
     .addOption(outputOption())
     .action(async (_flags: unknown, cmd: Command) => {
-      const { items } = await clientOf(cmd).get<{ items: ApiTokenView[] }>('/v1/api-tokens');
-      print(formatList(formatOf(cmd), items, items, API_COLUMNS, 'no API tokens'));
+      const { items } = await clientOf(cmd).get<{ items: T[] }>(kind.path);
+      print(formatList(formatOf(cmd), items, items, kind.columns, `no ${kind.noun}s`));
     });
-  examples(ls, 'teleboot tokens api ls');
+  examples(ls, kind.lsExample);
+  const rm = group
+    .command('rm')
+    .description(`revoke ${kind.noun.startsWith('A') ? 'an' : 'a'} ${kind.noun}`)
+    .argument(`<${kind.key}>`, kind.key === 'id' ? 'its id (ls shows it)' : 'its id or name')
+    .action(async (key: string, _flags: unknown, cmd: Command) => {
+      const token = await clientOf(cmd).call<T>('DELETE', `${kind.path}/${seg(key)}`);
+      print(`${paint('yellow', 'revoked')} ${kind.noun} ${token.name} (${token.id})\n`);
+    });
+  examples(rm, kind.rmExample);
+}
 
+function apiTokens(): Command {
+  const api = new Command('api').description('API tokens: bearer tokens for the REST API and this CLI');
+  listAndRevoke<ApiTokenView>(api, {
+    noun: 'API token',
+    path: '/v1/api-tokens',
+    columns: API_COLUMNS,
+    key: 'id-or-name',
+    lsExample: 'teleboot tokens api ls',
+    rmExample: 'teleboot tokens api rm grafana',
+  });
   const create = api
     .command('create')
     .description('create an API token; its secret is printed once')
@@ -72,31 +95,20 @@ function apiTokens(): Command {
     'teleboot tokens api create --name ci --scope operator -o json | jq -r .token',
   );
 
-  const rm = api
-    .command('rm')
-    .description('revoke an API token')
-    .argument('<id-or-name>', 'its id or name')
-    .action(async (idOrName: string, _flags: unknown, cmd: Command) => {
-      const token = await clientOf(cmd).call<ApiTokenView>('DELETE', `/v1/api-tokens/${seg(idOrName)}`);
-      print(`${paint('yellow', 'revoked')} API token ${token.name} (${token.id})\n`);
-    });
-  examples(rm, 'teleboot tokens api rm grafana');
   examples(api, 'teleboot tokens api ls', 'teleboot tokens api create --name grafana --scope monitor');
   return api;
 }
 
 function joinTokens(): Command {
   const join = new Command('join').description('join tokens: enrollment for hosts outside EC2 (or development)');
-  const ls = join
-    .command('ls')
-    .description('list join tokens (never their secrets)')
-    .addOption(outputOption())
-    .action(async (_flags: unknown, cmd: Command) => {
-      const { items } = await clientOf(cmd).get<{ items: JoinTokenView[] }>('/v1/join-tokens');
-      print(formatList(formatOf(cmd), items, items, JOIN_COLUMNS, 'no join tokens'));
-    });
-  examples(ls, 'teleboot tokens join ls');
-
+  listAndRevoke<JoinTokenView>(join, {
+    noun: 'join token',
+    path: '/v1/join-tokens',
+    columns: JOIN_COLUMNS,
+    key: 'id',
+    lsExample: 'teleboot tokens join ls',
+    rmExample: 'teleboot tokens join rm 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1b3c',
+  });
   const create = join
     .command('create')
     .description('create a join token; its secret is printed once')
@@ -132,15 +144,6 @@ function joinTokens(): Command {
     });
   examples(create, 'teleboot tokens join create --name lab --ttl 1h --uses 5 --roles node');
 
-  const rm = join
-    .command('rm')
-    .description('revoke a join token')
-    .argument('<id>', 'its id (tokens join ls)')
-    .action(async (id: string, _flags: unknown, cmd: Command) => {
-      const token = await clientOf(cmd).call<JoinTokenView>('DELETE', `/v1/join-tokens/${seg(id)}`);
-      print(`${paint('yellow', 'revoked')} join token ${token.name} (${token.id})\n`);
-    });
-  examples(rm, 'teleboot tokens join rm 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1b3c');
   examples(join, 'teleboot tokens join ls', 'teleboot tokens join create --name lab --ttl 1h --roles node');
   return join;
 }
