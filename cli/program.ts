@@ -4,6 +4,7 @@ import { Argument, Command } from 'commander';
 import { VERSION } from '../contract/version';
 import { bashCompletion, zshCompletion } from './completion';
 import { DEFAULT_ADDR, ENV } from './connection';
+import { EXIT_MEANINGS } from './exit-codes';
 import { examples, print } from './kit';
 import { assignCommands } from './commands/assign';
 import { auditCommand } from './commands/audit';
@@ -54,6 +55,10 @@ export function buildProgram(): Command {
     'teleboot instances ls --health degraded',
     'teleboot assign i-0123456789abcdef0 --role node --label env=prod',
     'TELEBOOT_ADDR=https://control.internal:7080 TELEBOOT_CACERT=ca.pem TELEBOOT_TOKEN=... teleboot health',
+  );
+  program.addHelpText(
+    'after',
+    `\nExit codes:\n${EXIT_MEANINGS.map(([code, meaning]) => `  ${String(code).padStart(2)}  ${meaning}`).join('\n')}\n`,
   );
   for (const cmd of allCommands(program)) {
     cmd

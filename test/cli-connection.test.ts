@@ -5,8 +5,9 @@ import t from 'tap';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { certificateValidBetween } from './support/fixtures';
-import { freePort } from './support/harness';
-import { startCliWorld, type CliWorld } from './support/cli';
+import { spawn } from 'node:child_process';
+import { freePort, until } from './support/harness';
+import { CLI_BIN, startCliWorld, type CliWorld } from './support/cli';
 import { EXIT } from '../cli/exit-codes';
 
 let world: CliWorld;
@@ -64,6 +65,28 @@ t.test('without XDG_CONFIG_HOME the profile is ~/.config/teleboot/profile.json; 
   t.equal(statSync(path).mode & 0o777, 0o600);
   t.notMatch(ok.stdout + ok.stderr, world.control.adminToken);
   t.equal((await world.run(['logout'], NO_CONNECTION)).code, 0);
+});
+
+t.test('login at a terminal asks for the token and does not echo it', async (t) => {
+  const xdg = join(world.home, 'tty');
+  // script(1) gives login a real pseudo-terminal; what it echoes comes back on stdout.
+  const proc = spawn(
+    'script',
+    ['-qec', `${process.execPath} ${CLI_BIN} login --addr ${world.addr} --ca-cert ${world.caFile}`, '/dev/null'],
+    {
+      env: { ...process.env, ...NO_CONNECTION, HOME: world.home, XDG_CONFIG_HOME: xdg },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
+  let screen = '';
+  proc.stdout.on('data', (c: Buffer) => (screen += c.toString()));
+  const closed = new Promise<number | null>((done) => proc.on('close', done));
+  await until('the prompt', () => screen.includes('API token (input hidden): '), 20_000);
+  proc.stdin.write(`${world.control.adminToken}\r`);
+  t.equal(await closed, 0, screen);
+  t.match(screen, /logged in to https:\/\/127\.0\.0\.1:\d+/);
+  t.notMatch(screen, world.control.adminToken, 'the token typed is not on the screen');
+  t.equal(JSON.parse(readFileSync(join(xdg, 'teleboot', 'profile.json'), 'utf8')).token, world.control.adminToken);
 });
 
 t.test('each connection failure says what to do', async (t) => {

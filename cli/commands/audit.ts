@@ -7,7 +7,7 @@ import type { RestClient } from '../client';
 import { usageError } from '../exit-codes';
 import { clientOf, examples, formatOf, outputOption, print } from '../kit';
 import { formatList, type OutputFormat } from '../output';
-import { paint } from '../terminal';
+import { paint, Progress } from '../terminal';
 
 const PAGE = 1000;
 
@@ -25,12 +25,19 @@ const AUDIT_COLUMNS = {
 /** Events after `after`, every page; only the last `keep` are kept (0: all). */
 async function eventsAfter(client: RestClient, after: number, target: string | undefined, keep: number): Promise<AuditEventView[]> {
   let events: AuditEventView[] = [];
-  for (let cursor = after; ;) {
-    const page = await client.get<Page<AuditEventView, number>>(`/v1/audit${query({ after: cursor, limit: PAGE, target })}`);
-    events.push(...page.items);
-    if (keep > 0 && events.length > keep) events = events.slice(-keep);
-    if (page.items.length < PAGE) return events;
-    cursor = page.items[page.items.length - 1].id;
+  const progress = new Progress();
+  try {
+    for (let cursor = after, seen = 0; ;) {
+      const page = await client.get<Page<AuditEventView, number>>(`/v1/audit${query({ after: cursor, limit: PAGE, target })}`);
+      events.push(...page.items);
+      if (keep > 0 && events.length > keep) events = events.slice(-keep);
+      if (page.items.length < PAGE) return events;
+      cursor = page.items[page.items.length - 1].id;
+      seen += page.items.length;
+      progress.update(`reading the audit log: ${seen} events so far…`);
+    }
+  } finally {
+    progress.done();
   }
 }
 

@@ -16,8 +16,9 @@ async function readToken(): Promise<string> {
     for await (const chunk of stdin) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks).toString('utf8').split('\n')[0].trim();
   }
-  process.stderr.write('API token (input hidden): ');
+  // No echo before the prompt shows: what is typed after it is never on the screen.
   stdin.setRawMode(true);
+  process.stderr.write('API token (input hidden): ');
   stdin.resume();
   try {
     return await new Promise<string>((done, fail) => {
