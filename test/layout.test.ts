@@ -1,5 +1,5 @@
 // The folders' import rules (README "Layout"): control/ and agent/ never
-// import each other, and contract/ imports neither. Read from the sources, so
+// import each other, contract/ imports neither, and cli/ only contract/. Read from the sources, so
 // a new import that crosses a line fails here before review.
 import t from 'tap';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -7,9 +7,11 @@ import { dirname, join, relative, resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '..').replace(/[/\\]dist$/, '');
 const FORBIDDEN: Record<string, string[]> = {
-  contract: ['control', 'agent', 'test', 'bench'],
-  control: ['agent', 'test', 'bench'],
-  agent: ['control', 'test', 'bench'],
+  contract: ['control', 'agent', 'cli', 'test', 'bench'],
+  control: ['agent', 'cli', 'test', 'bench'],
+  agent: ['control', 'cli', 'test', 'bench'],
+  // The operator CLI talks to the REST API only; contract/ gives it the model's names.
+  cli: ['control', 'agent', 'test', 'bench'],
 };
 
 function tsFiles(dir: string): string[] {
