@@ -21,7 +21,10 @@ import {
  * string an operator gives reaches a host file, a unit or the audit log,
  * where one of these would start a new line or hide what follows.
  */
-export const NO_CONTROL_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\ufeff]*$';
+const CONTROL_CHARACTERS = '\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\ufeff';
+export const NO_CONTROL_PATTERN = `^[^${CONTROL_CHARACTERS}]*$`;
+/** Finds a control character (as NO_CONTROL_PATTERN refuses them) in a string. */
+export const CONTROL_CHARACTER = new RegExp(`[${CONTROL_CHARACTERS}]`);
 export const NO_CONTROL_MESSAGE = 'must not contain control characters (newline, tab, NUL, ESC, ...)';
 
 /**

@@ -8,6 +8,7 @@
 import { hostPortProblem, isHostName, isHostOrIp, isIpv4, parseHostPort } from '../address';
 import { DATABASE_PROTOCOLS, DISCOVERY_AWS_TYPES, LABEL_KEY_PATTERN } from '../assignment';
 import { isAwsRegion } from '../aws-region';
+import { CONTROL_CHARACTER } from '../schema';
 import { DURATION_PATTERN } from '../duration';
 import { AUTH_TYPES, LOG_FORMATS, LOG_SEVERITY_SETTINGS, PROXY_LISTENER_MODES, SECOND_FACTORS, STORAGE_TYPES } from '../settings';
 
@@ -344,8 +345,7 @@ const RESOURCE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 // newlines and tabs; nothing else may.
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const FORBIDDEN_ANYWHERE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]/;
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const FORBIDDEN_IN_SETTINGS = /[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]/;
+const FORBIDDEN_IN_SETTINGS = CONTROL_CHARACTER;
 /** Maps whose values are label values (free text): ssh/kube/app labels, database static labels, selectors, tags. */
 const LABEL_MAPS = new Set(['labels', 'static_labels', 'tags']);
 /** Other free text that may span lines: descriptions and the words of a label command. */
