@@ -2,33 +2,17 @@
 // strictly: a repeated key, a "__proto__" or "constructor" key anywhere, or
 // an integer beyond 2^53 gets 400 naming the field, and nothing is saved.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadControlConfig } from '../control/config';
 import { checkJsonText, parseJsonBody } from '../control/rest/json-body';
-import { startControlServer, type RunningControlServer } from '../control/server';
-import { createLogger } from '../contract/log';
-import { removeDir, restRequest, scratchDir } from './support/harness';
+import { startInProcessControl, type InProcessControl } from './support/in-process';
 
-let server: RunningControlServer;
-let dir: string;
-let admin: string;
-const rest = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  restRequest({ port: Number(new URL(server.restUrl).port), ca: server.caPem, token: admin }, method, path, body, headers);
+let control: InProcessControl;
+const rest = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => control.rest(method, path, body, headers);
 const id = 'i-0ddddddddddddddd1';
 
 t.before(async () => {
-  dir = scratchDir('rest-body');
-  server = await startControlServer(
-    loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0' }),
-    createLogger('test', 'silent'),
-  );
-  admin = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+  control = await startInProcessControl('rest-body');
 });
-t.teardown(async () => {
-  await server.close();
-  removeDir(dir);
-});
+t.teardown(() => control.close());
 
 /** What the store holds that a refused write could have changed. */
 const snapshot = async () =>

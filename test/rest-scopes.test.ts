@@ -6,41 +6,29 @@
 // from starting.
 import t from 'tap';
 import Fastify from 'fastify';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadControlConfig } from '../control/config';
 import { effectiveScope, installAuth, SCOPE_EXTENSION } from '../control/rest/auth';
 import type { ControlService } from '../control/service';
-import { startControlServer, type RunningControlServer } from '../control/server';
-import { createLogger } from '../contract/log';
-import { removeDir, restRequest, scratchDir } from './support/harness';
+import { restRequest } from './support/harness';
+import { startInProcessControl, type InProcessControl } from './support/in-process';
 
 const CALLERS = ['none', 'monitor', 'operator', 'admin'] as const;
 type Caller = (typeof CALLERS)[number];
 const RANK: Record<string, number> = { public: 0, monitor: 1, operator: 2, admin: 3 };
 
-let server: RunningControlServer;
-let dir: string;
+let control: InProcessControl;
 const tokens: Partial<Record<Caller, string>> = {};
 const rest = (method: string, path: string, body?: unknown, token?: string) =>
-  restRequest({ port: Number(new URL(server.restUrl).port), ca: server.caPem, token }, method, path, body);
+  restRequest({ port: Number(new URL(control.server.restUrl).port), ca: control.server.caPem, token }, method, path, body);
 
 t.before(async () => {
-  dir = scratchDir('rest-scopes');
-  server = await startControlServer(
-    loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0' }),
-    createLogger('test', 'silent'),
-  );
-  tokens.admin = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+  control = await startInProcessControl('rest-scopes');
+  tokens.admin = control.adminToken;
   for (const scope of ['monitor', 'operator'] as const) {
     const res = await rest('POST', '/v1/api-tokens', { name: `walk-${scope}`, scope }, tokens.admin);
     tokens[scope] = res.body.token as string;
   }
 });
-t.teardown(async () => {
-  await server.close();
-  removeDir(dir);
-});
+t.teardown(() => control.close());
 
 /** Ids that name nothing: an admin's DELETE must not remove the tokens this test uses. */
 const fill = (path: string) =>

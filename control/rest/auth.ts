@@ -18,7 +18,7 @@ import { scopeAllows } from '../trust';
  * ("probe": /healthz, /readyz, /metrics).
  */
 export type RouteScope = ApiScope | 'public' | 'probe';
-export const ROUTE_SCOPES: readonly RouteScope[] = [...API_SCOPES, 'public', 'probe'];
+export const DECLARABLE_SCOPES: readonly RouteScope[] = [...API_SCOPES, 'public', 'probe'];
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -66,9 +66,9 @@ export function installAuth(app: FastifyInstance, service: ControlService, opts:
   app.addHook('onRoute', (route: RouteOptions) => {
     const declared = route.config?.scope;
     const methods = ([] as string[]).concat(route.method);
-    if (!declared || !ROUTE_SCOPES.includes(declared))
+    if (!declared || !DECLARABLE_SCOPES.includes(declared))
       throw new Error(
-        `route ${methods.join(',')} ${route.url} declares no scope: add config: { scope: ${ROUTE_SCOPES.map((s) => `'${s}'`).join(' | ')} } to it`,
+        `route ${methods.join(',')} ${route.url} declares no scope: add config: { scope: ${DECLARABLE_SCOPES.map((s) => `'${s}'`).join(' | ')} } to it`,
       );
     const scope = effectiveScope(declared, opts);
     // Told to clients in /openapi.json; a public route needs no token there.

@@ -19,8 +19,8 @@ export interface InProcessControl {
   close(): Promise<void>;
 }
 
-export async function startInProcessControl(name: string, flags: ControlFlags = {}): Promise<InProcessControl> {
-  const dir = scratchDir(name);
+/** A control server on a new scratch directory, or on `dir` (a data directory a previous one left). */
+export async function startInProcessControl(name: string, flags: ControlFlags = {}, dir = scratchDir(name)): Promise<InProcessControl> {
   const config = loadControlConfig({ 'data-dir': dir, 'grpc-listen': '127.0.0.1:0', 'rest-listen': '127.0.0.1:0', ...flags });
   const server = await startControlServer(config, createLogger('test', 'silent'));
   const adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
