@@ -14,6 +14,9 @@ import type { ReportStatusRequest } from '../proto/gen/teleboot/v1/ReportStatusR
 import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/ReportStatusResponse';
 import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
 import { newEnrollmentKey, type EnrollmentKey } from './enrollment-key';
+import { controlError, type ControlCallError } from './control-errors';
+
+export { isRetryable } from './control-errors';
 
 export interface ClientCredentials {
   instanceId: string;
@@ -50,21 +53,6 @@ const CALL_TIMEOUT_MS = 15_000;
  * nothing and asked again: it may wait longer.
  */
 const ENROLL_TIMEOUT_MS = 60_000;
-
-export function isRetryable(err: unknown): boolean {
-  const code = (err as { code?: number }).code;
-  return (
-    code === undefined ||
-    [
-      grpc.status.UNAVAILABLE,
-      grpc.status.DEADLINE_EXCEEDED,
-      grpc.status.RESOURCE_EXHAUSTED,
-      grpc.status.INTERNAL,
-      grpc.status.UNKNOWN,
-      grpc.status.ABORTED,
-    ].includes(code)
-  );
-}
 
 /**
  * Channel credentials hold a TLS secure context, which costs about as much
@@ -190,7 +178,7 @@ export class ControlClient {
         if (!err) return resolve(res as Res);
         if (this.leftEnrollConnection(client, err)) return resolve(this.unary(invoke, timeoutMs));
         if (err.code === grpc.status.UNAVAILABLE) this.failover();
-        reject(err);
+        reject(controlError(err));
       });
     });
   }
@@ -274,11 +262,7 @@ export class ControlClient {
   }
 
   /** Streams assignment states until cancelled; `onEnd` tells why the stream ended. */
-  watch(
-    instanceId: string,
-    onState: (s: AssignmentState__Output) => void,
-    onEnd: (err: grpc.ServiceError | undefined) => void,
-  ): () => void {
+  watch(instanceId: string, onState: (s: AssignmentState__Output) => void, onEnd: (err: ControlCallError | undefined) => void): () => void {
     let ended = false;
     let cancel = () => {};
     const open = () => {
@@ -291,7 +275,7 @@ export class ControlClient {
         if (this.leftEnrollConnection(client, err)) return open();
         ended = true;
         if (err?.code === grpc.status.UNAVAILABLE) this.failover();
-        onEnd(err);
+        onEnd(err && controlError(err));
       };
       call.on('data', onState);
       call.on('error', (err: grpc.ServiceError) => end(err));
