@@ -1,0 +1,180 @@
+// The Bootstrap service's handlers: each checks its message, authorizes the
+// caller, calls the service and maps the outcome (errors.ts) to a status.
+import * as grpc from '@grpc/grpc-js';
+import { AGENT_STATES, isInstanceId, type AgentState } from '../../contract/model';
+import type { Logger } from '../../contract/log';
+import type { BootstrapHandlers } from '../../proto/gen/teleboot/v1/Bootstrap';
+import type { AssignmentState } from '../../proto/gen/teleboot/v1/AssignmentState';
+import type { WatchAssignmentRequest__Output } from '../../proto/gen/teleboot/v1/WatchAssignmentRequest';
+import { peerAddress, RateLimiter, type RateLimitOptions } from '../rate-limit';
+import type { ControlService } from '../service';
+import { bindEnrollment, callerCertificate, type CallWithAuth } from './connections';
+import { CallError, endWithError, invalid, serviceError, toStatus } from './errors';
+import { leaseMessage, toAssignmentMessage } from './messages';
+import { certificateExpiry, factsFrom, identityFrom, limited, NONCE_RE, proofFrom } from './validation';
+
+/**
+ * Checks the instance_id field, and that the certificate is one Enroll
+ * issued, not revoked, to that very instance.
+ */
+async function authorizedInstance(service: ControlService, call: CallWithAuth, instanceId: string, method: string): Promise<string> {
+  const cert = callerCertificate(call);
+  if (!cert.commonName)
+    throw new CallError(grpc.status.UNAUTHENTICATED, 'this call needs the client certificate issued by Enroll; enroll first');
+  if (!isInstanceId(instanceId)) throw invalid('instance_id', 'must be an instance id such as i-0123456789abcdef0');
+  await service.trust.authorizeCall(cert, instanceId, method);
+  return instanceId;
+}
+
+function unary<Req, Res>(
+  log: Logger,
+  method: string,
+  handle: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    handle(call).then(
+      (res) => callback(null, res),
+      (err) => callback(toStatus(err, log, method)),
+    );
+  };
+}
+
+export function bootstrapHandlers(
+  service: ControlService,
+  log: Logger,
+  openWatches = new Set<() => void>(),
+  enrollLimit: RateLimitOptions = { perMinute: 0, exemptLoopback: true },
+): BootstrapHandlers {
+  const heartbeatIntervalSeconds = Math.round(service.heartbeatIntervalMs / 1000);
+  const enrollLimiter = new RateLimiter(enrollLimit);
+  return {
+    Enroll: unary(log, 'Enroll', async (call) => {
+      const req = call.request;
+      const peer = peerAddress(call.getPeer());
+      if (!enrollLimiter.take(peer)) {
+        log.warn({ peer }, 'Enroll rate limit reached');
+        throw new CallError(grpc.status.RESOURCE_EXHAUSTED, 'too many enrollments from this address; retry later');
+      }
+      const identity = identityFrom(req.identity);
+      const proof = proofFrom(req);
+      if (!req.publicKeyPem) throw invalid('public_key_pem', 'is required: the PEM public key the client certificate is issued for');
+      limited('public_key_pem', req.publicKeyPem, 4096);
+      if (req.nonce && !NONCE_RE.test(req.nonce)) throw invalid('nonce', '16-128 characters of A-Z a-z 0-9 _ -');
+      if (proof.ec2Identity && !req.nonce)
+        throw invalid(
+          'nonce',
+          'is required with ec2_identity: the first enrollment binds it, so that a copied identity document cannot enroll another machine',
+        );
+      const result = await service.enroll(identity, proof, req.publicKeyPem, { nonce: req.nonce || undefined, peer });
+      const sameConnection = bindEnrollment(call, result.spkiDer, { commonName: identity.instanceId, serial: result.serial });
+      log.info({ instanceId: identity.instanceId, via: result.via, rule: result.matchedRule?.name, sameConnection }, 'instance enrolled');
+      return {
+        instanceId: identity.instanceId,
+        clientCertificatePem: result.certPem,
+        caCertificatePem: result.caPem,
+        certificateExpiresUnixMs: result.expiresAt.getTime(),
+        heartbeatIntervalSeconds,
+        assignment: toAssignmentMessage(result.assignment),
+      };
+    }),
+
+    GetAssignment: unary(log, 'GetAssignment', async (call) => {
+      const id = await authorizedInstance(service, call, call.request.instanceId, 'GetAssignment');
+      return toAssignmentMessage(await service.assignmentState(id));
+    }),
+
+    ReportStatus: unary(log, 'ReportStatus', async (call) => {
+      const req = call.request;
+      const id = await authorizedInstance(service, call, req.instanceId, 'ReportStatus');
+      if (!(AGENT_STATES as readonly string[]).includes(req.state)) throw invalid('state', `must be one of ${AGENT_STATES.join(', ')}`);
+      const applied = Number(req.appliedGeneration);
+      if (!Number.isSafeInteger(applied) || applied < 0) throw invalid('applied_generation', 'must be a non-negative integer');
+      const record = await service.reportStatus(
+        id,
+        applied,
+        {
+          state: req.state as AgentState,
+          teleportUnitState: limited('teleport_unit_state', req.teleportUnitState, 64),
+          teleportReady: req.teleportReady,
+          message: limited('message', req.message, 4096),
+          agentVersion: limited('agent_version', req.agentVersion, 64),
+          ...certificateExpiry(req.proxyCertificateExpiresUnixMs),
+        },
+        factsFrom(req.facts),
+      );
+      return { desiredGeneration: record.generation, heartbeatIntervalSeconds };
+    }),
+
+    AcquireLease: unary(log, 'AcquireLease', async (call) => {
+      const id = await authorizedInstance(service, call, call.request.instanceId, 'AcquireLease');
+      return leaseMessage(
+        call.request.name,
+        await service.acquireLease(id, limited('name', call.request.name, 64)),
+        service.publisherLeaseMs,
+      );
+    }),
+
+    RenewLease: unary(log, 'RenewLease', async (call) => {
+      const id = await authorizedInstance(service, call, call.request.instanceId, 'RenewLease');
+      return leaseMessage(
+        call.request.name,
+        await service.renewLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)),
+        service.publisherLeaseMs,
+      );
+    }),
+
+    ReleaseLease: unary(log, 'ReleaseLease', async (call) => {
+      const id = await authorizedInstance(service, call, call.request.instanceId, 'ReleaseLease');
+      return leaseMessage(
+        call.request.name,
+        await service.releaseLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)),
+        service.publisherLeaseMs,
+      );
+    }),
+
+    WatchAssignment: (call) => {
+      authorizedInstance(service, call, call.request.instanceId, 'WatchAssignment').then(
+        (id) => watchAssignment(call, id),
+        (err) => endWithError(call, toStatus(err, log, 'WatchAssignment')),
+      );
+    },
+  };
+
+  function watchAssignment(call: grpc.ServerWritableStream<WatchAssignmentRequest__Output, AssignmentState>, id: string): void {
+    let lastSent = -1;
+    let busy = false;
+    let again = false;
+    // Coalesces bursts of changes: one read in flight, one more queued.
+    const push = async () => {
+      if (busy) return void (again = true);
+      busy = true;
+      try {
+        do {
+          again = false;
+          const view = await service.assignmentState(id);
+          if (view.generation !== lastSent && !call.cancelled) {
+            lastSent = view.generation;
+            call.write(toAssignmentMessage(view));
+          }
+        } while (again);
+      } catch (err) {
+        stop();
+        endWithError(call, toStatus(err, log, 'WatchAssignment'));
+      } finally {
+        busy = false;
+      }
+    };
+    const unsubscribe = service.watch(id, () => void push());
+    // At shutdown the stream ends with UNAVAILABLE, and the agent reconnects.
+    const end = () => endWithError(call, serviceError(grpc.status.UNAVAILABLE, 'control server shutting down'));
+    openWatches.add(end);
+    const stop = () => {
+      unsubscribe();
+      openWatches.delete(end);
+    };
+    call.on('cancelled', stop);
+    call.on('close', stop);
+    call.on('error', stop);
+    void push();
+  }
+}
