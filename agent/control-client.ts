@@ -14,7 +14,7 @@ import type { ReportStatusRequest } from '../proto/gen/teleboot/v1/ReportStatusR
 import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/ReportStatusResponse';
 import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
 import { newEnrollmentKey, type EnrollmentKey } from './enrollment-key';
-import { controlError, type ControlCallError } from './control-errors';
+import { controlError, ControlRefused, InstanceUnknown, type ControlCallError } from './control-errors';
 
 export { isRetryable } from './control-errors';
 
@@ -205,25 +205,23 @@ export class ControlClient {
       this.onEnrollConnection = undefined;
       this.reset();
     }
-    const res = await this.unary<EnrollResponse__Output>(
-      (c, o, cb) =>
-        c.enroll(
-          {
-            identity,
-            proof:
-              typeof proof === 'string'
-                ? { joinToken: proof }
-                : proof.ec2Identity
-                  ? { ec2Identity: proof.ec2Identity }
-                  : { joinToken: proof.joinToken },
-            publicKeyPem: key.publicKeyPem,
-            agentVersion,
-            nonce: nonce ?? '',
-          },
-          o,
-          cb,
-        ),
-      ENROLL_TIMEOUT_MS,
+    const res = await this.enrollCall((c, o, cb) =>
+      c.enroll(
+        {
+          identity,
+          proof:
+            typeof proof === 'string'
+              ? { joinToken: proof }
+              : proof.ec2Identity
+                ? { ec2Identity: proof.ec2Identity }
+                : { joinToken: proof.joinToken },
+          publicKeyPem: key.publicKeyPem,
+          agentVersion,
+          nonce: nonce ?? '',
+        },
+        o,
+        cb,
+      ),
     );
     const creds: ClientCredentials = {
       instanceId: identity.instanceId,
@@ -238,6 +236,19 @@ export class ControlClient {
     this.onEnrollConnection = creds;
     this.leaveEnrollConnectionWhenGone();
     return { credentials: creds, assignment: res.assignment ?? undefined, heartbeatIntervalSeconds: res.heartbeatIntervalSeconds };
+  }
+
+  /** Enroll's refusals are refusals of the proof (UNAUTHENTICATED included), never an unknown instance. */
+  private enrollCall(
+    invoke: (
+      client: BootstrapClient,
+      deadline: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res?: EnrollResponse__Output) => void,
+    ) => void,
+  ): Promise<EnrollResponse__Output> {
+    return this.unary(invoke, ENROLL_TIMEOUT_MS).catch((err: unknown) => {
+      throw err instanceof InstanceUnknown ? new ControlRefused(err.code, err.details) : err;
+    });
   }
 
   getAssignment(instanceId: string): Promise<AssignmentState__Output> {

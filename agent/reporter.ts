@@ -64,7 +64,8 @@ export class Reporter {
       () =>
         control.reportStatus({
           instanceId,
-          appliedGeneration: status.appliedGeneration,
+          // Never above the state last given: after enrolling again, the record (and its generations) may be new.
+          appliedGeneration: Math.min(status.appliedGeneration, Math.max(0, this.deps.feed.generation)),
           state: degraded && status.state === 'ready' ? 'degraded' : status.state,
           teleportUnitState: status.teleportUnitState,
           teleportReady: status.teleportReady,

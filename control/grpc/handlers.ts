@@ -11,7 +11,7 @@ import type { ControlService } from '../service';
 import { bindEnrollment, callerCertificate, type CallWithAuth } from './connections';
 import { CallError, endWithError, invalid, serviceError, toStatus } from './errors';
 import { leaseMessage, toAssignmentMessage } from './messages';
-import { certificateExpiry, factsFrom, identityFrom, limited, NONCE_RE, proofFrom } from './validation';
+import { certificateExpiry, factsFrom, identityFrom, limited, NONCE_RE, proofFrom, publicKeyPemFrom, uint64Field } from './validation';
 
 /**
  * Checks the instance_id field, and that the certificate is one Enroll
@@ -57,15 +57,14 @@ export function bootstrapHandlers(
       }
       const identity = identityFrom(req.identity);
       const proof = proofFrom(req);
-      if (!req.publicKeyPem) throw invalid('public_key_pem', 'is required: the PEM public key the client certificate is issued for');
-      limited('public_key_pem', req.publicKeyPem, 4096);
+      const publicKeyPem = publicKeyPemFrom(req.publicKeyPem);
       if (req.nonce && !NONCE_RE.test(req.nonce)) throw invalid('nonce', '16-128 characters of A-Z a-z 0-9 _ -');
       if (proof.ec2Identity && !req.nonce)
         throw invalid(
           'nonce',
           'is required with ec2_identity: the first enrollment binds it, so that a copied identity document cannot enroll another machine',
         );
-      const result = await service.enroll(identity, proof, req.publicKeyPem, { nonce: req.nonce || undefined, peer });
+      const result = await service.enroll(identity, proof, publicKeyPem, { nonce: req.nonce || undefined, peer });
       const sameConnection = bindEnrollment(call, result.spkiDer, { commonName: identity.instanceId, serial: result.serial });
       log.info({ instanceId: identity.instanceId, via: result.via, rule: result.matchedRule?.name, sameConnection }, 'instance enrolled');
       return {
@@ -87,8 +86,7 @@ export function bootstrapHandlers(
       const req = call.request;
       const id = await authorizedInstance(service, call, req.instanceId, 'ReportStatus');
       if (!(AGENT_STATES as readonly string[]).includes(req.state)) throw invalid('state', `must be one of ${AGENT_STATES.join(', ')}`);
-      const applied = Number(req.appliedGeneration);
-      if (!Number.isSafeInteger(applied) || applied < 0) throw invalid('applied_generation', 'must be a non-negative integer');
+      const applied = uint64Field('applied_generation', req.appliedGeneration);
       const record = await service.reportStatus(
         id,
         applied,
@@ -118,7 +116,7 @@ export function bootstrapHandlers(
       const id = await authorizedInstance(service, call, call.request.instanceId, 'RenewLease');
       return leaseMessage(
         call.request.name,
-        await service.renewLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)),
+        await service.renewLease(id, limited('name', call.request.name, 64), uint64Field('fencing', call.request.fencing)),
         service.publisherLeaseMs,
       );
     }),
@@ -127,7 +125,7 @@ export function bootstrapHandlers(
       const id = await authorizedInstance(service, call, call.request.instanceId, 'ReleaseLease');
       return leaseMessage(
         call.request.name,
-        await service.releaseLease(id, limited('name', call.request.name, 64), Number(call.request.fencing)),
+        await service.releaseLease(id, limited('name', call.request.name, 64), uint64Field('fencing', call.request.fencing)),
         service.publisherLeaseMs,
       );
     }),

@@ -10,6 +10,43 @@ import { invalid } from './errors';
 /** A nonce as agents make them: 32 random bytes, base64url (16-128 of these characters accepted). */
 export const NONCE_RE = /^[A-Za-z0-9_-]{16,128}$/;
 
+/** Integers above this lose precision as JavaScript numbers (2^53). */
+const EXACT_LIMIT = 2 ** 53;
+
+/** A uint64 field as a number, refused at 2^53 and above rather than rounded. */
+export function uint64Field(field: string, value: number | string | undefined): number {
+  const n = Number(value ?? 0);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw invalid(field, `must be an integer from 0 up to 2^53-1 (${EXACT_LIMIT - 1}); larger values are refused, not rounded`);
+  return n;
+}
+
+/**
+ * public_key_pem: exactly one PEM block, labelled PUBLIC KEY, and nothing
+ * else (a private key, a certificate or two keys are refused, never read
+ * for the key they hold). That it is an ECDSA P-256 key is checked when it
+ * is imported (control/pki.ts).
+ */
+export function publicKeyPemFrom(value: string): string {
+  if (!value) throw invalid('public_key_pem', 'is required: the PEM public key the client certificate is issued for');
+  limited('public_key_pem', value, 4096);
+  const labels = [...value.matchAll(/-----BEGIN ([^\r\n]*?)-----/g)].map((m) => m[1]);
+  if (labels.length !== 1)
+    throw invalid(
+      'public_key_pem',
+      `must be exactly one PEM "PUBLIC KEY" block of an ECDSA P-256 key; it holds ${labels.length} PEM blocks`,
+    );
+  if (labels[0] !== 'PUBLIC KEY')
+    throw invalid(
+      'public_key_pem',
+      `must be a PEM "PUBLIC KEY" block of an ECDSA P-256 key, not a "${labels[0].slice(0, 40)}" block` +
+        (/PRIVATE/.test(labels[0]) ? ' (a private key never leaves the host)' : ''),
+    );
+  if (!/^\s*-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----\s*$/.test(value))
+    throw invalid('public_key_pem', 'must be one PEM "PUBLIC KEY" block and nothing before or after it');
+  return value;
+}
+
 export const limited = (field: string, value: string, max: number): string => {
   if (value.length > max) throw invalid(field, `longer than ${max} characters`);
   return value;
@@ -75,10 +112,10 @@ export function factsFrom(msg: HostFacts__Output | null): HostFacts | null {
     kernel: limited('facts.kernel', msg.kernel, 200),
     arch: limited('facts.arch', msg.arch, 32),
     cpus: msg.cpus,
-    memoryTotalBytes: Number(msg.memoryTotalBytes),
-    memoryAvailableBytes: Number(msg.memoryAvailableBytes),
+    memoryTotalBytes: uint64Field('facts.memory_total_bytes', msg.memoryTotalBytes),
+    memoryAvailableBytes: uint64Field('facts.memory_available_bytes', msg.memoryAvailableBytes),
     loadAverage1m: msg.loadAverage_1m ?? 0,
-    uptimeSeconds: Number(msg.uptimeSeconds),
-    rootDiskFreeBytes: Number(msg.rootDiskFreeBytes),
+    uptimeSeconds: uint64Field('facts.uptime_seconds', msg.uptimeSeconds),
+    rootDiskFreeBytes: uint64Field('facts.root_disk_free_bytes', msg.rootDiskFreeBytes),
   };
 }
