@@ -5,7 +5,7 @@ import t from 'tap';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { startAgentProcess } from './support/harness';
+import { ControlProcess, startAgentProcess } from './support/harness';
 import { startWorld, type World } from './support/world';
 
 let world: World;
@@ -165,4 +165,23 @@ t.test('agents fail static: a control server that forgot an instance never stops
   for (let i = 0; i < 100 && (await readyz(files.diagAddr)) !== 0; i++) await new Promise((r) => setTimeout(r, 100));
   t.equal(await readyz(files.diagAddr), 0, 'teleport stopped');
   t.equal(proc.exitCode, null, 'the agent never exited');
+});
+
+t.test('agents catch up from state: a change whose watch event never came lands at the next heartbeat', async (t) => {
+  const imds = await world.instance();
+  const id = imds.instance.instanceId;
+  await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
+  const { logs } = startAgent(t, await world.agentConfig(imds, 'process', '500ms'));
+  const first = await world.control.waitForInstance(id, ready);
+  // A second control server on the same store, as another replica would be:
+  // a change made through it sends no event to the watch stream the agent
+  // holds on the first one.
+  const other = new ControlProcess(world.control.dataDir);
+  await other.start();
+  t.teardown(() => other.stop());
+  const changed = await other.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'proxy' });
+  t.equal(changed.body.generation, first.generation + 1);
+  const after = await world.control.waitForInstance(id, (i) => ready(i) && i.appliedGeneration === changed.body.generation, 10_000);
+  t.equal(after.assignment.roles.join(), 'proxy', 'converged to the change');
+  t.match(logs(), /the control server holds a generation this agent was not told of; fetching it/, 'through its heartbeat');
 });
