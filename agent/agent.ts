@@ -3,7 +3,7 @@
 // renewal and (auth servers) the publisher. Each part is its own module;
 // this one wires them.
 import { sleep } from '../contract/backoff';
-import type { Logger } from '../contract/log';
+import { describeError, type Logger } from '../contract/log';
 import type { HostFacts } from '../contract/model';
 import { RenderError } from '../contract/render/render';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
@@ -69,7 +69,7 @@ export class Agent {
     this.supervisor = new Supervisor({
       log,
       backoff: config.retry,
-      onChange: (signal) => void this.reporter.report(signal).catch(() => {}),
+      onChange: (signal) => this.reportSoon(signal, 'a duty changed'),
     });
     this.reporter = new Reporter({
       log,
@@ -93,6 +93,13 @@ export class Agent {
       instance: () => this.credentials.instance,
       secrets: () => this.secretSource,
       reporter: () => this.reporter,
+    });
+  }
+
+  /** A report outside the heartbeat rhythm; the next heartbeat reports anyway should it fail. */
+  private reportSoon(signal: AbortSignal, why: string): void {
+    this.reporter.report(signal).catch((err: unknown) => {
+      if (!signal.aborted) this.deps.log.warn({ err: describeError(err), why }, 'status report failed; the next heartbeat reports');
     });
   }
 
@@ -219,7 +226,7 @@ export class Agent {
           return undefined;
         return { clusterName: desired.cluster.clusterName, ssmPrefix: desired.cluster.ssmPrefix, leaf: leafTrustOf(desired.cluster) };
       },
-      onChange: () => void this.reporter.report(signal).catch(() => {}),
+      onChange: () => this.reportSoon(signal, 'the publisher changed'),
     });
     return this.publisher;
   }

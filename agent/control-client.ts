@@ -3,7 +3,6 @@
 // presents a self-signed certificate of the key it asks to have certified,
 // and the calls that follow go on over that same connection; any later
 // connection presents the certificate Enroll issued (mutual TLS).
-import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../contract/proto';
 import type { InstanceIdentity } from '../contract/model';
@@ -15,8 +14,6 @@ import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/Repo
 import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
 import { newEnrollmentKey, type EnrollmentKey } from './enrollment-key';
 import { controlError, ControlRefused, InstanceUnknown, type ControlCallError } from './control-errors';
-
-export { isRetryable } from './control-errors';
 
 export interface ClientCredentials {
   instanceId: string;
@@ -303,20 +300,4 @@ export class ControlClient {
   close(): void {
     this.reset();
   }
-}
-
-/** Parses saved credentials; undefined when they are unusable. */
-export function credentialsValid(creds: ClientCredentials | undefined, instanceId: string, now = Date.now()): boolean {
-  if (!creds || creds.instanceId !== instanceId) return false;
-  try {
-    const cert = new X509Certificate(creds.certPem);
-    return new Date(cert.validTo).getTime() > now + 60_000;
-  } catch {
-    return false;
-  }
-}
-
-/** Renew when less than a third of the certificate's lifetime is left. */
-export function needsRenewal(creds: ClientCredentials, now = Date.now()): boolean {
-  return now > creds.expiresAt - (creds.expiresAt - creds.issuedAt) / 3;
 }
