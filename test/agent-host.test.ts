@@ -26,6 +26,14 @@ async function enrollments(id: string): Promise<number> {
   return items.filter((e) => e.action === 'instance.enroll').length;
 }
 
+/** A new instance assigned a node, and its agent's files (not started). */
+async function nodeInstance(heartbeat?: string) {
+  const imds = await world.instance();
+  const id = imds.instance.instanceId;
+  await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
+  return { id, files: await world.agentConfig(imds, 'process', heartbeat) };
+}
+
 /** A tmpfs of `kib` KiB at `dir`, filled up; returns a function that frees it. Unmounted when the test ends. */
 function fullTmpfs(t: Test, dir: string, kib = 64, before?: () => void): () => void {
   mkdirSync(dir, { recursive: true });
@@ -42,10 +50,7 @@ function fullTmpfs(t: Test, dir: string, kib = 64, before?: () => void): () => v
 }
 
 t.test('saved credentials whose key does not match the certificate: the agent enrolls again', async (t) => {
-  const imds = await world.instance();
-  const id = imds.instance.instanceId;
-  await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
-  const files = await world.agentConfig(imds, 'process');
+  const { id, files } = await nodeInstance();
   const first = await once(files.configFile);
   t.equal(first.code, 0, first.stderr);
   const path = join(files.stateDir, 'credentials.json');
@@ -79,10 +84,7 @@ t.test('a garbage or empty nonce file is refused, named, and never replaced', as
 });
 
 t.test('temporaries of a killed write are removed at start; other files stay', async (t) => {
-  const imds = await world.instance();
-  const id = imds.instance.instanceId;
-  await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
-  const files = await world.agentConfig(imds, 'process');
+  const { files } = await nodeInstance();
   const etc = join(files.root, 'etc');
   mkdirSync(files.secretsDir, { recursive: true });
   mkdirSync(etc, { recursive: true });
@@ -100,10 +102,7 @@ t.test(
   'a full disk under teleport.yaml is reported naming the path and the cause',
   { skip: !isRoot && 'mounting a tmpfs needs root' },
   async (t) => {
-    const imds = await world.instance();
-    const id = imds.instance.instanceId;
-    await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
-    const files = await world.agentConfig(imds, 'process', '500ms');
+    const { id, files } = await nodeInstance('500ms');
     const free = fullTmpfs(t, join(files.root, 'etc'), 64, () => execFileSync('chmod', ['0755', join(files.root, 'etc')]));
     startAgentProcess(t, files);
     const seen = await world.control.waitForInstance(id, (i) => /ENOSPC/.test(i.status?.message ?? ''));
@@ -120,10 +119,7 @@ t.test(
   'a full state directory keeps the issued credentials and waits; it does not enroll again',
   { skip: !isRoot && 'mounting a tmpfs needs root' },
   async (t) => {
-    const imds = await world.instance();
-    const id = imds.instance.instanceId;
-    await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
-    const files = await world.agentConfig(imds, 'process', '500ms');
+    const { id, files } = await nodeInstance('500ms');
     // The nonce of an earlier boot is there; then the directory fills up.
     const free = fullTmpfs(t, files.stateDir, 16, () =>
       writeFileSync(join(files.stateDir, 'nonce'), 'A'.repeat(43) + '\n', { mode: 0o600 }),

@@ -5,7 +5,10 @@ import { AGENT_STATES, isInstanceId, type AgentState } from '../../contract/mode
 import type { Logger } from '../../contract/log';
 import type { BootstrapHandlers } from '../../proto/gen/teleboot/v1/Bootstrap';
 import type { AssignmentState } from '../../proto/gen/teleboot/v1/AssignmentState';
+import type { Lease } from '../../proto/gen/teleboot/v1/Lease';
+import type { LeaseRequest__Output } from '../../proto/gen/teleboot/v1/LeaseRequest';
 import type { WatchAssignmentRequest__Output } from '../../proto/gen/teleboot/v1/WatchAssignmentRequest';
+import type { LeaseOutcome } from '../store/store';
 import { peerAddress, RateLimiter, type RateLimitOptions } from '../rate-limit';
 import type { ControlService } from '../service';
 import { bindEnrollment, callerCertificate, type CallWithAuth } from './connections';
@@ -103,32 +106,9 @@ export function bootstrapHandlers(
       return { desiredGeneration: record.generation, heartbeatIntervalSeconds };
     }),
 
-    AcquireLease: unary(log, 'AcquireLease', async (call) => {
-      const id = await authorizedInstance(service, call, call.request.instanceId, 'AcquireLease');
-      return leaseMessage(
-        call.request.name,
-        await service.acquireLease(id, limited('name', call.request.name, 64)),
-        service.publisherLeaseMs,
-      );
-    }),
-
-    RenewLease: unary(log, 'RenewLease', async (call) => {
-      const id = await authorizedInstance(service, call, call.request.instanceId, 'RenewLease');
-      return leaseMessage(
-        call.request.name,
-        await service.renewLease(id, limited('name', call.request.name, 64), uint64Field('fencing', call.request.fencing)),
-        service.publisherLeaseMs,
-      );
-    }),
-
-    ReleaseLease: unary(log, 'ReleaseLease', async (call) => {
-      const id = await authorizedInstance(service, call, call.request.instanceId, 'ReleaseLease');
-      return leaseMessage(
-        call.request.name,
-        await service.releaseLease(id, limited('name', call.request.name, 64), uint64Field('fencing', call.request.fencing)),
-        service.publisherLeaseMs,
-      );
-    }),
+    AcquireLease: lease('AcquireLease', (id, name) => service.acquireLease(id, name)),
+    RenewLease: lease('RenewLease', (id, name, fencing) => service.renewLease(id, name, fencing)),
+    ReleaseLease: lease('ReleaseLease', (id, name, fencing) => service.releaseLease(id, name, fencing)),
 
     WatchAssignment: (call) => {
       authorizedInstance(service, call, call.request.instanceId, 'WatchAssignment').then(
@@ -137,6 +117,19 @@ export function bootstrapHandlers(
       );
     },
   };
+
+  /** A lease call: the caller's own instance, the lease name, and (renew, release) the fencing number it holds. */
+  function lease(
+    method: string,
+    act: (id: string, name: string, fencing: number) => Promise<LeaseOutcome & { joinTokenNames?: string[] }>,
+  ): grpc.handleUnaryCall<LeaseRequest__Output, Lease> {
+    return unary(log, method, async (call) => {
+      const req = call.request;
+      const id = await authorizedInstance(service, call, req.instanceId, method);
+      const name = limited('name', req.name, 64);
+      return leaseMessage(req.name, await act(id, name, uint64Field('fencing', req.fencing)), service.publisherLeaseMs);
+    });
+  }
 
   function watchAssignment(call: grpc.ServerWritableStream<WatchAssignmentRequest__Output, AssignmentState>, id: string): void {
     let lastSent = -1;
