@@ -3,7 +3,6 @@
 // presents a self-signed certificate of the key it asks to have certified,
 // and the calls that follow go on over that same connection; any later
 // connection presents the certificate Enroll issued (mutual TLS).
-import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../contract/proto';
 import type { InstanceIdentity } from '../contract/model';
@@ -14,6 +13,7 @@ import type { ReportStatusRequest } from '../proto/gen/teleboot/v1/ReportStatusR
 import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/ReportStatusResponse';
 import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
 import { newEnrollmentKey, type EnrollmentKey } from './enrollment-key';
+import { controlError, ControlRefused, InstanceUnknown, type ControlCallError } from './control-errors';
 
 export interface ClientCredentials {
   instanceId: string;
@@ -50,21 +50,6 @@ const CALL_TIMEOUT_MS = 15_000;
  * nothing and asked again: it may wait longer.
  */
 const ENROLL_TIMEOUT_MS = 60_000;
-
-export function isRetryable(err: unknown): boolean {
-  const code = (err as { code?: number }).code;
-  return (
-    code === undefined ||
-    [
-      grpc.status.UNAVAILABLE,
-      grpc.status.DEADLINE_EXCEEDED,
-      grpc.status.RESOURCE_EXHAUSTED,
-      grpc.status.INTERNAL,
-      grpc.status.UNKNOWN,
-      grpc.status.ABORTED,
-    ].includes(code)
-  );
-}
 
 /**
  * Channel credentials hold a TLS secure context, which costs about as much
@@ -190,7 +175,7 @@ export class ControlClient {
         if (!err) return resolve(res as Res);
         if (this.leftEnrollConnection(client, err)) return resolve(this.unary(invoke, timeoutMs));
         if (err.code === grpc.status.UNAVAILABLE) this.failover();
-        reject(err);
+        reject(controlError(err));
       });
     });
   }
@@ -217,25 +202,23 @@ export class ControlClient {
       this.onEnrollConnection = undefined;
       this.reset();
     }
-    const res = await this.unary<EnrollResponse__Output>(
-      (c, o, cb) =>
-        c.enroll(
-          {
-            identity,
-            proof:
-              typeof proof === 'string'
-                ? { joinToken: proof }
-                : proof.ec2Identity
-                  ? { ec2Identity: proof.ec2Identity }
-                  : { joinToken: proof.joinToken },
-            publicKeyPem: key.publicKeyPem,
-            agentVersion,
-            nonce: nonce ?? '',
-          },
-          o,
-          cb,
-        ),
-      ENROLL_TIMEOUT_MS,
+    const res = await this.enrollCall((c, o, cb) =>
+      c.enroll(
+        {
+          identity,
+          proof:
+            typeof proof === 'string'
+              ? { joinToken: proof }
+              : proof.ec2Identity
+                ? { ec2Identity: proof.ec2Identity }
+                : { joinToken: proof.joinToken },
+          publicKeyPem: key.publicKeyPem,
+          agentVersion,
+          nonce: nonce ?? '',
+        },
+        o,
+        cb,
+      ),
     );
     const creds: ClientCredentials = {
       instanceId: identity.instanceId,
@@ -250,6 +233,19 @@ export class ControlClient {
     this.onEnrollConnection = creds;
     this.leaveEnrollConnectionWhenGone();
     return { credentials: creds, assignment: res.assignment ?? undefined, heartbeatIntervalSeconds: res.heartbeatIntervalSeconds };
+  }
+
+  /** Enroll's refusals are refusals of the proof (UNAUTHENTICATED included), never an unknown instance. */
+  private enrollCall(
+    invoke: (
+      client: BootstrapClient,
+      deadline: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res?: EnrollResponse__Output) => void,
+    ) => void,
+  ): Promise<EnrollResponse__Output> {
+    return this.unary(invoke, ENROLL_TIMEOUT_MS).catch((err: unknown) => {
+      throw err instanceof InstanceUnknown ? new ControlRefused(err.code, err.details) : err;
+    });
   }
 
   getAssignment(instanceId: string): Promise<AssignmentState__Output> {
@@ -274,11 +270,7 @@ export class ControlClient {
   }
 
   /** Streams assignment states until cancelled; `onEnd` tells why the stream ended. */
-  watch(
-    instanceId: string,
-    onState: (s: AssignmentState__Output) => void,
-    onEnd: (err: grpc.ServiceError | undefined) => void,
-  ): () => void {
+  watch(instanceId: string, onState: (s: AssignmentState__Output) => void, onEnd: (err: ControlCallError | undefined) => void): () => void {
     let ended = false;
     let cancel = () => {};
     const open = () => {
@@ -291,7 +283,7 @@ export class ControlClient {
         if (this.leftEnrollConnection(client, err)) return open();
         ended = true;
         if (err?.code === grpc.status.UNAVAILABLE) this.failover();
-        onEnd(err);
+        onEnd(err && controlError(err));
       };
       call.on('data', onState);
       call.on('error', (err: grpc.ServiceError) => end(err));
@@ -308,20 +300,4 @@ export class ControlClient {
   close(): void {
     this.reset();
   }
-}
-
-/** Parses saved credentials; undefined when they are unusable. */
-export function credentialsValid(creds: ClientCredentials | undefined, instanceId: string, now = Date.now()): boolean {
-  if (!creds || creds.instanceId !== instanceId) return false;
-  try {
-    const cert = new X509Certificate(creds.certPem);
-    return new Date(cert.validTo).getTime() > now + 60_000;
-  } catch {
-    return false;
-  }
-}
-
-/** Renew when less than a third of the certificate's lifetime is left. */
-export function needsRenewal(creds: ClientCredentials, now = Date.now()): boolean {
-  return now > creds.expiresAt - (creds.expiresAt - creds.issuedAt) / 3;
 }

@@ -89,7 +89,7 @@ export async function preparePlan(
   const s3: Record<string, string> = {};
   const etags: Record<string, string> = {};
   fetches.s3.forEach((f, i) => {
-    const object = objects[i] as { body: string; etag: string };
+    const object = objects[i];
     s3[f.key] = object.body;
     etags[f.key] = object.etag;
   });
@@ -101,7 +101,7 @@ export async function preparePlan(
     { instanceId: instance.instanceId, hostname: instance.hostname, privateIp: instance.privateIp, region: instance.region },
     paths,
     fetches,
-    { ssm: ssm as Record<string, string>, s3 },
+    { ssm, s3 },
   );
   return { ...host, fetches, etags };
 }
@@ -136,11 +136,25 @@ async function removeIfGenerated(path: string): Promise<boolean> {
   return true;
 }
 
+/** A host file could not be written: the message names the path and the cause (ENOSPC, EROFS, EACCES). */
+export class HostFileError extends Error {
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    super(`cannot write ${path}: ${(cause as Error).message ?? String(cause)}`, { cause });
+  }
+}
+
 /** Writes what differs, installs the unit, and starts or restarts Teleport only when something changed. */
 export async function applyPlan(plan: Plan, services: ServiceManager, owner: { uid: number; gid: number }): Promise<ApplyResult> {
   const written: string[] = [];
   for (const file of plan.files) {
-    if (await writeFileIfChanged(file.path, file.content, { mode: file.mode, ...owner })) written.push(file.path);
+    try {
+      if (await writeFileIfChanged(file.path, file.content, { mode: file.mode, ...owner })) written.push(file.path);
+    } catch (err) {
+      throw new HostFileError(file.path, err);
+    }
   }
   const removed: string[] = [];
   for (const path of plan.obsolete) if (await removeIfGenerated(path)) removed.push(path);

@@ -41,9 +41,19 @@ async function writeAll(descriptor: number, data: Buffer): Promise<void> {
   for (let at = 0; at < data.length;) at += (await fd.write(descriptor, data, at, data.length - at, null)).bytesWritten;
 }
 
+/** The temporary a write of `name` goes through: `.NAME.<12 hex>.tmp` (see isTemporaryOf). */
+const temporaryName = (name: string): string => `.${name}.${randomBytes(6).toString('hex')}.tmp`;
+const TEMPORARY_RE = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
+
+/** True when `entry` is a temporary writeFileAtomic made, for one of `names` (any name when absent). */
+export function isTemporaryOf(entry: string, names?: ReadonlySet<string>): boolean {
+  const m = TEMPORARY_RE.exec(entry);
+  return m !== null && (names === undefined || names.has(m[1]));
+}
+
 export async function writeFileAtomic(path: string, content: string | Buffer, opts: WriteOptions): Promise<void> {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(dir, temporaryName(basename(path)));
   // Created with the final mode: a secret is never readable by others, not even briefly.
   const create = () => fd.open(tmp, 'wx', opts.mode);
   let descriptor: number;

@@ -99,20 +99,26 @@ export interface HostFacts {
   rootDiskFreeBytes: number;
 }
 
-/** The state an agent reports after each attempt to apply its assignment. */
-export const AGENT_STATES = ['converging', 'ready', 'degraded', 'failed'] as const;
+/**
+ * The state an agent reports after each attempt to apply its assignment.
+ * orphaned: the control server has no assignment for an instance whose
+ * Teleport runs (it forgot it); the agent keeps it running.
+ */
+export const AGENT_STATES = ['converging', 'ready', 'degraded', 'failed', 'orphaned'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 
 /**
  * Fleet health of an instance as the control server sees it:
  * expected   assigned before it ever enrolled
  * unassigned enrolled, nothing to run yet
+ * orphaned   enrolled again after the control server forgot it, no assignment, Teleport
+ *            still running what it applied last; until an operator assigns or unassigns it
  * converging the agent has not yet applied the latest generation
  * ready      latest generation applied and Teleport ready
  * degraded   Teleport not ready, or the agent reported a failure
  * offline    no heartbeat for three intervals
  */
-export const HEALTH_STATES = ['expected', 'unassigned', 'converging', 'ready', 'degraded', 'offline'] as const;
+export const HEALTH_STATES = ['expected', 'unassigned', 'orphaned', 'converging', 'ready', 'degraded', 'offline'] as const;
 export type HealthState = (typeof HEALTH_STATES)[number];
 
 /** Instance ids: EC2 ids (i-0123...) and names chosen for hosts outside EC2. */

@@ -251,6 +251,13 @@ export class ControlService {
   }
 
   async reportStatus(instanceId: string, appliedGeneration: number, status: Omit<InstanceStatus, 'reportedAt'>, facts: HostFacts | null) {
+    // Generations only grow, so one read before the write is enough: an agent cannot have applied what it was never given.
+    const current = await this.store.getInstance(instanceId);
+    if (current && appliedGeneration > current.generation)
+      throw new InputError(
+        'applied_generation',
+        `${appliedGeneration} is above the desired generation ${current.generation}: report the generation of the assignment state applied`,
+      );
     const record = await this.store.recordStatus(instanceId, appliedGeneration, { ...status, reportedAt: this.now() }, facts);
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled; enroll again`);
     return record;

@@ -2,8 +2,10 @@
 // restarts, SSM or the control server is unreachable at boot. Agents run as
 // separate processes supervising the stand-in teleport directly.
 import t from 'tap';
-import { existsSync } from 'node:fs';
-import { startAgentProcess } from './support/harness';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { join } from 'node:path';
+import { ControlProcess, startAgentProcess } from './support/harness';
 import { startWorld, type World } from './support/world';
 
 let world: World;
@@ -100,4 +102,86 @@ t.test('an agent that boots before the control server is reachable enrolls once 
   await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
   await world.control.waitForInstance(id, ready, 60_000);
   t.pass('enrolled and converged after the control server came up');
+});
+
+/** The pids of the stand-in Teleports running with `config`. */
+function teleportPids(config: string): string[] {
+  return readdirSync('/proc').filter((pid) => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(`--config=${config}`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Teleport's /readyz (the stand-in answers it while it runs). */
+const readyz = (diagAddr: string) =>
+  new Promise<number>((resolve) =>
+    get(`http://${diagAddr}/readyz`, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', () => resolve(0)),
+  );
+
+t.test('agents fail static: a control server that forgot an instance never stops its Teleport; it shows as orphaned', async (t) => {
+  // A backup of the store taken before this instance existed, restored later:
+  // the control server keeps its CA and tokens but has no record of it.
+  const store = join(world.control.dataDir, 'control.db');
+  const backup = join(world.dir, 'control-before.db');
+  await world.control.stop();
+  copyFileSync(store, backup);
+  await world.control.start();
+
+  const imds = await world.instance();
+  const id = imds.instance.instanceId;
+  await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
+  const files = await world.agentConfig(imds, 'process', '500ms');
+  const { proc, logs } = startAgent(t, files);
+  await world.control.waitForInstance(id, ready);
+  const [pid] = teleportPids(files.teleportConfig);
+  t.ok(pid, `teleport runs (pid ${pid})`);
+
+  await world.control.stop();
+  for (const suffix of ['', '-wal', '-shm']) rmSync(store + suffix, { force: true });
+  copyFileSync(backup, store);
+  await world.control.start();
+
+  const orphaned = await world.control.waitForInstance(id, (i) => i.health === 'orphaned');
+  t.equal(orphaned.status.state, 'orphaned', 'the agent enrolled again and reports itself orphaned');
+  t.match(orphaned.status.message, /keeps running what was applied last until an operator assigns or unassigns/);
+  t.equal(orphaned.assignment, null, 'not assigned: the control server does not make up a role');
+  const health = (await world.control.rest('GET', '/v1/health')).body;
+  t.ok(health.byHealth.orphaned >= 1, `/v1/health counts it: ${JSON.stringify(health.byHealth)}`);
+  t.equal(await readyz(files.diagAddr), 200, 'teleport still runs and answers /readyz');
+  t.same(teleportPids(files.teleportConfig), [pid], 'the same process: never stopped nor restarted');
+  t.notMatch(logs(), /stopping teleport/);
+  t.match(logs(), /the control server does not know this instance; enrolling again/);
+
+  // An operator decides: assigning takes it over without a restart of anything unchanged...
+  const assigned = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
+  await world.control.waitForInstance(id, (i) => ready(i) && i.appliedGeneration === assigned.body.generation);
+  t.same(teleportPids(files.teleportConfig), [pid], 'the same config: the same teleport process');
+  // ...and an explicit unassignment is what stops Teleport.
+  const removed = await world.control.rest('DELETE', `/v1/instances/${id}/assignment`);
+  await world.control.waitForInstance(id, (i) => i.health === 'unassigned' && i.appliedGeneration === removed.body.generation);
+  for (let i = 0; i < 100 && (await readyz(files.diagAddr)) !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal(await readyz(files.diagAddr), 0, 'teleport stopped');
+  t.equal(proc.exitCode, null, 'the agent never exited');
+});
+
+t.test('agents catch up from state: a change whose watch event never came lands at the next heartbeat', async (t) => {
+  const imds = await world.instance();
+  const id = imds.instance.instanceId;
+  await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
+  const { logs } = startAgent(t, await world.agentConfig(imds, 'process', '500ms'));
+  const first = await world.control.waitForInstance(id, ready);
+  // A second control server on the same store, as another replica would be:
+  // a change made through it sends no event to the watch stream the agent
+  // holds on the first one.
+  const other = new ControlProcess(world.control.dataDir);
+  await other.start();
+  t.teardown(() => other.stop());
+  const changed = await other.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'proxy' });
+  t.equal(changed.body.generation, first.generation + 1);
+  const after = await world.control.waitForInstance(id, (i) => ready(i) && i.appliedGeneration === changed.body.generation, 10_000);
+  t.equal(after.assignment.roles.join(), 'proxy', 'converged to the change');
+  t.match(logs(), /the control server holds a generation this agent was not told of; fetching it/, 'through its heartbeat');
 });

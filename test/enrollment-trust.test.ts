@@ -131,7 +131,7 @@ t.test('forged, tampered, foreign and unconfirmed identity documents are refused
   const forged = await instance({}, { by: createIdentitySigner('someone else') });
   t.match(
     await outcome(c.enroll(forged.identity, forged.proof, 'test', nonce())),
-    /^PERMISSION_DENIED: instance identity document refused: the signature does not verify/,
+    /^UNAUTHENTICATED: instance identity document refused: the signature does not verify/,
   );
   t.same(await refusals(forged.id), ['bad-signature']);
 
@@ -142,18 +142,18 @@ t.test('forged, tampered, foreign and unconfirmed identity documents are refused
   const tampered = { ec2Identity: { document: edited, pkcs7Signature: doc.pkcs7Signature } };
   t.match(
     await outcome(c.enroll(real.identity, tampered, 'test', nonce())),
-    /^PERMISSION_DENIED: .*the document differs from the content the signature carries/,
+    /^UNAUTHENTICATED: .*the document differs from the content the signature carries/,
   );
   const rsa = await new ImdsIdentitySource(real.imds.endpoint).proof('rsa2048');
   t.match(
     await outcome(c.enroll(real.identity, { ec2Identity: { ...rsa, document: edited } }, 'test', nonce())),
-    /^PERMISSION_DENIED: .*signature does not verify/,
+    /^UNAUTHENTICATED: .*signature does not verify/,
   );
 
   // A genuine document of one instance presented for another id.
   t.match(
     await outcome(c.enroll({ ...real.identity, instanceId: 'i-0ffffffffffffffff' }, real.proof, 'test', nonce())),
-    /^PERMISSION_DENIED: the signed identity document is of i-/,
+    /^UNAUTHENTICATED: the signed identity document is of i-/,
   );
   t.same(await refusals('i-0ffffffffffffffff'), ['identity-mismatch']);
 
@@ -197,13 +197,10 @@ t.test('a copied identity document cannot enroll a second machine: the first enr
 
   const thief = client();
   t.teardown(() => thief.close());
-  t.match(
-    await outcome(thief.enroll(a.identity, a.proof, 'test', nonce())),
-    /^PERMISSION_DENIED: instance i-\w+ is bound to another nonce/,
-  );
+  t.match(await outcome(thief.enroll(a.identity, a.proof, 'test', nonce())), /^UNAUTHENTICATED: instance i-\w+ is bound to another nonce/);
   t.match(
     await outcome(thief.enroll(a.identity, { joinToken: bootstrapToken }, 'test')),
-    /^PERMISSION_DENIED: instance i-\w+ is bound to the nonce of its first enrollment; this request has none/,
+    /^UNAUTHENTICATED: instance i-\w+ is bound to the nonce of its first enrollment; this request has none/,
     'not with a join token either',
   );
   t.same(await refusals(a.id), ['nonce-mismatch', 'nonce-required']);
@@ -220,7 +217,7 @@ t.test('a copied identity document cannot enroll a second machine: the first enr
   t.equal(await outcome(thief.enroll(a.identity, a.proof, 'test', fresh)), 'OK');
   t.match(
     await outcome(c.enroll(a.identity, a.proof, 'test', mine)),
-    /^PERMISSION_DENIED: .*bound to another nonce/,
+    /^UNAUTHENTICATED: .*bound to another nonce/,
     'the old nonce no longer works',
   );
   const actions = (await server.service.store.listAudit({ limit: 1000, target: a.id })).map((e) => e.action);
@@ -244,7 +241,7 @@ t.test('join tokens: created over REST, hashed, limited in time, uses and roles,
   t.equal((await server.service.store.getInstance('host-jt-1'))?.enrolledVia, `join-token:${created.body.id}`);
   t.match(
     await outcome(c.enroll(identity('host-jt-2'), secret, 'test', nonce())),
-    /^PERMISSION_DENIED: join token "ci-nodes" has no uses left \(1 allowed\)/,
+    /^UNAUTHENTICATED: join token "ci-nodes" has no uses left \(1 allowed\)/,
   );
   t.same(await refusals('host-jt-2'), ['token-unusable']);
 
@@ -267,15 +264,12 @@ t.test('join tokens: created over REST, hashed, limited in time, uses and roles,
 
   const brief = (await rest('POST', '/v1/join-tokens', { name: 'brief', ttl: '1s' })).body;
   await new Promise((r) => setTimeout(r, 1100));
-  t.match(await outcome(c.enroll(identity('host-jt-4'), brief.token, 'test')), /^PERMISSION_DENIED: join token "brief" expired at /);
+  t.match(await outcome(c.enroll(identity('host-jt-4'), brief.token, 'test')), /^UNAUTHENTICATED: join token "brief" expired at /);
 
   const revocable = (await rest('POST', '/v1/join-tokens', { name: 'revocable', ttl: '1h' })).body;
   t.equal((await rest('DELETE', `/v1/join-tokens/${revocable.id}`)).status, 200);
-  t.match(
-    await outcome(c.enroll(identity('host-jt-5'), revocable.token, 'test')),
-    /^PERMISSION_DENIED: join token "revocable" was revoked/,
-  );
-  t.match(await outcome(c.enroll(identity('host-jt-6'), 'tbj_' + 'x'.repeat(43), 'test')), /^PERMISSION_DENIED: join token not recognised/);
+  t.match(await outcome(c.enroll(identity('host-jt-5'), revocable.token, 'test')), /^UNAUTHENTICATED: join token "revocable" was revoked/);
+  t.match(await outcome(c.enroll(identity('host-jt-6'), 'tbj_' + 'x'.repeat(43), 'test')), /^UNAUTHENTICATED: join token not recognised/);
   t.same(await refusals('host-jt-6'), ['token-unknown']);
   for (const id of ['host-jt-2', 'host-jt-4', 'host-jt-5', 'host-jt-6'])
     t.equal(await server.service.store.getInstance(id), undefined, `${id} was not stored`);

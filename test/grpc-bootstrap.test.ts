@@ -3,7 +3,7 @@
 import t from 'tap';
 import { testIdentity } from './support/fixtures';
 import { readFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { bootstrapProto } from '../contract/proto';
 import * as grpc from '@grpc/grpc-js';
 import { ControlClient } from '../agent/control-client';
@@ -69,7 +69,8 @@ t.test('enrollment refuses a wrong token and malformed requests, naming the fiel
   t.teardown(() => c.close());
   t.match(
     await codeOf(c.enroll(identity('i-0aaaaaaaaaaaaaaa2'), 'not-the-token', 'test')),
-    /^PERMISSION_DENIED: join token not recognised/,
+    /^UNAUTHENTICATED: join token not recognised/,
+    'a proof that does not prove is UNAUTHENTICATED',
   );
   t.match(await codeOf(c.enroll(identity('bad id!'), token, 'test')), /^INVALID_ARGUMENT: identity.instance_id: /);
   t.match(
@@ -178,4 +179,76 @@ t.test('the watch stream sends the current state, then each change without polli
     { generation: 1, roles: ['node'] },
     { generation: 2, roles: ['auth', 'proxy'] },
   ]);
+});
+
+t.test('Enroll takes exactly one PUBLIC KEY block holding a P-256 key', async (t) => {
+  const Bootstrap = bootstrapProto().teleboot.v1.Bootstrap;
+  const raw = new Bootstrap(`localhost:${server.grpcPort}`, grpc.credentials.createSsl(Buffer.from(server.caPem)));
+  t.teardown(() => raw.close());
+  const enroll = (id: string, publicKeyPem: string) =>
+    codeOf(
+      new Promise((resolve, reject) =>
+        raw.enroll({ identity: identity(id), proof: { joinToken: token }, publicKeyPem }, (err: grpc.ServiceError | null, res?: unknown) =>
+          err ? reject(err) : resolve(res),
+        ),
+      ),
+    );
+  const keyPair = (type: 'ec' | 'rsa', namedCurve?: string) =>
+    type === 'ec' ? generateKeyPairSync('ec', { namedCurve: namedCurve! }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const p256 = keyPair('ec', 'prime256v1');
+  const publicPem = p256.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const refused: Array<[string, string, RegExp]> = [
+    [
+      'a PKCS#8 private key',
+      p256.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      /not a "PRIVATE KEY" block \(a private key never leaves the host\)/,
+    ],
+    ['an EC private key', p256.privateKey.export({ type: 'sec1', format: 'pem' }).toString(), /not a "EC PRIVATE KEY" block/],
+    ['the CA certificate', server.caPem, /not a "CERTIFICATE" block/],
+    [
+      'two keys',
+      publicPem + keyPair('ec', 'prime256v1').publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      /it holds 2 PEM blocks/,
+    ],
+    ['a key and text after it', publicPem + 'trailing words\n', /nothing before or after it/],
+    ['an RSA key', keyPair('rsa').publicKey.export({ type: 'spki', format: 'pem' }).toString(), /ECDSA P-256/],
+    ['a P-384 key', keyPair('ec', 'secp384r1').publicKey.export({ type: 'spki', format: 'pem' }).toString(), /ECDSA P-256/],
+  ];
+  for (const [what, pem, reason] of refused) {
+    const outcome = await enroll('i-0aaaaaaaaaaaaaaa7', pem);
+    t.match(outcome, /^INVALID_ARGUMENT: public_key_pem:? /, `${what}: INVALID_ARGUMENT naming the field`);
+    t.match(outcome, reason, `${what}: says what is wrong`);
+  }
+  t.same(await server.service.store.listAudit({ limit: 100, target: 'i-0aaaaaaaaaaaaaaa7' }), [], 'nothing enrolled');
+  t.equal(await enroll('i-0aaaaaaaaaaaaaaa7', publicPem), 'OK', 'one P-256 PUBLIC KEY block is taken');
+});
+
+t.test('ReportStatus refuses an applied generation above the desired one, and uint64 values from 2^53', async (t) => {
+  const c = client();
+  t.teardown(() => c.close());
+  const id = 'i-0ddddddddddddddd1';
+  await c.enroll(identity(id), token, 'test');
+  await server.service.assign(id, { role: 'node' }, 'test');
+  const report = (appliedGeneration: number | string, facts?: object) =>
+    codeOf(
+      c.reportStatus({
+        instanceId: id,
+        appliedGeneration,
+        state: 'ready',
+        teleportUnitState: 'active',
+        teleportReady: true,
+        message: '',
+        agentVersion: 't',
+        ...(facts ? { facts } : {}),
+      }),
+    );
+  t.match(await report(2), /^INVALID_ARGUMENT: applied_generation: 2 is above the desired generation 1/);
+  t.equal((await server.service.store.getInstance(id))?.status, null, 'nothing stored');
+  t.match(await report('9007199254740993'), /^INVALID_ARGUMENT: applied_generation: must be an integer from 0 up to 2\^53-1/);
+  t.match(
+    await report(1, { os: 'linux', memoryTotalBytes: '18446744073709551615' }),
+    /^INVALID_ARGUMENT: facts.memory_total_bytes: must be an integer from 0 up to 2\^53-1 \(9007199254740991\); larger values are refused, not rounded/,
+  );
+  t.equal(await report(1, { os: 'linux', memoryTotalBytes: String(2 ** 53 - 1) }), 'OK', '2^53-1 is taken');
+  t.equal((await server.service.store.getInstance(id))?.appliedGeneration, 1);
 });

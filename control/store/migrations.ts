@@ -167,6 +167,7 @@ export const MIGRATIONS: Migration[] = [
 export const HEALTH_SQL = `CASE
   WHEN enrolled_at IS NULL THEN 'expected'
   WHEN last_seen_at < @offline_before THEN 'offline'
+  WHEN assignment IS NULL AND status_state = 'orphaned' THEN 'orphaned'
   WHEN assignment IS NULL THEN 'unassigned'
   WHEN status_state IN ('failed', 'degraded') THEN 'degraded'
   WHEN applied_generation < generation THEN 'converging'

@@ -1,0 +1,114 @@
+// Status reports to the control server, one at a time so that a later
+// report always carries a later status. Each answer carries the desired
+// generation: an agent behind it fetches the assignment, so a change whose
+// watch event was lost reaches it at the next heartbeat.
+import { describeError, type Logger } from '../contract/log';
+import type { AgentState, HostFacts } from '../contract/model';
+import { VERSION } from '../contract/version';
+import type { AssignmentFeed } from './assignment-feed';
+import type { ControlClient } from './control-client';
+import type { Credentials } from './credentials';
+
+export interface AgentStatus {
+  state: AgentState;
+  appliedGeneration: number;
+  teleportReady: boolean;
+  teleportUnitState: string;
+  message: string;
+  /** Proxies: when the certificate written for Teleport expires (unix ms). */
+  certificateExpiresAt?: number;
+}
+
+export interface ReporterDeps {
+  log: Logger;
+  control: ControlClient;
+  credentials: Credentials;
+  feed: AssignmentFeed;
+  facts: () => Promise<HostFacts | null>;
+  status: () => AgentStatus;
+  /** True while another part (the publisher, a failing duty) has a problem: a ready instance reports degraded. */
+  degraded: () => boolean;
+  /** What the other parts add to the message (their state, their problems). */
+  notes: () => Array<string | undefined>;
+  heartbeatMs: number;
+}
+
+export class Reporter {
+  heartbeatMs: number;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: ReporterDeps) {
+    this.heartbeatMs = deps.heartbeatMs;
+  }
+
+  /** The control server sets the heartbeat interval (it judges an instance offline after three missed). */
+  adoptHeartbeat(seconds: number): void {
+    if (seconds > 0) this.heartbeatMs = seconds * 1000;
+  }
+
+  /** Sends the status as it is when its turn comes, after any report before it. */
+  report(signal?: AbortSignal): Promise<void> {
+    const next = this.queue.catch(() => {}).then(() => this.send(signal));
+    this.queue = next;
+    return next;
+  }
+
+  private async send(signal?: AbortSignal): Promise<void> {
+    const { control, credentials } = this.deps;
+    const facts = await this.deps.facts().catch(() => null);
+    const status = this.deps.status();
+    const degraded = this.deps.degraded();
+    const instanceId = credentials.instance.instanceId;
+    const res = await credentials.call(
+      'the control server (status report)',
+      () =>
+        control.reportStatus({
+          instanceId,
+          // Never above the state last given: after enrolling again, the record (and its generations) may be new.
+          appliedGeneration: Math.min(status.appliedGeneration, Math.max(0, this.deps.feed.generation)),
+          state: degraded && status.state === 'ready' ? 'degraded' : status.state,
+          teleportUnitState: status.teleportUnitState,
+          teleportReady: status.teleportReady,
+          message: [status.message, ...this.deps.notes()].filter(Boolean).join('; ').slice(0, 4096),
+          facts,
+          agentVersion: VERSION,
+          proxyCertificateExpiresUnixMs: status.certificateExpiresAt ?? 0,
+        }),
+      signal,
+    );
+    this.adoptHeartbeat(res.heartbeatIntervalSeconds);
+    await this.catchUp(Number(res.desiredGeneration), signal);
+  }
+
+  /** Agents catch up from state, not only from events. */
+  private async catchUp(desiredGeneration: number, signal?: AbortSignal): Promise<void> {
+    const { feed, credentials, control, log } = this.deps;
+    if (desiredGeneration === feed.generation) return;
+    log.info(
+      { desiredGeneration, known: feed.generation },
+      'the control server holds a generation this agent was not told of; fetching it',
+    );
+    const id = credentials.instance.instanceId;
+    feed.set(await credentials.call('the assignment', () => control.getAssignment(id), signal));
+  }
+
+  /**
+   * Reports at every heartbeat interval until stopped (`once`, while a long
+   * step runs). stop() waits for a report in flight, so that the report that
+   * follows it arrives after it.
+   */
+  reportEachHeartbeat(signal?: AbortSignal): { stop(): Promise<void> } {
+    let inFlight: Promise<void> | undefined;
+    const timer = setInterval(() => {
+      inFlight ??= this.report(signal)
+        .catch((err) => this.deps.log.warn({ err: describeError(err) }, 'progress report failed'))
+        .finally(() => (inFlight = undefined));
+    }, this.heartbeatMs);
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await inFlight;
+      },
+    };
+  }
+}
