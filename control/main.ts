@@ -41,11 +41,23 @@ Flags:
       --publisher-lease D  how long the auth servers' publisher lease lasts
                            without renewal (default ${CONTROL_DEFAULTS.publisherLease})
       --log-level LEVEL    trace, debug, info, warn or error (default info)
+      --force-new-cluster  begin a new cluster although the data directory holds
+                           one whose database is missing or empty (every agent
+                           enrolls again); without it the server refuses to start
   -h, --help               show this help
+
+At start the server checks its data directory and refuses to run on one that
+is damaged or mixed up, naming the file: a database that fails SQLite's
+integrity check or is newer than this release, a database and cluster-id of
+different clusters, half a key pair. Restore from a backup then (see
+"teleboot-control restore --help").
+
+Example:
+  teleboot-control serve --data-dir /var/lib/teleboot-control --grpc-listen 0.0.0.0:7443
 `;
 
 async function serve(args: string[]): Promise<number | void> {
-  const flags = parseFlags<ControlFlags & { help?: boolean }>(args, {
+  const flags = parseFlags<ControlFlags & { help?: boolean; 'force-new-cluster'?: boolean }>(args, {
     config: { type: 'string', short: 'c' },
     'data-dir': { type: 'string' },
     'grpc-listen': { type: 'string' },
@@ -53,11 +65,13 @@ async function serve(args: string[]): Promise<number | void> {
     'log-level': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
     'publisher-lease': { type: 'string' },
+    'force-new-cluster': { type: 'boolean' },
   });
   if (flags.help) return void process.stdout.write(SERVE_USAGE);
-  const config = loadControlConfig(flags);
+  const { 'force-new-cluster': forceNewCluster, ...configFlags } = flags;
+  const config = loadControlConfig(configFlags);
   const log = createLogger('teleboot-control', config.logLevel);
-  const server = await startControlServer(config, log);
+  const server = await startControlServer(config, log, { forceNewCluster });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down');

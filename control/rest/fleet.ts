@@ -4,6 +4,7 @@ import { roleNameOf } from '../../contract/model';
 import type { ControlService } from '../service';
 import { certificateHealth } from './certificates';
 import { auditView } from './views';
+import { storeReadiness } from '../store/readiness';
 
 export default async function fleetRoutes(app: FastifyInstance, opts: { service: ControlService }) {
   const { service } = opts;
@@ -54,12 +55,10 @@ export default async function fleetRoutes(app: FastifyInstance, opts: { service:
   );
 
   app.get('/healthz', { schema: { summary: 'The server process is alive', tags: ['probes'] } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'The server can reach its store', tags: ['probes'] } }, async (_request, reply) => {
-    try {
-      await service.store.getSettings();
-      return { status: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'store unavailable' });
-    }
+  const storeProblem = storeReadiness(service.store, app.log);
+  app.get('/readyz', { schema: { summary: 'The server can read its store', tags: ['probes'] } }, async (_request, reply) => {
+    const problem = await storeProblem();
+    if (problem) return reply.code(503).send({ status: 'store unavailable', reason: problem });
+    return { status: 'ok' };
   });
 }
