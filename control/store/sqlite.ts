@@ -13,6 +13,7 @@ import {
   type InstanceIdentity,
   type ServiceRole,
 } from '../../contract/model';
+import { restoreHint } from '../data-dir';
 import { ConflictError } from '../errors';
 import { HEALTH_SQL, MIGRATIONS, SCHEMA_VERSION } from './migrations';
 import {
@@ -198,10 +199,7 @@ export class StoreDamagedError extends Error {
     readonly path: string,
     cause: unknown,
   ) {
-    super(
-      `${path}: ${(cause as Error).message}. teleboot-control will not start on this database: ` +
-        'restore the data directory from a backup (teleboot-control restore --from BACKUP --data-dir DIR; README "Backup and restore")',
-    );
+    super(`${path}: ${(cause as Error).message}. teleboot-control will not start on this database: ${restoreHint(dirname(path))}`);
   }
 }
 
