@@ -90,12 +90,13 @@ export class FileExistsError extends Error {}
  * linked into place, which fails when the name is taken. A key or an
  * identity already on disk is never replaced.
  */
-export function writeNewFile(path: string, content: string, mode: number): void {
+export function writeNewFile(path: string, content: string | Buffer, mode: number): void {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const fd = openSync(tmp, 'wx', mode);
   try {
-    writeSync(fd, content);
+    const data = typeof content === 'string' ? Buffer.from(content) : content;
+    for (let at = 0; at < data.length;) at += writeSync(fd, data, at, data.length - at);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
