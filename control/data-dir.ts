@@ -2,7 +2,7 @@
 // writes that never replace a file that is already there (keys above all).
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import type { Logger } from '../contract/log';
 import { ADMIN_TOKEN_FILE } from './admin-token';
 import type { ControlConfig } from './config';
@@ -71,16 +71,10 @@ export function secureDataDir(config: ControlConfig, log: Logger): void {
     restrict(dir, 0o700, log);
   }
   if (dirname(config.storePath) !== config.dataDir) mkdirSync(dirname(config.storePath), { recursive: true, mode: 0o700 });
-  for (const path of [
-    files.store,
-    `${files.store}-wal`,
-    `${files.store}-shm`,
-    files.caKey,
-    files.serverKey,
-    files.joinToken,
-    files.adminToken,
-  ])
-    restrict(path, 0o600, log);
+  // Secrets configured elsewhere (tls.key_file, a join token under /etc) are the operator's to manage.
+  const inDataDir = (path: string) => path.startsWith(config.dataDir + sep);
+  const secrets = [files.caKey, files.serverKey, files.joinToken, files.adminToken, files.clusterId].filter(inDataDir);
+  for (const path of [files.store, `${files.store}-wal`, `${files.store}-shm`, ...secrets]) restrict(path, 0o600, log);
 }
 
 export class FileExistsError extends Error {}

@@ -5,7 +5,7 @@ import { createLogger } from '../contract/log';
 import { parseFlags, runMain, UsageError } from '../contract/cli';
 import { VERSION } from '../contract/version';
 import { CONTROL_DEFAULTS, loadControlConfig, type ControlFlags } from './config';
-import { startControlServer } from './server';
+import { openDataDir } from './startup';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createBackup, restoreBackup } from './backup';
@@ -75,7 +75,10 @@ async function serve(args: string[]): Promise<number | void> {
   const { 'force-new-cluster': forceNewCluster, ...configFlags } = flags;
   const config = loadControlConfig(configFlags);
   const log = createLogger('teleboot-control', config.logLevel);
-  const server = await startControlServer(config, log, { forceNewCluster });
+  // The data directory first: a refusal needs none of the servers' modules.
+  const opened = await openDataDir(config, log, { forceNewCluster });
+  const { startControlServer } = await import('./server.js');
+  const server = await startControlServer(config, log, { opened });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down');

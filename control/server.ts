@@ -12,10 +12,8 @@ import { startCertificateManagement, type RunningCertificateManagement } from '.
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server';
 import { buildRestApp } from './rest/app';
 import { ControlService } from './service';
-import { reconcileClusterIdentity, refuseMissingStore } from './cluster-identity';
-import { secureDataDir } from './data-dir';
-import { SqliteStore } from './store/sqlite';
-import { loadJoinToken, loadTlsMaterial } from './tls-material';
+import { openDataDir, type OpenedDataDir, type StartOptions } from './startup';
+import { loadJoinToken } from './tls-material';
 
 export interface RunningControlServer {
   service: ControlService;
@@ -27,36 +25,18 @@ export interface RunningControlServer {
   close(): Promise<void>;
 }
 
-export interface StartOptions {
-  /** Begin a new cluster on an empty store even though the data directory holds one (--force-new-cluster). */
-  forceNewCluster?: boolean;
-}
-
-/**
- * Opens the data directory: modes put right, a store that matches the
- * directory (refused otherwise, before anything is written), its identity.
- */
-async function openDataDir(config: ControlConfig, log: Logger, options: StartOptions) {
-  secureDataDir(config, log);
-  refuseMissingStore(config, options.forceNewCluster ?? false);
-  const store = new SqliteStore(config.storePath);
-  try {
-    const identity = await reconcileClusterIdentity(store, config, options.forceNewCluster ?? false, log);
-    return { store, identity };
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
-}
-
-export async function startControlServer(config: ControlConfig, log: Logger, options: StartOptions = {}): Promise<RunningControlServer> {
-  const { store, identity } = await openDataDir(config, log, options);
+/** Starts the servers; `options.opened` when the caller checked and opened the data directory already. */
+export async function startControlServer(
+  config: ControlConfig,
+  log: Logger,
+  options: StartOptions & { opened?: OpenedDataDir } = {},
+): Promise<RunningControlServer> {
+  const { store, identity, tls } = options.opened ?? (await openDataDir(config, log, options));
   let grpcServer: RunningGrpcServer | undefined;
   let rest: FastifyInstance | undefined;
   let lookup: AwsEc2InstanceLookup | undefined;
   let certificates: RunningCertificateManagement | undefined;
   try {
-    const tls = await loadTlsMaterial(config, log, identity.fresh);
     const bootstrapTokens = config.bootstrapToken ? [await loadJoinToken(config.joinTokenFile, log)] : [];
     let ec2: Ec2IdentityVerifier | undefined;
     if (config.ec2) {

@@ -118,3 +118,14 @@ t.test('a damaged or foreign backup is refused and nothing is put in place', asy
   t.match(r.stderr, /garbage\.tar is not a teleboot-control backup: damaged archive: bad header checksum/);
   t.notOk(existsSync(join(root, 'data')), 'no data directory was made');
 });
+
+t.test('backup and restore explain themselves, and refuse a call without their files', async (t) => {
+  for (const command of ['backup', 'restore']) {
+    const help = await runNode(CONTROL_BIN, [command, '--help']);
+    t.equal(help.code, 0, `${command} --help`);
+    t.match(help.stdout, new RegExp(`Usage: teleboot-control ${command}[\\s\\S]*Example:\\n {2}teleboot-control ${command} `));
+    const bare = await runNode(CONTROL_BIN, [command]);
+    t.equal(bare.code, 64, `${command} without its flags is a usage error`);
+    t.match(bare.stderr, new RegExp(`error: ${command} needs --`));
+  }
+});

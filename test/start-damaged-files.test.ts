@@ -65,11 +65,16 @@ t.test('damaged files: each refused naming the file, with the way to restore', a
         `${join(dir, 'control.db')}: its schema version is ${SCHEMA_VERSION + 1}, newer than this teleboot-control knows (${SCHEMA_VERSION})`,
     ],
   ];
-  for (const [name, damage, message] of cases) {
+  // Each case on its own copy, all at once: they are separate processes.
+  const runs = cases.map(([name, damage]) => {
     const dir = copyDataDir(base, `damaged-${name.replace(/\W+/g, '-')}`);
     t.teardown(() => removeDir(join(dir, '..')));
     damage(dir);
-    const r = await serveExpectingRefusal(dir);
+    return { dir, result: serveExpectingRefusal(dir) };
+  });
+  for (const [i, [name, , message]] of cases.entries()) {
+    const { dir, result } = runs[i];
+    const r = await result;
     t.equal(r.code, 1, `${name}: exits 1`);
     t.match(r.stderr, message(dir), `${name}: names the file`);
     t.match(r.stderr, RESTORE, `${name}: says how to restore`);

@@ -67,12 +67,16 @@ t.test('every other half pair, and a pair of two clusters: refused naming the fi
       (dir) => `the CA (${join(dir, 'tls/ca.pem')}, ${join(dir, 'tls/ca-key.pem')}) is missing, but the database`,
     ],
   ];
-  for (const [name, damage, message] of cases) {
+  // Each case on its own copy, all at once: they are separate processes.
+  const runs = cases.map(([name, damage]) => {
     const dir = copyDataDir(base, `pairs-${name.replace(/\W+/g, '-')}`);
     t.teardown(() => removeDir(join(dir, '..')));
     damage(dir);
-    const before = readdir(dir);
-    const r = await serveExpectingRefusal(dir);
+    return { dir, before: readdir(dir), result: serveExpectingRefusal(dir) };
+  });
+  for (const [i, [name, , message]] of cases.entries()) {
+    const { dir, before, result } = runs[i];
+    const r = await result;
     t.equal(r.code, 1, `${name}: exits 1`);
     t.match(r.stderr, message(dir), name);
     t.same(readdir(dir), before, `${name}: no file was written`);

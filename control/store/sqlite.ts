@@ -15,6 +15,7 @@ import {
 } from '../../contract/model';
 import { restoreHint } from '../data-dir';
 import { ConflictError } from '../errors';
+import { IntegrityChecker } from './integrity-check';
 import { HEALTH_SQL, MIGRATIONS, SCHEMA_VERSION } from './migrations';
 import {
   EnrollRefused,
@@ -206,8 +207,11 @@ export class StoreDamagedError extends Error {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   private readonly db: Database.Database;
+  /** quick_check on a connection of its own in a worker thread (none for :memory:). */
+  private readonly checker: IntegrityChecker | undefined;
 
   constructor(path: string) {
+    this.checker = path === ':memory:' ? undefined : new IntegrityChecker(path);
     if (path !== ':memory:') {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       // Created here with its final mode: SQLite gives the -wal and -shm files the mode of the database.
@@ -248,7 +252,7 @@ export class SqliteStore implements Store {
   }
 
   async checkReadable(): Promise<void> {
-    const problem = this.integrityProblem();
+    const problem = this.checker ? await this.checker.check() : this.integrityProblem();
     if (problem) throw new Error(`the store cannot be read: ${problem}`);
   }
 
@@ -880,6 +884,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checker?.close();
     this.db.close();
   }
 }

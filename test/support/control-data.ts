@@ -19,7 +19,7 @@ export async function startedDataDir(name: string): Promise<string> {
  * its exit once it stops on its own. A server that starts anyway is killed
  * after `timeoutMs`, and the result then says so (code null).
  */
-export function serveExpectingRefusal(dataDir: string, extraArgs: string[] = [], timeoutMs = 20_000): Promise<CommandResult> {
+export function serveExpectingRefusal(dataDir: string, extraArgs: string[] = [], timeoutMs = 60_000): Promise<CommandResult> {
   return runNode(
     CONTROL_BIN,
     ['serve', '--data-dir', dataDir, '--grpc-listen', '127.0.0.1:0', '--rest-listen', '127.0.0.1:0', ...extraArgs],
