@@ -9,15 +9,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SCHEMA_VERSION } from '../control/store/migrations';
 import { ControlProcess, removeDir, until } from './support/harness';
-import { copyDataDir, readText, serveExpectingRefusal, startedDataDir } from './support/control-data';
+import { copyDataDir, readText, serveExpectingRefusal, clustersFor } from './support/control-data';
 
 const RESTORE = /restore the data directory from a backup: teleboot-control restore --from BACKUP/;
 
-let base: string;
-t.before(async () => {
-  base = await startedDataDir('damaged-base');
-});
-t.teardown(() => removeDir(join(base, '..')));
+const clusters = clustersFor(t, 'damaged', 1);
 
 /** Overwrites the database's last page with garbage, as a torn write or a bad sector would leave it. */
 function garbleLastPage(path: string): void {
@@ -67,7 +63,7 @@ t.test('damaged files: each refused naming the file, with the way to restore', a
   ];
   // Each case on its own copy, all at once: they are separate processes.
   const runs = cases.map(([name, damage]) => {
-    const dir = copyDataDir(base, `damaged-${name.replace(/\W+/g, '-')}`);
+    const dir = copyDataDir(clusters[0], `damaged-${name.replace(/\W+/g, '-')}`);
     t.teardown(() => removeDir(join(dir, '..')));
     damage(dir);
     return { dir, result: serveExpectingRefusal(dir) };
@@ -83,7 +79,7 @@ t.test('damaged files: each refused naming the file, with the way to restore', a
 });
 
 t.test('/readyz answers 503 once the store cannot be read, while the process keeps serving', async (t) => {
-  const dir = copyDataDir(base, 'damaged-live');
+  const dir = copyDataDir(clusters[0], 'damaged-live');
   t.teardown(() => removeDir(join(dir, '..')));
   const control = new ControlProcess(dir);
   await control.start();

@@ -8,23 +8,15 @@ import { copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ControlProcess, removeDir } from './support/harness';
-import { copyDataDir, readText, removeStore, serveExpectingRefusal, startedDataDir } from './support/control-data';
+import { copyDataDir, readText, removeStore, serveExpectingRefusal, clustersFor } from './support/control-data';
 
 const RESTORE = /teleboot-control restore --from BACKUP --data-dir/;
 
 // Two clusters, each made by a real first start; every test damages a copy.
-let base: string;
-let other: string;
-t.before(async () => {
-  [base, other] = await Promise.all([startedDataDir('identity-base'), startedDataDir('identity-other')]);
-});
-t.teardown(() => {
-  removeDir(join(base, '..'));
-  removeDir(join(other, '..'));
-});
+const clusters = clustersFor(t, 'identity', 2);
 
 t.test('a missing control.db beside an existing CA and tokens: refused, nothing rewritten', async (t) => {
-  const dir = copyDataDir(base, 'identity-missing');
+  const dir = copyDataDir(clusters[0], 'identity-missing');
   t.teardown(() => removeDir(join(dir, '..')));
   const adminToken = readText(join(dir, 'admin-token'));
   removeStore(dir);
@@ -39,7 +31,7 @@ t.test('a missing control.db beside an existing CA and tokens: refused, nothing 
 });
 
 t.test('an empty (0-byte) control.db: refused alike', async (t) => {
-  const dir = copyDataDir(base, 'identity-empty');
+  const dir = copyDataDir(clusters[0], 'identity-empty');
   t.teardown(() => removeDir(join(dir, '..')));
   removeStore(dir);
   writeFileSync(join(dir, 'control.db'), '', { mode: 0o600 });
@@ -49,13 +41,13 @@ t.test('an empty (0-byte) control.db: refused alike', async (t) => {
 });
 
 t.test("another cluster's control.db: refused, naming both ids and files", async (t) => {
-  const mine = copyDataDir(base, 'identity-mine');
+  const mine = copyDataDir(clusters[0], 'identity-mine');
   t.teardown(() => removeDir(join(mine, '..')));
   const myId = readText(join(mine, 'cluster-id')).trim();
-  const otherId = readText(join(other, 'cluster-id')).trim();
+  const otherId = readText(join(clusters[1], 'cluster-id')).trim();
   t.not(myId, otherId, 'every first start makes its own id');
   removeStore(mine);
-  copyFileSync(join(other, 'control.db'), join(mine, 'control.db'));
+  copyFileSync(join(clusters[1], 'control.db'), join(mine, 'control.db'));
   const r = await serveExpectingRefusal(mine);
   t.equal(r.code, 1);
   t.match(r.stderr, `the database ${join(mine, 'control.db')} belongs to cluster ${otherId}, but ${join(mine, 'cluster-id')} says ${myId}`);
@@ -63,7 +55,7 @@ t.test("another cluster's control.db: refused, naming both ids and files", async
 });
 
 t.test('a missing cluster-id file beside a database with an identity: refused, naming the file', async (t) => {
-  const dir = copyDataDir(base, 'identity-noid');
+  const dir = copyDataDir(clusters[0], 'identity-noid');
   t.teardown(() => removeDir(join(dir, '..')));
   const id = readText(join(dir, 'cluster-id')).trim();
   rmSync(join(dir, 'cluster-id'));
@@ -73,7 +65,7 @@ t.test('a missing cluster-id file beside a database with an identity: refused, n
 });
 
 t.test('--force-new-cluster begins a new cluster on purpose and keeps the CA key', async (t) => {
-  const dir = copyDataDir(base, 'identity-force');
+  const dir = copyDataDir(clusters[0], 'identity-force');
   t.teardown(() => removeDir(join(dir, '..')));
   const before = { id: readText(join(dir, 'cluster-id')), caKey: readText(join(dir, 'tls/ca-key.pem')) };
   removeStore(dir);
@@ -92,7 +84,7 @@ t.test('--force-new-cluster begins a new cluster on purpose and keeps the CA key
 });
 
 t.test('a data directory from before cluster ids: its store is adopted, the id recorded in both places', async (t) => {
-  const dir = copyDataDir(base, 'identity-upgrade');
+  const dir = copyDataDir(clusters[0], 'identity-upgrade');
   t.teardown(() => removeDir(join(dir, '..')));
   const db = new Database(join(dir, 'control.db'));
   db.exec('DELETE FROM cluster_identity');

@@ -9,20 +9,12 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { writeNewFile } from '../control/data-dir';
 import { ControlProcess, removeDir, scratchDir } from './support/harness';
-import { copyDataDir, readText, serveExpectingRefusal, startedDataDir } from './support/control-data';
+import { copyDataDir, readText, serveExpectingRefusal, clustersFor } from './support/control-data';
 
-let base: string;
-let other: string;
-t.before(async () => {
-  [base, other] = await Promise.all([startedDataDir('pairs-base'), startedDataDir('pairs-other')]);
-});
-t.teardown(() => {
-  removeDir(join(base, '..'));
-  removeDir(join(other, '..'));
-});
+const clusters = clustersFor(t, 'pairs', 2);
 
 t.test('ca.pem missing beside ca-key.pem: refused naming both; the key is untouched', async (t) => {
-  const dir = copyDataDir(base, 'pairs-no-ca');
+  const dir = copyDataDir(clusters[0], 'pairs-no-ca');
   t.teardown(() => removeDir(join(dir, '..')));
   const keyFile = join(dir, 'tls/ca-key.pem');
   const key = readText(keyFile);
@@ -55,7 +47,7 @@ t.test('every other half pair, and a pair of two clusters: refused naming the fi
     ],
     [
       "another cluster's ca.pem",
-      (dir) => copyFileSync(join(other, 'tls/ca.pem'), join(dir, 'tls/ca.pem')),
+      (dir) => copyFileSync(join(clusters[1], 'tls/ca.pem'), join(dir, 'tls/ca.pem')),
       (dir) => `${join(dir, 'tls/ca.pem')} and ${join(dir, 'tls/ca-key.pem')} do not belong together`,
     ],
     [
@@ -69,7 +61,7 @@ t.test('every other half pair, and a pair of two clusters: refused naming the fi
   ];
   // Each case on its own copy, all at once: they are separate processes.
   const runs = cases.map(([name, damage]) => {
-    const dir = copyDataDir(base, `pairs-${name.replace(/\W+/g, '-')}`);
+    const dir = copyDataDir(clusters[0], `pairs-${name.replace(/\W+/g, '-')}`);
     t.teardown(() => removeDir(join(dir, '..')));
     damage(dir);
     return { dir, before: readdir(dir), result: serveExpectingRefusal(dir) };
@@ -97,7 +89,7 @@ function readdir(dir: string): Record<string, string> {
 }
 
 t.test('a server certificate for new names is issued for the key there is; the key file stays', async (t) => {
-  const dir = copyDataDir(base, 'pairs-renew');
+  const dir = copyDataDir(clusters[0], 'pairs-renew');
   t.teardown(() => removeDir(join(dir, '..')));
   const keyFile = join(dir, 'tls/server-key.pem');
   const key = readText(keyFile);

@@ -3,7 +3,8 @@
 // it as its own process.
 import { cpSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONTROL_BIN, ControlProcess, runNode, scratchDir, type CommandResult } from './harness';
+import type { Test } from 'tap';
+import { CONTROL_BIN, ControlProcess, removeDir, runNode, scratchDir, type CommandResult } from './harness';
 
 /** A data directory a real server made at its first start (then stopped). */
 export async function startedDataDir(name: string): Promise<string> {
@@ -12,6 +13,21 @@ export async function startedDataDir(name: string): Promise<string> {
   await control.start();
   await control.stop();
   return dir;
+}
+
+/**
+ * `count` data directories, each of its own cluster, made before the tests
+ * of `t` run and removed after them; read them inside the tests.
+ */
+export function clustersFor(t: Test, name: string, count: number): string[] {
+  const dirs: string[] = [];
+  t.before(async () => {
+    dirs.push(...(await Promise.all(Array.from({ length: count }, (_, i) => startedDataDir(`${name}-${i}`)))));
+  });
+  t.teardown(() => {
+    for (const dir of dirs) removeDir(join(dir, '..'));
+  });
+  return dirs;
 }
 
 /**
