@@ -5,8 +5,10 @@ import { createLogger } from '../contract/log';
 import { parseFlags, runMain, UsageError } from '../contract/cli';
 import { VERSION } from '../contract/version';
 import { CONTROL_DEFAULTS, loadControlConfig, type ControlFlags } from './config';
-import { startControlServer } from './server';
+import { openDataDir } from './startup';
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createBackup, restoreBackup } from './backup';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors';
@@ -19,6 +21,8 @@ const USAGE = `Usage: teleboot-control <command> [flags]
 Commands:
   serve      run the control server (gRPC for agents, REST for operators)
   tokens     create, list and revoke REST API tokens
+  backup     copy the data directory (database, identity, keys) into one file, while serving
+  restore    put a backup in place as a new data directory
   version    print the version
 
 Run "teleboot-control <command> --help" for the flags of a command.
@@ -41,11 +45,23 @@ Flags:
       --publisher-lease D  how long the auth servers' publisher lease lasts
                            without renewal (default ${CONTROL_DEFAULTS.publisherLease})
       --log-level LEVEL    trace, debug, info, warn or error (default info)
+      --force-new-cluster  begin a new cluster although the data directory holds
+                           one whose database is missing or empty (every agent
+                           enrolls again); without it the server refuses to start
   -h, --help               show this help
+
+At start the server checks its data directory and refuses to run on one that
+is damaged or mixed up, naming the file: a database that fails SQLite's
+integrity check or is newer than this release, a database and cluster-id of
+different clusters, half a key pair. Restore from a backup then (see
+"teleboot-control restore --help").
+
+Example:
+  teleboot-control serve --data-dir /var/lib/teleboot-control --grpc-listen 0.0.0.0:7443
 `;
 
 async function serve(args: string[]): Promise<number | void> {
-  const flags = parseFlags<ControlFlags & { help?: boolean }>(args, {
+  const flags = parseFlags<ControlFlags & { help?: boolean; 'force-new-cluster'?: boolean }>(args, {
     config: { type: 'string', short: 'c' },
     'data-dir': { type: 'string' },
     'grpc-listen': { type: 'string' },
@@ -53,11 +69,16 @@ async function serve(args: string[]): Promise<number | void> {
     'log-level': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
     'publisher-lease': { type: 'string' },
+    'force-new-cluster': { type: 'boolean' },
   });
   if (flags.help) return void process.stdout.write(SERVE_USAGE);
-  const config = loadControlConfig(flags);
+  const { 'force-new-cluster': forceNewCluster, ...configFlags } = flags;
+  const config = loadControlConfig(configFlags);
   const log = createLogger('teleboot-control', config.logLevel);
-  const server = await startControlServer(config, log);
+  // The data directory first: a refusal needs none of the servers' modules.
+  const opened = await openDataDir(config, log, { forceNewCluster });
+  const { startControlServer } = await import('./server.js');
+  const server = await startControlServer(config, log, { opened });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down');
@@ -169,6 +190,74 @@ async function tokens(args: string[]): Promise<number | void> {
   }
 }
 
+const BACKUP_USAGE = `Usage: teleboot-control backup --to FILE [flags]
+
+Writes the control server's data directory into FILE (a tar archive, mode
+0600: it holds the CA key): a consistent copy of the database taken with
+SQLite's online backup (the server may be running), the cluster id, the CA
+and server key pairs, the join token and the first admin token. FILE must
+not exist yet. Keep backups where only operators can read them.
+
+Flags:
+      --to FILE        the backup file to create
+  -c, --config FILE    the server's YAML configuration (for data_dir and the file paths)
+      --data-dir DIR   state directory (default ${CONTROL_DEFAULTS.dataDir})
+  -h, --help           show this help
+
+Example:
+  teleboot-control backup --data-dir /var/lib/teleboot-control --to /root/teleboot-$(date +%F).tar
+`;
+
+async function backup(args: string[]): Promise<number | void> {
+  const flags = parseFlags<{ to?: string; config?: string; 'data-dir'?: string; help?: boolean }>(args, {
+    to: { type: 'string' },
+    config: { type: 'string', short: 'c' },
+    'data-dir': { type: 'string' },
+  });
+  if (flags.help) return void process.stdout.write(BACKUP_USAGE);
+  if (!flags.to) throw new UsageError('backup needs --to FILE');
+  const config = loadControlConfig({ config: flags.config, 'data-dir': flags['data-dir'] });
+  const done = await createBackup(config, flags.to);
+  process.stdout.write(
+    `backed up cluster ${done.clusterId} (${done.instances} instances; ${done.members.join(', ')}) to ${done.file}, ${done.bytes} bytes\n`,
+  );
+}
+
+const RESTORE_USAGE = `Usage: teleboot-control restore --from FILE --data-dir DIR [--force]
+
+Puts a backup made by "teleboot-control backup" in place as the data
+directory DIR: every file is checked against the backup's checksums and the
+database against SQLite's integrity check before DIR takes its name (0700,
+files 0600). Agents carry on with the certificates they hold. A DIR that
+holds files is refused; with --force it is moved aside to
+DIR.before-restore-<time> (nothing is deleted). Stop the server first, then
+start it on DIR.
+
+Flags:
+      --from FILE      the backup file
+      --data-dir DIR   the data directory to restore into
+      --force          move an existing DIR aside instead of refusing
+  -h, --help           show this help
+
+Example:
+  teleboot-control restore --from /root/teleboot-2025-01-31.tar --data-dir /var/lib/teleboot-control --force
+`;
+
+async function restore(args: string[]): Promise<number | void> {
+  const flags = parseFlags<{ from?: string; 'data-dir'?: string; force?: boolean; help?: boolean }>(args, {
+    from: { type: 'string' },
+    'data-dir': { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  if (flags.help) return void process.stdout.write(RESTORE_USAGE);
+  if (!flags.from || !flags['data-dir']) throw new UsageError('restore needs --from FILE and --data-dir DIR');
+  const done = restoreBackup(flags.from, resolve(flags['data-dir']), flags.force ?? false);
+  if (done.movedAside) process.stdout.write(`moved the data directory that was there to ${done.movedAside}\n`);
+  process.stdout.write(
+    `restored cluster ${done.clusterId} into ${done.dataDir}; start it with: teleboot-control serve --data-dir ${done.dataDir}\n`,
+  );
+}
+
 async function main(): Promise<number | void> {
   const [command, ...rest] = process.argv.slice(2);
   switch (command) {
@@ -176,6 +265,10 @@ async function main(): Promise<number | void> {
       return serve(rest);
     case 'tokens':
       return tokens(rest);
+    case 'backup':
+      return backup(rest);
+    case 'restore':
+      return restore(rest);
     case 'version':
     case '--version':
       return void process.stdout.write(`teleboot-control ${VERSION}\n`);

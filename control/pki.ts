@@ -42,11 +42,11 @@ export interface KeyPairPem {
 
 async function importPrivateKey(keyPem: string): Promise<CryptoKey> {
   const der = x509.PemConverter.decodeFirst(keyPem);
-  return subtle.importKey('pkcs8', der, EC_ALG, true, ['sign']) as Promise<CryptoKey>;
+  return subtle.importKey('pkcs8', der, EC_ALG, true, ['sign']);
 }
 
 async function generateKeyPair(): Promise<CryptoKeyPair> {
-  return (await subtle.generateKey(EC_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return (await subtle.generateKey(EC_ALG, true, ['sign', 'verify']));
 }
 
 async function exportPrivateKey(key: CryptoKey): Promise<string> {
@@ -108,9 +108,26 @@ async function issue(
   return { pem: cert.toString('pem') + '\n', notAfter };
 }
 
-/** A server certificate for the listeners, valid for the given DNS names and IPs. */
-export async function issueServerCertificate(ca: CertificateAuthority, names: string[], lifetimeDays = 825): Promise<KeyPairPem> {
-  const keys = await generateKeyPair();
+/** The key pair of a PKCS#8 PEM private key (ECDSA P-256). */
+async function keyPairOf(keyPem: string): Promise<CryptoKeyPair> {
+  const spki = createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' });
+  return {
+    privateKey: await importPrivateKey(keyPem),
+    publicKey: (await subtle.importKey('spki', spki, EC_ALG, true, ['verify'])),
+  };
+}
+
+/**
+ * A server certificate for the listeners, valid for the given DNS names and
+ * IPs: for `keyPem` when given (a renewal keeps its key), else for a new key.
+ */
+export async function issueServerCertificate(
+  ca: CertificateAuthority,
+  names: string[],
+  lifetimeDays = 825,
+  keyPem?: string,
+): Promise<KeyPairPem> {
+  const keys = keyPem ? await keyPairOf(keyPem) : await generateKeyPair();
   const altNames = names.map((n) => ({ type: /^[\d.]+$|:/.test(n) ? ('ip' as const) : ('dns' as const), value: n }));
   const { pem: certPem } = await issue(ca, `CN=${names[0] ?? 'teleboot-control'}`, keys.publicKey, lifetimeDays * 86_400_000, [
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),

@@ -14,8 +14,8 @@ import { startCertificateManagement, type RunningCertificateManagement } from '.
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server';
 import { buildRestApp } from './rest/app';
 import { ControlService } from './service';
-import { SqliteStore } from './store/sqlite';
-import { loadJoinToken, loadTlsMaterial } from './tls-material';
+import { openDataDir, type OpenedDataDir, type StartOptions } from './startup';
+import { loadJoinToken } from './tls-material';
 
 export interface RunningControlServer {
   service: ControlService;
@@ -27,15 +27,19 @@ export interface RunningControlServer {
   close(): Promise<void>;
 }
 
-export async function startControlServer(config: ControlConfig, log: Logger): Promise<RunningControlServer> {
-  const store = new SqliteStore(config.storePath);
+/** Starts the servers; `options.opened` when the caller checked and opened the data directory already. */
+export async function startControlServer(
+  config: ControlConfig,
+  log: Logger,
+  options: StartOptions & { opened?: OpenedDataDir } = {},
+): Promise<RunningControlServer> {
+  const { store, identity, tls } = options.opened ?? (await openDataDir(config, log, options));
   let grpcServer: RunningGrpcServer | undefined;
   let rest: FastifyInstance | undefined;
   let lookup: AwsEc2InstanceLookup | undefined;
   let certificates: RunningCertificateManagement | undefined;
   let auditRetention: RunningAuditRetention | undefined;
   try {
-    const tls = await loadTlsMaterial(config, log);
     const bootstrapTokens = config.bootstrapToken ? [await loadJoinToken(config.joinTokenFile, log)] : [];
     let ec2: Ec2IdentityVerifier | undefined;
     if (config.ec2) {
@@ -94,7 +98,10 @@ export async function startControlServer(config: ControlConfig, log: Logger): Pr
     await rest.listen({ host, port });
     const restPort = (rest.server.address() as { port: number }).port;
     const restUrl = `${config.restTls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${restPort}`;
-    log.info({ grpcPort: started.port, restUrl, store: store.kind, storePath: config.storePath }, 'teleboot-control serving');
+    log.info(
+      { grpcPort: started.port, restUrl, store: store.kind, storePath: config.storePath, clusterId: identity.clusterId },
+      'teleboot-control serving',
+    );
     const restApp = rest;
     return {
       service,

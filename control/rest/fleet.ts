@@ -4,6 +4,7 @@ import { roleNameOf } from '../../contract/model';
 import { certificateHealth } from './certificates';
 import type { RestApp, RouteDeps } from './typed';
 import { auditView } from './views';
+import { storeReadiness } from '../store/readiness';
 
 const DEFAULT_PAGE = 100;
 
@@ -64,16 +65,14 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
   app.get('/healthz', { config: { scope: 'probe' }, schema: { summary: 'The server process is alive', tags: ['probes'] } }, async () => ({
     status: 'ok',
   }));
+  const storeProblem = storeReadiness(service.store, app.log);
   app.get(
     '/readyz',
-    { config: { scope: 'probe' }, schema: { summary: 'The server can reach its store', tags: ['probes'] } },
+    { config: { scope: 'probe' }, schema: { summary: 'The server can read its store', tags: ['probes'] } },
     async (_request, reply) => {
-      try {
-        await service.store.getSettings();
-        return { status: 'ok' };
-      } catch {
-        return reply.code(503).send({ status: 'store unavailable' });
-      }
+      const problem = await storeProblem();
+      if (problem) return reply.code(503).send({ status: 'store unavailable', reason: problem });
+      return { status: 'ok' };
     },
   );
 }

@@ -161,7 +161,23 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX audit_events_at ON audit_events (at);
     `,
   },
+  {
+    version: 6,
+    name: 'cluster identity: the id made at first start, also kept in <data_dir>/cluster-id',
+    sql: `
+      -- One row. The server refuses to start when this and the data
+      -- directory's cluster-id file disagree, or when one is missing.
+      CREATE TABLE cluster_identity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        cluster_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];
+
+/** The newest schema version this program knows. */
+export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
 
 /** The SQL expression of an instance's fleet health; parameters :now-free, :offline_before. */
 export const HEALTH_SQL = `CASE

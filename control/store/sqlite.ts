@@ -1,7 +1,7 @@
 // The embedded store: one SQLite file in WAL mode. better-sqlite3 is
 // synchronous; its calls are short, so the async interface just wraps them.
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -13,8 +13,10 @@ import {
   type InstanceIdentity,
   type ServiceRole,
 } from '../../contract/model';
+import { restoreHint } from '../data-dir';
 import { ConflictError } from '../errors';
-import { HEALTH_SQL, MIGRATIONS } from './migrations';
+import { IntegrityChecker } from './integrity-check';
+import { HEALTH_SQL, MIGRATIONS, SCHEMA_VERSION } from './migrations';
 import {
   EnrollRefused,
   disallowedRoles,
@@ -211,20 +213,77 @@ const rowToLease = (row: LeaseRow): Lease => ({
   expiresAt: row.expires_at,
 });
 
+/** The database file cannot be used as it is: names the file, the cause and what to do. */
+export class StoreDamagedError extends Error {
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    super(`${path}: ${(cause as Error).message}. teleboot-control will not start on this database: ${restoreHint(dirname(path))}`);
+  }
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   private readonly db: Database.Database;
+  /** quick_check on a connection of its own in a worker thread (none for :memory:). */
+  private readonly checker: IntegrityChecker | undefined;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    // FULL syncs the WAL at every commit: an acknowledged change survives a
-    // power loss, not only a crash of the process.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
+    this.checker = path === ':memory:' ? undefined : new IntegrityChecker(path);
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // Created here with its final mode: SQLite gives the -wal and -shm files the mode of the database.
+      closeSync(openSync(path, 'a', 0o600));
+    }
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      // FULL syncs the WAL at every commit: an acknowledged change survives a
+      // power loss, not only a crash of the process.
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      this.db = db;
+      const problem = this.integrityProblem();
+      if (problem) throw new Error(`the integrity check (PRAGMA quick_check) failed: ${problem}`);
+      this.refuseNewerSchema();
+      this.migrate();
+    } catch (err) {
+      db?.close();
+      throw new StoreDamagedError(path, err);
+    }
+  }
+
+  /**
+   * What SQLite's quick check finds wrong with the file (the first lines), or
+   * undefined when nothing; a page it cannot read at all is reported too.
+   */
+  integrityProblem(): string | undefined {
+    try {
+      const rows = this.db.pragma('quick_check(5)', { simple: false }) as Array<{ quick_check: string }>;
+      const found = rows.map((r) => r.quick_check).filter((r) => r !== 'ok');
+      return found.length ? found.join('; ') : undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  async checkReadable(): Promise<void> {
+    const problem = this.checker ? await this.checker.check() : this.integrityProblem();
+    if (problem) throw new Error(`the store cannot be read: ${problem}`);
+  }
+
+  private refuseNewerSchema(): void {
+    const hasTable = this.sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+    if (!hasTable) return;
+    const version = this.schemaVersion();
+    if (version > SCHEMA_VERSION)
+      throw new Error(
+        `its schema version is ${version}, newer than this teleboot-control knows (${SCHEMA_VERSION}): a newer release wrote it. ` +
+          'Run that release again, or restore a backup taken with this one',
+      );
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -248,6 +307,23 @@ export class SqliteStore implements Store {
         this.sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       })();
     }
+  }
+
+  /** The cluster this store belongs to: made at first start; undefined before. */
+  clusterId(): string | undefined {
+    return this.sql('SELECT cluster_id FROM cluster_identity WHERE id = 1').pluck().get() as string | undefined;
+  }
+
+  /** Records (or, for a new cluster started on purpose, replaces) the cluster's identity. */
+  recordClusterId(clusterId: string, now: number): void {
+    this.sql(
+      'INSERT INTO cluster_identity (id, cluster_id, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET cluster_id = excluded.cluster_id, created_at = excluded.created_at',
+    ).run(clusterId, now);
+  }
+
+  /** Whether a server ever ran on this store: it made an API token or knows an instance. */
+  hasRecords(): boolean {
+    return !!this.sql('SELECT EXISTS (SELECT 1 FROM api_tokens) OR EXISTS (SELECT 1 FROM instances)').pluck().get();
   }
 
   schemaVersion(): number {
@@ -918,6 +994,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.flushRefusals();
+    await this.checker?.close();
     this.db.close();
   }
 }

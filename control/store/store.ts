@@ -312,6 +312,9 @@ export interface Store {
   getAcmeChallenge(token: string, now: number): Promise<string | undefined>;
   deleteAcmeChallenge(token: string): Promise<void>;
 
+  /** Throws, saying why, when the stored data cannot be read (a damaged file); /readyz answers 503 then. */
+  checkReadable(): Promise<void>;
+
   close(): Promise<void>;
 }
 

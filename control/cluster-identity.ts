@@ -1,0 +1,115 @@
+// The cluster's identity: an id made at first start, kept both in the store
+// and in <data_dir>/cluster-id. A store that is missing, empty, or from
+// another cluster beside the data directory's keys and tokens would start a
+// brand-new control plane and leave the fleet unknown to it; the server
+// refuses that and says which file is wrong and how to restore it.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../contract/files';
+import type { Logger } from '../contract/log';
+import type { ControlConfig } from './config';
+import { dataDirFiles, existingState, restoreHint, storeHasData, writeNewFile } from './data-dir';
+import type { SqliteStore } from './store/sqlite';
+
+export const FORCE_NEW_CLUSTER_FLAG = '--force-new-cluster';
+
+/** The server must not start on this data directory as it is. */
+export class StartRefused extends Error {}
+
+export interface ClusterIdentity {
+  clusterId: string;
+  /**
+   * Nothing was issued from this store yet (no API token, no instance): a
+   * first start, one forced, or one that stopped half-way. Only then may a
+   * missing CA be generated.
+   */
+  fresh: boolean;
+}
+
+const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The id in the cluster-id file; undefined when there is no file. */
+function readIdFile(path: string, dataDir: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const id = text.trim();
+  if (!ID_PATTERN.test(id)) throw new StartRefused(`${path} does not hold a cluster id (a UUID); it is damaged: ${restoreHint(dataDir)}`);
+  return id;
+}
+
+/**
+ * Before the store is opened (opening creates it): a store with no data in a
+ * directory that already holds a cluster's files is refused, unless a new
+ * cluster is started on purpose.
+ */
+export function refuseMissingStore(config: ControlConfig, forceNewCluster: boolean): void {
+  if (storeHasData(config.storePath) || forceNewCluster) return;
+  refuseEmptyStore(config, 'is missing or empty');
+}
+
+/** A store with nothing in it beside a cluster's files: refused, naming both and the two ways on. */
+function refuseEmptyStore(config: ControlConfig, what: string): void {
+  const state = existingState(config);
+  if (!state.length) return;
+  throw new StartRefused(
+    `the database ${config.storePath} ${what}, but this data directory already holds a cluster (${state.join(', ')}). ` +
+      'Starting would create a new control plane that knows none of the fleet. ' +
+      `To recover, ${restoreHint(config.dataDir)}. To begin a new cluster on purpose (every agent enrolls again), ` +
+      `start once with ${FORCE_NEW_CLUSTER_FLAG}`,
+  );
+}
+
+/** Checks that the store and the data directory belong to the same cluster; records a new identity at first start. */
+export async function reconcileClusterIdentity(
+  store: SqliteStore,
+  config: ControlConfig,
+  forceNewCluster: boolean,
+  log: Logger,
+): Promise<ClusterIdentity> {
+  const files = dataDirFiles(config);
+  const inFile = readIdFile(files.clusterId, config.dataDir);
+  const inStore = store.clusterId();
+  if (inStore && inFile) {
+    if (inStore === inFile) return { clusterId: inStore, fresh: !store.hasRecords() };
+    throw new StartRefused(
+      `the database ${files.store} belongs to cluster ${inStore}, but ${files.clusterId} says ${inFile}: ` +
+        `the two come from different clusters (or backups). ${restoreHint(config.dataDir)}`,
+    );
+  }
+  if (inStore && !inFile)
+    throw new StartRefused(
+      `${files.clusterId} is missing, while the database ${files.store} belongs to cluster ${inStore}: ` +
+        `the rest of this data directory may be from another cluster. ${restoreHint(config.dataDir)}; ` +
+        `or, if you know this database and these keys belong together, write "${inStore}" into ${files.clusterId}`,
+    );
+  const hasRecords = store.hasRecords();
+  if (!forceNewCluster) {
+    if (inFile)
+      throw new StartRefused(
+        `the database ${files.store} holds no cluster identity, but ${files.clusterId} says cluster ${inFile}: ` +
+          `the database is not this cluster's (empty, replaced, or from an older backup). ${restoreHint(config.dataDir)}. ` +
+          `To begin a new cluster on purpose (every agent enrolls again), start once with ${FORCE_NEW_CLUSTER_FLAG}`,
+      );
+    if (!hasRecords) refuseEmptyStore(config, 'is empty');
+  }
+  const clusterId = randomUUID();
+  store.recordClusterId(clusterId, Date.now());
+  if (inFile) {
+    await writeFileAtomic(files.clusterId, clusterId + '\n', { mode: 0o600 });
+    log.warn({ clusterId, previous: inFile, file: files.clusterId }, `started a new cluster on purpose (${FORCE_NEW_CLUSTER_FLAG})`);
+    return { clusterId, fresh: !hasRecords };
+  }
+  writeNewFile(files.clusterId, clusterId + '\n', 0o600);
+  if (hasRecords && !forceNewCluster) {
+    // A data directory from a release before identities: this is its cluster.
+    log.info({ clusterId, file: files.clusterId }, 'recorded the identity of the existing cluster');
+    return { clusterId, fresh: false };
+  }
+  log.info({ clusterId, file: files.clusterId }, 'started a new cluster');
+  return { clusterId, fresh: !hasRecords };
+}
