@@ -18,21 +18,27 @@ t.before(async () => {
 });
 t.teardown(() => world.close());
 
-/** An agent that enrolls `id` and reports `state` for the generation it was given. */
-async function agentReports(t: Test, id: string, state: 'ready' | 'degraded', message = '') {
+/** An agent (the real gRPC client) that enrolls `id`; `report` sends a status for the generation it was given. */
+async function enrolledAgent(t: Test, id: string) {
   const client = new ControlClient({ endpoints: [`localhost:${world.control.server.grpcPort}`], caPem: world.control.server.caPem });
   t.teardown(() => client.close());
   const { assignment } = await client.enroll(testIdentity(id), world.control.joinToken, 'test');
-  await client.reportStatus({
-    instanceId: id,
-    appliedGeneration: assignment?.generation ?? 0,
-    state,
-    teleportUnitState: state === 'ready' ? 'active' : 'activating',
-    teleportReady: state === 'ready',
-    message,
-    agentVersion: 'test',
-  });
+  return {
+    report: (state: 'ready' | 'degraded', message = '', certificateExpiresAt = 0) =>
+      client.reportStatus({
+        instanceId: id,
+        appliedGeneration: assignment?.generation ?? 0,
+        state,
+        teleportUnitState: state === 'ready' ? 'active' : 'activating',
+        teleportReady: state === 'ready',
+        message,
+        agentVersion: 'test',
+        proxyCertificateExpiresUnixMs: certificateExpiresAt,
+      }),
+  };
 }
+
+const DAY_MS = 86_400_000;
 
 t.test('health exits 0 for a healthy fleet and 2 for an unhealthy one; --strict counts pending instances', async (t) => {
   const empty = await world.run(['health']);
@@ -47,18 +53,32 @@ t.test('health exits 0 for a healthy fleet and 2 for an unhealthy one; --strict 
   t.match(strict.stdout, /^unhealthy: 1 expected of 1 instance\(s\)/);
   t.match(strict.stdout, /i-0aaaaaaaaaaaaaaa1\s+node\s+expected/);
 
-  await agentReports(t, 'i-0aaaaaaaaaaaaaaa1', 'ready');
+  await (await enrolledAgent(t, 'i-0aaaaaaaaaaaaaaa1')).report('ready');
   const ready = await world.run(['health', '--strict', '-o', 'json']);
   t.equal(ready.code, EXIT.ok, ready.stdout);
   t.match(JSON.parse(ready.stdout), { total: 1, byHealth: { ready: 1 }, healthy: true, problems: [] });
 
+  // Every instance ready, but a proxy serves a certificate close to expiry: an alert.
+  await world.control.rest('PUT', '/v1/instances/i-0aaaaaaaaaaaaaaa3/assignment', { role: 'proxy' });
+  const edge = await enrolledAgent(t, 'i-0aaaaaaaaaaaaaaa3');
+  await edge.report('ready', '', Date.now() + 2 * DAY_MS);
+  const alerting = await world.run(['health']);
+  t.equal(alerting.code, EXIT.unhealthy, 'an alert makes the fleet unhealthy');
+  t.match(alerting.stdout, /^unhealthy: alerts of 2 instance\(s\)/);
+  t.match(
+    alerting.stdout,
+    /^ALERTS\n {2}instance i-0aaaaaaaaaaaaaaa3 serves a certificate that expires .*\([\d.]+ days, alert below 14\)$/m,
+  );
+  await edge.report('ready', '', Date.now() + 60 * DAY_MS);
+  t.equal((await world.run(['health'])).code, EXIT.ok, 'a renewed certificate clears it');
+
   await world.control.rest('PUT', '/v1/instances/i-0aaaaaaaaaaaaaaa2/assignment', { role: 'proxy' });
-  await agentReports(t, 'i-0aaaaaaaaaaaaaaa2', 'degraded', 'teleport /readyz: 503');
+  await (await enrolledAgent(t, 'i-0aaaaaaaaaaaaaaa2')).report('degraded', 'teleport /readyz: 503');
   const degraded = await world.run(['health']);
   t.equal(degraded.code, EXIT.unhealthy);
-  t.match(degraded.stdout, /^unhealthy: 1 degraded of 2 instance\(s\)/);
+  t.match(degraded.stdout, /^unhealthy: 1 degraded of 3 instance\(s\)/);
   t.match(degraded.stdout, /^ROLE\s+READY\s+DEGRADED\s+TOTAL$/m);
-  t.match(degraded.stdout, /^proxy\s+0\s+1\s+1$/m);
+  t.match(degraded.stdout, /^proxy\s+1\s+1\s+2$/m);
   t.match(degraded.stdout, /i-0aaaaaaaaaaaaaaa2\s+proxy\s+degraded\s+\d+s ago\s+teleport \/readyz: 503/);
   const asYaml = await world.run(['health', '-o', 'yaml']);
   t.equal(asYaml.code, EXIT.unhealthy);

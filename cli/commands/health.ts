@@ -14,19 +14,23 @@ export const PENDING_STATES = ['expected', 'converging'];
 
 export interface Verdict {
   healthy: boolean;
-  /** One line per reason it is not. */
+  /** One line per reason it is not: "2 degraded", "alert: certificate ...". */
   problems: string[];
 }
 
+/** The states that make the fleet unhealthy, among those it has instances in. */
+export const unhealthyStates = (health: HealthView, strict: boolean): string[] =>
+  Object.entries(health.byHealth)
+    .filter(([state, count]) => count > 0 && !HEALTHY_STATES.includes(state) && (strict || !PENDING_STATES.includes(state)))
+    .map(([state]) => state);
+
+const alertText = (alert: HealthView['alerts'][number]) => (typeof alert === 'string' ? alert : (alert.message ?? JSON.stringify(alert)));
+
 export function judge(health: HealthView, strict: boolean): Verdict {
-  const problems: string[] = [];
-  for (const [state, count] of Object.entries(health.byHealth)) {
-    if (count === 0 || HEALTHY_STATES.includes(state)) continue;
-    if (PENDING_STATES.includes(state) && !strict) continue;
-    problems.push(`${count} ${state}`);
-  }
-  for (const alert of health.alerts ?? [])
-    problems.push(`alert: ${typeof alert === 'string' ? alert : (alert.message ?? JSON.stringify(alert))}`);
+  const problems = [
+    ...unhealthyStates(health, strict).map((state) => `${health.byHealth[state]} ${state}`),
+    ...(health.alerts ?? []).map((alert) => `alert: ${alertText(alert)}`),
+  ];
   return { healthy: problems.length === 0, problems };
 }
 
@@ -60,17 +64,17 @@ export function healthCommand(): Command {
       let text = '';
       if (format === 'table') {
         // The instances behind each problem, a page of each state.
-        const states = Object.keys(answer.byHealth).filter((s) => verdict.problems.some((p) => p.endsWith(` ${s}`)));
+        const states = unhealthyStates(answer, flags.strict === true);
         const unhealthy: InstanceView[] = [];
         for (const state of states)
           unhealthy.push(...(await client.get<Page<InstanceView>>(`/v1/instances${query({ health: state, limit: 20 })}`)).items);
         const headline = verdict.healthy
           ? `${paint('green', 'healthy')}: ${answer.total} instance(s)`
-          : `${paint('red', 'unhealthy')}: ${verdict.problems.filter((p) => !p.startsWith('alert: ')).join(', ') || 'alerts'} of ${answer.total} instance(s)`;
+          : `${paint('red', 'unhealthy')}: ${states.map((s) => `${answer.byHealth[s]} ${s}`).join(', ') || 'alerts'} of ${answer.total} instance(s)`;
         text = `${headline}\n`;
         if (answer.total > 0) text += `\n${countsTable(answer)}`;
-        const alerts = verdict.problems.filter((p) => p.startsWith('alert: '));
-        if (alerts.length) text += `\n${paint('bold', 'ALERTS')}\n${alerts.map((a) => `  ${a.slice('alert: '.length)}`).join('\n')}\n`;
+        const alerts = (answer.alerts ?? []).map(alertText);
+        if (alerts.length) text += `\n${paint('bold', 'ALERTS')}\n${alerts.map((a) => `  ${a}`).join('\n')}\n`;
         if (unhealthy.length)
           text += `\n${renderTable(
             ['INSTANCE', 'ROLE', 'HEALTH', 'LAST SEEN', 'MESSAGE'],

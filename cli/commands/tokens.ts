@@ -40,10 +40,11 @@ function created(kind: string, token: { name: string; id: string; token?: string
   );
 }
 
-/** The ls and rm of a kind of token: the same routes and answers for both kinds. */
-function listAndRevoke<T extends { name: string; id: string }>(
+/** ls, create (given: its flags differ) and rm of a kind of token; ls and rm are the same for both kinds. */
+function tokenCommands<T extends { name: string; id: string }>(
   group: Command,
   kind: { noun: string; path: string; columns: Columns<T>; key: string; lsExample: string; rmExample: string },
+  addCreate: () => void,
 ): void {
   const ls = group
     .command('ls')
@@ -54,6 +55,7 @@ function listAndRevoke<T extends { name: string; id: string }>(
       print(formatList(formatOf(cmd), items, items, kind.columns, `no ${kind.noun}s`));
     });
   examples(ls, kind.lsExample);
+  addCreate();
   const rm = group
     .command('rm')
     .description(`revoke ${kind.noun.startsWith('A') ? 'an' : 'a'} ${kind.noun}`)
@@ -67,83 +69,91 @@ function listAndRevoke<T extends { name: string; id: string }>(
 
 function apiTokens(): Command {
   const api = new Command('api').description('API tokens: bearer tokens for the REST API and this CLI');
-  listAndRevoke<ApiTokenView>(api, {
-    noun: 'API token',
-    path: '/v1/api-tokens',
-    columns: API_COLUMNS,
-    key: 'id-or-name',
-    lsExample: 'teleboot tokens api ls',
-    rmExample: 'teleboot tokens api rm grafana',
-  });
-  const create = api
-    .command('create')
-    .description('create an API token; its secret is printed once')
-    .requiredOption('--name <name>', 'who or what uses it; names it in the audit log')
-    .addOption(
-      new Option('--scope <scope>', 'monitor: read-only; operator: assignments and rules; admin: everything')
-        .choices(API_SCOPES)
-        .makeOptionMandatory(),
-    )
-    .addOption(outputOption())
-    .action(async (flags: { name: string; scope: string }, cmd: Command) => {
-      const token = await clientOf(cmd).call<ApiTokenView>('POST', '/v1/api-tokens', { name: flags.name, scope: flags.scope });
-      print(formatValue(formatOf(cmd), token, () => created('API token', token, [['Scope', token.scope]])));
-    });
-  examples(
-    create,
-    'teleboot tokens api create --name grafana --scope monitor',
-    'teleboot tokens api create --name ci --scope operator -o json | jq -r .token',
+  tokenCommands<ApiTokenView>(
+    api,
+    {
+      noun: 'API token',
+      path: '/v1/api-tokens',
+      columns: API_COLUMNS,
+      key: 'id-or-name',
+      lsExample: 'teleboot tokens api ls',
+      rmExample: 'teleboot tokens api rm grafana',
+    },
+    () => {
+      const create = api
+        .command('create')
+        .description('create an API token; its secret is printed once')
+        .requiredOption('--name <name>', 'who or what uses it; names it in the audit log')
+        .addOption(
+          new Option('--scope <scope>', 'monitor: read-only; operator: assignments and rules; admin: everything')
+            .choices(API_SCOPES)
+            .makeOptionMandatory(),
+        )
+        .addOption(outputOption())
+        .action(async (flags: { name: string; scope: string }, cmd: Command) => {
+          const token = await clientOf(cmd).call<ApiTokenView>('POST', '/v1/api-tokens', { name: flags.name, scope: flags.scope });
+          print(formatValue(formatOf(cmd), token, () => created('API token', token, [['Scope', token.scope]])));
+        });
+      examples(
+        create,
+        'teleboot tokens api create --name grafana --scope monitor',
+        'teleboot tokens api create --name ci --scope operator -o json | jq -r .token',
+      );
+    },
   );
-
   examples(api, 'teleboot tokens api ls', 'teleboot tokens api create --name grafana --scope monitor');
   return api;
 }
 
 function joinTokens(): Command {
   const join = new Command('join').description('join tokens: enrollment for hosts outside EC2 (or development)');
-  listAndRevoke<JoinTokenView>(join, {
-    noun: 'join token',
-    path: '/v1/join-tokens',
-    columns: JOIN_COLUMNS,
-    key: 'id',
-    lsExample: 'teleboot tokens join ls',
-    rmExample: 'teleboot tokens join rm 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1b3c',
-  });
-  const create = join
-    .command('create')
-    .description('create a join token; its secret is printed once')
-    .requiredOption('--name <name>', 'what it is for, e.g. lab')
-    .requiredOption('--ttl <duration>', 'how long it can be used, e.g. 1h (at most 30 days)')
-    .option('--uses <n>', 'how many enrollments it allows (any number until it expires when absent)', (v) => {
-      if (!/^[1-9]\d*$/.test(v)) throw usageError(`--uses: "${v}" is not a positive whole number`);
-      return Number(v);
-    })
-    .option(
-      '--roles <list>',
-      `roles an instance enrolled with it may get, comma-separated (${ROLE_NAMES.join(', ')}); any when absent`,
-      commaList,
-    )
-    .addOption(outputOption())
-    .action(async (flags: { name: string; ttl: string; uses?: number; roles?: string[] }, cmd: Command) => {
-      const body = {
-        name: flags.name,
-        ttl: flags.ttl,
-        ...(flags.uses ? { uses: flags.uses } : {}),
-        ...(flags.roles ? { roles: flags.roles } : {}),
-      };
-      const token = await clientOf(cmd).call<JoinTokenView>('POST', '/v1/join-tokens', body);
-      print(
-        formatValue(formatOf(cmd), token, () =>
-          created('join token', token, [
-            ['Roles', token.roles ? token.roles.join(', ') : 'any'],
-            ['Expires', token.expiresAt],
-            ['Uses', orDash(token.maxUses)],
-          ]),
-        ),
-      );
-    });
-  examples(create, 'teleboot tokens join create --name lab --ttl 1h --uses 5 --roles node');
-
+  tokenCommands<JoinTokenView>(
+    join,
+    {
+      noun: 'join token',
+      path: '/v1/join-tokens',
+      columns: JOIN_COLUMNS,
+      key: 'id',
+      lsExample: 'teleboot tokens join ls',
+      rmExample: 'teleboot tokens join rm 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1b3c',
+    },
+    () => {
+      const create = join
+        .command('create')
+        .description('create a join token; its secret is printed once')
+        .requiredOption('--name <name>', 'what it is for, e.g. lab')
+        .requiredOption('--ttl <duration>', 'how long it can be used, e.g. 1h (at most 30 days)')
+        .option('--uses <n>', 'how many enrollments it allows (any number until it expires when absent)', (v) => {
+          if (!/^[1-9]\d*$/.test(v)) throw usageError(`--uses: "${v}" is not a positive whole number`);
+          return Number(v);
+        })
+        .option(
+          '--roles <list>',
+          `roles an instance enrolled with it may get, comma-separated (${ROLE_NAMES.join(', ')}); any when absent`,
+          commaList,
+        )
+        .addOption(outputOption())
+        .action(async (flags: { name: string; ttl: string; uses?: number; roles?: string[] }, cmd: Command) => {
+          const body = {
+            name: flags.name,
+            ttl: flags.ttl,
+            ...(flags.uses ? { uses: flags.uses } : {}),
+            ...(flags.roles ? { roles: flags.roles } : {}),
+          };
+          const token = await clientOf(cmd).call<JoinTokenView>('POST', '/v1/join-tokens', body);
+          print(
+            formatValue(formatOf(cmd), token, () =>
+              created('join token', token, [
+                ['Roles', token.roles ? token.roles.join(', ') : 'any'],
+                ['Expires', token.expiresAt],
+                ['Uses', orDash(token.maxUses)],
+              ]),
+            ),
+          );
+        });
+      examples(create, 'teleboot tokens join create --name lab --ttl 1h --uses 5 --roles node');
+    },
+  );
   examples(join, 'teleboot tokens join ls', 'teleboot tokens join create --name lab --ttl 1h --roles node');
   return join;
 }
