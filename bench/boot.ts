@@ -4,7 +4,7 @@
 // `process`: the agent starts the teleport stand-in (test/bin/teleport).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { AGENT_BIN, AWS_ENV } from '../test/support/harness';
+import { AWS_ENV } from '../test/support/harness';
 import type { World } from '../test/support/world';
 
 /** Agent log messages that mark the phases of a boot, in order. */
@@ -33,6 +33,8 @@ export interface BootRun {
 }
 
 export interface BootOptions {
+  /** the agent's command line before its arguments (bench/agent-command.ts) */
+  agent: string[];
   readyDelayMs: number;
   timeoutMs: number;
 }
@@ -40,7 +42,7 @@ export interface BootOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Agents still running, or their teleport stand-ins: process group ids, for cleanup. */
-const liveGroups = new Set<number>();
+export const liveGroups = new Set<number>();
 
 function groupAlive(pgid: number): boolean {
   try {
@@ -52,7 +54,7 @@ function groupAlive(pgid: number): boolean {
 }
 
 /** Stops a process group (the agent and the teleport it started): TERM, then KILL after 2 s. */
-async function stopGroup(pgid: number): Promise<void> {
+export async function stopGroup(pgid: number): Promise<void> {
   try {
     process.kill(-pgid, 'SIGTERM');
   } catch {
@@ -100,7 +102,8 @@ export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun
   const startedAt = Date.now();
   const t0 = performance.now();
   // Its own process group: `once` exits and leaves teleport running, which the bench must stop.
-  const child = spawn(process.execPath, [AGENT_BIN, 'once', '-c', files.configFile], {
+  const [exe, ...args] = opts.agent;
+  const child = spawn(exe, [...args, 'once', '-c', files.configFile], {
     env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

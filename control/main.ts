@@ -32,7 +32,8 @@ token under the data directory; give agents <data-dir>/tls/ca.pem and
 <data-dir>/join-token, and operators <data-dir>/admin-token.
 
 Flags:
-  -c, --config FILE        YAML configuration file (see README "control.yaml")
+  -c, --config FILE        YAML configuration file (packaging/control.yaml.example;
+                           installed as /etc/teleboot/control.yaml)
       --data-dir DIR       state directory (default ${CONTROL_DEFAULTS.dataDir})
       --grpc-listen ADDR   agents' gRPC listener (default ${CONTROL_DEFAULTS.grpcListen})
       --rest-listen ADDR   operators' REST listener (default ${CONTROL_DEFAULTS.restListen})
@@ -42,6 +43,15 @@ Flags:
                            without renewal (default ${CONTROL_DEFAULTS.publisherLease})
       --log-level LEVEL    trace, debug, info, warn or error (default info)
   -h, --help               show this help
+
+Examples:
+  teleboot-control serve --data-dir ./control-data
+  teleboot-control serve --config /etc/teleboot/control.yaml
+`;
+
+const VERSION_USAGE = `Usage: teleboot-control version
+
+Prints the version.
 `;
 
 async function serve(args: string[]): Promise<number | void> {
@@ -53,7 +63,7 @@ async function serve(args: string[]): Promise<number | void> {
     'log-level': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
     'publisher-lease': { type: 'string' },
-  });
+  }, SERVE_USAGE);
   if (flags.help) return void process.stdout.write(SERVE_USAGE);
   const config = loadControlConfig(flags);
   const log = createLogger('teleboot-control', config.logLevel);
@@ -88,6 +98,9 @@ Flags:
       --scope SCOPE    admin, operator or monitor
       --json           print JSON
   -h, --help           show this help
+
+Example:
+  teleboot-control tokens create --name grafana --scope monitor --data-dir ./control-data
 `;
 
 async function tokens(args: string[]): Promise<number | void> {
@@ -107,7 +120,7 @@ async function tokens(args: string[]): Promise<number | void> {
       strict: true,
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError((err as Error).message, TOKENS_USAGE);
   }
   const { values, positionals } = parsed;
   const [action, ...operands] = positionals;
@@ -122,10 +135,10 @@ async function tokens(args: string[]): Promise<number | void> {
   try {
     switch (action) {
       case 'create': {
-        if (!values.name) throw new UsageError('tokens create needs --name');
+        if (!values.name) throw new UsageError('tokens create needs --name', TOKENS_USAGE);
         if (!values.scope || !(API_SCOPES as readonly string[]).includes(values.scope))
-          throw new UsageError(`tokens create needs --scope ${API_SCOPES.join('|')}`);
-        if (operands.length) throw new UsageError(`unexpected "${operands[0]}"`);
+          throw new UsageError(`tokens create needs --scope ${API_SCOPES.join('|')}`, TOKENS_USAGE);
+        if (operands.length) throw new UsageError(`unexpected "${operands[0]}"`, TOKENS_USAGE);
         const { token, record } = await trust.createApiToken(values.name, values.scope as ApiScope, actor);
         print({ ...record, token }, `${token}\n`);
         process.stderr.write(`created API token "${record.name}" (${record.scope}, id ${record.id}); it is shown only this once\n`);
@@ -153,16 +166,16 @@ async function tokens(args: string[]): Promise<number | void> {
         return;
       }
       case 'revoke': {
-        if (operands.length !== 1) throw new UsageError('tokens revoke needs one token name or id');
+        if (operands.length !== 1) throw new UsageError('tokens revoke needs one token name or id', TOKENS_USAGE);
         const revoked = await trust.revokeApiToken(operands[0], actor);
         print(revoked, `revoked API token "${revoked.name}" (${revoked.scope}, id ${revoked.id})\n`);
         return;
       }
       default:
-        throw new UsageError(`unknown tokens command "${action}"`);
+        throw new UsageError(`unknown tokens command "${action}"`, TOKENS_USAGE);
     }
   } catch (err) {
-    if (err instanceof InputError) throw new UsageError(err.message);
+    if (err instanceof InputError) throw new UsageError(err.message, TOKENS_USAGE);
     throw err;
   } finally {
     await store.close();
@@ -177,6 +190,8 @@ async function main(): Promise<number | void> {
     case 'tokens':
       return tokens(rest);
     case 'version':
+      if (parseFlags<{ help?: boolean }>(rest, {}, VERSION_USAGE).help) return void process.stdout.write(VERSION_USAGE);
+      return void process.stdout.write(`teleboot-control ${VERSION}\n`);
     case '--version':
       return void process.stdout.write(`teleboot-control ${VERSION}\n`);
     case undefined:
