@@ -37,7 +37,7 @@ export interface PackageSpec {
   stateDirs: StateDir[];
   /** the systemd unit; enabled by whoever bakes the image, restarted on upgrade when it runs */
   unit: string;
-  /** Debian dependencies and RPM requirements besides the C library (the bundles need nothing else) */
+  /** Debian dependencies and RPM requirements besides the C library */
   debDepends: string[];
   rpmRequires: string[];
 }

@@ -18,6 +18,16 @@ export interface BuiltPackages {
   rpm: string[];
 }
 
+/** The agent's bundle and its single executable (what the package installs as /usr/bin/teleboot-agent), in dir. */
+export async function buildAgentExecutable(dir: string, version: string): Promise<{ bundle: string; executable: string }> {
+  mkdirSync(dir, { recursive: true });
+  const agentJs = join(dir, `${AGENT_BUNDLE.name}.js`);
+  await bundle(AGENT_BUNDLE, agentJs, version);
+  const executable = join(dir, AGENT_BUNDLE.name);
+  singleExecutable(agentJs, executable, dir);
+  return { bundle: agentJs, executable };
+}
+
 /** Bundles both programs and lays out their package specs under workDir. */
 export async function prepare(workDir: string, version: string): Promise<PackageSpec[]> {
   rmSync(workDir, { recursive: true, force: true });
@@ -25,11 +35,9 @@ export async function prepare(workDir: string, version: string): Promise<Package
   const controlDir = join(workDir, 'control');
   mkdirSync(agentDir, { recursive: true });
   mkdirSync(controlDir, { recursive: true });
-  const agentJs = join(agentDir, `${AGENT_BUNDLE.name}.js`);
-  await bundle(AGENT_BUNDLE, agentJs, version);
-  singleExecutable(agentJs, join(agentDir, AGENT_BUNDLE.name), agentDir);
+  const agent = await buildAgentExecutable(agentDir, version);
   for (const b of CONTROL_BUNDLES) await bundle(b, join(controlDir, `${b.name}.js`), version);
-  return [agentSpec(join(agentDir, AGENT_BUNDLE.name)), controlSpec(controlDir, CONTROL_BUNDLES, version)];
+  return [agentSpec(agent.executable), controlSpec(controlDir, CONTROL_BUNDLES, version)];
 }
 
 export function buildAll(specs: PackageSpec[], version: string, outDir: string, workDir: string, only?: string): BuiltPackages {
@@ -42,7 +50,9 @@ export function buildAll(specs: PackageSpec[], version: string, outDir: string, 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { version: { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({
+    options: { version: { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
   if (values.help) {
     process.stdout.write('Usage: npm run package -- [--version V] [--only deb|rpm]\nExample: npm run package -- --version 0.2.0\n');
     return;

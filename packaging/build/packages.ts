@@ -29,8 +29,9 @@ export function agentSpec(executable: string): PackageSpec {
       { path: `${AGENT_STATE_DIR}/secrets`, mode: 0o700, owner: 'root' },
     ],
     unit: 'teleboot-agent.service',
-    debDepends: [],
-    rpmRequires: [],
+    // The executable is Node.js itself, which links the C++ runtime.
+    debDepends: ['libstdc++6'],
+    rpmRequires: ['libstdc++'],
   };
 }
 
