@@ -110,8 +110,8 @@ export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun
   });
   liveGroups.add(child.pid!);
   let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   let exit: { code: number | null; at: number };
   try {
     exit = await waitForExit(child, opts.timeoutMs);

@@ -45,12 +45,14 @@ export async function idleOnce(world: World, agent: string[], seconds: number): 
   });
   liveGroups.add(child.pid!);
   let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   try {
-    await world.control.waitForInstance(id, (i: any) => i.health === 'ready').catch((err: Error) => {
-      throw new Error(`${err.message}\nagent log:\n${output}`);
-    });
+    await world.control
+      .waitForInstance(id, (i: any) => i.health === 'ready')
+      .catch((err: Error) => {
+        throw new Error(`${err.message}\nagent log:\n${output}`);
+      });
     // Settle: the first heartbeats and the host facts' first collection are part of a boot, not of idling.
     await sleep(5000);
     const pid = child.pid!;

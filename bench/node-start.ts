@@ -9,7 +9,9 @@ function once(argv: string[]): Promise<number> {
     const t0 = performance.now();
     const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${argv.join(' ')} exited with ${code}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${argv.join(' ')} exited with ${code}`)),
+    );
   });
 }
 

@@ -137,7 +137,9 @@ async function benchIdle(): Promise<IdleRun> {
 }
 
 function printIdle(r: IdleRun): void {
-  out(`== 3. Idle cost: teleboot-agent run (${AGENT_KIND}), ready, heartbeats every ${IDLE_HEARTBEAT}, sampled for ${r.seconds.toFixed(0)} s`);
+  out(
+    `== 3. Idle cost: teleboot-agent run (${AGENT_KIND}), ready, heartbeats every ${IDLE_HEARTBEAT}, sampled for ${r.seconds.toFixed(0)} s`,
+  );
   out(`   RSS peak ${fmtBytes(r.peakRssBytes)}, last ${fmtBytes(r.lastRssBytes)}; CPU ${r.cpuPercent.toFixed(3)} % of one core`);
   out();
 }

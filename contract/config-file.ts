@@ -47,7 +47,12 @@ function describe(e: ErrorObject, labels: Record<string, string>): string {
  * Validates a parsed document; throws ConfigError listing every problem.
  * labels: how to name top-level keys in errors (the flags they came from: {heartbeat_interval: '--heartbeat-interval'}).
  */
-export function validateConfig<T>(doc: unknown, schema: Schema | JSONSchemaType<T>, source: string, labels: Record<string, string> = {}): T {
+export function validateConfig<T>(
+  doc: unknown,
+  schema: Schema | JSONSchemaType<T>,
+  source: string,
+  labels: Record<string, string> = {},
+): T {
   const validate = ajv.compile<T>(schema);
   if (!validate(doc)) {
     const problems = [...new Set((validate.errors ?? []).map((e) => describe(e, labels)))];

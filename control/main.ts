@@ -55,15 +55,19 @@ Prints the version.
 `;
 
 async function serve(args: string[]): Promise<number | void> {
-  const flags = parseFlags<ControlFlags & { help?: boolean }>(args, {
-    config: { type: 'string', short: 'c' },
-    'data-dir': { type: 'string' },
-    'grpc-listen': { type: 'string' },
-    'rest-listen': { type: 'string' },
-    'log-level': { type: 'string' },
-    'heartbeat-interval': { type: 'string' },
-    'publisher-lease': { type: 'string' },
-  }, SERVE_USAGE);
+  const flags = parseFlags<ControlFlags & { help?: boolean }>(
+    args,
+    {
+      config: { type: 'string', short: 'c' },
+      'data-dir': { type: 'string' },
+      'grpc-listen': { type: 'string' },
+      'rest-listen': { type: 'string' },
+      'log-level': { type: 'string' },
+      'heartbeat-interval': { type: 'string' },
+      'publisher-lease': { type: 'string' },
+    },
+    SERVE_USAGE,
+  );
   if (flags.help) return void process.stdout.write(SERVE_USAGE);
   const config = loadControlConfig(flags);
   const log = createLogger('teleboot-control', config.logLevel);
