@@ -39,7 +39,7 @@ export async function idleOnce(world: World, agent: string[], seconds: number): 
   const files = await world.agentConfig(imds, 'process');
   const [exe, ...args] = agent;
   const child = spawn(exe, [...args, 'run', '-c', files.configFile], {
-    env: { ...process.env, ...AWS_ENV, NODE_OPTIONS: '' },
+    env: { ...process.env, ...AWS_ENV, NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS ?? '' },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

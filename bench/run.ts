@@ -9,7 +9,8 @@
 // (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet,
 // BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_AGENT=packaged|runtime|source
 // (the boot's agent, default the packaged single executable), BENCH_IDLE_SECONDS (idle window, default 300; 0 skips it),
-// BENCH_IDLE_HEARTBEAT (the control server's heartbeat interval while idling, default 30s).
+// BENCH_IDLE_HEARTBEAT (the control server's heartbeat interval while idling, default 30s), BENCH_AGENT_NODE_OPTIONS
+// (NODE_OPTIONS of the idling agent, e.g. --max-semi-space-size=1).
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
