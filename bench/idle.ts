@@ -1,10 +1,9 @@
 // Idle cost of one agent: `teleboot-agent run` (the packaged executable),
 // ready and sending heartbeats, sampled from /proc for BENCH_IDLE_SECONDS.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AWS_ENV } from '../test/support/harness';
 import type { World } from '../test/support/world';
-import { liveGroups, stopGroup } from './boot';
+import { nodeInstance, spawnAgent, stopGroup } from './boot';
 
 export interface IdleRun {
   seconds: number;
@@ -32,26 +31,17 @@ function rssBytes(pid: number): number {
 }
 
 export async function idleOnce(world: World, agent: string[], seconds: number): Promise<IdleRun> {
-  const imds = await world.instance();
-  const id = imds.instance.instanceId;
-  const assigned = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
-  if (assigned.status !== 200) throw new Error(`pre-assigning ${id} failed: ${JSON.stringify(assigned.body)}`);
-  const files = await world.agentConfig(imds, 'process');
-  const [exe, ...args] = agent;
-  const child = spawn(exe, [...args, 'run', '-c', files.configFile], {
-    env: { ...process.env, ...AWS_ENV, NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS ?? '' },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { id, files } = await nodeInstance(world);
+  const { child, output } = spawnAgent(agent, 'run', files.configFile, {
+    ...process.env,
+    ...AWS_ENV,
+    NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS ?? '',
   });
-  liveGroups.add(child.pid!);
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   try {
     await world.control
       .waitForInstance(id, (i: any) => i.health === 'ready')
       .catch((err: Error) => {
-        throw new Error(`${err.message}\nagent log:\n${output}`);
+        throw new Error(`${err.message}\nagent log:\n${output()}`);
       });
     // Settle: the first heartbeats and the host facts' first collection are part of a boot, not of idling.
     await sleep(5000);
@@ -62,7 +52,7 @@ export async function idleOnce(world: World, agent: string[], seconds: number): 
     let last = 0;
     while (Date.now() - startedAt < seconds * 1000) {
       await sleep(Math.min(1000, seconds * 1000 - (Date.now() - startedAt)));
-      if (child.exitCode !== null) throw new Error(`the agent exited while idle:\n${output}`);
+      if (child.exitCode !== null) throw new Error(`the agent exited while idle:\n${output()}`);
       last = rssBytes(pid);
       peak = Math.max(peak, last);
     }
