@@ -11,11 +11,7 @@ const run = (bin: string, args: string[]) => runNode(bin, args);
 t.test('every command has --help', async (t) => {
   for (const [bin, args, expect] of [
     [CONTROL_BIN, ['--help'], /Usage: teleboot-control <command>/],
-    [CONTROL_BIN, ['serve', '--help'], /--grpc-listen ADDR[\s\S]*--heartbeat-interval/],
     [AGENT_BIN, ['--help'], /Usage: teleboot-agent <command>[\s\S]*plan/],
-    [AGENT_BIN, ['run', '--help'], /--config FILE/],
-    [AGENT_BIN, ['once', '-h'], /--config FILE/],
-    [AGENT_BIN, ['plan', '--help'], /--config FILE/],
   ] as const) {
     const r = await run(bin, [...args]);
     t.equal(r.code, 0, args.join(' '));
@@ -26,11 +22,15 @@ t.test('every command has --help', async (t) => {
 
 t.test("each subcommand's --help is its own, with an example", async (t) => {
   for (const [bin, args, own] of [
-    [AGENT_BIN, ['run', '--help'], /^Usage: teleboot-agent run \[flags\][\s\S]*Example:\n {2}teleboot-agent run/],
+    [AGENT_BIN, ['run', '--help'], /^Usage: teleboot-agent run \[flags\][\s\S]*--config FILE[\s\S]*Example:\n {2}teleboot-agent run/],
     [AGENT_BIN, ['once', '-h'], /^Usage: teleboot-agent once \[flags\][\s\S]*Example:\n {2}teleboot-agent once/],
     [AGENT_BIN, ['plan', '--help'], /^Usage: teleboot-agent plan \[flags\][\s\S]*Example:\n {2}sudo teleboot-agent plan/],
     [AGENT_BIN, ['version', '--help'], /^Usage: teleboot-agent version\n/],
-    [CONTROL_BIN, ['serve', '--help'], /^Usage: teleboot-control serve \[flags\][\s\S]*Examples:\n {2}teleboot-control serve/],
+    [
+      CONTROL_BIN,
+      ['serve', '--help'],
+      /^Usage: teleboot-control serve \[flags\][\s\S]*--grpc-listen ADDR[\s\S]*--heartbeat-interval[\s\S]*Examples:\n {2}teleboot-control serve/,
+    ],
     [CONTROL_BIN, ['tokens', '--help'], /^Usage: teleboot-control tokens [\s\S]*Example:\n {2}teleboot-control tokens create/],
     [CONTROL_BIN, ['version', '--help'], /^Usage: teleboot-control version\n/],
   ] as const) {
