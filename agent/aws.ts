@@ -1,7 +1,7 @@
 // What the agent takes from AWS: join token, CA pin and license from SSM
 // Parameter Store, the proxy's certificate from S3. Names follow the
 // conventions of Teleport's AMI and the seed Ansible roles.
-import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 
 /** Refuse anything larger: a token or PEM bundle is a few KiB at most. */
@@ -30,17 +30,20 @@ export interface SecretSource {
 
 export class AwsSecretSource implements SecretSource {
   private readonly ssm: SSMClient;
-  private s3Client: S3Client | undefined;
+  private s3Client: Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> | undefined;
 
   constructor(private readonly opts: AwsEndpoints) {
     // The agent retries with its own backoff and logs what it waits for.
     this.ssm = new SSMClient({ region: opts.region, endpoint: opts.ssmEndpoint, maxAttempts: 1 });
   }
 
-  /** Built at the first S3 read: only the hosts that serve a certificate from S3 make one. */
-  private get s3(): S3Client {
+  /** Loaded and built at the first S3 read: only the hosts that serve a certificate from S3 pay for the S3 client at boot. */
+  private s3(): Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> {
     const { region, s3Endpoint, s3ForcePathStyle } = this.opts;
-    return (this.s3Client ??= new S3Client({ region, endpoint: s3Endpoint, forcePathStyle: s3ForcePathStyle, maxAttempts: 1 }));
+    return (this.s3Client ??= import('@aws-sdk/client-s3').then((sdk) => ({
+      sdk,
+      client: new sdk.S3Client({ region, endpoint: s3Endpoint, forcePathStyle: s3ForcePathStyle, maxAttempts: 1 }),
+    })));
   }
 
   async parameters(names: string[]): Promise<Record<string, string>> {
@@ -60,9 +63,10 @@ export class AwsSecretSource implements SecretSource {
   }
 
   async object(bucket: string, key: string): Promise<{ body: string; etag: string }> {
+    const { client, sdk } = await this.s3();
     let out;
     try {
-      out = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      out = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key }));
     } catch (err) {
       if ((err as { name?: string }).name === 'NoSuchKey')
         throw new MissingSecretError(`s3://${bucket}/${key} does not exist yet (the certificate is issued by the control server)`);
@@ -80,8 +84,9 @@ export class AwsSecretSource implements SecretSource {
   }
 
   async etag(bucket: string, key: string): Promise<string | undefined> {
+    const { client, sdk } = await this.s3();
     try {
-      return (await this.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag ?? '';
+      return (await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag ?? '';
     } catch (err) {
       // HEAD answers carry no body: a missing object is a bare 404 ("NotFound").
       if (['NotFound', 'NoSuchKey'].includes((err as { name?: string }).name ?? '')) return undefined;

@@ -1,7 +1,7 @@
 // Host facts for heartbeats, from systeminformation.
 import { loadavg, uptime } from 'node:os';
 import { setTimeout } from 'node:timers';
-import si from 'systeminformation';
+import type { Systeminformation } from 'systeminformation';
 import type { HostFacts } from '../contract/model';
 
 let latest: HostFacts | null = null;
@@ -29,9 +29,11 @@ export async function hostFacts(waitMs = 200, now = Date.now()): Promise<HostFac
 }
 
 /** The OS and CPU do not change while the agent runs: read once (osInfo alone spawns several processes). */
-let staticFacts: Promise<[si.Systeminformation.OsData, si.Systeminformation.CpuData]> | undefined;
+let staticFacts: Promise<[Systeminformation.OsData, Systeminformation.CpuData]> | undefined;
 
 export async function collectHostFacts(root = '/'): Promise<HostFacts> {
+  // Loaded at the first collection, after the boot reported ready: a boot does not pay for it.
+  const si = (await import('systeminformation')).default;
   // A failed read is not kept: the next collection tries again.
   staticFacts ??= Promise.all([si.osInfo(), si.cpu()]).catch((err: unknown) => {
     staticFacts = undefined;

@@ -19,10 +19,49 @@ Commands:
   plan      print what would be written, without writing or starting anything
   version   print the version
 
-Flags (every command):
+Run "teleboot-agent <command> --help" for the flags of a command.
+`;
+
+const FLAGS = `Flags:
   -c, --config FILE   agent configuration (default ${DEFAULT_AGENT_CONFIG_PATH})
   -h, --help          show this help
 `;
+
+const COMMAND_USAGE: Record<string, string> = {
+  run: `Usage: teleboot-agent run [flags]
+
+Bootstraps this instance (identity, enrollment, its role's files, Teleport
+started and ready), then keeps running: heartbeats, role changes, certificate
+renewals. What teleboot-agent.service runs.
+
+${FLAGS}
+Example:
+  teleboot-agent run --config /etc/teleboot/agent.yaml
+`,
+  once: `Usage: teleboot-agent once [flags]
+
+Bootstraps this instance and exits: 0 when Teleport is ready, 1 otherwise.
+For image tests and scripts.
+
+${FLAGS}
+Example:
+  teleboot-agent once -c /etc/teleboot/agent.yaml && echo ready
+`,
+  plan: `Usage: teleboot-agent plan [flags]
+
+Prints what the agent would write for this instance (teleport.yaml, the unit,
+which SSM parameters and S3 objects it fetches), without writing or starting
+anything. Secrets are not shown.
+
+${FLAGS}
+Example:
+  sudo teleboot-agent plan
+`,
+  version: `Usage: teleboot-agent version
+
+Prints the version.
+`,
+};
 
 /** Aborts on SIGTERM/SIGINT so the agent can finish what it writes. */
 function shutdownSignal(log: Logger): AbortSignal {
@@ -64,10 +103,15 @@ async function plan(agent: Agent, signal: AbortSignal): Promise<number> {
 async function main(): Promise<number | void> {
   const [command, ...rest] = process.argv.slice(2);
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE);
-  if (command === 'version' || command === '--version') return void process.stdout.write(`teleboot-agent ${VERSION}\n`);
-  if (!['run', 'once', 'plan'].includes(command)) throw new UsageError(`unknown command "${command}"`);
-  const flags = parseFlags<{ config?: string; help?: boolean }>(rest, { config: { type: 'string', short: 'c' } });
-  if (flags.help) return void process.stdout.write(USAGE);
+  if (command === '--version') return void process.stdout.write(`teleboot-agent ${VERSION}\n`);
+  const usage = COMMAND_USAGE[command];
+  if (usage === undefined) throw new UsageError(`unknown command "${command}"`);
+  if (command === 'version') {
+    if (parseFlags<{ help?: boolean }>(rest, {}, usage).help) return void process.stdout.write(usage);
+    return void process.stdout.write(`teleboot-agent ${VERSION}\n`);
+  }
+  const flags = parseFlags<{ config?: string; help?: boolean }>(rest, { config: { type: 'string', short: 'c' } }, usage);
+  if (flags.help) return void process.stdout.write(usage);
   const config = loadAgentConfig(flags.config ?? DEFAULT_AGENT_CONFIG_PATH);
   // plan prints to stdout; its log goes to stderr so the two do not mix.
   const log = createLogger('teleboot-agent', config.logLevel, command === 'plan' ? process.stderr : undefined);

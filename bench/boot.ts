@@ -4,8 +4,9 @@
 // `process`: the agent starts the teleport stand-in (test/bin/teleport).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { AGENT_BIN, AWS_ENV } from '../test/support/harness';
+import { AWS_ENV } from '../test/support/harness';
 import type { World } from '../test/support/world';
+import type { AgentFiles } from '../test/support/harness';
 
 /** Agent log messages that mark the phases of a boot, in order. */
 export const PHASES = [
@@ -33,6 +34,8 @@ export interface BootRun {
 }
 
 export interface BootOptions {
+  /** the agent's command line before its arguments (bench/agent-command.ts) */
+  agent: string[];
   readyDelayMs: number;
   timeoutMs: number;
 }
@@ -40,7 +43,7 @@ export interface BootOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Agents still running, or their teleport stand-ins: process group ids, for cleanup. */
-const liveGroups = new Set<number>();
+export const liveGroups = new Set<number>();
 
 function groupAlive(pgid: number): boolean {
   try {
@@ -52,7 +55,7 @@ function groupAlive(pgid: number): boolean {
 }
 
 /** Stops a process group (the agent and the teleport it started): TERM, then KILL after 2 s. */
-async function stopGroup(pgid: number): Promise<void> {
+export async function stopGroup(pgid: number): Promise<void> {
   try {
     process.kill(-pgid, 'SIGTERM');
   } catch {
@@ -89,26 +92,41 @@ function waitForExit(child: ChildProcess, timeoutMs: number): Promise<{ code: nu
   });
 }
 
-export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun> {
+/** A fresh instance pre-assigned "node", and its agent.yaml (service_manager: process). */
+export async function nodeInstance(world: World): Promise<{ id: string; files: AgentFiles }> {
   const imds = await world.instance();
   const id = imds.instance.instanceId;
   const assigned = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
   if (assigned.status !== 200) throw new Error(`pre-assigning ${id} failed: ${JSON.stringify(assigned.body)}`);
-  const files = await world.agentConfig(imds, 'process');
+  return { id, files: await world.agentConfig(imds, 'process') };
+}
+
+/**
+ * Starts `agent <command> -c configFile` in its own process group (the agent leaves teleport
+ * running, which the bench must stop with stopGroup), collecting its output.
+ */
+export function spawnAgent(
+  agent: string[],
+  command: string,
+  configFile: string,
+  env: NodeJS.ProcessEnv,
+): { child: ChildProcess; output: () => string } {
+  const [exe, ...args] = agent;
+  const child = spawn(exe, [...args, command, '-c', configFile], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  liveGroups.add(child.pid!);
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  return { child, output: () => output };
+}
+
+export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun> {
+  const { id, files } = await nodeInstance(world);
   const env = { ...process.env, ...AWS_ENV, NODE_OPTIONS: '', TELEPORT_STANDIN_READY_DELAY_MS: String(opts.readyDelayMs) };
 
   const startedAt = Date.now();
   const t0 = performance.now();
-  // Its own process group: `once` exits and leaves teleport running, which the bench must stop.
-  const child = spawn(process.execPath, [AGENT_BIN, 'once', '-c', files.configFile], {
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  liveGroups.add(child.pid!);
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const { child, output: agentOutput } = spawnAgent(opts.agent, 'once', files.configFile, env);
   let exit: { code: number | null; at: number };
   try {
     exit = await waitForExit(child, opts.timeoutMs);
@@ -117,6 +135,7 @@ export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun
   }
   const { code } = exit;
   const wallMs = exit.at - t0;
+  const output = agentOutput();
   if (code !== 0) throw new Error(`teleboot-agent once exited with ${code}:\n${output}`);
 
   const instance = await world.control.rest('GET', `/v1/instances/${id}`);

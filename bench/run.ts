@@ -6,8 +6,11 @@
 // Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
 // BENCH_WORKERS (agent worker processes, default 2), BENCH_THREADS (libuv threads per
 // worker, default 16), BENCH_WORKER_FLAGS (extra node flags for the workers), BENCH_CONTROL_FLAGS
-// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|fleet,
-// BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0).
+// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet,
+// BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_AGENT=packaged|runtime|source
+// (the boot's agent, default the packaged single executable), BENCH_IDLE_SECONDS (idle window, default 300; 0 skips it),
+// BENCH_IDLE_HEARTBEAT (the control server's heartbeat interval while idling, default 30s), BENCH_AGENT_NODE_OPTIONS
+// (NODE_OPTIONS of the idling agent, e.g. --max-semi-space-size=1).
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -16,7 +19,10 @@ import { join } from 'node:path';
 import { AWS_ENV, removeDir } from '../test/support/harness';
 import { TEST_TMP_ROOT } from '../test/support/systemd-ns';
 import { startWorld, type World } from '../test/support/world';
+import { agentCommand, agentKind } from './agent-command';
 import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
+import { idleOnce, type IdleRun } from './idle';
+import { startMedianMs } from './node-start';
 import { Fleet, WORKER_NODE_FLAGS, type FleetResult } from './fleet';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 
@@ -31,8 +37,11 @@ const FLEET_DEADLINE_MS = 120_000;
 const FLEET_WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const THREADS_PER_WORKER = Number(process.env.BENCH_THREADS ?? 16);
 const ONLY = process.env.BENCH_ONLY;
+const AGENT_KIND = agentKind();
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
+const IDLE_HEARTBEAT = process.env.BENCH_IDLE_HEARTBEAT ?? '30s';
 
-const TARGET = { bootMs: 1000, fleetMs: 20_000 };
+const TARGET = { bootMs: 300, fleetMs: 20_000, idleRssBytes: 60 * 1024 * 1024, idleCpuPercent: 0.2 };
 /** DESIGN.md "Performance": Ansible doing only the file work over a local connection, on these machines. */
 const ANSIBLE = { oneHostMs: 5_000, fiftyHostsMs: 71_000 };
 
@@ -88,10 +97,19 @@ function openFileLimit(): number {
   }
 }
 
-async function benchBoot(): Promise<BootRun[]> {
+interface BootBench {
+  runs: BootRun[];
+  agent: string[];
+  /** bare `node -e 0`, median, measured right before the boots */
+  nodeStartMs: number;
+}
+
+async function benchBoot(): Promise<BootBench> {
+  const agent = await agentCommand(AGENT_KIND);
+  const nodeStartMs = await startMedianMs([process.execPath, '-e', '0']);
   const world = await openWorld('bench-boot');
   try {
-    const opts = { readyDelayMs: READY_DELAY_MS, timeoutMs: 60_000 };
+    const opts = { agent, readyDelayMs: READY_DELAY_MS, timeoutMs: 60_000 };
     for (let i = 0; i < WARMUPS; i++) {
       const run = await bootOnce(world, opts);
       progress(`boot: warm-up ${i + 1}/${WARMUPS}: ${fmtMs(run.wallMs)} (not counted)`);
@@ -102,10 +120,29 @@ async function benchBoot(): Promise<BootRun[]> {
       runs.push(run);
       progress(`boot: run ${i + 1}/${RUNS}: ${fmtMs(run.wallMs)} (control view ${fmtMs(run.controlViewMs)})`);
     }
-    return runs;
+    return { runs, agent, nodeStartMs };
   } finally {
     await closeWorld(world);
   }
+}
+
+async function benchIdle(): Promise<IdleRun> {
+  const agent = await agentCommand(AGENT_KIND);
+  const world = await openWorld('bench-idle', ['--heartbeat-interval', IDLE_HEARTBEAT]);
+  try {
+    progress(`idle: one agent ready, sampling for ${IDLE_SECONDS} s`);
+    return await idleOnce(world, agent, IDLE_SECONDS);
+  } finally {
+    await closeWorld(world);
+  }
+}
+
+function printIdle(r: IdleRun): void {
+  out(
+    `== 3. Idle cost: teleboot-agent run (${AGENT_KIND}), ready, heartbeats every ${IDLE_HEARTBEAT}, sampled for ${r.seconds.toFixed(0)} s`,
+  );
+  out(`   RSS peak ${fmtBytes(r.peakRssBytes)}, last ${fmtBytes(r.lastRssBytes)}; CPU ${r.cpuPercent.toFixed(3)} % of one core`);
+  out();
 }
 
 async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
@@ -134,8 +171,10 @@ async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
   }
 }
 
-function printBoot(runs: BootRun[]): void {
+function printBoot({ runs, agent, nodeStartMs }: BootBench): void {
   out(`== 1. One host's boot-to-ready: teleboot-agent once (own process), service_manager: process`);
+  out(`   agent: ${AGENT_KIND} (${agent.join(' ')})`);
+  out(`   bare \`node -e 0\` on this machine, median of 7: ${fmtMs(nodeStartMs)}`);
   out(
     `   teleport stand-in TELEPORT_STANDIN_READY_DELAY_MS=${READY_DELAY_MS}; ${WARMUPS} warm-up run not counted; fresh instance pre-assigned "node" per run`,
   );
@@ -200,13 +239,19 @@ function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: numb
 
 const enrollRate = (r: FleetResult) => r.rpc.enroll.length / (r.enrollWindowMs / 1000);
 
-function printTable(boot: BootRun[] | undefined, fleetRun: { result: FleetResult } | undefined): void {
+function printTable(bootBench: BootBench | undefined, fleetRun: { result: FleetResult } | undefined, idle: IdleRun | undefined): void {
   const rows: Array<[string, string, string, string]> = [];
   let bootMedian = NaN;
-  if (boot) {
+  const boot = bootBench?.runs;
+  if (bootBench && boot) {
     bootMedian = median(boot.map((r) => r.wallMs));
-    rows.push([`boot-to-ready, 1 host (median of ${boot.length})`, fmtMs(bootMedian), '< 1 s', verdict(bootMedian < TARGET.bootMs)]);
+    rows.push([`boot-to-ready, 1 host (median of ${boot.length})`, fmtMs(bootMedian), '<= 300 ms', verdict(bootMedian <= TARGET.bootMs)]);
     rows.push(['  control server view (median)', fmtMs(median(boot.map((r) => r.controlViewMs))), '', '']);
+    rows.push(['  bare node -e 0 (median)', fmtMs(bootBench.nodeStartMs), '', '']);
+  }
+  if (idle) {
+    rows.push(['idle agent RSS (peak)', fmtBytes(idle.peakRssBytes), '<= 60 MiB', verdict(idle.peakRssBytes <= TARGET.idleRssBytes)]);
+    rows.push(['idle agent CPU', `${idle.cpuPercent.toFixed(3)} %`, '<= 0.2 %', verdict(idle.cpuPercent <= TARGET.idleCpuPercent)]);
   }
   const r = fleetRun?.result;
   if (r) {
@@ -224,7 +269,7 @@ function printTable(boot: BootRun[] | undefined, fleetRun: { result: FleetResult
       .map((l) => l.toFixed(2))
       .join(' ')})`,
   );
-  for (const [what, value, target, ok] of rows) out(`   ${what.padEnd(44)} ${value.padStart(12)}   ${target.padEnd(7)} ${ok}`);
+  for (const [what, value, target, ok] of rows) out(`   ${what.padEnd(44)} ${value.padStart(12)}   ${target.padEnd(9)} ${ok}`);
   out();
   out(`== Comparison with the documented reference (DESIGN.md "Performance"; NOT measured in this run)`);
   out(`   Ansible, file work only over a local connection: about 5 s for 1 host, about 71 s for 50 hosts.`);
@@ -254,15 +299,16 @@ async function main(): Promise<number> {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
-  if (ONLY !== 'boot' && limit < needed) {
+  if ((ONLY === undefined || ONLY === 'fleet') && limit < needed) {
     progress(
       `bench: WARNING: raise the limit first (for example "ulimit -n ${needed}" in this shell) or set BENCH_WORKERS higher / BENCH_FLEET lower; expect EMFILE errors`,
     );
   }
   const errors: string[] = [];
-  let boot: BootRun[] | undefined;
+  let boot: BootBench | undefined;
+  let idle: IdleRun | undefined;
   let fleetRun: { result: FleetResult; setupMs: number } | undefined;
-  if (ONLY !== 'fleet') {
+  if (ONLY === undefined || ONLY === 'boot') {
     try {
       boot = await benchBoot();
       printBoot(boot);
@@ -270,7 +316,15 @@ async function main(): Promise<number> {
       errors.push(`boot: ${(err as Error).message}`);
     }
   }
-  if (ONLY !== 'boot') {
+  if ((ONLY === undefined || ONLY === 'idle') && IDLE_SECONDS > 0) {
+    try {
+      idle = await benchIdle();
+      printIdle(idle);
+    } catch (err) {
+      errors.push(`idle: ${(err as Error).message}`);
+    }
+  }
+  if (ONLY === undefined || ONLY === 'fleet') {
     try {
       fleetRun = await benchFleet();
       printFleet(fleetRun);
@@ -280,7 +334,7 @@ async function main(): Promise<number> {
   }
   const emfile = [...errors, ...(fleetRun?.result.failures.map((f) => f.reason) ?? [])].some((m) => m.includes('EMFILE'));
   if (emfile) errors.push(`out of file descriptors (EMFILE): raise the limit ("ulimit -n", now ${limit}) or set BENCH_WORKERS higher`);
-  printTable(boot, fleetRun);
+  printTable(boot, fleetRun, idle);
   for (const e of errors) out(`ERROR ${e}`);
   const failed = errors.length > 0 || (fleetRun?.result.failures.length ?? 0) > 0;
   return failed ? 1 : 0;

@@ -1,14 +1,22 @@
 // Small helpers shared by both command-line programs.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export class UsageError extends Error {}
+/** A mistake in the command line; usage: the help of the command it concerns (default: the program's). */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage?: string,
+  ) {
+    super(message);
+  }
+}
 
-export function parseFlags<T>(args: string[], options: NonNullable<ParseArgsConfig['options']>): T {
+export function parseFlags<T>(args: string[], options: NonNullable<ParseArgsConfig['options']>, usage?: string): T {
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true })
       .values as T;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError((err as Error).message, usage);
   }
 }
 
@@ -20,7 +28,7 @@ export function runMain(main: () => Promise<number | void>, usage: string): void
     (code) => process.exit(typeof code === 'number' ? code : 0),
     (err: unknown) => {
       process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-      if (err instanceof UsageError) process.stderr.write(`\n${usage}`);
+      if (err instanceof UsageError) process.stderr.write(`\n${err.usage ?? usage}`);
       if (process.env.TELEBOOT_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
       process.exit(err instanceof UsageError ? 64 : 1);
     },

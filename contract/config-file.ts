@@ -17,9 +17,22 @@ export const REGION_SCHEMA = { type: 'string', pattern: AWS_REGION_PATTERN } as 
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 
-function describe(e: ErrorObject): string {
-  const at = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+/** What a value of each shared pattern looks like: errors say this, never the raw regular expression. */
+const PATTERN_MEANINGS: Record<string, string> = {
+  [HOST_PORT_SCHEMA.pattern]: 'must be host:port, for example 0.0.0.0:7443',
+  [DURATION_PATTERN]: 'must be a duration such as 30s, 5m or 1h30m',
+  [URL_SCHEMA.pattern]: 'must be an http:// or https:// URL',
+  [AWS_REGION_PATTERN]: 'must be an AWS region such as us-east-1',
+};
+
+function describe(e: ErrorObject, labels: Record<string, string>): string {
+  const path = e.instancePath.replace(/^\//, '').split('/');
+  // A value from a command-line flag is named by its flag.
+  if (path[0] in labels) path[0] = labels[path[0]];
+  const at = path.filter(Boolean).join('.');
   switch (e.keyword) {
+    case 'pattern':
+      return `${at}: ${PATTERN_MEANINGS[String(e.params.pattern)] ?? `does not have the expected form (${String(e.params.pattern)})`}`;
     case 'required':
       return `${at ? at + '.' : ''}${String(e.params.missingProperty)}: is required`;
     case 'additionalProperties':
@@ -31,11 +44,19 @@ function describe(e: ErrorObject): string {
   }
 }
 
-/** Validates a parsed document; throws ConfigError listing every problem. */
-export function validateConfig<T>(doc: unknown, schema: Schema | JSONSchemaType<T>, source: string): T {
+/**
+ * Validates a parsed document; throws ConfigError listing every problem.
+ * labels: how to name top-level keys in errors (the flags they came from: {heartbeat_interval: '--heartbeat-interval'}).
+ */
+export function validateConfig<T>(
+  doc: unknown,
+  schema: Schema | JSONSchemaType<T>,
+  source: string,
+  labels: Record<string, string> = {},
+): T {
   const validate = ajv.compile<T>(schema);
   if (!validate(doc)) {
-    const problems = [...new Set((validate.errors ?? []).map(describe))];
+    const problems = [...new Set((validate.errors ?? []).map((e) => describe(e, labels)))];
     throw new ConfigError(`${source} is not valid:\n  - ${problems.join('\n  - ')}`);
   }
   return doc;

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import type * as protobuf from 'protobufjs';
 import type { ProtoGrpcType } from '../proto/gen/bootstrap';
 
 const PROTO_FILE = 'teleboot/v1/bootstrap.proto';
@@ -18,16 +19,17 @@ function protoRoot(): string {
 
 let cached: ProtoGrpcType | undefined;
 
+// The packaged programs are one file each: packaging/build compiles the
+// contract in (protobufjs JSON), so nothing is read from a proto/ beside them.
+declare const TELEBOOT_BUNDLED_PROTO: string | undefined;
+
 export function bootstrapProto(): ProtoGrpcType {
   if (!cached) {
-    const definition = protoLoader.loadSync(PROTO_FILE, {
-      includeDirs: [protoRoot()],
-      keepCase: false,
-      longs: Number,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
+    const options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };
+    const definition =
+      typeof TELEBOOT_BUNDLED_PROTO === 'string'
+        ? protoLoader.fromJSON(JSON.parse(TELEBOOT_BUNDLED_PROTO) as protobuf.INamespace, options)
+        : protoLoader.loadSync(PROTO_FILE, { includeDirs: [protoRoot()], ...options });
     cached = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
   }
   return cached;

@@ -13,4 +13,7 @@ function findVersion(): string {
   return '0.0.0-unknown';
 }
 
-export const VERSION = findVersion();
+// packaging/build compiles the version into the one-file programs, which have no package.json beside them.
+declare const TELEBOOT_BUNDLED_VERSION: string | undefined;
+
+export const VERSION = typeof TELEBOOT_BUNDLED_VERSION === 'string' ? TELEBOOT_BUNDLED_VERSION : findVersion();

@@ -184,21 +184,28 @@ export interface ControlFlags {
   'publisher-lease'?: string;
 }
 
+/** The settings each command-line flag overrides. */
+const FLAG_SETTINGS = {
+  'data-dir': 'data_dir',
+  'grpc-listen': 'grpc_listen',
+  'rest-listen': 'rest_listen',
+  'log-level': 'log_level',
+  'heartbeat-interval': 'heartbeat_interval',
+  'publisher-lease': 'publisher_lease',
+} as const;
+
 export function loadControlConfig(flags: ControlFlags): ControlConfig {
   const file = flags.config ? loadYamlConfig<ControlConfigFile>(flags.config, CONTROL_CONFIG_SCHEMA) : {};
-  const merged = validateConfig<ControlConfigFile>(
-    {
-      ...file,
-      ...(flags['data-dir'] ? { data_dir: flags['data-dir'] } : {}),
-      ...(flags['grpc-listen'] ? { grpc_listen: flags['grpc-listen'] } : {}),
-      ...(flags['rest-listen'] ? { rest_listen: flags['rest-listen'] } : {}),
-      ...(flags['log-level'] ? { log_level: flags['log-level'] } : {}),
-      ...(flags['heartbeat-interval'] ? { heartbeat_interval: flags['heartbeat-interval'] } : {}),
-      ...(flags['publisher-lease'] ? { publisher_lease: flags['publisher-lease'] } : {}),
-    },
-    CONTROL_CONFIG_SCHEMA,
-    flags.config ? `${flags.config} with the command-line flags` : 'the command-line flags',
-  );
+  const fromFlags: Record<string, string> = {};
+  const labels: Record<string, string> = {};
+  for (const [flag, key] of Object.entries(FLAG_SETTINGS)) {
+    const value = flags[flag as keyof typeof FLAG_SETTINGS];
+    if (value) fromFlags[key] = value;
+    labels[key] = `--${flag}`;
+  }
+  // The flags alone first, so that a bad value is named by its flag.
+  validateConfig<ControlConfigFile>(fromFlags, CONTROL_CONFIG_SCHEMA, 'the command line', labels);
+  const merged = validateConfig<ControlConfigFile>({ ...file, ...fromFlags }, CONTROL_CONFIG_SCHEMA, flags.config ?? 'the configuration');
   const dataDir = merged.data_dir ?? CONTROL_DEFAULTS.dataDir;
   const tls = merged.tls ?? {};
   if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {

@@ -36,7 +36,8 @@ token under the data directory; give agents <data-dir>/tls/ca.pem and
 <data-dir>/join-token, and operators <data-dir>/admin-token.
 
 Flags:
-  -c, --config FILE        YAML configuration file (see README "control.yaml")
+  -c, --config FILE        YAML configuration file (packaging/control.yaml.example;
+                           installed as /etc/teleboot/control.yaml)
       --data-dir DIR       state directory (default ${CONTROL_DEFAULTS.dataDir})
       --grpc-listen ADDR   agents' gRPC listener (default ${CONTROL_DEFAULTS.grpcListen})
       --rest-listen ADDR   operators' REST listener (default ${CONTROL_DEFAULTS.restListen})
@@ -56,21 +57,32 @@ integrity check or is newer than this release, a database and cluster-id of
 different clusters, half a key pair. Restore from a backup then (see
 "teleboot-control restore --help").
 
-Example:
+Examples:
+  teleboot-control serve --data-dir ./control-data
+  teleboot-control serve --config /etc/teleboot/control.yaml
   teleboot-control serve --data-dir /var/lib/teleboot-control --grpc-listen 0.0.0.0:7443
 `;
 
+const VERSION_USAGE = `Usage: teleboot-control version
+
+Prints the version.
+`;
+
 async function serve(args: string[]): Promise<number | void> {
-  const flags = parseFlags<ControlFlags & { help?: boolean; 'force-new-cluster'?: boolean }>(args, {
-    config: { type: 'string', short: 'c' },
-    'data-dir': { type: 'string' },
-    'grpc-listen': { type: 'string' },
-    'rest-listen': { type: 'string' },
-    'log-level': { type: 'string' },
-    'heartbeat-interval': { type: 'string' },
-    'publisher-lease': { type: 'string' },
-    'force-new-cluster': { type: 'boolean' },
-  });
+  const flags = parseFlags<ControlFlags & { help?: boolean; 'force-new-cluster'?: boolean }>(
+    args,
+    {
+      config: { type: 'string', short: 'c' },
+      'data-dir': { type: 'string' },
+      'grpc-listen': { type: 'string' },
+      'rest-listen': { type: 'string' },
+      'log-level': { type: 'string' },
+      'heartbeat-interval': { type: 'string' },
+      'publisher-lease': { type: 'string' },
+      'force-new-cluster': { type: 'boolean' },
+    },
+    SERVE_USAGE,
+  );
   if (flags.help) return void process.stdout.write(SERVE_USAGE);
   const { 'force-new-cluster': forceNewCluster, ...configFlags } = flags;
   const config = loadControlConfig(configFlags);
@@ -109,6 +121,9 @@ Flags:
       --scope SCOPE    admin, operator or monitor
       --json           print JSON
   -h, --help           show this help
+
+Example:
+  teleboot-control tokens create --name grafana --scope monitor --data-dir ./control-data
 `;
 
 async function tokens(args: string[]): Promise<number | void> {
@@ -128,7 +143,7 @@ async function tokens(args: string[]): Promise<number | void> {
       strict: true,
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError((err as Error).message, TOKENS_USAGE);
   }
   const { values, positionals } = parsed;
   const [action, ...operands] = positionals;
@@ -143,10 +158,10 @@ async function tokens(args: string[]): Promise<number | void> {
   try {
     switch (action) {
       case 'create': {
-        if (!values.name) throw new UsageError('tokens create needs --name');
+        if (!values.name) throw new UsageError('tokens create needs --name', TOKENS_USAGE);
         if (!values.scope || !(API_SCOPES as readonly string[]).includes(values.scope))
-          throw new UsageError(`tokens create needs --scope ${API_SCOPES.join('|')}`);
-        if (operands.length) throw new UsageError(`unexpected "${operands[0]}"`);
+          throw new UsageError(`tokens create needs --scope ${API_SCOPES.join('|')}`, TOKENS_USAGE);
+        if (operands.length) throw new UsageError(`unexpected "${operands[0]}"`, TOKENS_USAGE);
         const { token, record } = await trust.createApiToken(values.name, values.scope as ApiScope, actor);
         print({ ...record, token }, `${token}\n`);
         process.stderr.write(`created API token "${record.name}" (${record.scope}, id ${record.id}); it is shown only this once\n`);
@@ -174,16 +189,16 @@ async function tokens(args: string[]): Promise<number | void> {
         return;
       }
       case 'revoke': {
-        if (operands.length !== 1) throw new UsageError('tokens revoke needs one token name or id');
+        if (operands.length !== 1) throw new UsageError('tokens revoke needs one token name or id', TOKENS_USAGE);
         const revoked = await trust.revokeApiToken(operands[0], actor);
         print(revoked, `revoked API token "${revoked.name}" (${revoked.scope}, id ${revoked.id})\n`);
         return;
       }
       default:
-        throw new UsageError(`unknown tokens command "${action}"`);
+        throw new UsageError(`unknown tokens command "${action}"`, TOKENS_USAGE);
     }
   } catch (err) {
-    if (err instanceof InputError) throw new UsageError(err.message);
+    if (err instanceof InputError) throw new UsageError(err.message, TOKENS_USAGE);
     throw err;
   } finally {
     await store.close();
@@ -209,13 +224,13 @@ Example:
 `;
 
 async function backup(args: string[]): Promise<number | void> {
-  const flags = parseFlags<{ to?: string; config?: string; 'data-dir'?: string; help?: boolean }>(args, {
-    to: { type: 'string' },
-    config: { type: 'string', short: 'c' },
-    'data-dir': { type: 'string' },
-  });
+  const flags = parseFlags<{ to?: string; config?: string; 'data-dir'?: string; help?: boolean }>(
+    args,
+    { to: { type: 'string' }, config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } },
+    BACKUP_USAGE,
+  );
   if (flags.help) return void process.stdout.write(BACKUP_USAGE);
-  if (!flags.to) throw new UsageError('backup needs --to FILE');
+  if (!flags.to) throw new UsageError('backup needs --to FILE', BACKUP_USAGE);
   const config = loadControlConfig({ config: flags.config, 'data-dir': flags['data-dir'] });
   const done = await createBackup(config, flags.to);
   process.stdout.write(
@@ -244,13 +259,13 @@ Example:
 `;
 
 async function restore(args: string[]): Promise<number | void> {
-  const flags = parseFlags<{ from?: string; 'data-dir'?: string; force?: boolean; help?: boolean }>(args, {
-    from: { type: 'string' },
-    'data-dir': { type: 'string' },
-    force: { type: 'boolean' },
-  });
+  const flags = parseFlags<{ from?: string; 'data-dir'?: string; force?: boolean; help?: boolean }>(
+    args,
+    { from: { type: 'string' }, 'data-dir': { type: 'string' }, force: { type: 'boolean' } },
+    RESTORE_USAGE,
+  );
   if (flags.help) return void process.stdout.write(RESTORE_USAGE);
-  if (!flags.from || !flags['data-dir']) throw new UsageError('restore needs --from FILE and --data-dir DIR');
+  if (!flags.from || !flags['data-dir']) throw new UsageError('restore needs --from FILE and --data-dir DIR', RESTORE_USAGE);
   const done = restoreBackup(flags.from, resolve(flags['data-dir']), flags.force ?? false);
   if (done.movedAside) process.stdout.write(`moved the data directory that was there to ${done.movedAside}\n`);
   process.stdout.write(
@@ -270,6 +285,8 @@ async function main(): Promise<number | void> {
     case 'restore':
       return restore(rest);
     case 'version':
+      if (parseFlags<{ help?: boolean }>(rest, {}, VERSION_USAGE).help) return void process.stdout.write(VERSION_USAGE);
+      return void process.stdout.write(`teleboot-control ${VERSION}\n`);
     case '--version':
       return void process.stdout.write(`teleboot-control ${VERSION}\n`);
     case undefined:

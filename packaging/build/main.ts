@@ -1,0 +1,76 @@
+// `npm run package`: teleboot-agent and teleboot-control as .deb and .rpm
+// for the build machine's architecture, in dist/packages/.
+//   --version V   package version (default: package.json's)
+//   --only deb|rpm
+import { performance } from 'node:perf_hooks';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AGENT_BUNDLE, bundle, CONTROL_BUNDLES, packageVersion } from './bundle';
+import { buildDeb } from './deb';
+import { architectures, repoRoot, type PackageSpec } from './layout';
+import { agentSpec, controlSpec } from './packages';
+import { buildRpm } from './rpm';
+import { singleExecutable } from './sea';
+
+export interface BuiltPackages {
+  deb: string[];
+  rpm: string[];
+}
+
+/** The agent's bundle and its single executable (what the package installs as /usr/bin/teleboot-agent), in dir. */
+export async function buildAgentExecutable(dir: string, version: string): Promise<{ bundle: string; executable: string }> {
+  mkdirSync(dir, { recursive: true });
+  const agentJs = join(dir, `${AGENT_BUNDLE.name}.js`);
+  await bundle(AGENT_BUNDLE, agentJs, version);
+  const executable = join(dir, AGENT_BUNDLE.name);
+  singleExecutable(agentJs, executable, dir);
+  return { bundle: agentJs, executable };
+}
+
+/** Bundles both programs and lays out their package specs under workDir. */
+export async function prepare(workDir: string, version: string): Promise<PackageSpec[]> {
+  rmSync(workDir, { recursive: true, force: true });
+  const agentDir = join(workDir, 'agent');
+  const controlDir = join(workDir, 'control');
+  mkdirSync(agentDir, { recursive: true });
+  mkdirSync(controlDir, { recursive: true });
+  const agent = await buildAgentExecutable(agentDir, version);
+  for (const b of CONTROL_BUNDLES) await bundle(b, join(controlDir, `${b.name}.js`), version);
+  return [agentSpec(agent.executable), controlSpec(controlDir, CONTROL_BUNDLES, version)];
+}
+
+export function buildAll(specs: PackageSpec[], version: string, outDir: string, workDir: string, only?: string): BuiltPackages {
+  const built: BuiltPackages = { deb: [], rpm: [] };
+  for (const spec of specs) {
+    if (only !== 'rpm') built.deb.push(buildDeb(spec, version, outDir, workDir));
+    if (only !== 'deb') built.rpm.push(buildRpm(spec, version, outDir, workDir));
+  }
+  return built;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { version: { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    process.stdout.write('Usage: npm run package -- [--version V] [--only deb|rpm]\nExample: npm run package -- --version 0.2.0\n');
+    return;
+  }
+  const version = values.version ?? packageVersion();
+  const t0 = performance.now();
+  const workDir = join(repoRoot(), 'dist', 'pkgroot');
+  const outDir = join(repoRoot(), 'dist', 'packages');
+  const specs = await prepare(workDir, version);
+  const built = buildAll(specs, version, outDir, workDir, values.only);
+  const arch = architectures();
+  process.stdout.write(`built for ${arch.deb}/${arch.rpm} in ${((performance.now() - t0) / 1000).toFixed(1)} s:\n`);
+  for (const f of [...built.deb, ...built.rpm]) process.stdout.write(`  ${f}\n`);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
