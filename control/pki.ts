@@ -46,7 +46,7 @@ async function importPrivateKey(keyPem: string): Promise<CryptoKey> {
 }
 
 async function generateKeyPair(): Promise<CryptoKeyPair> {
-  return (await subtle.generateKey(EC_ALG, true, ['sign', 'verify']));
+  return await subtle.generateKey(EC_ALG, true, ['sign', 'verify']);
 }
 
 async function exportPrivateKey(key: CryptoKey): Promise<string> {
@@ -113,7 +113,7 @@ async function keyPairOf(keyPem: string): Promise<CryptoKeyPair> {
   const spki = createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' });
   return {
     privateKey: await importPrivateKey(keyPem),
-    publicKey: (await subtle.importKey('spki', spki, EC_ALG, true, ['verify'])),
+    publicKey: await subtle.importKey('spki', spki, EC_ALG, true, ['verify']),
   };
 }
 
