@@ -77,7 +77,7 @@ t.test('bash completion, generated from the command definitions, completes in ba
   t.equal(complete('ins'), 'instances');
   t.equal(complete('instances', ''), 'ls show');
   t.equal(complete('instances', 'ls', '--he'), '--health --help');
-  t.equal(complete('instances', 'ls', '--health', ''), 'expected unassigned converging ready degraded offline');
+  t.equal(complete('instances', 'ls', '--health', ''), 'expected unassigned orphaned converging ready degraded offline');
   t.equal(complete('--addr', 'https://x:7080', 'tokens', 'api', ''), 'ls create rm', 'a global option and its value are skipped');
   t.equal(complete('settings', 'get', '-o', 'y'), 'yaml');
   t.equal(complete('completion', ''), 'bash zsh');
