@@ -16,6 +16,7 @@ const FILE_VALUE = /<file>/;
 
 function nodes(cmd: Command, globals: readonly Option[], prefix: string[] = []): Node[] {
   const path = prefix.join(' ');
+  // Safe: commander keeps hidden commands in a private field it has had since v5; an absent field reads as not hidden.
   const subs = cmd.commands.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden);
   const args = cmd.registeredArguments;
   const here: Node = {

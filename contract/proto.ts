@@ -30,6 +30,7 @@ export function bootstrapProto(): ProtoGrpcType {
       typeof TELEBOOT_BUNDLED_PROTO === 'string'
         ? protoLoader.fromJSON(JSON.parse(TELEBOOT_BUNDLED_PROTO) as protobuf.INamespace, options)
         : protoLoader.loadSync(PROTO_FILE, { includeDirs: [protoRoot()], ...options });
+    // Safe: ProtoGrpcType is generated (npm run gen) from this very proto file; grpc-js types the loaded object only as a GrpcObject.
     cached = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
   }
   return cached;

@@ -22,6 +22,7 @@ import {
   pem,
 } from '../contract/der';
 
+// Safe: Node's webcrypto is the Web Crypto API; @types/node declares it as its own type, not the DOM's Crypto.
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;

@@ -138,6 +138,7 @@ export function assignmentFromInput(input: AssignmentInput): Assignment {
   const assignment: Assignment = { roles: [...services].sort(), labels: input.labels ?? {} };
   if (input.nodename) assignment.nodename = input.nodename;
   for (const key of ASSIGNMENT_OPTIONS) {
+    // Safe: the request's options are declared by the same schema as the assignment's (contract/assignment.ts), key for key.
     if (input[key] !== undefined) (assignment as unknown as Record<string, unknown>)[key] = input[key];
   }
   validateAssignment(assignment);

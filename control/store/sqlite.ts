@@ -27,7 +27,6 @@ import {
   type AuditEvent,
   type AuditRetention,
   type EnrollTrust,
-  type InstanceBinding,
   type IssuedCertificate,
   type JoinToken,
   type Lease,
@@ -739,20 +738,6 @@ export class SqliteStore implements Store {
       // No write-ahead log (in memory, or checkpointed and removed).
     }
     return pages + wal;
-  }
-
-  async getBinding(instanceId: string): Promise<InstanceBinding | undefined> {
-    const r = this.sql('SELECT * FROM instance_bindings WHERE instance_id = ?').get(instanceId) as
-      { instance_id: string; nonce_hash: string; method: string; created_at: number; last_used_at: number } | undefined;
-    return (
-      r && {
-        instanceId: r.instance_id,
-        nonceHash: r.nonce_hash,
-        method: r.method,
-        createdAt: Number(r.created_at),
-        lastUsedAt: Number(r.last_used_at),
-      }
-    );
   }
 
   async resetBinding(instanceId: string, actor: string, now: number): Promise<boolean> {

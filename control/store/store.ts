@@ -164,15 +164,6 @@ export function joinTokenProblem(t: JoinToken, now: number): string | undefined 
   return undefined;
 }
 
-/** Trust on first use: the first enrollment of an instance binds the hash of its nonce. */
-export interface InstanceBinding {
-  instanceId: string;
-  nonceHash: string;
-  method: string;
-  createdAt: number;
-  lastUsedAt: number;
-}
-
 export interface IssuedCertificate {
   serial: string;
   instanceId: string;
@@ -263,7 +254,6 @@ export interface Store {
   /** Bytes the store takes on disk (the database and its write-ahead log). */
   storeBytes(): Promise<number>;
 
-  getBinding(instanceId: string): Promise<InstanceBinding | undefined>;
   /** Forgets the nonce bound to an instance, so that its next enrollment binds a new one. */
   resetBinding(instanceId: string, actor: string, now: number): Promise<boolean>;
   getCertificate(serial: string): Promise<IssuedCertificate | undefined>;

@@ -41,6 +41,7 @@ export async function certificateValidBetween(
   notAfter: Date,
 ): Promise<{ fullchain: string; privkey: string }> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  // Safe: Node's webcrypto is the Web Crypto API; @types/node declares it as its own type, not the DOM's Crypto.
   x509.cryptoProvider.set(webcrypto as unknown as Crypto);
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
