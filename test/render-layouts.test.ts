@@ -358,7 +358,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: "db: a Redshift cluster with its AWS region and static labels (Teleport's AMI agent mode)",
+    name: "db: a Redshift cluster with its AWS region and static labels, an RDS database in the instance's region (Teleport's AMI agent mode)",
     roles: ['db'],
     assignment: {
       databases: [
@@ -385,7 +385,8 @@ const CASES: Case[] = [
             aws: { region: 'us-east-1', redshift: { cluster_id: 'redshift-cluster-1' } },
             static_labels: { env: 'prod' },
           },
-          { name: 'orders', protocol: 'mysql', uri: 'orders.cluster-abc.us-east-1.rds.amazonaws.com:3306' },
+          // No region given: the instance's, as Teleport's AMI writes it (issue 15).
+          { name: 'orders', protocol: 'mysql', uri: 'orders.cluster-abc.us-east-1.rds.amazonaws.com:3306', aws: { region: 'us-east-1' } },
         ],
       },
     },
@@ -523,12 +524,6 @@ t.test('impossible layouts are refused, naming the setting and the reason', asyn
         setting: 'assignment.roles',
         message: /does not support joining the auth service directly/,
       },
-    },
-    {
-      name: 'ACM with TLS routing: the load balancer cannot carry the tunnel',
-      roles: ['proxy'],
-      cluster: { tlsSource: 'acm', proxyListenerMode: 'multiplex' },
-      want: { path: 'proxy_service', setting: 'cluster.tlsSource', message: /own listener/ },
     },
     {
       name: 'a Kubernetes listener address with TLS routing',

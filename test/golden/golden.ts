@@ -5,7 +5,6 @@
 // a diff in review.
 import { readdirSync, readFileSync, statSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Assignment, ClusterSettings } from '../../contract/model';
 import { DEFAULT_HOST_PATHS, fetchesOf, renderHostFiles, type Fetched } from '../../contract/render/plan';
 import type { RenderInput } from '../../contract/render/render';
 
@@ -23,16 +22,16 @@ function repositoryRoot(from: string): string {
 export interface GoldenInput {
   /** One line saying what the layout is and where it comes from (a seed, Teleport's AMI). */
   description: string;
-  assignment: Assignment;
-  settings: ClusterSettings;
+  assignment: RenderInput['assignment'];
+  settings: RenderInput['cluster'];
   instance: RenderInput['instance'];
 }
 
 /** The CA pin the agent would read from SSM; any fixed value makes the files reproducible. */
 const GOLDEN_PIN = `sha256:${'0123456789abcdef'.repeat(4)}`;
 
-/** Output file names, as the agent writes them (the environment file only when rendered). */
-export const OUTPUTS = ['teleport.yaml', 'teleport.service', 'etc-default-teleport'] as const;
+/** Output file names: what the agent writes (the environment file only when rendered), and the preview's warnings when there are any. */
+export const OUTPUTS = ['teleport.yaml', 'teleport.service', 'etc-default-teleport', 'warnings.txt'] as const;
 
 /** The files `input` renders to, by output name. Throws RenderError like the agent would. */
 export function renderGolden(input: GoldenInput): Record<string, string> {
@@ -52,6 +51,7 @@ export function renderGolden(input: GoldenInput): Record<string, string> {
     'teleport.yaml': host.teleportYaml,
     'teleport.service': host.unit,
     ...(host.environment !== undefined ? { 'etc-default-teleport': host.environment } : {}),
+    ...(host.warnings.length > 0 ? { 'warnings.txt': host.warnings.map((w) => `${w.path} (${w.setting ?? ''}): ${w.message}\n`).join('') } : {}),
   };
 }
 
@@ -75,7 +75,12 @@ export function readGoldenInput(layout: string): GoldenInput {
 export function regenerate(): string[] {
   const written: string[] = [];
   for (const layout of goldenLayouts()) {
-    const files = renderGolden(readGoldenInput(layout));
+    let files: Record<string, string>;
+    try {
+      files = renderGolden(readGoldenInput(layout));
+    } catch (err) {
+      throw new Error(`test/golden/${layout}/input.json: ${(err as Error).message}`);
+    }
     for (const name of OUTPUTS) {
       const path = join(GOLDEN_DIR, layout, name);
       if (files[name] === undefined) {
