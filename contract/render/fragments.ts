@@ -138,8 +138,12 @@ export interface MergeResult {
   warnings: RenderWarning[];
 }
 
+/** An own entry of a table: a key such as "__proto__" or "constructor" is no entry. */
+const entry = <T>(table: Readonly<Record<string, T>>, path: string): T | undefined =>
+  Object.hasOwn(table, path) ? table[path] : undefined;
+
 const managedSetting = (path: string, ctx: FragmentContext): string | undefined =>
-  path === 'auth_service.authentication.local_auth' && ctx.fips ? 'cluster.fips (FIPS mode needs local_auth false)' : MANAGED[path];
+  path === 'auth_service.authentication.local_auth' && ctx.fips ? 'cluster.fips (FIPS mode needs local_auth false)' : entry(MANAGED, path);
 
 /** The managed key at or below `path`, when a value at `path` would replace it. */
 function managedBelow(path: string, ctx: FragmentContext): [string, string] | undefined {
@@ -254,7 +258,7 @@ export function mergeFragment(
         });
         continue;
       }
-      const check = KNOWN[child];
+      const check = entry(KNOWN, child);
       if (check) {
         const why = check(v);
         if (why) {
