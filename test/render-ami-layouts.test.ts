@@ -7,7 +7,7 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN } from './support/fixtures';
 import type { ServiceRole } from '../contract/model';
-import { publicPortProblems, renderProblems, renderTeleportYaml, renderWarnings, type RenderInput } from '../contract/render/render';
+import { renderProblems, renderTeleportYaml, renderWarnings, type RenderInput } from '../contract/render/render';
 import { DEFAULT_HOST_PATHS, fetchesOf, renderHostFiles } from '../contract/render/plan';
 
 type Cluster = Partial<RenderInput['cluster']>;
@@ -351,10 +351,11 @@ t.test('layouts Teleport cannot run are refused, naming the setting and the reas
   }
 });
 
-t.test('a public address that no listener serves, unless a load balancer is declared', async (t) => {
-  const refused = publicPortProblems({ ...CLUSTER });
+t.test('a public address that no listener serves is refused, unless a load balancer is declared', async (t) => {
+  // The fixtures' cluster declares a balancer; these cases take it away.
+  const bare = (cluster: Cluster) => renderProblems(input(['auth', 'proxy', 'node'], { behindLoadBalancer: undefined, ...cluster }));
   t.match(
-    refused,
+    bare({}),
     [
       {
         path: 'proxy_service.public_addr',
@@ -362,17 +363,18 @@ t.test('a public address that no listener serves, unless a load balancer is decl
         message: /port 443 is served by no listener.*proxyWebListenPort.*behindLoadBalancer/,
       },
     ],
-    'separate listeners on 3080 behind teleport.example.com:443 with no balancer',
+    'a starter host with separate listeners on 3080 behind teleport.example.com:443 and no balancer',
   );
-  t.same(publicPortProblems({ ...CLUSTER, proxyWebListenPort: 443 }), [], 'the web listener moved to 443');
-  t.same(publicPortProblems({ ...CLUSTER, behindLoadBalancer: true }), [], 'a balancer forwards 443 to 3080');
-  t.same(publicPortProblems({ ...CLUSTER, tlsSource: 'acm' }), [], 'ACM implies a balancer');
-  t.same(publicPortProblems({ ...CLUSTER, proxyListenerMode: 'multiplex' }), [], 'TLS routing listens on 443 by default');
+  t.same(bare({ proxyWebListenPort: 443 }), [], 'the web listener moved to 443');
+  t.same(bare({ behindLoadBalancer: true }), [], 'a balancer forwards 443 to 3080');
+  t.same(bare({ tlsSource: 'acm' }), [], 'ACM implies a balancer');
+  t.same(bare({ proxyListenerMode: 'multiplex' }), [], 'TLS routing listens on 443 by default');
   t.match(
-    publicPortProblems({ ...CLUSTER, proxyPublicAddr: 'teleport.example.com:3080', proxyListenerMode: 'multiplex' }),
+    bare({ proxyPublicAddr: 'teleport.example.com:3080', proxyListenerMode: 'multiplex' }),
     [{ message: /port 3080.*on 443/ }],
     'TLS routing on 443 behind a public address on 3080',
   );
+  t.same(renderProblems(input(['node'], { behindLoadBalancer: undefined })), [], 'a host without a proxy is not concerned');
 });
 
 t.test('unknown keys in a fragment pass with a warning naming where they came from', async (t) => {

@@ -31,16 +31,14 @@ import {
   cacheConfigOf,
   hasLoadBalancer,
   webListenPortOf,
-  type AssignmentLayoutOptions,
-  type LayoutSettings,
   type RenderWarning,
 } from './layout-settings';
 
 export { validateTeleportConfig, type ConfigProblem, type TeleportConfig } from './teleport-config';
 
 export interface RenderInput {
-  assignment: Assignment & AssignmentLayoutOptions;
-  cluster: ClusterSettings & LayoutSettings;
+  assignment: Assignment;
+  cluster: ClusterSettings;
   instance: { instanceId: string; hostname: string; privateIp: string; region: string };
   files: {
     dataDir: string;
@@ -187,6 +185,7 @@ function inputProblems(input: RenderInput, roles: ReadonlySet<ServiceRole>): Con
       }
     }
   }
+  if (roles.has('proxy')) problems.push(...publicPortProblems(c));
   problems.push(...fipsProblems(c, roles));
   if (roles.has('auth')) {
     if ((c.authType === 'oidc' || c.authType === 'saml') && !c.enterprise) {
@@ -213,7 +212,7 @@ function inputProblems(input: RenderInput, roles: ReadonlySet<ServiceRole>): Con
  * maps one to the other. A starter host with separate listeners and a public
  * address on 443 would otherwise bind 3080 and be unreachable.
  */
-export function publicPortProblems(c: RenderInput['cluster']): ConfigProblem[] {
+function publicPortProblems(c: RenderInput['cluster']): ConfigProblem[] {
   if (hostPortProblem(c.proxyPublicAddr) || hasLoadBalancer(c)) return [];
   const publicPort = Number(c.proxyPublicAddr.slice(c.proxyPublicAddr.lastIndexOf(':') + 1));
   const webPort = webListenPortOf(c);

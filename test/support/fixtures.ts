@@ -15,6 +15,8 @@ export const TEST_CLUSTER: ClusterSettings = {
   ssmPrefix: '/teleport',
   region: 'us-east-1',
   storage: { type: 'dir' },
+  // Proxies listen on 3080 behind a load balancer on 443, as in Teleport's AMI.
+  behindLoadBalancer: true,
 };
 
 /** An EC2 instance as IMDS would describe it, with the given id. */
