@@ -133,10 +133,12 @@ const optionalSettings = {
   proxyWebListenPort: Type.Integer({
     minimum: 1,
     maximum: 65535,
-    description: "port of the proxy's web listener: 443 on a bare host, 3080 behind a load balancer (default: 443 with TLS routing and Let's Encrypt, else 3080)",
+    description:
+      "port of the proxy's web listener: 443 on a bare host, 3080 behind a load balancer (default: 443 with TLS routing and Let's Encrypt, else 3080)",
   }),
   behindLoadBalancer: Type.Boolean({
-    description: "a load balancer forwards proxyPublicAddr to the proxies, so its port may differ from the web listener's (ACM implies one)",
+    description:
+      "a load balancer forwards proxyPublicAddr to the proxies, so its port may differ from the web listener's (ACM implies one)",
   }),
   cache: StringEnum(CACHE_SETTINGS, { description: 'teleport.cache of auth servers and proxies: in-memory or off' }),
   configFragment: ConfigFragment(

@@ -47,7 +47,10 @@ export interface ConfigPreview {
   environmentFile?: { path: string; content: string };
 }
 
-const withField = <P extends ConfigProblem | RenderWarning>(p: P) => ({ ...p, ...(fieldOf(p.setting) ? { field: fieldOf(p.setting) } : {}) });
+const withField = <P extends ConfigProblem | RenderWarning>(p: P) => ({
+  ...p,
+  ...(fieldOf(p.setting) ? { field: fieldOf(p.setting) } : {}),
+});
 
 export function previewConfig(
   record: Pick<InstanceRecord, 'instanceId' | 'identity' | 'generation' | 'assignment'>,

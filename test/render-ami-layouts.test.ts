@@ -5,7 +5,7 @@
 // follows, parses the rendered YAML back and checks the unit's flags.
 import t from 'tap';
 import { parse } from 'yaml';
-import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN } from './support/fixtures';
+import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN, TEST_RENDER_FILES as FILES } from './support/fixtures';
 import type { ServiceRole } from '../contract/model';
 import { renderProblems, renderTeleportYaml, renderWarnings, type RenderInput } from '../contract/render/render';
 import { DEFAULT_HOST_PATHS, fetchesOf, renderHostFiles } from '../contract/render/plan';
@@ -13,13 +13,6 @@ import { DEFAULT_HOST_PATHS, fetchesOf, renderHostFiles } from '../contract/rend
 type Cluster = Partial<RenderInput['cluster']>;
 type Options = Partial<Omit<RenderInput['assignment'], 'roles'>>;
 
-const FILES = {
-  dataDir: '/var/lib/teleport',
-  joinTokenFile: '/var/lib/teleboot/secrets/join-token',
-  certFile: '/var/lib/teleboot/secrets/proxy-fullchain.pem',
-  keyFile: '/var/lib/teleboot/secrets/proxy-privkey.pem',
-  licenseFile: '/var/lib/teleboot/secrets/license.pem',
-};
 const INSTANCE = { instanceId: 'i-0123456789abcdef0', hostname: 'ip-10-0-1-23', privateIp: '10.0.1.23', region: 'eu-west-1' };
 
 function input(roles: ServiceRole[], cluster: Cluster = {}, assignment: Options = {}): RenderInput {

@@ -5,7 +5,7 @@
 // to blame, a YAML round trip of hostile values, and the stand-in teleport's
 // strict parser accepting every layout.
 import t from 'tap';
-import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN } from './support/fixtures';
+import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN, TEST_RENDER_FILES as FILES } from './support/fixtures';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,14 +23,6 @@ import {
 import { DEFAULT_HOST_PATHS, fetchesOf, maskProxyCredentials, renderHostFiles, type HostPaths } from '../contract/render/plan';
 import { proxyCertificate } from './support/world';
 import { TELEPORT_STANDIN } from './support/harness';
-
-const FILES = {
-  dataDir: '/var/lib/teleport',
-  joinTokenFile: '/var/lib/teleboot/secrets/join-token',
-  certFile: '/var/lib/teleboot/secrets/proxy-fullchain.pem',
-  keyFile: '/var/lib/teleboot/secrets/proxy-privkey.pem',
-  licenseFile: '/var/lib/teleboot/secrets/license.pem',
-};
 
 type Options = Partial<Omit<Assignment, 'roles'>>;
 

@@ -27,12 +27,7 @@ import {
   type TeleportSection,
 } from './teleport-config';
 import { mergeFragment, type MergeResult } from './fragments';
-import {
-  cacheConfigOf,
-  hasLoadBalancer,
-  webListenPortOf,
-  type RenderWarning,
-} from './layout-settings';
+import { cacheConfigOf, hasLoadBalancer, webListenPortOf, type RenderWarning } from './layout-settings';
 
 export { validateTeleportConfig, type ConfigProblem, type TeleportConfig } from './teleport-config';
 

@@ -5,9 +5,8 @@
 // Nothing is saved without --apply, which goes through the REST API, where
 // the change is validated and audited like any other.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { UsageError } from '../../contract/cli';
+import { parseCommandLine, UsageError } from '../../contract/cli';
 import { DEFAULT_CLUSTER_SETTINGS } from '../../contract/settings';
 import { InputError } from '../errors';
 import { previewConfig, type ConfigPreview } from '../preview';
@@ -111,31 +110,24 @@ function report(plan: ImportPlan, preview: ConfigPreview | { error: string }): s
 }
 
 export async function importCommand(args: string[], stdout: NodeJS.WritableStream = process.stdout): Promise<number | void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        'instance-id': { type: 'string' },
-        apply: { type: 'boolean' },
-        addr: { type: 'string' },
-        'ca-cert': { type: 'string' },
-        'token-file': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const parsed = parseCommandLine(
+    args,
+    {
+      'instance-id': { type: 'string' },
+      apply: { type: 'boolean' },
+      addr: { type: 'string' },
+      'ca-cert': { type: 'string' },
+      'token-file': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    IMPORT_USAGE,
+  );
   const flags = parsed.values;
   const [kind, file, ...extra] = parsed.positionals;
   if (flags.help || kind === undefined) return void stdout.write(IMPORT_USAGE);
-  if (kind !== 'ami' && kind !== 'ansible') throw new UsageError(`unknown import "${kind}": use ami or ansible`);
-  if (!file) throw new UsageError(`import ${kind} needs a FILE`);
-  if (extra.length > 0) throw new UsageError(`unexpected "${extra[0]}"`);
+  if (kind !== 'ami' && kind !== 'ansible') throw new UsageError(`unknown import "${kind}": use ami or ansible`, IMPORT_USAGE);
+  if (!file) throw new UsageError(`import ${kind} needs a FILE`, IMPORT_USAGE);
+  if (extra.length > 0) throw new UsageError(`unexpected "${extra[0]}"`, IMPORT_USAGE);
 
   const plan = planFromFile(kind, file, flags['instance-id']);
   let preview: ConfigPreview | { error: string };
@@ -150,7 +142,7 @@ export async function importCommand(args: string[], stdout: NodeJS.WritableStrea
     if (!flags.json) stdout.write('\nNothing was saved. Run again with --apply (and --ca-cert, --token-file) to save it.\n');
     return 'error' in preview || !preview.valid ? 2 : 0;
   }
-  if (!flags['ca-cert'] || !flags['token-file']) throw new UsageError('--apply needs --ca-cert and --token-file');
+  if (!flags['ca-cert'] || !flags['token-file']) throw new UsageError('--apply needs --ca-cert and --token-file', IMPORT_USAGE);
   const target: RestTarget = {
     addr: flags.addr ?? '127.0.0.1:7080',
     ca: readText(flags['ca-cert']),

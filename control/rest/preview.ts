@@ -40,7 +40,8 @@ export const configPreview = {
     warnings: {
       type: 'array',
       items: problem,
-      description: 'what deserves a look but does not stop the agent: keys of a configFragment that teleboot does not know, written as given',
+      description:
+        'what deserves a look but does not stop the agent: keys of a configFragment that teleboot does not know, written as given',
     },
     instanceFacts: {
       type: 'string',

@@ -19,6 +19,15 @@ export const TEST_CLUSTER: ClusterSettings = {
   behindLoadBalancer: true,
 };
 
+/** The files teleport.yaml names, at the agent's default paths. */
+export const TEST_RENDER_FILES = {
+  dataDir: '/var/lib/teleport',
+  joinTokenFile: '/var/lib/teleboot/secrets/join-token',
+  certFile: '/var/lib/teleboot/secrets/proxy-fullchain.pem',
+  keyFile: '/var/lib/teleboot/secrets/proxy-privkey.pem',
+  licenseFile: '/var/lib/teleboot/secrets/license.pem',
+};
+
 /** An EC2 instance as IMDS would describe it, with the given id. */
 export const testIdentity = (id: string): InstanceIdentity => ({
   instanceId: id,
