@@ -4,7 +4,7 @@
 // options fit the roles is the renderer's judgement (contract/render).
 import { Type, type Static } from '@sinclair/typebox';
 import { DURATION_PATTERN } from './duration';
-import { AllOptional, NO_CONTROL_PATTERN, StringEnum, StringMap, Text } from './schema';
+import { AllOptional, ConfigFragment, NO_CONTROL_PATTERN, StringEnum, StringMap, Text } from './schema';
 
 /**
  * Teleport services an instance can run. auth, proxy and node are the
@@ -171,6 +171,7 @@ export const assignmentOptions = AllOptional({
   apps: Type.Array(AppSpec, { minItems: 1, maxItems: 64 }),
   databases: Type.Array(DatabaseSpec, { minItems: 1, maxItems: 64 }),
   discovery: DiscoveryOptions,
+  configFragment: ConfigFragment("teleport.yaml merged into this instance's config, over the cluster's configFragment"),
 });
 
 /** Static labels of the Teleport node (ssh_service.labels). */

@@ -34,3 +34,14 @@ export function runMain(main: () => Promise<number | void>, usage: string): void
     },
   );
 }
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
+
+/** Flags and operands of a command that takes operands ("tokens revoke NAME", "import ami FILE"), with -h/--help; a bad flag is a UsageError. */
+export function parseCommandLine<const O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, usage?: string) {
+  try {
+    return parseArgs({ args, options: { ...options, ...HELP }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message, usage);
+  }
+}

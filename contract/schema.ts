@@ -61,6 +61,19 @@ export function Nullable<T extends TSchema>(schema: T): TUnsafe<Static<T> | null
   });
 }
 
+/**
+ * A piece of teleport.yaml as JSON: free keys, checked by the renderer
+ * (contract/render/fragments.ts), which knows which keys teleboot manages.
+ */
+export const ConfigFragment = (description: string) =>
+  Type.Unsafe<Record<string, unknown>>({
+    type: 'object',
+    maxProperties: 32,
+    description,
+    propertyNames: { minLength: 1, maxLength: 128, pattern: NO_CONTROL_PATTERN },
+    additionalProperties: { description: 'a section of teleport.yaml, a list or a value', examples: [{ enabled: true }] },
+  });
+
 /** Every property optional. */
 export function AllOptional<P extends TProperties>(properties: P): { [K in keyof P]: TOptional<P[K]> } {
   return Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, Type.Optional(v)])) as { [K in keyof P]: TOptional<P[K]> };

@@ -5,7 +5,7 @@
 // together is judged by control/validation.ts and the renderer.
 import { Type, type Static, type StringOptions, type TSchema, type TUnsafe } from '@sinclair/typebox';
 import { JOIN_VIA } from './assignment';
-import { AllOptional, defaultsOf, Nullable, StringEnum, Text, withoutDefault } from './schema';
+import { AllOptional, ConfigFragment, defaultsOf, Nullable, StringEnum, Text, withoutDefault } from './schema';
 
 /** How hosts prove themselves when they join: a token file from SSM, or their IAM role (seed 002_*). */
 export const JOIN_METHODS = ['token', 'iam'] as const;
@@ -31,6 +31,10 @@ export const SECOND_FACTORS = ['on', 'otp', 'webauthn'] as const;
  */
 export const TRUST_ROLES = ['standalone', 'root', 'leaf'] as const;
 export type TrustRole = (typeof TRUST_ROLES)[number];
+/** proxy_protocol of auth and proxy servers: on requires a PROXY header on every connection, off refuses it. */
+export const PROXY_PROTOCOL_MODES = ['on', 'off'] as const;
+/** teleport.cache of auth servers and proxies (Teleport's AMI writes in-memory for proxies). */
+export const CACHE_SETTINGS = ['in-memory', 'off'] as const;
 /** Where Teleport keeps its state: on local disk, or in DynamoDB (+ S3 for recordings). */
 export const STORAGE_TYPES = ['dir', 'dynamodb'] as const;
 
@@ -120,6 +124,26 @@ const optionalSettings = {
     maxItems: 64,
     description: "with trustRole leaf: the root's roles (remote: a name, * or a regular expression) mapped to local roles",
   }),
+  fips: Type.Boolean({
+    description: 'FIPS mode: teleport start --fips with the Enterprise FIPS build, local authentication off; needs enterprise',
+  }),
+  proxyProtocol: StringEnum(PROXY_PROTOCOL_MODES, {
+    description: 'proxy_protocol of auth and proxy servers behind a load balancer that sends (on) or never sends (off) PROXY headers',
+  }),
+  proxyWebListenPort: Type.Integer({
+    minimum: 1,
+    maximum: 65535,
+    description:
+      "port of the proxy's web listener: 443 on a bare host, 3080 behind a load balancer (default: 443 with TLS routing and Let's Encrypt, else 3080)",
+  }),
+  behindLoadBalancer: Type.Boolean({
+    description:
+      "a load balancer forwards proxyPublicAddr to the proxies, so its port may differ from the web listener's (ACM implies one)",
+  }),
+  cache: StringEnum(CACHE_SETTINGS, { description: 'teleport.cache of auth servers and proxies: in-memory or off' }),
+  configFragment: ConfigFragment(
+    'teleport.yaml merged into every host\'s config (keys teleboot manages are refused, unknown keys warned), e.g. {"auth_service": {"session_recording": "node"}}',
+  ),
 };
 
 export const ClusterSettings = Type.Object({ ...requiredSettings, ...AllOptional(optionalSettings) }, { additionalProperties: false });

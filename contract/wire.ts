@@ -23,10 +23,12 @@ import {
 } from './assignment';
 import {
   AUTH_TYPES,
+  CACHE_SETTINGS,
   JOIN_METHODS,
   LOG_FORMATS,
   LOG_SEVERITY_SETTINGS,
   PROXY_LISTENER_MODES,
+  PROXY_PROTOCOL_MODES,
   SECOND_FACTORS,
   STORAGE_TYPES,
   TLS_SOURCES,
@@ -116,6 +118,22 @@ const labels: Codec<Record<string, string>, Record<string, string>, Record<strin
 const optLabels: Codec<Record<string, string> | undefined, Record<string, string>, Record<string, string> | null> = {
   encode: (v) => v ?? {},
   decode: (w) => (w && Object.keys(w).length > 0 ? { ...w } : undefined),
+};
+
+/** A teleport.yaml fragment as JSON text; "" stands for absent. */
+const optFragment: Codec<Record<string, unknown> | undefined, string, string> = {
+  encode: (v) => (v ? JSON.stringify(v) : ''),
+  decode: (w, field) => {
+    if (!w) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(w);
+    } catch (err) {
+      throw new WireError(field, `is not JSON: ${(err as Error).message}`);
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new WireError(field, 'must be a JSON object');
+    return value as Record<string, unknown>;
+  },
 };
 
 /** One of `values`; anything else from the wire is an error naming the field. */
@@ -213,6 +231,12 @@ const settingsTable: CodecTable<ClusterSettings, ClusterMessage, ClusterSettings
   rootWebProxyAddr: optText,
   rootTunnelAddr: optText,
   rootRoleMap: optList(message(roleMappingTable)),
+  fips: optFlag,
+  proxyProtocol: optChoice(PROXY_PROTOCOL_MODES),
+  proxyWebListenPort: optCount,
+  behindLoadBalancer: optFlag,
+  cache: optChoice(CACHE_SETTINGS),
+  configFragment: optFragment,
 };
 
 /** Fields of the ClusterSettings message that are no setting: the control server derives them. */
@@ -280,6 +304,7 @@ const assignmentTable: CodecTable<Assignment, AssignmentMessage, Assignment__Out
   apps: optList(message(appTable)),
   databases: optList(message(databaseTable)),
   discovery: optMessage(discoveryTable),
+  configFragment: optFragment,
 };
 
 export function assignmentToMessage(a: Assignment): AssignmentMessage {

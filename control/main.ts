@@ -12,6 +12,7 @@ import { createBackup, restoreBackup } from './backup';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors';
+import { importCommand } from './import/command';
 import { SqliteStore } from './store/sqlite';
 import { API_SCOPES, type ApiScope } from './store/store';
 import { Trust } from './trust';
@@ -23,6 +24,8 @@ Commands:
   tokens     create, list and revoke REST API tokens
   backup     copy the data directory (database, identity, keys) into one file, while serving
   restore    put a backup in place as a new data directory
+  import     show (and with --apply save) what a Teleport AMI conf or the
+             seed's Ansible variables become in teleboot
   version    print the version
 
 Run "teleboot-control <command> --help" for the flags of a command.
@@ -284,6 +287,8 @@ async function main(): Promise<number | void> {
       return backup(rest);
     case 'restore':
       return restore(rest);
+    case 'import':
+      return importCommand(rest);
     case 'version':
       if (parseFlags<{ help?: boolean }>(rest, {}, VERSION_USAGE).help) return void process.stdout.write(VERSION_USAGE);
       return void process.stdout.write(`teleboot-control ${VERSION}\n`);

@@ -15,7 +15,8 @@ import {
   type Fetches,
   type HostPaths,
 } from '../contract/render/plan';
-import { RenderError, renderTeleportConfig, teleportConfigToYaml, type ConfigProblem } from '../contract/render/render';
+import type { RenderWarning } from '../contract/render/layout-settings';
+import { RenderError, renderTeleportConfig, renderWarnings, teleportConfigToYaml, type ConfigProblem } from '../contract/render/render';
 import type { InstanceRecord } from './store/store';
 import { checkInput, fieldOf } from './validation';
 
@@ -29,6 +30,8 @@ export interface ConfigPreview {
   /** False when the agent would refuse to write anything; `problems` says why. */
   valid: boolean;
   problems: Array<ConfigProblem & { field?: string }>;
+  /** What deserves a look but does not stop the agent: teleport.yaml fragment keys teleboot does not know. */
+  warnings: Array<RenderWarning & { field?: string }>;
   /** "enrolled": hostname and IP from the instance; "placeholder": it has not enrolled yet. */
   instanceFacts: 'enrolled' | 'placeholder';
   /** The agent's default paths are assumed; an agent.yaml may move them. */
@@ -44,7 +47,10 @@ export interface ConfigPreview {
   environmentFile?: { path: string; content: string };
 }
 
-const withField = (p: ConfigProblem) => ({ ...p, ...(fieldOf(p.setting) ? { field: fieldOf(p.setting) } : {}) });
+const withField = <P extends ConfigProblem | RenderWarning>(p: P) => ({
+  ...p,
+  ...(fieldOf(p.setting) ? { field: fieldOf(p.setting) } : {}),
+});
 
 export function previewConfig(
   record: Pick<InstanceRecord, 'instanceId' | 'identity' | 'generation' | 'assignment'>,
@@ -63,6 +69,7 @@ export function previewConfig(
     roles: [...assignment.roles],
     valid: false,
     problems: [],
+    warnings: [],
     instanceFacts: identity ? 'enrolled' : 'placeholder',
     paths,
     fetches: { ssm: [], s3: [] },
@@ -103,6 +110,7 @@ export function previewConfig(
         })),
         { path: UNIT_PATH, mode: '0644', secret: false, source: 'rendered' },
       ],
+      warnings: host.warnings.map(withField),
       teleportYaml: unmask(host.teleportYaml),
       unit: host.unit,
       ...(host.environment !== undefined
@@ -111,23 +119,25 @@ export function previewConfig(
     };
   } catch (err) {
     if (!(err instanceof RenderError)) throw err;
+    const draftInput = {
+      assignment,
+      cluster: settings,
+      instance,
+      files: renderFilesOf(paths, true),
+      caPins: caPin ? [PLACEHOLDER_PIN] : [],
+      diagAddr: paths.diagAddr,
+    };
     let draft: string | undefined;
     try {
-      draft = unmask(
-        teleportConfigToYaml(
-          renderTeleportConfig({
-            assignment,
-            cluster: settings,
-            instance,
-            files: renderFilesOf(paths, true),
-            caPins: caPin ? [PLACEHOLDER_PIN] : [],
-            diagAddr: paths.diagAddr,
-          }),
-        ),
-      );
+      draft = unmask(teleportConfigToYaml(renderTeleportConfig(draftInput)));
     } catch {
       draft = undefined;
     }
-    return { ...base, problems: err.problems.map(withField), ...(draft ? { teleportYaml: draft } : {}) };
+    return {
+      ...base,
+      problems: err.problems.map(withField),
+      warnings: renderWarnings(draftInput).map(withField),
+      ...(draft ? { teleportYaml: draft } : {}),
+    };
   }
 }

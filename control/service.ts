@@ -41,6 +41,7 @@ import {
 } from './validation';
 import { InputError, NotFoundError } from './errors';
 import { requirementsOf } from '../contract/render/render';
+import { assignmentOptions } from '../contract/assignment';
 
 export { InputError, NotFoundError };
 
@@ -52,8 +53,8 @@ export interface AssignmentInput extends Partial<Omit<Assignment, 'roles' | 'lab
   nodename?: string;
 }
 
-/** Per-role options copied from the input as given (the renderer judges them). */
-const ASSIGNMENT_OPTIONS = ['commandLabels', 'advertiseIp', 'joinVia', 'kube', 'apps', 'databases', 'discovery'] as const;
+/** Per-role options copied from the input as given (the renderer judges them): every option the assignment declares. */
+const ASSIGNMENT_OPTIONS = Object.keys(assignmentOptions) as Array<keyof typeof assignmentOptions>;
 
 export interface AssignmentStateView {
   instanceId: string;

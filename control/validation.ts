@@ -16,6 +16,7 @@ import {
   type ClusterSettingsPatch,
   type OptionalClusterSetting,
 } from '../contract/settings';
+import { webListenPortOf } from '../contract/render/layout-settings';
 import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../contract/render/render';
 import { InputError } from './errors';
 import type { Store } from './store/store';
@@ -96,11 +97,6 @@ export function validateClusterSettings(s: ClusterSettings): void {
       'is for separate listeners; with TLS routing (proxyListenerMode multiplex) every protocol uses the web port at proxyPublicAddr',
     );
   }
-  check(
-    !(s.tlsSource === 'acm' && s.proxyListenerMode === 'multiplex'),
-    'tlsSource',
-    'with ACM a load balancer terminates TLS, so it cannot carry the SSH and reverse tunnel traffic that TLS routing (multiplex) sends over the web port; use proxyListenerMode separate, which gives the tunnel its own listener',
-  );
 
   // auth_service options (the counts are positive integers by the schema).
   check(s.keepAliveInterval === undefined || durationRe.test(s.keepAliveInterval), 'keepAliveInterval', 'a duration such as 1m or 5m');
@@ -111,6 +107,7 @@ export function validateClusterSettings(s: ClusterSettings): void {
   );
 
   validateTrust(s);
+  validateLayout(s);
 
   // /etc/default/teleport.
   try {
@@ -200,7 +197,8 @@ function withPlaceholders(s: ClusterSettings): ClusterSettings {
     ...s,
     clusterName: s.clusterName || 'placeholder',
     authAddr: s.authAddr || 'auth.placeholder.invalid:3025',
-    proxyPublicAddr: s.proxyPublicAddr || 'proxy.placeholder.invalid:443',
+    // On the port the proxies listen on, so that a missing address is not also a wrong port.
+    proxyPublicAddr: s.proxyPublicAddr || `proxy.placeholder.invalid:${webListenPortOf(s)}`,
     s3Bucket: s.s3Bucket || 'placeholder-bucket',
     region: s.region || 'us-east-1',
   };
@@ -221,6 +219,28 @@ export function checkInput(assignment: Assignment, settings: ClusterSettings): R
     caPins: [PLACEHOLDER_PIN],
     diagAddr: DEFAULT_HOST_PATHS.diagAddr,
   };
+}
+
+/** A host running auth, proxy and node: every cluster-wide rule of the layout applies to it. */
+const EVERY_SERVICE: Assignment = { roles: ['auth', 'proxy', 'node'], labels: {} };
+
+/**
+ * The layout settings of issue 15 judged on their own, whatever is assigned:
+ * FIPS (Enterprise, no local authentication), a public address a listener
+ * serves, the web port, and the cluster's teleport.yaml fragment. The
+ * renderer's own rules decide, so the save says what the preview says.
+ */
+function validateLayout(s: ClusterSettings): void {
+  const layoutSetting = (setting = '') =>
+    setting === 'cluster.fips' ||
+    setting.startsWith('cluster.configFragment') ||
+    setting === 'cluster.proxyWebListenPort' ||
+    (s.fips === true && (setting === 'cluster.authType' || setting === 'cluster.secondFactor'));
+  const problems = problemsOf(EVERY_SERVICE, s).filter(
+    (p) => layoutSetting(p.setting) || (p.setting === 'cluster.proxyPublicAddr' && p.path === 'proxy_service.public_addr'),
+  );
+  const [p] = problems;
+  if (p) throw new InputError(fieldOf(p.setting) ?? 'settings', describe(p));
 }
 
 /** "cluster.kubePublicAddr" -> "kubePublicAddr", "assignment.apps[0].name" -> "apps[0].name". */

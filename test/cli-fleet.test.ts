@@ -96,7 +96,8 @@ t.test('settings set and get', async (t) => {
   const nested = await world.run(['settings', 'set', 'storage.type=dynamodb', 'storage.tableName=teleport-state']);
   t.equal(nested.code, 0, nested.stderr);
   const file = join(world.home, 'settings.yaml');
-  writeFileSync(file, 'proxyPublicAddr: teleport.example.com:443\ns3Bucket: example-certs\n');
+  // Proxies on 3080 behind a load balancer on 443 (without one, the public port must be the web listener's).
+  writeFileSync(file, 'proxyPublicAddr: teleport.example.com:443\nbehindLoadBalancer: true\ns3Bucket: example-certs\n');
   const fromFile = await world.run(['settings', 'set', '--file', file, 'ssmPrefix=/tp']);
   t.equal(fromFile.code, 0, fromFile.stderr);
 

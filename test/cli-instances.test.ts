@@ -132,6 +132,7 @@ t.test('assign, show, preview, unassign', async (t) => {
     clusterName: 'prod',
     authAddr: 'auth.internal:3025',
     proxyPublicAddr: 'teleport.example.com:443',
+    behindLoadBalancer: true,
     region: 'us-east-1',
     s3Bucket: 'example-certs',
   });

@@ -11,6 +11,7 @@ const run = (bin: string, args: string[]) => runNode(bin, args);
 t.test('every command has --help', async (t) => {
   for (const [bin, args, expect] of [
     [CONTROL_BIN, ['--help'], /Usage: teleboot-control <command>/],
+    [CONTROL_BIN, ['import', '--help'], /Usage: teleboot-control import <ami\|ansible> FILE[\s\S]*--apply[\s\S]*Example:/],
     [AGENT_BIN, ['--help'], /Usage: teleboot-agent <command>[\s\S]*plan/],
   ] as const) {
     const r = await run(bin, [...args]);

@@ -25,6 +25,8 @@ const LEAF = {
   clusterName: 'leaf',
   authAddr: 'auth.leaf.internal:3025',
   proxyPublicAddr: 'leaf.example.com:443',
+  // Proxies on 3080 behind a load balancer on 443.
+  behindLoadBalancer: true,
   s3Bucket: 'leaf-teleport-certs',
   ssmPrefix: '/teleport',
   region: 'us-east-1',

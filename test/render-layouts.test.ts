@@ -5,7 +5,7 @@
 // to blame, a YAML round trip of hostile values, and the stand-in teleport's
 // strict parser accepting every layout.
 import t from 'tap';
-import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN } from './support/fixtures';
+import { TEST_CLUSTER as CLUSTER, TEST_PIN as PIN, TEST_RENDER_FILES as FILES } from './support/fixtures';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,14 +23,6 @@ import {
 import { DEFAULT_HOST_PATHS, fetchesOf, maskProxyCredentials, renderHostFiles, type HostPaths } from '../contract/render/plan';
 import { proxyCertificate } from './support/world';
 import { TELEPORT_STANDIN } from './support/harness';
-
-const FILES = {
-  dataDir: '/var/lib/teleport',
-  joinTokenFile: '/var/lib/teleboot/secrets/join-token',
-  certFile: '/var/lib/teleboot/secrets/proxy-fullchain.pem',
-  keyFile: '/var/lib/teleboot/secrets/proxy-privkey.pem',
-  licenseFile: '/var/lib/teleboot/secrets/license.pem',
-};
 
 type Options = Partial<Omit<Assignment, 'roles'>>;
 
@@ -358,7 +350,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: "db: a Redshift cluster with its AWS region and static labels (Teleport's AMI agent mode)",
+    name: "db: a Redshift cluster with its AWS region and static labels, an RDS database in the instance's region (Teleport's AMI agent mode)",
     roles: ['db'],
     assignment: {
       databases: [
@@ -385,7 +377,8 @@ const CASES: Case[] = [
             aws: { region: 'us-east-1', redshift: { cluster_id: 'redshift-cluster-1' } },
             static_labels: { env: 'prod' },
           },
-          { name: 'orders', protocol: 'mysql', uri: 'orders.cluster-abc.us-east-1.rds.amazonaws.com:3306' },
+          // No region given: the instance's, as Teleport's AMI writes it (issue 15).
+          { name: 'orders', protocol: 'mysql', uri: 'orders.cluster-abc.us-east-1.rds.amazonaws.com:3306', aws: { region: 'us-east-1' } },
         ],
       },
     },
@@ -523,12 +516,6 @@ t.test('impossible layouts are refused, naming the setting and the reason', asyn
         setting: 'assignment.roles',
         message: /does not support joining the auth service directly/,
       },
-    },
-    {
-      name: 'ACM with TLS routing: the load balancer cannot carry the tunnel',
-      roles: ['proxy'],
-      cluster: { tlsSource: 'acm', proxyListenerMode: 'multiplex' },
-      want: { path: 'proxy_service', setting: 'cluster.tlsSource', message: /own listener/ },
     },
     {
       name: 'a Kubernetes listener address with TLS routing',

@@ -100,6 +100,7 @@ t.test('settings are checked on their own and against every stored assignment', 
     proxyPublicAddr: 'teleport.example.com:443',
     s3Bucket: 'example-teleport',
     region: 'us-east-1',
+    behindLoadBalancer: true,
   });
   t.equal(base.status, 200, JSON.stringify(base.body));
   t.match(
@@ -109,7 +110,28 @@ t.test('settings are checked on their own and against every stored assignment', 
   );
 
   const refused: Array<[string, unknown, RegExp]> = [
-    ['ACM with TLS routing', { tlsSource: 'acm', proxyListenerMode: 'multiplex' }, /^tlsSource: with ACM a load balancer terminates TLS/],
+    // Issue 15: the layout settings, refused by the renderer's own rules with the setting to change.
+    ['FIPS on the OSS edition', { fips: true }, /^fips: FIPS mode needs Teleport Enterprise/],
+    ['FIPS with local users', { fips: true, enterprise: true, authType: 'local' }, /^authType: local cannot log anyone in with FIPS/],
+    ['FIPS with OTP', { fips: true, enterprise: true, authType: 'github', secondFactor: 'otp' }, /^secondFactor: otp includes OTP/],
+    [
+      'a public address no listener serves, with no load balancer declared',
+      { behindLoadBalancer: null },
+      /^proxyPublicAddr: port 443 is served by no listener.*proxyWebListenPort.*behindLoadBalancer/,
+    ],
+    ['a web port that is no port (schema)', { proxyWebListenPort: 70000 }, /^body\.proxyWebListenPort: must be <= 65535/],
+    ['a web port taken by the SSH listener', { proxyWebListenPort: 3023 }, /^proxyWebListenPort: port 3023 is already taken/],
+    [
+      'a fragment replacing the join token',
+      { configFragment: { teleport: { join_params: { method: 'token', token_name: 'x' } } } },
+      /^configFragment\.teleport\.join_params: would replace teleport\.join_params, which teleboot manages; use cluster\.joinMethod/,
+    ],
+    [
+      'a fragment replacing storage',
+      { configFragment: { teleport: { storage: { type: 'dir' } } } },
+      /^configFragment\.teleport\.storage: .*use cluster\.storage/,
+    ],
+    ['a fragment key with a newline (schema)', { configFragment: { 'auth_service\nx': {} } }, /^body\.configFragment: /],
     ['IAM joining without a token name', { joinMethod: 'iam' }, /^iamTokenName: joinMethod iam needs the name/],
     [
       'a separate-listener address with TLS routing',
@@ -258,12 +280,41 @@ t.test('POST /v1/preview shows an assignment and a settings change before either
   t.same(res.body.fetches, { ssm: [], s3: [] }, 'IAM joining through the proxy fetches nothing');
   t.equal((await rest('GET', '/v1/settings')).body.joinMethod, 'token', 'the settings were not changed');
   t.equal((await rest('GET', '/v1/instances/i-0node000000000001')).body.assignment.role, 'node', 'the assignment was not changed');
-  const bad = await rest('POST', '/v1/preview', {
+  const bad = await rest('POST', '/v1/preview', { assignment: { role: 'proxy' }, settings: { fips: true } });
+  t.equal(bad.status, 400);
+  t.match(bad.body.message, /^fips: FIPS mode needs Teleport Enterprise/);
+
+  // ACM with TLS routing behind a layer 7 balancer (Teleport 13+), refused before issue 15.
+  const acm = await rest('POST', '/v1/preview', {
     assignment: { role: 'proxy' },
     settings: { tlsSource: 'acm', proxyListenerMode: 'multiplex' },
   });
-  t.equal(bad.status, 400);
-  t.match(bad.body.message, /^tlsSource: /);
+  t.equal(acm.status, 200, JSON.stringify(acm.body));
+  t.equal(acm.body.valid, true);
+  t.match(parse(acm.body.teleportYaml).proxy_service, { web_listen_addr: '0.0.0.0:3080', trust_x_forwarded_for: true });
+  t.notOk(parse(acm.body.teleportYaml).proxy_service.https_keypairs, 'no key pair: the certificate is on the balancer');
+
+  // A fragment key teleboot does not know: written, and a warning names it.
+  const unknown = await rest('POST', '/v1/preview', {
+    assignment: { role: 'node', configFragment: { ssh_service: { x11: { enabled: true } } } },
+  });
+  t.equal(unknown.status, 200, JSON.stringify(unknown.body));
+  t.equal(unknown.body.valid, true);
+  t.match(unknown.body.warnings, [
+    {
+      path: 'ssh_service.x11',
+      setting: 'assignment.configFragment.ssh_service.x11',
+      field: 'configFragment.ssh_service.x11',
+      message: /not a key teleboot knows/,
+    },
+  ]);
+  t.same(parse(unknown.body.teleportYaml).ssh_service.x11, { enabled: true });
+  const managed = await rest('POST', '/v1/preview', {
+    assignment: { role: 'node', configFragment: { teleport: { ca_pin: ['sha256:x'] } } },
+  });
+  t.equal(managed.status, 200);
+  t.equal(managed.body.valid, false, 'a fragment replacing the CA pin makes the preview invalid');
+  t.match(managed.body.problems, [{ setting: 'assignment.configFragment.teleport.ca_pin', message: /ca-pin-hash/ }]);
 });
 
 t.test('the preview routes are in the OpenAPI document', async (t) => {

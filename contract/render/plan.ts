@@ -4,7 +4,8 @@
 // server's preview fills in placeholders and masks the secrets.
 import { join } from 'node:path';
 import { certDomainOf, hasProxyEnvironment, type Assignment, type ClusterSettings } from '../model';
-import { RenderError, renderTeleportYaml, requirementsOf, type RenderInput, type Requirements } from './render';
+import { RenderError, renderTeleportYaml, renderWarnings, requirementsOf, type RenderInput, type Requirements } from './render';
+import type { RenderWarning } from './layout-settings';
 import { renderProxyEnvironment, renderTeleportUnit } from './systemd-unit';
 
 /** SSM parameter names, as Teleport's AMI and the seed Ansible roles publish them. */
@@ -112,6 +113,8 @@ export interface HostFiles {
   environment?: string;
   /** Files an earlier plan may have written that this one has not: removed when teleboot generated them. */
   obsolete: string[];
+  /** Keys of teleport.yaml fragments that teleboot does not know, written as given. */
+  warnings: RenderWarning[];
 }
 
 /** Values fetched for `fetches`, by SSM name and S3 key. */
@@ -131,7 +134,7 @@ export function splitPins(value: string): string[] {
  * the result.
  */
 export function renderHostFiles(
-  desired: { assignment: Assignment; cluster: ClusterSettings },
+  desired: { assignment: RenderInput['assignment']; cluster: RenderInput['cluster'] },
   instance: RenderInput['instance'],
   paths: HostPaths,
   fetches: Fetches,
@@ -139,14 +142,15 @@ export function renderHostFiles(
 ): HostFiles {
   const { assignment, cluster } = desired;
   const caPinFetch = fetches.ssm.find((f) => f.purpose === 'CA pin');
-  const teleportYaml = renderTeleportYaml({
+  const renderInput: RenderInput = {
     assignment,
     cluster,
     instance,
     files: renderFilesOf(paths, fetches.requirements.license === true),
     caPins: caPinFetch ? splitPins(fetched.ssm[caPinFetch.name] ?? '') : [],
     diagAddr: paths.diagAddr,
-  });
+  };
+  const teleportYaml = renderTeleportYaml(renderInput);
   const out: DesiredFile[] = [];
   for (const f of fetches.ssm) {
     if (f.file) out.push({ path: f.file, content: (fetched.ssm[f.name] ?? '').trim() + '\n', mode: 0o600, secret: f.secret });
@@ -168,6 +172,7 @@ export function renderHostFiles(
     configPath: paths.teleportConfig,
     pidFile: paths.pidFile,
     ...(environment !== undefined ? { environmentFile: paths.environmentFile } : {}),
+    ...(cluster.fips ? { fips: true } : {}),
   });
   return {
     files: out,
@@ -175,6 +180,7 @@ export function renderHostFiles(
     teleportYaml,
     ...(environment !== undefined ? { environment } : {}),
     obsolete: environment === undefined ? [paths.environmentFile] : [],
+    warnings: renderWarnings(renderInput),
   };
 }
 

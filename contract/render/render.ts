@@ -26,6 +26,8 @@ import {
   type TeleportConfig,
   type TeleportSection,
 } from './teleport-config';
+import { mergeFragment, type MergeResult } from './fragments';
+import { cacheConfigOf, hasLoadBalancer, webListenPortOf, type RenderWarning } from './layout-settings';
 
 export { validateTeleportConfig, type ConfigProblem, type TeleportConfig } from './teleport-config';
 
@@ -160,14 +162,6 @@ function inputProblems(input: RenderInput, roles: ReadonlySet<ServiceRole>): Con
   unused('commandLabels', 'node');
   if (roles.has('proxy')) {
     if (listenerModeOf(c) === 'multiplex') {
-      if (tlsSourceOf(c) === 'acm') {
-        problems.push({
-          path: 'proxy_service',
-          setting: 'cluster.tlsSource',
-          message:
-            'with ACM a load balancer terminates TLS, so it cannot carry the SSH and reverse tunnel traffic that TLS routing (multiplex) sends over the web port; use proxyListenerMode separate, which gives the tunnel its own listener',
-        });
-      }
       for (const key of [
         'sshPublicAddr',
         'tunnelPublicAddr',
@@ -186,6 +180,8 @@ function inputProblems(input: RenderInput, roles: ReadonlySet<ServiceRole>): Con
       }
     }
   }
+  if (roles.has('proxy')) problems.push(...publicPortProblems(c));
+  problems.push(...fipsProblems(c, roles));
   if (roles.has('auth')) {
     if ((c.authType === 'oidc' || c.authType === 'saml') && !c.enterprise) {
       problems.push({
@@ -205,7 +201,63 @@ function inputProblems(input: RenderInput, roles: ReadonlySet<ServiceRole>): Con
   return problems;
 }
 
-/** The config for `input` as a typed object; throws RenderError only for unknown roles. */
+/**
+ * The public address must reach a listener: on a bare host its port is the
+ * web listener's; behind a load balancer (declared, or ACM's) the balancer
+ * maps one to the other. A starter host with separate listeners and a public
+ * address on 443 would otherwise bind 3080 and be unreachable.
+ */
+function publicPortProblems(c: RenderInput['cluster']): ConfigProblem[] {
+  if (hostPortProblem(c.proxyPublicAddr) || hasLoadBalancer(c)) return [];
+  const publicPort = Number(c.proxyPublicAddr.slice(c.proxyPublicAddr.lastIndexOf(':') + 1));
+  const webPort = webListenPortOf(c);
+  if (publicPort === webPort) return [];
+  return [
+    {
+      path: 'proxy_service.public_addr',
+      setting: 'cluster.proxyPublicAddr',
+      message: `port ${publicPort} is served by no listener: the proxy's web listener is on ${webPort}. On a host users reach directly set proxyWebListenPort to ${publicPort}; behind a load balancer that forwards ${publicPort} to ${webPort} set behindLoadBalancer`,
+    },
+  ];
+}
+
+/**
+ * FIPS mode as Teleport requires it: only the Enterprise edition has FIPS
+ * builds, and Teleport in FIPS mode refuses to start while local users may
+ * log in (Teleport's AMI writes local_auth: false for the same reason).
+ */
+function fipsProblems(c: RenderInput['cluster'], roles: ReadonlySet<ServiceRole>): ConfigProblem[] {
+  if (!c.fips) return [];
+  const problems: ConfigProblem[] = [];
+  if (!c.enterprise) {
+    problems.push({
+      path: 'teleport',
+      setting: 'cluster.fips',
+      message:
+        'FIPS mode needs Teleport Enterprise: only the Enterprise edition has FIPS builds (set enterprise, and run the Enterprise FIPS build)',
+    });
+  }
+  if (roles.has('auth')) {
+    if (c.authType === 'local') {
+      problems.push({
+        path: 'auth_service.authentication.type',
+        setting: 'cluster.authType',
+        message: 'local cannot log anyone in with FIPS: Teleport in FIPS mode needs local_auth false; use github, oidc or saml',
+      });
+    }
+    // teleboot's rule: OTP is a second factor of local users' passwords, which FIPS mode turns off.
+    if (c.secondFactor === 'otp' || c.secondFactor === 'on') {
+      problems.push({
+        path: 'auth_service.authentication.second_factor',
+        setting: 'cluster.secondFactor',
+        message: `${c.secondFactor} includes OTP, a second factor for local users, who cannot log in with FIPS (local_auth false); use webauthn`,
+      });
+    }
+  }
+  return problems;
+}
+
+/** The config for `input` as a typed object, fragments merged; throws RenderError only for unknown roles. */
 export function renderTeleportConfig(input: RenderInput): TeleportConfig {
   const roles = checkedRoles(input.assignment);
   const route = joinRouteOf(roles, input.assignment, input.cluster);
@@ -224,7 +276,34 @@ export function renderTeleportConfig(input: RenderInput): TeleportConfig {
   if (dbs) cfg.db_service = dbs;
   const discovery = discoveryService(input, roles);
   if (discovery) cfg.discovery_service = discovery;
+  applyFragments(cfg, input);
   return cfg;
+}
+
+/** Merges the cluster's, then the assignment's teleport.yaml fragment into `cfg`; what they may not change is left out and reported. */
+function applyFragments(cfg: TeleportConfig, input: RenderInput): MergeResult {
+  const result: MergeResult = { problems: [], warnings: [] };
+  const ctx = { fips: input.cluster.fips === true };
+  const target = cfg as unknown as Record<string, unknown>; // the fragments' keys go beyond the typed model by design
+  mergeFragment(target, input.cluster.configFragment, 'cluster.configFragment', ctx, result);
+  mergeFragment(target, input.assignment.configFragment, 'assignment.configFragment', ctx, result);
+  return result;
+}
+
+/** What the fragments of `input` do that deserves a look, each naming its setting: keys teleboot does not know. */
+export function renderWarnings(input: RenderInput): RenderWarning[] {
+  try {
+    checkedRoles(input.assignment);
+  } catch {
+    return [];
+  }
+  return applyFragments(renderTeleportConfig(withoutFragments(input)), input).warnings;
+}
+
+function withoutFragments(input: RenderInput): RenderInput {
+  const { configFragment: _c, ...cluster } = input.cluster;
+  const { configFragment: _a, ...assignment } = input.assignment;
+  return { ...input, cluster, assignment };
 }
 
 function teleportSection(input: RenderInput, roles: ReadonlySet<ServiceRole>, route: JoinRoute): TeleportSection {
@@ -261,6 +340,8 @@ function teleportSection(input: RenderInput, roles: ReadonlySet<ServiceRole>, ro
   }
   // Under systemd stderr goes to the journal.
   section.log = { output: 'stderr', severity: cluster.logSeverity ?? 'INFO', format: { output: cluster.logFormat ?? 'text' } };
+  // The AMI writes the cache for proxies; it serves auth servers the same way.
+  if (cluster.cache && (roles.has('auth') || roles.has('proxy'))) section.cache = cacheConfigOf(cluster.cache);
   if (roles.has('auth')) section.storage = storageOf(input);
   return section;
 }
@@ -299,16 +380,19 @@ function authService(input: RenderInput, roles: ReadonlySet<ServiceRole>): AuthS
   if (c.authAddr) section.public_addr = [c.authAddr];
   // Tells clients that the proxies route every protocol over the web port.
   if (listenerModeOf(c) === 'multiplex') section.proxy_listener_mode = 'multiplex';
-  if (c.authType || c.secondFactor) {
+  if (c.authType || c.secondFactor || c.fips) {
     section.authentication = {
       ...(c.authType ? { type: c.authType } : {}),
       ...(c.secondFactor ? { second_factor: c.secondFactor } : {}),
+      // Teleport refuses to start in FIPS mode while local users may log in (Teleport's AMI).
+      ...(c.fips ? { local_auth: false } : {}),
     };
     // WebAuthn is bound to the proxy's domain, as Teleport's AMI writes it.
     if ((c.secondFactor === 'on' || c.secondFactor === 'webauthn') && c.proxyPublicAddr) {
       section.authentication.webauthn = { rp_id: hostOf(c.proxyPublicAddr) };
     }
   }
+  if (c.proxyProtocol) section.proxy_protocol = c.proxyProtocol;
   if (c.keepAliveInterval !== undefined) section.keep_alive_interval = c.keepAliveInterval;
   if (c.keepAliveCountMax !== undefined) section.keep_alive_count_max = c.keepAliveCountMax;
   if (c.enterprise && input.files.licenseFile) section.license_file = input.files.licenseFile;
@@ -333,10 +417,22 @@ function proxyService(input: RenderInput, roles: ReadonlySet<ServiceRole>): Prox
   const publicAddr = c.proxyPublicAddr;
   const keypairs =
     tlsSourceOf(c) === 'letsencrypt' ? { https_keypairs: [{ key_file: input.files.keyFile, cert_file: input.files.certFile }] } : {};
+  // Behind an ALB with an ACM certificate, client addresses arrive in X-Forwarded-For (Teleport's AMI).
+  const behindAlb = tlsSourceOf(c) === 'acm' ? { trust_x_forwarded_for: true } : {};
+  const proxyProtocol = c.proxyProtocol ? { proxy_protocol: c.proxyProtocol } : {};
   if (listenerModeOf(c) === 'multiplex') {
-    // TLS routing: one listener on 443 for web, SSH, tunnels, Kubernetes and
+    // TLS routing: one listener for web, SSH, tunnels, Kubernetes and
     // databases (seed 003_*); no listen_addr or tunnel_listen_addr in v3.
-    return { enabled: true, web_listen_addr: listen(TELEPORT_PORTS.proxyTlsRouting), public_addr: [publicAddr], ...keypairs };
+    // Behind a layer 7 balancer with ACM (Teleport 13 and later) clients
+    // reach it by upgrading HTTPS connections, so the proxy keeps no key pair.
+    return {
+      enabled: true,
+      web_listen_addr: listen(webListenPortOf(c)),
+      public_addr: [publicAddr],
+      ...keypairs,
+      ...behindAlb,
+      ...proxyProtocol,
+    };
   }
   // Separate listeners: advertise the SSH and tunnel ports on the public host
   // (or where the operator says, e.g. a network load balancer), so clients
@@ -346,7 +442,7 @@ function proxyService(input: RenderInput, roles: ReadonlySet<ServiceRole>): Prox
     enabled: true,
     listen_addr: listen(TELEPORT_PORTS.proxySsh),
     tunnel_listen_addr: listen(TELEPORT_PORTS.proxyTunnel),
-    web_listen_addr: listen(TELEPORT_PORTS.proxyWeb),
+    web_listen_addr: listen(webListenPortOf(c)),
     public_addr: [publicAddr],
   };
   const sshPublic = c.sshPublicAddr ?? (host ? joinHostPort(host, TELEPORT_PORTS.proxySsh) : undefined);
@@ -369,9 +465,7 @@ function proxyService(input: RenderInput, roles: ReadonlySet<ServiceRole>): Prox
     section.mongo_listen_addr = listen(TELEPORT_PORTS.mongo);
     section.mongo_public_addr = [c.mongoPublicAddr];
   }
-  Object.assign(section, keypairs);
-  // Behind an ALB with an ACM certificate, client addresses arrive in X-Forwarded-For (Teleport's AMI).
-  if (tlsSourceOf(c) === 'acm') section.trust_x_forwarded_for = true;
+  Object.assign(section, keypairs, behindAlb, proxyProtocol);
   return section;
 }
 
@@ -410,8 +504,9 @@ function dbService(input: RenderInput, roles: ReadonlySet<ServiceRole>): DbServi
   return {
     enabled: true,
     databases: (input.assignment.databases ?? []).map((d) => {
+      const region = d.awsRegion ?? (onAws(d) ? input.instance.region : undefined);
       const aws = {
-        ...(d.awsRegion ? { region: d.awsRegion } : {}),
+        ...(region ? { region } : {}),
         ...(d.redshiftClusterId ? { redshift: { cluster_id: d.redshiftClusterId } } : {}),
       };
       return {
@@ -424,6 +519,19 @@ function dbService(input: RenderInput, roles: ReadonlySet<ServiceRole>): DbServi
       };
     }),
   };
+}
+
+/**
+ * Whether a database is an AWS one (RDS, Aurora, Redshift, ...), whose
+ * region defaults to the instance's as Teleport's AMI writes it
+ * (TELEPORT_AGENT_DB_REGION, else EC2_REGION). The AMI writes it for every
+ * database; teleboot leaves it off elsewhere, since Teleport takes a
+ * database with an AWS region for an AWS-hosted one.
+ */
+function onAws(d: { uri: string; redshiftClusterId?: string }): boolean {
+  if (d.redshiftClusterId) return true;
+  const host = d.uri.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/[:/].*$/, '');
+  return /\.amazonaws\.com(\.cn)?$/i.test(host);
 }
 
 function discoveryService(input: RenderInput, roles: ReadonlySet<ServiceRole>): DiscoveryServiceSection | undefined {
@@ -457,6 +565,7 @@ const SETTING_OF: ReadonlyArray<[prefix: string, setting: string]> = [
   ['teleport.connection_limits.max_users', 'cluster.maxUsers'],
   ['teleport.log.severity', 'cluster.logSeverity'],
   ['teleport.log.format', 'cluster.logFormat'],
+  ['teleport.cache', 'cluster.cache'],
   ['teleport.storage.table_name', 'cluster.storage.tableName'],
   ['teleport.storage.region', 'cluster.storage.region or cluster.region'],
   ['teleport.storage.audit_events_uri', 'cluster.storage.auditEventsUri'],
@@ -466,6 +575,10 @@ const SETTING_OF: ReadonlyArray<[prefix: string, setting: string]> = [
   ['auth_service.authentication.type', 'cluster.authType'],
   ['auth_service.authentication.second_factor', 'cluster.secondFactor'],
   ['auth_service.authentication.webauthn', 'cluster.proxyPublicAddr'],
+  ['auth_service.authentication.local_auth', 'cluster.fips'],
+  ['auth_service.proxy_protocol', 'cluster.proxyProtocol'],
+  ['proxy_service.proxy_protocol', 'cluster.proxyProtocol'],
+  ['proxy_service.web_listen_addr', 'cluster.proxyWebListenPort'],
   ['auth_service.keep_alive_interval', 'cluster.keepAliveInterval'],
   ['auth_service.keep_alive_count_max', 'cluster.keepAliveCountMax'],
   ['auth_service.license_file', 'files.licenseFile'],
@@ -564,7 +677,12 @@ export function renderProblems(input: RenderInput): ConfigProblem[] {
     if (err instanceof RenderError) return err.problems;
     throw err;
   }
-  return [...inputProblems(input, roles), ...validateTeleportConfig(renderTeleportConfig(input)).map((p) => withSetting(p, input))];
+  const fragments = applyFragments(renderTeleportConfig(withoutFragments(input)), input);
+  return [
+    ...inputProblems(input, roles),
+    ...fragments.problems,
+    ...validateTeleportConfig(renderTeleportConfig(input)).map((p) => withSetting(p, input)),
+  ];
 }
 
 /** Render, validate and serialize; throws RenderError listing every problem. */

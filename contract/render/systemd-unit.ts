@@ -7,6 +7,8 @@ export interface TeleportUnitInput {
   pidFile: string;
   /** Read by systemd when present (the leading "-" makes it optional), e.g. /etc/default/teleport. */
   environmentFile?: string;
+  /** `teleport start --fips`: FIPS mode, which only the Enterprise FIPS build accepts. */
+  fips?: boolean;
 }
 
 export interface ProxyEnvironment {
@@ -20,7 +22,7 @@ export interface ProxyEnvironment {
  * variables and interprets quotes and backslashes; a path with any of those
  * would run something else than asked. Only plain absolute paths pass.
  */
-const PLAIN_PATH = /^\/[A-Za-z0-9._@+\/-]*$/;
+const PLAIN_PATH = /^\/[A-Za-z0-9._@+/-]*$/;
 
 function checkedPath(name: keyof TeleportUnitInput, value: string | undefined): string {
   if (typeof value !== 'string' || !PLAIN_PATH.test(value)) {
@@ -50,7 +52,7 @@ export function renderTeleportUnit(input: TeleportUnitInput): string {
     'Type=simple',
     'Restart=on-failure',
     ...(envFile ? [`EnvironmentFile=-${envFile}`] : []),
-    `ExecStart=${binary} start --config=${config} --pid-file=${pidFile}`,
+    `ExecStart=${binary} start --config=${config} --pid-file=${pidFile}${input.fips ? ' --fips' : ''}`,
     // Teleport reloads (forks a new process, hands over sockets) on SIGHUP.
     'ExecReload=/bin/kill -HUP $MAINPID',
     `PIDFile=${pidFile}`,
@@ -66,7 +68,7 @@ export function renderTeleportUnit(input: TeleportUnitInput): string {
 // Values end up in a systemd EnvironmentFile, where quotes, backslashes and
 // "$" have meaning and a newline would start a new assignment.
 const ENV_VALUE = /^[^\s"'`\\$]+$/;
-const NO_PROXY_VALUE = /^[A-Za-z0-9.*:,\/\[\]_-]+$/;
+const NO_PROXY_VALUE = /^[A-Za-z0-9.*:,/[\]_-]+$/;
 
 function checkedProxyUrl(name: string, value: string): string {
   if (!ENV_VALUE.test(value)) {

@@ -70,8 +70,20 @@ export interface TeleportSection {
   diag_addr?: string;
   connection_limits?: ConnectionLimits;
   log?: LogConfig;
+  /** The cache of the backend in each Teleport process (Teleport's AMI writes `type: in-memory` for proxies). */
+  cache?: CacheConfig;
   storage?: StorageConfig;
 }
+
+export const CACHE_TYPES = ['in-memory'] as const;
+export interface CacheConfig {
+  enabled?: boolean;
+  type?: (typeof CACHE_TYPES)[number];
+}
+
+/** `proxy_protocol` of auth_service and proxy_service: "on" requires a PROXY header on every connection, "off" refuses it. */
+export const PROXY_PROTOCOL_MODES = ['on', 'off'] as const;
+export type ProxyProtocolMode = (typeof PROXY_PROTOCOL_MODES)[number];
 
 export interface JoinParams {
   /** method token: the token, or an absolute path to a file holding it (Teleport reads the file). Otherwise the name of the token resource. */
@@ -118,6 +130,8 @@ export interface DisabledService {
 export interface Authentication {
   type?: string;
   second_factor?: string;
+  /** false in FIPS mode: Teleport refuses to start in FIPS mode while local users may log in (Teleport's AMI). */
+  local_auth?: boolean;
   /** Needed with second_factor "on" or "webauthn": the proxy's domain, which must never change. */
   webauthn?: { rp_id: string };
 }
@@ -130,6 +144,7 @@ export interface AuthService {
   /** "multiplex" tells clients the proxy routes every protocol over its web port (TLS routing). */
   proxy_listener_mode?: 'separate' | 'multiplex';
   authentication?: Authentication;
+  proxy_protocol?: ProxyProtocolMode;
   /** A duration: how often keep-alives go to clients and reverse tunnels (Teleport's AMI: 1m). */
   keep_alive_interval?: string;
   keep_alive_count_max?: number;
@@ -178,6 +193,7 @@ export interface ProxyService {
   https_keypairs?: KeyPair[];
   /** Behind an AWS ALB: take client addresses from X-Forwarded-For (Teleport's AMI with ACM). */
   trust_x_forwarded_for?: boolean;
+  proxy_protocol?: ProxyProtocolMode;
 }
 
 export interface KubernetesService {
@@ -279,11 +295,13 @@ export const KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
     'diag_addr',
     'connection_limits',
     'log',
+    'cache',
     'storage',
   ],
   'teleport.join_params': ['token_name', 'method'],
   'teleport.connection_limits': ['max_connections', 'max_users'],
   'teleport.log': ['output', 'severity', 'format'],
+  'teleport.cache': ['enabled', 'type'],
   'teleport.storage': ['type', 'path', 'region', 'table_name', 'audit_events_uri', 'audit_sessions_uri'],
   auth_service: [
     'enabled',
@@ -292,11 +310,12 @@ export const KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
     'public_addr',
     'proxy_listener_mode',
     'authentication',
+    'proxy_protocol',
     'keep_alive_interval',
     'keep_alive_count_max',
     'license_file',
   ],
-  'auth_service.authentication': ['type', 'second_factor', 'webauthn'],
+  'auth_service.authentication': ['type', 'second_factor', 'local_auth', 'webauthn'],
   ssh_service: ['enabled', 'listen_addr', 'labels', 'commands'],
   'ssh_service.commands[]': ['name', 'command', 'period'],
   proxy_service: [
@@ -317,6 +336,7 @@ export const KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
     'mongo_public_addr',
     'https_keypairs',
     'trust_x_forwarded_for',
+    'proxy_protocol',
   ],
   'proxy_service.https_keypairs[]': ['key_file', 'cert_file'],
   kubernetes_service: ['enabled', 'listen_addr', 'resources', 'labels'],
@@ -518,6 +538,11 @@ function checkTeleportSection(t: TeleportSection | undefined, on: Enabled, repor
   }
   if (!on.auth) checkJoin(t, report);
   if (t.log) checkLog(t.log, report);
+  if (t.cache) {
+    if (t.cache.enabled !== undefined && typeof t.cache.enabled !== 'boolean') report('teleport.cache.enabled', 'must be true or false');
+    if (t.cache.type !== undefined && !(CACHE_TYPES as readonly string[]).includes(t.cache.type))
+      report('teleport.cache.type', `must be one of ${CACHE_TYPES.join(', ')}`);
+  }
   if (t.storage) checkStorage(t.storage, report);
 }
 
@@ -649,6 +674,10 @@ function checkAuth(a: AuthService, report: Report): void {
     if (webauthn && !isHostName(webauthn.rp_id ?? ''))
       report('auth_service.authentication.webauthn.rp_id', 'must be a domain name without scheme or port');
   }
+  checkProxyProtocol('auth_service.proxy_protocol', a.proxy_protocol, report);
+  if (a.authentication?.local_auth !== undefined && typeof a.authentication.local_auth !== 'boolean') {
+    report('auth_service.authentication.local_auth', 'must be true or false');
+  }
   if (a.keep_alive_interval !== undefined && !durationRe.test(a.keep_alive_interval)) {
     report('auth_service.keep_alive_interval', 'must be a duration like 1m or 5m');
   }
@@ -711,10 +740,15 @@ function checkProxy(p: ProxyService, report: Report): void {
       report(`proxy_service.${proto}_public_addr`, `needs ${proto}_listen_addr`);
     }
   }
+  checkProxyProtocol('proxy_service.proxy_protocol', p.proxy_protocol, report);
   (p.https_keypairs ?? []).forEach((kp, i) => {
     if (!isAbsolutePath(kp.key_file)) report(`proxy_service.https_keypairs[${i}].key_file`, 'must be an absolute path');
     if (!isAbsolutePath(kp.cert_file)) report(`proxy_service.https_keypairs[${i}].cert_file`, 'must be an absolute path');
   });
+}
+
+function checkProxyProtocol(path: string, mode: unknown, report: Report): void {
+  if (mode !== undefined && !(PROXY_PROTOCOL_MODES as readonly unknown[]).includes(mode)) report(path, 'must be on or off');
 }
 
 function checkKube(k: KubernetesService, report: Report): void {

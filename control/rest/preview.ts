@@ -37,6 +37,12 @@ export const configPreview = {
     roles: { type: 'array', items: { type: 'string' } },
     valid: { type: 'boolean', description: 'false when the agent would refuse to write anything; problems say why' },
     problems: { type: 'array', items: problem },
+    warnings: {
+      type: 'array',
+      items: problem,
+      description:
+        'what deserves a look but does not stop the agent: keys of a configFragment that teleboot does not know, written as given',
+    },
     instanceFacts: {
       type: 'string',
       enum: ['enrolled', 'placeholder'],

@@ -15,6 +15,17 @@ export const TEST_CLUSTER: ClusterSettings = {
   ssmPrefix: '/teleport',
   region: 'us-east-1',
   storage: { type: 'dir' },
+  // Proxies listen on 3080 behind a load balancer on 443, as in Teleport's AMI.
+  behindLoadBalancer: true,
+};
+
+/** The files teleport.yaml names, at the agent's default paths. */
+export const TEST_RENDER_FILES = {
+  dataDir: '/var/lib/teleport',
+  joinTokenFile: '/var/lib/teleboot/secrets/join-token',
+  certFile: '/var/lib/teleboot/secrets/proxy-fullchain.pem',
+  keyFile: '/var/lib/teleboot/secrets/proxy-privkey.pem',
+  licenseFile: '/var/lib/teleboot/secrets/license.pem',
 };
 
 /** An EC2 instance as IMDS would describe it, with the given id. */

@@ -29,6 +29,8 @@ export const CLUSTER = {
   s3Bucket: 'example-teleport-certs',
   ssmPrefix: '/teleport',
   region: 'us-east-1',
+  // Proxies listen on 3080 behind a load balancer on 443, as in Teleport's AMI.
+  behindLoadBalancer: true,
 };
 
 export interface World {
