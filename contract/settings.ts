@@ -35,6 +35,15 @@ export type TrustRole = (typeof TRUST_ROLES)[number];
 export const PROXY_PROTOCOL_MODES = ['on', 'off'] as const;
 /** teleport.cache of auth servers and proxies (Teleport's AMI writes in-memory for proxies). */
 export const CACHE_SETTINGS = ['in-memory', 'off'] as const;
+/** The public addresses of the proxy's separate listeners (ssh, tunnel, kube, databases); TLS routing has none. */
+export const SEPARATE_LISTENER_ADDRS = [
+  'sshPublicAddr',
+  'tunnelPublicAddr',
+  'kubePublicAddr',
+  'mysqlPublicAddr',
+  'postgresPublicAddr',
+  'mongoPublicAddr',
+] as const;
 /** Where Teleport keeps its state: on local disk, or in DynamoDB (+ S3 for recordings). */
 export const STORAGE_TYPES = ['dir', 'dynamodb'] as const;
 

@@ -12,6 +12,7 @@ import { DEFAULT_HOST_PATHS, proxyEnvironmentOf, renderFilesOf } from '../contra
 import {
   DEFAULT_CLUSTER_SETTINGS,
   OPTIONAL_CLUSTER_SETTINGS,
+  SEPARATE_LISTENER_ADDRS,
   type ClusterSettings,
   type ClusterSettingsPatch,
   type OptionalClusterSetting,
@@ -27,14 +28,6 @@ function check(ok: boolean, field: string, reason: string): void {
   if (!ok) throw new InputError(field, reason);
 }
 
-const SEPARATE_LISTENER_ADDRS = [
-  'sshPublicAddr',
-  'tunnelPublicAddr',
-  'kubePublicAddr',
-  'mysqlPublicAddr',
-  'postgresPublicAddr',
-  'mongoPublicAddr',
-] as const;
 const CLUSTER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const CLUSTER_NAME_RULE = 'letters, digits, ".", "_" and "-" only, starting with a letter or digit';
 /** Settings of a leaf cluster only. */

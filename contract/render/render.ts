@@ -26,6 +26,7 @@ import {
   type TeleportConfig,
   type TeleportSection,
 } from './teleport-config';
+import { SEPARATE_LISTENER_ADDRS } from '../settings';
 import { mergeFragment, type MergeResult } from './fragments';
 import { cacheConfigOf, hasLoadBalancer, webListenPortOf, type RenderWarning } from './layout-settings';
 
@@ -162,14 +163,7 @@ function inputProblems(input: RenderInput, roles: ReadonlySet<ServiceRole>): Con
   unused('commandLabels', 'node');
   if (roles.has('proxy')) {
     if (listenerModeOf(c) === 'multiplex') {
-      for (const key of [
-        'sshPublicAddr',
-        'tunnelPublicAddr',
-        'kubePublicAddr',
-        'mysqlPublicAddr',
-        'postgresPublicAddr',
-        'mongoPublicAddr',
-      ] as const) {
+      for (const key of SEPARATE_LISTENER_ADDRS) {
         if (c[key]) {
           problems.push({
             path: 'proxy_service',
