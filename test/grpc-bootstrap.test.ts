@@ -125,9 +125,9 @@ t.test('every call but Enroll needs the client certificate of the very instance 
     await codeOf(a.getAssignment('i-0bbbbbbbbbbbbbbb2')),
     /^PERMISSION_DENIED: the client certificate belongs to i-0bbbbbbbbbbbbbbb1, not to i-0bbbbbbbbbbbbbbb2/,
   );
-  const report = (state: string) =>
+  const reportFor = (instanceId: string, state: string) =>
     a.reportStatus({
-      instanceId: 'i-0bbbbbbbbbbbbbbb2',
+      instanceId,
       appliedGeneration: 0,
       state,
       teleportUnitState: 'active',
@@ -135,19 +135,10 @@ t.test('every call but Enroll needs the client certificate of the very instance 
       message: '',
       agentVersion: 't',
     });
-  t.match(await codeOf(report('ready')), /^PERMISSION_DENIED/, 'A cannot report for B');
+  t.match(await codeOf(reportFor('i-0bbbbbbbbbbbbbbb2', 'ready')), /^PERMISSION_DENIED/, 'A cannot report for B');
   const before = await server.service.store.getInstance('i-0bbbbbbbbbbbbbbb2');
   t.equal(before?.status, null, "B's stored status is unchanged");
-  const own = (state: string) =>
-    a.reportStatus({
-      instanceId: 'i-0bbbbbbbbbbbbbbb1',
-      appliedGeneration: 0,
-      state,
-      teleportUnitState: 'active',
-      teleportReady: true,
-      message: '',
-      agentVersion: 't',
-    });
+  const own = (state: string) => reportFor('i-0bbbbbbbbbbbbbbb1', state);
   t.match(await codeOf(own('sleeping')), /^INVALID_ARGUMENT: state: must be one of converging, ready, degraded, failed/);
   t.equal(await codeOf(own('ready')), 'OK');
 });
