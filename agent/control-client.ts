@@ -186,6 +186,17 @@ export class ControlClient {
     return true;
   }
 
+  /**
+   * The endpoint cannot be reached: UNAVAILABLE (refused, reset, gone), or a
+   * call that ran out of time without the channel ever connecting (an
+   * address that drops packets, a TLS handshake never answered). A call that
+   * timed out on a live connection is the server being slow, not gone.
+   */
+  private unreachable(client: BootstrapClient, err: grpc.ServiceError): boolean {
+    if (err.code === grpc.status.UNAVAILABLE) return true;
+    return err.code === grpc.status.DEADLINE_EXCEEDED && client.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY;
+  }
+
   private unary<Res>(
     invoke: (client: BootstrapClient, deadline: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void,
     timeoutMs = CALL_TIMEOUT_MS,
@@ -196,7 +207,7 @@ export class ControlClient {
       invoke(client, { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (!err) return resolve(res as Res);
         if (this.leftEnrollConnection(client, err)) return resolve(this.unary(invoke, timeoutMs));
-        if (err.code === grpc.status.UNAVAILABLE) this.failover(at, err.details || err.message);
+        if (this.unreachable(client, err)) this.failover(at, err.details || err.message);
         reject(controlError(err));
       });
     });

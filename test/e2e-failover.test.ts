@@ -4,6 +4,7 @@
 // own process.
 import t from 'tap';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { parse, stringify } from 'yaml';
 import { ControlClient } from '../agent/control-client';
 import { ControlUnavailable, InstanceUnknown } from '../agent/control-errors';
@@ -66,6 +67,26 @@ t.test('agents start at a random endpoint, and calls failing together move them 
   const answer = await client.getAssignment('i-0123456789abcdef0').catch((err: Error) => err);
   t.ok(answer instanceof InstanceUnknown, `the live replica answered: ${answer instanceof Error ? answer.message : 'a result'}`);
   t.equal(client.endpoint, live, 'and the client stays there');
+});
+
+t.test('an endpoint that takes connections and never answers is left once a call times out', async (t) => {
+  // A black hole for TLS: the TCP connection opens, the handshake never completes.
+  const held: Socket[] = [];
+  const silent = createServer((socket) => void held.push(socket));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+    silent.close();
+  });
+  const silentAddr = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const caPem = readFileSync(world.control.caFile, 'utf8');
+  const client = new ControlClient({ endpoints: [silentAddr, world.control.grpcAddr], caPem }, { startAt: 0 });
+  t.teardown(() => client.close());
+  const err = await client.getAssignment('i-0123456789abcdef0').catch((e: Error) => e);
+  t.ok(err instanceof ControlUnavailable, `the call failed as retryable: ${err instanceof Error ? err.message : 'no error'}`);
+  t.equal(client.endpoint, world.control.grpcAddr, 'the client moved to the next endpoint');
+  const answer = await client.getAssignment('i-0123456789abcdef0').catch((e: Error) => e);
+  t.ok(answer instanceof InstanceUnknown, 'which answers');
 });
 
 t.test('an agent moves to another control replica when its own is killed, without enrolling again', async (t) => {
