@@ -119,10 +119,15 @@ t.test('an agent moves to another control replica when its own is killed, withou
   const killed = new Promise((r) => victim.proc!.once('exit', r));
   victim.proc!.kill('SIGKILL');
   await killed;
+  // A change made while the agent is between replicas: it catches up by generation once it reaches the survivor.
+  const missed = await survivor.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node', labels: { moved: 'yes' } });
+  t.equal(missed.status, 200);
 
   await until('the agent connected to the surviving replica', () => connectedPorts(proc.pid!).has(survivor.grpcPort), 60_000);
   await survivor.waitForInstance(id, (i) => Date.parse(i.lastSeenAt) > seenBefore, 60_000);
   t.pass('heartbeats reach the surviving replica');
+  await survivor.waitForInstance(id, (i) => ready(i) && i.appliedGeneration === missed.body.generation, 60_000);
+  t.pass('the change made while it moved was applied');
 
   const changed = await survivor.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'proxy' });
   t.equal(changed.status, 200);
