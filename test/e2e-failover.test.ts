@@ -117,6 +117,7 @@ t.test('an agent moves to another control replica when its own is killed, withou
   t.comment(`the agent talks to the replica on port ${victim.grpcPort}; killing it`);
   const seenBefore = Date.parse((await survivor.rest('GET', `/v1/instances/${id}`)).body.lastSeenAt);
   const killed = new Promise((r) => victim.proc!.once('exit', r));
+  const killedAt = Date.now();
   victim.proc!.kill('SIGKILL');
   await killed;
   // A change made while the agent is between replicas: it catches up by generation once it reaches the survivor.
@@ -124,6 +125,7 @@ t.test('an agent moves to another control replica when its own is killed, withou
   t.equal(missed.status, 200);
 
   await until('the agent connected to the surviving replica', () => connectedPorts(proc.pid!).has(survivor.grpcPort), 60_000);
+  t.comment(`connected to the survivor ${Date.now() - killedAt} ms after the kill (a figure, not a limit)`);
   await survivor.waitForInstance(id, (i) => Date.parse(i.lastSeenAt) > seenBefore, 60_000);
   t.pass('heartbeats reach the surviving replica');
   await survivor.waitForInstance(id, (i) => ready(i) && i.appliedGeneration === missed.body.generation, 60_000);
