@@ -29,7 +29,7 @@ export function buildAgent(config: AgentConfig, log: Logger, overrides: AgentOve
     config,
     log,
     identity: new ImdsIdentitySource(config.aws.imdsEndpoint),
-    control: overrides.control ?? new ControlClient(config.control),
+    control: overrides.control ?? new ControlClient(config.control, { log }),
     secrets: (region) =>
       new AwsSecretSource({
         region,

@@ -2,6 +2,7 @@
 // does anything; every error names the setting.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostPortProblem, parseHostPort } from '../contract/address';
 import { parseDuration } from '../contract/duration';
 import { ConfigError, DURATION_SCHEMA, HOST_PORT_SCHEMA, loadYamlConfig, REGION_SCHEMA, URL_SCHEMA } from '../contract/config-file';
 
@@ -163,6 +164,7 @@ export function loadAgentConfig(path: string): AgentConfig {
   }
   if (!caPem.includes('BEGIN CERTIFICATE'))
     throw new ConfigError(`${path}: control.ca_file: ${file.control.ca_file} holds no PEM certificate`);
+  checkEndpoints(path, file.control.endpoints);
   const stateDir = file.paths?.state_dir ?? '/var/lib/teleboot';
   return {
     source: path,
@@ -205,6 +207,27 @@ export function loadAgentConfig(path: string): AgentConfig {
     retry: { initialMs: parseDuration(file.retry?.initial_delay ?? '250ms'), maxMs: parseDuration(file.retry?.max_delay ?? '10s') },
     logLevel: file.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
   };
+}
+
+/**
+ * The control replicas (or one load balancer): each a usable host:port, each
+ * once. A name written twice (in any case) would weigh that replica double
+ * and hide a typo for the one meant.
+ */
+function checkEndpoints(path: string, endpoints: string[]): void {
+  const seen = new Map<string, number>();
+  endpoints.forEach((endpoint, i) => {
+    const problem = hostPortProblem(endpoint);
+    if (problem) throw new ConfigError(`${path}: control.endpoints.${i}: ${problem}`);
+    const { host, port } = parseHostPort(endpoint);
+    const key = `${host.toLowerCase()}:${port}`;
+    const first = seen.get(key);
+    if (first !== undefined)
+      throw new ConfigError(
+        `${path}: control.endpoints.${i}: ${endpoint} is listed already (control.endpoints.${first}); list each control replica once`,
+      );
+    seen.set(key, i);
+  });
 }
 
 function publisherConfig(path: string, p: AgentConfigFile['publisher']): AgentConfig['publisher'] {

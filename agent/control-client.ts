@@ -12,6 +12,7 @@ import type { EnrollResponse__Output } from '../proto/gen/teleboot/v1/EnrollResp
 import type { ReportStatusRequest } from '../proto/gen/teleboot/v1/ReportStatusRequest';
 import type { ReportStatusResponse__Output } from '../proto/gen/teleboot/v1/ReportStatusResponse';
 import type { Lease__Output } from '../proto/gen/teleboot/v1/Lease';
+import type { Logger } from '../contract/log';
 import { newEnrollmentKey, type EnrollmentKey } from './enrollment-key';
 import { controlError, ControlRefused, InstanceUnknown, type ControlCallError } from './control-errors';
 
@@ -68,8 +69,16 @@ function serverOnlyCredentials(caPem: string): grpc.ChannelCredentials {
   return ssl;
 }
 
+export interface ControlClientOptions {
+  /** Told when the client moves to another endpoint (never of the credentials). */
+  log?: Pick<Logger, 'warn'>;
+  /** Where to start in the list (default: a random place, so that a fleet spreads over the replicas). */
+  startAt?: number;
+}
+
 export class ControlClient {
-  private index = 0;
+  /** The endpoint in use: the list is tried in order from a random place, moving on when one is unavailable. */
+  private index: number;
   private client: BootstrapClient | undefined;
   /** What the next channel is built with; none: the CA alone, no client certificate. */
   private ssl: grpc.ChannelCredentials | undefined;
@@ -82,7 +91,12 @@ export class ControlClient {
    */
   private onEnrollConnection: ClientCredentials | undefined;
 
-  constructor(private readonly target: ControlEndpoint) {}
+  constructor(
+    private readonly target: ControlEndpoint,
+    private readonly options: ControlClientOptions = {},
+  ) {
+    this.index = options.startAt ?? Math.floor(Math.random() * target.endpoints.length);
+  }
 
   get endpoint(): string {
     return this.target.endpoints[this.index % this.target.endpoints.length];
@@ -116,12 +130,19 @@ export class ControlClient {
     return this.client;
   }
 
-  /** Moves to the next endpoint after a transport failure. */
-  failover(): void {
-    if (this.target.endpoints.length > 1) {
-      this.index++;
-      this.reset();
-    }
+  /**
+   * Moves to the next endpoint after a call on endpoint number `from` found
+   * it unavailable. The identity stays: every replica trusts the same CA, so
+   * the client certificate is good at each. A call that failed on an
+   * endpoint already left (several fail together when a replica dies) moves
+   * nothing, so that the client does not skip over a live one.
+   */
+  private failover(from: number, reason: string): void {
+    if (this.target.endpoints.length < 2 || from !== this.index) return;
+    const left = this.endpoint;
+    this.index = (this.index + 1) % this.target.endpoints.length;
+    this.options.log?.warn({ from: left, to: this.endpoint, reason }, 'control endpoint unavailable; moving to the next one');
+    this.reset();
   }
 
   private reset(): void {
@@ -165,16 +186,28 @@ export class ControlClient {
     return true;
   }
 
+  /**
+   * The endpoint cannot be reached: UNAVAILABLE (refused, reset, gone), or a
+   * call that ran out of time without the channel ever connecting (an
+   * address that drops packets, a TLS handshake never answered). A call that
+   * timed out on a live connection is the server being slow, not gone.
+   */
+  private unreachable(client: BootstrapClient, err: grpc.ServiceError): boolean {
+    if (err.code === grpc.status.UNAVAILABLE) return true;
+    return err.code === grpc.status.DEADLINE_EXCEEDED && client.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY;
+  }
+
   private unary<Res>(
     invoke: (client: BootstrapClient, deadline: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void,
     timeoutMs = CALL_TIMEOUT_MS,
   ): Promise<Res> {
     return new Promise((resolve, reject) => {
       const client = this.channel();
+      const at = this.index;
       invoke(client, { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (!err) return resolve(res as Res);
         if (this.leftEnrollConnection(client, err)) return resolve(this.unary(invoke, timeoutMs));
-        if (err.code === grpc.status.UNAVAILABLE) this.failover();
+        if (this.unreachable(client, err)) this.failover(at, err.details || err.message);
         reject(controlError(err));
       });
     });
@@ -275,6 +308,7 @@ export class ControlClient {
     let cancel = () => {};
     const open = () => {
       const client = this.channel();
+      const at = this.index;
       const call = client.watchAssignment({ instanceId });
       let closed = false;
       const end = (err?: grpc.ServiceError) => {
@@ -282,7 +316,7 @@ export class ControlClient {
         closed = true;
         if (this.leftEnrollConnection(client, err)) return open();
         ended = true;
-        if (err?.code === grpc.status.UNAVAILABLE) this.failover();
+        if (err?.code === grpc.status.UNAVAILABLE) this.failover(at, err.details || err.message);
         onEnd(err && controlError(err));
       };
       call.on('data', onState);

@@ -100,6 +100,11 @@ export async function createBackup(config: ControlConfig, to: string): Promise<B
     for (const [key, member] of Object.entries(MEMBERS)) {
       const path = key === 'store' ? copy : files[key as keyof typeof files];
       if (!existsSync(path)) {
+        if (key === 'caKey' && config.ca.source.kind === 'ssm')
+          throw new BackupError(
+            `with ca.source ssm:${config.ca.source.prefix} the CA key is in SSM (${config.ca.source.prefix}/ca), not in ${path}: ` +
+              'this backup covers a data-directory CA only. Keep the parameter (SSM keeps its versions) and back up the database itself',
+          );
         if (member.required) throw new BackupError(`${path} is missing; a backup without it could not be restored`);
         continue;
       }

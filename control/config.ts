@@ -12,6 +12,7 @@ import {
   type AwsConfig,
   type AwsConfigFile,
 } from './acme/config';
+import { CA_CONFIG_SCHEMA, caConfigFrom, type CaConfig, type CaConfigFile } from './cluster-ca';
 
 export interface ControlConfigFile {
   data_dir?: string;
@@ -20,6 +21,7 @@ export interface ControlConfigFile {
   rest_tls?: boolean;
   store?: { type: 'sqlite'; path?: string };
   tls?: { cert_file?: string; key_file?: string; ca_file?: string; ca_key_file?: string; server_names?: string[] };
+  ca?: CaConfigFile;
   enrollment?: {
     join_token_file?: string;
     bootstrap_token?: boolean;
@@ -76,6 +78,7 @@ export const CONTROL_CONFIG_SCHEMA = {
         server_names: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
       },
     },
+    ca: CA_CONFIG_SCHEMA,
     enrollment: {
       type: 'object',
       additionalProperties: false,
@@ -133,6 +136,8 @@ export interface ControlConfig {
   restTls: boolean;
   storePath: string;
   tls: { certFile?: string; keyFile?: string; caFile?: string; caKeyFile?: string; serverNames: string[] };
+  /** Where the cluster CA (and with ssm, the join token) lives. */
+  ca: CaConfig;
   joinTokenFile: string;
   /** Accept the pre-shared token in joinTokenFile (bootstrap and development). */
   bootstrapToken: boolean;
@@ -182,6 +187,7 @@ export interface ControlFlags {
   'log-level'?: string;
   'heartbeat-interval'?: string;
   'publisher-lease'?: string;
+  'ca-source'?: string;
 }
 
 /** The settings each command-line flag overrides. */
@@ -224,6 +230,12 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
       caKeyFile: tls.ca_key_file,
       serverNames: tls.server_names ?? ['localhost', '127.0.0.1'],
     },
+    ca: caConfigFrom(
+      flags['ca-source'] ?? merged.ca?.source,
+      merged.ca?.kms_key_id,
+      flags['ca-source'] ? '--ca-source' : `${flags.config ?? 'the configuration'}: ca.source`,
+      flags.config ?? 'the configuration',
+    ),
     joinTokenFile: merged.enrollment?.join_token_file ?? join(dataDir, 'join-token'),
     bootstrapToken: merged.enrollment?.bootstrap_token ?? true,
     ec2: merged.enrollment?.ec2 && {

@@ -48,6 +48,10 @@ Flags:
                            an instance is offline after three missed reports
       --publisher-lease D  how long the auth servers' publisher lease lasts
                            without renewal (default ${CONTROL_DEFAULTS.publisherLease})
+      --ca-source SOURCE   where the cluster CA lives: data_dir (default), or
+                           ssm:/PREFIX for several replicas: the CA (PREFIX/ca) and
+                           the join token (PREFIX/join-token) as SSM SecureStrings,
+                           created by the first replica to start (control.yaml ca.source)
       --log-level LEVEL    trace, debug, info, warn or error (default info)
       --force-new-cluster  begin a new cluster although the data directory holds
                            one whose database is missing or empty (every agent
@@ -64,6 +68,7 @@ Examples:
   teleboot-control serve --data-dir ./control-data
   teleboot-control serve --config /etc/teleboot/control.yaml
   teleboot-control serve --data-dir /var/lib/teleboot-control --grpc-listen 0.0.0.0:7443
+  teleboot-control serve --config /etc/teleboot/control.yaml --ca-source ssm:/teleboot/prod
 `;
 
 const VERSION_USAGE = `Usage: teleboot-control version
@@ -82,6 +87,7 @@ async function serve(args: string[]): Promise<number | void> {
       'log-level': { type: 'string' },
       'heartbeat-interval': { type: 'string' },
       'publisher-lease': { type: 'string' },
+      'ca-source': { type: 'string' },
       'force-new-cluster': { type: 'boolean' },
     },
     SERVE_USAGE,

@@ -33,14 +33,14 @@ export async function startControlServer(
   log: Logger,
   options: StartOptions & { opened?: OpenedDataDir } = {},
 ): Promise<RunningControlServer> {
-  const { store, identity, tls } = options.opened ?? (await openDataDir(config, log, options));
+  const { store, identity, tls, bootstrapToken } = options.opened ?? (await openDataDir(config, log, options));
   let grpcServer: RunningGrpcServer | undefined;
   let rest: FastifyInstance | undefined;
   let lookup: AwsEc2InstanceLookup | undefined;
   let certificates: RunningCertificateManagement | undefined;
   let auditRetention: RunningAuditRetention | undefined;
   try {
-    const bootstrapTokens = config.bootstrapToken ? [await loadJoinToken(config.joinTokenFile, log)] : [];
+    const bootstrapTokens = config.bootstrapToken ? [bootstrapToken ?? (await loadJoinToken(config.joinTokenFile, log))] : [];
     let ec2: Ec2IdentityVerifier | undefined;
     if (config.ec2) {
       const certificatesDir = config.ec2.certificatesDir ?? shippedCertificatesDir();

@@ -19,6 +19,8 @@ export interface OpenedDataDir {
   store: SqliteStore;
   identity: ClusterIdentity;
   tls: TlsMaterial;
+  /** With ca.source ssm: the join token every replica accepts (otherwise the server reads its file). */
+  bootstrapToken?: string;
 }
 
 export async function openDataDir(config: ControlConfig, log: Logger, options: StartOptions = {}): Promise<OpenedDataDir> {
@@ -28,6 +30,12 @@ export async function openDataDir(config: ControlConfig, log: Logger, options: S
   const store = new SqliteStore(config.storePath);
   try {
     const identity = await reconcileClusterIdentity(store, config, forceNewCluster, log);
+    const source = config.ca.source;
+    if (source.kind === 'ssm') {
+      // The AWS SDK only for replicas that share their CA through SSM.
+      const { loadSharedClusterIdentity } = await import('./cluster-ca-ssm.js');
+      return { store, identity, ...(await loadSharedClusterIdentity(source.prefix, config, log, identity.fresh)) };
+    }
     const tls = await loadTlsMaterial(config, log, identity.fresh);
     return { store, identity, tls };
   } catch (err) {

@@ -18,7 +18,7 @@ export interface TlsMaterial {
   keyPem: string;
 }
 
-interface PairFiles {
+export interface PairFiles {
   what: string;
   certFile: string;
   keyFile: string;
@@ -41,7 +41,7 @@ function readPem(path: string, what: string, parse: (pem: string) => unknown, da
 }
 
 /** Both halves, checked to parse and to belong together; undefined when both are absent. */
-function readPair(files: PairFiles, dataDir: string): PairPem | undefined {
+export function readPair(files: PairFiles, dataDir: string): PairPem | undefined {
   const certThere = existsSync(files.certFile);
   const keyThere = existsSync(files.keyFile);
   if (!certThere && !keyThere) return undefined;

@@ -98,6 +98,24 @@ t.test('an agent config with a missing or wrong field fails at start, naming it'
       { ...valid, control: { ...valid.control, endpoints: ['control.internal'] } },
       /control\.endpoints\.0: must be host:port, for example 0\.0\.0\.0:7443/,
     ],
+    [
+      'endpoint port out of range',
+      { ...valid, control: { ...valid.control, endpoints: ['control-a.internal:7443', 'control-b.internal:74430'] } },
+      /control\.endpoints\.1: port must be 1-65535, got "control-b\.internal:74430"/,
+    ],
+    [
+      'endpoint with a bad host',
+      { ...valid, control: { ...valid.control, endpoints: ['control_a.internal:7443'] } },
+      /control\.endpoints\.0: must be host:port with a valid host, got "control_a\.internal:7443"/,
+    ],
+    [
+      'endpoint twice',
+      {
+        ...valid,
+        control: { ...valid.control, endpoints: ['control-a.internal:7443', 'control-b.internal:7443', 'Control-A.internal:7443'] },
+      },
+      /control\.endpoints\.2: Control-A\.internal:7443 is listed already \(control\.endpoints\.0\); list each control replica once/,
+    ],
     ['typo', { ...valid, heartbeat_intreval: '10s' }, /heartbeat_intreval: unknown setting \(check the spelling\)/],
     ['bad duration', { ...valid, heartbeat_interval: 'often' }, /heartbeat_interval: must be a duration such as 30s/],
     ['bad manager', { ...valid, service_manager: { type: 'upstart' } }, /service_manager\.type: must be one of systemd, process/],

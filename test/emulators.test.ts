@@ -124,6 +124,12 @@ t.test('SSM: PutParameter overwrite rules', async (t) => {
     name: 'ParameterAlreadyExists',
   });
   t.equal(ssm.get(name)?.value, 'one', 'a refused put changes nothing');
+  t.equal(ssm.get(name)?.keyId, 'alias/teleboot', 'the KMS key it was created with');
+  t.same(
+    ssm.requests.filter((r) => r.target === 'PutParameter').map((r) => r.error),
+    [undefined, 'ParameterAlreadyExists'],
+    'the request log tells which puts succeeded',
+  );
 
   const before = ssm.get(name)!.lastModified;
   const second = await client.send(new PutParameterCommand({ Name: name, Value: 'two', Overwrite: true }));

@@ -4,8 +4,9 @@
 // Neither ever goes into the control database or a log.
 import { X509Certificate } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { certKeys } from '../../contract/render/plan';
+import { createOrReadSecureParameter } from '../ssm-secure-parameter';
 
 export interface CertificateFacts {
   serial: string;
@@ -88,29 +89,8 @@ export class AccountKeyParameter {
   constructor(private readonly ssm: SSMClient) {}
 
   async load(name: string, create: () => Promise<string>): Promise<{ pem: string; created: boolean }> {
-    try {
-      const out = await this.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
-      if (out.Parameter?.Value) return { pem: out.Parameter.Value, created: false };
-    } catch (err) {
-      if ((err as { name?: string }).name !== 'ParameterNotFound') throw err;
-    }
-    const pem = await create();
-    try {
-      // Overwrite false: two replicas starting together keep one account.
-      await this.ssm.send(
-        new PutParameterCommand({
-          Name: name,
-          Value: pem,
-          Type: 'SecureString',
-          Overwrite: false,
-          Description: 'teleboot ACME account key',
-        }),
-      );
-      return { pem, created: true };
-    } catch (err) {
-      if ((err as { name?: string }).name !== 'ParameterAlreadyExists') throw err;
-      const out = await this.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
-      return { pem: out.Parameter?.Value ?? '', created: false };
-    }
+    // Created without overwrite: two replicas starting together keep one account.
+    const { value, created } = await createOrReadSecureParameter(this.ssm, { name, create, description: 'teleboot ACME account key' });
+    return { pem: value, created };
   }
 }

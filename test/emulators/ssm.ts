@@ -13,14 +13,14 @@ export interface SsmEmulator {
   endpoint: string;
   /** Seed a parameter (creates it, or overwrites it bumping Version, like PutParameter with Overwrite). */
   put(name: string, value: string, type?: ParameterType): void;
-  get(name: string): { value: string; type: string; version: number; lastModified: Date } | undefined;
+  get(name: string): { value: string; type: string; version: number; lastModified: Date; keyId?: string } | undefined;
   /** make the next n requests fail with HTTP 503 / 'ServiceUnavailable' (or a given status), for retry tests */
   failNext(n: number, status?: number): void;
   /** while true every request is refused at TCP level (connection closed) */
   setUnreachable(on: boolean): void;
   /** Every request that reached HTTP, failed ones included. `target` is the action ('GetParameter');
-   *  `name` is Name, Path, or the Names joined with ','. Never the values. */
-  requests: Array<{ target: string; name?: string }>;
+   *  `name` is Name, Path, or the Names joined with ','; `error` the error type answered (none: it succeeded). Never the values. */
+  requests: Array<{ target: string; name?: string; error?: string }>;
   close(): Promise<void>;
 }
 
@@ -301,6 +301,8 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
   }
 
   function sendError(res: http.ServerResponse, e: SsmError): void {
+    // The request being answered is the last one recorded: handle() answers synchronously.
+    requests[requests.length - 1].error = e.type;
     send(res, e.status, { __type: e.type, message: e.message });
   }
 
@@ -382,7 +384,7 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
     },
     get(name) {
       const p = params.get(name);
-      return p && { value: p.value, type: p.type, version: p.version, lastModified: p.lastModified };
+      return p && { value: p.value, type: p.type, version: p.version, lastModified: p.lastModified, keyId: p.keyId };
     },
     failNext(n, status = 503) {
       failures = { left: n, status };

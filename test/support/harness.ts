@@ -200,7 +200,8 @@ export class ControlProcess {
 
   async stop(): Promise<void> {
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null) return;
+    // Gone already: exited, or killed by a signal (a test's SIGKILL).
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     await new Promise<void>((done) => {
       proc.once('exit', () => done());
       proc.kill('SIGTERM');
