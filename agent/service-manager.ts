@@ -186,7 +186,7 @@ export class OutputLines {
   }
 
   last(n: number): string[] {
-    return [...this.lines, ...(this.partial ? [this.partial] : [])].slice(-n);
+    return [...this.lines, ...(this.partial ? [this.partial] : [])].slice(-Math.min(n, this.keep));
   }
 }
 
