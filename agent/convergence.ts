@@ -173,6 +173,7 @@ export class Convergence {
         generation: desired.generation,
         written: result.written,
         removed: result.removed,
+        unitChanged: result.unitChanged,
         restarted: result.restarted,
         reloaded: result.reloaded,
         ...(keep.size ? { keptChangedByHand: [...keep] } : {}),

@@ -155,6 +155,15 @@ if (!can.ok) {
     t.match(proxy.logs(), /driftRepair is immediate: putting the files back/);
     const after = await world.control.waitForInstance(proxyId, (i) => applied(generation)(i) && i.drifted === false);
     t.equal(after.generation, generation, 'without a new generation');
+
+    // The unit too (it lives in the machine's own /etc/systemd/system).
+    const unitFile = '/etc/systemd/system/teleport.service';
+    const unit = await proxy.ns.readFile(unitFile);
+    const logged = proxy.logs().length;
+    await proxy.ns.writeFile(unitFile, unit.replace('LimitNOFILE=524288', 'LimitNOFILE=1024'));
+    await until('the unit put back', async () => (await proxy.ns.readFile(unitFile)) === unit, 30_000);
+    await until('the repair logged', () => /"unitChanged":true,"restarted":true/.test(proxy.logs().slice(logged)));
+    t.pass('the unit was installed again (daemon-reload) and Teleport restarted with it');
     await patchSettings({ driftRepair: null });
   });
 
