@@ -61,6 +61,8 @@ export class Convergence {
   private secretValues: string[] = [];
   /** True while a convergence writes files: a drift check then would see its own writes half done. */
   private applying = false;
+  /** Convergences begun so far: a drift check that overlapped one is dropped. */
+  private applications = 0;
   /** driftRepair immediate: a drift check found hand edits; the convergence duty puts the files back. */
   private repairDue = false;
 
@@ -107,6 +109,7 @@ export class Convergence {
     const reporter = this.deps.reporter();
     const progress = opts.progress ? reporter.reportEachHeartbeat(signal) : undefined;
     this.applying = true;
+    this.applications++;
     // Stopped before the outcome's report, so that no progress report arrives after it.
     const applied = await this.apply(desired, signal).finally(() => {
       this.applying = false;
@@ -166,7 +169,10 @@ export class Convergence {
     const result = await persist(writing, () => applyPlan(plan, services, this.deps.owner, keep), signal, {
       onWait: waitingFor(writing),
     });
-    await this.written.remember(desired.generation, watchedFiles(plan, config, services.unitPath), keep);
+    // Without the record, hand edits go unnoticed until a later convergence writes it: no reason to fail this one.
+    await this.written
+      .remember(desired.generation, watchedFiles(plan, config, services.unitPath), keep)
+      .catch((err: unknown) => log.warn({ err: describeError(err) }, 'cannot record the files written; drift is not checked'));
     this.drift = await this.written.drift(this.secretValues);
     log.info(
       {
@@ -263,9 +269,10 @@ export class Convergence {
    * (the default) at the next generation the host applies.
    */
   async checkDrift(): Promise<void> {
+    const seen = this.applications;
     if (this.applying) return;
     const drift = await this.written.drift(this.secretValues);
-    if (this.applying) return;
+    if (this.applying || this.applications !== seen) return;
     const paths = drift.map((d) => d.path);
     if (paths.join('\n') !== this.drift.map((d) => d.path).join('\n') && paths.length)
       this.deps.log.warn({ paths }, 'files teleboot wrote were changed by hand (drift)');

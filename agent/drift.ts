@@ -90,7 +90,14 @@ export class WrittenFiles {
     if (!record) return [];
     const out: FileDrift[] = [];
     for (const [path, written] of Object.entries(record.files)) {
-      const now = await readIfPresent(path);
+      let now: string | undefined;
+      try {
+        now = await readIfPresent(path);
+      } catch (err) {
+        // Made unreadable (its mode or owner changed by hand): drift too, with the reason for a diff.
+        out.push({ path, diff: `cannot read ${path} to compare it: ${describeError(err)}\n` });
+        continue;
+      }
       if (now !== undefined && sha256(now) === written.sha256) continue;
       const diff = unifiedDiff(written.content, now ?? '', {
         from: `${path} (as teleboot wrote it)`,
