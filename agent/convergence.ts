@@ -169,11 +169,15 @@ export class Convergence {
     const result = await persist(writing, () => applyPlan(plan, services, this.deps.owner, keep), signal, {
       onWait: waitingFor(writing),
     });
-    // Without the record, hand edits go unnoticed until a later convergence writes it: no reason to fail this one.
-    await this.written
+    // Recorded while Teleport starts (it is no part of the way to ready). Without the record, hand
+    // edits go unnoticed until a later convergence writes it: no reason to fail this one.
+    const recorded = this.written
       .remember(desired.generation, watchedFiles(plan, config, services.unitPath), keep)
-      .catch((err: unknown) => log.warn({ err: describeError(err) }, 'cannot record the files written; drift is not checked'));
-    this.drift = await this.written.drift(this.secretValues);
+      .then(() => this.written.drift(this.secretValues))
+      .then(
+        (drift) => void (this.drift = drift),
+        (err: unknown) => log.warn({ err: describeError(err) }, 'cannot record the files written; drift is not checked'),
+      );
     log.info(
       {
         generation: desired.generation,
@@ -187,7 +191,7 @@ export class Convergence {
       result.written.length ? 'config applied' : 'config unchanged',
     );
     step(`waiting for teleport to answer /readyz on ${config.teleport.diagAddr}`);
-    const ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
+    const [ready] = await Promise.all([waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal), recorded]);
     return { plan, result, ready };
   }
 

@@ -118,6 +118,8 @@ export class WrittenFiles {
     const next: WrittenRecord = { generation, files: {} };
     for (const f of files)
       next.files[f.path] = kept.has(f.path) && before[f.path] ? before[f.path] : { sha256: sha256(f.content), content: f.content };
+    // Most convergences change nothing: no write then.
+    if (this.record && JSON.stringify(this.record) === JSON.stringify(next)) return;
     await writeFileAtomic(this.file, JSON.stringify(next), { mode: 0o600 });
     this.record = next;
   }
