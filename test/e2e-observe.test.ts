@@ -125,12 +125,7 @@ if (!can.ok) {
     t.equal(await mainPid(proxy), pid, 'with driftRepair next-change (the default) nothing is touched at once');
     t.match(readFileSync(proxy.files.teleportConfig, 'utf8'), /# debugging/, 'the hand edit is still there');
 
-    const cli = await runCli(['instances', 'show', proxyId], {
-      HOME: scratchHome(t),
-      TELEBOOT_ADDR: `https://localhost:${world.control.restPort}`,
-      TELEBOOT_CACERT: world.control.caFile,
-      TELEBOOT_TOKEN: world.control.adminToken,
-    });
+    const cli = await showInstance(t, proxyId);
     t.equal(cli.code, 0, cli.stderr);
     t.match(cli.stdout, /Health:\s+ready, drifted/, 'teleboot instances show says drifted');
     t.match(cli.stdout, /Changed by hand: .*teleport\.yaml\n[\s\S]*\+# debugging, token: \*\*\*/, 'and shows the diff');
@@ -193,12 +188,26 @@ if (!can.ok) {
     t.notOk(JSON.stringify(failed).includes(world.tokens.node), 'the join token is masked');
     t.match(failed.status.message, /did not answer \/readyz|not ready/);
     t.notOk(host.logs().includes(world.tokens.node), 'nor in the agent log');
+    const cli = await showInstance(t, id);
+    t.equal(cli.code, 0, cli.stderr);
+    t.match(cli.stdout, /Health:\s+degraded/);
+    t.match(
+      cli.stdout,
+      /Teleport log \(last \d+ lines, secrets masked\):\n[\s\S]* {2}ERROR: \[PROC:1\] Failed to register through auth server: "\*\*\*"/,
+      'teleboot instances show prints the tail',
+    );
+    t.notOk(cli.stdout.includes(world.tokens.node));
   });
 
-  /** A home directory for the CLI, removed with the test. */
-  function scratchHome(t: Test): string {
+  /** `teleboot instances show ID` as an operator runs it, with a home directory of its own. */
+  function showInstance(t: Test, id: string) {
     const home = scratchDir('e2e-observe-home');
     t.teardown(() => removeDir(home));
-    return home;
+    return runCli(['instances', 'show', id], {
+      HOME: home,
+      TELEBOOT_ADDR: `https://localhost:${world.control.restPort}`,
+      TELEBOOT_CACERT: world.control.caFile,
+      TELEBOOT_TOKEN: world.control.adminToken,
+    });
   }
 }
