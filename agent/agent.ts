@@ -79,6 +79,7 @@ export class Agent {
       facts: deps.facts,
       heartbeatMs: config.heartbeatIntervalMs,
       status: () => this.convergence.status,
+      drift: () => this.convergence.drift,
       // A publisher that cannot publish, or a failing duty, makes a ready instance degraded.
       degraded: () => Boolean(this.publisher?.state.problem || this.supervisor.problem()),
       notes: () => [this.supervisor.problem(), this.publisher?.summary()],
@@ -204,6 +205,7 @@ export class Agent {
     for (;;) {
       await sleep(this.reporter.heartbeatMs, signal);
       await this.convergence.refreshTeleportHealth();
+      await this.convergence.checkDrift();
       await this.reporter.report(signal);
     }
   }

@@ -38,6 +38,11 @@ export class AssignmentFeed {
     for (const wake of [...this.waiters]) wake();
   }
 
+  /** Wakes whoever waits in next() without a new state (work other than a new generation is due). */
+  wake(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
   /** Resolves at the next state, or after `timeoutMs`; rejects on abort. Leaves no listener behind. */
   next(signal?: AbortSignal, timeoutMs?: number): Promise<void> {
     const aborted = () => (signal?.reason instanceof Error ? signal.reason : new Error('aborted'));

@@ -146,10 +146,37 @@ export class HostFileError extends Error {
   }
 }
 
-/** Writes what differs, installs the unit, and starts or restarts Teleport only when something changed. */
-export async function applyPlan(plan: Plan, services: ServiceManager, owner: { uid: number; gid: number }): Promise<ApplyResult> {
+/**
+ * The files whose hand edits are drift, with what the plan writes there:
+ * teleport.yaml, /etc/default/teleport (when the plan has one) and the unit.
+ */
+export function watchedFiles(plan: Plan, config: AgentConfig, unitPath: string | undefined): Array<{ path: string; content: string }> {
+  const out = [{ path: config.paths.teleportConfig, content: plan.teleportYaml }];
+  if (plan.environment !== undefined) out.push({ path: config.paths.environmentFile, content: plan.environment });
+  if (unitPath !== undefined) out.push({ path: unitPath, content: plan.unit });
+  return out;
+}
+
+/** The values of the secret files of a plan (join token, license): masked literally wherever the agent reports text. */
+export function secretValuesOf(plan: Plan): string[] {
+  return plan.files.filter((f) => f.secret).map((f) => f.content.trim());
+}
+
+/**
+ * Writes what differs, installs the unit, and acts on Teleport only as the
+ * change needs: nothing when no file changed, a reload (SIGHUP) when only the
+ * certificate and key changed, a restart otherwise. Paths in `keep` (files
+ * changed by hand, left until the next change) are not written.
+ */
+export async function applyPlan(
+  plan: Plan,
+  services: ServiceManager,
+  owner: { uid: number; gid: number },
+  keep: ReadonlySet<string> = new Set(),
+): Promise<ApplyResult> {
   const written: string[] = [];
   for (const file of plan.files) {
+    if (keep.has(file.path)) continue;
     try {
       if (await writeFileIfChanged(file.path, file.content, { mode: file.mode, ...owner })) written.push(file.path);
     } catch (err) {
@@ -158,7 +185,7 @@ export async function applyPlan(plan: Plan, services: ServiceManager, owner: { u
   }
   const removed: string[] = [];
   for (const path of plan.obsolete) if (await removeIfGenerated(path)) removed.push(path);
-  const unitChanged = await services.installUnit(plan.unit);
+  const unitChanged = services.unitPath !== undefined && keep.has(services.unitPath) ? false : await services.installUnit(plan.unit);
   const before = await services.activeState();
   const running = before === 'active' || before === 'activating' || before === 'reloading';
   const reloadable = reloadablePaths(plan);

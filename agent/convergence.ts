@@ -9,8 +9,10 @@ import type { InstanceIdentity } from '../contract/model';
 import type { SecretSource } from './aws';
 import type { AssignmentFeed } from './assignment-feed';
 import type { AgentConfig } from './config';
-import { applyPlan, preparePlan, type ApplyResult, type DesiredState, type Plan } from './converge';
+import { applyPlan, preparePlan, secretValuesOf, watchedFiles, type ApplyResult, type DesiredState, type Plan } from './converge';
 import { readyzOnce, waitForReady } from './diag';
+import { WrittenFiles, type FileDrift } from './drift';
+import { teleportLogTail } from './log-tail';
 import type { Persist } from './persist';
 import type { AgentStatus, Reporter } from './reporter';
 import type { ServiceManager } from './service-manager';
@@ -52,8 +54,21 @@ export class Convergence {
   private handled = -1;
   /** Proxies: the certificate in S3 whose renewals are followed. */
   private certificate: FollowedCertificate | undefined;
+  /** Watched files changed by hand since the agent wrote them (reported with every status). */
+  drift: FileDrift[] = [];
+  private readonly written: WrittenFiles;
+  /** Secret values of the last plan (the join token): masked literally in what the agent reports. */
+  private secretValues: string[] = [];
+  /** True while a convergence writes files: a drift check then would see its own writes half done. */
+  private applying = false;
+  /** Convergences begun so far: a drift check that overlapped one is dropped. */
+  private applications = 0;
+  /** driftRepair immediate: a drift check found hand edits; the convergence duty puts the files back. */
+  private repairDue = false;
 
-  constructor(private readonly deps: ConvergenceDeps) {}
+  constructor(private readonly deps: ConvergenceDeps) {
+    this.written = new WrittenFiles(deps.config.paths.stateDir, deps.log);
+  }
 
   /** Duty: acts on each new generation, and on a renewed proxy certificate, until aborted. */
   async run(signal: AbortSignal): Promise<void> {
@@ -68,12 +83,16 @@ export class Convergence {
         else await this.unassigned(generation, signal);
         this.handled = generation;
         nextCertificateCheck = Date.now() + config.certificateCheckMs;
+      } else if (this.repairDue) {
+        this.repairDue = false;
+        const desired = feed.desired();
+        if (desired) await this.converge(desired, signal);
       } else if (this.certificate && Date.now() >= nextCertificateCheck) {
         nextCertificateCheck = Date.now() + config.certificateCheckMs;
         const desired = feed.desired();
         if (desired && (await this.certificateRenewed())) await this.converge(desired, signal);
       }
-      if (feed.generation !== this.handled) continue;
+      if (feed.generation !== this.handled || this.repairDue) continue;
       const wait = this.certificate ? Math.max(0, nextCertificateCheck - Date.now()) : undefined;
       await feed.next(signal, wait);
     }
@@ -89,8 +108,13 @@ export class Convergence {
     const { config, services, log } = this.deps;
     const reporter = this.deps.reporter();
     const progress = opts.progress ? reporter.reportEachHeartbeat(signal) : undefined;
+    this.applying = true;
+    this.applications++;
     // Stopped before the outcome's report, so that no progress report arrives after it.
-    const applied = await this.apply(desired, signal).finally(() => progress?.stop());
+    const applied = await this.apply(desired, signal).finally(() => {
+      this.applying = false;
+      return progress?.stop();
+    });
     if (applied instanceof RenderError) {
       log.error({ generation: desired.generation, problems: applied.problems }, 'refusing to write an invalid teleport.yaml');
       this.status = { ...this.status, state: 'failed', message: applied.message };
@@ -100,6 +124,7 @@ export class Convergence {
     const { plan, result, ready } = applied;
     const certificateExpiresAt = this.followCertificate(plan);
     const unitState = await services.activeState().catch(() => 'unknown');
+    const logTail = ready ? undefined : await this.logTail();
     this.status = {
       state: ready ? 'ready' : 'degraded',
       appliedGeneration: desired.generation,
@@ -109,6 +134,7 @@ export class Convergence {
         ? 'teleport is ready'
         : `teleport did not answer /readyz on ${config.teleport.diagAddr} within ${config.teleport.readyTimeoutMs} ms`,
       certificateExpiresAt,
+      ...(logTail ? { logTail } : {}),
     };
     log.info({ generation: desired.generation, ready, unitState }, ready ? 'teleport ready' : 'teleport not ready');
     await reporter.report(signal);
@@ -136,21 +162,36 @@ export class Convergence {
       if (err instanceof RenderError) return err;
       throw err;
     }
+    this.secretValues = secretValuesOf(plan);
     step('writing files and starting teleport');
     const writing = 'the files to be written and teleport started';
-    const result = await persist(writing, () => applyPlan(plan, services, this.deps.owner), signal, { onWait: waitingFor(writing) });
+    const keep = await this.keptDrift(desired);
+    const result = await persist(writing, () => applyPlan(plan, services, this.deps.owner, keep), signal, {
+      onWait: waitingFor(writing),
+    });
+    // Recorded while Teleport starts (it is no part of the way to ready). Without the record, hand
+    // edits go unnoticed until a later convergence writes it: no reason to fail this one.
+    const recorded = this.written
+      .remember(desired.generation, watchedFiles(plan, config, services.unitPath), keep)
+      .then(() => this.written.drift(this.secretValues))
+      .then(
+        (drift) => void (this.drift = drift),
+        (err: unknown) => log.warn({ err: describeError(err) }, 'cannot record the files written; drift is not checked'),
+      );
     log.info(
       {
         generation: desired.generation,
         written: result.written,
         removed: result.removed,
+        unitChanged: result.unitChanged,
         restarted: result.restarted,
         reloaded: result.reloaded,
+        ...(keep.size ? { keptChangedByHand: [...keep] } : {}),
       },
       result.written.length ? 'config applied' : 'config unchanged',
     );
     step(`waiting for teleport to answer /readyz on ${config.teleport.diagAddr}`);
-    const ready = await waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal);
+    const [ready] = await Promise.all([waitForReady(config.teleport.diagAddr, config.teleport.readyTimeoutMs, signal), recorded]);
     return { plan, result, ready };
   }
 
@@ -203,17 +244,61 @@ export class Convergence {
       readyzOnce(this.deps.config.teleport.diagAddr),
       this.deps.services.activeState().catch(() => 'unknown'),
     ]);
+    const logTail = ready ? undefined : await this.logTail();
     // A convergence that began meanwhile owns the status.
     if (this.status !== before) return;
-    if (before.state === 'orphaned') this.status = { ...before, teleportReady: ready, teleportUnitState: unitState };
+    const { logTail: _old, ...rest } = before;
+    if (before.state === 'orphaned')
+      this.status = { ...rest, teleportReady: ready, teleportUnitState: unitState, ...(logTail ? { logTail } : {}) };
     else
       this.status = {
-        ...before,
+        ...rest,
         state: ready ? 'ready' : 'degraded',
         teleportReady: ready,
         teleportUnitState: unitState,
         message: ready ? 'teleport is ready' : `teleport is not ready (unit ${unitState})`,
+        ...(logTail ? { logTail } : {}),
       };
+  }
+
+  /** Teleport's last log lines, secrets masked (the join token literally). */
+  private logTail(): Promise<string[]> {
+    return teleportLogTail(this.deps.services, this.secretValues);
+  }
+
+  /**
+   * At a heartbeat: whether the watched files still hold what the agent
+   * wrote. With driftRepair immediate, hand edits are put back at once (the
+   * convergence duty applies the current state again); with next-change
+   * (the default) at the next generation the host applies.
+   */
+  async checkDrift(): Promise<void> {
+    const seen = this.applications;
+    if (this.applying) return;
+    const drift = await this.written.drift(this.secretValues);
+    if (this.applying || this.applications !== seen) return;
+    const paths = drift.map((d) => d.path);
+    if (paths.join('\n') !== this.drift.map((d) => d.path).join('\n') && paths.length)
+      this.deps.log.warn({ paths }, 'files teleboot wrote were changed by hand (drift)');
+    this.drift = drift;
+    const desired = this.deps.feed.desired();
+    if (drift.length && desired?.cluster.driftRepair === 'immediate' && this.status.state !== 'converging') {
+      this.deps.log.info({ paths }, 'driftRepair is immediate: putting the files back');
+      this.repairDue = true;
+      this.deps.feed.wake();
+    }
+  }
+
+  /**
+   * Files changed by hand that this convergence leaves as they are: with
+   * driftRepair next-change, while the generation is the one that wrote them
+   * (an agent restart or a certificate renewal is no change of the host's
+   * files); none with immediate or for a new generation.
+   */
+  private async keptDrift(desired: DesiredState): Promise<Set<string>> {
+    if (desired.cluster.driftRepair === 'immediate') return new Set();
+    if ((await this.written.generation()) !== desired.generation) return new Set();
+    return new Set((await this.written.drift()).map((d) => d.path));
   }
 
   /** Remembers the certificate object (and ETag) a plan applied; returns the certificate's expiry. */

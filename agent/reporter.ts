@@ -8,6 +8,7 @@ import { VERSION } from '../contract/version';
 import type { AssignmentFeed } from './assignment-feed';
 import type { ControlClient } from './control-client';
 import type { Credentials } from './credentials';
+import type { FileDrift } from './drift';
 
 export interface AgentStatus {
   state: AgentState;
@@ -17,6 +18,8 @@ export interface AgentStatus {
   message: string;
   /** Proxies: when the certificate written for Teleport expires (unix ms). */
   certificateExpiresAt?: number;
+  /** When Teleport is not ready: its last log lines, secrets masked. */
+  logTail?: string[];
 }
 
 export interface ReporterDeps {
@@ -26,6 +29,8 @@ export interface ReporterDeps {
   feed: AssignmentFeed;
   facts: () => Promise<HostFacts | null>;
   status: () => AgentStatus;
+  /** Files the agent wrote that were changed by hand since. */
+  drift?: () => FileDrift[];
   /** True while another part (the publisher, a failing duty) has a problem: a ready instance reports degraded. */
   degraded: () => boolean;
   /** What the other parts add to the message (their state, their problems). */
@@ -73,6 +78,8 @@ export class Reporter {
           facts,
           agentVersion: VERSION,
           proxyCertificateExpiresUnixMs: status.certificateExpiresAt ?? 0,
+          logTail: status.logTail ?? [],
+          drift: this.deps.drift?.() ?? [],
         }),
       signal,
     );

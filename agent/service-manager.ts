@@ -3,7 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileIfChanged } from '../contract/files';
 import type { Logger } from '../contract/log';
 
@@ -19,7 +19,14 @@ export interface ServiceManager {
   stop(): Promise<void>;
   /** systemd's ActiveState: active, activating, inactive, failed, ... */
   activeState(): Promise<string>;
+  /** Teleport's last log lines (the unit's journal, or the child's output), unmasked; [] when none can be read. */
+  logTail(lines: number): Promise<string[]>;
+  /** Where the unit file is written (a hand edit of it is drift); undefined when there is none. */
+  readonly unitPath?: string;
 }
+
+/** Lines of Teleport's output kept in process mode, for the log tail of a Teleport that does not become ready. */
+const KEPT_OUTPUT_LINES = 200;
 
 export class SystemdManager implements ServiceManager {
   constructor(
@@ -38,8 +45,12 @@ export class SystemdManager implements ServiceManager {
     }
   }
 
+  get unitPath(): string {
+    return join(this.unitDir, this.unitName);
+  }
+
   async installUnit(unitText: string): Promise<boolean> {
-    const changed = await writeFileIfChanged(join(this.unitDir, this.unitName), unitText, { mode: 0o644 });
+    const changed = await writeFileIfChanged(this.unitPath, unitText, { mode: 0o644 });
     if (changed) await this.ctl('daemon-reload');
     return changed;
   }
@@ -66,6 +77,23 @@ export class SystemdManager implements ServiceManager {
   async activeState(): Promise<string> {
     return this.ctl('show', '--property=ActiveState', '--value', this.unitName);
   }
+
+  /** journalctl beside systemctl: the unit's last lines, message text only. */
+  async logTail(lines: number): Promise<string[]> {
+    const journalctl = join(dirname(this.systemctl), 'journalctl');
+    try {
+      const { stdout } = await run(journalctl, ['-u', this.unitName, '--no-pager', '-n', String(lines), '-o', 'cat'], {
+        timeout: 30_000,
+        maxBuffer: 4 * 1024 * 1024,
+      });
+      return stdout
+        .split('\n')
+        .filter((l) => l !== '')
+        .slice(-lines);
+    } catch {
+      return [];
+    }
+  }
 }
 
 /** Runs `teleport start` as a child of the agent, for hosts without systemd. */
@@ -74,6 +102,8 @@ export class ProcessManager implements ServiceManager {
   private state = 'inactive';
   /** The unit's EnvironmentFile (HTTP CONNECT proxy variables), read at each start as systemd would. */
   private environmentFile: string | undefined;
+  /** Teleport's last lines of output (stdout and stderr, as a journal would hold them). */
+  private readonly output = new OutputLines(KEPT_OUTPUT_LINES);
 
   constructor(
     private readonly argv: string[],
@@ -88,7 +118,7 @@ export class ProcessManager implements ServiceManager {
   private start(): void {
     const [cmd, ...args] = this.argv;
     const env = { ...process.env, ...readEnvironmentFile(this.environmentFile) };
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = child;
     this.state = 'active';
     child.on('error', (err) => {
@@ -98,7 +128,11 @@ export class ProcessManager implements ServiceManager {
       this.log.warn({ err: err.message, binary: cmd }, 'teleport failed to start');
     });
     let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.stdout?.on('data', (d: Buffer) => this.output.add(d));
+    child.stderr?.on('data', (d: Buffer) => {
+      this.output.add(d);
+      stderr = (stderr + d.toString()).slice(-2000);
+    });
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       this.child = undefined;
@@ -130,6 +164,29 @@ export class ProcessManager implements ServiceManager {
 
   async activeState(): Promise<string> {
     return this.state;
+  }
+
+  async logTail(lines: number): Promise<string[]> {
+    return this.output.last(lines);
+  }
+}
+
+/** A ring of the last lines written to a stream (a partial last line counts as a line). */
+export class OutputLines {
+  private lines: string[] = [];
+  private partial = '';
+
+  constructor(private readonly keep: number) {}
+
+  add(chunk: Buffer | string): void {
+    const parts = (this.partial + chunk.toString()).split('\n');
+    this.partial = parts.pop()!.slice(-4096);
+    this.lines.push(...parts.map((l) => l.replace(/\r$/, '')));
+    if (this.lines.length > this.keep) this.lines = this.lines.slice(-this.keep);
+  }
+
+  last(n: number): string[] {
+    return [...this.lines, ...(this.partial ? [this.partial] : [])].slice(-Math.min(n, this.keep));
   }
 }
 

@@ -116,6 +116,11 @@ export class SandboxServiceManager implements ServiceManager {
     return this.state;
   }
 
+  /** What Teleport would have printed: why the last start or reload failed. */
+  async logTail(): Promise<string[]> {
+    return this.lastError ? [`ERROR: ${this.lastError}`] : [];
+  }
+
   /** Reads teleport.yaml and checks the files it names, as `teleport start` would. */
   private async readConfig(): Promise<DiagConfig> {
     const doc = parse(await fs.readFile(this.opts.teleportConfig, 'utf8')) as Record<string, any> | null;

@@ -24,7 +24,17 @@ export interface InstanceView {
   assignment: AssignmentView | null;
   generation: number;
   appliedGeneration: number;
-  status: { state?: string; message?: string; teleportReady?: boolean; agentVersion?: string; reportedAt?: string } | null;
+  /** Files the agent wrote were changed by hand on the host (diffs in status.drift). */
+  drifted?: boolean;
+  status: {
+    state?: string;
+    message?: string;
+    teleportReady?: boolean;
+    agentVersion?: string;
+    reportedAt?: string;
+    logTail?: string[];
+    drift?: Array<{ path: string; diff: string }>;
+  } | null;
   enrolledAt: string | null;
   lastSeenAt: string | null;
   enrolledVia: string | null;

@@ -44,6 +44,12 @@ export const SEPARATE_LISTENER_ADDRS = [
   'postgresPublicAddr',
   'mongoPublicAddr',
 ] as const;
+/**
+ * Files an agent wrote that were changed by hand (drift): put back at the
+ * next change the host applies, or at once.
+ */
+export const DRIFT_REPAIR_MODES = ['next-change', 'immediate'] as const;
+export type DriftRepairMode = (typeof DRIFT_REPAIR_MODES)[number];
 /** Where Teleport keeps its state: on local disk, or in DynamoDB (+ S3 for recordings). */
 export const STORAGE_TYPES = ['dir', 'dynamodb'] as const;
 
@@ -153,6 +159,11 @@ const optionalSettings = {
   configFragment: ConfigFragment(
     'teleport.yaml merged into every host\'s config (keys teleboot manages are refused, unknown keys warned), e.g. {"auth_service": {"session_recording": "node"}}',
   ),
+  driftRepair: StringEnum(DRIFT_REPAIR_MODES, {
+    description:
+      'teleport.yaml, the unit or /etc/default/teleport changed by hand on a host: put back at the next change it applies (next-change, default) or at once (immediate)',
+    default: 'next-change',
+  }),
 };
 
 export const ClusterSettings = Type.Object({ ...requiredSettings, ...AllOptional(optionalSettings) }, { additionalProperties: false });

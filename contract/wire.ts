@@ -24,6 +24,7 @@ import {
 import {
   AUTH_TYPES,
   CACHE_SETTINGS,
+  DRIFT_REPAIR_MODES,
   JOIN_METHODS,
   LOG_FORMATS,
   LOG_SEVERITY_SETTINGS,
@@ -237,6 +238,7 @@ const settingsTable: CodecTable<ClusterSettings, ClusterMessage, ClusterSettings
   behindLoadBalancer: optFlag,
   cache: optChoice(CACHE_SETTINGS),
   configFragment: optFragment,
+  driftRepair: optChoice(DRIFT_REPAIR_MODES),
 };
 
 /** Fields of the ClusterSettings message that are no setting: the control server derives them. */

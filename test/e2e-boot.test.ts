@@ -4,15 +4,15 @@
 // stand-in teleport from the unit the agent wrote.
 import t, { type Test } from 'tap';
 import { X509Certificate } from 'node:crypto';
-import { statSync, readFileSync, writeFileSync } from 'node:fs';
+import { statSync, readFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { parse, stringify } from 'yaml';
-import { AGENT_BIN, AWS_ENV } from './support/harness';
-import { canRunSystemdNamespace, startSystemdNamespace, type SystemdNamespace } from './support/systemd-ns';
+import { parse } from 'yaml';
+import { AGENT_BIN } from './support/harness';
+import { agentEnv, bootUnderSystemd } from './support/systemd-agent';
+import { canRunSystemdNamespace } from './support/systemd-ns';
 import { CLUSTER, proxyCertificate, startWorld, type World } from './support/world';
 import type { ImdsEmulator } from './emulators/imds';
 import type { AgentFiles } from './support/harness';
-import type { ChildProcess } from 'node:child_process';
 
 const can = canRunSystemdNamespace();
 if (!can.ok) {
@@ -25,38 +25,8 @@ if (!can.ok) {
   });
   t.teardown(() => world?.close());
 
-  interface Booted {
-    ns: SystemdNamespace;
-    files: AgentFiles;
-    agent: ChildProcess;
-    logs: () => string;
-  }
-
-  const agentEnv = { ...AWS_ENV, NODE_OPTIONS: '', TELEBOOT_LOG_LEVEL: 'debug' };
-
   /** A fresh machine: its own systemd, then `teleboot-agent run` inside it. */
-  async function boot(tt: Test, imds: ImdsEmulator, extraConfig: Record<string, unknown> = {}): Promise<Booted> {
-    const ns = await startSystemdNamespace();
-    const files = await world.agentConfig(imds, 'systemd', '1s');
-    if (Object.keys(extraConfig).length)
-      writeFileSync(files.configFile, stringify({ ...parse(readFileSync(files.configFile, 'utf8')), ...extraConfig }));
-    const agent = ns.spawn([process.execPath, AGENT_BIN, 'run', '-c', files.configFile], {
-      env: agentEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    agent.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    agent.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    tt.teardown(async () => {
-      if (agent.exitCode === null) {
-        const exited = new Promise((r) => agent.once('exit', r));
-        agent.kill('SIGTERM');
-        await exited;
-      }
-      await ns.stop();
-    });
-    return { ns, files, agent, logs: () => output };
-  }
+  const boot = (tt: Test, imds: ImdsEmulator, extraConfig: Record<string, unknown> = {}) => bootUnderSystemd(tt, world, imds, extraConfig);
 
   const teleportYaml = (files: AgentFiles) => parse(readFileSync(files.teleportConfig, 'utf8'));
   const mode = (path: string) => statSync(path).mode & 0o777;

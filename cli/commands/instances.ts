@@ -16,11 +16,19 @@ function pageSize(value: string): number {
 }
 
 const generationText = (i: InstanceView) => (i.assignment ? `${i.appliedGeneration}/${i.generation}` : '-');
+/** The health state, and "drifted" when files were changed by hand on the host. */
+const healthOf = (i: InstanceView) => `${healthText(i.health)}${i.drifted ? ', drifted' : ''}`;
+const indented = (text: string) =>
+  text
+    .replace(/\n$/, '')
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 
 export const INSTANCE_COLUMNS = {
   INSTANCE: (i: InstanceView) => i.instanceId,
   ROLE: (i: InstanceView) => i.assignment?.role ?? '-',
-  HEALTH: (i: InstanceView) => healthText(i.health),
+  HEALTH: healthOf,
   APPLIED: generationText,
   'LAST SEEN': (i: InstanceView) => ago(i.lastSeenAt),
   ADDRESS: (i: InstanceView) => orDash(i.identity?.privateIp),
@@ -29,11 +37,20 @@ export const INSTANCE_COLUMNS = {
 };
 
 export function describeInstance(i: InstanceView): string {
+  const logTail = i.status?.logTail ?? [];
+  const sections = [
+    ...(logTail.length ? [`Teleport log (last ${logTail.length} lines, secrets masked):\n${indented(logTail.join('\n'))}`] : []),
+    ...(i.status?.drift ?? []).map((d) => `Changed by hand: ${d.path}\n${indented(d.diff)}`),
+  ];
+  return [describeFields(i).trimEnd(), ...sections].join('\n\n') + '\n';
+}
+
+function describeFields(i: InstanceView): string {
   const a = i.assignment;
   const options = a ? Object.keys(a).filter((k) => !['role', 'roles', 'labels', 'nodename'].includes(k)) : [];
   return keyValues([
     ['Instance', i.instanceId],
-    ['Health', healthText(i.health)],
+    ['Health', healthOf(i)],
     ['Role', a ? `${a.role} (${a.roles.join(', ')})` : 'none'],
     ['Labels', orDash(labelsText(a?.labels))],
     ...(a?.nodename ? ([['Nodename', a.nodename]] as Array<[string, string]>) : []),

@@ -14,6 +14,7 @@ import type { ControlService } from '../service';
 import { bindEnrollment, callerCertificate, type CallWithAuth } from './connections';
 import { CallError, endWithError, invalid, serviceError, toStatus } from './errors';
 import { leaseMessage, toAssignmentMessage } from './messages';
+import { statusDetailsFrom } from './status-details';
 import { certificateExpiry, factsFrom, identityFrom, limited, NONCE_RE, proofFrom, publicKeyPemFrom, uint64Field } from './validation';
 
 /**
@@ -101,6 +102,7 @@ export function bootstrapHandlers(
           message: limited('message', req.message, 4096),
           agentVersion: limited('agent_version', req.agentVersion, 64),
           ...certificateExpiry(req.proxyCertificateExpiresUnixMs),
+          ...statusDetailsFrom(req),
         },
         factsFrom(req.facts),
       );

@@ -45,6 +45,10 @@ export const instanceView = {
     assignment: nullable(assignmentView),
     generation: { type: 'integer', description: 'bumped by every change to what the instance should run' },
     appliedGeneration: { type: 'integer', description: 'the generation the agent last applied' },
+    drifted: {
+      type: 'boolean',
+      description: 'teleport.yaml, the unit or /etc/default/teleport was changed by hand on the host (diffs in status.drift)',
+    },
     status: nullable({
       type: 'object',
       properties: {
@@ -58,6 +62,19 @@ export const instanceView = {
           type: 'string',
           format: 'date-time',
           description: 'proxies: when the TLS certificate Teleport serves expires',
+        },
+        logTail: {
+          type: 'array',
+          items: { type: 'string' },
+          description: "when Teleport is not ready: the last lines of its log (the unit's journal), secrets masked",
+        },
+        drift: {
+          type: 'array',
+          description: 'files changed by hand since the agent wrote them, put back per the driftRepair setting',
+          items: {
+            type: 'object',
+            properties: { path: { type: 'string' }, diff: { type: 'string', description: 'unified diff, secrets masked' } },
+          },
         },
       },
     }),

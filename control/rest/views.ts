@@ -17,6 +17,8 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
     assignment: assignmentView(r.assignment),
     generation: r.generation,
     appliedGeneration: r.appliedGeneration,
+    // Files changed by hand on the host since the agent wrote them (the diffs are in status.drift).
+    drifted: Boolean(r.status?.drift?.length),
     status: r.status
       ? {
           ...r.status,

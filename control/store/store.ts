@@ -12,6 +12,10 @@ export interface InstanceStatus {
   reportedAt: number;
   /** Proxies: when the certificate Teleport serves expires (unix ms); absent elsewhere. */
   certificateExpiresAt?: number;
+  /** When Teleport is not ready: its last log lines, secrets masked; absent otherwise. */
+  logTail?: string[];
+  /** Files the agent wrote that were changed by hand since (drift), each with a unified diff; absent when none. */
+  drift?: Array<{ path: string; diff: string }>;
 }
 
 export const PROXY_CERTIFICATE_STATES = ['pending', 'valid', 'renewing', 'failing'] as const;
