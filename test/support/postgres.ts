@@ -126,13 +126,11 @@ export class PgCluster {
   }
 }
 
-/** A throwaway cluster for one test file, removed at its teardown; undefined (with a skip) when none can run. */
-export async function testCluster(t: Test): Promise<PgCluster | undefined> {
-  const reason = postgresUnavailable();
-  if (reason) {
-    t.skip(reason);
-    return undefined;
-  }
+/**
+ * A throwaway cluster, removed at the test's teardown. Callers skip first
+ * with postgresUnavailable()'s reason: `t.test(name, { skip: postgresUnavailable() ?? false }, ...)`.
+ */
+export async function testCluster(t: Test): Promise<PgCluster> {
   const cluster = await PgCluster.create();
   t.teardown(() => cluster.destroy());
   return cluster;
