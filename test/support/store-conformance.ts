@@ -3,6 +3,7 @@
 import type { Test } from 'tap';
 import { DEFAULT_CLUSTER_SETTINGS, type HostFacts, type InstanceIdentity } from '../../contract/model';
 import { ConflictError } from '../../control/errors';
+import { healthOf as derivedHealth } from '../../control/store/health';
 import { EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
 
 /** A fresh, empty database; open() opens a store on it (again after a close: a reopen). */
@@ -164,7 +165,11 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
   t.test('fleet health follows enrollment, generations, reports and heartbeats', async (t) => {
     const store = await fresh(t);
     const clock = (now: number) => ({ now, offlineBefore: now - 90 });
-    const healthOf = async (id: string, now = 100) => (await store.listInstances({ instanceId: id, limit: 1 }, clock(now))).items[0].health;
+    const healthOf = async (id: string, now = 100) => {
+      const [item] = (await store.listInstances({ instanceId: id, limit: 1 }, clock(now))).items;
+      t.equal(item.health, derivedHealth(item, clock(now)), `the store's health of ${id} is the domain's (healthOf)`);
+      return item.health;
+    };
 
     await store.setAssignment('i-1', { roles: ['node'], labels: {} }, 'op', 10);
     t.equal(await healthOf('i-1'), 'expected');
