@@ -437,6 +437,21 @@ export class RecordStore implements Store {
     return this.write((r) => r.deleteAcmeChallenge(token));
   }
 
+  /** The cluster this store belongs to: made at first start; undefined before. */
+  clusterId(): Promise<string | undefined> {
+    return this.read((r) => r.clusterId());
+  }
+
+  /** Records (or, for a new cluster started on purpose, replaces) the cluster's identity. */
+  recordClusterId(clusterId: string, now: number): Promise<void> {
+    return this.write((r) => r.saveClusterId(clusterId, now));
+  }
+
+  /** Whether a server ever ran on this store: it made an API token or knows an instance. */
+  hasRecords(): Promise<boolean> {
+    return this.read((r) => r.anyRecords());
+  }
+
   checkReadable(): Promise<void> {
     return this.engine.checkReadable();
   }

@@ -193,6 +193,25 @@ export class Records {
     return rows.map((r) => ({ instanceId: r.instance_id, expiresAt: Number(r.expires_at), reportedAt: Number(r.reported_at) }));
   }
 
+  /** Whether a server ever ran on this store: it made an API token or knows an instance. */
+  async anyRecords(): Promise<boolean> {
+    const row = await this.sql.get<{ found: number | boolean }>(
+      'SELECT (EXISTS (SELECT 1 FROM api_tokens) OR EXISTS (SELECT 1 FROM instances)) AS found',
+    );
+    return !!row?.found;
+  }
+
+  async clusterId(): Promise<string | undefined> {
+    return (await this.sql.get<{ cluster_id: string }>('SELECT cluster_id FROM cluster_identity WHERE id = 1'))?.cluster_id;
+  }
+
+  async saveClusterId(clusterId: string, now: number): Promise<void> {
+    await this.sql.run(
+      'INSERT INTO cluster_identity (id, cluster_id, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET cluster_id = excluded.cluster_id, created_at = excluded.created_at',
+      [clusterId, now],
+    );
+  }
+
   // Bindings and client certificates
 
   async bindingOf(instanceId: string): Promise<string | undefined> {

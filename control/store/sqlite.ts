@@ -103,25 +103,4 @@ export class SqliteStore extends RecordStore {
   schemaVersion(): number {
     return schemaVersionOf(this.db);
   }
-
-  // Read and written at startup, before the server takes requests: synchronous.
-
-  /** The cluster this store belongs to: made at first start; undefined before. */
-  clusterId(): string | undefined {
-    return this.db.prepare('SELECT cluster_id FROM cluster_identity WHERE id = 1').pluck().get() as string | undefined;
-  }
-
-  /** Records (or, for a new cluster started on purpose, replaces) the cluster's identity. */
-  recordClusterId(clusterId: string, now: number): void {
-    this.db
-      .prepare(
-        'INSERT INTO cluster_identity (id, cluster_id, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET cluster_id = excluded.cluster_id, created_at = excluded.created_at',
-      )
-      .run(clusterId, now);
-  }
-
-  /** Whether a server ever ran on this store: it made an API token or knows an instance. */
-  hasRecords(): boolean {
-    return !!this.db.prepare('SELECT EXISTS (SELECT 1 FROM api_tokens) OR EXISTS (SELECT 1 FROM instances)').pluck().get();
-  }
 }
