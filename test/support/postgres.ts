@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import type { Test } from 'tap';
+import { createCertificateAuthority, issueServerCertificate } from '../../control/pki';
 import { freePort } from './harness';
 
 const run = promisify(execFile);
@@ -51,6 +52,8 @@ export class PgCluster {
     /** The superuser's password (host connections use scram-sha-256; the socket trusts). */
     readonly password: string,
     private readonly bin: string,
+    /** With TLS: the CA that issued the server's certificate (for 127.0.0.1 and localhost). */
+    readonly caFile?: string,
   ) {}
 
   private get data(): string {
@@ -62,7 +65,7 @@ export class PgCluster {
   }
 
   /** initdb in a fresh temporary directory and start the server. */
-  static async create(): Promise<PgCluster> {
+  static async create(options: { tls?: boolean } = {}): Promise<PgCluster> {
     const bin = binDir()!;
     const dir = mkdtempSync(join(tmpdir(), 'teleboot-pg-'));
     const uid = Number((await run('id', ['-u', SUPERUSER])).stdout.trim());
@@ -72,7 +75,8 @@ export class PgCluster {
     const pwfile = join(dir, 'pw');
     writeFileSync(pwfile, password, { mode: 0o600 });
     chownSync(pwfile, uid, gid);
-    const cluster = new PgCluster(dir, await freePort(), password, bin);
+    const caFile = options.tls ? join(dir, 'ca.pem') : undefined;
+    const cluster = new PgCluster(dir, await freePort(), password, bin, caFile);
     await cluster.asPostgres('initdb', [
       '-D',
       cluster.data,
@@ -85,6 +89,18 @@ export class PgCluster {
       '--encoding=UTF8',
     ]);
     rmSync(pwfile);
+    if (caFile) {
+      const ca = await createCertificateAuthority('teleboot test PostgreSQL CA');
+      const server = await issueServerCertificate(ca, ['127.0.0.1', 'localhost']);
+      writeFileSync(caFile, ca.certPem);
+      for (const [name, pem] of [
+        ['server.crt', server.certPem],
+        ['server.key', server.keyPem],
+      ]) {
+        writeFileSync(join(dir, name), pem, { mode: 0o600 });
+        chownSync(join(dir, name), uid, gid);
+      }
+    }
     await cluster.start();
     return cluster;
   }
@@ -92,7 +108,9 @@ export class PgCluster {
   /** Starts (or restarts after stop()) the server and waits until it accepts connections. */
   async start(): Promise<void> {
     // fsync off: a throwaway cluster survives a crash of its server, never of the machine.
-    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+    let options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+    if (this.caFile)
+      options += ` -c ssl=on -c ssl_cert_file=${join(this.dir, 'server.crt')} -c ssl_key_file=${join(this.dir, 'server.key')}`;
     await this.asPostgres('pg_ctl', ['-D', this.data, '-l', join(this.dir, 'server.log'), '-o', options, '-w', '-t', '60', 'start']);
   }
 
@@ -130,8 +148,8 @@ export class PgCluster {
  * A throwaway cluster, removed at the test's teardown. Callers skip first
  * with postgresUnavailable()'s reason: `t.test(name, { skip: postgresUnavailable() ?? false }, ...)`.
  */
-export async function testCluster(t: Test): Promise<PgCluster> {
-  const cluster = await PgCluster.create();
+export async function testCluster(t: Test, options: { tls?: boolean } = {}): Promise<PgCluster> {
+  const cluster = await PgCluster.create(options);
   t.teardown(() => cluster.destroy());
   return cluster;
 }
