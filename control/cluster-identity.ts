@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../contract/files';
 import type { Logger } from '../contract/log';
 import type { ControlConfig } from './config';
 import { dataDirFiles, existingState, restoreHint, storeHasData, writeNewFile } from './data-dir';
-import type { SqliteStore } from './store/sqlite';
+import type { RecordStore } from './store/record-store';
 
 export const FORCE_NEW_CLUSTER_FLAG = '--force-new-cluster';
 
@@ -66,16 +66,16 @@ function refuseEmptyStore(config: ControlConfig, what: string): void {
 
 /** Checks that the store and the data directory belong to the same cluster; records a new identity at first start. */
 export async function reconcileClusterIdentity(
-  store: SqliteStore,
+  store: RecordStore,
   config: ControlConfig,
   forceNewCluster: boolean,
   log: Logger,
 ): Promise<ClusterIdentity> {
-  const files = dataDirFiles(config);
+  const files = { ...dataDirFiles(config), store: config.postgres?.url ?? config.storePath };
   const inFile = readIdFile(files.clusterId, config.dataDir);
-  const inStore = store.clusterId();
+  const inStore = await store.clusterId();
   if (inStore && inFile) {
-    if (inStore === inFile) return { clusterId: inStore, fresh: !store.hasRecords() };
+    if (inStore === inFile) return { clusterId: inStore, fresh: !(await store.hasRecords()) };
     throw new StartRefused(
       `the database ${files.store} belongs to cluster ${inStore}, but ${files.clusterId} says ${inFile}: ` +
         `the two come from different clusters (or backups). ${restoreHint(config.dataDir)}`,
@@ -87,7 +87,7 @@ export async function reconcileClusterIdentity(
         `the rest of this data directory may be from another cluster. ${restoreHint(config.dataDir)}; ` +
         `or, if you know this database and these keys belong together, write "${inStore}" into ${files.clusterId}`,
     );
-  const hasRecords = store.hasRecords();
+  const hasRecords = await store.hasRecords();
   if (!forceNewCluster) {
     if (inFile)
       throw new StartRefused(
@@ -98,7 +98,7 @@ export async function reconcileClusterIdentity(
     if (!hasRecords) refuseEmptyStore(config, 'is empty');
   }
   const clusterId = randomUUID();
-  store.recordClusterId(clusterId, Date.now());
+  await store.recordClusterId(clusterId, Date.now());
   if (inFile) {
     await writeFileAtomic(files.clusterId, clusterId + '\n', { mode: 0o600 });
     log.warn({ clusterId, previous: inFile, file: files.clusterId }, `started a new cluster on purpose (${FORCE_NEW_CLUSTER_FLAG})`);

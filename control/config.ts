@@ -13,13 +13,20 @@ import {
   type AwsConfigFile,
 } from './acme/config';
 import { CA_CONFIG_SCHEMA, caConfigFrom, type CaConfig, type CaConfigFile } from './cluster-ca';
+import { PG_TLS_MODES, pgTarget, type PgTlsMode } from './store/postgres-target';
 
 export interface ControlConfigFile {
   data_dir?: string;
   grpc_listen?: string;
   rest_listen?: string;
   rest_tls?: boolean;
-  store?: { type: 'sqlite'; path?: string };
+  store?: {
+    type?: 'sqlite' | 'postgres';
+    path?: string;
+    url?: string;
+    password_file?: string;
+    tls?: { mode: PgTlsMode; ca_file?: string };
+  };
   tls?: { cert_file?: string; key_file?: string; ca_file?: string; ca_key_file?: string; server_names?: string[] };
   ca?: CaConfigFile;
   enrollment?: {
@@ -64,8 +71,18 @@ export const CONTROL_CONFIG_SCHEMA = {
     store: {
       type: 'object',
       additionalProperties: false,
-      required: ['type'],
-      properties: { type: { enum: ['sqlite'] }, path: { type: 'string', minLength: 1 } },
+      properties: {
+        type: { enum: ['sqlite', 'postgres'] },
+        path: { type: 'string', minLength: 1 },
+        url: { type: 'string', pattern: '^postgres(ql)?://' },
+        password_file: { type: 'string', minLength: 1 },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['mode'],
+          properties: { mode: { enum: PG_TLS_MODES }, ca_file: { type: 'string', minLength: 1 } },
+        },
+      },
     },
     tls: {
       type: 'object',
@@ -134,7 +151,10 @@ export interface ControlConfig {
   grpcListen: string;
   restListen: string;
   restTls: boolean;
+  /** The SQLite file (the default store; also named by the data directory's checks). */
   storePath: string;
+  /** PostgreSQL instead of SQLite (store.url or --store). */
+  postgres?: PostgresConfig;
   tls: { certFile?: string; keyFile?: string; caFile?: string; caKeyFile?: string; serverNames: string[] };
   /** Where the cluster CA (and with ssm, the join token) lives. */
   ca: CaConfig;
@@ -166,6 +186,13 @@ export interface ControlConfig {
   aws: AwsConfig;
 }
 
+/** Where the PostgreSQL store is; its password is read from passwordFile, or PGPASSWORD, never from the URL. */
+export interface PostgresConfig {
+  url: string;
+  passwordFile?: string;
+  tls?: { mode: PgTlsMode; caFile?: string };
+}
+
 export const CONTROL_DEFAULTS = {
   dataDir: '/var/lib/teleboot-control',
   grpcListen: '0.0.0.0:7443',
@@ -188,6 +215,8 @@ export interface ControlFlags {
   'heartbeat-interval'?: string;
   'publisher-lease'?: string;
   'ca-source'?: string;
+  /** postgres://user@host:port/database: the PostgreSQL store instead of SQLite. */
+  store?: string;
 }
 
 /** The settings each command-line flag overrides. */
@@ -212,6 +241,7 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
   // The flags alone first, so that a bad value is named by its flag.
   validateConfig<ControlConfigFile>(fromFlags, CONTROL_CONFIG_SCHEMA, 'the command line', labels);
   const merged = validateConfig<ControlConfigFile>({ ...file, ...fromFlags }, CONTROL_CONFIG_SCHEMA, flags.config ?? 'the configuration');
+  if (flags.store !== undefined) merged.store = storeFromFlag(flags.store, merged.store);
   const dataDir = merged.data_dir ?? CONTROL_DEFAULTS.dataDir;
   const tls = merged.tls ?? {};
   if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
@@ -223,6 +253,7 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
     restListen: merged.rest_listen ?? CONTROL_DEFAULTS.restListen,
     restTls: merged.rest_tls ?? true,
     storePath: merged.store?.path ?? join(dataDir, 'control.db'),
+    postgres: postgresConfigFrom(merged.store, flags.config ?? 'the configuration'),
     tls: {
       certFile: tls.cert_file,
       keyFile: tls.key_file,
@@ -264,5 +295,56 @@ export function loadControlConfig(flags: ControlFlags): ControlConfig {
     logLevel: merged.log_level ?? process.env.TELEBOOT_LOG_LEVEL ?? 'info',
     acme: acmeConfigFrom(merged.acme),
     aws: awsConfigFrom(merged.aws),
+  };
+}
+
+/** --store URL: the PostgreSQL store, keeping the file's password_file and tls. */
+function storeFromFlag(url: string, file: ControlConfigFile['store']): NonNullable<ControlConfigFile['store']> {
+  if (!/^postgres(ql)?:\/\//.test(url))
+    throw new ConfigError(
+      `--store: "${url}" is not a PostgreSQL URL; give postgres://user@host:port/database (SQLite needs no flag: it is the default)`,
+    );
+  if (hasPassword(url))
+    throw new ConfigError(
+      '--store: the URL holds a password, which every user of this host can read on the command line; ' +
+        'give the URL without it and the password in store.password_file (control.yaml) or the PGPASSWORD environment variable',
+    );
+  return { ...file, type: 'postgres', url, path: undefined };
+}
+
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
+}
+
+function postgresConfigFrom(store: ControlConfigFile['store'], source: string): PostgresConfig | undefined {
+  const type = store?.type ?? (store?.url ? 'postgres' : 'sqlite');
+  if (type === 'sqlite') {
+    if (store?.url || store?.password_file || store?.tls)
+      throw new ConfigError(
+        `${source}: store.url, store.password_file and store.tls are for type: postgres (the SQLite store takes store.path)`,
+      );
+    return undefined;
+  }
+  if (!store?.url) throw new ConfigError(`${source}: store type postgres needs store.url (postgres://user@host:port/database)`);
+  if (store.path) throw new ConfigError(`${source}: store.path is for SQLite; PostgreSQL takes store.url`);
+  if (hasPassword(store.url))
+    throw new ConfigError(
+      `${source}: store.url holds a password; give the URL without it and the password in store.password_file or the PGPASSWORD environment variable`,
+    );
+  try {
+    pgTarget(store.url);
+  } catch (err) {
+    throw new ConfigError(`${source}: store.url: ${(err as Error).message}`);
+  }
+  if (store.tls?.ca_file && store.tls.mode !== 'verify-full')
+    throw new ConfigError(`${source}: store.tls.ca_file is used with mode verify-full only (mode ${store.tls.mode} checks no certificate)`);
+  return {
+    url: store.url,
+    passwordFile: store.password_file,
+    tls: store.tls && { mode: store.tls.mode, caFile: store.tls.ca_file },
   };
 }

@@ -13,7 +13,7 @@ import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors';
 import { importCommand } from './import/command';
-import { SqliteStore } from './store/sqlite';
+import { openStore } from './store/open';
 import { API_SCOPES, type ApiScope } from './store/store';
 import { Trust } from './trust';
 
@@ -33,7 +33,8 @@ Run "teleboot-control <command> --help" for the flags of a command.
 
 const SERVE_USAGE = `Usage: teleboot-control serve [flags]
 
-Runs the control server on its embedded SQLite store. On first start it
+Runs the control server on its embedded SQLite store (<data-dir>/control.db),
+or with --store on PostgreSQL. On first start it
 generates a CA, a server certificate, a join token and the first admin API
 token under the data directory; give agents <data-dir>/tls/ca.pem and
 <data-dir>/join-token, and operators <data-dir>/admin-token.
@@ -53,6 +54,11 @@ Flags:
                            the join token (PREFIX/join-token) as SSM SecureStrings,
                            created by the first replica to start (control.yaml ca.source)
       --log-level LEVEL    trace, debug, info, warn or error (default info)
+      --store URL          postgres://user@host:port/database: keep the state in
+                           PostgreSQL (several replicas may share it) instead of
+                           SQLite; the password comes from store.password_file in
+                           the configuration or the PGPASSWORD environment
+                           variable, never the URL; TLS: store.tls
       --force-new-cluster  begin a new cluster although the data directory holds
                            one whose database is missing or empty (every agent
                            enrolls again); without it the server refuses to start
@@ -69,6 +75,8 @@ Examples:
   teleboot-control serve --config /etc/teleboot/control.yaml
   teleboot-control serve --data-dir /var/lib/teleboot-control --grpc-listen 0.0.0.0:7443
   teleboot-control serve --config /etc/teleboot/control.yaml --ca-source ssm:/teleboot/prod
+  teleboot-control serve --config /etc/teleboot/control.yaml --store postgres://teleboot@db.internal:5432/teleboot
+    (control.yaml: store: {password_file: /etc/teleboot/db-password, tls: {mode: verify-full, ca_file: /etc/teleboot/rds-ca.pem}})
 `;
 
 const VERSION_USAGE = `Usage: teleboot-control version
@@ -88,6 +96,7 @@ async function serve(args: string[]): Promise<number | void> {
       'heartbeat-interval': { type: 'string' },
       'publisher-lease': { type: 'string' },
       'ca-source': { type: 'string' },
+      store: { type: 'string' },
       'force-new-cluster': { type: 'boolean' },
     },
     SERVE_USAGE,
@@ -124,7 +133,7 @@ Scopes: admin (settings, tokens, bindings), operator (assignments, rules,
 deregistration), monitor (read-only, health and metrics).
 
 Flags:
-  -c, --config FILE    the server's YAML configuration (for data_dir and store.path)
+  -c, --config FILE    the server's YAML configuration (for data_dir and store)
       --data-dir DIR   state directory (default ${CONTROL_DEFAULTS.dataDir})
       --name NAME      the token's name: who uses it; it names them in the audit log
       --scope SCOPE    admin, operator or monitor
@@ -158,9 +167,9 @@ async function tokens(args: string[]): Promise<number | void> {
   const [action, ...operands] = positionals;
   if (values.help || action === undefined) return void process.stdout.write(TOKENS_USAGE);
   const config = loadControlConfig({ config: values.config, 'data-dir': values['data-dir'] });
-  if (!existsSync(config.storePath))
+  if (!config.postgres && !existsSync(config.storePath))
     throw new Error(`no control database at ${config.storePath}; start the server once, or give --data-dir or --config`);
-  const store = new SqliteStore(config.storePath);
+  const store = await openStore(config);
   const trust = new Trust(store);
   const actor = `cli:${userInfo().username}`;
   const print = (value: unknown, text: string) => process.stdout.write(values.json ? JSON.stringify(value, null, 2) + '\n' : text);

@@ -99,7 +99,13 @@ export async function startControlServer(
     const restPort = (rest.server.address() as { port: number }).port;
     const restUrl = `${config.restTls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${restPort}`;
     log.info(
-      { grpcPort: started.port, restUrl, store: store.kind, storePath: config.storePath, clusterId: identity.clusterId },
+      {
+        grpcPort: started.port,
+        restUrl,
+        store: store.kind,
+        storePath: config.postgres?.url ?? config.storePath,
+        clusterId: identity.clusterId,
+      },
       'teleboot-control serving',
     );
     const restApp = rest;

@@ -20,6 +20,7 @@ import {
   disallowedRoles,
   EnrollRefused,
   type HealthClock,
+  type InstanceQuery,
   type LeaseOutcome,
   type InstanceRecord,
   type InstanceStatus,
@@ -395,5 +396,71 @@ export class ControlService {
 
   async deleteRule(id: string, actor: string): Promise<void> {
     if (!(await this.store.deleteRule(id, actor, this.now()))) throw new NotFoundError(`rule ${id} not found`);
+  }
+
+  // What the REST face reads and writes, so that it never reaches the store itself.
+
+  getSettings(): Promise<ClusterSettings> {
+    return this.store.getSettings();
+  }
+
+  /** The stored record, or undefined (getInstance throws NotFoundError instead, and adds the health). */
+  findInstance(instanceId: string): Promise<InstanceRecord | undefined> {
+    return this.store.getInstance(instanceId);
+  }
+
+  listInstances(query: InstanceQuery) {
+    return this.store.listInstances(query, this.clock());
+  }
+
+  healthSummary() {
+    return this.store.healthSummary(this.clock());
+  }
+
+  listRules(): Promise<Rule[]> {
+    return this.store.listRules();
+  }
+
+  listAudit(query: { after?: number; limit: number; target?: string }) {
+    return this.store.listAudit(query);
+  }
+
+  /** A refused request, counted per actor, action, reason and minute in the audit log. */
+  recordRefusal(actor: string, action: string, target: string, details: Record<string, unknown> & { reason: string }): Promise<void> {
+    return this.store.recordRefusal(actor, action, target, details, this.now());
+  }
+
+  listApiTokens() {
+    return this.store.listApiTokens();
+  }
+
+  listJoinTokens() {
+    return this.store.listJoinTokens();
+  }
+
+  listProxyCertificates() {
+    return this.store.listProxyCertificates();
+  }
+
+  listServedCertificates() {
+    return this.store.listServedCertificates();
+  }
+
+  /** Asks for a renewal of a managed certificate at once; NotFoundError for a domain not managed. */
+  async requestRenewal(domain: string, actor: string): Promise<void> {
+    if (!(await this.store.requestRenewal(domain, actor, this.now())))
+      throw new NotFoundError(
+        `no managed certificate for ${domain}; GET /v1/certificates lists them (the control server manages one only with acme in control.yaml)`,
+      );
+    this.certificates?.poke();
+  }
+
+  storeBytes(): Promise<number> {
+    return this.store.storeBytes();
+  }
+
+  /** Throws, saying why, when the store cannot be read (/readyz). */
+  checkStoreReadable(): Promise<void> {
+    return this.store.checkReadable();
   }
 }

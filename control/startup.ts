@@ -7,7 +7,8 @@ import type { Logger } from '../contract/log';
 import { reconcileClusterIdentity, refuseMissingStore, type ClusterIdentity } from './cluster-identity';
 import type { ControlConfig } from './config';
 import { secureDataDir } from './data-dir';
-import { SqliteStore } from './store/sqlite';
+import { openStore } from './store/open';
+import type { RecordStore } from './store/record-store';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material';
 
 export interface StartOptions {
@@ -16,7 +17,7 @@ export interface StartOptions {
 }
 
 export interface OpenedDataDir {
-  store: SqliteStore;
+  store: RecordStore;
   identity: ClusterIdentity;
   tls: TlsMaterial;
   /** With ca.source ssm: the join token every replica accepts (otherwise the server reads its file). */
@@ -26,8 +27,9 @@ export interface OpenedDataDir {
 export async function openDataDir(config: ControlConfig, log: Logger, options: StartOptions = {}): Promise<OpenedDataDir> {
   const forceNewCluster = options.forceNewCluster ?? false;
   secureDataDir(config, log);
-  refuseMissingStore(config, forceNewCluster);
-  const store = new SqliteStore(config.storePath);
+  // A SQLite file missing beside a cluster's files is refused before opening creates it.
+  if (!config.postgres) refuseMissingStore(config, forceNewCluster);
+  const store = await openStore(config);
   try {
     const identity = await reconcileClusterIdentity(store, config, forceNewCluster, log);
     const source = config.ca.source;

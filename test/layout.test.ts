@@ -45,3 +45,16 @@ for (const [folder, forbidden] of Object.entries(FORBIDDEN)) {
     t.same(crossings, [], 'no import crosses the line');
   });
 }
+
+// The store is the service's: REST handlers go through service methods, so
+// that the rules every store shares (and later, replica concerns) sit in one place.
+t.test('control/rest/ reaches the store only through the service', async (t) => {
+  const reaches = tsFiles(join(ROOT, 'control/rest')).flatMap((file) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .map((line, i) => ({ line, at: `${relative(ROOT, file)}:${i + 1}` }))
+      .filter(({ line }) => /\.store\b/.test(line) || /from\s+['"]\.\.\/store\/(sqlite|postgres|records)['"]/.test(line))
+      .map(({ at, line }) => `${at}: ${line.trim()}`),
+  );
+  t.same(reaches, [], 'no service.store and no store implementation in control/rest');
+});

@@ -102,13 +102,13 @@ export function installAuth(app: FastifyInstance, service: ControlService, opts:
     if (!scopeAllows(token.scope, need)) {
       const id = (request.params as { id?: unknown } | undefined)?.id;
       const target = typeof id === 'string' && id.length <= 128 ? id : (url ?? 'rest');
-      await service.store.recordRefusal(
-        `rest:${token.name}`,
-        'rest.refused',
-        target,
-        { reason: 'insufficient-scope', method: request.method, route: url, scope: token.scope, needs: need },
-        Date.now(),
-      );
+      await service.recordRefusal(`rest:${token.name}`, 'rest.refused', target, {
+        reason: 'insufficient-scope',
+        method: request.method,
+        route: url,
+        scope: token.scope,
+        needs: need,
+      });
       throw new ForbiddenError(`API token "${token.name}" has scope ${token.scope}; ${request.method} ${url} needs ${need}`);
     }
   });

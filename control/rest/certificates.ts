@@ -2,7 +2,6 @@
 // manages (from ACME) and the ones the proxies report serving, each with an
 // alert when it is closer to expiry than the alert threshold.
 import { Type } from '@sinclair/typebox';
-import { NotFoundError } from '../errors';
 import type { ControlService } from '../service';
 import type { ProxyCertificate, ServedCertificate } from '../store/store';
 import { actorOf } from './instances';
@@ -46,8 +45,8 @@ export function servedView(s: ServedCertificate, now: number, alertMs: number) {
 export async function certificateHealth(service: ControlService) {
   const { now } = service.clock();
   const alertMs = service.certificateAlertMs;
-  const managed = (await service.store.listProxyCertificates()).map((c) => managedView(c, now, alertMs));
-  const served = (await service.store.listServedCertificates()).map((s) => servedView(s, now, alertMs));
+  const managed = (await service.listProxyCertificates()).map((c) => managedView(c, now, alertMs));
+  const served = (await service.listServedCertificates()).map((s) => servedView(s, now, alertMs));
   const alerts: string[] = [];
   const alertDays = Math.round(alertMs / DAY_MS);
   for (const c of managed) {
@@ -86,12 +85,7 @@ export default async function certificateRoutes(app: RestApp, opts: RouteDeps) {
     },
     async (request, reply) => {
       const { domain } = request.params;
-      if (!(await service.store.requestRenewal(domain, actorOf(request), service.clock().now))) {
-        throw new NotFoundError(
-          `no managed certificate for ${domain}; GET /v1/certificates lists them (the control server manages one only with acme in control.yaml)`,
-        );
-      }
-      service.certificates?.poke();
+      await service.requestRenewal(domain, actorOf(request));
       return reply.code(202).send({ domain, renewRequested: true });
     },
   );

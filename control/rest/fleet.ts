@@ -15,7 +15,7 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
     '/v1/health',
     { config: { scope: 'monitor' }, schema: { summary: 'Fleet health: counts by role and state', tags: ['fleet'] } },
     async () => {
-      const rows = await service.store.healthSummary(service.clock());
+      const rows = await service.healthSummary();
       const byRole: Record<string, Record<string, number>> = {};
       const byHealth: Record<string, number> = {};
       let total = 0;
@@ -57,7 +57,7 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
     async (request) => {
       // ajv fills in the default; the type cannot know it did.
       const query = { ...request.query, limit: request.query.limit ?? DEFAULT_PAGE };
-      const items = (await service.store.listAudit(query)).map(auditView);
+      const items = (await service.listAudit(query)).map(auditView);
       return { items, next: items.length === query.limit ? items[items.length - 1].id : undefined };
     },
   );
@@ -65,7 +65,7 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
   app.get('/healthz', { config: { scope: 'probe' }, schema: { summary: 'The server process is alive', tags: ['probes'] } }, async () => ({
     status: 'ok',
   }));
-  const storeProblem = storeReadiness(service.store, app.log);
+  const storeProblem = storeReadiness({ checkReadable: () => service.checkStoreReadable() }, app.log);
   app.get(
     '/readyz',
     { config: { scope: 'probe' }, schema: { summary: 'The server can read its store', tags: ['probes'] } },

@@ -34,7 +34,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
     },
     async (request) => {
       // ajv fills in the default; the type cannot know it did.
-      const page = await service.store.listInstances({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE }, service.clock());
+      const page = await service.listInstances({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE });
       return { items: page.items.map(instanceView), next: page.next };
     },
   );

@@ -14,7 +14,7 @@ export default async function metricsRoutes(app: RestApp, opts: RouteDeps) {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const row of await service.store.healthSummary(service.clock())) {
+      for (const row of await service.healthSummary()) {
         this.inc({ role: row.roles ? roleNameOf(row.roles) : 'unassigned', health: row.health }, row.count);
       }
     },
@@ -27,10 +27,10 @@ export default async function metricsRoutes(app: RestApp, opts: RouteDeps) {
     async collect() {
       this.reset();
       const now = service.clock().now;
-      for (const c of await service.store.listProxyCertificates()) {
+      for (const c of await service.listProxyCertificates()) {
         if (c.notAfter !== null) this.set({ source: 'managed', domain: c.domain, instance: '' }, (c.notAfter - now) / 1000);
       }
-      for (const s of await service.store.listServedCertificates())
+      for (const s of await service.listServedCertificates())
         this.set({ source: 'served', domain: '', instance: s.instanceId }, (s.expiresAt - now) / 1000);
     },
   });
@@ -41,7 +41,7 @@ export default async function metricsRoutes(app: RestApp, opts: RouteDeps) {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const c of await service.store.listProxyCertificates()) this.set({ domain: c.domain }, c.failures);
+      for (const c of await service.listProxyCertificates()) this.set({ domain: c.domain }, c.failures);
     },
   });
   new Gauge({
@@ -49,7 +49,7 @@ export default async function metricsRoutes(app: RestApp, opts: RouteDeps) {
     help: 'Bytes the store takes on disk: the database and its write-ahead log',
     registers: [registry],
     async collect() {
-      this.set(await service.store.storeBytes());
+      this.set(await service.storeBytes());
     },
   });
   app.get(

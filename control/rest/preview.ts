@@ -92,7 +92,7 @@ export default async function previewRoutes(app: RestApp, opts: RouteDeps) {
       },
     },
     async (request, reply) => {
-      const [record, settings] = await Promise.all([service.getInstance(request.params.id), service.store.getSettings()]);
+      const [record, settings] = await Promise.all([service.getInstance(request.params.id), service.getSettings()]);
       if (!record.assignment) {
         return reply.code(409).send({
           statusCode: 409,
@@ -127,10 +127,10 @@ export default async function previewRoutes(app: RestApp, opts: RouteDeps) {
     async (request) => {
       const { instanceId, assignment: input, settings: patch } = request.body;
       const assignment = assignmentFromInput(input);
-      const current = await service.store.getSettings();
+      const current = await service.getSettings();
       const settings = patch ? applySettingsPatch(current, patch) : current;
       if (patch) validateClusterSettings(settings);
-      const record = instanceId ? await service.store.getInstance(instanceId) : undefined;
+      const record = instanceId ? await service.findInstance(instanceId) : undefined;
       if (instanceId && !record) throw new NotFoundError(`instance ${instanceId} not found`);
       return previewConfig(
         { instanceId: instanceId ?? 'preview', identity: record?.identity ?? null, generation: record?.generation ?? 0, assignment },

@@ -12,7 +12,7 @@ export default async function ruleRoutes(app: RestApp, opts: RouteDeps) {
     '/v1/rules',
     { config: { scope: 'monitor' }, schema: { summary: 'List rules in evaluation order', tags: ['rules'] } },
     async () => ({
-      items: (await service.store.listRules()).map(ruleView),
+      items: (await service.listRules()).map(ruleView),
     }),
   );
   app.post(

@@ -11,7 +11,7 @@ export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
       config: { scope: 'monitor' },
       schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } },
     },
-    async () => service.store.getSettings(),
+    async () => service.getSettings(),
   );
   app.patch(
     '/v1/settings',

@@ -69,7 +69,7 @@ export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
         response: { 200: { type: 'object', properties: { items: { type: 'array', items: apiTokenSchema } } } },
       },
     },
-    async () => ({ items: (await service.store.listApiTokens()).map(apiTokenView) }),
+    async () => ({ items: (await service.listApiTokens()).map(apiTokenView) }),
   );
 
   app.post(
@@ -121,7 +121,7 @@ export default async function tokenRoutes(app: RestApp, opts: RouteDeps) {
         response: { 200: { type: 'object', properties: { items: { type: 'array', items: joinTokenSchema } } } },
       },
     },
-    async () => ({ items: (await service.store.listJoinTokens()).map((t) => joinTokenView(t)) }),
+    async () => ({ items: (await service.listJoinTokens()).map((t) => joinTokenView(t)) }),
   );
 
   app.post(

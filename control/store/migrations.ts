@@ -178,15 +178,3 @@ export const MIGRATIONS: Migration[] = [
 
 /** The newest schema version this program knows. */
 export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
-
-/** The SQL expression of an instance's fleet health; parameters :now-free, :offline_before. */
-export const HEALTH_SQL = `CASE
-  WHEN enrolled_at IS NULL THEN 'expected'
-  WHEN last_seen_at < @offline_before THEN 'offline'
-  WHEN assignment IS NULL AND status_state = 'orphaned' THEN 'orphaned'
-  WHEN assignment IS NULL THEN 'unassigned'
-  WHEN status_state IN ('failed', 'degraded') THEN 'degraded'
-  WHEN applied_generation < generation THEN 'converging'
-  WHEN status_state = 'ready' AND teleport_ready = 1 THEN 'ready'
-  ELSE 'converging'
-END`;

@@ -12,7 +12,11 @@ interface ReadinessLog {
 export const READINESS_CHECK_EVERY_MS = 5_000;
 
 /** A function that resolves to what is wrong with the store, or undefined when it can be read. */
-export function storeReadiness(store: Store, log: ReadinessLog, everyMs = READINESS_CHECK_EVERY_MS): () => Promise<string | undefined> {
+export function storeReadiness(
+  store: Pick<Store, 'checkReadable'>,
+  log: ReadinessLog,
+  everyMs = READINESS_CHECK_EVERY_MS,
+): () => Promise<string | undefined> {
   let nextAt = -Infinity;
   let last: Promise<string | undefined> = Promise.resolve(undefined);
   let lastProblem: string | undefined;

@@ -1,0 +1,45 @@
+// The storage port: what a database gives the store and nothing more —
+// statements and transactions. The rules (trust at enrollment, rule
+// matching, leases, audit) live above it in record-store.ts and are the same
+// for every database; the SQL in records.ts is written once, in the subset
+// SQLite and PostgreSQL share ("?" parameters, ON CONFLICT, RETURNING).
+
+/** Statements on one connection (inside a transaction) or on any (a read). */
+export interface Sql {
+  all<R>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  get<R>(text: string, params?: readonly unknown[]): Promise<R | undefined>;
+  /** A statement that returns no rows; how many rows it changed. */
+  run(text: string, params?: readonly unknown[]): Promise<number>;
+}
+
+/** The few expressions the two databases spell differently. */
+export interface SqlDialect {
+  /** A number member of a JSON document kept in a TEXT column; NULL when absent. */
+  jsonNumber(column: string, key: string): string;
+}
+
+export interface TransactionOptions {
+  /**
+   * The commit need not survive a power loss (heartbeats: the next one
+   * replaces it); a crash of the server still keeps it.
+   */
+  relaxed?: boolean;
+}
+
+export interface StorageEngine {
+  readonly kind: string;
+  readonly dialect: SqlDialect;
+  /** Statements that change nothing; they see committed data only. */
+  read<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /**
+   * All of fn's statements commit together or not at all (fn throws: nothing
+   * is written). fn must only run statements: it may be run again when the
+   * database reports a conflict with a concurrent transaction.
+   */
+  transaction<T>(fn: (sql: Sql) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** Bytes the database takes on disk. */
+  bytes(): Promise<number>;
+  /** Throws, saying why, when the stored data cannot be read. */
+  checkReadable(): Promise<void>;
+  close(): Promise<void>;
+}

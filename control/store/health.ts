@@ -1,0 +1,52 @@
+// Fleet health, declared once: each rule is the same condition in TypeScript
+// (healthOf) and in SQL (HEALTH_SQL, so that lists filter and count by health
+// in the database). The first rule that holds wins.
+import type { HealthState } from '../../contract/model';
+import type { HealthClock, InstanceRecord } from './store';
+
+type HealthFacts = Pick<InstanceRecord, 'enrolledAt' | 'lastSeenAt' | 'assignment' | 'status' | 'generation' | 'appliedGeneration'>;
+
+interface HealthRule {
+  health: HealthState;
+  /** Over the instances table's columns; "?" is the instant before which an instance is offline. */
+  sql: string;
+  holds(r: HealthFacts, clock: HealthClock): boolean;
+}
+
+const stateOf = (r: HealthFacts): string | undefined => r.status?.state;
+
+const HEALTH_RULES: HealthRule[] = [
+  { health: 'expected', sql: 'enrolled_at IS NULL', holds: (r) => r.enrolledAt === null },
+  {
+    health: 'offline',
+    sql: 'last_seen_at < ?',
+    holds: (r, clock) => r.lastSeenAt !== null && r.lastSeenAt < clock.offlineBefore,
+  },
+  {
+    health: 'orphaned',
+    sql: "assignment IS NULL AND status_state = 'orphaned'",
+    holds: (r) => r.assignment === null && stateOf(r) === 'orphaned',
+  },
+  { health: 'unassigned', sql: 'assignment IS NULL', holds: (r) => r.assignment === null },
+  {
+    health: 'degraded',
+    sql: "status_state IN ('failed', 'degraded')",
+    holds: (r) => stateOf(r) === 'failed' || stateOf(r) === 'degraded',
+  },
+  { health: 'converging', sql: 'applied_generation < generation', holds: (r) => r.appliedGeneration < r.generation },
+  {
+    health: 'ready',
+    sql: "status_state = 'ready' AND teleport_ready = 1",
+    holds: (r) => stateOf(r) === 'ready' && r.status?.teleportReady === true,
+  },
+];
+
+const OTHERWISE: HealthState = 'converging';
+
+/** An instance's fleet health. */
+export function healthOf(record: HealthFacts, clock: HealthClock): HealthState {
+  return HEALTH_RULES.find((rule) => rule.holds(record, clock))?.health ?? OTHERWISE;
+}
+
+/** The SQL expression of healthOf; its one parameter is clock.offlineBefore. */
+export const HEALTH_SQL = `CASE ${HEALTH_RULES.map((r) => `WHEN ${r.sql} THEN '${r.health}'`).join(' ')} ELSE '${OTHERWISE}' END`;

@@ -1,0 +1,135 @@
+// PostgreSQL schema migrations. Append only, like migrations.ts for SQLite:
+// a released migration is never edited. Version 1 is SQLite's schema 6 in
+// PostgreSQL's types; the column names are the same, so that the
+// repositories (records.ts) run on both. Text keys that lists are ordered
+// or paged by compare bytewise (COLLATE "C"), as in SQLite.
+import type { Migration } from './migrations';
+
+export const PG_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'instances, settings, rules, audit, trust, leases, proxy certificates, cluster identity',
+    sql: `
+      CREATE TABLE settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        body TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+      );
+      CREATE TABLE instances (
+        instance_id TEXT COLLATE "C" PRIMARY KEY,
+        identity TEXT,
+        enrolled_at BIGINT,
+        last_seen_at BIGINT,
+        assignment TEXT,
+        -- ",auth,proxy," so that a role filter is a LIKE on one column
+        roles_key TEXT COLLATE "C",
+        generation BIGINT NOT NULL DEFAULT 0,
+        applied_generation BIGINT NOT NULL DEFAULT 0,
+        status TEXT,
+        status_state TEXT,
+        teleport_ready INTEGER NOT NULL DEFAULT 0,
+        facts TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        enrolled_via TEXT,
+        allowed_roles TEXT
+      );
+      CREATE TABLE rules (
+        id TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+      CREATE TABLE audit_events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        details TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 1,
+        last_at BIGINT,
+        window_key TEXT
+      );
+      CREATE INDEX audit_events_target ON audit_events (target, id);
+      CREATE UNIQUE INDEX audit_events_window ON audit_events (window_key) WHERE window_key IS NOT NULL;
+      CREATE INDEX audit_events_at ON audit_events (at);
+      CREATE TABLE instance_bindings (
+        instance_id TEXT PRIMARY KEY,
+        nonce_hash TEXT NOT NULL,
+        method TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT NOT NULL
+      );
+      CREATE TABLE client_certificates (
+        serial TEXT PRIMARY KEY,
+        instance_id TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT
+      );
+      CREATE INDEX client_certificates_instance ON client_certificates (instance_id);
+      CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+      );
+      CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL;
+      CREATE TABLE join_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        roles TEXT,
+        expires_at BIGINT NOT NULL,
+        max_uses INTEGER,
+        uses INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+      );
+      CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        fencing BIGINT NOT NULL,
+        acquired_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+      CREATE TABLE proxy_certificates (
+        domain TEXT COLLATE "C" PRIMARY KEY,
+        state TEXT NOT NULL,
+        serial TEXT,
+        not_before BIGINT,
+        not_after BIGINT,
+        etag TEXT,
+        issued_at BIGINT,
+        checked_at BIGINT,
+        last_attempt_at BIGINT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at BIGINT,
+        renew_requested INTEGER NOT NULL DEFAULT 0,
+        updated_at BIGINT NOT NULL
+      );
+      CREATE TABLE acme_challenges (
+        token TEXT PRIMARY KEY,
+        key_authorization TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+      CREATE TABLE cluster_identity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        cluster_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+    `,
+  },
+];
+
+/** The newest PostgreSQL schema version this program knows. */
+export const PG_SCHEMA_VERSION = Math.max(...PG_MIGRATIONS.map((m) => m.version));

@@ -1,0 +1,201 @@
+// The store on PostgreSQL, for several control replicas on one database.
+// The rules are RecordStore's; this file is the storage port on a pool of
+// connections: reads on any connection, each transaction on one connection
+// at SERIALIZABLE, run again when PostgreSQL reports a conflict with a
+// concurrent transaction. Migrations run under an advisory lock, so that
+// replicas starting together migrate once.
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool, types, type PoolClient, type PoolConfig } from 'pg';
+import type { Sql, SqlDialect, StorageEngine, TransactionOptions } from './engine';
+import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-migrations';
+import { RecordStore } from './record-store';
+import { pgTarget, type PgTlsMode } from './postgres-target';
+
+export { PG_TLS_MODES, pgTarget, type PgTlsMode } from './postgres-target';
+
+export const PG_DIALECT: SqlDialect = {
+  jsonNumber: (column, key) => `((${column}::json ->> '${key}')::double precision)`,
+};
+
+export interface PgStoreOptions {
+  /** postgres://user@host:port/database (no password: give `password`). */
+  url: string;
+  password?: string;
+  tls?: { mode: PgTlsMode; caFile?: string };
+  /** Connections at most (default 10). */
+  poolSize?: number;
+  /** An idle connection failed (the database restarted); the pool replaces it. */
+  onConnectionError?: (err: Error) => void;
+}
+
+/** Advisory lock key of the migrations: one migrating replica at a time ("teleboot" in ASCII). */
+const MIGRATION_LOCK = 0x74656c65626f6f74n;
+/** Attempts of a transaction that conflicts with concurrent ones. */
+const MAX_ATTEMPTS = 10;
+/** serialization_failure and deadlock_detected: the transaction can be run again. */
+const RETRYABLE = new Set(['40001', '40P01']);
+
+// BIGINT (int8) columns and COUNT(*) as numbers: every stored number (unix
+// ms, generations, fencing numbers) is far below 2^53.
+const INT8_OID = 20;
+const typeParsers = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
+    oid === INT8_OID ? (v: string) => Number(v) : (types.getTypeParser(oid, format) as unknown)) as typeof types.getTypeParser,
+};
+
+/** "?" placeholders (the SQL both databases share) as PostgreSQL's $1, $2, …; cached per text. */
+const numbered = new Map<string, string>();
+function toPg(text: string): string {
+  let converted = numbered.get(text);
+  if (converted === undefined) {
+    let n = 0;
+    converted = text.replace(/\?/g, () => `$${++n}`);
+    numbered.set(text, converted);
+  }
+  return converted;
+}
+
+interface Queryable {
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+}
+
+function sqlOn(target: Queryable): Sql {
+  const query = (text: string, params: readonly unknown[] = []) => target.query(toPg(text), [...params]);
+  return {
+    all: async <R>(text: string, params?: readonly unknown[]) => (await query(text, params)).rows as R[],
+    get: async <R>(text: string, params?: readonly unknown[]) => (await query(text, params)).rows[0] as R | undefined,
+    run: async (text: string, params?: readonly unknown[]) => (await query(text, params)).rowCount ?? 0,
+  };
+}
+
+function tlsConfig(tls: PgStoreOptions['tls']): PoolConfig['ssl'] {
+  if (!tls || tls.mode === 'disable') return false;
+  if (tls.mode === 'require') return { rejectUnauthorized: false };
+  return { rejectUnauthorized: true, ...(tls.caFile ? { ca: readFileSync(tls.caFile, 'utf8') } : {}) };
+}
+
+export class PgEngine implements StorageEngine {
+  readonly kind = 'postgres';
+  readonly dialect = PG_DIALECT;
+  private readonly onPool: Sql;
+
+  constructor(readonly pool: Pool) {
+    this.onPool = sqlOn(pool);
+  }
+
+  read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return fn(this.onPool);
+  }
+
+  async transaction<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+        // Heartbeats: acknowledged before the WAL reaches the disk (a crash of the server can cost the latest of them).
+        if (options.relaxed) await client.query('SET LOCAL synchronous_commit = off');
+        const result = await fn(sqlOn(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+        const code = (err as { code?: string }).code;
+        if (attempt >= MAX_ATTEMPTS || !code || !RETRYABLE.has(code)) throw err;
+      } finally {
+        client.release(broken);
+      }
+      // Conflicting transactions wait different times before they run again.
+      await sleep(Math.random() * 5 * attempt);
+    }
+  }
+
+  async bytes(): Promise<number> {
+    return Number((await this.onPool.get<{ n: number }>('SELECT pg_database_size(current_database()) AS n'))?.n ?? 0);
+  }
+
+  async checkReadable(): Promise<void> {
+    try {
+      await this.onPool.get('SELECT version FROM schema_migrations LIMIT 1');
+    } catch (err) {
+      throw new Error(`the store cannot be read: PostgreSQL: ${(err as Error).message}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** Applies the migrations not applied yet, one replica at a time; refuses a schema newer than this program. */
+async function migrate(client: PoolClient): Promise<void> {
+  await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
+  try {
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
+    );
+    const applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    const newest = Math.max(0, ...applied);
+    if (newest > PG_SCHEMA_VERSION)
+      throw new Error(
+        `the database's schema version is ${newest}, newer than this teleboot-control knows (${PG_SCHEMA_VERSION}): a newer release wrote it. ` +
+          'Run that release on every replica',
+      );
+    for (const m of PG_MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          Date.now(),
+        ]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      }
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK.toString()]);
+  }
+}
+
+export class PgStore extends RecordStore {
+  private constructor(private readonly pg: PgEngine) {
+    super(pg);
+  }
+
+  /** Connects, migrates (under the advisory lock) and returns the store. */
+  static async open(options: PgStoreOptions): Promise<PgStore> {
+    const pool = new Pool({
+      ...pgTarget(options.url),
+      // Absent: pg reads PGPASSWORD from the environment.
+      password: options.password,
+      ssl: tlsConfig(options.tls),
+      max: options.poolSize ?? 10,
+      types: typeParsers,
+      application_name: 'teleboot-control',
+    });
+    // Without a listener an idle connection's error (the database restarting) would end the process.
+    pool.on('error', (err) => options.onConnectionError?.(err));
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client);
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PgStore(new PgEngine(pool));
+  }
+
+  async schemaVersion(): Promise<number> {
+    return Number((await this.pg.pool.query<{ v: number }>('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations')).rows[0].v);
+  }
+}

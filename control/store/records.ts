@@ -1,0 +1,498 @@
+// The repositories: every statement the store runs, written once in the SQL
+// that SQLite and PostgreSQL share, each returning records, not rows. No
+// rules here: what may be written is decided in record-store.ts.
+import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, ServiceRole } from '../../contract/model';
+import type { Sql, SqlDialect } from './engine';
+import { HEALTH_SQL } from './health';
+import {
+  rolesKey,
+  rowToApiToken,
+  rowToAudit,
+  rowToCertificate,
+  rowToInstance,
+  rowToJoinToken,
+  rowToLease,
+  rowToProxyCertificate,
+  rowToRule,
+  type ApiTokenRow,
+  type AuditRow,
+  type CertificateRow,
+  type InstanceRow,
+  type JoinTokenRow,
+  type LeaseRow,
+  type ProxyCertificateRow,
+  type RuleRow,
+} from './rows';
+import type {
+  ApiScope,
+  ApiToken,
+  AuditEvent,
+  HealthClock,
+  InstanceQuery,
+  InstanceRecord,
+  InstanceStatus,
+  IssuedCertificate,
+  JoinToken,
+  Lease,
+  Page,
+  ProxyCertificate,
+  Rule,
+  RuleInput,
+  ServedCertificate,
+} from './store';
+
+const API_TOKEN_COLUMNS = 'id, name, scope, created_at, created_by, last_used_at, revoked_at';
+const JOIN_TOKEN_COLUMNS = 'id, name, roles, expires_at, max_uses, uses, created_at, created_by, last_used_at, revoked_at';
+/** Audit rows pruned per statement: a large first prune must not hold the write lock for long. */
+const PRUNE_BATCH = 5000;
+
+const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
+
+export class Records {
+  constructor(
+    private readonly sql: Sql,
+    private readonly dialect: SqlDialect,
+  ) {}
+
+  // Settings
+
+  async settings(): Promise<ClusterSettings | undefined> {
+    const row = await this.sql.get<{ body: string }>('SELECT body FROM settings WHERE id = 1');
+    return row && (JSON.parse(row.body) as ClusterSettings);
+  }
+
+  async saveSettings(settings: ClusterSettings, now: number): Promise<void> {
+    await this.sql.run(
+      'INSERT INTO settings (id, body, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at',
+      [JSON.stringify(settings), now],
+    );
+  }
+
+  // Instances
+
+  async instance(instanceId: string): Promise<InstanceRecord | undefined> {
+    const row = await this.sql.get<InstanceRow>('SELECT * FROM instances WHERE instance_id = ?', [instanceId]);
+    return row && rowToInstance(row);
+  }
+
+  async insertInstance(instanceId: string, now: number): Promise<void> {
+    await this.sql.run('INSERT INTO instances (instance_id, created_at, updated_at) VALUES (?, ?, ?)', [instanceId, now, now]);
+  }
+
+  /** Creates or updates the instance as enrolled now. */
+  async saveEnrollment(
+    identity: InstanceIdentity,
+    exists: boolean,
+    via: string | null,
+    allowedRoles: ServiceRole[] | null,
+    now: number,
+  ): Promise<void> {
+    const params = [JSON.stringify(identity), now, now, now, via, json(allowedRoles), identity.instanceId];
+    await this.sql.run(
+      exists
+        ? 'UPDATE instances SET identity = ?, enrolled_at = ?, last_seen_at = ?, updated_at = ?, enrolled_via = ?, allowed_roles = ? WHERE instance_id = ?'
+        : 'INSERT INTO instances (identity, enrolled_at, last_seen_at, updated_at, enrolled_via, allowed_roles, instance_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      exists ? params : [...params, now],
+    );
+  }
+
+  /** Sets the assignment and bumps the instance's generation. */
+  async saveAssignment(instanceId: string, assignment: Assignment | null, now: number): Promise<void> {
+    await this.sql.run(
+      'UPDATE instances SET assignment = ?, roles_key = ?, generation = generation + 1, updated_at = ? WHERE instance_id = ?',
+      [json(assignment), rolesKey(assignment), now, instanceId],
+    );
+  }
+
+  /** Bumps the generation of every assigned instance; their ids. */
+  async bumpAssignedGenerations(now: number): Promise<string[]> {
+    const rows = await this.sql.all<{ instance_id: string }>(
+      'UPDATE instances SET generation = generation + 1, updated_at = ? WHERE assignment IS NOT NULL RETURNING instance_id',
+      [now],
+    );
+    return rows.map((r) => r.instance_id);
+  }
+
+  async deleteInstance(instanceId: string): Promise<boolean> {
+    return (await this.sql.run('DELETE FROM instances WHERE instance_id = ?', [instanceId])) > 0;
+  }
+
+  async saveStatus(
+    instanceId: string,
+    appliedGeneration: number,
+    status: InstanceStatus,
+    facts: HostFacts | null,
+  ): Promise<InstanceRecord | undefined> {
+    const row = await this.sql.get<InstanceRow>(
+      `UPDATE instances SET applied_generation = ?, status = ?, status_state = ?, teleport_ready = ?,
+         facts = COALESCE(?, facts), last_seen_at = ?, updated_at = ? WHERE instance_id = ? RETURNING *`,
+      [
+        appliedGeneration,
+        JSON.stringify(status),
+        status.state,
+        status.teleportReady ? 1 : 0,
+        json(facts),
+        status.reportedAt,
+        status.reportedAt,
+        instanceId,
+      ],
+    );
+    return row && rowToInstance(row);
+  }
+
+  async instances(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceRecord & { health: HealthState }>> {
+    const where: string[] = [];
+    const params: unknown[] = [clock.offlineBefore];
+    if (query.role) {
+      where.push('roles_key LIKE ?');
+      params.push(`%,${query.role},%`);
+    }
+    if (query.instanceId) {
+      where.push('instance_id = ?');
+      params.push(query.instanceId);
+    }
+    if (query.after) {
+      where.push('instance_id > ?');
+      params.push(query.after);
+    }
+    const inner = `SELECT *, ${HEALTH_SQL} AS health FROM instances ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`;
+    if (query.health) params.push(query.health);
+    params.push(query.limit + 1);
+    const rows = await this.sql.all<InstanceRow>(
+      `SELECT * FROM (${inner}) AS i ${query.health ? 'WHERE health = ?' : ''} ORDER BY instance_id LIMIT ?`,
+      params,
+    );
+    const items = rows.slice(0, query.limit).map((r) => ({ ...rowToInstance(r), health: r.health! }));
+    return { items, next: rows.length > query.limit ? items[items.length - 1].instanceId : undefined };
+  }
+
+  async healthCounts(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>> {
+    const rows = await this.sql.all<{ roles_key: string | null; health: HealthState; count: number }>(
+      `SELECT roles_key, health, COUNT(*) AS count FROM (SELECT roles_key, ${HEALTH_SQL} AS health FROM instances) AS i
+       GROUP BY roles_key, health ORDER BY roles_key IS NOT NULL, roles_key, health`,
+      [clock.offlineBefore],
+    );
+    return rows.map((r) => ({
+      roles: r.roles_key ? (r.roles_key.split(',').filter(Boolean) as ServiceRole[]) : null,
+      health: r.health,
+      count: Number(r.count),
+    }));
+  }
+
+  async distinctAssignments(): Promise<Assignment[]> {
+    const rows = await this.sql.all<{ assignment: string }>('SELECT DISTINCT assignment FROM instances WHERE assignment IS NOT NULL');
+    return rows.map((r) => JSON.parse(r.assignment) as Assignment);
+  }
+
+  async servedCertificates(): Promise<ServedCertificate[]> {
+    const expires = this.dialect.jsonNumber('status', 'certificateExpiresAt');
+    const rows = await this.sql.all<{ instance_id: string; expires_at: number; reported_at: number }>(
+      `SELECT instance_id, ${expires} AS expires_at, ${this.dialect.jsonNumber('status', 'reportedAt')} AS reported_at
+       FROM instances WHERE ${expires} IS NOT NULL ORDER BY expires_at, instance_id`,
+    );
+    return rows.map((r) => ({ instanceId: r.instance_id, expiresAt: Number(r.expires_at), reportedAt: Number(r.reported_at) }));
+  }
+
+  /** Whether a server ever ran on this store: it made an API token or knows an instance. */
+  async anyRecords(): Promise<boolean> {
+    const row = await this.sql.get<{ found: number | boolean }>(
+      'SELECT (EXISTS (SELECT 1 FROM api_tokens) OR EXISTS (SELECT 1 FROM instances)) AS found',
+    );
+    return !!row?.found;
+  }
+
+  async clusterId(): Promise<string | undefined> {
+    return (await this.sql.get<{ cluster_id: string }>('SELECT cluster_id FROM cluster_identity WHERE id = 1'))?.cluster_id;
+  }
+
+  async saveClusterId(clusterId: string, now: number): Promise<void> {
+    await this.sql.run(
+      'INSERT INTO cluster_identity (id, cluster_id, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET cluster_id = excluded.cluster_id, created_at = excluded.created_at',
+      [clusterId, now],
+    );
+  }
+
+  // Bindings and client certificates
+
+  async bindingOf(instanceId: string): Promise<string | undefined> {
+    return (await this.sql.get<{ nonce_hash: string }>('SELECT nonce_hash FROM instance_bindings WHERE instance_id = ?', [instanceId]))
+      ?.nonce_hash;
+  }
+
+  async bind(instanceId: string, nonceHash: string, method: string, now: number): Promise<void> {
+    await this.sql.run('INSERT INTO instance_bindings (instance_id, nonce_hash, method, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)', [
+      instanceId,
+      nonceHash,
+      method,
+      now,
+      now,
+    ]);
+  }
+
+  async touchBinding(instanceId: string, now: number): Promise<void> {
+    await this.sql.run('UPDATE instance_bindings SET last_used_at = ? WHERE instance_id = ?', [now, instanceId]);
+  }
+
+  async deleteBinding(instanceId: string): Promise<boolean> {
+    return (await this.sql.run('DELETE FROM instance_bindings WHERE instance_id = ?', [instanceId])) > 0;
+  }
+
+  async insertCertificate(serial: string, instanceId: string, issuedAt: number, expiresAt: number): Promise<void> {
+    await this.sql.run('INSERT INTO client_certificates (serial, instance_id, issued_at, expires_at) VALUES (?, ?, ?, ?)', [
+      serial,
+      instanceId,
+      issuedAt,
+      expiresAt,
+    ]);
+  }
+
+  async certificate(serial: string): Promise<IssuedCertificate | undefined> {
+    const row = await this.sql.get<CertificateRow>('SELECT * FROM client_certificates WHERE serial = ?', [serial]);
+    return row && rowToCertificate(row);
+  }
+
+  /** Revokes the instance's certificates not revoked yet; how many. */
+  async revokeCertificatesOf(instanceId: string, now: number): Promise<number> {
+    return this.sql.run('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL', [now, instanceId]);
+  }
+
+  // Rules
+
+  async rules(): Promise<Rule[]> {
+    return (await this.sql.all<RuleRow>('SELECT id, body, created_at FROM rules ORDER BY position')).map(rowToRule);
+  }
+
+  async insertRule(rule: Rule, position: number): Promise<void> {
+    const input: RuleInput = { name: rule.name, selector: rule.selector, roles: rule.roles, labels: rule.labels };
+    await this.sql.run('INSERT INTO rules (id, position, body, created_at) VALUES (?, ?, ?, ?)', [
+      rule.id,
+      position,
+      JSON.stringify(input),
+      rule.createdAt,
+    ]);
+  }
+
+  async deleteRule(id: string): Promise<void> {
+    await this.sql.run('DELETE FROM rules WHERE id = ?', [id]);
+  }
+
+  /** Gives the rules their positions in this order. */
+  async orderRules(ids: string[]): Promise<void> {
+    for (const [i, id] of ids.entries()) await this.sql.run('UPDATE rules SET position = ? WHERE id = ?', [i, id]);
+  }
+
+  // Audit
+
+  async audit(actor: string, action: string, target: string, details: Record<string, unknown>, now: number): Promise<void> {
+    await this.sql.run('INSERT INTO audit_events (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)', [
+      now,
+      actor,
+      action,
+      target,
+      JSON.stringify(details),
+    ]);
+  }
+
+  async auditEvents(query: { after?: number; limit: number; target?: string }): Promise<AuditEvent[]> {
+    const rows = await this.sql.all<AuditRow>(
+      `SELECT * FROM audit_events WHERE id > ? ${query.target ? 'AND target = ?' : ''} ORDER BY id LIMIT ?`,
+      query.target ? [query.after ?? 0, query.target, query.limit] : [query.after ?? 0, query.limit],
+    );
+    return rows.map(rowToAudit);
+  }
+
+  /** The first event of a counting window, or one more in it when another replica recorded it already. */
+  async auditWindow(
+    key: string,
+    actor: string,
+    action: string,
+    target: string,
+    details: Record<string, unknown>,
+    now: number,
+  ): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO audit_events (at, actor, action, target, details, count, last_at, window_key) VALUES (?, ?, ?, ?, ?, 1, NULL, ?)
+       ON CONFLICT (window_key) WHERE window_key IS NOT NULL DO UPDATE SET count = audit_events.count + 1, last_at = excluded.at`,
+      [now, actor, action, target, JSON.stringify(details), key],
+    );
+  }
+
+  async addToWindow(key: string, count: number, lastAt: number): Promise<void> {
+    await this.sql.run(
+      `UPDATE audit_events SET count = count + ?,
+         last_at = CASE WHEN COALESCE(last_at, at) > ? THEN COALESCE(last_at, at) ELSE ? END WHERE window_key = ?`,
+      [count, lastAt, lastAt, key],
+    );
+  }
+
+  /** Deletes events before `cutoff` and the oldest beyond `maxRows`; how many. */
+  async pruneAudit(cutoff: number, maxRows: number): Promise<number> {
+    const cap = await this.sql.get<{ id: number }>('SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET ?', [
+      Math.max(0, maxRows - 1),
+    ]);
+    let deleted = 0;
+    for (;;) {
+      const batch = await this.sql.run(
+        `DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? OR id < ? ORDER BY id LIMIT ${PRUNE_BATCH})`,
+        [cutoff, cap ? Number(cap.id) : 0],
+      );
+      deleted += batch;
+      if (batch < PRUNE_BATCH) return deleted;
+    }
+  }
+
+  // API and join tokens
+
+  async apiTokenNamed(name: string): Promise<boolean> {
+    return !!(await this.sql.get('SELECT 1 AS taken FROM api_tokens WHERE name = ? AND revoked_at IS NULL', [name]));
+  }
+
+  async insertApiToken(
+    token: { id: string; name: string; scope: ApiScope; tokenHash: string },
+    actor: string,
+    now: number,
+  ): Promise<ApiToken> {
+    const row = await this.sql.get<ApiTokenRow>(
+      `INSERT INTO api_tokens (id, name, scope, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?) RETURNING ${API_TOKEN_COLUMNS}`,
+      [token.id, token.name, token.scope, token.tokenHash, now, actor],
+    );
+    return rowToApiToken(row!);
+  }
+
+  async apiTokens(): Promise<ApiToken[]> {
+    return (await this.sql.all<ApiTokenRow>(`SELECT ${API_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id`)).map(rowToApiToken);
+  }
+
+  async activeApiToken(where: 'hash' | 'id-or-name', value: string): Promise<ApiToken | undefined> {
+    const row = await this.sql.get<ApiTokenRow>(
+      `SELECT ${API_TOKEN_COLUMNS} FROM api_tokens WHERE ${where === 'hash' ? 'token_hash = ?' : '(id = ? OR name = ?)'} AND revoked_at IS NULL`,
+      where === 'hash' ? [value] : [value, value],
+    );
+    return row && rowToApiToken(row);
+  }
+
+  async touchApiToken(id: string, now: number): Promise<void> {
+    await this.sql.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [now, id]);
+  }
+
+  async revokeApiToken(id: string, now: number): Promise<void> {
+    await this.sql.run('UPDATE api_tokens SET revoked_at = ? WHERE id = ?', [now, id]);
+  }
+
+  async countApiTokens(): Promise<number> {
+    return Number((await this.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM api_tokens'))?.n ?? 0);
+  }
+
+  async insertJoinToken(
+    token: Pick<JoinToken, 'id' | 'name' | 'roles' | 'expiresAt' | 'maxUses'> & { tokenHash: string },
+    actor: string,
+    now: number,
+  ): Promise<JoinToken> {
+    const row = await this.sql.get<JoinTokenRow>(
+      `INSERT INTO join_tokens (id, name, token_hash, roles, expires_at, max_uses, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       RETURNING ${JOIN_TOKEN_COLUMNS}`,
+      [token.id, token.name, token.tokenHash, json(token.roles), token.expiresAt, token.maxUses, now, actor],
+    );
+    return rowToJoinToken(row!);
+  }
+
+  async joinTokens(): Promise<JoinToken[]> {
+    return (await this.sql.all<JoinTokenRow>(`SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens ORDER BY created_at, id`)).map(rowToJoinToken);
+  }
+
+  async joinToken(where: 'id' | 'hash', value: string): Promise<JoinToken | undefined> {
+    const row = await this.sql.get<JoinTokenRow>(
+      `SELECT ${JOIN_TOKEN_COLUMNS} FROM join_tokens WHERE ${where === 'id' ? 'id' : 'token_hash'} = ?`,
+      [value],
+    );
+    return row && rowToJoinToken(row);
+  }
+
+  async useJoinToken(id: string, now: number): Promise<void> {
+    await this.sql.run('UPDATE join_tokens SET uses = uses + 1, last_used_at = ? WHERE id = ?', [now, id]);
+  }
+
+  async revokeJoinToken(id: string, now: number): Promise<void> {
+    await this.sql.run('UPDATE join_tokens SET revoked_at = ? WHERE id = ?', [now, id]);
+  }
+
+  // Leases
+
+  async lease(name: string): Promise<Lease | undefined> {
+    const row = await this.sql.get<LeaseRow>('SELECT * FROM leases WHERE name = ?', [name]);
+    return row && rowToLease(row);
+  }
+
+  async saveLease(lease: Lease): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO leases (name, holder, fencing, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, fencing = excluded.fencing, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
+      [lease.name, lease.holder, lease.fencing, lease.acquiredAt, lease.expiresAt],
+    );
+  }
+
+  // Proxy certificates and ACME challenges
+
+  async proxyCertificates(domain?: string): Promise<ProxyCertificate[]> {
+    const rows = await this.sql.all<ProxyCertificateRow>(
+      `SELECT * FROM proxy_certificates ${domain === undefined ? '' : 'WHERE domain = ?'} ORDER BY domain`,
+      domain === undefined ? [] : [domain],
+    );
+    return rows.map(rowToProxyCertificate);
+  }
+
+  async saveProxyCertificate(c: ProxyCertificate): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO proxy_certificates (domain, state, serial, not_before, not_after, etag, issued_at, checked_at, last_attempt_at, failures, last_error, next_attempt_at, renew_requested, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (domain) DO UPDATE SET state = excluded.state, serial = excluded.serial, not_before = excluded.not_before, not_after = excluded.not_after,
+         etag = excluded.etag, issued_at = excluded.issued_at, checked_at = excluded.checked_at, last_attempt_at = excluded.last_attempt_at,
+         failures = excluded.failures, last_error = excluded.last_error, next_attempt_at = excluded.next_attempt_at,
+         renew_requested = excluded.renew_requested, updated_at = excluded.updated_at`,
+      [
+        c.domain,
+        c.state,
+        c.serial,
+        c.notBefore,
+        c.notAfter,
+        c.etag,
+        c.issuedAt,
+        c.checkedAt,
+        c.lastAttemptAt,
+        c.failures,
+        c.lastError,
+        c.nextAttemptAt,
+        c.renewRequested ? 1 : 0,
+        c.updatedAt,
+      ],
+    );
+  }
+
+  async requestRenewal(domain: string, now: number): Promise<boolean> {
+    const changed = await this.sql.run(
+      'UPDATE proxy_certificates SET renew_requested = 1, next_attempt_at = NULL, updated_at = ? WHERE domain = ?',
+      [now, domain],
+    );
+    return changed > 0;
+  }
+
+  async putAcmeChallenge(token: string, keyAuthorization: string, domain: string, expiresAt: number): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO acme_challenges (token, key_authorization, domain, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (token) DO UPDATE SET key_authorization = excluded.key_authorization, domain = excluded.domain, expires_at = excluded.expires_at`,
+      [token, keyAuthorization, domain, expiresAt],
+    );
+  }
+
+  async acmeChallenge(token: string, now: number): Promise<string | undefined> {
+    const row = await this.sql.get<{ key_authorization: string }>(
+      'SELECT key_authorization FROM acme_challenges WHERE token = ? AND expires_at > ?',
+      [token, now],
+    );
+    return row?.key_authorization;
+  }
+
+  async deleteAcmeChallenge(token: string): Promise<void> {
+    await this.sql.run('DELETE FROM acme_challenges WHERE token = ?', [token]);
+  }
+}

@@ -1,0 +1,461 @@
+// The conformance suite every Store implementation passes: what a caller of
+// each Store method observes, on a fresh database per subtest.
+import type { Test } from 'tap';
+import { DEFAULT_CLUSTER_SETTINGS, type HostFacts, type InstanceIdentity } from '../../contract/model';
+import { ConflictError } from '../../control/errors';
+import { healthOf as derivedHealth } from '../../control/store/health';
+import { EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
+
+/** A fresh, empty database; open() opens a store on it (again after a close: a reopen). */
+export interface StoreDatabase {
+  open(): Promise<Store>;
+}
+
+export type StoreFactory = (t: Test) => Promise<StoreDatabase>;
+
+export const identity = (id: string, tags: Record<string, string> = {}): InstanceIdentity => ({
+  instanceId: id,
+  region: 'us-east-1',
+  availabilityZone: 'us-east-1a',
+  accountId: '123456789012',
+  privateIp: '10.0.0.1',
+  hostname: `${id}.ec2.internal`,
+  instanceType: 't3.small',
+  imageId: 'ami-0123',
+  tags,
+});
+
+const ready = { state: 'ready' as const, teleportUnitState: 'active', teleportReady: true, message: '', agentVersion: 'test' };
+
+async function refusal(p: Promise<unknown>): Promise<EnrollRefusal | 'none'> {
+  try {
+    await p;
+    return 'none';
+  } catch (err) {
+    if (err instanceof EnrollRefused) return err.reason;
+    throw err;
+  }
+}
+
+export function storeConformance(t: Test, factory: StoreFactory): void {
+  /** A store on a fresh database, closed at the end of the subtest. */
+  const fresh = async (t: Test): Promise<Store> => {
+    const store = await (await factory(t)).open();
+    t.teardown(() => store.close());
+    return store;
+  };
+  const actions = async (store: Store, target?: string) => (await store.listAudit({ limit: 1000, target })).map((e) => e.action);
+
+  t.test('a reopened database keeps instances, assignments, rules, settings and audit events', async (t) => {
+    const db = await factory(t);
+    const first = await db.open();
+    await first.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'prod' }, 'test', 1);
+    await first.setAssignment('i-1', { roles: ['node'], labels: { a: 'b' } }, 'test', 2);
+    await first.addRule({ name: 'r', selector: { Role: 'web' }, roles: ['node'], labels: {} }, undefined, 'test', 3);
+    await first.enroll(identity('i-1'), 'agent', 4);
+    await first.close();
+
+    const second = await db.open();
+    t.teardown(() => second.close());
+    t.equal((await second.getSettings()).clusterName, 'prod');
+    t.match(await second.getInstance('i-1'), {
+      assignment: { roles: ['node'], labels: { a: 'b' } },
+      generation: 1,
+      identity: { hostname: 'i-1.ec2.internal' },
+    });
+    t.equal((await second.listRules()).length, 1);
+    t.same(await actions(second), ['settings.update', 'assignment.set', 'rule.add', 'instance.enroll']);
+  });
+
+  t.test('settings: defaults until saved; a change bumps the generation of assigned instances only', async (t) => {
+    const store = await fresh(t);
+    t.same(await store.getSettings(), DEFAULT_CLUSTER_SETTINGS);
+    await store.setAssignment('i-a', { roles: ['node'], labels: {} }, 'op', 1);
+    await store.enroll(identity('i-b'), 'agent', 1);
+    const bumped = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'x' }, 'op', 2);
+    t.same(bumped, ['i-a']);
+    t.equal((await store.getInstance('i-a'))?.generation, 2);
+    t.equal((await store.getInstance('i-b'))?.generation, 0);
+    t.equal((await store.getSettings()).clusterName, 'x');
+    const [event] = (await store.listAudit({ limit: 10, target: 'settings' })).filter((e) => e.action === 'settings.update');
+    t.match(event, { actor: 'op', at: 2, details: { before: null, after: { clusterName: 'x' } } });
+  });
+
+  t.test('rules apply at enrollment, first match wins, and never override an explicit assignment', async (t) => {
+    const store = await fresh(t);
+    await store.addRule({ name: 'any web', selector: { Role: '*' }, roles: ['node'], labels: {} }, undefined, 'op', 1);
+    await store.addRule({ name: 'edge', selector: { Role: 'edge', Env: 'prod' }, roles: ['proxy'], labels: {} }, 0, 'op', 2);
+
+    const edge = await store.enroll(identity('i-edge', { Role: 'edge', Env: 'prod' }), 'agent', 3);
+    t.equal(edge.matchedRule?.name, 'edge');
+    t.same(edge.record.assignment?.roles, ['proxy']);
+    t.equal(edge.record.generation, 1);
+    const other = await store.enroll(identity('i-web', { Role: 'web' }), 'agent', 3);
+    t.equal(other.matchedRule?.name, 'any web', '"*" matches any value of a present tag');
+    const untagged = await store.enroll(identity('i-none'), 'agent', 3);
+    t.equal(untagged.matchedRule, undefined);
+    t.equal(untagged.record.assignment, null);
+
+    await store.setAssignment('i-pre', { roles: ['auth'], labels: {} }, 'op', 4);
+    const pre = await store.enroll(identity('i-pre', { Role: 'edge', Env: 'prod' }), 'agent', 5);
+    t.equal(pre.matchedRule, undefined, 'an explicit assignment wins');
+    t.same(pre.record.assignment?.roles, ['auth']);
+    t.same(await actions(store, 'i-edge'), ['instance.enroll', 'assignment.set']);
+  });
+
+  t.test('rules: added at a position, listed in order, deleted', async (t) => {
+    const store = await fresh(t);
+    const a = await store.addRule({ name: 'a', selector: { A: '1' }, roles: ['node'], labels: { x: 'y' } }, undefined, 'op', 1);
+    const b = await store.addRule({ name: 'b', selector: {}, roles: ['proxy'], labels: {} }, 0, 'op', 2);
+    const c = await store.addRule({ name: 'c', selector: {}, roles: ['auth'], labels: {} }, 99, 'op', 3);
+    t.same(
+      (await store.listRules()).map((r) => r.name),
+      ['b', 'a', 'c'],
+    );
+    t.match((await store.listRules())[1], { id: a.id, selector: { A: '1' }, labels: { x: 'y' }, createdAt: 1 });
+    t.equal(await store.deleteRule(b.id, 'op', 4), true);
+    t.equal(await store.deleteRule(b.id, 'op', 5), false, 'an unknown rule');
+    const d = await store.addRule({ name: 'd', selector: {}, roles: ['node'], labels: {} }, 1, 'op', 6);
+    t.same(
+      (await store.listRules()).map((r) => r.id),
+      [a.id, d.id, c.id],
+    );
+    t.same(await actions(store), ['rule.add', 'rule.add', 'rule.add', 'rule.delete', 'rule.add']);
+  });
+
+  t.test('assignments: set creates an instance that never booted, clear keeps it, delete removes it', async (t) => {
+    const store = await fresh(t);
+    const set = await store.setAssignment('i-1', { roles: ['node'], labels: {} }, 'op', 1);
+    t.match(set, { instanceId: 'i-1', identity: null, enrolledAt: null, generation: 1, createdAt: 1 });
+    const cleared = await store.setAssignment('i-1', null, 'op', 2);
+    t.match(cleared, { assignment: null, generation: 2 });
+    t.same(await store.distinctAssignments(), []);
+    await store.setAssignment('i-1', { roles: ['node'], labels: {} }, 'op', 3);
+    await store.setAssignment('i-2', { roles: ['node'], labels: {} }, 'op', 3);
+    await store.setAssignment('i-3', { roles: ['proxy'], labels: {} }, 'op', 3);
+    t.equal((await store.distinctAssignments()).length, 2, 'each distinct assignment once');
+    t.equal(await store.deleteInstance('i-1', 'op', 4), true);
+    t.equal(await store.deleteInstance('i-1', 'op', 5), false);
+    t.equal(await store.getInstance('i-1'), undefined);
+    t.same(await actions(store, 'i-1'), ['assignment.set', 'assignment.clear', 'assignment.set', 'instance.delete']);
+  });
+
+  t.test('status reports: unknown instances are not created; facts kept when a report has none', async (t) => {
+    const store = await fresh(t);
+    t.equal(await store.recordStatus('i-x', 0, { ...ready, reportedAt: 1 }, null), undefined);
+    t.equal(await store.getInstance('i-x'), undefined);
+    await store.enroll(identity('i-1'), 'agent', 1);
+    const facts: HostFacts = {
+      os: 'Debian 12',
+      kernel: '6.1',
+      arch: 'x86_64',
+      cpus: 2,
+      memoryTotalBytes: 4e9,
+      memoryAvailableBytes: 2e9,
+      loadAverage1m: 0.5,
+      uptimeSeconds: 100,
+      rootDiskFreeBytes: 1e10,
+    };
+    const first = await store.recordStatus('i-1', 0, { ...ready, reportedAt: 5 }, facts);
+    t.match(first, { appliedGeneration: 0, lastSeenAt: 5, status: { state: 'ready', reportedAt: 5 }, facts });
+    const second = await store.recordStatus('i-1', 0, { ...ready, message: 'again', reportedAt: 6 }, null);
+    t.match(second, { lastSeenAt: 6, status: { message: 'again' }, facts });
+  });
+
+  t.test('fleet health follows enrollment, generations, reports and heartbeats', async (t) => {
+    const store = await fresh(t);
+    const clock = (now: number) => ({ now, offlineBefore: now - 90 });
+    const healthOf = async (id: string, now = 100) => {
+      const [item] = (await store.listInstances({ instanceId: id, limit: 1 }, clock(now))).items;
+      t.equal(item.health, derivedHealth(item, clock(now)), `the store's health of ${id} is the domain's (healthOf)`);
+      return item.health;
+    };
+
+    await store.setAssignment('i-1', { roles: ['node'], labels: {} }, 'op', 10);
+    t.equal(await healthOf('i-1'), 'expected');
+    await store.enroll(identity('i-1'), 'agent', 20);
+    t.equal(await healthOf('i-1'), 'converging');
+    await store.recordStatus('i-1', 1, { ...ready, reportedAt: 30 }, null);
+    t.equal(await healthOf('i-1'), 'ready');
+    await store.setAssignment('i-1', { roles: ['proxy'], labels: {} }, 'op', 40);
+    t.equal(await healthOf('i-1'), 'converging', 'a new generation not yet applied');
+    await store.recordStatus('i-1', 1, { ...ready, state: 'failed', teleportReady: false, reportedAt: 50 }, null);
+    t.equal(await healthOf('i-1'), 'degraded');
+    t.equal(await healthOf('i-1', 200), 'offline', 'no heartbeat for three intervals');
+
+    await store.enroll(identity('i-2'), 'agent', 60);
+    t.equal(await healthOf('i-2'), 'unassigned');
+    await store.enroll(identity('i-3'), 'agent', 60);
+    await store.recordStatus('i-3', 0, { ...ready, state: 'orphaned', teleportReady: false, reportedAt: 60 }, null);
+    t.equal(await healthOf('i-3'), 'orphaned');
+    const summary = await store.healthSummary(clock(100));
+    t.same(
+      summary.map((r) => [r.roles, r.health, r.count]),
+      [
+        [null, 'orphaned', 1],
+        [null, 'unassigned', 1],
+        [['proxy'], 'degraded', 1],
+      ],
+    );
+  });
+
+  t.test('instance lists: pages by id, filters by role and health', async (t) => {
+    const store = await fresh(t);
+    for (let i = 0; i < 7; i++) await store.setAssignment(`i-${i}`, { roles: i % 2 ? ['node'] : ['auth', 'proxy'], labels: {} }, 'op', 1);
+    await store.enroll(identity('i-0'), 'agent', 2);
+    const clock = { now: 10, offlineBefore: 0 };
+    const seen: string[] = [];
+    let after: string | undefined;
+    do {
+      const page = await store.listInstances({ limit: 3, after }, clock);
+      t.ok(page.items.length <= 3);
+      seen.push(...page.items.map((r) => r.instanceId));
+      after = page.next;
+    } while (after);
+    t.same(seen, ['i-0', 'i-1', 'i-2', 'i-3', 'i-4', 'i-5', 'i-6'], 'every instance once, in id order');
+    const proxies = await store.listInstances({ limit: 10, role: 'proxy' }, clock);
+    t.same(
+      proxies.items.map((r) => r.instanceId),
+      ['i-0', 'i-2', 'i-4', 'i-6'],
+    );
+    t.equal(proxies.next, undefined);
+    const expected = await store.listInstances({ limit: 2, role: 'proxy', health: 'expected' }, clock);
+    t.same(
+      expected.items.map((r) => r.instanceId),
+      ['i-2', 'i-4'],
+    );
+    t.equal(expected.next, 'i-4');
+    t.same(
+      (await store.listInstances({ limit: 10, health: 'converging' }, clock)).items.map((r) => r.instanceId),
+      ['i-0'],
+    );
+    t.same((await store.listInstances({ limit: 10, instanceId: 'nope' }, clock)).items, []);
+  });
+
+  t.test('enrollment binds the nonce of the first enrollment; an operator can reset the binding', async (t) => {
+    const store = await fresh(t);
+    await store.enroll(identity('i-1'), 'agent', 1, { nonceHash: 'aa', enrolledVia: 'ec2' });
+    t.equal(await refusal(store.enroll(identity('i-1'), 'agent', 2, { nonceHash: 'aa' })), 'none', 'the same nonce again');
+    t.equal(await refusal(store.enroll(identity('i-1'), 'agent', 3, {})), 'nonce-required');
+    t.equal(await refusal(store.enroll(identity('i-1'), 'agent', 4, { nonceHash: 'bb' })), 'nonce-mismatch');
+    t.equal((await store.getInstance('i-1'))?.enrolledAt, 2, 'a refused enrollment writes nothing');
+    t.equal(await store.resetBinding('i-1', 'op', 5), true);
+    t.equal(await store.resetBinding('i-1', 'op', 5), false, 'nothing left to reset');
+    t.equal(await refusal(store.enroll(identity('i-1'), 'agent', 6, { nonceHash: 'bb' })), 'none', 'a new nonce is bound');
+    t.equal(await refusal(store.enroll(identity('i-1'), 'agent', 7, { nonceHash: 'aa' })), 'nonce-mismatch');
+    t.same(await actions(store, 'i-1'), ['instance.enroll', 'instance.enroll', 'binding.reset', 'instance.enroll']);
+  });
+
+  t.test('join tokens: uses are counted at enrollment and refused when none is left, expired or revoked', async (t) => {
+    const store = await fresh(t);
+    const token = await store.createJoinToken(
+      { id: 'jt-1', name: 'web', tokenHash: 'h1', roles: ['node'], expiresAt: 1000, maxUses: 2 },
+      'op',
+      1,
+    );
+    t.match(token, { id: 'jt-1', name: 'web', roles: ['node'], uses: 0, maxUses: 2, createdBy: 'op', createdAt: 1, revokedAt: null });
+    t.match(await store.findJoinToken('h1'), { id: 'jt-1' });
+    t.equal(await store.findJoinToken('nope'), undefined);
+    const trust = { joinTokenId: 'jt-1', enrolledVia: 'join-token:jt-1', allowedRoles: ['node' as const] };
+    const first = await store.enroll(identity('i-1'), 'agent', 2, trust);
+    t.match(first.record, { enrolledVia: 'join-token:jt-1', allowedRoles: ['node'] });
+    await store.enroll(identity('i-2'), 'agent', 3, trust);
+    t.equal(await refusal(store.enroll(identity('i-3'), 'agent', 4, trust)), 'token-unusable', 'no uses left');
+    t.equal(await store.getInstance('i-3'), undefined, 'the refused instance is not stored');
+    t.match(await store.findJoinToken('h1'), { uses: 2, lastUsedAt: 3 });
+
+    await store.createJoinToken({ id: 'jt-2', name: 'old', tokenHash: 'h2', roles: null, expiresAt: 10, maxUses: null }, 'op', 1);
+    t.equal(await refusal(store.enroll(identity('i-4'), 'agent', 10, { joinTokenId: 'jt-2' })), 'token-unusable', 'expired');
+    await store.createJoinToken({ id: 'jt-3', name: 'gone', tokenHash: 'h3', roles: null, expiresAt: 1000, maxUses: null }, 'op', 1);
+    t.match(await store.revokeJoinToken('jt-3', 'op', 5), { id: 'jt-3', revokedAt: 5 });
+    t.equal(await store.revokeJoinToken('jt-3', 'op', 6), undefined, 'revoked already');
+    t.equal(await refusal(store.enroll(identity('i-5'), 'agent', 7, { joinTokenId: 'jt-3' })), 'token-unusable', 'revoked');
+    t.equal(await refusal(store.enroll(identity('i-6'), 'agent', 7, { joinTokenId: 'jt-none' })), 'token-unusable', 'unknown');
+    t.same(
+      (await store.listJoinTokens()).map((j) => j.id),
+      ['jt-1', 'jt-2', 'jt-3'],
+    );
+  });
+
+  t.test('concurrent enrollments never use a join token more often than it allows', async (t) => {
+    const store = await fresh(t);
+    await store.createJoinToken({ id: 'jt', name: 'five', tokenHash: 'h', roles: null, expiresAt: 1e15, maxUses: 5 }, 'op', 1);
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => refusal(store.enroll(identity(`i-${i}`), 'agent', 2, { joinTokenId: 'jt' }))),
+    );
+    t.equal(outcomes.filter((o) => o === 'none').length, 5, 'five enrollments succeed');
+    t.equal(outcomes.filter((o) => o === 'token-unusable').length, 15);
+    t.equal((await store.findJoinToken('h'))?.uses, 5);
+    t.equal((await store.listInstances({ limit: 100 }, { now: 2, offlineBefore: 0 })).items.length, 5);
+  });
+
+  t.test('role allow-lists: a token that allows some roles refuses others, from an assignment or a rule', async (t) => {
+    const store = await fresh(t);
+    await store.setAssignment('i-auth', { roles: ['auth'], labels: {} }, 'op', 1);
+    const nodeOnly = { allowedRoles: ['node' as const], enrolledVia: 'join-token:x' };
+    t.equal(await refusal(store.enroll(identity('i-auth'), 'agent', 2, nodeOnly)), 'role-not-allowed');
+    t.equal((await store.getInstance('i-auth'))?.enrolledAt, null, 'nothing written');
+
+    await store.addRule({ name: 'proxies', selector: { Role: 'edge' }, roles: ['proxy'], labels: {} }, undefined, 'op', 3);
+    const outcome = await store.enroll(identity('i-edge', { Role: 'edge' }), 'agent', 4, nodeOnly);
+    t.equal(outcome.matchedRule, undefined, 'the rule is not applied');
+    t.equal(outcome.record.assignment, null);
+    t.same(await actions(store, 'i-edge'), ['instance.enroll', 'assignment.refused']);
+    const allowed = await store.enroll(identity('i-edge2', { Role: 'edge' }), 'agent', 5, { allowedRoles: ['proxy', 'node'] });
+    t.equal(allowed.matchedRule?.name, 'proxies');
+  });
+
+  t.test('client certificates: recorded at enrollment, revoked when the instance is deleted', async (t) => {
+    const store = await fresh(t);
+    await store.enroll(identity('i-1'), 'agent', 1, { certificate: { serial: 'abc', expiresAt: 100 } });
+    t.same(await store.getCertificate('abc'), { serial: 'abc', instanceId: 'i-1', issuedAt: 1, expiresAt: 100, revokedAt: null });
+    t.equal(await store.getCertificate('nope'), undefined);
+    await store.deleteInstance('i-1', 'op', 5);
+    t.equal((await store.getCertificate('abc'))?.revokedAt, 5);
+    const [deleted] = (await store.listAudit({ limit: 10, target: 'i-1' })).filter((e) => e.action === 'instance.delete');
+    t.equal(deleted.details.revokedCertificates, 1);
+  });
+
+  t.test('API tokens: one active token per name, found by hash while active, revoked by id or name', async (t) => {
+    const store = await fresh(t);
+    t.equal(await store.countApiTokens(), 0);
+    const a = await store.createApiToken({ id: 'a', name: 'ci', scope: 'operator', tokenHash: 'ha' }, 'op', 1);
+    t.same(a, { id: 'a', name: 'ci', scope: 'operator', createdAt: 1, createdBy: 'op', lastUsedAt: null, revokedAt: null });
+    const taken = await store.createApiToken({ id: 'b', name: 'ci', scope: 'admin', tokenHash: 'hb' }, 'op', 2).catch((e: unknown) => e);
+    t.type(taken, ConflictError, 'a second active token of the same name is a conflict');
+    t.match(await store.findApiToken('ha'), { id: 'a' });
+    await store.touchApiToken('a', 7);
+    t.equal((await store.findApiToken('ha'))?.lastUsedAt, 7);
+    t.match(await store.revokeApiToken('ci', 'op', 8), { id: 'a', revokedAt: 8 });
+    t.equal(await store.revokeApiToken('a', 'op', 9), undefined, 'already revoked');
+    t.equal(await store.findApiToken('ha'), undefined, 'a revoked token is not found');
+    await store.createApiToken({ id: 'b', name: 'ci', scope: 'monitor', tokenHash: 'hb' }, 'op', 10);
+    t.match(await store.revokeApiToken('b', 'op', 11), { id: 'b' });
+    t.equal(await store.countApiTokens(), 2, 'revoked tokens count');
+    t.same(
+      (await store.listApiTokens()).map((x) => [x.id, x.revokedAt]),
+      [
+        ['a', 8],
+        ['b', 11],
+      ],
+    );
+    t.same(await actions(store), ['api_token.create', 'api_token.revoke', 'api_token.create', 'api_token.revoke']);
+  });
+
+  t.test('audit: events in order, after an id, by target; refusals counted per minute; pruned by age and rows', async (t) => {
+    const store = await fresh(t);
+    await store.recordAudit('op', 'a.one', 'x', { n: 1 }, 1000);
+    await store.recordAudit('op', 'a.two', 'y', { n: 2 }, 2000);
+    const all = await store.listAudit({ limit: 10 });
+    t.match(all, [{ actor: 'op', action: 'a.one', target: 'x', details: { n: 1 }, count: 1, lastAt: null, at: 1000 }, { action: 'a.two' }]);
+    t.same(
+      (await store.listAudit({ limit: 10, after: all[0].id })).map((e) => e.action),
+      ['a.two'],
+    );
+    t.same(
+      (await store.listAudit({ limit: 10, target: 'x' })).map((e) => e.action),
+      ['a.one'],
+    );
+    t.equal((await store.listAudit({ limit: 1 })).length, 1);
+
+    for (let i = 0; i < 50; i++) await store.recordRefusal('grpc:1.2.3.4', 'enroll.refused', 'i-1', { reason: 'bad', i }, 60_000 + i);
+    await store.recordRefusal('grpc:1.2.3.4', 'enroll.refused', 'i-1', { reason: 'other' }, 60_000);
+    await store.recordRefusal('grpc:1.2.3.4', 'enroll.refused', 'i-1', { reason: 'bad' }, 120_000);
+    const refusals = (await store.listAudit({ limit: 100, target: 'i-1' })).map((e) => [e.details.reason, e.count, e.lastAt, e.details.i]);
+    t.same(refusals, [
+      ['bad', 50, 60_049, 0],
+      ['other', 1, null, undefined],
+      ['bad', 1, null, undefined],
+    ]);
+
+    const deleted = await store.pruneAudit({ maxAgeMs: 1_000_000, maxRows: 3 }, 1_000_500);
+    t.equal(deleted, 2, 'the oldest beyond three rows');
+    const left = await store.listAudit({ limit: 100 });
+    t.same(
+      left.map((e) => e.action),
+      ['enroll.refused', 'enroll.refused', 'enroll.refused', 'audit.pruned'],
+    );
+    t.match(left[3].details, { deleted: 2, maxRows: 3 });
+    t.equal(await store.pruneAudit({ maxAgeMs: 10, maxRows: 1000 }, 1_500_000), 4, 'every event older than the age');
+    t.equal(await store.pruneAudit({ maxAgeMs: 10, maxRows: 1000 }, 1_500_000), 0, 'nothing to prune: nothing recorded');
+    t.same(
+      (await store.listAudit({ limit: 100 })).map((e) => e.action),
+      ['audit.pruned'],
+    );
+    t.ok((await store.storeBytes()) > 0, 'the store takes some bytes');
+    await t.resolves(store.checkReadable());
+  });
+
+  t.test('leases: one holder at a time, fencing numbers grow at every new holding', async (t) => {
+    const store = await fresh(t);
+    t.equal(await store.getLease('publisher'), undefined);
+    const first = await store.acquireLease('publisher', 'i-a', 100, 30);
+    t.same(first, { granted: true, lease: { name: 'publisher', holder: 'i-a', fencing: 1, acquiredAt: 100, expiresAt: 130 } });
+    const other = await store.acquireLease('publisher', 'i-b', 110, 30);
+    t.match(other, { granted: false, lease: { holder: 'i-a' } });
+    t.match(await store.acquireLease('publisher', 'i-a', 120, 30), { granted: true, lease: { fencing: 1, expiresAt: 150 } }, 'extended');
+    t.match(await store.renewLease('publisher', 'i-a', 1, 140, 30), { granted: true, lease: { expiresAt: 170 } });
+    t.match(await store.renewLease('publisher', 'i-a', 2, 140, 30), { granted: false }, 'a wrong fencing number');
+    t.match(await store.renewLease('publisher', 'i-b', 1, 140, 30), { granted: false }, 'not the holder');
+    const taken = await store.acquireLease('publisher', 'i-b', 200, 30);
+    t.match(taken, { granted: true, lease: { holder: 'i-b', fencing: 2, acquiredAt: 200 } }, 'after expiry, a new holder');
+    t.match(await store.renewLease('publisher', 'i-a', 1, 201, 30), { granted: false }, 'the old holder lost it');
+    t.match(await store.releaseLease('publisher', 'i-b', 2, 210), { granted: false, lease: { expiresAt: 210 } });
+    t.match(await store.acquireLease('publisher', 'i-b', 211, 30), { granted: true, lease: { fencing: 3 } }, 'even for the same holder');
+    t.match(await store.getLease('publisher'), { holder: 'i-b', fencing: 3 });
+    t.same(
+      (await store.listAudit({ limit: 100, target: 'lease:publisher' })).map((e) => [e.actor, e.action]),
+      [
+        ['agent:i-a', 'lease.acquire'],
+        ['agent:i-b', 'lease.acquire'],
+        ['agent:i-b', 'lease.release'],
+        ['agent:i-b', 'lease.acquire'],
+      ],
+    );
+  });
+
+  t.test('proxy certificates, served certificates and ACME challenges', async (t) => {
+    const store = await fresh(t);
+    const cert: ProxyCertificate = {
+      domain: 'proxy.example.com',
+      state: 'valid',
+      serial: '01',
+      notBefore: 1,
+      notAfter: 2_000_000_000_000,
+      etag: '"e"',
+      issuedAt: 1,
+      checkedAt: 2,
+      lastAttemptAt: 1,
+      failures: 0,
+      lastError: null,
+      nextAttemptAt: 3,
+      renewRequested: false,
+      updatedAt: 4,
+    };
+    await store.saveProxyCertificate(cert, { actor: 'control', action: 'certificate.issued', details: { serial: '01' } });
+    await store.saveProxyCertificate({ ...cert, domain: 'a.example.com', state: 'failing', failures: 2, lastError: 'no' });
+    t.same(await store.getProxyCertificate('proxy.example.com'), cert);
+    t.same(
+      (await store.listProxyCertificates()).map((c) => c.domain),
+      ['a.example.com', 'proxy.example.com'],
+    );
+    t.equal(await store.requestRenewal('proxy.example.com', 'op', 9), true);
+    t.equal(await store.requestRenewal('nope.example.com', 'op', 9), false);
+    t.match(await store.getProxyCertificate('proxy.example.com'), { renewRequested: true, nextAttemptAt: null, updatedAt: 9 });
+    t.same(await actions(store, 'certificate:proxy.example.com'), ['certificate.issued', 'certificate.renew_requested']);
+
+    await store.enroll(identity('i-p'), 'agent', 1);
+    await store.enroll(identity('i-n'), 'agent', 1);
+    await store.recordStatus('i-p', 0, { ...ready, reportedAt: 5, certificateExpiresAt: 2_000_000_000_000 }, null);
+    await store.recordStatus('i-n', 0, { ...ready, reportedAt: 5 }, null);
+    t.same(await store.listServedCertificates(), [{ instanceId: 'i-p', expiresAt: 2_000_000_000_000, reportedAt: 5 }]);
+
+    await store.putAcmeChallenge('tok', 'tok.key', 'proxy.example.com', 100);
+    t.equal(await store.getAcmeChallenge('tok', 50), 'tok.key');
+    t.equal(await store.getAcmeChallenge('tok', 100), undefined, 'expired');
+    await store.putAcmeChallenge('tok', 'tok.key2', 'proxy.example.com', 200);
+    t.equal(await store.getAcmeChallenge('tok', 150), 'tok.key2', 'replaced');
+    await store.deleteAcmeChallenge('tok');
+    t.equal(await store.getAcmeChallenge('tok', 150), undefined);
+  });
+}
