@@ -23,6 +23,7 @@ export interface HostValues {
 const SECRET_ADDED = 'secret file is added (content not shown)\n';
 const SECRET_CHANGED = 'secret file changes (content not shown)\n';
 const SECRET_REMOVED = 'secret file is removed\n';
+const MASKED_VALUES_CHANGE = 'only masked (secret) values change\n';
 
 const PRIVATE_KEY_BLOCK = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g;
 // YAML/env keys whose value is a secret itself (a path to one, starting with "/", is not).
@@ -65,7 +66,9 @@ export function diffFiles(before: readonly RolloutFile[], after: readonly Rollou
       diffs.push({ path: file.path, diff: was ? SECRET_CHANGED : SECRET_ADDED });
       continue;
     }
-    diffs.push({ path: file.path, diff: unified(file.path, describe(was, was?.content ?? ''), describe(file, file.content), !was, false) });
+    const [from, to] = [describe(was, was?.content ?? ''), describe(file, file.content)];
+    // Masked alike, the change is in a secret value (a proxy password): say so without showing it.
+    diffs.push({ path: file.path, diff: was && from === to ? MASKED_VALUES_CHANGE : unified(file.path, from, to, !was, false) });
   }
   for (const was of old.values()) {
     diffs.push({
