@@ -84,7 +84,9 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
       }
     } else if (h.state === 'failed' && onNew && report.state === 'ready') {
       // Teleport came up late: the host counts as ready again (a halt stays until resumed).
-      Object.assign(h, { state: 'ready', finishedAt: report.at, message: report.message });
+      Object.assign(h, { state: 'ready', finishedAt: report.at });
+      if (report.message === undefined) delete h.message;
+      else h.message = report.message;
       note({ kind: 'recovered', instanceId: h.instanceId, group: h.group, message: `ready on generation ${h.toGeneration} after failing` });
     }
   }
@@ -144,7 +146,8 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
     if (hosts.every((h) => h.state === 'ready' || h.state === 'failed')) {
       state = 'completed';
       const failed = hosts.filter((h) => h.state === 'failed').length;
-      stateNote = failed > 0 ? `${failed} of ${hosts.length} hosts failed, below the thresholds` : undefined;
+      const below = rollout.strategy === 'waves' ? ', below the thresholds' : ' (all at once: no halt)';
+      stateNote = failed > 0 ? `${failed} of ${hosts.length} hosts failed${below}` : undefined;
       note({ kind: 'completed', message: `${hosts.length - failed} of ${hosts.length} hosts ready` });
     }
   }
