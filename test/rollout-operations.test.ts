@@ -232,3 +232,28 @@ t.test('a change saved while a rollout is paused supersedes it and starts paused
   t.match(successor.note, /took over r-1, which was paused/);
   t.throws(() => supersede({ ...step.rollout, state: 'completed' }, next, 3), RolloutStateError, 'a finished rollout is not superseded');
 });
+
+t.test('hosts carried in applying may exceed the new rollout’s pace; nothing is released until the group is below it', async (t) => {
+  // 40 nodes at 10 %: 4 applying. The new change touches 3 of them and 2 pending nodes: its pace is 1.
+  const step = advance(fleetRollout({ auth: 0, proxy: 0, other: 40 }), [], 0, TIMEOUTS);
+  const applying = step.rollout.hosts.filter((h) => h.state === 'applying').map((h) => h.instanceId);
+  t.equal(applying.length, 4);
+  const ids = [...applying.slice(0, 3), 'other-20', 'other-21'];
+  const { next } = supersede(
+    step.rollout,
+    secondChange(step.rollout, ids, () => true),
+    10,
+  );
+  t.equal(next.pace.other.maxUnavailable, 1, '10 % of the 5 hosts it plans');
+  let s = advance(next, [], 11, TIMEOUTS);
+  t.same(s.released, [], 'four applying: nothing released');
+  for (const [i, id] of applying.entries()) {
+    s = advance(
+      s.rollout,
+      [{ instanceId: id, generation: host(s.rollout, id).toGeneration, state: 'ready', at: 12 + i }],
+      12 + i,
+      TIMEOUTS,
+    );
+    t.same(s.released.length, i === 3 ? 1 : 0, `${3 - i} still applying: ${i === 3 ? 'one released' : 'none released'}`);
+  }
+});

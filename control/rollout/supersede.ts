@@ -12,7 +12,9 @@
 // - a host still applying stays applying, now towards the newest generation
 //   (it is down already), and keeps counting against its group's pace;
 //   when the newest change leaves its files as the old rollout gave them, it
-//   is carried over as it is, still awaited;
+//   is carried over as it is, still awaited. Carried hosts may outnumber the
+//   new pace (resolved for the hosts the new change plans); the group then
+//   releases nothing until it is below it;
 // - a host that failed is carried over failed when the newest change leaves
 //   its files alone (the failure is on the files it must keep), and goes
 //   first in its group otherwise; either way a rollback would take it back
