@@ -64,12 +64,15 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
   if (isFinished(rollout)) return { rollout, released: [], events: [] };
   const events: RolloutEvent[] = [];
   const note = (e: Omit<RolloutEvent, 'rolloutId'>) => events.push({ rolloutId: rollout.id, ...e });
-  const hosts = rollout.hosts.map((h) => ({ ...h }));
-  const byId = new Map(hosts.map((h) => [h.instanceId, h]));
+  // Copy on write: a host record is copied only when this step changes it.
+  const hosts = [...rollout.hosts];
+  const edit = (i: number): RolloutHost => (hosts[i] = hosts[i] === rollout.hosts[i] ? { ...hosts[i] } : hosts[i]);
+  const indexOf = new Map(hosts.map((h, i) => [h.instanceId, i]));
 
   for (const report of reports) {
-    const h = byId.get(report.instanceId);
-    if (!h) continue;
+    const i = indexOf.get(report.instanceId);
+    if (i === undefined) continue;
+    const h = edit(i);
     const onNew = report.generation === h.toGeneration;
     if (h.state === 'applying') {
       h.lastSeenAt = Math.max(h.lastSeenAt ?? 0, report.at);
@@ -91,7 +94,7 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
     }
   }
 
-  for (const h of hosts) {
+  for (const [i, h] of hosts.entries()) {
     if (h.state !== 'applying') continue;
     const released = h.releasedAt ?? now;
     const seen = Math.max(released, h.lastSeenAt ?? 0);
@@ -100,7 +103,7 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
     else if (timeouts.readyMs !== undefined && now - released >= timeouts.readyMs)
       reason = `not ready on generation ${h.toGeneration} within ${seconds(timeouts.readyMs)}`;
     if (reason) {
-      Object.assign(h, { state: 'failed', finishedAt: now, message: reason });
+      Object.assign(edit(i), { state: 'failed', finishedAt: now, message: reason });
       note({ kind: 'failed', instanceId: h.instanceId, group: h.group, message: reason });
     }
   }
@@ -122,7 +125,8 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
   }
 
   const released: Release[] = [];
-  const release = (h: RolloutHost) => {
+  const release = (i: number) => {
+    const h = edit(i);
     Object.assign(h, { state: 'applying', releasedAt: now });
     delete h.lastSeenAt;
     released.push({ instanceId: h.instanceId, generation: h.toGeneration });
@@ -130,16 +134,20 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
   };
   if (state === 'running') {
     if (rollout.strategy === 'all-at-once') {
-      for (const h of hosts) if (h.state === 'pending') release(h);
+      for (const [i, h] of hosts.entries()) if (h.state === 'pending') release(i);
     } else {
       // The first group with work left releases up to its pace; later groups wait until it is done.
       for (const group of ROLLOUT_GROUPS) {
-        const members = hosts.filter((h) => h.group === group);
-        const pending = members.filter((h) => h.state === 'pending');
-        const applying = members.filter(pacedApplying).length;
+        const pending: number[] = [];
+        let applying = 0;
+        for (const [i, h] of hosts.entries()) {
+          if (h.group !== group) continue;
+          if (h.state === 'pending') pending.push(i);
+          else if (pacedApplying(h)) applying += 1;
+        }
         if (pending.length === 0 && applying === 0) continue;
-        let room = rollout.pace[group].maxUnavailable - applying;
-        for (const h of pending) if (room-- > 0) release(h);
+        const room = rollout.pace[group].maxUnavailable - applying;
+        for (const i of pending.slice(0, Math.max(0, room))) release(i);
         break;
       }
     }
