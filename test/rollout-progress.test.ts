@@ -17,6 +17,14 @@ t.test('progress of a rollout halfway through its proxies, one failed', async (t
   const view = progressOf(step.rollout);
   t.equal(view.state, 'running');
   t.equal(view.currentWave, 'proxy');
+  t.same(
+    view.waves.map((w) => [w.group, w.instanceIds.length, w.status]),
+    [
+      ['auth', 1, 'done'],
+      ['proxy', 4, 'current'],
+      ['other', 10, 'waiting'],
+    ],
+  );
   t.same(view.hosts, { pending: 11, applying: 2, ready: 1, failed: 1, total: 15 });
   t.same(view.groups.proxy, { pending: 1, applying: 2, ready: 0, failed: 1, total: 4, maxUnavailable: 2, failureThreshold: 2 });
   t.same(view.roles.node, { pending: 10, applying: 0, ready: 0, failed: 0, total: 10 });

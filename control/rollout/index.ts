@@ -16,8 +16,10 @@ export {
   metricSamples,
   progressOf,
   summaryOf,
+  wavesOf,
   type HostProgress,
   type RolloutProgress,
   type RolloutSummary,
   type StateCounts,
+  type Wave,
 } from './progress';

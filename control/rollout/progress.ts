@@ -32,7 +32,15 @@ export interface RolloutSummary {
   hosts: StateCounts;
 }
 
+/** A wave: the rollout's hosts of one group, in the upgrade order; done, under way or waiting for the one before. */
+export interface Wave {
+  group: RolloutGroup;
+  instanceIds: string[];
+  status: 'done' | 'current' | 'waiting';
+}
+
 export interface RolloutProgress extends RolloutSummary {
+  waves: Wave[];
   groups: Record<RolloutGroup, StateCounts & { maxUnavailable: number; failureThreshold: number }>;
   roles: Record<string, StateCounts>;
   hostStates: HostProgress[];
@@ -55,6 +63,21 @@ export function countStates(hosts: ReadonlyArray<{ state: HostState }>): StateCo
 
 export function currentWaveOf(rollout: Rollout): RolloutGroup | undefined {
   return ROLLOUT_GROUPS.find((g) => rollout.hosts.some((h) => h.group === g && (h.state === 'pending' || h.state === 'applying')));
+}
+
+/** The waves of a rollout (groups without hosts have none). */
+export function wavesOf(rollout: Rollout): Wave[] {
+  const current = currentWaveOf(rollout);
+  let seenCurrent = false;
+  const waves: Wave[] = [];
+  for (const group of ROLLOUT_GROUPS) {
+    const instanceIds = rollout.hosts.filter((h) => h.group === group).map((h) => h.instanceId);
+    if (instanceIds.length === 0) continue;
+    const status = group === current ? 'current' : current === undefined || !seenCurrent ? 'done' : 'waiting';
+    if (group === current) seenCurrent = true;
+    waves.push({ group, instanceIds, status });
+  }
+  return waves;
 }
 
 /** The list entry, and what /v1/health shows of the current rollout. */
@@ -87,6 +110,7 @@ export function progressOf(rollout: Rollout): RolloutProgress {
   }
   return {
     ...summaryOf(rollout),
+    waves: wavesOf(rollout),
     groups,
     roles,
     hostStates: rollout.hosts.map((h) => ({
