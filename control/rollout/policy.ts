@@ -35,10 +35,10 @@ export function resolvePace(
 ): Record<RolloutGroup, GroupPace> {
   const pace = {} as Record<RolloutGroup, GroupPace>;
   for (const group of ROLLOUT_GROUPS) {
-    const setting = { ...DEFAULT_PACE[group], ...policy?.[group] };
+    const setting = policy?.[group];
     pace[group] = {
-      maxUnavailable: resolveShare(setting.maxUnavailable, sizes[group]),
-      failureThreshold: resolveShare(setting.failureThreshold, sizes[group]),
+      maxUnavailable: resolveShare(setting?.maxUnavailable ?? DEFAULT_PACE[group].maxUnavailable, sizes[group]),
+      failureThreshold: resolveShare(setting?.failureThreshold ?? DEFAULT_PACE[group].failureThreshold, sizes[group]),
     };
   }
   return pace;
