@@ -95,7 +95,7 @@ export type RolloutPace = Static<typeof RolloutPace>;
 export const ROLLOUT_GROUPS = ['auth', 'proxy', 'other'] as const;
 export type RolloutGroup = (typeof ROLLOUT_GROUPS)[number];
 /**
- * Cluster setting `rollout`: the pace per role group (docs/ROLLOUTS.md). A
+ * Cluster setting `rolloutPace`: the pace per role group (docs/ROLLOUTS.md). A
  * group left out takes the defaults: 1 and 1 for auth and proxy, 10% and 5%
  * for the rest.
  */
@@ -104,6 +104,20 @@ export const RolloutPolicy = Type.Object(AllOptional({ auth: RolloutPace, proxy:
   description: 'pace and failure threshold of rollouts per role group (auth, proxy, other); read by the control server only',
 });
 export type RolloutPolicy = Static<typeof RolloutPolicy>;
+
+/** waves: paced per group (the default); all-at-once: every host at once, the audited escape for emergencies. */
+export const ROLLOUT_STRATEGIES = ['waves', 'all-at-once'] as const;
+export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number];
+/**
+ * `"rollout": {"strategy": "all-at-once"}` beside a change in a request body
+ * (settings, an assignment, a rule): how that change rolls out. The pace
+ * itself is the setting `rolloutPace`, so the two never share a key.
+ */
+export const RolloutRequest = Type.Object(
+  { strategy: StringEnum(ROLLOUT_STRATEGIES, { description: 'waves (default) or all-at-once (no pace, no halt; audited)' }) },
+  { additionalProperties: false },
+);
+export type RolloutRequest = Static<typeof RolloutRequest>;
 
 /** Settings every cluster has (empty until an operator sets them). */
 const requiredSettings = {
@@ -181,7 +195,7 @@ const optionalSettings = {
       "a load balancer forwards proxyPublicAddr to the proxies, so its port may differ from the web listener's (ACM implies one)",
   }),
   cache: StringEnum(CACHE_SETTINGS, { description: 'teleport.cache of auth servers and proxies: in-memory or off' }),
-  rollout: RolloutPolicy,
+  rolloutPace: RolloutPolicy,
   configFragment: ConfigFragment(
     'teleport.yaml merged into every host\'s config (keys teleboot manages are refused, unknown keys warned), e.g. {"auth_service": {"session_recording": "node"}}',
   ),
@@ -191,7 +205,7 @@ const optionalSettings = {
  * Settings only the control server reads: they render no file and do not
  * travel to agents (contract/wire.ts maps the others).
  */
-export const CONTROL_ONLY_SETTINGS = ['rollout'] as const;
+export const CONTROL_ONLY_SETTINGS = ['rolloutPace'] as const;
 export type ControlOnlySetting = (typeof CONTROL_ONLY_SETTINGS)[number];
 
 export const ClusterSettings = Type.Object({ ...requiredSettings, ...AllOptional(optionalSettings) }, { additionalProperties: false });

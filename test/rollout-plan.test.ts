@@ -116,7 +116,11 @@ t.test('one host’s assignment changes: that host only', async (t) => {
 });
 
 t.test('a change that alters no file makes no rollout', async (t) => {
-  t.equal(plan({ ...TEST_CLUSTER, rollout: { other: { maxUnavailable: '25%' } } }), undefined, 'the rollout pace itself renders nothing');
+  t.equal(
+    plan({ ...TEST_CLUSTER, rolloutPace: { other: { maxUnavailable: '25%' } } }),
+    undefined,
+    'the rollout pace itself renders nothing',
+  );
   t.equal(plan(TEST_CLUSTER), undefined, 'saving the same settings again');
 });
 

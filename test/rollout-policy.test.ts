@@ -1,23 +1,23 @@
-// The rollout pace: the cluster setting `rollout` as PATCH /v1/settings
+// The rollout pace: the cluster setting `rolloutPace` as PATCH /v1/settings
 // accepts it (the same ajv options as the REST layer), resolved to host
 // counts per group (control/rollout/policy.ts), and the group of a host.
 import t from 'tap';
 import Ajv from 'ajv';
-import { ClusterSettingsPatch } from '../contract/settings';
+import { ClusterSettingsPatch, RolloutRequest } from '../contract/settings';
 import { DEFAULT_PACE, groupOf, resolvePace, resolveShare } from '../control/rollout/policy';
 
 const check = new Ajv({ coerceTypes: false, useDefaults: true, strict: false }).compile(ClusterSettingsPatch);
 
 t.test('PATCH /v1/settings takes a count or a percentage per group, and null to go back to the defaults', async (t) => {
-  for (const rollout of [
+  for (const rolloutPace of [
     { auth: { maxUnavailable: 1, failureThreshold: 1 } },
     { other: { maxUnavailable: '25%', failureThreshold: '100%' } },
     { proxy: { maxUnavailable: 2 } },
     {},
     null,
   ])
-    t.ok(check({ rollout }), JSON.stringify(rollout));
-  for (const rollout of [
+    t.ok(check({ rolloutPace }), JSON.stringify(rolloutPace));
+  for (const rolloutPace of [
     { other: { maxUnavailable: 0 } },
     { other: { maxUnavailable: '0%' } },
     { other: { maxUnavailable: '150%' } },
@@ -26,7 +26,16 @@ t.test('PATCH /v1/settings takes a count or a percentage per group, and null to 
     { nodes: { maxUnavailable: 1 } },
     { other: { maxUnavailable: 1, pace: 'fast' } },
   ])
-    t.notOk(check({ rollout }), `refused: ${JSON.stringify(rollout)}`);
+    t.notOk(check({ rolloutPace }), `refused: ${JSON.stringify(rolloutPace)}`);
+});
+
+t.test('a request names its strategy under "rollout", apart from the rolloutPace setting', async (t) => {
+  const request = new Ajv({ strict: false }).compile(RolloutRequest);
+  t.ok(request({ strategy: 'all-at-once' }));
+  t.ok(request({ strategy: 'waves' }));
+  t.notOk(request({ strategy: 'fast' }));
+  t.notOk(request({ strategy: 'all-at-once', other: { maxUnavailable: 1 } }), 'the pace is not a request option');
+  t.notOk(check({ rollout: { strategy: 'all-at-once' } }), 'nor is the strategy a setting');
 });
 
 t.test('shares: a count stays a count, a percentage of the group rounds up, never below 1', async (t) => {

@@ -1,7 +1,7 @@
 // A rollout as plain data: what the store keeps and the engine (engine.ts)
 // turns into the next rollout. No I/O, no clock: times are milliseconds
 // given by the caller. docs/ROLLOUTS.md describes the model.
-import type { RolloutGroup } from '../../contract/settings';
+import type { RolloutGroup, RolloutStrategy } from '../../contract/settings';
 
 export { ROLLOUT_GROUPS, type RolloutGroup } from '../../contract/settings';
 
@@ -30,8 +30,7 @@ export type RolloutState = (typeof ROLLOUT_STATES)[number];
 export const FINISHED_STATES: readonly RolloutState[] = ['completed', 'aborted', 'superseded'];
 
 /** waves: paced per group; all-at-once: every host released at once (the audited escape for emergencies). */
-export const STRATEGIES = ['waves', 'all-at-once'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
+export { ROLLOUT_STRATEGIES, type RolloutStrategy } from '../../contract/settings';
 
 /** A group's pace resolved to host counts for its size (policy.ts). */
 export interface GroupPace {
@@ -80,7 +79,7 @@ export interface Rollout {
   id: string;
   /** change: an operator's change; rollback: the reached hosts of an aborted rollout, back to their files before it. */
   kind: 'change' | 'rollback';
-  strategy: Strategy;
+  strategy: RolloutStrategy;
   state: RolloutState;
   /** Who started it, and what (as the audit log says it: "PATCH /v1/settings logSeverity"). */
   startedBy: string;

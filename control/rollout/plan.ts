@@ -5,7 +5,15 @@
 import { roleNameOf } from '../../contract/model';
 import type { RolloutPolicy } from '../../contract/settings';
 import { diffFiles, type HostValues, type RolloutFile } from './diff';
-import { ROLLOUT_GROUPS, type FileDiff, type RoleDiff, type Rollout, type RolloutGroup, type RolloutHost, type Strategy } from './model';
+import {
+  ROLLOUT_GROUPS,
+  type FileDiff,
+  type RoleDiff,
+  type Rollout,
+  type RolloutGroup,
+  type RolloutHost,
+  type RolloutStrategy,
+} from './model';
 import { groupOf, resolvePace } from './policy';
 
 /** One host as the change finds it and as it would leave it. */
@@ -28,8 +36,8 @@ export interface PlanInput {
   startedBy: string;
   reason: string;
   now: number;
-  strategy?: Strategy;
-  /** The cluster setting `rollout`; absent groups take the defaults. */
+  strategy?: RolloutStrategy;
+  /** The cluster setting `rolloutPace`; absent groups take the defaults. */
   policy?: RolloutPolicy;
   hosts: readonly PlanHost[];
 }

@@ -1,4 +1,4 @@
-// The rollout pace: the cluster setting `rollout` (contract/settings.ts)
+// The rollout pace: the cluster setting `rolloutPace` (contract/settings.ts)
 // resolved to host counts for the size of each role group, and the group a
 // host belongs to. Teleport's upgrade order is auth, then proxy, then the
 // rest; a host running several services (auth-proxy, all) goes with the
