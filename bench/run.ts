@@ -6,7 +6,8 @@
 // Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
 // BENCH_WORKERS (agent worker processes, default 2), BENCH_THREADS (libuv threads per
 // worker, default 16), BENCH_WORKER_FLAGS (extra node flags for the workers), BENCH_CONTROL_FLAGS
-// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet,
+// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet|rollout-sim
+// (rollout-sim: the rollout engine simulated over the 1,000-host fleet, bench/rollout-sim.ts),
 // BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_AGENT=packaged|runtime|source
 // (the boot's agent, default the packaged single executable), BENCH_IDLE_SECONDS (idle window, default 300; 0 skips it),
 // BENCH_IDLE_HEARTBEAT (the control server's heartbeat interval while idling, default 30s), BENCH_AGENT_NODE_OPTIONS
@@ -25,6 +26,7 @@ import { idleOnce, type IdleRun } from './idle';
 import { startMedianMs } from './node-start';
 import { Fleet, WORKER_NODE_FLAGS, type FleetResult } from './fleet';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
+import { benchRolloutSim, printRolloutSim } from './rollout-sim';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const WARMUPS = 1;
@@ -330,6 +332,14 @@ async function main(): Promise<number> {
       printFleet(fleetRun);
     } catch (err) {
       errors.push(`fleet: ${(err as Error).message}`);
+    }
+  }
+  if (ONLY === undefined || ONLY === 'rollout-sim') {
+    try {
+      if (!printRolloutSim(benchRolloutSim(), out))
+        errors.push('rollout-sim: the engine exceeded a pace, left a rollout unfinished or released past a halt');
+    } catch (err) {
+      errors.push(`rollout-sim: ${(err as Error).message}`);
     }
   }
   const emfile = [...errors, ...(fleetRun?.result.failures.map((f) => f.reason) ?? [])].some((m) => m.includes('EMFILE'));

@@ -80,6 +80,51 @@ export const RoleMapping = Type.Object(
 );
 export type RoleMapping = Static<typeof RoleMapping>;
 
+/**
+ * Rollout pace of one role group: a host count or a percentage of the
+ * group's hosts ("10%"), resolved by control/rollout/policy.ts.
+ */
+const HostShare = (description: string, example: number | string) =>
+  Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.String({ pattern: '^(100|[1-9][0-9]?)%$' })], {
+    description,
+    examples: [example],
+  });
+export const RolloutPace = Type.Object(
+  AllOptional({
+    maxUnavailable: HostShare('hosts of this group applying a change at once: a count or "N%" (ceil, at least 1)', 2),
+    failureThreshold: HostShare('failed hosts of this group that halt the rollout: a count or "N%" (ceil, at least 1)', '5%'),
+  }),
+  { additionalProperties: false },
+);
+export type RolloutPace = Static<typeof RolloutPace>;
+/** The role groups a rollout goes through, in Teleport's upgrade order. */
+export const ROLLOUT_GROUPS = ['auth', 'proxy', 'other'] as const;
+export type RolloutGroup = (typeof ROLLOUT_GROUPS)[number];
+/**
+ * Cluster setting `rolloutPace`: the pace per role group (docs/ROLLOUTS.md). A
+ * group left out takes the defaults: 1 and 1 for auth and proxy, 10% and 5%
+ * for the rest.
+ */
+export const RolloutPolicy = Type.Object(AllOptional({ auth: RolloutPace, proxy: RolloutPace, other: RolloutPace }), {
+  additionalProperties: false,
+  description: 'pace and failure threshold of rollouts per role group (auth, proxy, other); read by the control server only',
+});
+export type RolloutPolicy = Static<typeof RolloutPolicy>;
+
+/** waves: paced per group (the default); all-at-once: every host at once, the audited escape for emergencies. */
+export const ROLLOUT_STRATEGIES = ['waves', 'all-at-once'] as const;
+export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number];
+/**
+ * `"rollout": {"strategy": "all-at-once"}` beside a change in a request body
+ * (settings, an assignment, a rule): how that change rolls out. The pace
+ * itself is the setting `rolloutPace`, so the two never share a key.
+ */
+export const RolloutRequest = Type.Object(
+  { strategy: StringEnum(ROLLOUT_STRATEGIES, { description: 'waves (default) or all-at-once (no pace, no halt; audited)' }) },
+  { additionalProperties: false },
+);
+export type RolloutRequest = Static<typeof RolloutRequest>;
+
 /** Settings every cluster has (empty until an operator sets them). */
 const requiredSettings = {
   clusterName: Text({ maxLength: 253, default: '' }),
@@ -156,6 +201,7 @@ const optionalSettings = {
       "a load balancer forwards proxyPublicAddr to the proxies, so its port may differ from the web listener's (ACM implies one)",
   }),
   cache: StringEnum(CACHE_SETTINGS, { description: 'teleport.cache of auth servers and proxies: in-memory or off' }),
+  rolloutPace: RolloutPolicy,
   configFragment: ConfigFragment(
     'teleport.yaml merged into every host\'s config (keys teleboot manages are refused, unknown keys warned), e.g. {"auth_service": {"session_recording": "node"}}',
   ),
@@ -165,6 +211,13 @@ const optionalSettings = {
     default: 'next-change',
   }),
 };
+
+/**
+ * Settings only the control server reads: they render no file and do not
+ * travel to agents (contract/wire.ts maps the others).
+ */
+export const CONTROL_ONLY_SETTINGS = ['rolloutPace'] as const;
+export type ControlOnlySetting = (typeof CONTROL_ONLY_SETTINGS)[number];
 
 export const ClusterSettings = Type.Object({ ...requiredSettings, ...AllOptional(optionalSettings) }, { additionalProperties: false });
 export type ClusterSettings = Static<typeof ClusterSettings>;

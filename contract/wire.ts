@@ -35,6 +35,7 @@ import {
   TLS_SOURCES,
   TRUST_ROLES,
   type ClusterSettings,
+  type ControlOnlySetting,
   type RoleMapping,
   type StorageSettings,
 } from './settings';
@@ -196,7 +197,10 @@ const EMPTY_STORAGE: StorageSettings__Output = { type: '', tableName: '', region
 
 const roleMappingTable: CodecTable<RoleMapping, RoleMappingMessage, RoleMapping__Output> = { remote: text, local: list(text) };
 
-const settingsTable: CodecTable<ClusterSettings, ClusterMessage, ClusterSettings__Output> = {
+/** What agents get of the settings: all but the control-only ones (the rollout pace). */
+export type AgentSettings = Omit<ClusterSettings, ControlOnlySetting>;
+
+const settingsTable: CodecTable<AgentSettings, ClusterMessage, ClusterSettings__Output> = {
   clusterName: text,
   authAddr: text,
   proxyPublicAddr: text,
@@ -249,7 +253,7 @@ export function clusterToMessage(c: ClusterSettings & { certDomain: string }): C
 }
 
 /** Throws WireError, naming the field, for a value this agent does not know. */
-export function clusterFromMessage(c: ClusterSettings__Output): ClusterSettings {
+export function clusterFromMessage(c: ClusterSettings__Output): AgentSettings {
   return decodeWith(settingsTable, c, 'cluster');
 }
 

@@ -11,7 +11,13 @@ import { sampleOf, type JsonSchema } from './support/schema-sample';
 import * as assignmentSchemas from '../contract/assignment';
 import { Assignment, type Assignment as AssignmentValue } from '../contract/assignment';
 import { bootstrapProto } from '../contract/proto';
-import { ClusterSettings, RoleMapping, StorageSettings, type ClusterSettings as SettingsValue } from '../contract/settings';
+import {
+  CONTROL_ONLY_SETTINGS,
+  ClusterSettings,
+  RoleMapping,
+  StorageSettings,
+  type ClusterSettings as SettingsValue,
+} from '../contract/settings';
 import { DERIVED_SETTINGS_FIELDS, MAPPED_MESSAGES, WireError, clusterFromMessage, clusterToMessage } from '../contract/wire';
 import { desiredFrom } from '../agent/agent';
 import { toAssignmentMessage } from '../control/grpc/server';
@@ -39,7 +45,10 @@ t.test('every role option and layout setting reads back as saved', async (t) => 
   const cluster = sampleOf(ClusterSettings, true) as SettingsValue;
   t.same(Object.keys(assignment).sort(), Object.keys(Assignment.properties).sort(), 'the sample sets every assignment option');
   t.same(Object.keys(cluster).sort(), Object.keys(ClusterSettings.properties).sort(), 'the sample sets every setting');
-  t.same(overTheWire(assignment, cluster), { generation: 7, assignment, cluster });
+  // Control-only settings (the rollout pace) stay on the control server.
+  const forAgents: Partial<SettingsValue> = { ...cluster };
+  for (const key of CONTROL_ONLY_SETTINGS) delete forAgents[key];
+  t.same(overTheWire(assignment, cluster), { generation: 7, assignment, cluster: forAgents });
 });
 
 t.test('each proto message has a field for every key of its schema, and no field without one', async (t) => {
@@ -60,12 +69,10 @@ t.test('each proto message has a field for every key of its schema, and no field
     const descriptor = (v1[name as keyof typeof v1] as { type: { field: Array<{ name: string }> } }).type;
     const fields = descriptor.field.map((f) => f.name).sort();
     const derived: readonly string[] = name === 'ClusterSettings' ? DERIVED_SETTINGS_FIELDS : [];
-    t.same(fields, [...Object.keys(schema.properties ?? {}), ...derived].sort(), `teleboot.v1.${name}`);
-    t.same(
-      Object.keys(MAPPED_MESSAGES[name as keyof typeof MAPPED_MESSAGES]).sort(),
-      Object.keys(schema.properties ?? {}).sort(),
-      `${name}: a codec per key`,
-    );
+    const controlOnly: readonly string[] = name === 'ClusterSettings' ? CONTROL_ONLY_SETTINGS : [];
+    const keys = Object.keys(schema.properties ?? {}).filter((key) => !controlOnly.includes(key));
+    t.same(fields, [...keys, ...derived].sort(), `teleboot.v1.${name}`);
+    t.same(Object.keys(MAPPED_MESSAGES[name as keyof typeof MAPPED_MESSAGES]).sort(), keys.sort(), `${name}: a codec per key`);
   }
 });
 
