@@ -37,6 +37,7 @@ import {
   type RoleMapping,
   type StorageSettings,
 } from './settings';
+import { TELEPORT_EDITIONS, TELEPORT_SOURCES, type TeleportRelease } from './teleport-release';
 import type { AppSpec as AppSpecMessage, AppSpec__Output } from '../proto/gen/teleboot/v1/AppSpec';
 import type { Assignment as AssignmentMessage, Assignment__Output } from '../proto/gen/teleboot/v1/Assignment';
 import type { AwsMatcher as AwsMatcherMessage, AwsMatcher__Output } from '../proto/gen/teleboot/v1/AwsMatcher';
@@ -48,6 +49,7 @@ import type { KubeOptions as KubeMessage, KubeOptions__Output } from '../proto/g
 import type { LabelSelector as LabelSelectorMessage, LabelSelector__Output } from '../proto/gen/teleboot/v1/LabelSelector';
 import type { RoleMapping as RoleMappingMessage, RoleMapping__Output } from '../proto/gen/teleboot/v1/RoleMapping';
 import type { StorageSettings as StorageMessage, StorageSettings__Output } from '../proto/gen/teleboot/v1/StorageSettings';
+import type { TeleportRelease as ReleaseMessage, TeleportRelease__Output } from '../proto/gen/teleboot/v1/TeleportRelease';
 
 /** A message from the control server that the agent cannot read as a setting; names the field. */
 export class WireError extends Error {
@@ -193,6 +195,13 @@ const storageTable: CodecTable<StorageSettings, StorageMessage, StorageSettings_
 };
 const EMPTY_STORAGE: StorageSettings__Output = { type: '', tableName: '', region: '', auditEventsUri: [], auditSessionsUri: '' };
 
+const releaseTable: CodecTable<TeleportRelease, ReleaseMessage, TeleportRelease__Output> = {
+  version: text,
+  edition: optChoice(TELEPORT_EDITIONS),
+  source: optChoice(TELEPORT_SOURCES),
+  bucket: optText,
+};
+
 const roleMappingTable: CodecTable<RoleMapping, RoleMappingMessage, RoleMapping__Output> = { remote: text, local: list(text) };
 
 const settingsTable: CodecTable<ClusterSettings, ClusterMessage, ClusterSettings__Output> = {
@@ -237,6 +246,7 @@ const settingsTable: CodecTable<ClusterSettings, ClusterMessage, ClusterSettings
   behindLoadBalancer: optFlag,
   cache: optChoice(CACHE_SETTINGS),
   configFragment: optFragment,
+  teleport: optMessage(releaseTable),
 };
 
 /** Fields of the ClusterSettings message that are no setting: the control server derives them. */
@@ -305,6 +315,7 @@ const assignmentTable: CodecTable<Assignment, AssignmentMessage, Assignment__Out
   databases: optList(message(databaseTable)),
   discovery: optMessage(discoveryTable),
   configFragment: optFragment,
+  teleport: optMessage(releaseTable),
 };
 
 export function assignmentToMessage(a: Assignment): AssignmentMessage {
@@ -332,4 +343,5 @@ export const MAPPED_MESSAGES = {
   DatabaseSpec: databaseTable,
   AwsMatcher: awsMatcherTable,
   DiscoveryOptions: discoveryTable,
+  TeleportRelease: releaseTable,
 } as const;
