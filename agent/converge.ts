@@ -146,8 +146,17 @@ export class HostFileError extends Error {
   }
 }
 
-/** Writes what differs, installs the unit, and starts or restarts Teleport only when something changed. */
-export async function applyPlan(plan: Plan, services: ServiceManager, owner: { uid: number; gid: number }): Promise<ApplyResult> {
+/**
+ * Writes what differs, installs the unit, and starts or restarts Teleport
+ * only when something changed (`binaryChanged`: a new Teleport release was
+ * installed, which only a restart runs).
+ */
+export async function applyPlan(
+  plan: Plan,
+  services: ServiceManager,
+  owner: { uid: number; gid: number },
+  binaryChanged = false,
+): Promise<ApplyResult> {
   const written: string[] = [];
   for (const file of plan.files) {
     try {
@@ -162,8 +171,9 @@ export async function applyPlan(plan: Plan, services: ServiceManager, owner: { u
   const before = await services.activeState();
   const running = before === 'active' || before === 'activating' || before === 'reloading';
   const reloadable = reloadablePaths(plan);
-  const reload = running && !unitChanged && removed.length === 0 && written.length > 0 && written.every((p) => reloadable.has(p));
-  const restart = running && !reload && (written.length > 0 || removed.length > 0 || unitChanged);
+  const reload =
+    running && !binaryChanged && !unitChanged && removed.length === 0 && written.length > 0 && written.every((p) => reloadable.has(p));
+  const restart = running && !reload && (binaryChanged || written.length > 0 || removed.length > 0 || unitChanged);
   if (reload) await services.reload();
   else await services.ensureRunning(restart);
   return { written, removed, unitChanged, restarted: restart, reloaded: reload };

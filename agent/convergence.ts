@@ -14,6 +14,7 @@ import { readyzOnce, waitForReady } from './diag';
 import type { Persist } from './persist';
 import type { AgentStatus, Reporter } from './reporter';
 import type { ServiceManager } from './service-manager';
+import { installDesiredRelease, ReleaseError } from './teleport-install';
 
 /** The S3 object a proxy's certificate comes from, and the ETag last applied. */
 interface FollowedCertificate {
@@ -97,6 +98,15 @@ export class Convergence {
       await reporter.report(signal);
       return undefined;
     }
+    if (applied instanceof ReleaseError) {
+      log.error(
+        { generation: desired.generation, err: applied.message },
+        'teleport release not installed; teleport keeps running what it ran',
+      );
+      this.status = { ...this.status, state: 'failed', message: applied.message };
+      await reporter.report(signal);
+      return undefined;
+    }
     const { plan, result, ready } = applied;
     const certificateExpiresAt = this.followCertificate(plan);
     const unitState = await services.activeState().catch(() => 'unknown');
@@ -119,7 +129,7 @@ export class Convergence {
   private async apply(
     desired: DesiredState,
     signal?: AbortSignal,
-  ): Promise<{ plan: Plan; result: ApplyResult; ready: boolean } | RenderError> {
+  ): Promise<{ plan: Plan; result: ApplyResult; ready: boolean } | RenderError | ReleaseError> {
     const { config, services, persist, log } = this.deps;
     const step = (message: string) =>
       (this.status = { ...this.status, state: 'converging', message: `generation ${desired.generation}: ${message}` });
@@ -136,9 +146,14 @@ export class Convergence {
       if (err instanceof RenderError) return err;
       throw err;
     }
+    step('installing the Teleport release the settings name');
+    const release = await installDesiredRelease(desired, this.deps, signal, waitingFor('the Teleport release'));
+    if (release instanceof ReleaseError) return release;
     step('writing files and starting teleport');
     const writing = 'the files to be written and teleport started';
-    const result = await persist(writing, () => applyPlan(plan, services, this.deps.owner), signal, { onWait: waitingFor(writing) });
+    const result = await persist(writing, () => applyPlan(plan, services, this.deps.owner, release.changed), signal, {
+      onWait: waitingFor(writing),
+    });
     log.info(
       {
         generation: desired.generation,

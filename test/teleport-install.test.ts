@@ -1,0 +1,196 @@
+// Installing Teleport releases side by side, with real parts: stand-in
+// release tarballs served by s3rver, the agent's S3 client (AwsSecretSource)
+// streaming them, the host's tar unpacking them, and the unpacked
+// `teleport version` run. What an operator checks on a host: where
+// /usr/local/bin/teleport points, what it reports, which releases are kept.
+import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readlinkSync, realpathSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { createLogger } from '../contract/log';
+import { effectiveRelease, type EffectiveRelease } from '../contract/teleport-release';
+import { AwsSecretSource } from '../agent/aws';
+import { ReleaseError, TeleportInstaller, type InstallLayout } from '../agent/teleport-install';
+import { packageCommand } from '../agent/teleport-package';
+import { parseChecksumFile } from '../agent/teleport-release';
+import { AWS_ENV, removeDir, scratchDir, startS3, type S3Server } from './support/harness';
+import { makeStandinRelease, publishRelease } from './support/teleport-releases';
+
+const BUCKET = 'releases-bucket';
+let s3: S3Server;
+let dir: string;
+t.before(async () => {
+  Object.assign(process.env, AWS_ENV);
+  dir = scratchDir('teleport-install');
+  s3 = await startS3([BUCKET], join(dir, 's3'));
+});
+t.teardown(async () => {
+  await s3?.close();
+  if (dir) removeDir(dir);
+});
+
+const V1 = makeStandinRelease('15.4.2');
+const V2 = makeStandinRelease('16.0.1');
+
+const release = (version: string, extra: Partial<EffectiveRelease> = {}): EffectiveRelease => ({
+  version,
+  edition: 'oss',
+  source: 's3',
+  bucket: BUCKET,
+  fips: false,
+  ...extra,
+});
+
+/** A host of its own: an install directory and bin links inside `root`. */
+function host(name: string) {
+  const root = join(dir, name);
+  const layout: InstallLayout = {
+    installDir: join(root, 'opt/teleport'),
+    links: { teleport: join(root, 'bin/teleport'), tctl: join(root, 'bin/tctl'), tsh: join(root, 'bin/tsh') },
+  };
+  const source = new AwsSecretSource({ region: 'us-east-1', s3Endpoint: s3.endpoint, s3ForcePathStyle: true });
+  const installer = new TeleportInstaller(layout, () => source, createLogger('test', 'silent'));
+  const reports = (program = 'teleport') => execFileSync(layout.links[program as 'teleport'], ['version'], { encoding: 'utf8' }).trim();
+  const kept = () => readdirSync(layout.installDir).sort();
+  return { root, layout, installer, reports, kept };
+}
+
+t.before(async () => {
+  await publishRelease(s3, BUCKET, V1);
+  await publishRelease(s3, BUCKET, V2);
+});
+
+t.test('installs a release, upgrades side by side, keeps the previous one and goes back to it without a download', async (t) => {
+  const h = host('upgrade');
+  const first = await h.installer.ensure(release('15.4.2'));
+  t.match(first, { changed: true, downloaded: true, from: undefined });
+  t.match(h.reports(), /^Teleport v15\.4\.2 /, 'teleport reports the release');
+  t.match(h.reports('tsh'), /^Teleport v15\.4\.2 /, 'tsh is of the same release');
+  t.equal(realpathSync(h.layout.links.tctl), join(realpathSync(h.layout.installDir), '15.4.2/tctl'), 'so is tctl');
+  t.equal(readlinkSync(h.layout.links.teleport), join(h.layout.installDir, 'current/teleport'), 'the command goes through current');
+
+  t.match(await h.installer.ensure(release('15.4.2')), { changed: false, downloaded: false }, 'the same release again: nothing to do');
+
+  const up = await h.installer.ensure(release('16.0.1'));
+  t.match(up, { changed: true, downloaded: true, from: { version: '15.4.2' } });
+  t.match(h.reports(), /^Teleport v16\.0\.1 /);
+  t.equal(readlinkSync(join(h.layout.installDir, 'current')), '16.0.1');
+  t.equal(readlinkSync(join(h.layout.installDir, 'previous')), '15.4.2', 'the previous release is kept');
+  t.same(h.kept(), ['15.4.2', '16.0.1', 'current', 'previous']);
+
+  // Going back needs no download: the tarball is gone from the bucket.
+  await s3.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: V1.key }));
+  t.teardown(() => publishRelease(s3, BUCKET, V1));
+  const back = await h.installer.ensure(release('15.4.2'));
+  t.match(back, { changed: true, downloaded: false, from: { version: '16.0.1' } });
+  t.match(h.reports(), /^Teleport v15\.4\.2 /);
+  t.equal(readlinkSync(join(h.layout.installDir, 'previous')), '16.0.1', 'the release rolled back from is now the kept one');
+});
+
+t.test('a third release prunes the oldest, keeping current and previous', async (t) => {
+  const h = host('prune');
+  const V3 = makeStandinRelease('16.1.0');
+  await publishRelease(s3, BUCKET, V3);
+  for (const v of ['15.4.2', '16.0.1', '16.1.0']) await h.installer.ensure(release(v));
+  t.same(h.kept(), ['16.0.1', '16.1.0', 'current', 'previous']);
+  t.match(h.reports(), /^Teleport v16\.1\.0 /);
+});
+
+/** A host on 15.4.2, then `attempt`; the host must still run 15.4.2 with nothing half-installed. */
+async function refused(t: Test, name: string, attempt: EffectiveRelease, why: RegExp) {
+  const h = host(name);
+  await h.installer.ensure(release('15.4.2'));
+  await t.rejects(h.installer.ensure(attempt), why);
+  const err = await h.installer.ensure(attempt).catch((e: unknown) => e);
+  t.ok(err instanceof ReleaseError, 'a ReleaseError: the host is failed, not retried');
+  t.match(h.reports(), /^Teleport v15\.4\.2 /, 'the host still runs the release it had');
+  t.same(h.kept(), ['15.4.2', 'current'], 'nothing of the refused release is left, not even a scratch directory');
+}
+
+t.test('a tarball whose checksum does not match its .sha256 is refused', async (t) => {
+  const bad = makeStandinRelease('16.0.2');
+  await publishRelease(s3, BUCKET, bad, 'ab'.repeat(32));
+  await refused(
+    t,
+    'checksum',
+    release('16.0.2'),
+    /has SHA-256 [0-9a-f]{64}, but s3:\/\/releases-bucket\/teleport\/teleport-v16\.0\.2-linux-.*\.sha256 says abab/,
+  );
+});
+
+t.test('a release that is not in the bucket is refused, naming the object', async (t) => {
+  await refused(
+    t,
+    'missing',
+    release('16.9.9'),
+    /s3:\/\/releases-bucket\/teleport\/teleport-v16\.9\.9-linux-\w+-bin\.tar\.gz\.sha256 does not exist/,
+  );
+});
+
+t.test('a release whose teleport reports another version is refused', async (t) => {
+  const liar = makeStandinRelease('16.0.3', { reports: '16.0.4' });
+  await publishRelease(s3, BUCKET, liar);
+  await refused(t, 'liar', release('16.0.3'), /teleport\/teleport reports Teleport v16\.0\.4, expected Teleport v16\.0\.3/);
+});
+
+t.test('an enterprise release comes from teleport-ent-v...; an OSS binary does not pass for it', async (t) => {
+  const ent = makeStandinRelease('16.0.1', { edition: 'enterprise' });
+  t.match(ent.key, /^teleport\/teleport-ent-v16\.0\.1-linux-\w+-bin\.tar\.gz$/);
+  await publishRelease(s3, BUCKET, ent);
+  const h = host('enterprise');
+  await h.installer.ensure(release('16.0.1'));
+  const up = await h.installer.ensure(release('16.0.1', { edition: 'enterprise' }));
+  t.match(up, { changed: true, downloaded: true, from: { edition: 'oss' } });
+  t.match(h.reports(), /^Teleport Enterprise v16\.0\.1 /);
+  t.same(h.kept(), ['16.0.1', '16.0.1-ent', 'current', 'previous']);
+});
+
+t.test('a host whose Teleport came with the AMI keeps it for a rollback', async (t) => {
+  const h = host('ami');
+  mkdirSync(join(h.root, 'bin'), { recursive: true });
+  const baked = makeStandinRelease('15.4.2');
+  // Plain files, as an AMI build leaves them.
+  const unpack = join(h.root, 'unpack');
+  mkdirSync(unpack);
+  writeFileSync(join(unpack, 'r.tgz'), baked.tarball);
+  execFileSync('tar', ['-xzf', join(unpack, 'r.tgz'), '-C', unpack]);
+  for (const p of ['teleport', 'tctl', 'tsh']) execFileSync('cp', [join(unpack, 'teleport', p), join(h.root, 'bin', p)]);
+  chmodSync(join(h.root, 'bin/teleport'), 0o755);
+  await h.installer.ensure(release('16.0.1'));
+  t.equal(readlinkSync(join(h.layout.installDir, 'previous')), '15.4.2', "the AMI's release is kept");
+  await s3.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: V1.key }));
+  t.teardown(() => publishRelease(s3, BUCKET, V1));
+  t.match(await h.installer.ensure(release('15.4.2')), { changed: true, downloaded: false });
+  t.match(h.reports(), /^Teleport v15\.4\.2 /);
+});
+
+t.test('the release a host runs: the assignment overrides the cluster key by key', async (t) => {
+  const cluster = { s3Bucket: 'certs', teleport: { version: '15.4.2', edition: 'enterprise' as const } };
+  t.equal(effectiveRelease({ cluster: { s3Bucket: 'certs' } }), undefined, 'no release named: the binary is left alone');
+  t.same(effectiveRelease({ cluster, assignment: { teleport: { version: '16.0.1' } } }), {
+    version: '16.0.1',
+    edition: 'enterprise',
+    source: 's3',
+    bucket: 'certs',
+    fips: false,
+  });
+  t.match(effectiveRelease({ cluster: { s3Bucket: 'b', enterprise: true, teleport: { version: '15.4.2' } } }), { edition: 'enterprise' });
+});
+
+t.test('.sha256 files as sha256sum writes them', async (t) => {
+  const hex = 'a'.repeat(64);
+  t.equal(parseChecksumFile(`${hex}  x.tar.gz\n`, 'x.tar.gz', 'f'), hex);
+  t.equal(parseChecksumFile(`${hex}\n`, 'x.tar.gz', 'f'), hex);
+  t.throws(() => parseChecksumFile(`${hex}  y.tar.gz\n`, 'x.tar.gz', 'f'), /is the checksum of y\.tar\.gz, not of x\.tar\.gz/);
+  t.throws(() => parseChecksumFile('not a sum', 'x.tar.gz', 'f'), /does not hold a SHA-256 checksum/);
+});
+
+t.test('the package route pins the version (apt, dnf, yum; downgrade when going back)', async (t) => {
+  // Only the command is checked here: installing a package needs a host (or root) whose repository serves Teleport.
+  const r = release('15.4.2', { source: 'package' });
+  t.same(packageCommand('apt', r), ['/usr/bin/apt-get', 'install', '-y', '--allow-downgrades', 'teleport=15.4.2']);
+  t.same(packageCommand('dnf', { ...r, edition: 'enterprise' }), ['/usr/bin/dnf', '-y', 'install', 'teleport-ent-15.4.2']);
+  t.same(packageCommand('yum', r, { version: '16.0.1', edition: 'oss' }), ['/usr/bin/yum', '-y', 'downgrade', 'teleport-15.4.2']);
+  t.throws(() => packageCommand('apt', { ...r, fips: true, edition: 'enterprise' }), /FIPS build is installed from its tarball/);
+});
