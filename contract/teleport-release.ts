@@ -116,8 +116,9 @@ export interface PlannedHost {
   before?: string;
 }
 
-/** One broken rule: the hosts and why. */
+/** One broken rule: which, the hosts and why. */
 export interface VersionProblem {
+  rule: 'newer-than-auth' | 'behind-auth' | 'skips-major';
   holders: string[];
   reason: string;
 }
@@ -130,26 +131,30 @@ export interface VersionProblem {
  */
 export function versionProblems(hosts: PlannedHost[]): VersionProblem[] {
   const problems: VersionProblem[] = [];
-  const add = (holders: string[], reason: string) => holders.length > 0 && problems.push({ holders, reason });
+  const add = (rule: VersionProblem['rule'], holders: string[], reason: string) =>
+    holders.length > 0 && problems.push({ rule, holders, reason });
+  const skipping = hosts.filter((h) => h.before !== undefined && majorOf(h.version) - majorOf(h.before) > 1);
+  add(
+    'skips-major',
+    skipping.map((h) => h.holder),
+    `would skip a major version (${[...new Set(skipping.map((h) => `${h.before} to ${h.version}`))].join(', ')}); upgrade one major version at a time`,
+  );
   const authMajors = hosts.filter((h) => h.auth).map((h) => majorOf(h.version));
   if (authMajors.length > 0) {
     const oldestAuth = Math.min(...authMajors);
     const newestAuth = Math.max(...authMajors);
     const newer = hosts.filter((h) => !h.auth && majorOf(h.version) > oldestAuth);
     add(
+      'newer-than-auth',
       newer.map((h) => h.holder),
       `would run a newer major version (${[...new Set(newer.map((h) => h.version))].join(', ')}) than the auth servers (v${oldestAuth}); upgrade the auth servers first`,
     );
     const behind = hosts.filter((h) => majorOf(h.version) < newestAuth - 1);
     add(
+      'behind-auth',
       behind.map((h) => h.holder),
       `would be more than one major version behind the auth servers (v${newestAuth}): ${[...new Set(behind.map((h) => h.version))].join(', ')}; Teleport supports one major version of difference`,
     );
   }
-  const skipping = hosts.filter((h) => h.before !== undefined && majorOf(h.version) - majorOf(h.before) > 1);
-  add(
-    skipping.map((h) => h.holder),
-    `would skip a major version (${[...new Set(skipping.map((h) => `${h.before} to ${h.version}`))].join(', ')}); upgrade one major version at a time`,
-  );
   return problems;
 }
