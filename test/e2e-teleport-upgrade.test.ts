@@ -1,0 +1,126 @@
+// Teleport itself installed and upgraded by the agent, end to end:
+// teleboot-control and teleboot-agent as separate processes, stand-in
+// Teleport releases served as tarballs (with their .sha256) by s3rver, the
+// SSM and IMDS emulators, and the stand-in teleport supervised by the agent.
+// An operator sets the release in the settings; the host installs it, is
+// upgraded side by side with the previous release kept, refuses a tarball
+// whose checksum is wrong (still running the release it had), and goes back
+// to the kept release without a download.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { startAgentProcess, until } from './support/harness';
+import { makeStandinRelease, publishRelease } from './support/teleport-releases';
+import { CLUSTER, startWorld, type World } from './support/world';
+
+let world: World;
+t.before(async () => {
+  world = await startWorld('e2e-teleport-upgrade');
+});
+t.teardown(() => world?.close());
+
+const V1 = makeStandinRelease('15.4.2');
+const V2 = makeStandinRelease('16.0.1');
+const BROKEN = makeStandinRelease('16.0.2');
+
+/** The version the running Teleport reports in /metrics (teleport_build_info), as monitoring sees it. */
+function runningVersion(diagAddr: string): Promise<string | undefined> {
+  const [host, port] = diagAddr.split(':');
+  return new Promise((resolve) => {
+    const req = request({ host, port: Number(port), path: '/metrics', timeout: 5000 }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve(/^teleport_build_info\{.*version="([^"]+)"\} 1$/m.exec(text)?.[1]));
+    });
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+t.test('install, upgrade, a wrong checksum refused, rollback to the kept release', async (t) => {
+  await publishRelease(world.s3, CLUSTER.s3Bucket, V1);
+  await publishRelease(world.s3, CLUSTER.s3Bucket, V2);
+  // The checksum published beside it is not the tarball's.
+  await publishRelease(world.s3, CLUSTER.s3Bucket, BROKEN, V2.sha256);
+
+  const setRelease = (version: string) => world.control.rest('PATCH', '/v1/settings', { teleport: { version } });
+  t.equal((await setRelease('15.4.2')).status, 200);
+
+  const imds = await world.instance();
+  const id = imds.instance.instanceId;
+  t.equal((await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { roles: ['node'] })).status, 200);
+  const files = await world.agentConfig(imds, 'process');
+  // A host without Teleport: the commands are where the AMI would have them, and nothing is there yet.
+  const bin = join(files.root, 'usr/local/bin');
+  const installDir = join(files.root, 'opt/teleport');
+  const config = parse(readFileSync(files.configFile, 'utf8'));
+  config.teleport = {
+    ...config.teleport,
+    binary: join(bin, 'teleport'),
+    tctl: join(bin, 'tctl'),
+    tsh: join(bin, 'tsh'),
+    install_dir: installDir,
+  };
+  writeFileSync(files.configFile, stringify(config));
+  t.notOk(existsSync(join(bin, 'teleport')), 'no teleport on the host at first');
+
+  const { logs } = startAgentProcess(t, files);
+  const readyAt = (generation: number) => (i: any) =>
+    i.health === 'ready' && i.appliedGeneration === i.generation && i.generation >= generation;
+  const reports = () => execFileSync(join(bin, 'teleport'), ['version'], { encoding: 'utf8' });
+  const current = () => readlinkSync(join(installDir, 'current'));
+  const fail = (err: Error) => t.fail(`${err.message}\n${logs()}`);
+
+  let instance = await world.control.waitForInstance(id, readyAt(1), 60_000).catch(fail);
+  t.match(reports(), /^Teleport v15\.4\.2 /, 'the host installed the release the settings name');
+  t.equal(current(), '15.4.2');
+  t.equal(readlinkSync(join(bin, 'tctl')), join(installDir, 'current/tctl'), 'tctl and tsh switch with teleport');
+  t.equal(await until('teleport to report its version', () => runningVersion(files.diagAddr), 30_000), '15.4.2', 'and runs it');
+
+  // An upgrade: a rollout of the release setting.
+  t.equal((await setRelease('16.0.1')).status, 200);
+  instance = await world.control.waitForInstance(id, readyAt(instance.generation + 1), 60_000).catch(fail);
+  t.match(reports(), /^Teleport v16\.0\.1 /);
+  t.equal(current(), '16.0.1');
+  t.equal(readlinkSync(join(installDir, 'previous')), '15.4.2', 'the previous release is kept');
+  t.equal(
+    await until('the upgraded teleport to run', async () => (await runningVersion(files.diagAddr)) === '16.0.1' && '16.0.1', 30_000),
+    '16.0.1',
+    'teleport was restarted on the new release',
+  );
+
+  // A tarball that does not match its published checksum: the host fails, and keeps running what it ran.
+  t.equal((await setRelease('16.0.2')).status, 200);
+  const failed = await world.control
+    .waitForInstance(id, (i) => i.generation > instance.generation && i.status?.state === 'failed', 60_000)
+    .catch(fail);
+  t.match(
+    failed.status.message,
+    /teleport-v16\.0\.2-linux-\w+-bin\.tar\.gz has SHA-256 [0-9a-f]{64}, but .*\.sha256 says [0-9a-f]{64}: refusing to install it/,
+  );
+  t.equal(failed.appliedGeneration, instance.generation, 'the failed generation is not applied');
+  t.equal(current(), '16.0.1', 'the release in use is unchanged');
+  t.notOk(existsSync(join(installDir, '16.0.2')), 'nothing of the refused release is installed');
+  t.equal(await runningVersion(files.diagAddr), '16.0.1', 'and teleport still runs it');
+
+  // Back to the kept release: no download (the tarball is gone from the bucket).
+  await world.s3.client.send(new DeleteObjectCommand({ Bucket: CLUSTER.s3Bucket, Key: V1.key }));
+  t.equal((await setRelease('15.4.2')).status, 200);
+  await world.control.waitForInstance(id, readyAt(failed.generation + 1), 60_000).catch(fail);
+  t.match(reports(), /^Teleport v15\.4\.2 /, 'rolled back');
+  t.equal(readlinkSync(join(installDir, 'previous')), '16.0.1');
+  t.equal(
+    await until('the rolled back teleport to run', async () => (await runningVersion(files.diagAddr)) === '15.4.2' && '15.4.2', 30_000),
+    '15.4.2',
+  );
+
+  // Teleport's version rule, when saved: skipping a major version is refused, naming the host.
+  const skip = await setRelease('17.0.0');
+  t.equal(skip.status, 400);
+  t.match(JSON.stringify(skip.body), new RegExp(`${id}: would skip a major version \\(15\\.4\\.2 to 17\\.0\\.0\\)`));
+});
