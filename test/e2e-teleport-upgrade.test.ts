@@ -123,4 +123,13 @@ t.test('install, upgrade, a wrong checksum refused, rollback to the kept release
   const skip = await setRelease('17.0.0');
   t.equal(skip.status, 400);
   t.match(JSON.stringify(skip.body), new RegExp(`${id}: would skip a major version \\(15\\.4\\.2 to 17\\.0\\.0\\)`));
+  // With auth servers on 15 (a rule assigns them), a node may not go to 16 first.
+  const rule = await world.control.rest('POST', '/v1/rules', { name: 'auth-servers', selector: { role: 'auth' }, role: 'auth' });
+  t.equal(rule.status, 201, JSON.stringify(rule.body));
+  const ahead = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { roles: ['node'], teleport: { version: '16.0.1' } });
+  t.equal(ahead.status, 400);
+  t.match(
+    JSON.stringify(ahead.body),
+    new RegExp(`${id}: would run a newer major version \\(16\\.0\\.1\\) than the auth servers \\(v15\\); upgrade the auth servers first`),
+  );
 });
