@@ -19,6 +19,7 @@ import type { Assignment, ClusterSettings } from '../contract/model';
 import { effectiveRelease, releaseArchOf, releaseDirName, type EffectiveRelease, type ReportedVersion } from '../contract/teleport-release';
 import type { SecretSource } from './aws';
 import type { AgentConfig } from './config';
+import { runningVersion } from './diag';
 import type { Persist } from './persist';
 import { detectPackageManager, installPackage, packageCommand, type PackageManager } from './teleport-package';
 import { describeRelease, fetchRelease, isRelease, ReleaseError, reportedVersion } from './teleport-release';
@@ -182,14 +183,14 @@ export class TeleportInstaller {
 
 /** What convergence needs to install a release. */
 export interface ReleaseDeps {
-  config: AgentConfig;
+  config: Pick<AgentConfig, 'teleport'>;
   log: Logger;
   persist: Persist;
   secrets: () => Pick<SecretSource, 'download'>;
 }
 
 /** The command paths and install directory of an agent's config. */
-export function installLayoutOf(config: AgentConfig): InstallLayout {
+export function installLayoutOf(config: Pick<AgentConfig, 'teleport'>): InstallLayout {
   const t = config.teleport;
   return {
     installDir: t.installDir ?? '/opt/teleport',
@@ -212,8 +213,9 @@ export async function installDesiredRelease(
   const release = effectiveRelease(desired);
   if (!release) return { changed: false, downloaded: false };
   const installer = new TeleportInstaller(installLayoutOf(deps.config), deps.secrets, deps.log);
+  let outcome: InstallOutcome;
   try {
-    return await deps.persist(`${describeRelease(release)} (${release.source})`, () => installer.ensure(release), signal, {
+    outcome = await deps.persist(`${describeRelease(release)} (${release.source})`, () => installer.ensure(release), signal, {
       isPermanent: (err) => err instanceof ReleaseError,
       onWait,
     });
@@ -221,4 +223,10 @@ export async function installDesiredRelease(
     if (err instanceof ReleaseError) return err;
     throw err;
   }
+  if (outcome.changed) return outcome;
+  // The binary is right, but the running Teleport may predate it (an agent stopped between the switch and the restart).
+  const running = await runningVersion(deps.config.teleport.diagAddr);
+  if (running === undefined || running === release.version) return outcome;
+  deps.log.warn({ running, installed: release.version }, 'teleport runs another release than the one installed; restarting it');
+  return { ...outcome, changed: true };
 }

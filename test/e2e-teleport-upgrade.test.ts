@@ -9,10 +9,10 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { runningVersion } from '../agent/diag';
 import { startAgentProcess, until } from './support/harness';
 import { makeStandinRelease, publishRelease } from './support/teleport-releases';
 import { CLUSTER, startWorld, type World } from './support/world';
@@ -26,21 +26,6 @@ t.teardown(() => world?.close());
 const V1 = makeStandinRelease('15.4.2');
 const V2 = makeStandinRelease('16.0.1');
 const BROKEN = makeStandinRelease('16.0.2');
-
-/** The version the running Teleport reports in /metrics (teleport_build_info), as monitoring sees it. */
-function runningVersion(diagAddr: string): Promise<string | undefined> {
-  const [host, port] = diagAddr.split(':');
-  return new Promise((resolve) => {
-    const req = request({ host, port: Number(port), path: '/metrics', timeout: 5000 }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve(/^teleport_build_info\{.*version="([^"]+)"\} 1$/m.exec(text)?.[1]));
-    });
-    req.on('error', () => resolve(undefined));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
 
 t.test('install, upgrade, a wrong checksum refused, rollback to the kept release', async (t) => {
   await publishRelease(world.s3, CLUSTER.s3Bucket, V1);

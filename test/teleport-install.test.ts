@@ -4,17 +4,20 @@
 // `teleport version` run. What an operator checks on a host: where
 // /usr/local/bin/teleport points, what it reports, which releases are kept.
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readlinkSync, realpathSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { createLogger } from '../contract/log';
 import { effectiveRelease, type EffectiveRelease } from '../contract/teleport-release';
 import { AwsSecretSource } from '../agent/aws';
-import { ReleaseError, TeleportInstaller, type InstallLayout } from '../agent/teleport-install';
+import { installDesiredRelease, ReleaseError, TeleportInstaller, type InstallLayout } from '../agent/teleport-install';
+import { runningVersion } from '../agent/diag';
+import { persistWith } from '../agent/persist';
+import { DEFAULT_CLUSTER_SETTINGS } from '../contract/settings';
 import { packageCommand } from '../agent/teleport-package';
 import { parseChecksumFile } from '../agent/teleport-release';
-import { AWS_ENV, removeDir, scratchDir, startS3, type S3Server } from './support/harness';
+import { AWS_ENV, freePort, removeDir, scratchDir, startS3, until, type S3Server } from './support/harness';
 import { makeStandinRelease, publishRelease } from './support/teleport-releases';
 
 const BUCKET = 'releases-bucket';
@@ -40,6 +43,17 @@ const release = (version: string, extra: Partial<EffectiveRelease> = {}): Effect
   bucket: BUCKET,
   fips: false,
   ...extra,
+});
+
+/** agent.yaml's teleport section for a layout. */
+const agentTeleport = (layout: InstallLayout) => ({
+  binary: layout.links.teleport,
+  tctl: layout.links.tctl,
+  tsh: layout.links.tsh,
+  installDir: layout.installDir,
+  readyTimeoutMs: 20_000,
+  user: 'root',
+  group: 'root',
 });
 
 /** A host of its own: an install directory and bin links inside `root`. */
@@ -163,6 +177,47 @@ t.test('a host whose Teleport came with the AMI keeps it for a rollback', async 
   t.teardown(() => publishRelease(s3, BUCKET, V1));
   t.match(await h.installer.ensure(release('15.4.2')), { changed: true, downloaded: false });
   t.match(h.reports(), /^Teleport v15\.4\.2 /);
+});
+
+t.test('a Teleport still running the release it replaced is restarted, although the binary is already right', async (t) => {
+  // As after an agent stopped between the switch and the restart (systemd keeps Teleport running).
+  const h = host('stale-process');
+  await h.installer.ensure(release('15.4.2'));
+  const diagAddr = `127.0.0.1:${await freePort()}`;
+  const config = join(h.root, 'teleport.yaml');
+  writeFileSync(
+    config,
+    `version: v3\nteleport:\n  diag_addr: ${diagAddr}\n  auth_token: ${join(h.root, 'token')}\nauth_service: {enabled: true}\nproxy_service: {enabled: false}\nssh_service: {enabled: false}\n`,
+  );
+  writeFileSync(join(h.root, 'token'), 'x\n');
+  const old = spawn(h.layout.links.teleport, ['start', `--config=${config}`], { stdio: 'ignore' });
+  t.teardown(() => {
+    old.kill('SIGKILL');
+  });
+  t.equal(await until('the old teleport to answer', () => runningVersion(diagAddr)), '15.4.2');
+  await h.installer.ensure(release('16.0.1'));
+
+  const log = createLogger('test', 'silent');
+  const deps = {
+    config: { teleport: { ...agentTeleport(h.layout), diagAddr } },
+    log,
+    persist: persistWith(log, { initialMs: 10, maxMs: 100 }),
+    secrets: () => new AwsSecretSource({ region: 'us-east-1', s3Endpoint: s3.endpoint, s3ForcePathStyle: true }),
+  };
+  const desired = (version: string) => ({
+    assignment: { roles: ['node' as const], labels: {} },
+    cluster: { ...DEFAULT_CLUSTER_SETTINGS, s3Bucket: BUCKET, teleport: { version } },
+  });
+  t.match(await installDesiredRelease(desired('16.0.1'), deps, undefined, () => {}), { changed: true, downloaded: false }, 'restart');
+  t.match(await installDesiredRelease(desired('15.4.2'), deps, undefined, () => {}), { changed: true, downloaded: false });
+  t.match(h.reports(), /^Teleport v15\.4\.2 /);
+  t.match(
+    await installDesiredRelease(desired('15.4.2'), deps, undefined, () => {}),
+    { changed: false },
+    'running what is installed: left alone',
+  );
+  const none = await installDesiredRelease({ ...desired('1.0.0'), cluster: { ...DEFAULT_CLUSTER_SETTINGS } }, deps, undefined, () => {});
+  t.match(none, { changed: false, downloaded: false }, 'no release named: nothing done');
 });
 
 t.test('the release a host runs: the assignment overrides the cluster key by key', async (t) => {
