@@ -39,7 +39,7 @@ export function runningVersion(diagAddr: string, timeoutMs = 2000): Promise<stri
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text = (text + c).slice(-1_000_000)));
       res.on('end', () =>
-        resolve(res.statusCode === 200 ? /^teleport_build_info\{[^}]*\bversion="([^"]+)"[^}]*\} 1$/m.exec(text)?.[1] : undefined),
+        resolve(res.statusCode === 200 ? /^teleport_build_info\{[^}]*\bversion="v?([^"]+)"[^}]*\} 1$/m.exec(text)?.[1] : undefined),
       );
       res.on('error', () => resolve(undefined));
     });

@@ -8,8 +8,8 @@
 // to the kept release without a download.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { runningVersion } from '../agent/diag';
@@ -53,6 +53,12 @@ t.test('install, upgrade, a wrong checksum refused, rollback to the kept release
   };
   writeFileSync(files.configFile, stringify(config));
   t.notOk(existsSync(join(bin, 'teleport')), 'no teleport on the host at first');
+  // Links a killed switch left behind (symlink to a temporary name, not yet renamed): removed at start.
+  const staleLinks = [join(bin, '.teleport.0123456789ab.tmp'), join(installDir, '.current.0123456789ab.tmp')];
+  for (const link of staleLinks) {
+    mkdirSync(dirname(link), { recursive: true });
+    symlinkSync('/nowhere', link);
+  }
 
   const { logs } = startAgentProcess(t, files);
   const readyAt = (generation: number) => (i: any) =>
@@ -65,6 +71,7 @@ t.test('install, upgrade, a wrong checksum refused, rollback to the kept release
   t.match(reports(), /^Teleport v15\.4\.2 /, 'the host installed the release the settings name');
   t.equal(current(), '15.4.2');
   t.equal(readlinkSync(join(bin, 'tctl')), join(installDir, 'current/tctl'), 'tctl and tsh switch with teleport');
+  for (const link of staleLinks) t.throws(() => lstatSync(link), { code: 'ENOENT' }, `removed: ${link}`);
   t.equal(await until('teleport to report its version', () => runningVersion(files.diagAddr), 30_000), '15.4.2', 'and runs it');
 
   // An upgrade: a rollout of the release setting.
