@@ -6,12 +6,12 @@
 // pinned; a version the repository does not have fails with apt's words.
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { releaseArchOf } from '../contract/teleport-release';
 import { REPO, removeDir, scratchDir } from './support/harness';
-import { debianRoot } from './support/debian-root';
+import { debianRoot, nodeInto } from './support/debian-root';
 import { canRunSystemdNamespace, startSystemdNamespace, type SystemdNamespace } from './support/systemd-ns';
 
 const can = canRunSystemdNamespace();
@@ -72,11 +72,7 @@ t.test(
     // The installer runs under Node.js, linked in where only this test looks (the machine has none).
     const bin = join(dir, 'bin');
     mkdirSync(bin);
-    try {
-      linkSync(process.execPath, join(bin, 'node'));
-    } catch {
-      copyFileSync(process.execPath, join(bin, 'node'));
-    }
+    const node = nodeInto(bin);
     writeFileSync(join(dir, 'probe.js'), PROBE);
 
     const ns: SystemdNamespace = await startSystemdNamespace({ osRoot: root.root, bootTimeoutMs: 60_000 });
@@ -88,7 +84,7 @@ t.test(
     t.equal(update.code, 0, update.code === 0 ? 'apt-get update' : `apt-get update: ${update.stdout}${update.stderr}`);
 
     const install = async (version: string) => {
-      const r = await sh(`${join(bin, 'node')} ${join(dir, 'probe.js')} ${version}`);
+      const r = await sh(`${node} ${join(dir, 'probe.js')} ${version}`);
       return JSON.parse(r.stdout.trim().split('\n').pop() || '{}');
     };
     const installed = async () => (await sh("dpkg-query -W -f '${Version}' teleport")).stdout;
