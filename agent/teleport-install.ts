@@ -115,12 +115,19 @@ export class TeleportInstaller {
     return { changed: true, from, downloaded };
   }
 
-  /** Fetches the release into `dir` through a scratch directory beside it; a leftover `dir` that failed its check is replaced. */
+  /**
+   * Fetches the release through a scratch directory beside `dir`, then renames
+   * it into place. A leftover `dir` that failed its check is replaced only
+   * then, so a failed download leaves whatever was there.
+   */
   private async download(release: EffectiveRelease, dir: string): Promise<void> {
     const scratch = await fs.mkdtemp(join(this.layout.installDir, SCRATCH_PREFIX));
     try {
-      await fs.rm(dir, { recursive: true, force: true });
-      const { bytes } = await fetchRelease(release, this.arch, this.source(), scratch, dir);
+      const { unpacked, bytes } = await fetchRelease(release, this.arch, this.source(), scratch);
+      await fs.rename(dir, join(scratch, 'replaced')).catch((err: unknown) => {
+        if (!isMissing(err)) throw err;
+      });
+      await fs.rename(unpacked, dir);
       this.log.info({ release: describeRelease(release), dir, bytes }, 'teleport release downloaded and checked');
     } finally {
       await fs.rm(scratch, { recursive: true, force: true });

@@ -53,16 +53,16 @@ export function parseChecksumFile(text: string, tarball: string, where: string):
 }
 
 /**
- * Downloads, checks and unpacks `release` into `dir` (which must not exist),
- * working in `scratch` (a fresh directory beside `dir`, removed by the caller).
+ * Downloads, checks and unpacks `release` in `scratch` (a fresh directory
+ * beside the release directories, removed by the caller); returns the
+ * unpacked, checked release directory, ready to be renamed into place.
  */
 export async function fetchRelease(
   release: EffectiveRelease,
   arch: string,
   source: Pick<SecretSource, 'download'>,
   scratch: string,
-  dir: string,
-): Promise<{ bytes: number }> {
+): Promise<{ unpacked: string; bytes: number }> {
   if (!release.bucket) throw new ReleaseError('no bucket for the Teleport release: set s3Bucket or teleport.bucket in the settings');
   const key = releaseKey(release, arch);
   const tarball = key.split('/').pop()!;
@@ -100,6 +100,5 @@ export async function fetchRelease(
       `${at(key)}: teleport/teleport reports ${reported ? describe(reported) : 'no version (missing or not runnable)'}, expected ${describe(release)}`,
     );
   await fs.rm(file, { force: true });
-  await fs.rename(root, dir);
-  return { bytes: got.bytes };
+  return { unpacked: root, bytes: got.bytes };
 }

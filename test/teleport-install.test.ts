@@ -122,6 +122,21 @@ async function refused(t: Test, name: string, attempt: EffectiveRelease, why: Re
   t.same(h.kept(), ['15.4.2', 'current'], 'nothing of the refused release is left, not even a scratch directory');
 }
 
+t.test('a release directory that fails its check is replaced by a fresh download, and only once that succeeded', async (t) => {
+  const h = host('damaged');
+  await h.installer.ensure(release('15.4.2'));
+  // Changed by hand: the binary no longer reports the release its directory is named after.
+  const binary = join(h.layout.installDir, '15.4.2/teleport');
+  writeFileSync(binary, '#!/bin/sh\necho "Teleport v15.4.1 git: go1.22"\n');
+  await s3.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: V1.key }));
+  await t.rejects(h.installer.ensure(release('15.4.2')), /teleport-v15\.4\.2-linux-\w+-bin\.tar\.gz does not exist/);
+  t.match(h.reports(), /^Teleport v15\.4\.1 /, 'a failed download leaves the directory as it was, no dangling link');
+  await publishRelease(s3, BUCKET, V1);
+  t.match(await h.installer.ensure(release('15.4.2')), { changed: true, downloaded: true });
+  t.match(h.reports(), /^Teleport v15\.4\.2 /, 'replaced');
+  t.same(h.kept(), ['15.4.2', 'current']);
+});
+
 t.test('a tarball whose checksum does not match its .sha256 is refused', async (t) => {
   const bad = makeStandinRelease('16.0.2');
   await publishRelease(s3, BUCKET, bad, 'ab'.repeat(32));
