@@ -92,12 +92,14 @@ export async function fetchRelease(
     const e = err as { stderr?: string; message: string };
     throw new ReleaseError(`${at(key)} cannot be unpacked: ${(e.stderr || e.message).trim()}`);
   }
-  // Teleport's tarballs hold one directory, teleport/, with teleport, tctl, tsh, tbot and the install script.
-  const root = join(unpacked, 'teleport');
+  // Teleport's tarballs hold one directory, teleport/ (teleport-ent/ for Enterprise), with teleport, tctl, tsh, tbot and the install script.
+  const top = (await fs.readdir(unpacked)).find((name) => name === 'teleport' || name === 'teleport-ent');
+  if (!top) throw new ReleaseError(`${at(key)} holds no teleport/ or teleport-ent/ directory: is it a Teleport release tarball?`);
+  const root = join(unpacked, top);
   const reported = await reportedVersion(join(root, 'teleport'));
   if (!isRelease(reported, release))
     throw new ReleaseError(
-      `${at(key)}: teleport/teleport reports ${reported ? describe(reported) : 'no version (missing or not runnable)'}, expected ${describe(release)}`,
+      `${at(key)}: ${top}/teleport reports ${reported ? describe(reported) : 'no version (missing or not runnable)'}, expected ${describe(release)}`,
     );
   await fs.rm(file, { force: true });
   return { unpacked: root, bytes: got.bytes };

@@ -5,7 +5,8 @@
 // /usr/local/bin/teleport points, what it reports, which releases are kept.
 import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readlinkSync, realpathSync, writeFileSync, chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { createLogger } from '../contract/log';
@@ -160,7 +161,29 @@ t.test('a release that is not in the bucket is refused, naming the object', asyn
 t.test('a release whose teleport reports another version is refused', async (t) => {
   const liar = makeStandinRelease('16.0.3', { reports: '16.0.4' });
   await publishRelease(s3, BUCKET, liar);
-  await refused(t, 'liar', release('16.0.3'), /teleport\/teleport reports Teleport v16\.0\.4, expected Teleport v16\.0\.3/);
+  await refused(t, 'liar', release('16.0.3'), /: teleport\/teleport reports Teleport v16\.0\.4, expected Teleport v16\.0\.3/);
+});
+
+t.test('a tarball that is no Teleport release (no teleport/ directory) is refused', async (t) => {
+  const staging = join(dir, 'not-a-release');
+  mkdirSync(join(staging, 'other'), { recursive: true });
+  writeFileSync(join(staging, 'other/readme'), 'hello\n');
+  execFileSync('tar', ['-czf', join(staging, 'r.tgz'), '-C', staging, 'other']);
+  const tarball = readFileSync(join(staging, 'r.tgz'));
+  const key = makeStandinRelease('16.0.5').key;
+  await publishRelease(s3, BUCKET, {
+    version: '16.0.5',
+    edition: 'oss',
+    key,
+    tarball,
+    sha256: createHash('sha256').update(tarball).digest('hex'),
+  });
+  await refused(
+    t,
+    'not-a-release',
+    release('16.0.5'),
+    /holds no teleport\/ or teleport-ent\/ directory: is it a Teleport release tarball\?/,
+  );
 });
 
 t.test('an enterprise release comes from teleport-ent-v...; an OSS binary does not pass for it', async (t) => {

@@ -1,6 +1,6 @@
 // Stand-in Teleport releases, laid out as Teleport's tarballs are: one
-// directory teleport/ holding teleport, tctl, tsh, tbot and an install
-// script. Each program is a small shell script that runs the stand-in
+// directory teleport/ (teleport-ent/ for Enterprise) holding teleport, tctl,
+// tsh, tbot and an install script. Each program is a small shell script that runs the stand-in
 // (test/bin/teleport, test/bin/tctl) with the release's version baked in,
 // so `teleport version` of the unpacked release reports that version.
 import { execFileSync } from 'node:child_process';
@@ -30,7 +30,8 @@ export function makeStandinRelease(version: string, opts: { edition?: TeleportEd
   const edition = opts.edition ?? 'oss';
   const staging = mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'teleport-release-'));
   try {
-    const dir = join(staging, 'teleport');
+    const top = edition === 'enterprise' ? 'teleport-ent' : 'teleport';
+    const dir = join(staging, top);
     mkdirSync(dir);
     const env = `TELEPORT_STANDIN_VERSION=${quote(opts.reports ?? version)}${edition === 'enterprise' ? ' TELEPORT_STANDIN_EDITION=enterprise' : ''}`;
     const script = (target: string) =>
@@ -48,7 +49,7 @@ export function makeStandinRelease(version: string, opts: { edition?: TeleportEd
       chmodSync(join(dir, name), 0o755);
     }
     const file = join(staging, 'release.tar.gz');
-    execFileSync('tar', ['-czf', file, '-C', staging, 'teleport']);
+    execFileSync('tar', ['-czf', file, '-C', staging, top]);
     const tarball = readFileSync(file);
     return {
       version,
