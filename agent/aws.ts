@@ -2,12 +2,18 @@
 // Parameter Store, the proxy's certificate from S3. Names follow the
 // conventions of Teleport's AMI and the seed Ansible roles.
 import type { S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 
 /** Refuse anything larger: a token or PEM bundle is a few KiB at most. */
 export const MAX_SECRET_BYTES = 256 * 1024;
 
 export class MissingSecretError extends Error {}
+/** An S3 object that is not there (a Teleport release not published to the bucket). */
+export class MissingObjectError extends Error {}
 
 export interface AwsEndpoints {
   region: string;
@@ -26,6 +32,12 @@ export interface SecretSource {
   object(bucket: string, key: string): Promise<{ body: string; etag: string }>;
   /** An S3 object's ETag without its content; undefined when it does not exist. */
   etag(bucket: string, key: string): Promise<string | undefined>;
+  /**
+   * Streams an S3 object into `file` (created, never overwritten; 0600),
+   * hashing it on the way: a release tarball is never held in memory.
+   * MissingObjectError when the object does not exist.
+   */
+  download(bucket: string, key: string, file: string): Promise<{ bytes: number; sha256: string }>;
 }
 
 export class AwsSecretSource implements SecretSource {
@@ -81,6 +93,29 @@ export class AwsSecretSource implements SecretSource {
     const body = (await out.Body?.transformToString('utf8')) ?? '';
     if (Buffer.byteLength(body) > MAX_SECRET_BYTES) throw new Error(`s3://${bucket}/${key} is larger than ${MAX_SECRET_BYTES} bytes`);
     return { body, etag: out.ETag ?? '' };
+  }
+
+  async download(bucket: string, key: string, file: string): Promise<{ bytes: number; sha256: string }> {
+    const { client, sdk } = await this.s3();
+    let out;
+    try {
+      out = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key }));
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchKey') throw new MissingObjectError(`s3://${bucket}/${key} does not exist`);
+      throw err;
+    }
+    if (!(out.Body instanceof Readable)) throw new Error(`s3://${bucket}/${key}: the S3 client gave no stream`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
+    await pipeline(out.Body, count, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+    return { bytes, sha256: hash.digest('hex') };
   }
 
   async etag(bucket: string, key: string): Promise<string | undefined> {

@@ -19,7 +19,17 @@ interface AgentConfigFile {
     unit_dir?: string;
     environment_file?: string;
   };
-  teleport?: { binary?: string; tctl?: string; diag_addr?: string; ready_timeout?: string; user?: string; group?: string };
+  teleport?: {
+    binary?: string;
+    tctl?: string;
+    tsh?: string;
+    install_dir?: string;
+    package_manager?: 'apt' | 'dnf' | 'yum';
+    diag_addr?: string;
+    ready_timeout?: string;
+    user?: string;
+    group?: string;
+  };
   publisher?: { roles?: string[]; token_ttl?: string; rotate_every?: string };
   service_manager?: { type?: 'systemd' | 'process'; systemctl?: string; unit_name?: string };
   aws?: { region?: string; imds_endpoint?: string; ssm_endpoint?: string; s3_endpoint?: string; s3_force_path_style?: boolean };
@@ -74,6 +84,9 @@ export const AGENT_CONFIG_SCHEMA = {
       properties: {
         binary: absPath,
         tctl: absPath,
+        tsh: absPath,
+        install_dir: absPath,
+        package_manager: { enum: ['apt', 'dnf', 'yum'] },
         diag_addr: hostPort,
         ready_timeout: DURATION_SCHEMA,
         user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$' },
@@ -137,7 +150,20 @@ export interface AgentConfig {
     unitDir: string;
     environmentFile: string;
   };
-  teleport: { binary: string; tctl: string; diagAddr: string; readyTimeoutMs: number; user: string; group: string };
+  teleport: {
+    binary: string;
+    tctl: string;
+    /** Default /usr/local/bin/tsh. */
+    tsh?: string;
+    /** Where releases are installed side by side (one directory per version) when the settings name one; default /opt/teleport. */
+    installDir?: string;
+    /** The package route: apt, dnf or yum (default: whichever the host has). */
+    packageManager?: 'apt' | 'dnf' | 'yum';
+    diagAddr: string;
+    readyTimeoutMs: number;
+    user: string;
+    group: string;
+  };
   /**
    * What the auth server holding the publisher lease mints and publishes to
    * SSM: the join tokens the control server says the fleet needs (with each
@@ -184,6 +210,9 @@ export function loadAgentConfig(path: string): AgentConfig {
     teleport: {
       binary: file.teleport?.binary ?? '/usr/local/bin/teleport',
       tctl: file.teleport?.tctl ?? '/usr/local/bin/tctl',
+      tsh: file.teleport?.tsh,
+      installDir: file.teleport?.install_dir,
+      packageManager: file.teleport?.package_manager,
       diagAddr: file.teleport?.diag_addr ?? '127.0.0.1:3000',
       readyTimeoutMs: parseDuration(file.teleport?.ready_timeout ?? '2m'),
       user: file.teleport?.user ?? 'root',

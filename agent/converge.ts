@@ -167,12 +167,14 @@ export function secretValuesOf(plan: Plan): string[] {
  * change needs: nothing when no file changed, a reload (SIGHUP) when only the
  * certificate and key changed, a restart otherwise. Paths in `keep` (files
  * changed by hand, left until the next change) are not written.
+ * `binaryChanged`: a new Teleport release was installed, which only a
+ * restart runs.
  */
 export async function applyPlan(
   plan: Plan,
   services: ServiceManager,
   owner: { uid: number; gid: number },
-  keep: ReadonlySet<string> = new Set(),
+  { keep = new Set<string>(), binaryChanged = false }: { keep?: ReadonlySet<string>; binaryChanged?: boolean } = {},
 ): Promise<ApplyResult> {
   const written: string[] = [];
   for (const file of plan.files) {
@@ -189,8 +191,9 @@ export async function applyPlan(
   const before = await services.activeState();
   const running = before === 'active' || before === 'activating' || before === 'reloading';
   const reloadable = reloadablePaths(plan);
-  const reload = running && !unitChanged && removed.length === 0 && written.length > 0 && written.every((p) => reloadable.has(p));
-  const restart = running && !reload && (written.length > 0 || removed.length > 0 || unitChanged);
+  const reload =
+    running && !binaryChanged && !unitChanged && removed.length === 0 && written.length > 0 && written.every((p) => reloadable.has(p));
+  const restart = running && !reload && (binaryChanged || written.length > 0 || removed.length > 0 || unitChanged);
   if (reload) await services.reload();
   else await services.ensureRunning(restart);
   return { written, removed, unitChanged, restarted: restart, reloaded: reload };

@@ -16,6 +16,7 @@ import { teleportLogTail } from './log-tail';
 import type { Persist } from './persist';
 import type { AgentStatus, Reporter } from './reporter';
 import type { ServiceManager } from './service-manager';
+import { installDesiredRelease, ReleaseError } from './teleport-install';
 
 /** The S3 object a proxy's certificate comes from, and the ETag last applied. */
 interface FollowedCertificate {
@@ -121,6 +122,15 @@ export class Convergence {
       await reporter.report(signal);
       return undefined;
     }
+    if (applied instanceof ReleaseError) {
+      log.error(
+        { generation: desired.generation, err: applied.message },
+        'teleport release not installed; teleport keeps running what it ran',
+      );
+      this.status = { ...this.status, state: 'failed', message: applied.message };
+      await reporter.report(signal);
+      return undefined;
+    }
     const { plan, result, ready } = applied;
     const certificateExpiresAt = this.followCertificate(plan);
     const unitState = await services.activeState().catch(() => 'unknown');
@@ -145,7 +155,7 @@ export class Convergence {
   private async apply(
     desired: DesiredState,
     signal?: AbortSignal,
-  ): Promise<{ plan: Plan; result: ApplyResult; ready: boolean } | RenderError> {
+  ): Promise<{ plan: Plan; result: ApplyResult; ready: boolean } | RenderError | ReleaseError> {
     const { config, services, persist, log } = this.deps;
     const step = (message: string) =>
       (this.status = { ...this.status, state: 'converging', message: `generation ${desired.generation}: ${message}` });
@@ -163,12 +173,20 @@ export class Convergence {
       throw err;
     }
     this.secretValues = secretValuesOf(plan);
+    step('installing the Teleport release the settings name');
+    const release = await installDesiredRelease(desired, this.deps, signal, waitingFor('the Teleport release'));
+    if (release instanceof ReleaseError) return release;
     step('writing files and starting teleport');
     const writing = 'the files to be written and teleport started';
     const keep = await this.keptDrift(desired);
-    const result = await persist(writing, () => applyPlan(plan, services, this.deps.owner, keep), signal, {
-      onWait: waitingFor(writing),
-    });
+    const result = await persist(
+      writing,
+      () => applyPlan(plan, services, this.deps.owner, { keep, binaryChanged: release.changed }),
+      signal,
+      {
+        onWait: waitingFor(writing),
+      },
+    );
     // Recorded while Teleport starts (it is no part of the way to ready). Without the record, hand
     // edits go unnoticed until a later convergence writes it: no reason to fail this one.
     const recorded = this.written

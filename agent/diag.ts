@@ -27,3 +27,24 @@ export async function waitForReady(diagAddr: string, timeoutMs: number, signal?:
   }
   return readyzOnce(diagAddr);
 }
+
+/**
+ * The version the running Teleport reports in /metrics (teleport_build_info,
+ * since Teleport 8.1); undefined when it does not answer or says nothing.
+ */
+export function runningVersion(diagAddr: string, timeoutMs = 2000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = request(`http://${diagAddr}/metrics`, { timeout: timeoutMs }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text = (text + c).slice(-1_000_000)));
+      res.on('end', () =>
+        resolve(res.statusCode === 200 ? /^teleport_build_info\{[^}]*\bversion="v?([^"]+)"[^}]*\} 1$/m.exec(text)?.[1] : undefined),
+      );
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}

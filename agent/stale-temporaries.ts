@@ -6,6 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { isTemporaryOf } from '../contract/files';
 import { describeError, type Logger } from '../contract/log';
 import type { AgentConfig } from './config';
+import { installLayoutOf } from './teleport-install';
 
 /**
  * The directories the agent writes into, each with the names it writes
@@ -25,6 +26,9 @@ function writtenPlaces(config: AgentConfig): Map<string, Set<string> | undefined
   own(config.paths.teleportConfig);
   own(config.paths.environmentFile);
   own(join(config.paths.unitDir, config.serviceManager.unitName));
+  // The links a Teleport release install switches (agent/teleport-install.ts).
+  const { installDir, links } = installLayoutOf(config);
+  for (const link of [...Object.values(links), join(installDir, 'current'), join(installDir, 'previous')]) own(link);
   return places;
 }
 

@@ -5,6 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DURATION_PATTERN } from './duration';
 import { AllOptional, ConfigFragment, NO_CONTROL_PATTERN, StringEnum, StringMap, Text } from './schema';
+import { TeleportRelease } from './teleport-release';
 
 /**
  * Teleport services an instance can run. auth, proxy and node are the
@@ -172,6 +173,10 @@ export const assignmentOptions = AllOptional({
   databases: Type.Array(DatabaseSpec, { minItems: 1, maxItems: 64 }),
   discovery: DiscoveryOptions,
   configFragment: ConfigFragment("teleport.yaml merged into this instance's config, over the cluster's configFragment"),
+  teleport: Type.Object(TeleportRelease.properties, {
+    additionalProperties: false,
+    description: "overrides the cluster's Teleport release for this instance, key by key",
+  }),
 });
 
 /** Static labels of the Teleport node (ssh_service.labels). */

@@ -6,6 +6,7 @@
 import { Type, type Static, type StringOptions, type TSchema, type TUnsafe } from '@sinclair/typebox';
 import { JOIN_VIA } from './assignment';
 import { AllOptional, ConfigFragment, defaultsOf, Nullable, StringEnum, Text, withoutDefault } from './schema';
+import { TeleportRelease } from './teleport-release';
 
 /** How hosts prove themselves when they join: a token file from SSM, or their IAM role (seed 002_*). */
 export const JOIN_METHODS = ['token', 'iam'] as const;
@@ -202,6 +203,10 @@ const optionalSettings = {
   }),
   cache: StringEnum(CACHE_SETTINGS, { description: 'teleport.cache of auth servers and proxies: in-memory or off' }),
   rolloutPace: RolloutPolicy,
+  teleport: Type.Object(TeleportRelease.properties, {
+    additionalProperties: false,
+    description: 'the Teleport release every host runs (agents install it); unset: teleboot leaves the installed Teleport alone',
+  }),
   configFragment: ConfigFragment(
     'teleport.yaml merged into every host\'s config (keys teleboot manages are refused, unknown keys warned), e.g. {"auth_service": {"session_recording": "node"}}',
   ),

@@ -39,6 +39,7 @@ import {
   type RoleMapping,
   type StorageSettings,
 } from './settings';
+import { TELEPORT_EDITIONS, TELEPORT_SOURCES, type TeleportRelease } from './teleport-release';
 import type { AppSpec as AppSpecMessage, AppSpec__Output } from '../proto/gen/teleboot/v1/AppSpec';
 import type { Assignment as AssignmentMessage, Assignment__Output } from '../proto/gen/teleboot/v1/Assignment';
 import type { AwsMatcher as AwsMatcherMessage, AwsMatcher__Output } from '../proto/gen/teleboot/v1/AwsMatcher';
@@ -50,6 +51,7 @@ import type { KubeOptions as KubeMessage, KubeOptions__Output } from '../proto/g
 import type { LabelSelector as LabelSelectorMessage, LabelSelector__Output } from '../proto/gen/teleboot/v1/LabelSelector';
 import type { RoleMapping as RoleMappingMessage, RoleMapping__Output } from '../proto/gen/teleboot/v1/RoleMapping';
 import type { StorageSettings as StorageMessage, StorageSettings__Output } from '../proto/gen/teleboot/v1/StorageSettings';
+import type { TeleportRelease as ReleaseMessage, TeleportRelease__Output } from '../proto/gen/teleboot/v1/TeleportRelease';
 
 /** A message from the control server that the agent cannot read as a setting; names the field. */
 export class WireError extends Error {
@@ -195,6 +197,13 @@ const storageTable: CodecTable<StorageSettings, StorageMessage, StorageSettings_
 };
 const EMPTY_STORAGE: StorageSettings__Output = { type: '', tableName: '', region: '', auditEventsUri: [], auditSessionsUri: '' };
 
+const releaseTable: CodecTable<TeleportRelease, ReleaseMessage, TeleportRelease__Output> = {
+  version: text,
+  edition: optChoice(TELEPORT_EDITIONS),
+  source: optChoice(TELEPORT_SOURCES),
+  bucket: optText,
+};
+
 const roleMappingTable: CodecTable<RoleMapping, RoleMappingMessage, RoleMapping__Output> = { remote: text, local: list(text) };
 
 /** What agents get of the settings: all but the control-only ones (the rollout pace). */
@@ -243,6 +252,7 @@ const settingsTable: CodecTable<AgentSettings, ClusterMessage, ClusterSettings__
   cache: optChoice(CACHE_SETTINGS),
   configFragment: optFragment,
   driftRepair: optChoice(DRIFT_REPAIR_MODES),
+  teleport: optMessage(releaseTable),
 };
 
 /** Fields of the ClusterSettings message that are no setting: the control server derives them. */
@@ -311,6 +321,7 @@ const assignmentTable: CodecTable<Assignment, AssignmentMessage, Assignment__Out
   databases: optList(message(databaseTable)),
   discovery: optMessage(discoveryTable),
   configFragment: optFragment,
+  teleport: optMessage(releaseTable),
 };
 
 export function assignmentToMessage(a: Assignment): AssignmentMessage {
@@ -338,4 +349,5 @@ export const MAPPED_MESSAGES = {
   DatabaseSpec: databaseTable,
   AwsMatcher: awsMatcherTable,
   DiscoveryOptions: discoveryTable,
+  TeleportRelease: releaseTable,
 } as const;

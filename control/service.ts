@@ -41,6 +41,7 @@ import {
   type SettingsPatch,
 } from './validation';
 import { InputError, NotFoundError } from './errors';
+import { checkAssignmentRelease } from './release-rules';
 import { requirementsOf } from '../contract/render/render';
 import { assignmentOptions } from '../contract/assignment';
 
@@ -340,7 +341,10 @@ export class ControlService {
       );
     }
     // The agent's renderer, on the current settings: an impossible layout is refused here, not at boot.
-    checkAssignmentRenders(assignment, await this.store.getSettings());
+    const settings = await this.store.getSettings();
+    checkAssignmentRenders(assignment, settings);
+    // Teleport's version rule against the rest of the fleet (read only when a release is named).
+    await checkAssignmentRelease(instanceId, assignment, current?.assignment ?? undefined, settings, () => storedAssignments(this.store));
     const record = await this.store.setAssignment(instanceId, assignment, actor, this.now());
     this.notify(instanceId);
     return record;

@@ -20,6 +20,7 @@ import {
 import { webListenPortOf } from '../contract/render/layout-settings';
 import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../contract/render/render';
 import { InputError } from './errors';
+import { checkSettingsRelease, validateReleaseFields } from './release-rules';
 import type { Store } from './store/store';
 
 const durationRe = new RegExp(DURATION_PATTERN);
@@ -101,6 +102,7 @@ export function validateClusterSettings(s: ClusterSettings): void {
 
   validateTrust(s);
   validateLayout(s);
+  validateReleaseFields(s.teleport, s.enterprise === true);
 
   // /etc/default/teleport.
   try {
@@ -173,6 +175,7 @@ export function validateAssignment(a: Assignment): void {
     'advertiseIp',
     'an IP address, a host name, or "private-ip" for the instance\'s private IPv4',
   );
+  validateReleaseFields(a.teleport, false);
 }
 
 // ---- rendering at save time ----------------------------------------------------------
@@ -271,6 +274,8 @@ export interface StoredAssignment {
  * already had under the current settings do not block the change.
  */
 export function checkSettingsAgainst(before: ClusterSettings, after: ClusterSettings, stored: StoredAssignment[], patched: string[]): void {
+  // Teleport's version rule over the whole fleet (control/release-rules.ts).
+  checkSettingsRelease(before, after, stored, patched);
   const key = (p: ConfigProblem) => `${p.path}\n${p.message}`;
   for (const { assignment, holders } of stored) {
     const old = new Set(problemsOf(assignment, before).map(key));

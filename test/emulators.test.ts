@@ -335,7 +335,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 500
 t.test('teleport stand-in: version', async (t) => {
   const p = run(t, ['version']);
   t.equal(await p.exited, 0);
-  t.equal(p.out(), 'Teleport v17.0.0-standin git: go1.22\n');
+  t.equal(p.out(), 'Teleport v17.0.0-standin git:v17.0.0-standin-0-gstandin go1.22\n');
 });
 
 t.test('teleport stand-in: start, readiness, reload, stop', async (t) => {

@@ -218,6 +218,7 @@ teleport_storage:
     proxyPublicAddr: 'develop.teleport.example.co.jp:3080',
     authAddr: 'develop.teleport.example.co.jp:3025',
     storage: { type: 'dynamodb', tableName: 'develop.teleport.example.co.jp', region: 'ap-northeast-1' },
+    teleport: { version: '3.0.1' },
   });
   t.notOk(plan.settings.storage?.auditEventsUri, "the roles' default events table is teleboot's default too");
   t.same(plan.rules, [{ name: 'ansible auth-proxy', selector: { TeleportRole: 'auth-proxy' }, role: 'auth-proxy' }]);
@@ -230,7 +231,7 @@ teleport_storage:
     audit_sessions_uri: 's3://develop.teleport.example.co.jp-audit-session/records',
   });
   t.equal(config.auth_service.license_file, '/var/lib/teleboot/secrets/license.pem', 'the license comes from SSM');
-  t.same(unmappedNames(plan), ['teleport_email', 'teleport_license', 'teleport_version']);
+  t.same(unmappedNames(plan), ['teleport_email', 'teleport_license']);
 });
 
 t.test('Ansible: --extra-vars JSON of a node with ports teleboot does not move', async (t) => {

@@ -4,14 +4,14 @@
 // and reports ready; an upgrade keeps the config and state and restarts the
 // agent; removing it stops the agent and leaves Teleport running.
 import t from 'tap';
-import { copyFileSync, existsSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { buildAgentExecutable } from '../packaging/build/main';
 import { buildDeb } from '../packaging/build/deb';
 import { agentSpec } from '../packaging/build/packages';
 import { AWS_ENV, freePort, removeDir, scratchDir, TCTL_STANDIN, TELEPORT_STANDIN } from './support/harness';
-import { debianRoot } from './support/debian-root';
+import { debianRoot, nodeInto } from './support/debian-root';
 import { canRunSystemdNamespace, startSystemdNamespace, type SystemdNamespace } from './support/systemd-ns';
 import { startWorld, type World } from './support/world';
 
@@ -40,11 +40,7 @@ t.test('the agent .deb on a Debian 12 host: install, boot, upgrade, remove', { s
   // no one else looks at, so the machine still has no `node` for the agent to lean on.
   const standin = join(dir, 'standin');
   mkdirSync(standin);
-  try {
-    linkSync(process.execPath, join(standin, 'node'));
-  } catch {
-    copyFileSync(process.execPath, join(standin, 'node'));
-  }
+  nodeInto(standin);
   for (const [name, script] of [
     ['teleport', TELEPORT_STANDIN],
     ['tctl', TCTL_STANDIN],

@@ -19,6 +19,7 @@ import {
   type ClusterSettings as SettingsValue,
 } from '../contract/settings';
 import { DERIVED_SETTINGS_FIELDS, MAPPED_MESSAGES, WireError, clusterFromMessage, clusterToMessage } from '../contract/wire';
+import { TeleportRelease } from '../contract/teleport-release';
 import { desiredFrom } from '../agent/agent';
 import { toAssignmentMessage } from '../control/grpc/server';
 import type { ClusterSettings__Output } from '../proto/gen/teleboot/v1/ClusterSettings';
@@ -64,6 +65,7 @@ t.test('each proto message has a field for every key of its schema, and no field
     DatabaseSpec: assignmentSchemas.DatabaseSpec,
     AwsMatcher: assignmentSchemas.AwsMatcher,
     DiscoveryOptions: assignmentSchemas.DiscoveryOptions,
+    TeleportRelease,
   };
   for (const [name, schema] of Object.entries(schemas)) {
     const descriptor = (v1[name as keyof typeof v1] as { type: { field: Array<{ name: string }> } }).type;

@@ -3,6 +3,7 @@
 // assignment. The roles wrote teleport.yaml from these on each host.
 import type { StorageSettings } from '../../contract/settings';
 import { TELEPORT_PORTS } from '../../contract/render/teleport-config';
+import { isTeleportVersion } from '../../contract/teleport-release';
 import { emptyPlan, placeAssignment, type ImportPlan } from './plan';
 
 const TYPES: Record<string, string> = { auth: 'auth', proxy: 'proxy', node: 'node', 'auth-proxy': 'auth-proxy' };
@@ -82,8 +83,11 @@ export function planFromAnsible(given: Record<string, unknown>, instanceId?: str
       });
     }
   }
-  note('teleport_version', 'teleboot does not install Teleport: bake this version into the AMI the agent runs on');
-  note('teleport_architecture', 'chosen by the AMI: bake the Teleport build for the instance type into it');
+  // The roles installed this release from its tarball; the agents do now (the `teleport` setting, from {bucket}/teleport/).
+  const version = get('teleport_version');
+  if (version && isTeleportVersion(version)) s.teleport = { version };
+  else if (version) plan.unmapped.push({ variable: 'teleport_version', why: `"${version}" is not a Teleport version such as 15.4.2` });
+  note('teleport_architecture', "not needed: each agent installs the build for its host's architecture");
   note('teleport_license', 'put the license in SSM {ssmPrefix}/{cluster}/license (SecureString): the auth servers read it there');
   note('teleport_data_dir', "the agent's teleport.data_dir (agent.yaml), /var/lib/teleport by default");
   note('teleport_email', "the Let's Encrypt account: set acme.email in control.yaml (teleboot-control orders the certificate)");

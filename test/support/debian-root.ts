@@ -6,7 +6,7 @@
  * through an overlay (startSystemdNamespace's osRoot), never changing it.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEST_TMP_ROOT } from './systemd-ns';
 
@@ -23,4 +23,19 @@ export function debianRoot(): { root?: string; reason?: string } {
   });
   if (r.status !== 0) return { reason: `debootstrap of Debian 12 failed: ${(r.stderr || String(r.error)).trim()}` };
   return { root: DEBIAN_ROOT };
+}
+
+/**
+ * This Node.js, hard-linked (or copied) into `dir` and returned: for what a
+ * test runs on the Debian root, which has no Node.js of its own (and must
+ * keep having none where the agent could lean on it).
+ */
+export function nodeInto(dir: string): string {
+  const node = join(dir, 'node');
+  try {
+    linkSync(process.execPath, node);
+  } catch {
+    copyFileSync(process.execPath, node);
+  }
+  return node;
 }
