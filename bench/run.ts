@@ -22,7 +22,8 @@ import { startWorld, type World } from '../test/support/world';
 import { agentCommand, agentKind } from './agent-command';
 import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
 import { idleOnce, type IdleRun } from './idle';
-import { standinReadyMedianMs, startMedianMs } from './node-start';
+import { startMedianMs } from './node-start';
+import { standinEnv, standinReadyMedianMs } from './standin';
 import { Fleet, WORKER_NODE_FLAGS, type FleetResult } from './fleet';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 
@@ -109,10 +110,11 @@ interface BootBench {
 async function benchBoot(): Promise<BootBench> {
   const agent = await agentCommand(AGENT_KIND);
   const nodeStartMs = await startMedianMs([process.execPath, '-e', '0']);
-  const standinReadyMs = await standinReadyMedianMs(READY_DELAY_MS);
+  const standin = standinEnv(READY_DELAY_MS);
+  const standinReadyMs = await standinReadyMedianMs(standin);
   const world = await openWorld('bench-boot');
   try {
-    const opts = { agent, readyDelayMs: READY_DELAY_MS, timeoutMs: 60_000 };
+    const opts = { agent, standinEnv: standin, timeoutMs: 60_000 };
     for (let i = 0; i < WARMUPS; i++) {
       const run = await bootOnce(world, opts);
       progress(`boot: warm-up ${i + 1}/${WARMUPS}: ${fmtMs(run.wallMs)} (not counted)`);
