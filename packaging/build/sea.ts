@@ -32,7 +32,7 @@ const LOADER = `'use strict';
 const { getAsset } = require('node:sea');
 const { Script } = require('node:vm');
 const source = ${JSON.stringify(WRAP_START)} + getAsset(${JSON.stringify(ASSETS.bundle)}, 'utf8') + ${JSON.stringify(WRAP_END)};
-const cachedData = Buffer.from(getAsset(${JSON.stringify(ASSETS.cache)}));
+const cachedData = new Uint8Array(getAsset(${JSON.stringify(ASSETS.cache)}));
 new Script(source, { filename: ${JSON.stringify(FILENAME)}, cachedData }).runInThisContext()(exports, require, module, __filename, __dirname);
 `;
 
