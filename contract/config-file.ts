@@ -1,7 +1,8 @@
 // Config files (agent.yaml, control.yaml) are YAML validated by a JSON
 // schema before anything else happens; errors name the setting.
 import { readFileSync } from 'node:fs';
-import Ajv, { type ErrorObject, type JSONSchemaType, type Options, type Schema, type ValidateFunction } from 'ajv';
+import type Ajv from 'ajv';
+import type { ErrorObject, JSONSchemaType, Options, Schema, ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import { DURATION_PATTERN } from './duration';
 import { HOST_PORT_PATTERN } from './address';
@@ -17,8 +18,15 @@ export const REGION_SCHEMA = { type: 'string', pattern: AWS_REGION_PATTERN } as 
 
 /** How config schemas are compiled (packaging/build compiles the agent's ahead of time with the same). */
 export const CONFIG_AJV_OPTIONS: Options = { allErrors: true, useDefaults: true, strict: false };
-// Built at the first schema compiled here: a program whose schema was compiled ahead of time never builds it.
+// Loaded and built at the first schema compiled here: a program whose schema was compiled
+// ahead of time (the packaged agent) never evaluates Ajv.
 let ajv: Ajv | undefined;
+
+function compiler(): Ajv {
+  // A require() where it is needed: an import would evaluate Ajv when this module loads.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (ajv ??= new (require('ajv') as typeof import('ajv')).default(CONFIG_AJV_OPTIONS));
+}
 
 /**
  * Validators compiled ahead of time, by the schema they check: the packaged
@@ -68,7 +76,7 @@ export function validateConfig<T>(
   source: string,
   labels: Record<string, string> = {},
 ): T {
-  const validate = (precompiled.get(schema) as ValidateFunction<T> | undefined) ?? (ajv ??= new Ajv(CONFIG_AJV_OPTIONS)).compile<T>(schema);
+  const validate = (precompiled.get(schema) as ValidateFunction<T> | undefined) ?? compiler().compile<T>(schema);
   if (!validate(doc)) {
     const problems = [...new Set((validate.errors ?? []).map((e) => describe(e, labels)))];
     throw new ConfigError(`${source} is not valid:\n  - ${problems.join('\n  - ')}`);
