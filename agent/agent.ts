@@ -34,7 +34,9 @@ export interface AgentDeps {
   /** Built once the region is known (from config or instance metadata). */
   secrets: (region: string) => SecretSource;
   services: ServiceManager;
+  /** The host facts collected last, and a new collection when due (true: the first facts). */
   facts: () => Promise<HostFacts | null>;
+  refreshFacts?: () => Promise<boolean>;
   owner: { uid: number; gid: number };
   /** SSM writes of the publisher (auth servers holding the publisher lease); none: no publisher. */
   parameters?: (region: string) => ParameterWriter;
@@ -77,6 +79,7 @@ export class Agent {
       credentials: this.credentials,
       feed: this.feed,
       facts: deps.facts,
+      refreshFacts: deps.refreshFacts,
       heartbeatMs: config.heartbeatIntervalMs,
       status: () => this.convergence.status,
       drift: () => this.convergence.drift,

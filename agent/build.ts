@@ -6,7 +6,7 @@ import { Agent, type AgentDeps } from './agent';
 import { AwsSecretSource, SsmParameterWriter } from './aws';
 import type { AgentConfig } from './config';
 import { ControlClient } from './control-client';
-import { hostFacts } from './facts';
+import { hostFacts, refreshHostFacts } from './facts';
 import { ImdsIdentitySource } from './identity';
 import { resolveOwner } from './owner';
 import { ProcessManager, SystemdManager, type ServiceManager } from './service-manager';
@@ -39,7 +39,8 @@ export function buildAgent(config: AgentConfig, log: Logger, overrides: AgentOve
       }),
     services: overrides.services ?? serviceManagerFor(config, log),
     parameters: (region) => new SsmParameterWriter({ region, ssmEndpoint: config.aws.ssmEndpoint }),
-    facts: () => hostFacts(),
+    facts: hostFacts,
+    refreshFacts: () => refreshHostFacts(),
     owner: resolveOwner(config.teleport.user, config.teleport.group),
   });
 }

@@ -4,7 +4,7 @@
 // and the calls that follow go on over that same connection; any later
 // connection presents the certificate Enroll issued (mutual TLS).
 import * as grpc from '@grpc/grpc-js';
-import { bootstrapProto, MAX_GRPC_MESSAGE_BYTES } from '../contract/proto';
+import { bootstrapClientConstructor, MAX_GRPC_MESSAGE_BYTES } from '../contract/proto-client';
 import type { InstanceIdentity } from '../contract/model';
 import type { BootstrapClient } from '../proto/gen/teleboot/v1/Bootstrap';
 import type { AssignmentState__Output } from '../proto/gen/teleboot/v1/AssignmentState';
@@ -107,7 +107,7 @@ export class ControlClient {
       // A channel opened anew is a new connection: the enrollment's is gone.
       if (this.onEnrollConnection) this.useCredentials(this.onEnrollConnection);
       const ssl = this.ssl ?? serverOnlyCredentials(this.target.caPem);
-      const Bootstrap = bootstrapProto().teleboot.v1.Bootstrap;
+      const Bootstrap = bootstrapClientConstructor();
       this.client = new Bootstrap(this.endpoint, ssl, {
         'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
         // No DNS TXT lookup for a service config (none is published) and no

@@ -21,8 +21,10 @@ export async function waitForReady(diagAddr: string, timeoutMs: number, signal?:
   const deadline = start + timeoutMs;
   while (Date.now() < deadline) {
     if (await readyzOnce(diagAddr)) return true;
-    // Teleport is usually ready within seconds: look often at first, then ease off.
-    const interval = Date.now() - start < 3000 ? 50 : 1000;
+    // Teleport is usually ready within seconds: look often at first (a refused
+    // connection costs next to nothing, and a boot waits for this answer), then ease off.
+    const elapsed = Date.now() - start;
+    const interval = elapsed < 1000 ? 10 : elapsed < 3000 ? 50 : 1000;
     await sleep(Math.min(interval, Math.max(0, deadline - Date.now())), signal);
   }
   return readyzOnce(diagAddr);

@@ -1,31 +1,37 @@
-// Host facts for heartbeats, from systeminformation.
+// Host facts for status reports, from systeminformation. Collected after a
+// boot, never on its way: a collection loads systeminformation and spawns a
+// few processes, which a boot would wait for.
 import { loadavg, uptime } from 'node:os';
-import { setTimeout } from 'node:timers';
 import type { Systeminformation } from 'systeminformation';
 import type { HostFacts } from '../contract/model';
+
+/** Facts are collected at most this often; a report carries the last ones. */
+const MAX_AGE_MS = 10_000;
 
 let latest: HostFacts | null = null;
 let refreshing: Promise<HostFacts> | undefined;
 let refreshedAt = 0;
 
+/** The facts collected last (null before the first collection); never waits for one. */
+export function hostFacts(): Promise<HostFacts | null> {
+  return Promise.resolve(latest);
+}
+
 /**
- * The host's facts for a status report. Collecting them spawns a few
- * processes, so they are refreshed at most every 10 s in the background; a
- * report never waits more than `waitMs` for them (the first may go without).
+ * Collects the facts anew unless the last collection is recent or one is
+ * under way; resolves true when this collection gave the first facts.
  */
-export async function hostFacts(waitMs = 200, now = Date.now()): Promise<HostFacts | null> {
-  if (!refreshing && now - refreshedAt > 10_000) {
-    refreshedAt = now;
-    refreshing = collectHostFacts()
-      .then((facts) => (latest = facts))
-      .finally(() => (refreshing = undefined));
-    refreshing.catch(() => {});
+export async function refreshHostFacts(now = Date.now()): Promise<boolean> {
+  if (refreshing || now - refreshedAt <= MAX_AGE_MS) return false;
+  refreshedAt = now;
+  const first = latest === null;
+  refreshing = collectHostFacts();
+  try {
+    latest = await refreshing;
+    return first;
+  } finally {
+    refreshing = undefined;
   }
-  if (refreshing && latest === null) {
-    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), waitMs).unref());
-    return Promise.race([refreshing.catch(() => null), timeout]);
-  }
-  return latest;
 }
 
 /** The OS and CPU do not change while the agent runs: read once (osInfo alone spawns several processes). */

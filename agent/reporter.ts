@@ -27,7 +27,10 @@ export interface ReporterDeps {
   control: ControlClient;
   credentials: Credentials;
   feed: AssignmentFeed;
+  /** The host facts collected last; never waits for a collection. */
   facts: () => Promise<HostFacts | null>;
+  /** Collects the facts anew when due; true when this gave the first ones. None: facts are not collected. */
+  refreshFacts?: () => Promise<boolean>;
   status: () => AgentStatus;
   /** Files the agent wrote that were changed by hand since. */
   drift?: () => FileDrift[];
@@ -84,7 +87,24 @@ export class Reporter {
       signal,
     );
     this.adoptHeartbeat(res.heartbeatIntervalSeconds);
+    if (status.state !== 'converging') this.refreshFactsSoon(signal);
     await this.catchUp(Number(res.desiredGeneration), signal);
+  }
+
+  /**
+   * Host facts are collected after a report, once the boot is over (a boot
+   * never waits for them), and go out with the next one; the first facts
+   * in a report of their own. Scheduled after this turn of the event loop:
+   * `once` has exited by then and collects none.
+   */
+  private refreshFactsSoon(signal?: AbortSignal): void {
+    const refresh = this.deps.refreshFacts;
+    if (!refresh) return;
+    setImmediate(() => {
+      refresh()
+        .then((first) => (first && !signal?.aborted ? this.report(signal) : undefined))
+        .catch((err: unknown) => this.deps.log.debug({ err: describeError(err) }, 'host facts not collected; the next report tries again'));
+    });
   }
 
   /** Agents catch up from state, not only from events. */

@@ -36,7 +36,8 @@ export interface BootRun {
 export interface BootOptions {
   /** the agent's command line before its arguments (bench/agent-command.ts) */
   agent: string[];
-  readyDelayMs: number;
+  /** the teleport stand-in's knobs (bench/standin.ts), passed on by the agent */
+  standinEnv: NodeJS.ProcessEnv;
   timeoutMs: number;
 }
 
@@ -122,7 +123,7 @@ export function spawnAgent(
 
 export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun> {
   const { id, files } = await nodeInstance(world);
-  const env = { ...process.env, ...AWS_ENV, NODE_OPTIONS: '', TELEPORT_STANDIN_READY_DELAY_MS: String(opts.readyDelayMs) };
+  const env = { ...process.env, ...AWS_ENV, NODE_OPTIONS: '', ...opts.standinEnv };
 
   const startedAt = Date.now();
   const t0 = performance.now();

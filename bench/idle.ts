@@ -4,10 +4,12 @@ import { readFileSync } from 'node:fs';
 import { AWS_ENV } from '../test/support/harness';
 import type { World } from '../test/support/world';
 import { nodeInstance, spawnAgent, stopGroup } from './boot';
+import { median } from './stats';
 
 export interface IdleRun {
   seconds: number;
-  /** resident set size: highest sample and the last one */
+  /** resident set size, sampled every second: median, highest and last sample */
+  medianRssBytes: number;
   peakRssBytes: number;
   lastRssBytes: number;
   /** user + system CPU over the window, as a percentage of one CPU */
@@ -48,13 +50,11 @@ export async function idleOnce(world: World, agent: string[], seconds: number): 
     const pid = child.pid!;
     const startTicks = cpuTicks(pid);
     const startedAt = Date.now();
-    let peak = 0;
-    let last = 0;
+    const samples: number[] = [];
     while (Date.now() - startedAt < seconds * 1000) {
       await sleep(Math.min(1000, seconds * 1000 - (Date.now() - startedAt)));
       if (child.exitCode !== null) throw new Error(`the agent exited while idle:\n${output()}`);
-      last = rssBytes(pid);
-      peak = Math.max(peak, last);
+      samples.push(rssBytes(pid));
     }
     const elapsed = (Date.now() - startedAt) / 1000;
     const cpuSeconds = (cpuTicks(pid) - startTicks) / CLOCK_TICKS;
@@ -62,8 +62,9 @@ export async function idleOnce(world: World, agent: string[], seconds: number): 
     if (instance.body?.health !== 'ready') throw new Error(`${id} is ${instance.body?.health} after idling, not ready`);
     return {
       seconds: elapsed,
-      peakRssBytes: peak,
-      lastRssBytes: last,
+      medianRssBytes: median(samples),
+      peakRssBytes: Math.max(...samples),
+      lastRssBytes: samples[samples.length - 1],
       cpuPercent: (100 * cpuSeconds) / elapsed,
     };
   } finally {

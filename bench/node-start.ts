@@ -1,24 +1,33 @@
 // The floor under any boot: a bare `node -e 0`, process start to exit, on
 // the same machine at the same moment as the boot runs.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { median } from './stats';
 
-function once(argv: string[]): Promise<number> {
+export function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
     child.once('error', reject);
-    child.once('exit', (code) =>
-      code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${argv.join(' ')} exited with ${code}`)),
-    );
+    child.once('exit', (code) => resolve(code));
   });
 }
 
-/** Median wall time of `argv` started `runs` times in a row (one warm-up not counted). */
-export async function startMedianMs(argv: string[], runs = 7): Promise<number> {
-  await once(argv);
+async function nodeOnce(argv: string[]): Promise<number> {
+  const t0 = performance.now();
+  const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
+  const code = await exited(child);
+  if (code !== 0) throw new Error(`${argv.join(' ')} exited with ${code}`);
+  return performance.now() - t0;
+}
+
+/** Median of `runs` measurements in a row (one warm-up not counted). */
+export async function medianOf(runs: number, once: () => Promise<number>): Promise<number> {
+  await once();
   const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await once(argv));
+  for (let i = 0; i < runs; i++) times.push(await once());
   return median(times);
+}
+
+/** Median wall time of `argv` started `runs` times in a row (one warm-up not counted). */
+export function startMedianMs(argv: string[], runs = 7): Promise<number> {
+  return medianOf(runs, () => nodeOnce(argv));
 }

@@ -24,6 +24,7 @@ import { agentCommand, agentKind } from './agent-command';
 import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
 import { idleOnce, type IdleRun } from './idle';
 import { startMedianMs } from './node-start';
+import { standinEnv, standinReadyMedianMs } from './standin';
 import { Fleet, WORKER_NODE_FLAGS, type FleetResult } from './fleet';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 import { benchRolloutSim, printRolloutSim } from './rollout-sim';
@@ -104,14 +105,18 @@ interface BootBench {
   agent: string[];
   /** bare `node -e 0`, median, measured right before the boots */
   nodeStartMs: number;
+  /** the teleport stand-in alone, start to /readyz 200, median, measured right before the boots */
+  standinReadyMs: number;
 }
 
 async function benchBoot(): Promise<BootBench> {
   const agent = await agentCommand(AGENT_KIND);
   const nodeStartMs = await startMedianMs([process.execPath, '-e', '0']);
+  const standin = standinEnv(READY_DELAY_MS);
+  const standinReadyMs = await standinReadyMedianMs(standin);
   const world = await openWorld('bench-boot');
   try {
-    const opts = { agent, readyDelayMs: READY_DELAY_MS, timeoutMs: 60_000 };
+    const opts = { agent, standinEnv: standin, timeoutMs: 60_000 };
     for (let i = 0; i < WARMUPS; i++) {
       const run = await bootOnce(world, opts);
       progress(`boot: warm-up ${i + 1}/${WARMUPS}: ${fmtMs(run.wallMs)} (not counted)`);
@@ -122,7 +127,7 @@ async function benchBoot(): Promise<BootBench> {
       runs.push(run);
       progress(`boot: run ${i + 1}/${RUNS}: ${fmtMs(run.wallMs)} (control view ${fmtMs(run.controlViewMs)})`);
     }
-    return { runs, agent, nodeStartMs };
+    return { runs, agent, nodeStartMs, standinReadyMs };
   } finally {
     await closeWorld(world);
   }
@@ -143,7 +148,9 @@ function printIdle(r: IdleRun): void {
   out(
     `== 3. Idle cost: teleboot-agent run (${AGENT_KIND}), ready, heartbeats every ${IDLE_HEARTBEAT}, sampled for ${r.seconds.toFixed(0)} s`,
   );
-  out(`   RSS peak ${fmtBytes(r.peakRssBytes)}, last ${fmtBytes(r.lastRssBytes)}; CPU ${r.cpuPercent.toFixed(3)} % of one core`);
+  out(
+    `   RSS median ${fmtBytes(r.medianRssBytes)}, peak ${fmtBytes(r.peakRssBytes)}, last ${fmtBytes(r.lastRssBytes)}; CPU ${r.cpuPercent.toFixed(3)} % of one core`,
+  );
   out();
 }
 
@@ -173,10 +180,13 @@ async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
   }
 }
 
-function printBoot({ runs, agent, nodeStartMs }: BootBench): void {
+function printBoot({ runs, agent, nodeStartMs, standinReadyMs }: BootBench): void {
   out(`== 1. One host's boot-to-ready: teleboot-agent once (own process), service_manager: process`);
   out(`   agent: ${AGENT_KIND} (${agent.join(' ')})`);
   out(`   bare \`node -e 0\` on this machine, median of 7: ${fmtMs(nodeStartMs)}`);
+  out(
+    `   teleport stand-in alone (a Node.js process), start to /readyz 200, median of 7: ${fmtMs(standinReadyMs)} (in every boot; not the agent's work)`,
+  );
   out(
     `   teleport stand-in TELEPORT_STANDIN_READY_DELAY_MS=${READY_DELAY_MS}; ${WARMUPS} warm-up run not counted; fresh instance pre-assigned "node" per run`,
   );
@@ -189,10 +199,14 @@ function printBoot({ runs, agent, nodeStartMs }: BootBench): void {
     `   median: ${fmtMs(median(runs.map((r) => r.wallMs)))} to exit, ${fmtMs(median(runs.map((r) => r.controlViewMs)))} to status.reportedAt (ready) on the control server`,
   );
   out(`   phases, median ms after process start (from the agent's log records):`);
-  for (const [, label] of PHASES) {
-    const values = runs.flatMap((r) => (r.phases[label] === undefined ? [] : [r.phases[label]]));
-    out(`     ${label.padEnd(34)} ${fmtMs(median(values)).padStart(8)}`);
-  }
+  const phase = (label: string) => median(runs.flatMap((r) => (r.phases[label] === undefined ? [] : [r.phases[label]])));
+  for (const [, label] of PHASES) out(`     ${label.padEnd(34)} ${fmtMs(phase(label)).padStart(8)}`);
+  const [, , started, ready] = PHASES.map(([, label]) => label);
+  out(
+    `   of which waiting for the stand-in (teleport started to /readyz 200): ${fmtMs(phase(ready) - phase(started))}; the rest, ${fmtMs(
+      median(runs.map((r) => r.wallMs)) - (phase(ready) - phase(started)),
+    )}, is the agent's own`,
+  );
   out();
 }
 
@@ -250,9 +264,11 @@ function printTable(bootBench: BootBench | undefined, fleetRun: { result: FleetR
     rows.push([`boot-to-ready, 1 host (median of ${boot.length})`, fmtMs(bootMedian), '<= 300 ms', verdict(bootMedian <= TARGET.bootMs)]);
     rows.push(['  control server view (median)', fmtMs(median(boot.map((r) => r.controlViewMs))), '', '']);
     rows.push(['  bare node -e 0 (median)', fmtMs(bootBench.nodeStartMs), '', '']);
+    rows.push(['  teleport stand-in alone to /readyz (median)', fmtMs(bootBench.standinReadyMs), '', '']);
   }
   if (idle) {
     rows.push(['idle agent RSS (peak)', fmtBytes(idle.peakRssBytes), '<= 60 MiB', verdict(idle.peakRssBytes <= TARGET.idleRssBytes)]);
+    rows.push(['  idle agent RSS (median)', fmtBytes(idle.medianRssBytes), '', '']);
     rows.push(['idle agent CPU', `${idle.cpuPercent.toFixed(3)} %`, '<= 0.2 %', verdict(idle.cpuPercent <= TARGET.idleCpuPercent)]);
   }
   const r = fleetRun?.result;

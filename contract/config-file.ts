@@ -1,7 +1,8 @@
 // Config files (agent.yaml, control.yaml) are YAML validated by a JSON
 // schema before anything else happens; errors name the setting.
 import { readFileSync } from 'node:fs';
-import Ajv, { type ErrorObject, type JSONSchemaType, type Schema } from 'ajv';
+import type Ajv from 'ajv';
+import type { ErrorObject, JSONSchemaType, Options, Schema, ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import { DURATION_PATTERN } from './duration';
 import { HOST_PORT_PATTERN } from './address';
@@ -15,7 +16,28 @@ export const DURATION_SCHEMA = { type: 'string', pattern: DURATION_PATTERN } as 
 export const URL_SCHEMA = { type: 'string', pattern: '^https?://' } as const;
 export const REGION_SCHEMA = { type: 'string', pattern: AWS_REGION_PATTERN } as const;
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+/** How config schemas are compiled (packaging/build compiles the agent's ahead of time with the same). */
+export const CONFIG_AJV_OPTIONS: Options = { allErrors: true, useDefaults: true, strict: false };
+// Loaded and built at the first schema compiled here: a program whose schema was compiled
+// ahead of time (the packaged agent) never evaluates Ajv.
+let ajv: Ajv | undefined;
+
+function compiler(): Ajv {
+  // A require() where it is needed: an import would evaluate Ajv when this module loads.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (ajv ??= new (require('ajv') as typeof import('ajv')).default(CONFIG_AJV_OPTIONS));
+}
+
+/**
+ * Validators compiled ahead of time, by the schema they check: the packaged
+ * agent's config schema is compiled when it is bundled, so that a boot does
+ * not spend tens of milliseconds compiling it (and Ajv's meta-schema).
+ */
+const precompiled = new Map<unknown, ValidateFunction>();
+
+export function usePrecompiledValidator(schema: unknown, validate: ValidateFunction): void {
+  precompiled.set(schema, validate);
+}
 
 /** What a value of each shared pattern looks like: errors say this, never the raw regular expression. */
 const PATTERN_MEANINGS: Record<string, string> = {
@@ -54,7 +76,7 @@ export function validateConfig<T>(
   source: string,
   labels: Record<string, string> = {},
 ): T {
-  const validate = ajv.compile<T>(schema);
+  const validate = (precompiled.get(schema) as ValidateFunction<T> | undefined) ?? compiler().compile<T>(schema);
   if (!validate(doc)) {
     const problems = [...new Set((validate.errors ?? []).map((e) => describe(e, labels)))];
     throw new ConfigError(`${source} is not valid:\n  - ${problems.join('\n  - ')}`);

@@ -48,8 +48,12 @@ if (!can.ok) {
       identity: { instanceId: id, privateIp: imds.instance.privateIp, region: 'us-east-1' },
       assignment: { role: 'node' },
       status: { state: 'ready', teleportReady: true, teleportUnitState: 'active' },
-      facts: { cpus: Number },
     });
+    // Host facts are collected after the boot (it does not wait for them) and follow in a report of their own.
+    const withFacts = await world.control
+      .waitForInstance(id, (i) => ready(i) && Boolean(i.facts))
+      .catch((err) => tt.fail(`no host facts reported after ready: ${err.message}\nagent log:\n${logs()}`));
+    tt.match(withFacts, { facts: { cpus: Number, memoryTotalBytes: Number, kernel: String } });
 
     const unit = await ns.show('teleport.service', ['ActiveState', 'MainPID', 'UnitFileState']);
     tt.equal(unit.ActiveState, 'active', 'systemd runs teleport.service');

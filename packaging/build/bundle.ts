@@ -1,10 +1,22 @@
 // One file per program (esbuild): what a host loads at boot is one script
 // instead of some thousand modules resolved on disk.
-import { build } from 'esbuild';
+import Ajv from 'ajv';
+import standaloneCode from 'ajv/dist/standalone';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadProtosWithOptionsSync } from '@grpc/proto-loader/build/src/util';
+import { AGENT_CONFIG_SCHEMA } from '../../agent/config';
+import { CONFIG_AJV_OPTIONS } from '../../contract/config-file';
 import { repoRoot } from './layout';
+
+/** A config schema compiled when the program is bundled: the schema itself and where the program exports it. */
+export interface PrecompiledSchema {
+  schema: object;
+  /** module exporting it, relative to the repository, and the export's name */
+  module: string;
+  exportName: string;
+}
 
 export interface BundleEntry {
   /** the command's name: /usr/bin/<name> */
@@ -13,9 +25,22 @@ export interface BundleEntry {
   entry: string;
   /** packages loaded from node_modules beside the bundle (native addons) */
   external?: string[];
+  /**
+   * Prefer packages' ES module builds ("module") to their CommonJS ones: esbuild
+   * drops what the program never imports from them (the AWS SDK clients' other
+   * commands and their schemas), which a boot would otherwise evaluate.
+   */
+  esmFirst?: boolean;
+  /** its config file's schema, compiled into the bundle (see contract/config-file usePrecompiledValidator) */
+  configSchema?: PrecompiledSchema;
 }
 
-export const AGENT_BUNDLE: BundleEntry = { name: 'teleboot-agent', entry: 'agent/main.ts' };
+export const AGENT_BUNDLE: BundleEntry = {
+  name: 'teleboot-agent',
+  entry: 'agent/main.ts',
+  esmFirst: true,
+  configSchema: { schema: AGENT_CONFIG_SCHEMA, module: 'agent/config.ts', exportName: 'AGENT_CONFIG_SCHEMA' },
+};
 
 /**
  * Programs of the control package, each bundled and run by its private Node.js.
@@ -42,10 +67,48 @@ export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+const VALIDATOR_MODULE = 'teleboot:config-validator';
+
+/** The schema's validator as Ajv standalone code, with the options the program would compile it with. */
+function validatorPlugin(schema: object): Plugin {
+  return {
+    name: 'config-validator',
+    setup(b) {
+      b.onResolve({ filter: /^teleboot:config-validator$/ }, (args) => ({ path: args.path, namespace: 'teleboot' }));
+      b.onLoad({ filter: /.*/, namespace: 'teleboot' }, () => {
+        const ajv = new Ajv({ ...CONFIG_AJV_OPTIONS, code: { source: true } });
+        // Its runtime helpers (ajv/dist/runtime/...) resolve from the repository's node_modules.
+        return { contents: standaloneCode(ajv, ajv.compile(schema)), loader: 'js', resolveDir: repoRoot() };
+      });
+    },
+  };
+}
+
+/**
+ * What esbuild starts from: the program's entry, after its config schema's
+ * validator (when compiled ahead of time) is registered. main runs its
+ * command when its module is evaluated, hence the require() after that.
+ */
+function entryPoint(entry: BundleEntry): Pick<BuildOptions, 'entryPoints' | 'stdin' | 'plugins'> {
+  const { configSchema } = entry;
+  if (!configSchema) return { entryPoints: [join(repoRoot(), entry.entry)] };
+  const contents = [
+    `import { usePrecompiledValidator } from './contract/config-file';`,
+    `import { ${configSchema.exportName} as schema } from './${configSchema.module.replace(/\.ts$/, '')}';`,
+    `import validate from '${VALIDATOR_MODULE}';`,
+    `usePrecompiledValidator(schema, validate);`,
+    `require('./${entry.entry.replace(/\.ts$/, '')}');`,
+  ].join('\n');
+  return {
+    stdin: { contents, resolveDir: repoRoot(), sourcefile: `${entry.name}-entry.ts`, loader: 'ts' },
+    plugins: [validatorPlugin(configSchema.schema)],
+  };
+}
+
 /** Bundles an entry into outFile (CommonJS, Node 20); the proto and the version are compiled in. */
 export async function bundle(entry: BundleEntry, outFile: string, version: string): Promise<void> {
   await build({
-    entryPoints: [join(repoRoot(), entry.entry)],
+    ...entryPoint(entry),
     outfile: outFile,
     bundle: true,
     platform: 'node',
@@ -56,6 +119,9 @@ export async function bundle(entry: BundleEntry, outFile: string, version: strin
     keepNames: true,
     legalComments: 'none',
     external: entry.external ?? [],
+    // ES module builds import some built-ins with import(), which a single executable cannot
+    // run (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): esbuild turns each into a require().
+    ...(entry.esmFirst ? { mainFields: ['module', 'main'], supported: { 'dynamic-import': false } } : {}),
     define: {
       TELEBOOT_BUNDLED_PROTO: JSON.stringify(protoJson()),
       TELEBOOT_BUNDLED_VERSION: JSON.stringify(version),
