@@ -170,6 +170,10 @@ export class ControlService {
     this.trust = new Trust(opts.store, this.now);
     // One listener per watching agent: thousands are expected.
     this.events.setMaxListeners(0);
+    // Changes made through other replicas on the same database reach this one's agents.
+    opts.store.watchChanges?.((ids) => {
+      for (const id of ids.includes('*') ? this.events.eventNames() : ids) this.events.emit(id);
+    });
   }
 
   get heartbeatIntervalMs(): number {

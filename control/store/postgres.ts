@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import type { Sql, SqlDialect, StorageEngine, TransactionOptions } from './engine';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-migrations';
+import { PgChangeFeed } from './postgres-changes';
 import { RecordStore } from './record-store';
 import { pgTarget, type PgTlsMode } from './postgres-target';
 
@@ -25,8 +26,8 @@ export interface PgStoreOptions {
   tls?: { mode: PgTlsMode; caFile?: string };
   /** Connections at most (default 10). */
   poolSize?: number;
-  /** An idle connection failed (the database restarted); the pool replaces it. */
-  onConnectionError?: (err: Error) => void;
+  /** A connection failed (the database restarted); the pool and the change feed reconnect. */
+  onConnectionError?: (err: Error, what: string) => void;
 }
 
 /** Advisory lock key of the migrations: one migrating replica at a time ("teleboot" in ASCII). */
@@ -80,7 +81,10 @@ export class PgEngine implements StorageEngine {
   readonly dialect = PG_DIALECT;
   private readonly onPool: Sql;
 
-  constructor(readonly pool: Pool) {
+  constructor(
+    readonly pool: Pool,
+    readonly changes: PgChangeFeed,
+  ) {
     this.onPool = sqlOn(pool);
   }
 
@@ -124,6 +128,7 @@ export class PgEngine implements StorageEngine {
   }
 
   async close(): Promise<void> {
+    await this.changes.close();
     await this.pool.end();
   }
 }
@@ -170,17 +175,16 @@ export class PgStore extends RecordStore {
 
   /** Connects, migrates (under the advisory lock) and returns the store. */
   static async open(options: PgStoreOptions): Promise<PgStore> {
-    const pool = new Pool({
+    const connection = {
       ...pgTarget(options.url),
       // Absent: pg reads PGPASSWORD from the environment.
       password: options.password,
       ssl: tlsConfig(options.tls),
-      max: options.poolSize ?? 10,
       types: typeParsers,
-      application_name: 'teleboot-control',
-    });
+    };
+    const pool = new Pool({ ...connection, max: options.poolSize ?? 10, application_name: 'teleboot-control' });
     // Without a listener an idle connection's error (the database restarting) would end the process.
-    pool.on('error', (err) => options.onConnectionError?.(err));
+    pool.on('error', (err) => options.onConnectionError?.(err, 'an idle connection failed; the pool replaces it'));
     try {
       const client = await pool.connect();
       try {
@@ -192,7 +196,7 @@ export class PgStore extends RecordStore {
       await pool.end();
       throw err;
     }
-    return new PgStore(new PgEngine(pool));
+    return new PgStore(new PgEngine(pool, new PgChangeFeed(connection, (err, what) => options.onConnectionError?.(err, what))));
   }
 
   async schemaVersion(): Promise<number> {

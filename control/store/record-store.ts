@@ -60,8 +60,16 @@ export class RecordStore implements Store {
     return this.engine.read((sql) => fn(this.records(sql)));
   }
 
-  private write<T>(fn: (r: Records) => Promise<T>, relaxed = false): Promise<T> {
-    return this.engine.transaction((sql) => fn(this.records(sql)), { relaxed });
+  /** `changed` records, in the same transaction, a change other replicas' agents must hear of. */
+  private write<T>(fn: (r: Records, changed: (ids: string[], now: number) => Promise<void>) => Promise<T>, relaxed = false): Promise<T> {
+    return this.engine.transaction((sql) => fn(this.records(sql), async (ids, now) => this.engine.changes?.record(sql, ids, now)), {
+      relaxed,
+    });
+  }
+
+  /** Changes other replicas make to what instances should run: ids, or "*" for every assigned instance. */
+  watchChanges(listener: (instanceIds: string[]) => void): () => void {
+    return this.engine.changes?.subscribe(listener) ?? (() => undefined);
   }
 
   async getSettings(): Promise<ClusterSettings> {
@@ -69,11 +77,12 @@ export class RecordStore implements Store {
   }
 
   updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]> {
-    return this.write(async (r) => {
+    return this.write(async (r, changed) => {
       const before = await r.settings();
       await r.saveSettings(settings, now);
       // Every assigned instance renders from the settings: each has something new to apply.
       const bumped = await r.bumpAssignedGenerations(now);
+      await changed(['*'], now);
       await r.audit(actor, 'settings.update', 'settings', { before: before ?? null, after: settings }, now);
       return bumped;
     });
@@ -115,7 +124,7 @@ export class RecordStore implements Store {
 
   enroll(identity: InstanceIdentity, actor: string, now: number, trust: EnrollTrust = {}): Promise<EnrollOutcome> {
     const id = identity.instanceId;
-    return this.write(async (r): Promise<EnrollOutcome> => {
+    return this.write(async (r, changed): Promise<EnrollOutcome> => {
       const existing = await r.instance(id);
       await this.applyTrust(r, id, existing, trust, now);
       const via = trust.enrolledVia ?? null;
@@ -150,6 +159,7 @@ export class RecordStore implements Store {
         if (matchedRule) {
           const assignment: Assignment = { roles: matchedRule.roles, labels: matchedRule.labels };
           await r.saveAssignment(id, assignment, now);
+          await changed([id], now);
           await r.audit(`rule:${matchedRule.id}`, 'assignment.set', id, { assignment, rule: matchedRule.name }, now);
         }
       }
@@ -166,10 +176,11 @@ export class RecordStore implements Store {
   }
 
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord> {
-    return this.write(async (r) => {
+    return this.write(async (r, changed) => {
       const existing = await r.instance(instanceId);
       if (!existing) await r.insertInstance(instanceId, now);
       await r.saveAssignment(instanceId, assignment, now);
+      await changed([instanceId], now);
       const action = assignment ? 'assignment.set' : 'assignment.clear';
       await r.audit(actor, action, instanceId, { before: existing?.assignment ?? null, after: assignment }, now);
       return (await r.instance(instanceId))!;
@@ -177,10 +188,11 @@ export class RecordStore implements Store {
   }
 
   deleteInstance(instanceId: string, actor: string, now: number): Promise<boolean> {
-    return this.write(async (r) => {
+    return this.write(async (r, changed) => {
       const existing = await r.instance(instanceId);
       if (!existing) return false;
       await r.deleteInstance(instanceId);
+      await changed([instanceId], now);
       // Its client certificates stop working at once; the binding stays, so
       // only the same machine (its nonce) can enroll under this id again.
       const revoked = await r.revokeCertificatesOf(instanceId, now);

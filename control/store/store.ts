@@ -302,6 +302,13 @@ export interface Store {
   getAcmeChallenge(token: string, now: number): Promise<string | undefined>;
   deleteAcmeChallenge(token: string): Promise<void>;
 
+  /**
+   * Changes other replicas on the same database make to what instances
+   * should run, as they commit: instance ids, or "*" for every assigned
+   * instance. Absent, or never called, for a store one process owns.
+   */
+  watchChanges?(listener: (instanceIds: string[]) => void): () => void;
+
   /** Throws, saying why, when the stored data cannot be read (a damaged file); /readyz answers 503 then. */
   checkReadable(): Promise<void>;
 
