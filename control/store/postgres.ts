@@ -10,6 +10,7 @@ import { Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import type { Sql, SqlDialect, StorageEngine, TransactionOptions } from './engine';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-migrations';
 import { PgChangeFeed } from './postgres-changes';
+import { StoreUnavailableError } from '../errors';
 import { RecordStore } from './record-store';
 import { pgTarget, type PgTlsMode } from './postgres-target';
 
@@ -34,6 +35,27 @@ export interface PgStoreOptions {
 const MIGRATION_LOCK = 0x74656c65626f6f74n;
 /** Attempts of a transaction that conflicts with concurrent ones. */
 const MAX_ATTEMPTS = 10;
+/**
+ * Errors of a database that cannot be reached (refused or lost connections,
+ * a server shutting down or starting): a StoreUnavailableError to callers.
+ */
+function unreachable(err: unknown): StoreUnavailableError | undefined {
+  const { code, message } = err as { code?: string; message?: string };
+  const lost =
+    (code !== undefined &&
+      (/^(08|57P0)/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'].includes(code))) ||
+    /Connection terminated|connection (timeout|is closed)|Client has encountered a connection error/i.test(message ?? '');
+  return lost ? new StoreUnavailableError(`the database cannot be reached (${message ?? code}); retry`) : undefined;
+}
+
+async function reachable<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw unreachable(err) ?? err;
+  }
+}
+
 /** serialization_failure and deadlock_detected: the transaction can be run again. */
 const RETRYABLE = new Set(['40001', '40P01']);
 
@@ -89,10 +111,14 @@ export class PgEngine implements StorageEngine {
   }
 
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return fn(this.onPool);
+    return reachable(fn(this.onPool));
   }
 
-  async transaction<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  transaction<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    return reachable(this.attempts(fn, options));
+  }
+
+  private async attempts<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
@@ -181,6 +207,8 @@ export class PgStore extends RecordStore {
       password: options.password,
       ssl: tlsConfig(options.tls),
       types: typeParsers,
+      // A database that does not answer is reported, not waited for.
+      connectionTimeoutMillis: 5_000,
     };
     const pool = new Pool({ ...connection, max: options.poolSize ?? 10, application_name: 'teleboot-control' });
     // Without a listener an idle connection's error (the database restarting) would end the process.
