@@ -20,6 +20,7 @@ import {
   disallowedRoles,
   firstMatchingRule,
   joinTokenProblem,
+  settingsVersion,
   type ApiScope,
   type ApiToken,
   type AuditRetention,
@@ -76,9 +77,13 @@ export class RecordStore implements Store {
     return mergedSettings(await this.read((r) => r.settings()));
   }
 
-  updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]> {
+  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: string): Promise<string[]> {
     return this.write(async (r, changed) => {
       const before = await r.settings();
+      if (basedOn !== undefined && settingsVersion(mergedSettings(before)) !== basedOn)
+        throw new ConflictError(
+          'the settings changed since they were read: read them again (GET /v1/settings) and apply the change to them',
+        );
       await r.saveSettings(settings, now);
       // Every assigned instance renders from the settings: each has something new to apply.
       const bumped = await r.bumpAssignedGenerations(now);

@@ -1,6 +1,7 @@
 // The store interface: everything the control server keeps. SQLite is the
 // embedded default; a PostgreSQL implementation satisfies the same interface
 // for several replicas. Every change and its audit event commit together.
+import { createHash } from 'node:crypto';
 import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, AgentState, ServiceRole } from '../../contract/model';
 
 export interface InstanceStatus {
@@ -196,6 +197,11 @@ export class EnrollRefused extends Error {
   }
 }
 
+/** A version of the settings (REST ETag): the SHA-256 of their JSON, so equal settings have equal versions. */
+export function settingsVersion(settings: ClusterSettings): string {
+  return createHash('sha256').update(JSON.stringify(settings)).digest('base64url');
+}
+
 /** Services outside `allowed` in `roles`; empty when all are allowed (or nothing is restricted). */
 export function disallowedRoles(roles: readonly string[], allowed: readonly string[] | null | undefined): string[] {
   return allowed ? roles.filter((r) => !allowed.includes(r)) : [];
@@ -204,8 +210,13 @@ export function disallowedRoles(roles: readonly string[], allowed: readonly stri
 export interface Store {
   readonly kind: string;
   getSettings(): Promise<ClusterSettings>;
-  /** Saves settings and bumps the generation of every assigned instance; returns their ids. */
-  updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]>;
+  /**
+   * Saves settings and bumps the generation of every assigned instance;
+   * returns their ids. With `basedOn` (a settingsVersion), throws
+   * ConflictError, writing nothing, when the stored settings are no longer
+   * those: another writer changed them since.
+   */
+  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: string): Promise<string[]>;
 
   /**
    * Records an enrollment; an instance with no assignment takes the first matching rule's

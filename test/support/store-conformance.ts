@@ -4,7 +4,7 @@ import type { Test } from 'tap';
 import { DEFAULT_CLUSTER_SETTINGS, type HostFacts, type InstanceIdentity } from '../../contract/model';
 import { ConflictError } from '../../control/errors';
 import { healthOf as derivedHealth } from '../../control/store/health';
-import { EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
+import { settingsVersion, EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
 
 /** A fresh, empty database; open() opens a store on it (again after a close: a reopen). */
 export interface StoreDatabase {
@@ -77,6 +77,14 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.equal((await store.getInstance('i-a'))?.generation, 2);
     t.equal((await store.getInstance('i-b'))?.generation, 0);
     t.equal((await store.getSettings()).clusterName, 'x');
+    const stale = settingsVersion(DEFAULT_CLUSTER_SETTINGS);
+    const conflict = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'y' }, 'op', 3, stale).catch((e: unknown) => e);
+    t.type(conflict, ConflictError, 'a write based on settings changed since is refused');
+    t.equal((await store.getSettings()).clusterName, 'x', 'and writes nothing');
+    t.same(
+      await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'y' }, 'op', 3, settingsVersion(await store.getSettings())),
+      ['i-a'],
+    );
     const [event] = (await store.listAudit({ limit: 10, target: 'settings' })).filter((e) => e.action === 'settings.update');
     t.match(event, { actor: 'op', at: 2, details: { before: null, after: { clusterName: 'x' } } });
   });
