@@ -18,6 +18,12 @@ export interface Sql {
 export interface SqlDialect {
   /** A number member of a JSON document kept in a TEXT column; NULL when absent. */
   jsonNumber(column: string, key: string): string;
+  /**
+   * A statement that holds a lock on one name ("?") until the transaction
+   * ends, so that writers deciding on the same thing take turns; absent when
+   * transactions already run one at a time.
+   */
+  lockSql?: string;
 }
 
 export interface TransactionOptions {

@@ -1,8 +1,9 @@
 // The store on PostgreSQL, for several control replicas on one database.
 // The rules are RecordStore's; this file is the storage port on a pool of
 // connections: reads on any connection, each transaction on one connection
-// at SERIALIZABLE, run again when PostgreSQL reports a conflict with a
-// concurrent transaction. Migrations run under an advisory lock, so that
+// (READ COMMITTED, with advisory locks where writers decide on the same
+// thing), run again when PostgreSQL reports a conflict with a concurrent
+// transaction. Migrations run under an advisory lock, so that
 // replicas starting together migrate once.
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +19,7 @@ export { PG_TLS_MODES, pgTarget, type PgTlsMode } from './postgres-target';
 
 export const PG_DIALECT: SqlDialect = {
   jsonNumber: (column, key) => `((${column}::json ->> '${key}')::double precision)`,
+  lockSql: 'SELECT pg_advisory_xact_lock(hashtext(?))',
 };
 
 export interface PgStoreOptions {
@@ -56,8 +58,12 @@ async function reachable<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-/** serialization_failure and deadlock_detected: the transaction can be run again. */
-const RETRYABLE = new Set(['40001', '40P01']);
+/**
+ * serialization_failure, deadlock_detected, and unique_violation (two
+ * transactions inserting the same new row; the one run again finds it):
+ * the transaction can be run again.
+ */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
 
 // BIGINT (int8) columns and COUNT(*) as numbers: every stored number (unix
 // ms, generations, fencing numbers) is far below 2^53.
@@ -98,6 +104,9 @@ function tlsConfig(tls: PgStoreOptions['tls']): PoolConfig['ssl'] {
   return { rejectUnauthorized: true, ...(tls.caFile ? { ca: readFileSync(tls.caFile, 'utf8') } : {}) };
 }
 
+/** A checked-out connection lost between statements fails its next statement; its "error" event must not end the process. */
+const ignoreWhileCheckedOut = (): void => undefined;
+
 export class PgEngine implements StorageEngine {
   readonly kind = 'postgres';
   readonly dialect = PG_DIALECT;
@@ -123,7 +132,10 @@ export class PgEngine implements StorageEngine {
       const client = await this.pool.connect();
       let broken: Error | undefined;
       try {
-        await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+        // READ COMMITTED: writers that decide on the same thing take turns on
+        // an advisory lock (Records.lock), and each statement sees what they committed.
+        client.on('error', ignoreWhileCheckedOut);
+        await client.query('BEGIN');
         // Heartbeats: acknowledged before the WAL reaches the disk (a crash of the server can cost the latest of them).
         if (options.relaxed) await client.query('SET LOCAL synchronous_commit = off');
         const result = await fn(sqlOn(client));
@@ -134,6 +146,7 @@ export class PgEngine implements StorageEngine {
         const code = (err as { code?: string }).code;
         if (attempt >= MAX_ATTEMPTS || !code || !RETRYABLE.has(code)) throw err;
       } finally {
+        client.off('error', ignoreWhileCheckedOut);
         client.release(broken);
       }
       // Conflicting transactions wait different times before they run again.

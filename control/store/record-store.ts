@@ -79,6 +79,7 @@ export class RecordStore implements Store {
 
   updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: string): Promise<string[]> {
     return this.write(async (r, changed) => {
+      await r.lock('settings');
       const before = await r.settings();
       if (basedOn !== undefined && settingsVersion(mergedSettings(before)) !== basedOn)
         throw new ConflictError(
@@ -130,6 +131,7 @@ export class RecordStore implements Store {
   enroll(identity: InstanceIdentity, actor: string, now: number, trust: EnrollTrust = {}): Promise<EnrollOutcome> {
     const id = identity.instanceId;
     return this.write(async (r, changed): Promise<EnrollOutcome> => {
+      await r.lock(`instance:${id}`, ...(trust.joinTokenId ? [`join-token:${trust.joinTokenId}`] : []));
       const existing = await r.instance(id);
       await this.applyTrust(r, id, existing, trust, now);
       const via = trust.enrolledVia ?? null;
@@ -182,6 +184,7 @@ export class RecordStore implements Store {
 
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord> {
     return this.write(async (r, changed) => {
+      await r.lock(`instance:${instanceId}`);
       const existing = await r.instance(instanceId);
       if (!existing) await r.insertInstance(instanceId, now);
       await r.saveAssignment(instanceId, assignment, now);
@@ -194,6 +197,7 @@ export class RecordStore implements Store {
 
   deleteInstance(instanceId: string, actor: string, now: number): Promise<boolean> {
     return this.write(async (r, changed) => {
+      await r.lock(`instance:${instanceId}`);
       const existing = await r.instance(instanceId);
       if (!existing) return false;
       await r.deleteInstance(instanceId);
@@ -225,6 +229,7 @@ export class RecordStore implements Store {
 
   addRule(input: RuleInput, position: number | undefined, actor: string, now: number): Promise<Rule> {
     return this.write(async (r) => {
+      await r.lock('rules');
       const ids = (await r.rules()).map((rule) => rule.id);
       const rule: Rule = { ...input, id: randomUUID(), createdAt: now };
       const at = position === undefined ? ids.length : Math.max(0, Math.min(position, ids.length));
@@ -238,6 +243,7 @@ export class RecordStore implements Store {
 
   deleteRule(id: string, actor: string, now: number): Promise<boolean> {
     return this.write(async (r) => {
+      await r.lock('rules');
       const rules = await r.rules();
       const rule = rules.find((x) => x.id === id);
       if (!rule) return false;
@@ -264,6 +270,7 @@ export class RecordStore implements Store {
   async pruneAudit(retention: AuditRetention, now: number): Promise<number> {
     await this.refusals.flush();
     return this.write(async (r) => {
+      await r.lock('audit-prune');
       const deleted = await r.pruneAudit(now - retention.maxAgeMs, retention.maxRows);
       if (deleted > 0)
         await r.audit('control', 'audit.pruned', 'audit', { deleted, maxAgeMs: retention.maxAgeMs, maxRows: retention.maxRows }, now);
@@ -277,6 +284,7 @@ export class RecordStore implements Store {
 
   resetBinding(instanceId: string, actor: string, now: number): Promise<boolean> {
     return this.write(async (r) => {
+      await r.lock(`instance:${instanceId}`);
       const gone = await r.deleteBinding(instanceId);
       if (gone) await r.audit(actor, 'binding.reset', instanceId, {}, now);
       return gone;
@@ -289,6 +297,7 @@ export class RecordStore implements Store {
 
   createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken> {
     return this.write(async (r) => {
+      await r.lock('api-tokens');
       if (await r.apiTokenNamed(token.name))
         throw new ConflictError(`an active API token named "${token.name}" exists; revoke it first or choose another name`);
       const created = await r.insertApiToken(token, actor, now);
@@ -311,6 +320,7 @@ export class RecordStore implements Store {
 
   revokeApiToken(idOrName: string, actor: string, now: number): Promise<ApiToken | undefined> {
     return this.write(async (r) => {
+      await r.lock('api-tokens');
       const token = await r.activeApiToken('id-or-name', idOrName);
       if (!token) return undefined;
       await r.revokeApiToken(token.id, now);
@@ -346,6 +356,7 @@ export class RecordStore implements Store {
 
   revokeJoinToken(id: string, actor: string, now: number): Promise<JoinToken | undefined> {
     return this.write(async (r) => {
+      await r.lock(`join-token:${id}`);
       const token = await r.joinToken('id', id);
       if (!token || token.revokedAt !== null) return undefined;
       await r.revokeJoinToken(id, now);
@@ -360,6 +371,7 @@ export class RecordStore implements Store {
 
   acquireLease(name: string, holder: string, now: number, periodMs: number): Promise<LeaseOutcome> {
     return this.write(async (r): Promise<LeaseOutcome> => {
+      await r.lock(`lease:${name}`);
       const current = await r.lease(name);
       if (current && current.expiresAt > now) {
         if (current.holder !== holder) return { lease: current, granted: false };
@@ -388,6 +400,7 @@ export class RecordStore implements Store {
 
   /** The lease when `holder` holds it with `fencing` and it has not expired; otherwise the outcome refusing the call. */
   private async held(r: Records, name: string, holder: string, fencing: number, now: number): Promise<Lease | LeaseOutcome> {
+    await r.lock(`lease:${name}`);
     const current = await r.lease(name);
     if (!current || current.holder !== holder || current.fencing !== fencing || current.expiresAt <= now)
       return { lease: current, granted: false };

@@ -297,6 +297,23 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.equal((await store.listInstances({ limit: 100 }, { now: 2, offlineBefore: 0 })).items.length, 5);
   });
 
+  t.test('concurrent writers deciding on the same thing take turns: one lease holder, one settings write per version', async (t) => {
+    const store = await fresh(t);
+    const leases = await Promise.all(Array.from({ length: 10 }, (_, i) => store.acquireLease('publisher', `i-${i}`, 100, 30)));
+    t.equal(leases.filter((l) => l.granted).length, 1, 'one holder');
+    t.equal(new Set(leases.map((l) => l.lease?.holder)).size, 1, 'everyone sees the same holder');
+    const version = settingsVersion(await store.getSettings());
+    const writes = await Promise.all(
+      ['a', 'b', 'c'].map((name) =>
+        store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: name }, 'op', 1, version).then(
+          () => 'written',
+          (e: unknown) => (e instanceof ConflictError ? 'conflict' : String(e)),
+        ),
+      ),
+    );
+    t.same([...writes].sort(), ['conflict', 'conflict', 'written']);
+  });
+
   t.test('role allow-lists: a token that allows some roles refuses others, from an assignment or a rule', async (t) => {
     const store = await fresh(t);
     await store.setAssignment('i-auth', { roles: ['auth'], labels: {} }, 'op', 1);
