@@ -19,6 +19,9 @@ export class ForbiddenError extends Error {}
 /** The caller did not prove who it is (gRPC UNAUTHENTICATED, REST 401). */
 export class UnauthenticatedError extends Error {}
 
+/** The database cannot be reached now (REST 503, gRPC UNAVAILABLE); the caller retries. */
+export class StoreUnavailableError extends Error {}
+
 /** Too many requests from one caller (REST 429, gRPC RESOURCE_EXHAUSTED). */
 export class RateLimitedError extends Error {
   constructor(

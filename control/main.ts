@@ -250,6 +250,11 @@ async function backup(args: string[]): Promise<number | void> {
   if (flags.help) return void process.stdout.write(BACKUP_USAGE);
   if (!flags.to) throw new UsageError('backup needs --to FILE', BACKUP_USAGE);
   const config = loadControlConfig({ config: flags.config, 'data-dir': flags['data-dir'] });
+  if (config.postgres)
+    throw new UsageError(
+      `the store is PostgreSQL (${config.postgres.url}): back the database up with pg_dump (or RDS snapshots) and keep copies of the data directory's cluster-id and tls/; this command copies a SQLite data directory`,
+      BACKUP_USAGE,
+    );
   const done = await createBackup(config, flags.to);
   process.stdout.write(
     `backed up cluster ${done.clusterId} (${done.instances} instances; ${done.members.join(', ')}) to ${done.file}, ${done.bytes} bytes\n`,

@@ -19,6 +19,7 @@ import { EnrollmentDenied, sha256Hex, type EnrollmentProof, type EnrollmentVerif
 import {
   disallowedRoles,
   EnrollRefused,
+  settingsVersion,
   type HealthClock,
   type InstanceQuery,
   type LeaseOutcome,
@@ -30,7 +31,7 @@ import {
 } from './store/store';
 import { Trust } from './trust';
 import { CallLimits } from './call-limits';
-import { ForbiddenError } from './errors';
+import { ConflictError, ForbiddenError } from './errors';
 import {
   applySettingsPatch,
   checkAssignmentRenders,
@@ -171,6 +172,10 @@ export class ControlService {
     this.trust = new Trust(opts.store, this.now);
     // One listener per watching agent: thousands are expected.
     this.events.setMaxListeners(0);
+    // Changes made through other replicas on the same database reach this one's agents.
+    opts.store.watchChanges?.((ids) => {
+      for (const id of ids.includes('*') ? this.events.eventNames() : ids) this.events.emit(id);
+    });
   }
 
   get heartbeatIntervalMs(): number {
@@ -368,13 +373,32 @@ export class ControlService {
     return page.items[0];
   }
 
-  async updateSettings(patch: SettingsPatch, actor: string): Promise<ClusterSettings> {
+  /**
+   * Applies a patch to the settings as they are. With `ifMatch` (a
+   * settingsVersion the caller read), ConflictError when they changed since.
+   * Without it, a change another writer made meanwhile is kept: the patch is
+   * applied again on top of it.
+   */
+  async updateSettings(patch: SettingsPatch, actor: string, ifMatch?: string): Promise<ClusterSettings> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.patchSettings(patch, actor, ifMatch);
+      } catch (err) {
+        if (!(err instanceof ConflictError) || ifMatch !== undefined || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private async patchSettings(patch: SettingsPatch, actor: string, ifMatch: string | undefined): Promise<ClusterSettings> {
     const current = await this.store.getSettings();
+    const basedOn = settingsVersion(current);
+    if (ifMatch !== undefined && ifMatch !== basedOn)
+      throw new ConflictError('the settings changed since they were read: read them again (GET /v1/settings) and apply the change to them');
     const next = applySettingsPatch(current, patch);
     validateClusterSettings(next);
     // Rendered against every distinct assignment stored: the operator learns here what a change breaks.
     checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch));
-    const bumped = await this.store.updateSettings(next, actor, this.now());
+    const bumped = await this.store.updateSettings(next, actor, this.now(), basedOn);
     for (const id of bumped) this.notify(id);
     // The proxy address or bucket may have changed what certificate to manage.
     this.certificates?.poke();

@@ -29,7 +29,7 @@ export async function openDataDir(config: ControlConfig, log: Logger, options: S
   secureDataDir(config, log);
   // A SQLite file missing beside a cluster's files is refused before opening creates it.
   if (!config.postgres) refuseMissingStore(config, forceNewCluster);
-  const store = await openStore(config);
+  const store = await openStore(config, log);
   try {
     const identity = await reconcileClusterIdentity(store, config, forceNewCluster, log);
     const source = config.ca.source;

@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { describeError, type Logger } from '../../contract/log';
 import { EnrollmentDenied, VerifierUnavailable, type DenialReason } from '../enrollment';
-import { ForbiddenError, InputError, NotFoundError, RateLimitedError, UnauthenticatedError } from '../errors';
+import { ForbiddenError, InputError, NotFoundError, RateLimitedError, StoreUnavailableError, UnauthenticatedError } from '../errors';
 import { PublicKeyError } from '../pki';
 
 /** A refusal decided in the gRPC layer, with its status. */
@@ -53,6 +53,7 @@ export function toStatus(err: unknown, log: Logger, method: string): grpc.Servic
   if (err instanceof ForbiddenError) return serviceError(grpc.status.PERMISSION_DENIED, err.message);
   if (err instanceof UnauthenticatedError) return serviceError(grpc.status.UNAUTHENTICATED, err.message);
   if (err instanceof RateLimitedError) return serviceError(grpc.status.RESOURCE_EXHAUSTED, err.message);
+  if (err instanceof StoreUnavailableError) return serviceError(grpc.status.UNAVAILABLE, err.message);
   if (err instanceof VerifierUnavailable) {
     log.warn({ method, err: describeError(err) }, 'identity verification unavailable');
     return serviceError(grpc.status.UNAVAILABLE, 'the control server cannot verify the identity right now; retry');

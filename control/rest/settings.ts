@@ -2,6 +2,7 @@
 import type { RestApp, RouteDeps } from './typed';
 import { actorOf } from './instances';
 import { clusterSettings, errorView } from './schemas';
+import { settingsVersion } from '../store/store';
 
 export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
@@ -11,7 +12,10 @@ export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
       config: { scope: 'monitor' },
       schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } },
     },
-    async () => service.getSettings(),
+    async (_request, reply) => {
+      const settings = await service.getSettings();
+      return reply.header('etag', `"${settingsVersion(settings)}"`).send(settings);
+    },
   );
   app.patch(
     '/v1/settings',
@@ -19,11 +23,19 @@ export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
       config: { scope: 'admin' },
       schema: {
         summary: 'Change cluster settings; instances re-render their config',
+        description:
+          'With If-Match (the ETag of GET /v1/settings) the change is refused with 409 when the settings changed since they were read.',
         tags: ['settings'],
         body: clusterSettings,
-        response: { 200: clusterSettings, 400: errorView },
+        response: { 200: clusterSettings, 400: errorView, 409: errorView },
       },
     },
-    async (request) => service.updateSettings(request.body, actorOf(request)),
+    async (request, reply) => {
+      // If-Match: the ETag of a GET; a PATCH based on settings changed since is a conflict (409).
+      const tag = request.headers['if-match']?.replace(/^W\//, '').replace(/^"|"$/g, '');
+      const ifMatch = tag === '*' ? undefined : tag;
+      const settings = await service.updateSettings(request.body, actorOf(request), ifMatch);
+      return reply.header('etag', `"${settingsVersion(settings)}"`).send(settings);
+    },
   );
 }

@@ -4,6 +4,8 @@
 // for every database; the SQL in records.ts is written once, in the subset
 // SQLite and PostgreSQL share ("?" parameters, ON CONFLICT, RETURNING).
 
+import type { ChangeFeed } from './postgres-changes';
+
 /** Statements on one connection (inside a transaction) or on any (a read). */
 export interface Sql {
   all<R>(text: string, params?: readonly unknown[]): Promise<R[]>;
@@ -16,6 +18,12 @@ export interface Sql {
 export interface SqlDialect {
   /** A number member of a JSON document kept in a TEXT column; NULL when absent. */
   jsonNumber(column: string, key: string): string;
+  /**
+   * A statement that holds a lock on one name ("?") until the transaction
+   * ends, so that writers deciding on the same thing take turns; absent when
+   * transactions already run one at a time.
+   */
+  lockSql?: string;
 }
 
 export interface TransactionOptions {
@@ -29,6 +37,8 @@ export interface TransactionOptions {
 export interface StorageEngine {
   readonly kind: string;
   readonly dialect: SqlDialect;
+  /** Changes between replicas sharing the database; none for a database one process owns. */
+  readonly changes?: ChangeFeed;
   /** Statements that change nothing; they see committed data only. */
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   /**

@@ -23,11 +23,20 @@ export function readPasswordFile(path: string): string {
   return password;
 }
 
-export async function openStore(config: { storePath: string; postgres?: PostgresConfig }): Promise<RecordStore> {
+/** `log` hears of lost database connections (each is reconnected by itself). */
+export async function openStore(
+  config: { storePath: string; postgres?: PostgresConfig },
+  log?: { warn(details: object, message: string): void },
+): Promise<RecordStore> {
   if (!config.postgres) return new SqliteStore(config.storePath);
   const { url, passwordFile, tls } = config.postgres;
   try {
-    return await PgStore.open({ url, password: passwordFile ? readPasswordFile(passwordFile) : undefined, tls });
+    return await PgStore.open({
+      url,
+      password: passwordFile ? readPasswordFile(passwordFile) : undefined,
+      tls,
+      onConnectionError: (err, what) => log?.warn({ store: url, reason: err.message }, what),
+    });
   } catch (err) {
     throw new Error(`the PostgreSQL store ${url} cannot be opened: ${(err as Error).message}`);
   }

@@ -129,6 +129,21 @@ export const PG_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'changes: the feed between replicas (postgres-changes.ts)',
+    sql: `
+      -- One row per change to what an instance should run ("*": every
+      -- assigned instance), by the replica that made it; read by sequence.
+      CREATE TABLE changes (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        origin TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        at BIGINT NOT NULL
+      );
+      CREATE INDEX changes_at ON changes (at);
+    `,
+  },
 ];
 
 /** The newest PostgreSQL schema version this program knows. */

@@ -1,14 +1,17 @@
 // The store on PostgreSQL, for several control replicas on one database.
 // The rules are RecordStore's; this file is the storage port on a pool of
 // connections: reads on any connection, each transaction on one connection
-// at SERIALIZABLE, run again when PostgreSQL reports a conflict with a
-// concurrent transaction. Migrations run under an advisory lock, so that
+// (READ COMMITTED, with advisory locks where writers decide on the same
+// thing), run again when PostgreSQL reports a conflict with a concurrent
+// transaction. Migrations run under an advisory lock, so that
 // replicas starting together migrate once.
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import type { Sql, SqlDialect, StorageEngine, TransactionOptions } from './engine';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-migrations';
+import { PgChangeFeed } from './postgres-changes';
+import { StoreUnavailableError } from '../errors';
 import { RecordStore } from './record-store';
 import { pgTarget, type PgTlsMode } from './postgres-target';
 
@@ -16,6 +19,7 @@ export { PG_TLS_MODES, pgTarget, type PgTlsMode } from './postgres-target';
 
 export const PG_DIALECT: SqlDialect = {
   jsonNumber: (column, key) => `((${column}::json ->> '${key}')::double precision)`,
+  lockSql: 'SELECT pg_advisory_xact_lock(hashtext(?))',
 };
 
 export interface PgStoreOptions {
@@ -25,16 +29,41 @@ export interface PgStoreOptions {
   tls?: { mode: PgTlsMode; caFile?: string };
   /** Connections at most (default 10). */
   poolSize?: number;
-  /** An idle connection failed (the database restarted); the pool replaces it. */
-  onConnectionError?: (err: Error) => void;
+  /** A connection failed (the database restarted); the pool and the change feed reconnect. */
+  onConnectionError?: (err: Error, what: string) => void;
 }
 
 /** Advisory lock key of the migrations: one migrating replica at a time ("teleboot" in ASCII). */
 const MIGRATION_LOCK = 0x74656c65626f6f74n;
 /** Attempts of a transaction that conflicts with concurrent ones. */
 const MAX_ATTEMPTS = 10;
-/** serialization_failure and deadlock_detected: the transaction can be run again. */
-const RETRYABLE = new Set(['40001', '40P01']);
+/**
+ * Errors of a database that cannot be reached (refused or lost connections,
+ * a server shutting down or starting): a StoreUnavailableError to callers.
+ */
+function unreachable(err: unknown): StoreUnavailableError | undefined {
+  const { code, message } = err as { code?: string; message?: string };
+  const lost =
+    (code !== undefined &&
+      (/^(08|57P0)/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'].includes(code))) ||
+    /Connection terminated|connection (timeout|is closed)|Client has encountered a connection error/i.test(message ?? '');
+  return lost ? new StoreUnavailableError(`the database cannot be reached (${message ?? code}); retry`) : undefined;
+}
+
+async function reachable<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw unreachable(err) ?? err;
+  }
+}
+
+/**
+ * serialization_failure, deadlock_detected, and unique_violation (two
+ * transactions inserting the same new row; the one run again finds it):
+ * the transaction can be run again.
+ */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
 
 // BIGINT (int8) columns and COUNT(*) as numbers: every stored number (unix
 // ms, generations, fencing numbers) is far below 2^53.
@@ -75,25 +104,38 @@ function tlsConfig(tls: PgStoreOptions['tls']): PoolConfig['ssl'] {
   return { rejectUnauthorized: true, ...(tls.caFile ? { ca: readFileSync(tls.caFile, 'utf8') } : {}) };
 }
 
+/** A checked-out connection lost between statements fails its next statement; its "error" event must not end the process. */
+const ignoreWhileCheckedOut = (): void => undefined;
+
 export class PgEngine implements StorageEngine {
   readonly kind = 'postgres';
   readonly dialect = PG_DIALECT;
   private readonly onPool: Sql;
 
-  constructor(readonly pool: Pool) {
+  constructor(
+    readonly pool: Pool,
+    readonly changes: PgChangeFeed,
+  ) {
     this.onPool = sqlOn(pool);
   }
 
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return fn(this.onPool);
+    return reachable(fn(this.onPool));
   }
 
-  async transaction<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  transaction<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    return reachable(this.attempts(fn, options));
+  }
+
+  private async attempts<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
       try {
-        await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+        // READ COMMITTED: writers that decide on the same thing take turns on
+        // an advisory lock (Records.lock), and each statement sees what they committed.
+        client.on('error', ignoreWhileCheckedOut);
+        await client.query('BEGIN');
         // Heartbeats: acknowledged before the WAL reaches the disk (a crash of the server can cost the latest of them).
         if (options.relaxed) await client.query('SET LOCAL synchronous_commit = off');
         const result = await fn(sqlOn(client));
@@ -104,6 +146,7 @@ export class PgEngine implements StorageEngine {
         const code = (err as { code?: string }).code;
         if (attempt >= MAX_ATTEMPTS || !code || !RETRYABLE.has(code)) throw err;
       } finally {
+        client.off('error', ignoreWhileCheckedOut);
         client.release(broken);
       }
       // Conflicting transactions wait different times before they run again.
@@ -124,6 +167,7 @@ export class PgEngine implements StorageEngine {
   }
 
   async close(): Promise<void> {
+    await this.changes.close();
     await this.pool.end();
   }
 }
@@ -170,17 +214,18 @@ export class PgStore extends RecordStore {
 
   /** Connects, migrates (under the advisory lock) and returns the store. */
   static async open(options: PgStoreOptions): Promise<PgStore> {
-    const pool = new Pool({
+    const connection = {
       ...pgTarget(options.url),
       // Absent: pg reads PGPASSWORD from the environment.
       password: options.password,
       ssl: tlsConfig(options.tls),
-      max: options.poolSize ?? 10,
       types: typeParsers,
-      application_name: 'teleboot-control',
-    });
+      // A database that does not answer is reported, not waited for.
+      connectionTimeoutMillis: 5_000,
+    };
+    const pool = new Pool({ ...connection, max: options.poolSize ?? 10, application_name: 'teleboot-control' });
     // Without a listener an idle connection's error (the database restarting) would end the process.
-    pool.on('error', (err) => options.onConnectionError?.(err));
+    pool.on('error', (err) => options.onConnectionError?.(err, 'an idle connection failed; the pool replaces it'));
     try {
       const client = await pool.connect();
       try {
@@ -192,7 +237,7 @@ export class PgStore extends RecordStore {
       await pool.end();
       throw err;
     }
-    return new PgStore(new PgEngine(pool));
+    return new PgStore(new PgEngine(pool, new PgChangeFeed(connection, (err, what) => options.onConnectionError?.(err, what))));
   }
 
   async schemaVersion(): Promise<number> {

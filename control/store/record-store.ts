@@ -20,6 +20,7 @@ import {
   disallowedRoles,
   firstMatchingRule,
   joinTokenProblem,
+  settingsVersion,
   type ApiScope,
   type ApiToken,
   type AuditRetention,
@@ -60,20 +61,34 @@ export class RecordStore implements Store {
     return this.engine.read((sql) => fn(this.records(sql)));
   }
 
-  private write<T>(fn: (r: Records) => Promise<T>, relaxed = false): Promise<T> {
-    return this.engine.transaction((sql) => fn(this.records(sql)), { relaxed });
+  /** `changed` records, in the same transaction, a change other replicas' agents must hear of. */
+  private write<T>(fn: (r: Records, changed: (ids: string[], now: number) => Promise<void>) => Promise<T>, relaxed = false): Promise<T> {
+    return this.engine.transaction((sql) => fn(this.records(sql), async (ids, now) => this.engine.changes?.record(sql, ids, now)), {
+      relaxed,
+    });
+  }
+
+  /** Changes other replicas make to what instances should run: ids, or "*" for every assigned instance. */
+  watchChanges(listener: (instanceIds: string[]) => void): () => void {
+    return this.engine.changes?.subscribe(listener) ?? (() => undefined);
   }
 
   async getSettings(): Promise<ClusterSettings> {
     return mergedSettings(await this.read((r) => r.settings()));
   }
 
-  updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]> {
-    return this.write(async (r) => {
+  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: string): Promise<string[]> {
+    return this.write(async (r, changed) => {
+      await r.lock('settings');
       const before = await r.settings();
+      if (basedOn !== undefined && settingsVersion(mergedSettings(before)) !== basedOn)
+        throw new ConflictError(
+          'the settings changed since they were read: read them again (GET /v1/settings) and apply the change to them',
+        );
       await r.saveSettings(settings, now);
       // Every assigned instance renders from the settings: each has something new to apply.
       const bumped = await r.bumpAssignedGenerations(now);
+      await changed(['*'], now);
       await r.audit(actor, 'settings.update', 'settings', { before: before ?? null, after: settings }, now);
       return bumped;
     });
@@ -115,7 +130,8 @@ export class RecordStore implements Store {
 
   enroll(identity: InstanceIdentity, actor: string, now: number, trust: EnrollTrust = {}): Promise<EnrollOutcome> {
     const id = identity.instanceId;
-    return this.write(async (r): Promise<EnrollOutcome> => {
+    return this.write(async (r, changed): Promise<EnrollOutcome> => {
+      await r.lock(`instance:${id}`, ...(trust.joinTokenId ? [`join-token:${trust.joinTokenId}`] : []));
       const existing = await r.instance(id);
       await this.applyTrust(r, id, existing, trust, now);
       const via = trust.enrolledVia ?? null;
@@ -150,6 +166,7 @@ export class RecordStore implements Store {
         if (matchedRule) {
           const assignment: Assignment = { roles: matchedRule.roles, labels: matchedRule.labels };
           await r.saveAssignment(id, assignment, now);
+          await changed([id], now);
           await r.audit(`rule:${matchedRule.id}`, 'assignment.set', id, { assignment, rule: matchedRule.name }, now);
         }
       }
@@ -166,10 +183,12 @@ export class RecordStore implements Store {
   }
 
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord> {
-    return this.write(async (r) => {
+    return this.write(async (r, changed) => {
+      await r.lock(`instance:${instanceId}`);
       const existing = await r.instance(instanceId);
       if (!existing) await r.insertInstance(instanceId, now);
       await r.saveAssignment(instanceId, assignment, now);
+      await changed([instanceId], now);
       const action = assignment ? 'assignment.set' : 'assignment.clear';
       await r.audit(actor, action, instanceId, { before: existing?.assignment ?? null, after: assignment }, now);
       return (await r.instance(instanceId))!;
@@ -177,10 +196,12 @@ export class RecordStore implements Store {
   }
 
   deleteInstance(instanceId: string, actor: string, now: number): Promise<boolean> {
-    return this.write(async (r) => {
+    return this.write(async (r, changed) => {
+      await r.lock(`instance:${instanceId}`);
       const existing = await r.instance(instanceId);
       if (!existing) return false;
       await r.deleteInstance(instanceId);
+      await changed([instanceId], now);
       // Its client certificates stop working at once; the binding stays, so
       // only the same machine (its nonce) can enroll under this id again.
       const revoked = await r.revokeCertificatesOf(instanceId, now);
@@ -208,6 +229,7 @@ export class RecordStore implements Store {
 
   addRule(input: RuleInput, position: number | undefined, actor: string, now: number): Promise<Rule> {
     return this.write(async (r) => {
+      await r.lock('rules');
       const ids = (await r.rules()).map((rule) => rule.id);
       const rule: Rule = { ...input, id: randomUUID(), createdAt: now };
       const at = position === undefined ? ids.length : Math.max(0, Math.min(position, ids.length));
@@ -221,6 +243,7 @@ export class RecordStore implements Store {
 
   deleteRule(id: string, actor: string, now: number): Promise<boolean> {
     return this.write(async (r) => {
+      await r.lock('rules');
       const rules = await r.rules();
       const rule = rules.find((x) => x.id === id);
       if (!rule) return false;
@@ -247,6 +270,7 @@ export class RecordStore implements Store {
   async pruneAudit(retention: AuditRetention, now: number): Promise<number> {
     await this.refusals.flush();
     return this.write(async (r) => {
+      await r.lock('audit-prune');
       const deleted = await r.pruneAudit(now - retention.maxAgeMs, retention.maxRows);
       if (deleted > 0)
         await r.audit('control', 'audit.pruned', 'audit', { deleted, maxAgeMs: retention.maxAgeMs, maxRows: retention.maxRows }, now);
@@ -260,6 +284,7 @@ export class RecordStore implements Store {
 
   resetBinding(instanceId: string, actor: string, now: number): Promise<boolean> {
     return this.write(async (r) => {
+      await r.lock(`instance:${instanceId}`);
       const gone = await r.deleteBinding(instanceId);
       if (gone) await r.audit(actor, 'binding.reset', instanceId, {}, now);
       return gone;
@@ -272,6 +297,7 @@ export class RecordStore implements Store {
 
   createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken> {
     return this.write(async (r) => {
+      await r.lock('api-tokens');
       if (await r.apiTokenNamed(token.name))
         throw new ConflictError(`an active API token named "${token.name}" exists; revoke it first or choose another name`);
       const created = await r.insertApiToken(token, actor, now);
@@ -294,6 +320,7 @@ export class RecordStore implements Store {
 
   revokeApiToken(idOrName: string, actor: string, now: number): Promise<ApiToken | undefined> {
     return this.write(async (r) => {
+      await r.lock('api-tokens');
       const token = await r.activeApiToken('id-or-name', idOrName);
       if (!token) return undefined;
       await r.revokeApiToken(token.id, now);
@@ -329,6 +356,7 @@ export class RecordStore implements Store {
 
   revokeJoinToken(id: string, actor: string, now: number): Promise<JoinToken | undefined> {
     return this.write(async (r) => {
+      await r.lock(`join-token:${id}`);
       const token = await r.joinToken('id', id);
       if (!token || token.revokedAt !== null) return undefined;
       await r.revokeJoinToken(id, now);
@@ -343,6 +371,7 @@ export class RecordStore implements Store {
 
   acquireLease(name: string, holder: string, now: number, periodMs: number): Promise<LeaseOutcome> {
     return this.write(async (r): Promise<LeaseOutcome> => {
+      await r.lock(`lease:${name}`);
       const current = await r.lease(name);
       if (current && current.expiresAt > now) {
         if (current.holder !== holder) return { lease: current, granted: false };
@@ -371,6 +400,7 @@ export class RecordStore implements Store {
 
   /** The lease when `holder` holds it with `fencing` and it has not expired; otherwise the outcome refusing the call. */
   private async held(r: Records, name: string, holder: string, fencing: number, now: number): Promise<Lease | LeaseOutcome> {
+    await r.lock(`lease:${name}`);
     const current = await r.lease(name);
     if (!current || current.holder !== holder || current.fencing !== fencing || current.expiresAt <= now)
       return { lease: current, granted: false };

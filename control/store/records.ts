@@ -54,6 +54,12 @@ export class Records {
     private readonly dialect: SqlDialect,
   ) {}
 
+  /** Writers that decide on the same name (an instance, a token, a lease) take turns until the transaction ends. */
+  async lock(...names: string[]): Promise<void> {
+    const statement = this.dialect.lockSql;
+    if (statement) for (const name of names) await this.sql.run(statement, [name]);
+  }
+
   // Settings
 
   async settings(): Promise<ClusterSettings | undefined> {

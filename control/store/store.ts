@@ -1,6 +1,7 @@
 // The store interface: everything the control server keeps. SQLite is the
 // embedded default; a PostgreSQL implementation satisfies the same interface
 // for several replicas. Every change and its audit event commit together.
+import { createHash } from 'node:crypto';
 import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, AgentState, ServiceRole } from '../../contract/model';
 
 export interface InstanceStatus {
@@ -200,6 +201,11 @@ export class EnrollRefused extends Error {
   }
 }
 
+/** A version of the settings (REST ETag): the SHA-256 of their JSON, so equal settings have equal versions. */
+export function settingsVersion(settings: ClusterSettings): string {
+  return createHash('sha256').update(JSON.stringify(settings)).digest('base64url');
+}
+
 /** Services outside `allowed` in `roles`; empty when all are allowed (or nothing is restricted). */
 export function disallowedRoles(roles: readonly string[], allowed: readonly string[] | null | undefined): string[] {
   return allowed ? roles.filter((r) => !allowed.includes(r)) : [];
@@ -208,8 +214,13 @@ export function disallowedRoles(roles: readonly string[], allowed: readonly stri
 export interface Store {
   readonly kind: string;
   getSettings(): Promise<ClusterSettings>;
-  /** Saves settings and bumps the generation of every assigned instance; returns their ids. */
-  updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]>;
+  /**
+   * Saves settings and bumps the generation of every assigned instance;
+   * returns their ids. With `basedOn` (a settingsVersion), throws
+   * ConflictError, writing nothing, when the stored settings are no longer
+   * those: another writer changed them since.
+   */
+  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: string): Promise<string[]>;
 
   /**
    * Records an enrollment; an instance with no assignment takes the first matching rule's
@@ -305,6 +316,13 @@ export interface Store {
   putAcmeChallenge(token: string, keyAuthorization: string, domain: string, expiresAt: number): Promise<void>;
   getAcmeChallenge(token: string, now: number): Promise<string | undefined>;
   deleteAcmeChallenge(token: string): Promise<void>;
+
+  /**
+   * Changes other replicas on the same database make to what instances
+   * should run, as they commit: instance ids, or "*" for every assigned
+   * instance. Absent, or never called, for a store one process owns.
+   */
+  watchChanges?(listener: (instanceIds: string[]) => void): () => void;
 
   /** Throws, saying why, when the stored data cannot be read (a damaged file); /readyz answers 503 then. */
   checkReadable(): Promise<void>;

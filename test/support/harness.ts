@@ -125,6 +125,7 @@ export const AWS_ENV = {
 export interface RestResponse<T = any> {
   status: number;
   body: T;
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 export class ControlProcess {
@@ -279,7 +280,7 @@ export function restRequest<T = any>(
           } catch {
             /* not JSON: keep the text */
           }
-          resolveRes({ status: res.statusCode ?? 0, body: parsed as T });
+          resolveRes({ status: res.statusCode ?? 0, body: parsed as T, headers: res.headers });
         });
       },
     );

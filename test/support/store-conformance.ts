@@ -4,7 +4,7 @@ import type { Test } from 'tap';
 import { DEFAULT_CLUSTER_SETTINGS, type HostFacts, type InstanceIdentity } from '../../contract/model';
 import { ConflictError } from '../../control/errors';
 import { healthOf as derivedHealth } from '../../control/store/health';
-import { EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
+import { settingsVersion, EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
 
 /** A fresh, empty database; open() opens a store on it (again after a close: a reopen). */
 export interface StoreDatabase {
@@ -77,6 +77,14 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.equal((await store.getInstance('i-a'))?.generation, 2);
     t.equal((await store.getInstance('i-b'))?.generation, 0);
     t.equal((await store.getSettings()).clusterName, 'x');
+    const stale = settingsVersion(DEFAULT_CLUSTER_SETTINGS);
+    const conflict = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'y' }, 'op', 3, stale).catch((e: unknown) => e);
+    t.type(conflict, ConflictError, 'a write based on settings changed since is refused');
+    t.equal((await store.getSettings()).clusterName, 'x', 'and writes nothing');
+    t.same(
+      await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'y' }, 'op', 3, settingsVersion(await store.getSettings())),
+      ['i-a'],
+    );
     const [event] = (await store.listAudit({ limit: 10, target: 'settings' })).filter((e) => e.action === 'settings.update');
     t.match(event, { actor: 'op', at: 2, details: { before: null, after: { clusterName: 'x' } } });
   });
@@ -287,6 +295,23 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.equal(outcomes.filter((o) => o === 'token-unusable').length, 15);
     t.equal((await store.findJoinToken('h'))?.uses, 5);
     t.equal((await store.listInstances({ limit: 100 }, { now: 2, offlineBefore: 0 })).items.length, 5);
+  });
+
+  t.test('concurrent writers deciding on the same thing take turns: one lease holder, one settings write per version', async (t) => {
+    const store = await fresh(t);
+    const leases = await Promise.all(Array.from({ length: 10 }, (_, i) => store.acquireLease('publisher', `i-${i}`, 100, 30)));
+    t.equal(leases.filter((l) => l.granted).length, 1, 'one holder');
+    t.equal(new Set(leases.map((l) => l.lease?.holder)).size, 1, 'everyone sees the same holder');
+    const version = settingsVersion(await store.getSettings());
+    const writes = await Promise.all(
+      ['a', 'b', 'c'].map((name) =>
+        store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: name }, 'op', 1, version).then(
+          () => 'written',
+          (e: unknown) => (e instanceof ConflictError ? 'conflict' : String(e)),
+        ),
+      ),
+    );
+    t.same([...writes].sort(), ['conflict', 'conflict', 'written']);
   });
 
   t.test('role allow-lists: a token that allows some roles refuses others, from an assignment or a rule', async (t) => {
