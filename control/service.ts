@@ -291,12 +291,12 @@ export class ControlService {
 
   async acquireLease(instanceId: string, name: string): Promise<LeaseGrant> {
     const leaseName = await this.leaseHolder(instanceId, name);
-    return this.withTokenNames(leaseName, await this.store.acquireLease(leaseName, instanceId, this.now(), this.publisherLeaseMs));
+    return this.withTokenNames(leaseName, await this.store.acquireLease(leaseName, instanceId, this.publisherLeaseMs));
   }
 
   async renewLease(instanceId: string, name: string, fencing: number): Promise<LeaseGrant> {
     const leaseName = await this.leaseHolder(instanceId, name);
-    return this.withTokenNames(leaseName, await this.store.renewLease(leaseName, instanceId, fencing, this.now(), this.publisherLeaseMs));
+    return this.withTokenNames(leaseName, await this.store.renewLease(leaseName, instanceId, fencing, this.publisherLeaseMs));
   }
 
   /** The join token names the fleet needs now: every assignment of an instance or a rule, and the cluster's trust role. */
@@ -319,7 +319,7 @@ export class ControlService {
     const leaseName = name || 'publisher';
     if (!(LEASE_NAMES as readonly string[]).includes(leaseName))
       throw new InputError('name', `unknown lease "${leaseName}"; known leases: ${LEASE_NAMES.join(', ')}`);
-    return this.store.releaseLease(leaseName, instanceId, fencing, this.now());
+    return this.store.releaseLease(leaseName, instanceId, fencing);
   }
 
   async assign(instanceId: string, input: AssignmentInput, actor: string): Promise<InstanceRecord> {

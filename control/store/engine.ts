@@ -16,6 +16,12 @@ export interface Sql {
 export interface SqlDialect {
   /** A number member of a JSON document kept in a TEXT column; NULL when absent. */
   jsonNumber(column: string, key: string): string;
+  /**
+   * The database's clock in unix ms, the same value everywhere in one
+   * statement: leases are decided on it, so replicas whose clocks drift
+   * apart still agree on who holds one.
+   */
+  readonly nowMs: string;
 }
 
 export interface TransactionOptions {

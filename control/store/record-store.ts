@@ -28,7 +28,6 @@ import {
   type InstanceRecord,
   type InstanceStatus,
   type JoinToken,
-  type Lease,
   type LeaseOutcome,
   type ProxyCertificate,
   type Rule,
@@ -341,59 +340,44 @@ export class RecordStore implements Store {
     return this.read((r) => r.lease(name));
   }
 
-  acquireLease(name: string, holder: string, now: number, periodMs: number): Promise<LeaseOutcome> {
+  // Every lease decision is one conditional statement on the database's
+  // clock (records.ts): replicas never decide on a read and their own clocks.
+
+  acquireLease(name: string, holder: string, periodMs: number): Promise<LeaseOutcome> {
     return this.write(async (r): Promise<LeaseOutcome> => {
-      const current = await r.lease(name);
-      if (current && current.expiresAt > now) {
-        if (current.holder !== holder) return { lease: current, granted: false };
-        const extended = { ...current, expiresAt: now + periodMs };
-        await r.saveLease(extended);
-        return { lease: extended, granted: true };
-      }
-      // Free or expired: a new holding, with a higher fencing number (even for the same holder).
-      const lease: Lease = { name, holder, fencing: (current?.fencing ?? 0) + 1, acquiredAt: now, expiresAt: now + periodMs };
-      await r.saveLease(lease);
-      await r.audit(
-        leaseActor(holder),
-        'lease.acquire',
-        `lease:${name}`,
-        {
-          holder,
-          fencing: lease.fencing,
-          previousHolder: current?.holder ?? null,
-          previousExpiredAt: current ? new Date(current.expiresAt).toISOString() : null,
-        },
-        now,
-      );
+      // Read for the audit's "previous holder" only; the statement below decides.
+      const before = await r.lease(name);
+      const lease = await r.takeLease(name, holder, periodMs);
+      if (!lease) return { lease: before, granted: false };
+      if (lease.fencing !== before?.fencing)
+        await r.audit(
+          leaseActor(holder),
+          'lease.acquire',
+          `lease:${name}`,
+          {
+            holder,
+            fencing: lease.fencing,
+            previousHolder: before?.holder ?? null,
+            previousExpiredAt: before ? new Date(before.expiresAt).toISOString() : null,
+          },
+          lease.acquiredAt,
+        );
       return { lease, granted: true };
     });
   }
 
-  /** The lease when `holder` holds it with `fencing` and it has not expired; otherwise the outcome refusing the call. */
-  private async held(r: Records, name: string, holder: string, fencing: number, now: number): Promise<Lease | LeaseOutcome> {
-    const current = await r.lease(name);
-    if (!current || current.holder !== holder || current.fencing !== fencing || current.expiresAt <= now)
-      return { lease: current, granted: false };
-    return current;
-  }
-
-  renewLease(name: string, holder: string, fencing: number, now: number, periodMs: number): Promise<LeaseOutcome> {
+  renewLease(name: string, holder: string, fencing: number, periodMs: number): Promise<LeaseOutcome> {
     return this.write(async (r): Promise<LeaseOutcome> => {
-      const held = await this.held(r, name, holder, fencing, now);
-      if ('granted' in held) return held;
-      const lease = { ...held, expiresAt: now + periodMs };
-      await r.saveLease(lease);
-      return { lease, granted: true };
+      const lease = await r.extendLease(name, holder, fencing, periodMs);
+      return lease ? { lease, granted: true } : { lease: await r.lease(name), granted: false };
     });
   }
 
-  releaseLease(name: string, holder: string, fencing: number, now: number): Promise<LeaseOutcome> {
+  releaseLease(name: string, holder: string, fencing: number): Promise<LeaseOutcome> {
     return this.write(async (r): Promise<LeaseOutcome> => {
-      const held = await this.held(r, name, holder, fencing, now);
-      if ('granted' in held) return held;
-      const lease = { ...held, expiresAt: now };
-      await r.saveLease(lease);
-      await r.audit(leaseActor(holder), 'lease.release', `lease:${name}`, { holder, fencing }, now);
+      const lease = await r.extendLease(name, holder, fencing, 0);
+      if (!lease) return { lease: await r.lease(name), granted: false };
+      await r.audit(leaseActor(holder), 'lease.release', `lease:${name}`, { holder, fencing }, lease.expiresAt);
       return { lease, granted: false };
     });
   }

@@ -43,6 +43,7 @@ import type {
 
 const API_TOKEN_COLUMNS = 'id, name, scope, created_at, created_by, last_used_at, revoked_at';
 const JOIN_TOKEN_COLUMNS = 'id, name, roles, expires_at, max_uses, uses, created_at, created_by, last_used_at, revoked_at';
+const LEASE_COLUMNS = 'name, holder, fencing, acquired_at, expires_at';
 /** Audit rows pruned per statement: a large first prune must not hold the write lock for long. */
 const PRUNE_BATCH = 5000;
 
@@ -419,16 +420,47 @@ export class Records {
   // Leases
 
   async lease(name: string): Promise<Lease | undefined> {
-    const row = await this.sql.get<LeaseRow>('SELECT * FROM leases WHERE name = ?', [name]);
+    const row = await this.sql.get<LeaseRow>(`SELECT ${LEASE_COLUMNS} FROM leases WHERE name = ?`, [name]);
     return row && rowToLease(row);
   }
 
-  async saveLease(lease: Lease): Promise<void> {
-    await this.sql.run(
-      `INSERT INTO leases (name, holder, fencing, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, fencing = excluded.fencing, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
-      [lease.name, lease.holder, lease.fencing, lease.acquiredAt, lease.expiresAt],
+  /**
+   * Takes the lease, in one statement on the database's clock: granted
+   * (the lease as it now is) when it is free, expired or already the
+   * holder's; undefined when another holds it. A new holding gets the next
+   * fencing number; the holder asking again keeps its number, with a new expiry.
+   */
+  async takeLease(name: string, holder: string, periodMs: number): Promise<Lease | undefined> {
+    const now = this.dialect.nowMs;
+    // excluded.acquired_at is the statement's "now"; SET sees the row as it was.
+    const kept = 'leases.holder = excluded.holder AND leases.expires_at > excluded.acquired_at';
+    const row = await this.sql.get<LeaseRow>(
+      `INSERT INTO leases (name, holder, fencing, acquired_at, expires_at) VALUES (?, ?, 1, ${now}, ${now} + ?)
+       ON CONFLICT (name) DO UPDATE SET
+         fencing = CASE WHEN ${kept} THEN leases.fencing ELSE leases.fencing + 1 END,
+         acquired_at = CASE WHEN ${kept} THEN leases.acquired_at ELSE excluded.acquired_at END,
+         holder = excluded.holder,
+         expires_at = excluded.expires_at
+       WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at
+       RETURNING ${LEASE_COLUMNS}`,
+      [name, holder, periodMs],
     );
+    return row && rowToLease(row);
+  }
+
+  /**
+   * Sets a held lease's expiry to the database's now plus `periodMs` (0: it
+   * ends now), in one statement; undefined unless `holder` holds it with
+   * `fencing` and it has not expired.
+   */
+  async extendLease(name: string, holder: string, fencing: number, periodMs: number): Promise<Lease | undefined> {
+    const now = this.dialect.nowMs;
+    const row = await this.sql.get<LeaseRow>(
+      `UPDATE leases SET expires_at = ${now} + ? WHERE name = ? AND holder = ? AND fencing = ? AND expires_at > ${now}
+       RETURNING ${LEASE_COLUMNS}`,
+      [periodMs, name, holder, fencing],
+    );
+    return row && rowToLease(row);
   }
 
   // Proxy certificates and ACME challenges

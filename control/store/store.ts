@@ -283,13 +283,14 @@ export interface Store {
 
   /**
    * Grants the lease to `holder` when it is free or expired (a new fencing
-   * number, audited), or extends it when `holder` already holds it.
+   * number, audited), or extends it when `holder` already holds it. Times are
+   * the database's clock (one clock for every replica), never the caller's.
    */
-  acquireLease(name: string, holder: string, now: number, periodMs: number): Promise<LeaseOutcome>;
+  acquireLease(name: string, holder: string, periodMs: number): Promise<LeaseOutcome>;
   /** Extends the lease when `holder` holds it with `fencing` and it has not expired. */
-  renewLease(name: string, holder: string, fencing: number, now: number, periodMs: number): Promise<LeaseOutcome>;
+  renewLease(name: string, holder: string, fencing: number, periodMs: number): Promise<LeaseOutcome>;
   /** Ends the lease at once when `holder` holds it with `fencing` (audited). */
-  releaseLease(name: string, holder: string, fencing: number, now: number): Promise<LeaseOutcome>;
+  releaseLease(name: string, holder: string, fencing: number): Promise<LeaseOutcome>;
   getLease(name: string): Promise<Lease | undefined>;
 
   listProxyCertificates(): Promise<ProxyCertificate[]>;

@@ -386,32 +386,61 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     await t.resolves(store.checkReadable());
   });
 
-  t.test('leases: one holder at a time, fencing numbers grow at every new holding', async (t) => {
+  t.test("leases: one holder at a time on the database's clock, fencing numbers grow at every new holding", async (t) => {
     const store = await fresh(t);
+    const MINUTE = 60_000;
     t.equal(await store.getLease('publisher'), undefined);
-    const first = await store.acquireLease('publisher', 'i-a', 100, 30);
-    t.same(first, { granted: true, lease: { name: 'publisher', holder: 'i-a', fencing: 1, acquiredAt: 100, expiresAt: 130 } });
-    const other = await store.acquireLease('publisher', 'i-b', 110, 30);
-    t.match(other, { granted: false, lease: { holder: 'i-a' } });
-    t.match(await store.acquireLease('publisher', 'i-a', 120, 30), { granted: true, lease: { fencing: 1, expiresAt: 150 } }, 'extended');
-    t.match(await store.renewLease('publisher', 'i-a', 1, 140, 30), { granted: true, lease: { expiresAt: 170 } });
-    t.match(await store.renewLease('publisher', 'i-a', 2, 140, 30), { granted: false }, 'a wrong fencing number');
-    t.match(await store.renewLease('publisher', 'i-b', 1, 140, 30), { granted: false }, 'not the holder');
-    const taken = await store.acquireLease('publisher', 'i-b', 200, 30);
-    t.match(taken, { granted: true, lease: { holder: 'i-b', fencing: 2, acquiredAt: 200 } }, 'after expiry, a new holder');
-    t.match(await store.renewLease('publisher', 'i-a', 1, 201, 30), { granted: false }, 'the old holder lost it');
-    t.match(await store.releaseLease('publisher', 'i-b', 2, 210), { granted: false, lease: { expiresAt: 210 } });
-    t.match(await store.acquireLease('publisher', 'i-b', 211, 30), { granted: true, lease: { fencing: 3 } }, 'even for the same holder');
-    t.match(await store.getLease('publisher'), { holder: 'i-b', fencing: 3 });
+    const before = Date.now();
+    const first = await store.acquireLease('publisher', 'i-a', MINUTE);
+    const after = Date.now();
+    t.match(first, { granted: true, lease: { name: 'publisher', holder: 'i-a', fencing: 1 } });
+    const { acquiredAt, expiresAt } = first.lease!;
+    // The database runs on this machine: its clock is this one, to the millisecond or so.
+    t.ok(acquiredAt >= before - 1000 && acquiredAt <= after + 1000, `acquired at the database's now (${acquiredAt}, ${before}..${after})`);
+    t.equal(expiresAt - acquiredAt, MINUTE, 'for one period');
+    t.match(await store.acquireLease('publisher', 'i-b', MINUTE), { granted: false, lease: { holder: 'i-a', fencing: 1 } });
+    const again = await store.acquireLease('publisher', 'i-a', MINUTE);
+    t.match(again, { granted: true, lease: { fencing: 1, acquiredAt } }, 'the holder asking again keeps its number');
+    t.ok(again.lease!.expiresAt >= expiresAt, 'and its lease is extended');
+    t.match(await store.renewLease('publisher', 'i-a', 1, MINUTE), { granted: true, lease: { holder: 'i-a', fencing: 1 } });
+    t.match(await store.renewLease('publisher', 'i-a', 2, MINUTE), { granted: false }, 'a wrong fencing number');
+    t.match(await store.renewLease('publisher', 'i-b', 1, MINUTE), { granted: false }, 'not the holder');
+
+    // A short holding expires on the database's clock: another takes over with the next number.
+    await store.releaseLease('publisher', 'i-a', 1);
+    t.match(await store.acquireLease('publisher', 'i-a', 1), { granted: true, lease: { fencing: 2 } });
+    let taken = await store.acquireLease('publisher', 'i-b', MINUTE);
+    for (const deadline = Date.now() + 30_000; !taken.granted && Date.now() < deadline;)
+      taken = await store.acquireLease('publisher', 'i-b', MINUTE);
+    t.match(taken, { granted: true, lease: { holder: 'i-b', fencing: 3 } }, 'after expiry, a new holder');
+    t.match(await store.renewLease('publisher', 'i-a', 2, MINUTE), { granted: false, lease: { holder: 'i-b' } }, 'the old holder lost it');
+    t.match(await store.releaseLease('publisher', 'i-a', 2), { granted: false, lease: { holder: 'i-b' } }, 'and cannot release it');
+    const released = await store.releaseLease('publisher', 'i-b', 3);
+    t.equal(released.granted, false);
+    t.ok(released.lease!.expiresAt < taken.lease!.expiresAt, 'released: it ends now');
+    t.match(await store.acquireLease('publisher', 'i-b', MINUTE), { granted: true, lease: { fencing: 4 } }, 'even for the same holder');
+    t.match(await store.getLease('publisher'), { holder: 'i-b', fencing: 4 });
     t.same(
-      (await store.listAudit({ limit: 100, target: 'lease:publisher' })).map((e) => [e.actor, e.action]),
+      (await store.listAudit({ limit: 100, target: 'lease:publisher' })).map((e) => [e.actor, e.action, e.details.fencing]),
       [
-        ['agent:i-a', 'lease.acquire'],
-        ['agent:i-b', 'lease.acquire'],
-        ['agent:i-b', 'lease.release'],
-        ['agent:i-b', 'lease.acquire'],
+        ['agent:i-a', 'lease.acquire', 1],
+        ['agent:i-a', 'lease.release', 1],
+        ['agent:i-a', 'lease.acquire', 2],
+        ['agent:i-b', 'lease.acquire', 3],
+        ['agent:i-b', 'lease.release', 3],
+        ['agent:i-b', 'lease.acquire', 4],
       ],
+      'every new holding and release is audited, renewals are not',
     );
+  });
+
+  t.test('leases: racing acquisitions on one database never grant two holders', async (t) => {
+    const store = await fresh(t);
+    const holders = ['i-a', 'i-b', 'i-c', 'i-d'];
+    for (let round = 0; round < 20; round++) {
+      const outcomes = await Promise.all(holders.map((h) => store.acquireLease(`race-${round}`, h, 60_000)));
+      t.equal(outcomes.filter((o) => o.granted).length, 1, `round ${round}: one holder`);
+    }
   });
 
   t.test('proxy certificates, served certificates and ACME challenges', async (t) => {
