@@ -6,18 +6,16 @@
 // records); no two holders ever overlap: each fencing number has one writer,
 // and no write under an older holding arrives after one under a newer.
 import t from 'tap';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { ControlClient, type ClientCredentials } from '../agent/control-client';
 import { SsmParameterWriter } from '../agent/aws';
 import { parsePublisherDescription, Publisher, type LeaseClient } from '../agent/publisher';
 import { createLogger } from '../contract/log';
-import { startSsmEmulator } from './emulators/ssm';
 import { testIdentity } from './support/fixtures';
-import { AWS_ENV, ControlProcess, removeDir, scratchDir, TCTL_STANDIN } from './support/harness';
-import { postgresUnavailable, testCluster } from './support/postgres';
+import { AWS_ENV, TCTL_STANDIN } from './support/harness';
+import { postgresUnavailable } from './support/postgres';
+import { startReplicas } from './support/replicas';
 
 const RACE_MS = 60_000;
 const LEASE = '2s';
@@ -31,33 +29,7 @@ t.test(
   { skip: postgresUnavailable() ?? false },
   async (t) => {
     for (const [k, v] of Object.entries(AWS_ENV)) process.env[k] ??= v;
-    const cluster = await testCluster(t);
-    const db = await cluster.createDatabase();
-    const ssm = await startSsmEmulator();
-    t.teardown(() => ssm.close());
-    const dir = scratchDir('lease-race');
-    t.teardown(() => removeDir(dir));
-
-    const config = join(dir, 'control.yaml');
-    writeFileSync(config, stringify({ aws: { region: 'us-east-1', ssm_endpoint: ssm.endpoint }, ca: { kms_key_id: 'alias/teleboot-ca' } }));
-    // One data directory for both, as replicas sharing one cluster identity (the CA from SSM).
-    const dataDir = join(dir, 'control');
-    const args = [
-      '--store',
-      db.url,
-      '--config',
-      config,
-      '--ca-source',
-      `ssm:/teleboot/${randomUUID().slice(0, 8)}`,
-      '--publisher-lease',
-      LEASE,
-    ];
-    const replicas = [0, 1].map(() => new ControlProcess(dataDir, args, { ...AWS_ENV, PGPASSWORD: db.password }));
-    t.teardown(() => Promise.all(replicas.map((r) => r.stop())));
-    // One after the other: the first makes the cluster, the second joins it.
-    for (const r of replicas) await r.start();
-    const caPem = readFileSync(replicas[0].caFile, 'utf8');
-    const token = readFileSync(replicas[0].joinTokenFile, 'utf8').trim();
+    const { replicas, ssm, dir, caPem, joinToken: token } = await startReplicas(t, 2, ['--publisher-lease', LEASE]);
 
     // Each auth agent enrolls with its own replica and keeps that replica for the race.
     const credentials: ClientCredentials[] = [];

@@ -4,7 +4,16 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { describeError } from '../../contract/log';
 import { NO_CONTROL_MESSAGE, NO_CONTROL_PATTERN } from '../../contract/schema';
-import { ConflictError, ForbiddenError, InputError, NotFoundError, RateLimitedError, UnauthenticatedError } from '../errors';
+import {
+  ConflictError,
+  ForbiddenError,
+  InputError,
+  NotFoundError,
+  RateLimitedError,
+  UnauthenticatedError,
+  VersionConflictError,
+} from '../errors';
+import { withEtag } from './versions';
 
 interface SchemaError {
   instancePath: string;
@@ -43,6 +52,13 @@ export function installErrorHandler(app: FastifyInstance): void {
         .code(429)
         .header('retry-after', String(err.retryAfterSeconds))
         .send({ statusCode: 429, error: 'Too Many Requests', message: err.message });
+    if (err instanceof VersionConflictError)
+      return withEtag(reply.code(409), err.current).send({
+        statusCode: 409,
+        error: 'Conflict',
+        message: err.message,
+        currentVersion: err.current,
+      });
     if (err instanceof ConflictError) return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: err.message });
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const type = String(request.headers['content-type'] ?? 'none').slice(0, 100);

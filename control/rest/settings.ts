@@ -1,7 +1,8 @@
 // Cluster-wide settings: read, and change part of them at once.
 import type { RestApp, RouteDeps } from './typed';
 import { actorOf } from './instances';
-import { clusterSettings, errorView } from './schemas';
+import { clusterSettings, errorView, versionConflictView } from './schemas';
+import { etagOf, ifMatchVersion } from './versions';
 
 export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
@@ -11,19 +12,26 @@ export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
       config: { scope: 'monitor' },
       schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } },
     },
-    async () => service.getSettings(),
+    async (_request, reply) => {
+      const { value, version } = await service.getVersionedSettings();
+      return reply.header('etag', etagOf(version)).send(value);
+    },
   );
   app.patch(
     '/v1/settings',
     {
       config: { scope: 'admin' },
       schema: {
-        summary: 'Change cluster settings; instances re-render their config',
+        summary:
+          'Change cluster settings; instances re-render their config. With If-Match (the ETag of GET /v1/settings), only if nobody changed them since (409 otherwise)',
         tags: ['settings'],
         body: clusterSettings,
-        response: { 200: clusterSettings, 400: errorView },
+        response: { 200: clusterSettings, 400: errorView, 409: versionConflictView },
       },
     },
-    async (request) => service.updateSettings(request.body, actorOf(request)),
+    async (request, reply) => {
+      const { value, version } = await service.updateVersionedSettings(request.body, actorOf(request), ifMatchVersion(request));
+      return reply.header('etag', etagOf(version)).send(value);
+    },
   );
 }

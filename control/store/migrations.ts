@@ -174,6 +174,20 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: 'versions: the settings and the rules carry a version (REST ETag / If-Match)',
+    sql: `
+      -- One row per document an operator edits as a whole: every change
+      -- bumps it, and a change made on an older version (REST If-Match) is
+      -- refused, so that two operators never silently overwrite each other.
+      CREATE TABLE versions (
+        name TEXT PRIMARY KEY,
+        version BIGINT NOT NULL
+      );
+      INSERT INTO versions (name, version) VALUES ('settings', 1), ('rules', 1);
+    `,
+  },
 ];
 
 /** The newest schema version this program knows. */

@@ -12,9 +12,9 @@ import {
   type HostFacts,
   type InstanceIdentity,
 } from '../../contract/model';
-import { ConflictError } from '../errors';
+import { ConflictError, VersionConflictError } from '../errors';
 import type { Sql, StorageEngine } from './engine';
-import { Records } from './records';
+import { Records, type VersionedDocument } from './records';
 import {
   EnrollRefused,
   disallowedRoles,
@@ -33,6 +33,7 @@ import {
   type Rule,
   type RuleInput,
   type Store,
+  type Versioned,
 } from './store';
 import { RefusalCounter } from './refusal-counter';
 
@@ -67,14 +68,27 @@ export class RecordStore implements Store {
     return mergedSettings(await this.read((r) => r.settings()));
   }
 
-  updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]> {
+  async getVersionedSettings(): Promise<Versioned<ClusterSettings>> {
+    const { settings, version } = await this.read((r) => r.versionedSettings());
+    return { value: mergedSettings(settings), version };
+  }
+
+  /** The document's next version (in the caller's transaction); VersionConflictError when `basedOn` is not the current one. */
+  private async nextVersion(r: Records, document: VersionedDocument, basedOn: number | undefined, readPath: string): Promise<number> {
+    const version = await r.bumpVersion(document, basedOn);
+    if (version === undefined) throw new VersionConflictError(document, basedOn!, await r.version(document), readPath);
+    return version;
+  }
+
+  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: number): Promise<{ bumped: string[]; version: number }> {
     return this.write(async (r) => {
+      const version = await this.nextVersion(r, 'settings', basedOn, '/v1/settings');
       const before = await r.settings();
       await r.saveSettings(settings, now);
       // Every assigned instance renders from the settings: each has something new to apply.
       const bumped = await r.bumpAssignedGenerations(now);
-      await r.audit(actor, 'settings.update', 'settings', { before: before ?? null, after: settings }, now);
-      return bumped;
+      await r.audit(actor, 'settings.update', 'settings', { before: before ?? null, after: settings, version }, now);
+      return { bumped, version };
     });
   }
 
@@ -205,28 +219,35 @@ export class RecordStore implements Store {
     return this.read((r) => r.rules());
   }
 
-  addRule(input: RuleInput, position: number | undefined, actor: string, now: number): Promise<Rule> {
+  async listVersionedRules(): Promise<Versioned<Rule[]>> {
+    const { rules, version } = await this.read((r) => r.versionedRules());
+    return { value: rules, version };
+  }
+
+  addRule(input: RuleInput, position: number | undefined, actor: string, now: number, basedOn?: number): Promise<Versioned<Rule>> {
     return this.write(async (r) => {
+      const version = await this.nextVersion(r, 'rules', basedOn, '/v1/rules');
       const ids = (await r.rules()).map((rule) => rule.id);
       const rule: Rule = { ...input, id: randomUUID(), createdAt: now };
       const at = position === undefined ? ids.length : Math.max(0, Math.min(position, ids.length));
       ids.splice(at, 0, rule.id);
       await r.insertRule(rule, at);
       await r.orderRules(ids);
-      await r.audit(actor, 'rule.add', `rule:${rule.id}`, { rule, position: at }, now);
-      return rule;
+      await r.audit(actor, 'rule.add', `rule:${rule.id}`, { rule, position: at, version }, now);
+      return { value: rule, version };
     });
   }
 
-  deleteRule(id: string, actor: string, now: number): Promise<boolean> {
+  deleteRule(id: string, actor: string, now: number, basedOn?: number): Promise<number | undefined> {
     return this.write(async (r) => {
       const rules = await r.rules();
       const rule = rules.find((x) => x.id === id);
-      if (!rule) return false;
+      if (!rule) return undefined;
+      const version = await this.nextVersion(r, 'rules', basedOn, '/v1/rules');
       await r.deleteRule(id);
       await r.orderRules(rules.filter((x) => x.id !== id).map((x) => x.id));
-      await r.audit(actor, 'rule.delete', `rule:${id}`, { rule }, now);
-      return true;
+      await r.audit(actor, 'rule.delete', `rule:${id}`, { rule, version }, now);
+      return version;
     });
   }
 

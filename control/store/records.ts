@@ -43,6 +43,9 @@ import type {
 
 const API_TOKEN_COLUMNS = 'id, name, scope, created_at, created_by, last_used_at, revoked_at';
 const JOIN_TOKEN_COLUMNS = 'id, name, roles, expires_at, max_uses, uses, created_at, created_by, last_used_at, revoked_at';
+/** The documents that carry a version (the versions table). */
+export type VersionedDocument = 'settings' | 'rules';
+
 const LEASE_COLUMNS = 'name, holder, fencing, acquired_at, expires_at';
 /** Audit rows pruned per statement: a large first prune must not hold the write lock for long. */
 const PRUNE_BATCH = 5000;
@@ -255,6 +258,47 @@ export class Records {
   /** Revokes the instance's certificates not revoked yet; how many. */
   async revokeCertificatesOf(instanceId: string, now: number): Promise<number> {
     return this.sql.run('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL', [now, instanceId]);
+  }
+
+  // Versions of the documents operators edit as a whole
+
+  /** The settings as stored (undefined: never saved) with their version, read in one statement. */
+  async versionedSettings(): Promise<{ settings: ClusterSettings | undefined; version: number }> {
+    const row = await this.sql.get<{ body: string | null; version: number }>(
+      "SELECT (SELECT body FROM settings WHERE id = 1) AS body, version FROM versions WHERE name = 'settings'",
+    );
+    return { settings: row?.body ? (JSON.parse(row.body) as ClusterSettings) : undefined, version: Number(row?.version ?? 0) };
+  }
+
+  /** The rules in order with their version, read in one statement. */
+  async versionedRules(): Promise<{ rules: Rule[]; version: number }> {
+    const rows = await this.sql.all<Omit<RuleRow, 'id'> & { id: string | null; version: number }>(
+      `SELECT v.version, r.id, r.body, r.created_at FROM versions v LEFT JOIN rules r ON 1 = 1
+       WHERE v.name = 'rules' ORDER BY r.position`,
+    );
+    return {
+      rules: rows.filter((r): r is typeof r & { id: string } => r.id !== null).map(rowToRule),
+      version: Number(rows[0]?.version ?? 0),
+    };
+  }
+
+  async version(name: VersionedDocument): Promise<number> {
+    return Number((await this.sql.get<{ version: number }>('SELECT version FROM versions WHERE name = ?', [name]))?.version ?? 0);
+  }
+
+  /**
+   * The next version of a document, in one statement; undefined when
+   * `basedOn` is given and is no longer the current version.
+   */
+  async bumpVersion(name: VersionedDocument, basedOn?: number): Promise<number | undefined> {
+    const row =
+      basedOn === undefined
+        ? await this.sql.get<{ version: number }>('UPDATE versions SET version = version + 1 WHERE name = ? RETURNING version', [name])
+        : await this.sql.get<{ version: number }>(
+            'UPDATE versions SET version = version + 1 WHERE name = ? AND version = ? RETURNING version',
+            [name, basedOn],
+          );
+    return row && Number(row.version);
   }
 
   // Rules

@@ -208,8 +208,14 @@ export function disallowedRoles(roles: readonly string[], allowed: readonly stri
 export interface Store {
   readonly kind: string;
   getSettings(): Promise<ClusterSettings>;
-  /** Saves settings and bumps the generation of every assigned instance; returns their ids. */
-  updateSettings(settings: ClusterSettings, actor: string, now: number): Promise<string[]>;
+  /** The settings with their version (what an ETag names). */
+  getVersionedSettings(): Promise<Versioned<ClusterSettings>>;
+  /**
+   * Saves settings and bumps the generation of every assigned instance (their
+   * ids are returned) and the settings' version. With `basedOn`, throws
+   * VersionConflictError, writing nothing, unless it is the current version.
+   */
+  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: number): Promise<{ bumped: string[]; version: number }>;
 
   /**
    * Records an enrollment; an instance with no assignment takes the first matching rule's
@@ -234,9 +240,15 @@ export interface Store {
   distinctAssignments(): Promise<Assignment[]>;
 
   listRules(): Promise<Rule[]>;
-  /** Adds a rule at a 0-based position (end when absent). */
-  addRule(rule: RuleInput, position: number | undefined, actor: string, now: number): Promise<Rule>;
-  deleteRule(id: string, actor: string, now: number): Promise<boolean>;
+  /** The rules in order with their version (what an ETag names). */
+  listVersionedRules(): Promise<Versioned<Rule[]>>;
+  /**
+   * Adds a rule at a 0-based position (end when absent); the rules' new version with it.
+   * With `basedOn`, throws VersionConflictError, writing nothing, unless it is the current version.
+   */
+  addRule(rule: RuleInput, position: number | undefined, actor: string, now: number, basedOn?: number): Promise<Versioned<Rule>>;
+  /** Deletes a rule: the rules' new version, or undefined for an unknown rule. `basedOn` as for addRule. */
+  deleteRule(id: string, actor: string, now: number, basedOn?: number): Promise<number | undefined>;
 
   listAudit(query: { after?: number; limit: number; target?: string }): Promise<AuditEvent[]>;
   /** An audit event that goes with no change (a refused enrollment or call). */
@@ -311,6 +323,12 @@ export interface Store {
   checkReadable(): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/** A document with the version it was read at, or written as. */
+export interface Versioned<T> {
+  value: T;
+  version: number;
 }
 
 /** A lease as stored: who holds it until when, and its fencing number. */

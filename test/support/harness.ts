@@ -6,6 +6,7 @@ import { mkSharedTempDir } from './systemd-ns';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { request } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
 // s3rver ships no types.
@@ -125,6 +126,7 @@ export const AWS_ENV = {
 export interface RestResponse<T = any> {
   status: number;
   body: T;
+  headers: IncomingHttpHeaders;
 }
 
 export class ControlProcess {
@@ -279,7 +281,7 @@ export function restRequest<T = any>(
           } catch {
             /* not JSON: keep the text */
           }
-          resolveRes({ status: res.statusCode ?? 0, body: parsed as T });
+          resolveRes({ status: res.statusCode ?? 0, body: parsed as T, headers: res.headers });
         });
       },
     );

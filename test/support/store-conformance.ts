@@ -72,7 +72,7 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.same(await store.getSettings(), DEFAULT_CLUSTER_SETTINGS);
     await store.setAssignment('i-a', { roles: ['node'], labels: {} }, 'op', 1);
     await store.enroll(identity('i-b'), 'agent', 1);
-    const bumped = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'x' }, 'op', 2);
+    const { bumped } = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'x' }, 'op', 2);
     t.same(bumped, ['i-a']);
     t.equal((await store.getInstance('i-a'))?.generation, 2);
     t.equal((await store.getInstance('i-b'))?.generation, 0);
@@ -105,17 +105,17 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
 
   t.test('rules: added at a position, listed in order, deleted', async (t) => {
     const store = await fresh(t);
-    const a = await store.addRule({ name: 'a', selector: { A: '1' }, roles: ['node'], labels: { x: 'y' } }, undefined, 'op', 1);
-    const b = await store.addRule({ name: 'b', selector: {}, roles: ['proxy'], labels: {} }, 0, 'op', 2);
-    const c = await store.addRule({ name: 'c', selector: {}, roles: ['auth'], labels: {} }, 99, 'op', 3);
+    const { value: a } = await store.addRule({ name: 'a', selector: { A: '1' }, roles: ['node'], labels: { x: 'y' } }, undefined, 'op', 1);
+    const { value: b } = await store.addRule({ name: 'b', selector: {}, roles: ['proxy'], labels: {} }, 0, 'op', 2);
+    const { value: c } = await store.addRule({ name: 'c', selector: {}, roles: ['auth'], labels: {} }, 99, 'op', 3);
     t.same(
       (await store.listRules()).map((r) => r.name),
       ['b', 'a', 'c'],
     );
     t.match((await store.listRules())[1], { id: a.id, selector: { A: '1' }, labels: { x: 'y' }, createdAt: 1 });
-    t.equal(await store.deleteRule(b.id, 'op', 4), true);
-    t.equal(await store.deleteRule(b.id, 'op', 5), false, 'an unknown rule');
-    const d = await store.addRule({ name: 'd', selector: {}, roles: ['node'], labels: {} }, 1, 'op', 6);
+    t.ok(await store.deleteRule(b.id, 'op', 4));
+    t.equal(await store.deleteRule(b.id, 'op', 5), undefined, 'an unknown rule');
+    const { value: d } = await store.addRule({ name: 'd', selector: {}, roles: ['node'], labels: {} }, 1, 'op', 6);
     t.same(
       (await store.listRules()).map((r) => r.id),
       [a.id, d.id, c.id],
@@ -384,6 +384,39 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     );
     t.ok((await store.storeBytes()) > 0, 'the store takes some bytes');
     await t.resolves(store.checkReadable());
+  });
+
+  t.test('versions: every change of the settings or the rules bumps its version; a change on an old one is refused', async (t) => {
+    const store = await fresh(t);
+    const settings0 = await store.getVersionedSettings();
+    t.same(settings0.value, DEFAULT_CLUSTER_SETTINGS, 'never saved: the defaults');
+    const saved = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'one' }, 'op', 1, settings0.version);
+    t.equal(saved.version, settings0.version + 1);
+    t.match(await store.getVersionedSettings(), { value: { clusterName: 'one' }, version: saved.version });
+    await t.rejects(store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'two' }, 'op', 2, settings0.version), {
+      name: 'VersionConflictError',
+      current: saved.version,
+      message: /changed since version .* If-Match: "\d+"/,
+    });
+    t.equal((await store.getSettings()).clusterName, 'one', 'the refused change wrote nothing');
+    t.equal(
+      (await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'three' }, 'op', 3)).version,
+      saved.version + 1,
+      'without a version: saved',
+    );
+
+    const rules0 = await store.listVersionedRules();
+    t.same(rules0.value, []);
+    const added = await store.addRule({ name: 'a', selector: {}, roles: ['node'], labels: {} }, undefined, 'op', 4, rules0.version);
+    t.equal(added.version, rules0.version + 1);
+    t.match(await store.listVersionedRules(), { value: [{ id: added.value.id }], version: added.version });
+    await t.rejects(store.addRule({ name: 'b', selector: {}, roles: ['node'], labels: {} }, undefined, 'op', 5, rules0.version), {
+      name: 'VersionConflictError',
+    });
+    await t.rejects(store.deleteRule(added.value.id, 'op', 6, rules0.version), { name: 'VersionConflictError' });
+    t.equal((await store.listRules()).length, 1, 'the refused changes wrote nothing');
+    t.equal(await store.deleteRule(added.value.id, 'op', 7, added.version), added.version + 1);
+    t.equal((await store.listVersionedRules()).version, added.version + 1);
   });
 
   t.test("leases: one holder at a time on the database's clock, fencing numbers grow at every new holding", async (t) => {
