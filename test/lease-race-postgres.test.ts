@@ -29,7 +29,7 @@ t.test(
   { skip: postgresUnavailable() ?? false },
   async (t) => {
     for (const [k, v] of Object.entries(AWS_ENV)) process.env[k] ??= v;
-    const { replicas, ssm, dir, caPem, joinToken: token } = await startReplicas(t, 2, ['--publisher-lease', LEASE]);
+    const { replicas, ssm, dir, caPem, joinToken: token } = await startReplicas(t, 2, { args: ['--publisher-lease', LEASE] });
 
     // Each auth agent enrolls with its own replica and keeps that replica for the race.
     const credentials: ClientCredentials[] = [];

@@ -3,7 +3,7 @@
 // PostgreSQL's types; the column names are the same, so that the
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
-import type { Migration } from './migrations';
+import { VERSIONS_AND_REPLICAS_SQL, type Migration } from './migrations';
 
 export const PG_MIGRATIONS: Migration[] = [
   {
@@ -131,17 +131,8 @@ export const PG_MIGRATIONS: Migration[] = [
   },
   {
     version: 2,
-    name: 'versions: the settings and the rules carry a version (REST ETag / If-Match)',
-    sql: `
-      -- One row per document an operator edits as a whole: every change
-      -- bumps it, and a change made on an older version (REST If-Match) is
-      -- refused, so that two operators never silently overwrite each other.
-      CREATE TABLE versions (
-        name TEXT PRIMARY KEY,
-        version BIGINT NOT NULL
-      );
-      INSERT INTO versions (name, version) VALUES ('settings', 1), ('rules', 1);
-    `,
+    name: 'versions of the settings and the rules (REST ETag / If-Match); the replicas serving (rate limits shared out)',
+    sql: VERSIONS_AND_REPLICAS_SQL,
   },
 ];
 

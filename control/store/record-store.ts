@@ -403,6 +403,14 @@ export class RecordStore implements Store {
     });
   }
 
+  replicaHeartbeat(id: string, staleAfterMs: number): Promise<number> {
+    return this.write((r) => r.replicaHeartbeat(id, staleAfterMs), true);
+  }
+
+  removeReplica(id: string): Promise<void> {
+    return this.write((r) => r.removeReplica(id));
+  }
+
   listProxyCertificates() {
     return this.read((r) => r.proxyCertificates());
   }

@@ -301,6 +301,26 @@ export class Records {
     return row && Number(row.version);
   }
 
+  // Replicas serving on this store
+
+  /**
+   * Records that replica `id` is serving (on the database's clock), forgets
+   * those not seen for `staleAfterMs`, and counts those left.
+   */
+  async replicaHeartbeat(id: string, staleAfterMs: number): Promise<number> {
+    const now = this.dialect.nowMs;
+    await this.sql.run(
+      `INSERT INTO replicas (id, started_at, seen_at) VALUES (?, ${now}, ${now}) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at`,
+      [id],
+    );
+    await this.sql.run(`DELETE FROM replicas WHERE seen_at < ${now} - ?`, [staleAfterMs]);
+    return Number((await this.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM replicas'))?.n ?? 1);
+  }
+
+  async removeReplica(id: string): Promise<void> {
+    await this.sql.run('DELETE FROM replicas WHERE id = ?', [id]);
+  }
+
   // Rules
 
   async rules(): Promise<Rule[]> {

@@ -305,6 +305,14 @@ export interface Store {
   releaseLease(name: string, holder: string, fencing: number): Promise<LeaseOutcome>;
   getLease(name: string): Promise<Lease | undefined>;
 
+  /**
+   * Records that replica `id` serves on this store (the database's clock),
+   * forgets replicas not seen for `staleAfterMs`; how many serve, this one included.
+   */
+  replicaHeartbeat(id: string, staleAfterMs: number): Promise<number>;
+  /** Forgets a replica that stops. */
+  removeReplica(id: string): Promise<void>;
+
   listProxyCertificates(): Promise<ProxyCertificate[]>;
   getProxyCertificate(domain: string): Promise<ProxyCertificate | undefined>;
   /** Creates or replaces the record of a domain; audited when `audit` is given. */

@@ -22,8 +22,15 @@ export interface Replicas {
   joinToken: string;
 }
 
-/** `count` replicas started one after the other (the first makes the cluster), stopped at the test's end. */
-export async function startReplicas(t: Test, count: number, extraArgs: string[] = []): Promise<Replicas> {
+/**
+ * `count` replicas started one after the other (the first makes the cluster), stopped at the test's end;
+ * `args` added to each command line, `config` to their control.yaml.
+ */
+export async function startReplicas(
+  t: Test,
+  count: number,
+  { args: extraArgs = [], config: extraConfig = {} }: { args?: string[]; config?: Record<string, unknown> } = {},
+): Promise<Replicas> {
   const cluster = await testCluster(t);
   const db = await cluster.createDatabase();
   const ssm = await startSsmEmulator();
@@ -31,7 +38,10 @@ export async function startReplicas(t: Test, count: number, extraArgs: string[] 
   const dir = scratchDir('replicas');
   t.teardown(() => removeDir(dir));
   const config = join(dir, 'control.yaml');
-  writeFileSync(config, stringify({ aws: { region: 'us-east-1', ssm_endpoint: ssm.endpoint }, ca: { kms_key_id: 'alias/teleboot-ca' } }));
+  writeFileSync(
+    config,
+    stringify({ aws: { region: 'us-east-1', ssm_endpoint: ssm.endpoint }, ca: { kms_key_id: 'alias/teleboot-ca' }, ...extraConfig }),
+  );
   // One data directory for all, as replicas sharing one cluster identity.
   const dataDir = join(dir, 'control');
   const args = ['--store', db.url, '--config', config, '--ca-source', `ssm:/teleboot/${randomUUID().slice(0, 8)}`, ...extraArgs];

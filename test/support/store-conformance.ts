@@ -419,6 +419,18 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.equal((await store.listVersionedRules()).version, added.version + 1);
   });
 
+  t.test('replicas: a heartbeat counts the replicas serving; a stopped or silent one is forgotten', async (t) => {
+    const store = await fresh(t);
+    t.equal(await store.replicaHeartbeat('control:a', 60_000), 1);
+    t.equal(await store.replicaHeartbeat('control:b', 60_000), 2);
+    t.equal(await store.replicaHeartbeat('control:a', 60_000), 2, 'a heartbeat again is the same replica');
+    await store.removeReplica('control:b');
+    t.equal(await store.replicaHeartbeat('control:a', 60_000), 1, 'a stopped replica is forgotten at once');
+    await store.replicaHeartbeat('control:c', 60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal(await store.replicaHeartbeat('control:a', 20), 1, 'one not seen within the stale period is forgotten');
+  });
+
   t.test("leases: one holder at a time on the database's clock, fencing numbers grow at every new holding", async (t) => {
     const store = await fresh(t);
     const MINUTE = 60_000;
