@@ -75,9 +75,10 @@ export async function startControlServer(
       certificateAlertMs: config.acme?.alertBeforeMs,
     });
     // Rate limits hold fleet-wide: each replica applies its share (replica-share.ts).
-    replicaShare = new ReplicaShare(store, log.child({ component: 'replicas' }));
-    await replicaShare.start();
-    const share = replicaShare.share;
+    // SQLite serves one host: no heartbeat to write.
+    replicaShare = store.kind === 'sqlite' ? undefined : new ReplicaShare(store, log.child({ component: 'replicas' }));
+    await replicaShare?.start();
+    const share = replicaShare?.share;
     service.callLimits = new CallLimits({ ...config.rateLimits, share });
     auditRetention = startAuditRetention(store, config.audit, log.child({ component: 'audit' }));
     const started = await startGrpcServer(config.grpcListen, {
