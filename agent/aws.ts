@@ -132,8 +132,8 @@ export class AwsSecretSource implements SecretSource {
 
 /** Where the publisher writes: SSM parameters, overwritten in place. */
 export interface ParameterWriter {
-  /** Creates or overwrites a parameter; returns its new version. */
-  put(name: string, value: string, type: 'String' | 'SecureString'): Promise<number>;
+  /** Creates or overwrites a parameter (with its description, when given); returns its new version. */
+  put(name: string, value: string, type: 'String' | 'SecureString', description?: string): Promise<number>;
 }
 
 export class SsmParameterWriter implements ParameterWriter {
@@ -143,8 +143,16 @@ export class SsmParameterWriter implements ParameterWriter {
     this.ssm = new SSMClient({ region: opts.region, endpoint: opts.ssmEndpoint, maxAttempts: 1 });
   }
 
-  async put(name: string, value: string, type: 'String' | 'SecureString'): Promise<number> {
-    const out = await this.ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: type, Overwrite: true }));
+  async put(name: string, value: string, type: 'String' | 'SecureString', description?: string): Promise<number> {
+    const out = await this.ssm.send(
+      new PutParameterCommand({
+        Name: name,
+        Value: value,
+        Type: type,
+        Overwrite: true,
+        ...(description ? { Description: description } : {}),
+      }),
+    );
     return out.Version ?? 0;
   }
 }

@@ -55,6 +55,16 @@ export interface PublisherState {
   trustedCluster: string | null;
 }
 
+/** The description of a parameter the publisher wrote: by whom, under which fencing number. */
+export const publisherDescription = (instanceId: string, fencing: number): string =>
+  `written by the teleboot publisher on ${instanceId} holding the publisher lease with fencing number ${fencing}`;
+
+/** The writer and fencing number a publisherDescription names; undefined for any other description. */
+export function parsePublisherDescription(description: string): { instanceId: string; fencing: number } | undefined {
+  const m = /^written by the teleboot publisher on (\S+) holding the publisher lease with fencing number (\d+)$/.exec(description);
+  return m ? { instanceId: m[1], fencing: Number(m[2]) } : undefined;
+}
+
 /** The lease was lost (or could not be confirmed) right before a write. */
 export class LeaseLost extends Error {}
 
@@ -228,6 +238,11 @@ export class Publisher {
     return fencing;
   }
 
+  /** Every write names its writer and fencing number (the parameter's description), so an audit of SSM shows who wrote under which holding. */
+  private writtenBy(fencing: number): string {
+    return publisherDescription(this.deps.instanceId, fencing);
+  }
+
   private tctl(args: string[], stdin?: string): Promise<string> {
     const { config } = this.deps;
     return runTctl(config.teleport.tctl, config.paths.teleportConfig, args, { stdin });
@@ -241,14 +256,14 @@ export class Publisher {
       const args = ['tokens', 'add', `--type=${tokenTypesOf(name)}`, `--ttl=${config.publisher.tokenTtl}`, '--format=json'];
       const { token, expires } = parseTokenJson(await this.tctl(args));
       const fencing = await this.fence();
-      const version = await writer.put(names.token(name), token, 'SecureString');
+      const version = await writer.put(names.token(name), token, 'SecureString', this.writtenBy(fencing));
       this.published.add(name);
       log.info({ name, parameter: names.token(name), version, expires, fencing }, 'join token published');
     }
     if (!caPin) return;
     const pin = parseCaPin(await this.tctl(['status']));
     const fencing = await this.fence();
-    const version = await writer.put(names.caPin, pin, 'String');
+    const version = await writer.put(names.caPin, pin, 'String', this.writtenBy(fencing));
     log.info({ parameter: names.caPin, version, fencing }, 'CA pin published');
   }
 

@@ -29,8 +29,22 @@ export class RestClient {
     return this.call<T>('GET', path);
   }
 
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const { status, json, isJson } = await this.send(method, path, body);
+  /** A document with its ETag (settings, rules), to change it with If-Match: nobody else's change in between is overwritten. */
+  async getVersioned<T>(path: string): Promise<{ value: T; etag: string | undefined }> {
+    let etag: string | undefined;
+    const value = await this.call<T>('GET', path, undefined, {}, (e) => (etag = e));
+    return { value, etag };
+  }
+
+  async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    onEtag?: (etag: string | undefined) => void,
+  ): Promise<T> {
+    const { status, json, isJson, etag } = await this.send(method, path, body, headers);
+    onEtag?.(etag);
     if (!isJson && status !== 204)
       throw new CliError(
         `${this.connection.addr} answered HTTP ${status}, but not as teleboot-control's REST API; is that its rest_listen address (not the gRPC port)?`,
@@ -40,7 +54,12 @@ export class RestClient {
     throw this.refusal(method, path, status, json as ErrorBody | undefined);
   }
 
-  private send(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; isJson: boolean }> {
+  private send(
+    method: string,
+    path: string,
+    body: unknown,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; json: unknown; isJson: boolean; etag: string | undefined }> {
     const { addr, caCert, token } = this.connection;
     if (!token)
       return Promise.reject(
@@ -63,6 +82,7 @@ export class RestClient {
             accept: 'application/json',
             'user-agent': `teleboot/${VERSION}`,
             ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+            ...headers,
           },
         },
         (res) => {
@@ -78,7 +98,7 @@ export class RestClient {
               json = { message: text.slice(0, 200) };
             }
             const isJson = /^application\/json/i.test(res.headers['content-type'] ?? '');
-            resolveSend({ status: res.statusCode ?? 0, json, isJson });
+            resolveSend({ status: res.statusCode ?? 0, json, isJson, etag: res.headers.etag });
           });
         },
       );
@@ -151,6 +171,11 @@ export class RestClient {
         );
       return new CliError(`${said}`, EXIT.notFound);
     }
+    if (status === 409 && /If-Match/.test(said))
+      return new CliError(
+        `someone else changed them while this command ran, so nothing was saved: run the command again (it reads them anew). The server said: ${said}`,
+        EXIT.failed,
+      );
     if (status >= 500) return new CliError(`the control server failed on ${method} ${path}: ${said}`, EXIT.failed);
     return new CliError(`the control server refused ${method} ${path} (${status}): ${said}`, EXIT.failed);
   }

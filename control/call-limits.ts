@@ -11,6 +11,8 @@ export interface CallLimitOptions {
   grpcCallsPerMinute: number;
   /** Callers on the loopback address are not limited. */
   exemptLoopback: boolean;
+  /** This replica's part of each rate (1/N of N replicas); 1 when absent. */
+  share?: () => number;
 }
 
 export const NO_CALL_LIMITS: CallLimitOptions = { restReadsPerMinute: 0, grpcCallsPerMinute: 0, exemptLoopback: true };
@@ -23,8 +25,9 @@ export class CallLimits {
     private readonly opts: CallLimitOptions = NO_CALL_LIMITS,
     now: () => number = Date.now,
   ) {
-    this.rest = new RateLimiter({ perMinute: opts.restReadsPerMinute, exemptLoopback: opts.exemptLoopback }, now);
-    this.grpc = new RateLimiter({ perMinute: opts.grpcCallsPerMinute, exemptLoopback: opts.exemptLoopback }, now);
+    const { exemptLoopback, share } = opts;
+    this.rest = new RateLimiter({ perMinute: opts.restReadsPerMinute, exemptLoopback, share }, now);
+    this.grpc = new RateLimiter({ perMinute: opts.grpcCallsPerMinute, exemptLoopback, share }, now);
   }
 
   /** Counts a REST read by an API token; throws RateLimitedError beyond the rate. */

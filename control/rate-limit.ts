@@ -1,8 +1,9 @@
 // A token bucket per client address (Enroll), API token (REST reads) or
 // instance (gRPC calls); REST write routes use @fastify/rate-limit per
 // address. Loopback peers can be exempted: the control host itself, the
-// demo and the benchmarks. Buckets live in this process: with several
-// replicas each allows the rate.
+// demo and the benchmarks. Buckets live in this process; with several
+// replicas each applies its share of the rate (replica-share.ts), so that
+// together they allow the configured rate.
 import { hostOf } from '../contract/address';
 
 export interface RateLimitOptions {
@@ -11,6 +12,8 @@ export interface RateLimitOptions {
   /** Requests allowed at once before the rate applies; defaults to perMinute. */
   burst?: number;
   exemptLoopback: boolean;
+  /** This replica's part of the rate (1/N of N replicas); 1 when absent. */
+  share?: () => number;
 }
 
 export function isLoopback(address: string): boolean {
@@ -41,11 +44,13 @@ export class RateLimiter {
   take(address: string, key: string = address): boolean {
     if (this.opts.perMinute <= 0 || (this.opts.exemptLoopback && isLoopback(address))) return true;
     const now = this.now();
-    const rate = this.opts.perMinute / 60_000;
-    const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
-    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * rate);
+    const share = this.opts.share?.() ?? 1;
+    const rate = (this.opts.perMinute * share) / 60_000;
+    const burst = Math.max(1, this.burst * share);
+    const b = this.buckets.get(key) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + (now - b.at) * rate);
     b.at = now;
-    if (this.buckets.size > 10_000) this.prune(now, rate);
+    if (this.buckets.size > 10_000) this.prune(now, rate, burst);
     this.buckets.set(key, b);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
@@ -53,7 +58,7 @@ export class RateLimiter {
   }
 
   /** Forgets buckets that have refilled: they hold no state worth keeping. */
-  private prune(now: number, rate: number): void {
-    for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * rate >= this.burst) this.buckets.delete(k);
+  private prune(now: number, rate: number, burst: number): void {
+    for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * rate >= burst) this.buckets.delete(k);
   }
 }

@@ -10,6 +10,7 @@ import { AwsEc2InstanceLookup } from './ec2-lookup';
 import { ensureAdminToken } from './admin-token';
 import { startAuditRetention, type RunningAuditRetention } from './audit-retention';
 import { CallLimits } from './call-limits';
+import { ReplicaShare } from './replica-share';
 import { startCertificateManagement, type RunningCertificateManagement } from './acme/start';
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server';
 import { buildRestApp } from './rest/app';
@@ -39,6 +40,7 @@ export async function startControlServer(
   let lookup: AwsEc2InstanceLookup | undefined;
   let certificates: RunningCertificateManagement | undefined;
   let auditRetention: RunningAuditRetention | undefined;
+  let replicaShare: ReplicaShare | undefined;
   try {
     const bootstrapTokens = config.bootstrapToken ? [bootstrapToken ?? (await loadJoinToken(config.joinTokenFile, log))] : [];
     let ec2: Ec2IdentityVerifier | undefined;
@@ -72,13 +74,18 @@ export async function startControlServer(
       publisherLeaseMs: config.publisherLeaseMs,
       certificateAlertMs: config.acme?.alertBeforeMs,
     });
-    service.callLimits = new CallLimits(config.rateLimits);
+    // Rate limits hold fleet-wide: each replica applies its share (replica-share.ts).
+    // SQLite serves one host: no heartbeat to write.
+    replicaShare = store.kind === 'sqlite' ? undefined : new ReplicaShare(store, log.child({ component: 'replicas' }));
+    await replicaShare?.start();
+    const share = replicaShare?.share;
+    service.callLimits = new CallLimits({ ...config.rateLimits, share });
     auditRetention = startAuditRetention(store, config.audit, log.child({ component: 'audit' }));
     const started = await startGrpcServer(config.grpcListen, {
       service,
       log: log.child({ component: 'grpc' }),
       tls: { certPem: tls.certPem, keyPem: tls.keyPem, clientCaPem: tls.ca.certPem },
-      enrollRateLimit: { perMinute: config.rateLimits.enrollPerMinute, exemptLoopback: config.rateLimits.exemptLoopback },
+      enrollRateLimit: { perMinute: config.rateLimits.enrollPerMinute, exemptLoopback: config.rateLimits.exemptLoopback, share },
     });
     await ensureAdminToken(service, config.dataDir, log);
     if (config.acme) {
@@ -92,7 +99,7 @@ export async function startControlServer(
       https: config.restTls ? { key: tls.keyPem, cert: tls.certPem } : undefined,
       version: VERSION,
       auth: { probesPublic: config.restAuth.probesPublic },
-      writeRateLimit: { perMinute: config.rateLimits.restWritesPerMinute, exemptLoopback: config.rateLimits.exemptLoopback },
+      writeRateLimit: { perMinute: config.rateLimits.restWritesPerMinute, exemptLoopback: config.rateLimits.exemptLoopback, share },
     });
     const { host, port } = splitHostPort(config.restListen);
     await rest.listen({ host, port });
@@ -120,6 +127,7 @@ export async function startControlServer(
         await certificates?.close();
         await Promise.all([restApp.close(), started.shutdown()]);
         lookup?.close();
+        await replicaShare?.stop();
         await store.close();
       },
     };
@@ -129,6 +137,7 @@ export async function startControlServer(
     await certificates?.close();
     await rest?.close();
     lookup?.close();
+    await replicaShare?.stop();
     await store.close();
     throw err;
   }

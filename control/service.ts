@@ -19,7 +19,6 @@ import { EnrollmentDenied, sha256Hex, type EnrollmentProof, type EnrollmentVerif
 import {
   disallowedRoles,
   EnrollRefused,
-  settingsVersion,
   type HealthClock,
   type InstanceQuery,
   type LeaseOutcome,
@@ -28,10 +27,11 @@ import {
   type Rule,
   type RuleInput,
   type Store,
+  type Versioned,
 } from './store/store';
 import { Trust } from './trust';
 import { CallLimits } from './call-limits';
-import { ConflictError, ForbiddenError } from './errors';
+import { ForbiddenError } from './errors';
 import {
   applySettingsPatch,
   checkAssignmentRenders,
@@ -41,7 +41,7 @@ import {
   validateAssignment,
   type SettingsPatch,
 } from './validation';
-import { InputError, NotFoundError } from './errors';
+import { InputError, NotFoundError, VersionConflictError } from './errors';
 import { checkAssignmentRelease } from './release-rules';
 import { requirementsOf } from '../contract/render/render';
 import { assignmentOptions } from '../contract/assignment';
@@ -155,6 +155,16 @@ export interface EnrollContext {
   nonce?: string;
   /** The peer address, recorded with a refusal. */
   peer?: string;
+}
+
+/** A rule as an operator adds it: one role or several, at a position (the end when absent). */
+export interface RuleCreation {
+  name: string;
+  selector: Record<string, string>;
+  role?: string;
+  roles?: string[];
+  labels?: Record<string, string>;
+  position?: number;
 }
 
 export class ControlService {
@@ -297,12 +307,12 @@ export class ControlService {
 
   async acquireLease(instanceId: string, name: string): Promise<LeaseGrant> {
     const leaseName = await this.leaseHolder(instanceId, name);
-    return this.withTokenNames(leaseName, await this.store.acquireLease(leaseName, instanceId, this.now(), this.publisherLeaseMs));
+    return this.withTokenNames(leaseName, await this.store.acquireLease(leaseName, instanceId, this.publisherLeaseMs));
   }
 
   async renewLease(instanceId: string, name: string, fencing: number): Promise<LeaseGrant> {
     const leaseName = await this.leaseHolder(instanceId, name);
-    return this.withTokenNames(leaseName, await this.store.renewLease(leaseName, instanceId, fencing, this.now(), this.publisherLeaseMs));
+    return this.withTokenNames(leaseName, await this.store.renewLease(leaseName, instanceId, fencing, this.publisherLeaseMs));
   }
 
   /** The join token names the fleet needs now: every assignment of an instance or a rule, and the cluster's trust role. */
@@ -325,7 +335,7 @@ export class ControlService {
     const leaseName = name || 'publisher';
     if (!(LEASE_NAMES as readonly string[]).includes(leaseName))
       throw new InputError('name', `unknown lease "${leaseName}"; known leases: ${LEASE_NAMES.join(', ')}`);
-    return this.store.releaseLease(leaseName, instanceId, fencing, this.now());
+    return this.store.releaseLease(leaseName, instanceId, fencing);
   }
 
   async assign(instanceId: string, input: AssignmentInput, actor: string): Promise<InstanceRecord> {
@@ -373,57 +383,63 @@ export class ControlService {
     return page.items[0];
   }
 
+  async updateSettings(patch: SettingsPatch, actor: string, basedOn?: number): Promise<ClusterSettings> {
+    return (await this.updateVersionedSettings(patch, actor, basedOn)).value;
+  }
+
+  /** The settings with their version (the REST ETag). */
+  getVersionedSettings(): Promise<Versioned<ClusterSettings>> {
+    return this.store.getVersionedSettings();
+  }
+
   /**
-   * Applies a patch to the settings as they are. With `ifMatch` (a
-   * settingsVersion the caller read), ConflictError when they changed since.
-   * Without it, a change another writer made meanwhile is kept: the patch is
-   * applied again on top of it.
+   * Applies a patch to the settings. With `basedOn` (REST If-Match) it is
+   * refused (VersionConflictError) unless the settings are still at that
+   * version; without, a change saved meanwhile (another replica, another
+   * operator) is never lost: the patch is applied again over it.
    */
-  async updateSettings(patch: SettingsPatch, actor: string, ifMatch?: string): Promise<ClusterSettings> {
+  async updateVersionedSettings(patch: SettingsPatch, actor: string, basedOn?: number): Promise<Versioned<ClusterSettings>> {
     for (let attempt = 1; ; attempt++) {
+      const { value: current, version } = await this.store.getVersionedSettings();
+      if (basedOn !== undefined && basedOn !== version) throw new VersionConflictError('settings', basedOn, version, '/v1/settings');
+      const next = applySettingsPatch(current, patch);
+      validateClusterSettings(next);
+      // Rendered against every distinct assignment stored: the operator learns here what a change breaks.
+      checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch));
       try {
-        return await this.patchSettings(patch, actor, ifMatch);
+        const saved = await this.store.updateSettings(next, actor, this.now(), version);
+        for (const id of saved.bumped) this.notify(id);
+        // The proxy address or bucket may have changed what certificate to manage.
+        this.certificates?.poke();
+        return { value: next, version: saved.version };
       } catch (err) {
-        if (!(err instanceof ConflictError) || ifMatch !== undefined || attempt >= 5) throw err;
+        if (!(err instanceof VersionConflictError) || basedOn !== undefined || attempt >= 5) throw err;
       }
     }
   }
 
-  private async patchSettings(patch: SettingsPatch, actor: string, ifMatch: string | undefined): Promise<ClusterSettings> {
-    const current = await this.store.getSettings();
-    const basedOn = settingsVersion(current);
-    if (ifMatch !== undefined && ifMatch !== basedOn)
-      throw new ConflictError('the settings changed since they were read: read them again (GET /v1/settings) and apply the change to them');
-    const next = applySettingsPatch(current, patch);
-    validateClusterSettings(next);
-    // Rendered against every distinct assignment stored: the operator learns here what a change breaks.
-    checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch));
-    const bumped = await this.store.updateSettings(next, actor, this.now(), basedOn);
-    for (const id of bumped) this.notify(id);
-    // The proxy address or bucket may have changed what certificate to manage.
-    this.certificates?.poke();
-    return next;
+  /** The rules in order with their version (the REST ETag). */
+  listVersionedRules(): Promise<Versioned<Rule[]>> {
+    return this.store.listVersionedRules();
   }
 
-  async addRule(
-    input: {
-      name: string;
-      selector: Record<string, string>;
-      role?: string;
-      roles?: string[];
-      labels?: Record<string, string>;
-      position?: number;
-    },
-    actor: string,
-  ): Promise<Rule> {
+  async addRule(input: RuleCreation, actor: string, basedOn?: number): Promise<Rule> {
+    return (await this.addVersionedRule(input, actor, basedOn)).value;
+  }
+
+  /** Adds a rule; with `basedOn` (REST If-Match), only while the rules are at that version. */
+  async addVersionedRule(input: RuleCreation, actor: string, basedOn?: number): Promise<Versioned<Rule>> {
     const { roles, labels } = assignmentFromInput({ role: input.role, roles: input.roles, labels: input.labels });
     checkAssignmentRenders({ roles, labels }, await this.store.getSettings());
     const rule: RuleInput = { name: input.name, selector: input.selector, roles, labels };
-    return this.store.addRule(rule, input.position, actor, this.now());
+    return this.store.addRule(rule, input.position, actor, this.now(), basedOn);
   }
 
-  async deleteRule(id: string, actor: string): Promise<void> {
-    if (!(await this.store.deleteRule(id, actor, this.now()))) throw new NotFoundError(`rule ${id} not found`);
+  /** Deletes a rule (with `basedOn`, only while the rules are at that version); the rules' new version. */
+  async deleteRule(id: string, actor: string, basedOn?: number): Promise<number> {
+    const version = await this.store.deleteRule(id, actor, this.now(), basedOn);
+    if (version === undefined) throw new NotFoundError(`rule ${id} not found`);
+    return version;
   }
 
   // What the REST face reads and writes, so that it never reaches the store itself.

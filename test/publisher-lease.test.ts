@@ -29,34 +29,32 @@ t.test('store: grant, renew, expiry, takeover with a higher fencing number, rele
   const A = 'i-0aaaaaaaaaaaaaaa1';
   const B = 'i-0bbbbbbbbbbbbbbb2';
 
-  const a1 = await store.acquireLease('publisher', A, 1000, 2000);
-  t.match(a1, { granted: true, lease: { holder: A, fencing: 1, expiresAt: 3000 } });
-  t.match(
-    await store.acquireLease('publisher', B, 1500, 2000),
-    { granted: false, lease: { holder: A, fencing: 1 } },
-    'another instance waits',
-  );
-  t.match(await store.renewLease('publisher', A, 1, 2500, 2000), { granted: true, lease: { holder: A, fencing: 1, expiresAt: 4500 } });
-  t.match(await store.renewLease('publisher', B, 1, 2500, 2000), { granted: false }, 'only the holder renews');
-  t.match(await store.renewLease('publisher', A, 0, 2500, 2000), { granted: false }, 'a stale fencing number renews nothing');
-  t.match(
-    await store.acquireLease('publisher', A, 3000, 2000),
-    { granted: true, lease: { fencing: 1, expiresAt: 5000 } },
-    'the holder asking again keeps its number',
-  );
+  const MINUTE = 60_000;
+  const a1 = await store.acquireLease('publisher', A, MINUTE);
+  t.match(a1, { granted: true, lease: { holder: A, fencing: 1 } });
+  t.match(await store.acquireLease('publisher', B, MINUTE), { granted: false, lease: { holder: A, fencing: 1 } }, 'another instance waits');
+  t.match(await store.renewLease('publisher', A, 1, MINUTE), { granted: true, lease: { holder: A, fencing: 1 } });
+  t.match(await store.renewLease('publisher', B, 1, MINUTE), { granted: false }, 'only the holder renews');
+  t.match(await store.renewLease('publisher', A, 0, MINUTE), { granted: false }, 'a stale fencing number renews nothing');
+  const kept = await store.acquireLease('publisher', A, MINUTE);
+  t.match(kept, { granted: true, lease: { fencing: 1 } }, 'the holder asking again keeps its number');
 
   await store.close();
   store = new SqliteStore(path);
-  t.match(await store.getLease('publisher'), { holder: A, fencing: 1, expiresAt: 5000 }, 'the lease survives a restart');
-  t.match(await store.acquireLease('publisher', B, 4999, 2000), { granted: false });
+  t.match(await store.getLease('publisher'), { holder: A, fencing: 1, expiresAt: kept.lease!.expiresAt }, 'the lease survives a restart');
+  t.match(await store.acquireLease('publisher', B, MINUTE), { granted: false });
 
-  // A stops renewing: once expired, B takes over with a higher number, and A can no longer renew.
-  t.match(await store.acquireLease('publisher', B, 5000, 2000), { granted: true, lease: { holder: B, fencing: 2, expiresAt: 7000 } });
-  t.match(await store.renewLease('publisher', A, 1, 5001, 2000), { granted: false, lease: { holder: B, fencing: 2 } });
-  t.match(await store.releaseLease('publisher', A, 1, 5002), { granted: false, lease: { holder: B } }, 'the old holder cannot release it');
-  await store.releaseLease('publisher', B, 2, 6000);
+  // A renews for a moment and stops: once expired, B takes over with a higher number, and A can no longer renew.
+  t.match(await store.renewLease('publisher', A, 1, 1), { granted: true });
+  let taken = await store.acquireLease('publisher', B, MINUTE);
+  for (const deadline = Date.now() + 30_000; !taken.granted && Date.now() < deadline;)
+    taken = await store.acquireLease('publisher', B, MINUTE);
+  t.match(taken, { granted: true, lease: { holder: B, fencing: 2 } });
+  t.match(await store.renewLease('publisher', A, 1, MINUTE), { granted: false, lease: { holder: B, fencing: 2 } });
+  t.match(await store.releaseLease('publisher', A, 1), { granted: false, lease: { holder: B } }, 'the old holder cannot release it');
+  await store.releaseLease('publisher', B, 2);
   t.match(
-    await store.acquireLease('publisher', A, 6001, 2000),
+    await store.acquireLease('publisher', A, MINUTE),
     { granted: true, lease: { holder: A, fencing: 3 } },
     'released: free at once, numbers keep growing',
   );
@@ -103,9 +101,9 @@ function scratchService(
 }
 
 t.test('service: only auth servers may hold the lease; its period is the configured one', async (t) => {
-  let now = 10_000;
-  const { store, service } = scratchService(t, 'lease-service', { publisherLeaseMs: 2000, now: () => now });
-  for (const id of ['i-0aaaaaaaaaaaaaaa1', 'i-0bbbbbbbbbbbbbbb2', 'i-0ccccccccccccccc3']) await store.enroll(identity(id), 'test', now);
+  const { store, service } = scratchService(t, 'lease-service', { publisherLeaseMs: 2000 });
+  for (const id of ['i-0aaaaaaaaaaaaaaa1', 'i-0bbbbbbbbbbbbbbb2', 'i-0ccccccccccccccc3'])
+    await store.enroll(identity(id), 'test', Date.now());
   await service.assign('i-0aaaaaaaaaaaaaaa1', { role: 'auth' }, 'test');
   await service.assign('i-0bbbbbbbbbbbbbbb2', { roles: ['auth', 'proxy'] }, 'test');
   await service.assign('i-0ccccccccccccccc3', { role: 'node' }, 'test');
@@ -113,16 +111,19 @@ t.test('service: only auth servers may hold the lease; its period is the configu
   await t.rejects(service.acquireLease('i-0ccccccccccccccc3', 'publisher'), /not assigned the auth role/);
   await t.rejects(service.acquireLease('i-0ddddddddddddddd4', ''), /not enrolled/);
   await t.rejects(service.acquireLease('i-0aaaaaaaaaaaaaaa1', 'other'), /unknown lease/);
-  t.match(await service.acquireLease('i-0aaaaaaaaaaaaaaa1', ''), { granted: true, lease: { fencing: 1, expiresAt: 12_000 } });
+  const granted = await service.acquireLease('i-0aaaaaaaaaaaaaaa1', '');
+  t.match(granted, { granted: true, lease: { fencing: 1 } });
+  t.equal(granted.lease!.expiresAt - granted.lease!.acquiredAt, 2000, 'for the configured period');
   t.match(await service.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'), { granted: false });
-  now += 1500;
-  t.match(await service.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: true, lease: { expiresAt: 13_500 } });
-  now += 2000;
-  t.match(
-    await service.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher'),
-    { granted: true, lease: { holder: 'i-0bbbbbbbbbbbbbbb2', fencing: 2 } },
-    'taken over after one period',
-  );
+  t.match(await service.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: true, lease: { fencing: 1 } });
+  // A stops renewing: B takes over once the period has passed on the database's clock.
+  let taken = await service.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher');
+  for (const deadline = Date.now() + 30_000; !taken.granted && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 100));
+    taken = await service.acquireLease('i-0bbbbbbbbbbbbbbb2', 'publisher');
+  }
+  t.match(taken, { granted: true, lease: { holder: 'i-0bbbbbbbbbbbbbbb2', fencing: 2 } }, 'taken over after one period');
+  t.ok(taken.lease!.acquiredAt >= granted.lease!.expiresAt - 1, 'not before the old holding expired');
   t.match(await service.renewLease('i-0aaaaaaaaaaaaaaa1', 'publisher', 1), { granted: false });
   // An auth server that loses the role loses the right to renew.
   await service.assign('i-0bbbbbbbbbbbbbbb2', { role: 'proxy' }, 'test');

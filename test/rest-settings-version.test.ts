@@ -18,7 +18,7 @@ t.test('settings: ETag and If-Match', async (t) => {
   ]);
   t.same([first.status, second.status].sort(), [200, 409], 'one wins, the other gets 409');
   const loser = first.status === 409 ? first : second;
-  t.match(loser.body.message, /the settings changed since they were read/);
+  t.match(loser.body.message, /the settings changed since version \d+ \(now version \d+\)/);
   const winner = first.status === 200 ? 'one' : 'two';
   t.equal((await control.rest('GET', '/v1/settings')).body.clusterName, winner, "the winner's change is kept");
 

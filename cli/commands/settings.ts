@@ -106,9 +106,11 @@ export function settingsCommand(): Command {
       if (pairs.length === 0 && !flags.file) throw usageError('give key=value pairs and/or --file FILE');
       const fromFile = flags.file ? readObjectFile(flags.file, '--file') : {};
       const client = clientOf(cmd);
-      const current = pairs.length ? await client.get<Settings>('/v1/settings') : {};
+      // Pairs are read against the settings as they are (a nested one sends its whole object), so the
+      // change is made on that version (If-Match): one saved meanwhile by someone else is never overwritten.
+      const { value: current, etag } = pairs.length ? await client.getVersioned<Settings>('/v1/settings') : { value: {}, etag: undefined };
       const patch = settingsPatch(pairs, current, fromFile);
-      const saved = await client.call<Settings>('PATCH', '/v1/settings', patch);
+      const saved = await client.call<Settings>('PATCH', '/v1/settings', patch, etag ? { 'if-match': etag } : {});
       print(
         formatValue(
           formatOf(cmd),

@@ -108,7 +108,7 @@ export class CertificateManager {
       log.debug({ why }, 'no proxy certificate to manage');
       return next;
     }
-    const lease = await store.acquireLease(ACME_LEASE, this.replicaId, now, config.leaseMs);
+    const lease = await store.acquireLease(ACME_LEASE, this.replicaId, config.leaseMs);
     if (!lease.granted) return Math.min(next, (lease.lease?.expiresAt ?? now) + 50);
     const fencing = lease.lease!.fencing;
 
@@ -141,12 +141,12 @@ export class CertificateManager {
     log.info({ domain, names, reason, challenge: config.challenge }, 'ordering the proxy certificate');
     // The order can outlast one lease period (DNS propagation): keep renewing meanwhile.
     const keepAlive = setInterval(
-      () => void store.renewLease(ACME_LEASE, this.replicaId, fencing, this.now(), config.leaseMs).catch(() => {}),
+      () => void store.renewLease(ACME_LEASE, this.replicaId, fencing, config.leaseMs).catch(() => {}),
       config.leaseMs / 3,
     );
     try {
       const issued = await this.issue(settings, names);
-      const stillOurs = await store.renewLease(ACME_LEASE, this.replicaId, fencing, this.now(), config.leaseMs);
+      const stillOurs = await store.renewLease(ACME_LEASE, this.replicaId, fencing, config.leaseMs);
       if (!stillOurs.granted)
         throw new Error(
           `the acme lease passed to ${stillOurs.lease?.holder ?? 'nobody'} during the order; the new certificate is discarded`,

@@ -2,15 +2,10 @@
 // cluster settings (as a PATCH /v1/settings), rules and assignments (as the
 // REST API takes them), and every variable it could not map, with why.
 import type { ClusterSettingsPatch } from '../../contract/settings';
-import type { AssignmentInput } from '../service';
+import type { AssignmentInput, RuleCreation } from '../service';
 
-export interface RuleInput {
-  name: string;
-  selector: Record<string, string>;
-  role?: string;
-  roles?: string[];
-  labels?: Record<string, string>;
-}
+/** A rule as the REST API takes it (added at the end). */
+export type RuleInput = Omit<RuleCreation, 'position'>;
 
 export interface Unmapped {
   variable: string;

@@ -69,14 +69,15 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   if (limit && limit.perMinute > 0) {
     await app.register(rateLimit, {
       global: true,
-      max: limit.perMinute,
+      // This replica's share of the fleet-wide rate (replica-share.ts).
+      max: () => Math.max(1, Math.floor(limit.perMinute * (limit.share?.() ?? 1))),
       timeWindow: 60_000,
       keyGenerator: (request) => request.ip,
       allowList: (request) => request.method === 'GET' || request.method === 'HEAD' || (limit.exemptLoopback && isLoopback(request.ip)),
       errorResponseBuilder: (_request, context) => ({
         statusCode: 429,
         error: 'Too Many Requests',
-        message: `more than ${context.max} write requests a minute from this address; retry in ${context.after}`,
+        message: `more than ${limit.perMinute} write requests a minute from this address; retry in ${context.after}`,
       }),
     });
   }

@@ -12,7 +12,9 @@ import {
   RateLimitedError,
   StoreUnavailableError,
   UnauthenticatedError,
+  VersionConflictError,
 } from '../errors';
+import { withEtag } from './versions';
 
 interface SchemaError {
   instancePath: string;
@@ -55,6 +57,13 @@ export function installErrorHandler(app: FastifyInstance): void {
       request.log.warn({ method: request.method, url: request.routeOptions.url, status: 503, reason: err.message }, 'request refused');
       return reply.code(503).header('retry-after', '5').send({ statusCode: 503, error: 'Service Unavailable', message: err.message });
     }
+    if (err instanceof VersionConflictError)
+      return withEtag(reply.code(409), err.current).send({
+        statusCode: 409,
+        error: 'Conflict',
+        message: err.message,
+        currentVersion: err.current,
+      });
     if (err instanceof ConflictError) return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: err.message });
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const type = String(request.headers['content-type'] ?? 'none').slice(0, 100);

@@ -116,3 +116,9 @@ export const errorView = {
   type: 'object',
   properties: { statusCode: { type: 'integer' }, error: { type: 'string' }, message: { type: 'string' } },
 } as const;
+
+/** 409 for a change made on an old version (If-Match): the current version is also in the ETag header. */
+export const versionConflictView = {
+  type: 'object',
+  properties: { ...errorView.properties, currentVersion: { type: 'integer' } },
+} as const;

@@ -1,8 +1,8 @@
 // Cluster-wide settings: read, and change part of them at once.
 import type { RestApp, RouteDeps } from './typed';
 import { actorOf } from './instances';
-import { clusterSettings, errorView } from './schemas';
-import { settingsVersion } from '../store/store';
+import { clusterSettings, errorView, versionConflictView } from './schemas';
+import { etagOf, ifMatchVersion } from './versions';
 
 export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
@@ -13,8 +13,8 @@ export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
       schema: { summary: 'Read the cluster settings', tags: ['settings'], response: { 200: clusterSettings } },
     },
     async (_request, reply) => {
-      const settings = await service.getSettings();
-      return reply.header('etag', `"${settingsVersion(settings)}"`).send(settings);
+      const { value, version } = await service.getVersionedSettings();
+      return reply.header('etag', etagOf(version)).send(value);
     },
   );
   app.patch(
@@ -22,20 +22,16 @@ export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
     {
       config: { scope: 'admin' },
       schema: {
-        summary: 'Change cluster settings; instances re-render their config',
-        description:
-          'With If-Match (the ETag of GET /v1/settings) the change is refused with 409 when the settings changed since they were read.',
+        summary:
+          'Change cluster settings; instances re-render their config. With If-Match (the ETag of GET /v1/settings), only if nobody changed them since (409 otherwise)',
         tags: ['settings'],
         body: clusterSettings,
-        response: { 200: clusterSettings, 400: errorView, 409: errorView },
+        response: { 200: clusterSettings, 400: errorView, 409: versionConflictView },
       },
     },
     async (request, reply) => {
-      // If-Match: the ETag of a GET; a PATCH based on settings changed since is a conflict (409).
-      const tag = request.headers['if-match']?.replace(/^W\//, '').replace(/^"|"$/g, '');
-      const ifMatch = tag === '*' ? undefined : tag;
-      const settings = await service.updateSettings(request.body, actorOf(request), ifMatch);
-      return reply.header('etag', `"${settingsVersion(settings)}"`).send(settings);
+      const { value, version } = await service.updateVersionedSettings(request.body, actorOf(request), ifMatchVersion(request));
+      return reply.header('etag', etagOf(version)).send(value);
     },
   );
 }

@@ -24,6 +24,12 @@ export interface SqlDialect {
    * transactions already run one at a time.
    */
   lockSql?: string;
+  /**
+   * The database's clock in unix ms, the same value everywhere in one
+   * statement: leases are decided on it, so replicas whose clocks drift
+   * apart still agree on who holds one.
+   */
+  readonly nowMs: string;
 }
 
 export interface TransactionOptions {

@@ -7,6 +7,25 @@ export interface Migration {
   sql: string;
 }
 
+/** Version 7 here and 2 on PostgreSQL: the same statements on both. */
+export const VERSIONS_AND_REPLICAS_SQL = `
+      -- One row per document an operator edits as a whole: every change
+      -- bumps it, and a change made on an older version (REST If-Match) is
+      -- refused, so that two operators never silently overwrite each other.
+      CREATE TABLE versions (
+        name TEXT PRIMARY KEY,
+        version BIGINT NOT NULL
+      );
+      INSERT INTO versions (name, version) VALUES ('settings', 1), ('rules', 1);
+      -- The replicas serving on this store, each with a heartbeat on the
+      -- database's clock: each applies its share of the rate limits.
+      CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        started_at BIGINT NOT NULL,
+        seen_at BIGINT NOT NULL
+      );
+    `;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -173,6 +192,11 @@ export const MIGRATIONS: Migration[] = [
         created_at BIGINT NOT NULL
       );
     `,
+  },
+  {
+    version: 7,
+    name: 'versions of the settings and the rules (REST ETag / If-Match); the replicas serving (rate limits shared out)',
+    sql: VERSIONS_AND_REPLICAS_SQL,
   },
 ];
 

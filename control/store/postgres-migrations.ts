@@ -3,7 +3,7 @@
 // PostgreSQL's types; the column names are the same, so that the
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
-import type { Migration } from './migrations';
+import { VERSIONS_AND_REPLICAS_SQL, type Migration } from './migrations';
 
 export const PG_MIGRATIONS: Migration[] = [
   {
@@ -143,6 +143,11 @@ export const PG_MIGRATIONS: Migration[] = [
       );
       CREATE INDEX changes_at ON changes (at);
     `,
+  },
+  {
+    version: 3,
+    name: 'versions of the settings and the rules (REST ETag / If-Match); the replicas serving (rate limits shared out)',
+    sql: VERSIONS_AND_REPLICAS_SQL,
   },
 ];
 

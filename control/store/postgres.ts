@@ -20,6 +20,8 @@ export { PG_TLS_MODES, pgTarget, type PgTlsMode } from './postgres-target';
 export const PG_DIALECT: SqlDialect = {
   jsonNumber: (column, key) => `((${column}::json ->> '${key}')::double precision)`,
   lockSql: 'SELECT pg_advisory_xact_lock(hashtext(?))',
+  // The start of the statement: one value for the whole statement, fresh at every retry.
+  nowMs: 'CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)',
 };
 
 export interface PgStoreOptions {

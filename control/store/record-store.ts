@@ -12,15 +12,14 @@ import {
   type HostFacts,
   type InstanceIdentity,
 } from '../../contract/model';
-import { ConflictError } from '../errors';
+import { ConflictError, VersionConflictError } from '../errors';
 import type { Sql, StorageEngine } from './engine';
-import { Records } from './records';
+import { Records, type VersionedDocument } from './records';
 import {
   EnrollRefused,
   disallowedRoles,
   firstMatchingRule,
   joinTokenProblem,
-  settingsVersion,
   type ApiScope,
   type ApiToken,
   type AuditRetention,
@@ -29,12 +28,12 @@ import {
   type InstanceRecord,
   type InstanceStatus,
   type JoinToken,
-  type Lease,
   type LeaseOutcome,
   type ProxyCertificate,
   type Rule,
   type RuleInput,
   type Store,
+  type Versioned,
 } from './store';
 import { RefusalCounter } from './refusal-counter';
 
@@ -77,20 +76,29 @@ export class RecordStore implements Store {
     return mergedSettings(await this.read((r) => r.settings()));
   }
 
-  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: string): Promise<string[]> {
+  async getVersionedSettings(): Promise<Versioned<ClusterSettings>> {
+    const { settings, version } = await this.read((r) => r.versionedSettings());
+    return { value: mergedSettings(settings), version };
+  }
+
+  /** The document's next version (in the caller's transaction); VersionConflictError when `basedOn` is not the current one. */
+  private async nextVersion(r: Records, document: VersionedDocument, basedOn: number | undefined, readPath: string): Promise<number> {
+    const version = await r.bumpVersion(document, basedOn);
+    if (version === undefined) throw new VersionConflictError(document, basedOn!, await r.version(document), readPath);
+    return version;
+  }
+
+  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: number): Promise<{ bumped: string[]; version: number }> {
     return this.write(async (r, changed) => {
       await r.lock('settings');
+      const version = await this.nextVersion(r, 'settings', basedOn, '/v1/settings');
       const before = await r.settings();
-      if (basedOn !== undefined && settingsVersion(mergedSettings(before)) !== basedOn)
-        throw new ConflictError(
-          'the settings changed since they were read: read them again (GET /v1/settings) and apply the change to them',
-        );
       await r.saveSettings(settings, now);
       // Every assigned instance renders from the settings: each has something new to apply.
       const bumped = await r.bumpAssignedGenerations(now);
       await changed(['*'], now);
-      await r.audit(actor, 'settings.update', 'settings', { before: before ?? null, after: settings }, now);
-      return bumped;
+      await r.audit(actor, 'settings.update', 'settings', { before: before ?? null, after: settings, version }, now);
+      return { bumped, version };
     });
   }
 
@@ -227,30 +235,37 @@ export class RecordStore implements Store {
     return this.read((r) => r.rules());
   }
 
-  addRule(input: RuleInput, position: number | undefined, actor: string, now: number): Promise<Rule> {
+  async listVersionedRules(): Promise<Versioned<Rule[]>> {
+    const { rules, version } = await this.read((r) => r.versionedRules());
+    return { value: rules, version };
+  }
+
+  addRule(input: RuleInput, position: number | undefined, actor: string, now: number, basedOn?: number): Promise<Versioned<Rule>> {
     return this.write(async (r) => {
       await r.lock('rules');
+      const version = await this.nextVersion(r, 'rules', basedOn, '/v1/rules');
       const ids = (await r.rules()).map((rule) => rule.id);
       const rule: Rule = { ...input, id: randomUUID(), createdAt: now };
       const at = position === undefined ? ids.length : Math.max(0, Math.min(position, ids.length));
       ids.splice(at, 0, rule.id);
       await r.insertRule(rule, at);
       await r.orderRules(ids);
-      await r.audit(actor, 'rule.add', `rule:${rule.id}`, { rule, position: at }, now);
-      return rule;
+      await r.audit(actor, 'rule.add', `rule:${rule.id}`, { rule, position: at, version }, now);
+      return { value: rule, version };
     });
   }
 
-  deleteRule(id: string, actor: string, now: number): Promise<boolean> {
+  deleteRule(id: string, actor: string, now: number, basedOn?: number): Promise<number | undefined> {
     return this.write(async (r) => {
       await r.lock('rules');
       const rules = await r.rules();
       const rule = rules.find((x) => x.id === id);
-      if (!rule) return false;
+      if (!rule) return undefined;
+      const version = await this.nextVersion(r, 'rules', basedOn, '/v1/rules');
       await r.deleteRule(id);
       await r.orderRules(rules.filter((x) => x.id !== id).map((x) => x.id));
-      await r.audit(actor, 'rule.delete', `rule:${id}`, { rule }, now);
-      return true;
+      await r.audit(actor, 'rule.delete', `rule:${id}`, { rule, version }, now);
+      return version;
     });
   }
 
@@ -369,63 +384,57 @@ export class RecordStore implements Store {
     return this.read((r) => r.lease(name));
   }
 
-  acquireLease(name: string, holder: string, now: number, periodMs: number): Promise<LeaseOutcome> {
+  // Every lease decision is one conditional statement on the database's
+  // clock (records.ts): replicas never decide on a read and their own clocks.
+
+  acquireLease(name: string, holder: string, periodMs: number): Promise<LeaseOutcome> {
     return this.write(async (r): Promise<LeaseOutcome> => {
       await r.lock(`lease:${name}`);
-      const current = await r.lease(name);
-      if (current && current.expiresAt > now) {
-        if (current.holder !== holder) return { lease: current, granted: false };
-        const extended = { ...current, expiresAt: now + periodMs };
-        await r.saveLease(extended);
-        return { lease: extended, granted: true };
-      }
-      // Free or expired: a new holding, with a higher fencing number (even for the same holder).
-      const lease: Lease = { name, holder, fencing: (current?.fencing ?? 0) + 1, acquiredAt: now, expiresAt: now + periodMs };
-      await r.saveLease(lease);
-      await r.audit(
-        leaseActor(holder),
-        'lease.acquire',
-        `lease:${name}`,
-        {
-          holder,
-          fencing: lease.fencing,
-          previousHolder: current?.holder ?? null,
-          previousExpiredAt: current ? new Date(current.expiresAt).toISOString() : null,
-        },
-        now,
-      );
+      // Read for the audit's "previous holder" only; the statement below decides.
+      const before = await r.lease(name);
+      const lease = await r.takeLease(name, holder, periodMs);
+      if (!lease) return { lease: before, granted: false };
+      if (lease.fencing !== before?.fencing)
+        await r.audit(
+          leaseActor(holder),
+          'lease.acquire',
+          `lease:${name}`,
+          {
+            holder,
+            fencing: lease.fencing,
+            previousHolder: before?.holder ?? null,
+            previousExpiredAt: before ? new Date(before.expiresAt).toISOString() : null,
+          },
+          lease.acquiredAt,
+        );
       return { lease, granted: true };
     });
   }
 
-  /** The lease when `holder` holds it with `fencing` and it has not expired; otherwise the outcome refusing the call. */
-  private async held(r: Records, name: string, holder: string, fencing: number, now: number): Promise<Lease | LeaseOutcome> {
-    await r.lock(`lease:${name}`);
-    const current = await r.lease(name);
-    if (!current || current.holder !== holder || current.fencing !== fencing || current.expiresAt <= now)
-      return { lease: current, granted: false };
-    return current;
-  }
-
-  renewLease(name: string, holder: string, fencing: number, now: number, periodMs: number): Promise<LeaseOutcome> {
+  renewLease(name: string, holder: string, fencing: number, periodMs: number): Promise<LeaseOutcome> {
     return this.write(async (r): Promise<LeaseOutcome> => {
-      const held = await this.held(r, name, holder, fencing, now);
-      if ('granted' in held) return held;
-      const lease = { ...held, expiresAt: now + periodMs };
-      await r.saveLease(lease);
-      return { lease, granted: true };
+      await r.lock(`lease:${name}`);
+      const lease = await r.extendLease(name, holder, fencing, periodMs);
+      return lease ? { lease, granted: true } : { lease: await r.lease(name), granted: false };
     });
   }
 
-  releaseLease(name: string, holder: string, fencing: number, now: number): Promise<LeaseOutcome> {
+  releaseLease(name: string, holder: string, fencing: number): Promise<LeaseOutcome> {
     return this.write(async (r): Promise<LeaseOutcome> => {
-      const held = await this.held(r, name, holder, fencing, now);
-      if ('granted' in held) return held;
-      const lease = { ...held, expiresAt: now };
-      await r.saveLease(lease);
-      await r.audit(leaseActor(holder), 'lease.release', `lease:${name}`, { holder, fencing }, now);
+      await r.lock(`lease:${name}`);
+      const lease = await r.extendLease(name, holder, fencing, 0);
+      if (!lease) return { lease: await r.lease(name), granted: false };
+      await r.audit(leaseActor(holder), 'lease.release', `lease:${name}`, { holder, fencing }, lease.expiresAt);
       return { lease, granted: false };
     });
+  }
+
+  replicaHeartbeat(id: string, staleAfterMs: number): Promise<number> {
+    return this.write((r) => r.replicaHeartbeat(id, staleAfterMs), true);
+  }
+
+  removeReplica(id: string): Promise<void> {
+    return this.write((r) => r.removeReplica(id));
   }
 
   listProxyCertificates() {

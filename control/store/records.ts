@@ -43,6 +43,10 @@ import type {
 
 const API_TOKEN_COLUMNS = 'id, name, scope, created_at, created_by, last_used_at, revoked_at';
 const JOIN_TOKEN_COLUMNS = 'id, name, roles, expires_at, max_uses, uses, created_at, created_by, last_used_at, revoked_at';
+/** The documents that carry a version (the versions table). */
+export type VersionedDocument = 'settings' | 'rules';
+
+const LEASE_COLUMNS = 'name, holder, fencing, acquired_at, expires_at';
 /** Audit rows pruned per statement: a large first prune must not hold the write lock for long. */
 const PRUNE_BATCH = 5000;
 
@@ -262,6 +266,67 @@ export class Records {
     return this.sql.run('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL', [now, instanceId]);
   }
 
+  // Versions of the documents operators edit as a whole
+
+  /** The settings as stored (undefined: never saved) with their version, read in one statement. */
+  async versionedSettings(): Promise<{ settings: ClusterSettings | undefined; version: number }> {
+    const row = await this.sql.get<{ body: string | null; version: number }>(
+      "SELECT (SELECT body FROM settings WHERE id = 1) AS body, version FROM versions WHERE name = 'settings'",
+    );
+    return { settings: row?.body ? (JSON.parse(row.body) as ClusterSettings) : undefined, version: Number(row?.version ?? 0) };
+  }
+
+  /** The rules in order with their version, read in one statement. */
+  async versionedRules(): Promise<{ rules: Rule[]; version: number }> {
+    const rows = await this.sql.all<Omit<RuleRow, 'id'> & { id: string | null; version: number }>(
+      `SELECT v.version, r.id, r.body, r.created_at FROM versions v LEFT JOIN rules r ON 1 = 1
+       WHERE v.name = 'rules' ORDER BY r.position`,
+    );
+    return {
+      rules: rows.filter((r): r is typeof r & { id: string } => r.id !== null).map(rowToRule),
+      version: Number(rows[0]?.version ?? 0),
+    };
+  }
+
+  async version(name: VersionedDocument): Promise<number> {
+    return Number((await this.sql.get<{ version: number }>('SELECT version FROM versions WHERE name = ?', [name]))?.version ?? 0);
+  }
+
+  /**
+   * The next version of a document, in one statement; undefined when
+   * `basedOn` is given and is no longer the current version.
+   */
+  async bumpVersion(name: VersionedDocument, basedOn?: number): Promise<number | undefined> {
+    const row =
+      basedOn === undefined
+        ? await this.sql.get<{ version: number }>('UPDATE versions SET version = version + 1 WHERE name = ? RETURNING version', [name])
+        : await this.sql.get<{ version: number }>(
+            'UPDATE versions SET version = version + 1 WHERE name = ? AND version = ? RETURNING version',
+            [name, basedOn],
+          );
+    return row && Number(row.version);
+  }
+
+  // Replicas serving on this store
+
+  /**
+   * Records that replica `id` is serving (on the database's clock), forgets
+   * those not seen for `staleAfterMs`, and counts those left.
+   */
+  async replicaHeartbeat(id: string, staleAfterMs: number): Promise<number> {
+    const now = this.dialect.nowMs;
+    await this.sql.run(
+      `INSERT INTO replicas (id, started_at, seen_at) VALUES (?, ${now}, ${now}) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at`,
+      [id],
+    );
+    await this.sql.run(`DELETE FROM replicas WHERE seen_at < ${now} - ?`, [staleAfterMs]);
+    return Number((await this.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM replicas'))?.n ?? 1);
+  }
+
+  async removeReplica(id: string): Promise<void> {
+    await this.sql.run('DELETE FROM replicas WHERE id = ?', [id]);
+  }
+
   // Rules
 
   async rules(): Promise<Rule[]> {
@@ -425,16 +490,47 @@ export class Records {
   // Leases
 
   async lease(name: string): Promise<Lease | undefined> {
-    const row = await this.sql.get<LeaseRow>('SELECT * FROM leases WHERE name = ?', [name]);
+    const row = await this.sql.get<LeaseRow>(`SELECT ${LEASE_COLUMNS} FROM leases WHERE name = ?`, [name]);
     return row && rowToLease(row);
   }
 
-  async saveLease(lease: Lease): Promise<void> {
-    await this.sql.run(
-      `INSERT INTO leases (name, holder, fencing, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, fencing = excluded.fencing, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
-      [lease.name, lease.holder, lease.fencing, lease.acquiredAt, lease.expiresAt],
+  /**
+   * Takes the lease, in one statement on the database's clock: granted
+   * (the lease as it now is) when it is free, expired or already the
+   * holder's; undefined when another holds it. A new holding gets the next
+   * fencing number; the holder asking again keeps its number, with a new expiry.
+   */
+  async takeLease(name: string, holder: string, periodMs: number): Promise<Lease | undefined> {
+    const now = this.dialect.nowMs;
+    // excluded.acquired_at is the statement's "now"; SET sees the row as it was.
+    const kept = 'leases.holder = excluded.holder AND leases.expires_at > excluded.acquired_at';
+    const row = await this.sql.get<LeaseRow>(
+      `INSERT INTO leases (name, holder, fencing, acquired_at, expires_at) VALUES (?, ?, 1, ${now}, ${now} + ?)
+       ON CONFLICT (name) DO UPDATE SET
+         fencing = CASE WHEN ${kept} THEN leases.fencing ELSE leases.fencing + 1 END,
+         acquired_at = CASE WHEN ${kept} THEN leases.acquired_at ELSE excluded.acquired_at END,
+         holder = excluded.holder,
+         expires_at = excluded.expires_at
+       WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at
+       RETURNING ${LEASE_COLUMNS}`,
+      [name, holder, periodMs],
     );
+    return row && rowToLease(row);
+  }
+
+  /**
+   * Sets a held lease's expiry to the database's now plus `periodMs` (0: it
+   * ends now), in one statement; undefined unless `holder` holds it with
+   * `fencing` and it has not expired.
+   */
+  async extendLease(name: string, holder: string, fencing: number, periodMs: number): Promise<Lease | undefined> {
+    const now = this.dialect.nowMs;
+    const row = await this.sql.get<LeaseRow>(
+      `UPDATE leases SET expires_at = ${now} + ? WHERE name = ? AND holder = ? AND fencing = ? AND expires_at > ${now}
+       RETURNING ${LEASE_COLUMNS}`,
+      [periodMs, name, holder, fencing],
+    );
+    return row && rowToLease(row);
   }
 
   // Proxy certificates and ACME challenges

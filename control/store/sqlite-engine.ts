@@ -9,6 +9,8 @@ import type { IntegrityChecker } from './integrity-check';
 
 export const SQLITE_DIALECT: SqlDialect = {
   jsonNumber: (column, key) => `json_extract(${column}, '$.${key}')`,
+  // 'now' is fixed for the whole of one statement.
+  nowMs: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
 };
 
 /** better-sqlite3 binds neither undefined nor booleans. */

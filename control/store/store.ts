@@ -1,7 +1,6 @@
 // The store interface: everything the control server keeps. SQLite is the
 // embedded default; a PostgreSQL implementation satisfies the same interface
 // for several replicas. Every change and its audit event commit together.
-import { createHash } from 'node:crypto';
 import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, AgentState, ServiceRole } from '../../contract/model';
 
 export interface InstanceStatus {
@@ -201,11 +200,6 @@ export class EnrollRefused extends Error {
   }
 }
 
-/** A version of the settings (REST ETag): the SHA-256 of their JSON, so equal settings have equal versions. */
-export function settingsVersion(settings: ClusterSettings): string {
-  return createHash('sha256').update(JSON.stringify(settings)).digest('base64url');
-}
-
 /** Services outside `allowed` in `roles`; empty when all are allowed (or nothing is restricted). */
 export function disallowedRoles(roles: readonly string[], allowed: readonly string[] | null | undefined): string[] {
   return allowed ? roles.filter((r) => !allowed.includes(r)) : [];
@@ -214,13 +208,14 @@ export function disallowedRoles(roles: readonly string[], allowed: readonly stri
 export interface Store {
   readonly kind: string;
   getSettings(): Promise<ClusterSettings>;
+  /** The settings with their version (what an ETag names). */
+  getVersionedSettings(): Promise<Versioned<ClusterSettings>>;
   /**
-   * Saves settings and bumps the generation of every assigned instance;
-   * returns their ids. With `basedOn` (a settingsVersion), throws
-   * ConflictError, writing nothing, when the stored settings are no longer
-   * those: another writer changed them since.
+   * Saves settings and bumps the generation of every assigned instance (their
+   * ids are returned) and the settings' version. With `basedOn`, throws
+   * VersionConflictError, writing nothing, unless it is the current version.
    */
-  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: string): Promise<string[]>;
+  updateSettings(settings: ClusterSettings, actor: string, now: number, basedOn?: number): Promise<{ bumped: string[]; version: number }>;
 
   /**
    * Records an enrollment; an instance with no assignment takes the first matching rule's
@@ -245,9 +240,15 @@ export interface Store {
   distinctAssignments(): Promise<Assignment[]>;
 
   listRules(): Promise<Rule[]>;
-  /** Adds a rule at a 0-based position (end when absent). */
-  addRule(rule: RuleInput, position: number | undefined, actor: string, now: number): Promise<Rule>;
-  deleteRule(id: string, actor: string, now: number): Promise<boolean>;
+  /** The rules in order with their version (what an ETag names). */
+  listVersionedRules(): Promise<Versioned<Rule[]>>;
+  /**
+   * Adds a rule at a 0-based position (end when absent); the rules' new version with it.
+   * With `basedOn`, throws VersionConflictError, writing nothing, unless it is the current version.
+   */
+  addRule(rule: RuleInput, position: number | undefined, actor: string, now: number, basedOn?: number): Promise<Versioned<Rule>>;
+  /** Deletes a rule: the rules' new version, or undefined for an unknown rule. `basedOn` as for addRule. */
+  deleteRule(id: string, actor: string, now: number, basedOn?: number): Promise<number | undefined>;
 
   listAudit(query: { after?: number; limit: number; target?: string }): Promise<AuditEvent[]>;
   /** An audit event that goes with no change (a refused enrollment or call). */
@@ -294,14 +295,23 @@ export interface Store {
 
   /**
    * Grants the lease to `holder` when it is free or expired (a new fencing
-   * number, audited), or extends it when `holder` already holds it.
+   * number, audited), or extends it when `holder` already holds it. Times are
+   * the database's clock (one clock for every replica), never the caller's.
    */
-  acquireLease(name: string, holder: string, now: number, periodMs: number): Promise<LeaseOutcome>;
+  acquireLease(name: string, holder: string, periodMs: number): Promise<LeaseOutcome>;
   /** Extends the lease when `holder` holds it with `fencing` and it has not expired. */
-  renewLease(name: string, holder: string, fencing: number, now: number, periodMs: number): Promise<LeaseOutcome>;
+  renewLease(name: string, holder: string, fencing: number, periodMs: number): Promise<LeaseOutcome>;
   /** Ends the lease at once when `holder` holds it with `fencing` (audited). */
-  releaseLease(name: string, holder: string, fencing: number, now: number): Promise<LeaseOutcome>;
+  releaseLease(name: string, holder: string, fencing: number): Promise<LeaseOutcome>;
   getLease(name: string): Promise<Lease | undefined>;
+
+  /**
+   * Records that replica `id` serves on this store (the database's clock),
+   * forgets replicas not seen for `staleAfterMs`; how many serve, this one included.
+   */
+  replicaHeartbeat(id: string, staleAfterMs: number): Promise<number>;
+  /** Forgets a replica that stops. */
+  removeReplica(id: string): Promise<void>;
 
   listProxyCertificates(): Promise<ProxyCertificate[]>;
   getProxyCertificate(domain: string): Promise<ProxyCertificate | undefined>;
@@ -328,6 +338,12 @@ export interface Store {
   checkReadable(): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/** A document with the version it was read at, or written as. */
+export interface Versioned<T> {
+  value: T;
+  version: number;
 }
 
 /** A lease as stored: who holds it until when, and its fencing number. */

@@ -20,7 +20,7 @@ export interface SsmEmulator {
   setUnreachable(on: boolean): void;
   /** Every request that reached HTTP, failed ones included. `target` is the action ('GetParameter');
    *  `name` is Name, Path, or the Names joined with ','; `error` the error type answered (none: it succeeded). Never the values. */
-  requests: Array<{ target: string; name?: string; error?: string }>;
+  requests: Array<{ target: string; name?: string; error?: string; description?: string }>;
   close(): Promise<void>;
 }
 
@@ -333,7 +333,9 @@ export async function startSsmEmulator(opts: { port?: number } = {}): Promise<Ss
             : Array.isArray(body.Names)
               ? body.Names.map(String).join(',')
               : undefined;
-    requests.push(name === undefined ? { target: action } : { target: action, name });
+    // PutParameter's Description (never a value): the publisher writes its fencing number there.
+    const description = typeof body?.Description === 'string' ? { description: body.Description } : {};
+    requests.push(name === undefined ? { target: action, ...description } : { target: action, name, ...description });
 
     if (failures.left > 0) {
       failures.left--;

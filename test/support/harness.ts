@@ -6,6 +6,7 @@ import { mkSharedTempDir } from './systemd-ns';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { request } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
 // s3rver ships no types.
@@ -125,7 +126,7 @@ export const AWS_ENV = {
 export interface RestResponse<T = any> {
   status: number;
   body: T;
-  headers?: Record<string, string | string[] | undefined>;
+  headers: IncomingHttpHeaders;
 }
 
 export class ControlProcess {

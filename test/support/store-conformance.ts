@@ -2,9 +2,9 @@
 // each Store method observes, on a fresh database per subtest.
 import type { Test } from 'tap';
 import { DEFAULT_CLUSTER_SETTINGS, type HostFacts, type InstanceIdentity } from '../../contract/model';
-import { ConflictError } from '../../control/errors';
+import { ConflictError, VersionConflictError } from '../../control/errors';
 import { healthOf as derivedHealth } from '../../control/store/health';
-import { settingsVersion, EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
+import { EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
 
 /** A fresh, empty database; open() opens a store on it (again after a close: a reopen). */
 export interface StoreDatabase {
@@ -72,19 +72,21 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.same(await store.getSettings(), DEFAULT_CLUSTER_SETTINGS);
     await store.setAssignment('i-a', { roles: ['node'], labels: {} }, 'op', 1);
     await store.enroll(identity('i-b'), 'agent', 1);
-    const bumped = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'x' }, 'op', 2);
+    const { bumped } = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'x' }, 'op', 2);
     t.same(bumped, ['i-a']);
     t.equal((await store.getInstance('i-a'))?.generation, 2);
     t.equal((await store.getInstance('i-b'))?.generation, 0);
     t.equal((await store.getSettings()).clusterName, 'x');
-    const stale = settingsVersion(DEFAULT_CLUSTER_SETTINGS);
-    const conflict = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'y' }, 'op', 3, stale).catch((e: unknown) => e);
-    t.type(conflict, ConflictError, 'a write based on settings changed since is refused');
+    const current = (await store.getVersionedSettings()).version;
+    const conflict = await store
+      .updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'y' }, 'op', 3, current - 1)
+      .catch((e: unknown) => e);
+    t.type(conflict, VersionConflictError, 'a write based on settings changed since is refused');
     t.equal((await store.getSettings()).clusterName, 'x', 'and writes nothing');
-    t.same(
-      await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'y' }, 'op', 3, settingsVersion(await store.getSettings())),
-      ['i-a'],
-    );
+    t.same(await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'y' }, 'op', 3, current), {
+      bumped: ['i-a'],
+      version: current + 1,
+    });
     const [event] = (await store.listAudit({ limit: 10, target: 'settings' })).filter((e) => e.action === 'settings.update');
     t.match(event, { actor: 'op', at: 2, details: { before: null, after: { clusterName: 'x' } } });
   });
@@ -113,17 +115,17 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
 
   t.test('rules: added at a position, listed in order, deleted', async (t) => {
     const store = await fresh(t);
-    const a = await store.addRule({ name: 'a', selector: { A: '1' }, roles: ['node'], labels: { x: 'y' } }, undefined, 'op', 1);
-    const b = await store.addRule({ name: 'b', selector: {}, roles: ['proxy'], labels: {} }, 0, 'op', 2);
-    const c = await store.addRule({ name: 'c', selector: {}, roles: ['auth'], labels: {} }, 99, 'op', 3);
+    const { value: a } = await store.addRule({ name: 'a', selector: { A: '1' }, roles: ['node'], labels: { x: 'y' } }, undefined, 'op', 1);
+    const { value: b } = await store.addRule({ name: 'b', selector: {}, roles: ['proxy'], labels: {} }, 0, 'op', 2);
+    const { value: c } = await store.addRule({ name: 'c', selector: {}, roles: ['auth'], labels: {} }, 99, 'op', 3);
     t.same(
       (await store.listRules()).map((r) => r.name),
       ['b', 'a', 'c'],
     );
     t.match((await store.listRules())[1], { id: a.id, selector: { A: '1' }, labels: { x: 'y' }, createdAt: 1 });
-    t.equal(await store.deleteRule(b.id, 'op', 4), true);
-    t.equal(await store.deleteRule(b.id, 'op', 5), false, 'an unknown rule');
-    const d = await store.addRule({ name: 'd', selector: {}, roles: ['node'], labels: {} }, 1, 'op', 6);
+    t.ok(await store.deleteRule(b.id, 'op', 4));
+    t.equal(await store.deleteRule(b.id, 'op', 5), undefined, 'an unknown rule');
+    const { value: d } = await store.addRule({ name: 'd', selector: {}, roles: ['node'], labels: {} }, 1, 'op', 6);
     t.same(
       (await store.listRules()).map((r) => r.id),
       [a.id, d.id, c.id],
@@ -299,15 +301,15 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
 
   t.test('concurrent writers deciding on the same thing take turns: one lease holder, one settings write per version', async (t) => {
     const store = await fresh(t);
-    const leases = await Promise.all(Array.from({ length: 10 }, (_, i) => store.acquireLease('publisher', `i-${i}`, 100, 30)));
+    const leases = await Promise.all(Array.from({ length: 10 }, (_, i) => store.acquireLease('publisher', `i-${i}`, 30_000)));
     t.equal(leases.filter((l) => l.granted).length, 1, 'one holder');
     t.equal(new Set(leases.map((l) => l.lease?.holder)).size, 1, 'everyone sees the same holder');
-    const version = settingsVersion(await store.getSettings());
+    const { version } = await store.getVersionedSettings();
     const writes = await Promise.all(
       ['a', 'b', 'c'].map((name) =>
         store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: name }, 'op', 1, version).then(
           () => 'written',
-          (e: unknown) => (e instanceof ConflictError ? 'conflict' : String(e)),
+          (e: unknown) => (e instanceof VersionConflictError ? 'conflict' : String(e)),
         ),
       ),
     );
@@ -411,32 +413,106 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     await t.resolves(store.checkReadable());
   });
 
-  t.test('leases: one holder at a time, fencing numbers grow at every new holding', async (t) => {
+  t.test('versions: every change of the settings or the rules bumps its version; a change on an old one is refused', async (t) => {
     const store = await fresh(t);
-    t.equal(await store.getLease('publisher'), undefined);
-    const first = await store.acquireLease('publisher', 'i-a', 100, 30);
-    t.same(first, { granted: true, lease: { name: 'publisher', holder: 'i-a', fencing: 1, acquiredAt: 100, expiresAt: 130 } });
-    const other = await store.acquireLease('publisher', 'i-b', 110, 30);
-    t.match(other, { granted: false, lease: { holder: 'i-a' } });
-    t.match(await store.acquireLease('publisher', 'i-a', 120, 30), { granted: true, lease: { fencing: 1, expiresAt: 150 } }, 'extended');
-    t.match(await store.renewLease('publisher', 'i-a', 1, 140, 30), { granted: true, lease: { expiresAt: 170 } });
-    t.match(await store.renewLease('publisher', 'i-a', 2, 140, 30), { granted: false }, 'a wrong fencing number');
-    t.match(await store.renewLease('publisher', 'i-b', 1, 140, 30), { granted: false }, 'not the holder');
-    const taken = await store.acquireLease('publisher', 'i-b', 200, 30);
-    t.match(taken, { granted: true, lease: { holder: 'i-b', fencing: 2, acquiredAt: 200 } }, 'after expiry, a new holder');
-    t.match(await store.renewLease('publisher', 'i-a', 1, 201, 30), { granted: false }, 'the old holder lost it');
-    t.match(await store.releaseLease('publisher', 'i-b', 2, 210), { granted: false, lease: { expiresAt: 210 } });
-    t.match(await store.acquireLease('publisher', 'i-b', 211, 30), { granted: true, lease: { fencing: 3 } }, 'even for the same holder');
-    t.match(await store.getLease('publisher'), { holder: 'i-b', fencing: 3 });
-    t.same(
-      (await store.listAudit({ limit: 100, target: 'lease:publisher' })).map((e) => [e.actor, e.action]),
-      [
-        ['agent:i-a', 'lease.acquire'],
-        ['agent:i-b', 'lease.acquire'],
-        ['agent:i-b', 'lease.release'],
-        ['agent:i-b', 'lease.acquire'],
-      ],
+    const settings0 = await store.getVersionedSettings();
+    t.same(settings0.value, DEFAULT_CLUSTER_SETTINGS, 'never saved: the defaults');
+    const saved = await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'one' }, 'op', 1, settings0.version);
+    t.equal(saved.version, settings0.version + 1);
+    t.match(await store.getVersionedSettings(), { value: { clusterName: 'one' }, version: saved.version });
+    await t.rejects(store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'two' }, 'op', 2, settings0.version), {
+      name: 'VersionConflictError',
+      current: saved.version,
+      message: /changed since version .* If-Match: "\d+"/,
+    });
+    t.equal((await store.getSettings()).clusterName, 'one', 'the refused change wrote nothing');
+    t.equal(
+      (await store.updateSettings({ ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'three' }, 'op', 3)).version,
+      saved.version + 1,
+      'without a version: saved',
     );
+
+    const rules0 = await store.listVersionedRules();
+    t.same(rules0.value, []);
+    const added = await store.addRule({ name: 'a', selector: {}, roles: ['node'], labels: {} }, undefined, 'op', 4, rules0.version);
+    t.equal(added.version, rules0.version + 1);
+    t.match(await store.listVersionedRules(), { value: [{ id: added.value.id }], version: added.version });
+    await t.rejects(store.addRule({ name: 'b', selector: {}, roles: ['node'], labels: {} }, undefined, 'op', 5, rules0.version), {
+      name: 'VersionConflictError',
+    });
+    await t.rejects(store.deleteRule(added.value.id, 'op', 6, rules0.version), { name: 'VersionConflictError' });
+    t.equal((await store.listRules()).length, 1, 'the refused changes wrote nothing');
+    t.equal(await store.deleteRule(added.value.id, 'op', 7, added.version), added.version + 1);
+    t.equal((await store.listVersionedRules()).version, added.version + 1);
+  });
+
+  t.test('replicas: a heartbeat counts the replicas serving; a stopped or silent one is forgotten', async (t) => {
+    const store = await fresh(t);
+    t.equal(await store.replicaHeartbeat('control:a', 60_000), 1);
+    t.equal(await store.replicaHeartbeat('control:b', 60_000), 2);
+    t.equal(await store.replicaHeartbeat('control:a', 60_000), 2, 'a heartbeat again is the same replica');
+    await store.removeReplica('control:b');
+    t.equal(await store.replicaHeartbeat('control:a', 60_000), 1, 'a stopped replica is forgotten at once');
+    await store.replicaHeartbeat('control:c', 60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal(await store.replicaHeartbeat('control:a', 20), 1, 'one not seen within the stale period is forgotten');
+  });
+
+  t.test("leases: one holder at a time on the database's clock, fencing numbers grow at every new holding", async (t) => {
+    const store = await fresh(t);
+    const MINUTE = 60_000;
+    t.equal(await store.getLease('publisher'), undefined);
+    const before = Date.now();
+    const first = await store.acquireLease('publisher', 'i-a', MINUTE);
+    const after = Date.now();
+    t.match(first, { granted: true, lease: { name: 'publisher', holder: 'i-a', fencing: 1 } });
+    const { acquiredAt, expiresAt } = first.lease!;
+    // The database runs on this machine: its clock is this one, to the millisecond or so.
+    t.ok(acquiredAt >= before - 1000 && acquiredAt <= after + 1000, `acquired at the database's now (${acquiredAt}, ${before}..${after})`);
+    t.equal(expiresAt - acquiredAt, MINUTE, 'for one period');
+    t.match(await store.acquireLease('publisher', 'i-b', MINUTE), { granted: false, lease: { holder: 'i-a', fencing: 1 } });
+    const again = await store.acquireLease('publisher', 'i-a', MINUTE);
+    t.match(again, { granted: true, lease: { fencing: 1, acquiredAt } }, 'the holder asking again keeps its number');
+    t.ok(again.lease!.expiresAt >= expiresAt, 'and its lease is extended');
+    t.match(await store.renewLease('publisher', 'i-a', 1, MINUTE), { granted: true, lease: { holder: 'i-a', fencing: 1 } });
+    t.match(await store.renewLease('publisher', 'i-a', 2, MINUTE), { granted: false }, 'a wrong fencing number');
+    t.match(await store.renewLease('publisher', 'i-b', 1, MINUTE), { granted: false }, 'not the holder');
+
+    // A short holding expires on the database's clock: another takes over with the next number.
+    await store.releaseLease('publisher', 'i-a', 1);
+    t.match(await store.acquireLease('publisher', 'i-a', 1), { granted: true, lease: { fencing: 2 } });
+    let taken = await store.acquireLease('publisher', 'i-b', MINUTE);
+    for (const deadline = Date.now() + 30_000; !taken.granted && Date.now() < deadline;)
+      taken = await store.acquireLease('publisher', 'i-b', MINUTE);
+    t.match(taken, { granted: true, lease: { holder: 'i-b', fencing: 3 } }, 'after expiry, a new holder');
+    t.match(await store.renewLease('publisher', 'i-a', 2, MINUTE), { granted: false, lease: { holder: 'i-b' } }, 'the old holder lost it');
+    t.match(await store.releaseLease('publisher', 'i-a', 2), { granted: false, lease: { holder: 'i-b' } }, 'and cannot release it');
+    const released = await store.releaseLease('publisher', 'i-b', 3);
+    t.equal(released.granted, false);
+    t.ok(released.lease!.expiresAt < taken.lease!.expiresAt, 'released: it ends now');
+    t.match(await store.acquireLease('publisher', 'i-b', MINUTE), { granted: true, lease: { fencing: 4 } }, 'even for the same holder');
+    t.match(await store.getLease('publisher'), { holder: 'i-b', fencing: 4 });
+    t.same(
+      (await store.listAudit({ limit: 100, target: 'lease:publisher' })).map((e) => [e.actor, e.action, e.details.fencing]),
+      [
+        ['agent:i-a', 'lease.acquire', 1],
+        ['agent:i-a', 'lease.release', 1],
+        ['agent:i-a', 'lease.acquire', 2],
+        ['agent:i-b', 'lease.acquire', 3],
+        ['agent:i-b', 'lease.release', 3],
+        ['agent:i-b', 'lease.acquire', 4],
+      ],
+      'every new holding and release is audited, renewals are not',
+    );
+  });
+
+  t.test('leases: racing acquisitions on one database never grant two holders', async (t) => {
+    const store = await fresh(t);
+    const holders = ['i-a', 'i-b', 'i-c', 'i-d'];
+    for (let round = 0; round < 20; round++) {
+      const outcomes = await Promise.all(holders.map((h) => store.acquireLease(`race-${round}`, h, 60_000)));
+      t.equal(outcomes.filter((o) => o.granted).length, 1, `round ${round}: one holder`);
+    }
   });
 
   t.test('proxy certificates, served certificates and ACME challenges', async (t) => {
