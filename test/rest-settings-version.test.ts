@@ -8,7 +8,7 @@ t.test('settings: ETag and If-Match', async (t) => {
   const control = await startInProcessControl('settings-version');
   t.teardown(() => control.close());
   const read = await control.rest('GET', '/v1/settings');
-  const etag = read.headers?.etag as string | undefined;
+  const etag = read.headers?.etag;
   t.ok(etag, 'GET /v1/settings has an ETag');
 
   // Two operators patch what they both read: one wins, the other is told.
