@@ -119,8 +119,11 @@ export class Agent {
   async start(signal?: AbortSignal, opts: { readOnly?: boolean } = {}): Promise<void> {
     const { config, log } = this.deps;
     if (!opts.readOnly) await removeStaleTemporaries(config, log);
-    await this.credentials.start(signal, opts);
+    await this.credentials.identify(signal, opts);
     this.secretSource = this.deps.secrets(config.aws.region ?? this.credentials.instance.region);
+    // While the enrollment is in flight: what the first SSM read needs.
+    this.secretSource.warm?.();
+    await this.credentials.certify(signal);
   }
 
   async fetchAssignment(signal?: AbortSignal): Promise<AssignmentState__Output> {

@@ -38,6 +38,8 @@ export interface SecretSource {
    * MissingObjectError when the object does not exist.
    */
   download(bucket: string, key: string, file: string): Promise<{ bytes: number; sha256: string }>;
+  /** Starts what the first read needs anyway (AWS credentials: an instance profile's are read from IMDS), without waiting. */
+  warm?(): void;
 }
 
 export class AwsSecretSource implements SecretSource {
@@ -47,6 +49,12 @@ export class AwsSecretSource implements SecretSource {
   constructor(private readonly opts: AwsEndpoints) {
     // The agent retries with its own backoff and logs what it waits for.
     this.ssm = new SSMClient({ region: opts.region, endpoint: opts.ssmEndpoint, maxAttempts: 1 });
+  }
+
+  warm(): void {
+    // Memoized by the client: the first GetParameters finds them resolved. A failure here is
+    // not remembered; that read resolves them again and reports it.
+    this.ssm.config.credentials().catch(() => {});
   }
 
   /** Loaded and built at the first S3 read: only the hosts that serve a certificate from S3 pay for the S3 client at boot. */

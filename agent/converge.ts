@@ -176,17 +176,19 @@ export async function applyPlan(
   owner: { uid: number; gid: number },
   { keep = new Set<string>(), binaryChanged = false }: { keep?: ReadonlySet<string>; binaryChanged?: boolean } = {},
 ): Promise<ApplyResult> {
-  const written: string[] = [];
-  for (const file of plan.files) {
-    if (keep.has(file.path)) continue;
-    try {
-      if (await writeFileIfChanged(file.path, file.content, { mode: file.mode, ...owner })) written.push(file.path);
-    } catch (err) {
-      throw new HostFileError(file.path, err);
-    }
-  }
-  const removed: string[] = [];
-  for (const path of plan.obsolete) if (await removeIfGenerated(path)) removed.push(path);
+  // All at once: each is its own atomic write, and their fsyncs, which a first boot waits for, overlap.
+  const changed = await Promise.all(
+    plan.files.map((file) =>
+      keep.has(file.path)
+        ? Promise.resolve(false)
+        : writeFileIfChanged(file.path, file.content, { mode: file.mode, ...owner }).catch((err: unknown) => {
+            throw new HostFileError(file.path, err);
+          }),
+    ),
+  );
+  const written = plan.files.filter((_, i) => changed[i]).map((f) => f.path);
+  const removedNow = await Promise.all(plan.obsolete.map(removeIfGenerated));
+  const removed = plan.obsolete.filter((_, i) => removedNow[i]);
   const unitChanged = services.unitPath !== undefined && keep.has(services.unitPath) ? false : await services.installUnit(plan.unit);
   const before = await services.activeState();
   const running = before === 'active' || before === 'activating' || before === 'reloading';

@@ -14,7 +14,7 @@ import { VERSION } from '../contract/version';
 import type { AgentConfig } from './config';
 import type { ClientCredentials, ControlClient, Enrollment, EnrollProof } from './control-client';
 import { InstanceUnknown, isRetryable } from './control-errors';
-import type { IdentitySource } from './identity';
+import type { IdentityProof, IdentitySource } from './identity';
 import type { Persist } from './persist';
 
 export const CREDENTIALS_FILE = 'credentials.json';
@@ -64,6 +64,8 @@ export class Credentials {
   /** Counts enrollments: a call that failed with an older one's certificate needs no new enrollment. */
   private issued = 0;
   private inFlight: Promise<void> | undefined;
+  /** EC2 enrollment: the signed document, read alongside the identity at start (undefined when that read failed). */
+  private earlyProof: Promise<IdentityProof | undefined> | undefined;
 
   constructor(private readonly deps: CredentialsDeps) {}
 
@@ -73,15 +75,29 @@ export class Credentials {
 
   /** Identity from IMDS, then a valid client certificate (saved, or a new enrollment). */
   async start(signal?: AbortSignal, opts: { readOnly?: boolean } = {}): Promise<void> {
+    await this.identify(signal, opts);
+    await this.certify(signal);
+  }
+
+  /** Identity from IMDS. */
+  async identify(signal?: AbortSignal, opts: { readOnly?: boolean } = {}): Promise<void> {
     this.readOnly = opts.readOnly ?? false;
+    const { config, identity } = this.deps;
+    // A first boot enrolls right after: its signature is read in the same round as the identity.
+    if (config.enrollmentMethod === 'ec2' && identity.proof) this.earlyProof = identity.proof(config.ec2Signature).catch(() => undefined);
     this.instance = await this.deps.persist('instance metadata (IMDSv2)', () => this.deps.identity.identity(), signal);
     this.deps.log.info({ instanceId: this.instance.instanceId, region: this.instance.region }, 'identity read from instance metadata');
+  }
+
+  /** A valid client certificate: the saved one, or a new enrollment (after identify). */
+  async certify(signal?: AbortSignal): Promise<void> {
     if (!this.readOnly) {
       await fs.mkdir(this.stateDir, { recursive: true, mode: 0o700 });
       await fs.chmod(this.stateDir, 0o700);
     }
     const saved = await this.load();
     if (saved) {
+      this.earlyProof = undefined;
       this.creds = saved;
       this.deps.control.useCredentials(saved);
     } else await this.enroll(signal, 'no usable saved credentials');
@@ -139,6 +155,9 @@ export class Credentials {
     if (config.enrollmentMethod === 'ec2') {
       const proof = identity.proof?.bind(identity);
       if (!proof) throw new Error('enrollment.method ec2 needs instance metadata (IMDSv2) that serves the signed identity document');
+      const early = await this.earlyProof;
+      this.earlyProof = undefined;
+      if (early) return { ec2Identity: early };
       return { ec2Identity: await this.deps.persist('the signed identity document (IMDSv2)', () => proof(config.ec2Signature), signal) };
     }
     if (!config.joinTokenFile)
@@ -154,8 +173,8 @@ export class Credentials {
 
   private async enrollOnce(signal: AbortSignal | undefined, reason: string): Promise<void> {
     const { config, control } = this.deps;
-    const nonce = await this.nonce(signal);
-    const proof = await this.proof(signal);
+    // The nonce's write (fsync) and the proof's reads overlap.
+    const [nonce, proof] = await Promise.all([this.nonce(signal), this.proof(signal)]);
     this.deps.log.info({ reason }, 'enrolling');
     const enrollment = await this.deps.persist(
       `enrollment at ${config.control.endpoints.join(', ')}`,

@@ -19,6 +19,8 @@ const TOKEN_TTL_SECONDS = 300;
 export class ImdsIdentitySource implements IdentitySource {
   private readonly imds: MetadataService;
   private session: { token: Promise<string>; renewAt: number } | undefined;
+  /** The identity document as last read: it does not change while the instance runs, and a first boot needs it twice. */
+  private documentRead: Promise<string> | undefined;
 
   constructor(endpoint?: string) {
     // IMDSv2 only. The SDK client would fetch a session token before every
@@ -66,21 +68,26 @@ export class ImdsIdentitySource implements IdentitySource {
    * certificates_dir). Falls back to the other one where IMDS lacks it.
    */
   async proof(signature: 'pkcs7' | 'rsa2048' = 'pkcs7'): Promise<IdentityProof> {
-    const document = await this.get('dynamic/instance-identity/document');
     const other = signature === 'pkcs7' ? 'rsa2048' : 'pkcs7';
-    let pkcs7Signature: string;
-    try {
-      pkcs7Signature = await this.get(`dynamic/instance-identity/${signature}`);
-    } catch (err) {
+    const signed = this.get(`dynamic/instance-identity/${signature}`).catch((err: unknown) => {
       if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
-      pkcs7Signature = await this.get(`dynamic/instance-identity/${other}`);
-    }
+      return this.get(`dynamic/instance-identity/${other}`);
+    });
+    const [document, pkcs7Signature] = await Promise.all([this.document(), signed]);
     return { document, pkcs7Signature };
   }
 
+  /** Read once; a failed read is read again next time. */
+  private document(): Promise<string> {
+    const read = (this.documentRead ??= this.get('dynamic/instance-identity/document'));
+    read.catch(() => (this.documentRead = undefined));
+    return read;
+  }
+
   async identity(): Promise<InstanceIdentity> {
-    const document = JSON.parse(await this.get('dynamic/instance-identity/document')) as Record<string, string>;
-    const [hostname, tags] = await Promise.all([this.get('meta-data/local-hostname'), this.tags()]);
+    // One round after the session token: the document, the hostname and the tag keys at once.
+    const [text, hostname, tags] = await Promise.all([this.document(), this.get('meta-data/local-hostname'), this.tags()]);
+    const document = JSON.parse(text) as Record<string, string>;
     return {
       instanceId: document.instanceId,
       region: document.region,

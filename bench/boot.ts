@@ -3,6 +3,7 @@
 // server process, s3rver and the SSM/IMDS emulators. service_manager is
 // `process`: the agent starts the teleport stand-in (test/bin/teleport).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { AWS_ENV } from '../test/support/harness';
 import type { World } from '../test/support/world';
@@ -31,6 +32,8 @@ export interface BootRun {
   controlViewMs: number;
   /** Process start to each phase's log record (ms), by phase label. */
   phases: Record<string, number>;
+  /** The agent process's own CPU (user + system, ms; 10 ms steps), not its Teleport's; NaN without /usr/bin/time. */
+  cpuMs: number;
 }
 
 export interface BootOptions {
@@ -42,6 +45,11 @@ export interface BootOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** GNU time reports the CPU of the process it waits for (the agent), not of the Teleport the agent leaves running. */
+const TIME = '/usr/bin/time';
+const CPU_MARK = 'bench-agent-cpu';
+const hasTime = existsSync(TIME);
 
 /** Agents still running, or their teleport stand-ins: process group ids, for cleanup. */
 export const liveGroups = new Set<number>();
@@ -127,7 +135,8 @@ export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun
 
   const startedAt = Date.now();
   const t0 = performance.now();
-  const { child, output: agentOutput } = spawnAgent(opts.agent, 'once', files.configFile, env);
+  const agent = hasTime ? [TIME, '-f', `${CPU_MARK} %U %S`, ...opts.agent] : opts.agent;
+  const { child, output: agentOutput } = spawnAgent(agent, 'once', files.configFile, env);
   let exit: { code: number | null; at: number };
   try {
     exit = await waitForExit(child, opts.timeoutMs);
@@ -145,7 +154,12 @@ export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun
     throw new Error(`the control server does not show ${id} ready: ${JSON.stringify(instance.body)}`);
 
   const phases: Record<string, number> = {};
+  let cpuMs = NaN;
   for (const line of output.split('\n')) {
+    if (line.startsWith(CPU_MARK)) {
+      const [user, system] = line.slice(CPU_MARK.length).trim().split(' ').map(Number);
+      cpuMs = (user + system) * 1000;
+    }
     if (!line.startsWith('{')) continue;
     try {
       const rec = JSON.parse(line) as { msg?: string; time?: number };
@@ -155,5 +169,5 @@ export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun
       /* not a log record */
     }
   }
-  return { instanceId: id, wallMs, controlViewMs: Date.parse(status.reportedAt) - startedAt, phases };
+  return { instanceId: id, wallMs, controlViewMs: Date.parse(status.reportedAt) - startedAt, phases, cpuMs };
 }

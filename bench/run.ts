@@ -11,7 +11,8 @@
 // BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_AGENT=packaged|runtime|source
 // (the boot's agent, default the packaged single executable), BENCH_IDLE_SECONDS (idle window, default 300; 0 skips it),
 // BENCH_IDLE_HEARTBEAT (the control server's heartbeat interval while idling, default 30s), BENCH_AGENT_NODE_OPTIONS
-// (NODE_OPTIONS of the idling agent, e.g. --max-semi-space-size=1).
+// (NODE_OPTIONS of the idling agent, e.g. --max-semi-space-size=1), BENCH_AGENT_BEFORE (an earlier agent executable:
+// its boots alternate with the current agent's in the same run, for a before/after on a loaded machine).
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -43,6 +44,7 @@ const ONLY = process.env.BENCH_ONLY;
 const AGENT_KIND = agentKind();
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
 const IDLE_HEARTBEAT = process.env.BENCH_IDLE_HEARTBEAT ?? '30s';
+const AGENT_BEFORE = process.env.BENCH_AGENT_BEFORE;
 
 const TARGET = { bootMs: 300, fleetMs: 20_000, idleRssBytes: 60 * 1024 * 1024, idleCpuPercent: 0.2 };
 /** DESIGN.md "Performance": Ansible doing only the file work over a local connection, on these machines. */
@@ -102,6 +104,8 @@ function openFileLimit(): number {
 
 interface BootBench {
   runs: BootRun[];
+  /** BENCH_AGENT_BEFORE's boots, interleaved with `runs` */
+  before: BootRun[];
   agent: string[];
   /** bare `node -e 0`, median, measured right before the boots */
   nodeStartMs: number;
@@ -122,12 +126,22 @@ async function benchBoot(): Promise<BootBench> {
       progress(`boot: warm-up ${i + 1}/${WARMUPS}: ${fmtMs(run.wallMs)} (not counted)`);
     }
     const runs: BootRun[] = [];
+    const before: BootRun[] = [];
+    const bootBefore = async (i: number) => {
+      if (!AGENT_BEFORE) return;
+      const run = await bootOnce(world, { ...opts, agent: [AGENT_BEFORE] });
+      before.push(run);
+      progress(`boot: before ${i + 1}/${RUNS}: ${fmtMs(run.wallMs)} (control view ${fmtMs(run.controlViewMs)})`);
+    };
     for (let i = 0; i < RUNS; i++) {
+      // Alternating which goes first, so neither always follows the other.
+      if (i % 2 === 1) await bootBefore(i);
       const run = await bootOnce(world, opts);
       runs.push(run);
       progress(`boot: run ${i + 1}/${RUNS}: ${fmtMs(run.wallMs)} (control view ${fmtMs(run.controlViewMs)})`);
+      if (i % 2 === 0) await bootBefore(i);
     }
-    return { runs, agent, nodeStartMs, standinReadyMs };
+    return { runs, before, agent, nodeStartMs, standinReadyMs };
   } finally {
     await closeWorld(world);
   }
@@ -180,7 +194,20 @@ async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
   }
 }
 
-function printBoot({ runs, agent, nodeStartMs, standinReadyMs }: BootBench): void {
+/** Median of a phase over runs that logged it. */
+const phaseMedian = (runs: BootRun[], label: string) =>
+  median(runs.flatMap((r) => (r.phases[label] === undefined ? [] : [r.phases[label]])));
+
+function printBefore(runs: BootRun[], before: BootRun[]): void {
+  out(`   interleaved with BENCH_AGENT_BEFORE=${AGENT_BEFORE} (${before.length} boots each), medians, before -> now:`);
+  const row = (label: string, of: (r: BootRun[]) => number) =>
+    out(`     ${label.padEnd(34)} ${fmtMs(of(before)).padStart(8)} -> ${fmtMs(of(runs)).padStart(8)}`);
+  row('process start to exit', (r) => median(r.map((x) => x.wallMs)));
+  row('agent CPU (user + system)', (r) => median(r.map((x) => x.cpuMs)));
+  for (const [, label] of PHASES) row(label, (r) => phaseMedian(r, label));
+}
+
+function printBoot({ runs, before, agent, nodeStartMs, standinReadyMs }: BootBench): void {
   out(`== 1. One host's boot-to-ready: teleboot-agent once (own process), service_manager: process`);
   out(`   agent: ${AGENT_KIND} (${agent.join(' ')})`);
   out(`   bare \`node -e 0\` on this machine, median of 7: ${fmtMs(nodeStartMs)}`);
@@ -198,8 +225,9 @@ function printBoot({ runs, agent, nodeStartMs, standinReadyMs }: BootBench): voi
   out(
     `   median: ${fmtMs(median(runs.map((r) => r.wallMs)))} to exit, ${fmtMs(median(runs.map((r) => r.controlViewMs)))} to status.reportedAt (ready) on the control server`,
   );
+  out(`   the agent's own CPU per boot (user + system, not its Teleport's), median: ${fmtMs(median(runs.map((r) => r.cpuMs)))}`);
   out(`   phases, median ms after process start (from the agent's log records):`);
-  const phase = (label: string) => median(runs.flatMap((r) => (r.phases[label] === undefined ? [] : [r.phases[label]])));
+  const phase = (label: string) => phaseMedian(runs, label);
   for (const [, label] of PHASES) out(`     ${label.padEnd(34)} ${fmtMs(phase(label)).padStart(8)}`);
   const [, , started, ready] = PHASES.map(([, label]) => label);
   out(
@@ -207,6 +235,7 @@ function printBoot({ runs, agent, nodeStartMs, standinReadyMs }: BootBench): voi
       median(runs.map((r) => r.wallMs)) - (phase(ready) - phase(started)),
     )}, is the agent's own`,
   );
+  if (before.length > 0) printBefore(runs, before);
   out();
 }
 
