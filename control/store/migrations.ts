@@ -1,5 +1,6 @@
 // Versioned schema migrations. Append only: a released migration is never
 // edited, a change is a new version. Each runs in its own transaction.
+import { ROLLOUT_TABLES } from './rollout-tables';
 
 export interface Migration {
   version: number;
@@ -173,6 +174,12 @@ export const MIGRATIONS: Migration[] = [
         created_at BIGINT NOT NULL
       );
     `,
+  },
+  {
+    // Version 7 is taken by a branch under way (leases, ETags); the lead renumbers at merge if needed.
+    version: 8,
+    name: "rollouts, and per instance the generation a rollout released to it with each generation's config",
+    sql: ROLLOUT_TABLES,
   },
 ];
 

@@ -4,6 +4,7 @@
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
 import type { Migration } from './migrations';
+import { ROLLOUT_TABLES } from './rollout-tables';
 
 export const PG_MIGRATIONS: Migration[] = [
   {
@@ -128,6 +129,12 @@ export const PG_MIGRATIONS: Migration[] = [
         created_at BIGINT NOT NULL
       );
     `,
+  },
+  {
+    // Version 2 is taken by a branch under way (leases, ETags); the lead renumbers at merge if needed.
+    version: 3,
+    name: "rollouts, and per instance the generation a rollout released to it with each generation's config",
+    sql: ROLLOUT_TABLES,
   },
 ];
 

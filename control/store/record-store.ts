@@ -36,6 +36,8 @@ import {
   type Store,
 } from './store';
 import { RefusalCounter } from './refusal-counter';
+import { RolloutRecords } from './rollout-records';
+import type { ChangeWrite, InstanceConfig, RolloutQuery, StoredRollout } from './rollouts';
 
 /** Settings as stored, over the defaults (a setting added by a newer release has its default until saved). */
 export const mergedSettings = (stored: ClusterSettings | undefined): ClusterSettings => ({ ...DEFAULT_CLUSTER_SETTINGS, ...stored });
@@ -58,6 +60,10 @@ export class RecordStore implements Store {
 
   private read<T>(fn: (r: Records) => Promise<T>): Promise<T> {
     return this.engine.read((sql) => fn(this.records(sql)));
+  }
+
+  private writeSql<T>(fn: (sql: Sql, r: Records) => Promise<T>): Promise<T> {
+    return this.engine.transaction((sql) => fn(sql, this.records(sql)));
   }
 
   private write<T>(fn: (r: Records) => Promise<T>, relaxed = false): Promise<T> {
@@ -177,10 +183,11 @@ export class RecordStore implements Store {
   }
 
   deleteInstance(instanceId: string, actor: string, now: number): Promise<boolean> {
-    return this.write(async (r) => {
+    return this.writeSql(async (sql, r) => {
       const existing = await r.instance(instanceId);
       if (!existing) return false;
       await r.deleteInstance(instanceId);
+      await new RolloutRecords(sql).forget(instanceId);
       // Its client certificates stop working at once; the binding stays, so
       // only the same machine (its nonce) can enroll under this id again.
       const revoked = await r.revokeCertificatesOf(instanceId, now);
@@ -192,6 +199,45 @@ export class RecordStore implements Store {
   /** Status reports are heartbeats: the next one replaces this one, so their commits are relaxed. */
   recordStatus(instanceId: string, appliedGeneration: number, status: InstanceStatus, facts: HostFacts | null) {
     return this.write((r) => r.saveStatus(instanceId, appliedGeneration, status, facts), true);
+  }
+
+  // Rollouts (rollouts.ts): a change and its rollout steps commit together.
+
+  saveChange(change: ChangeWrite, actor: string, now: number): Promise<void> {
+    return this.writeSql(async (sql, r) => {
+      const rr = new RolloutRecords(sql);
+      if (change.settings) await r.saveSettings(change.settings, now);
+      if (change.assignment) await r.saveAssignment(change.assignment.instanceId, change.assignment.assignment, now);
+      for (const g of change.generations ?? []) await rr.raiseGeneration(g.instanceId, g.generation, now);
+      for (const c of change.configs ?? []) await rr.saveConfig(c, now);
+      for (const w of change.rollouts ?? []) await rr.saveRollout(w.rollout, w.revision);
+      for (const rel of change.releases ?? []) await rr.release(rel.instanceId, rel.generation, now);
+      for (const a of change.audit ?? []) await r.audit(actor, a.action, a.target, a.details, now);
+    });
+  }
+
+  getRollout(id: string): Promise<StoredRollout | undefined> {
+    return this.engine.read((sql) => new RolloutRecords(sql).rollout(id));
+  }
+
+  listRollouts(query: RolloutQuery) {
+    return this.engine.read((sql) => new RolloutRecords(sql).rollouts(query));
+  }
+
+  activeRollout(): Promise<StoredRollout | undefined> {
+    return this.engine.read((sql) => new RolloutRecords(sql).activeRollout());
+  }
+
+  async releasedConfig(instanceId: string): Promise<InstanceConfig | undefined> {
+    return (await this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs(instanceId)))[0];
+  }
+
+  releasedConfigs(): Promise<InstanceConfig[]> {
+    return this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs());
+  }
+
+  assignedInstances() {
+    return this.engine.read((sql) => new RolloutRecords(sql).assignedInstances());
   }
 
   healthSummary(...args: Parameters<Records['healthCounts']>) {
