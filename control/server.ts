@@ -35,6 +35,7 @@ export async function startControlServer(
 ): Promise<RunningControlServer> {
   const { store, identity, tls, bootstrapToken } = options.opened ?? (await openDataDir(config, log, options));
   let grpcServer: RunningGrpcServer | undefined;
+  let stopRollouts: (() => void) | undefined;
   let rest: FastifyInstance | undefined;
   let lookup: AwsEc2InstanceLookup | undefined;
   let certificates: RunningCertificateManagement | undefined;
@@ -71,7 +72,10 @@ export async function startControlServer(
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       publisherLeaseMs: config.publisherLeaseMs,
       certificateAlertMs: config.acme?.alertBeforeMs,
+      log: log.child({ component: 'rollout' }),
     });
+    service.startRollouts();
+    stopRollouts = () => service.stopRollouts();
     service.callLimits = new CallLimits(config.rateLimits);
     auditRetention = startAuditRetention(store, config.audit, log.child({ component: 'audit' }));
     const started = await startGrpcServer(config.grpcListen, {
@@ -116,6 +120,7 @@ export async function startControlServer(
       caPem: tls.ca.certPem,
       http01Port: certificates?.http01Port,
       async close() {
+        service.stopRollouts();
         auditRetention?.stop();
         await certificates?.close();
         await Promise.all([restApp.close(), started.shutdown()]);
@@ -124,6 +129,7 @@ export async function startControlServer(
       },
     };
   } catch (err) {
+    stopRollouts?.();
     grpcServer?.forceShutdown();
     auditRetention?.stop();
     await certificates?.close();

@@ -43,6 +43,10 @@ import {
 import { InputError, NotFoundError } from './errors';
 import { requirementsOf } from '../contract/render/render';
 import { assignmentOptions } from '../contract/assignment';
+import type { RolloutStrategy } from '../contract/settings';
+import type { Logger } from '../contract/log';
+import { RolloutWiring, type Served } from './rollout-wiring';
+import { summaryOf, metricSamples, type Rollout } from './rollout';
 
 export { InputError, NotFoundError };
 
@@ -65,14 +69,14 @@ export interface AssignmentStateView {
   cluster: ClusterSettings & { certDomain: string };
 }
 
-/** What an agent is to run: its record's assignment with the cluster settings. */
-function assignmentStateOf(record: InstanceRecord, cluster: ClusterSettings): AssignmentStateView {
+/** What an agent is to run: the generation a rollout released to it (rollout-wiring.ts), its assignment and settings. */
+function assignmentStateOf(instanceId: string, served: Served): AssignmentStateView {
   return {
-    instanceId: record.instanceId,
-    generation: record.generation,
-    assigned: record.assignment !== null,
-    assignment: record.assignment,
-    cluster: { ...cluster, certDomain: certDomainOf(cluster) },
+    instanceId,
+    generation: served.generation,
+    assigned: served.assignment !== null,
+    assignment: served.assignment,
+    cluster: { ...served.settings, certDomain: certDomainOf(served.settings) },
   };
 }
 
@@ -87,6 +91,11 @@ export interface ServiceOptions {
   /** A certificate closer than this to its expiry is an alert in the fleet health (default 14 days). */
   certificateAlertMs?: number;
   now?: () => number;
+  /** An applying host not ready on its new generation after this long fails in its rollout; absent: the agent's own readiness timeout decides. */
+  rolloutReadyMs?: number;
+  /** How often the active rollout is advanced without a report (silent hosts, time limits); default 2 s. */
+  rolloutTickMs?: number;
+  log?: Logger;
 }
 
 export const DEFAULT_CERTIFICATE_ALERT_MS = 14 * 24 * 3_600_000;
@@ -170,6 +179,26 @@ export class ControlService {
     this.trust = new Trust(opts.store, this.now);
     // One listener per watching agent: thousands are expected.
     this.events.setMaxListeners(0);
+    this.rollouts = new RolloutWiring({
+      store: opts.store,
+      now: this.now,
+      notify: (id) => this.notify(id),
+      // Three missed heartbeats while applying: the agent went offline.
+      timeouts: { silentMs: 3 * opts.heartbeatIntervalMs + 5_000, ...(opts.rolloutReadyMs ? { readyMs: opts.rolloutReadyMs } : {}) },
+      log: opts.log,
+    });
+  }
+
+  /** The rollout engine wired to the store and the agents (docs/ROLLOUTS.md). */
+  readonly rollouts: RolloutWiring;
+
+  /** Starts advancing rollouts on a timer (the server does; tests of the service alone need not). */
+  startRollouts(): void {
+    this.rollouts.start(this.opts.rolloutTickMs ?? 2_000);
+  }
+
+  stopRollouts(): void {
+    this.rollouts.stop();
   }
 
   get heartbeatIntervalMs(): number {
@@ -203,7 +232,8 @@ export class ControlService {
         certificate: { serial: cert.serial, expiresAt: cert.expiresAt.getTime() },
       });
       if (outcome.matchedRule) this.notify(id);
-      const assignment = assignmentStateOf(outcome.record, await this.store.getSettings());
+      await this.rollouts.admitBooted(outcome.record);
+      const assignment = await this.servedState(outcome.record);
       return {
         record: outcome.record,
         assignment,
@@ -238,9 +268,13 @@ export class ControlService {
   }
 
   async assignmentState(instanceId: string): Promise<AssignmentStateView> {
-    const [record, cluster] = await Promise.all([this.store.getInstance(instanceId), this.store.getSettings()]);
+    const record = await this.store.getInstance(instanceId);
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled`);
-    return assignmentStateOf(record, cluster);
+    return this.servedState(record);
+  }
+
+  private async servedState(record: InstanceRecord): Promise<AssignmentStateView> {
+    return assignmentStateOf(record.instanceId, await this.rollouts.served(record, await this.store.getSettings()));
   }
 
   /** Calls `listener` after every change that concerns the instance; returns the unsubscribe function. */
@@ -263,7 +297,9 @@ export class ControlService {
       );
     const record = await this.store.recordStatus(instanceId, appliedGeneration, { ...status, reportedAt: this.now() }, facts);
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled; enroll again`);
-    return record;
+    this.rollouts.reported(instanceId);
+    // The generation the agent is to have is the one released to it, not the newest.
+    return { ...record, generation: (await this.rollouts.served(record, await this.store.getSettings())).generation };
   }
 
   /** The ACME certificate manager of this replica, when ACME is configured (told of renewal requests). */
@@ -322,7 +358,7 @@ export class ControlService {
     return this.store.releaseLease(leaseName, instanceId, fencing, this.now());
   }
 
-  async assign(instanceId: string, input: AssignmentInput, actor: string): Promise<InstanceRecord> {
+  async assign(instanceId: string, input: AssignmentInput, actor: string, strategy?: RolloutStrategy): Promise<InstanceRecord> {
     const assignment = assignmentFromInput(input);
     // An instance enrolled with a join token that restricts roles gets no other role.
     const current = await this.store.getInstance(instanceId);
@@ -341,16 +377,35 @@ export class ControlService {
     }
     // The agent's renderer, on the current settings: an impossible layout is refused here, not at boot.
     checkAssignmentRenders(assignment, await this.store.getSettings());
-    const record = await this.store.setAssignment(instanceId, assignment, actor, this.now());
-    this.notify(instanceId);
-    return record;
+    return this.changeAssignment(instanceId, assignment, actor, strategy);
   }
 
   async unassign(instanceId: string, actor: string): Promise<InstanceRecord> {
     if (!(await this.store.getInstance(instanceId))) throw new NotFoundError(`instance ${instanceId} not found`);
-    const record = await this.store.setAssignment(instanceId, null, actor, this.now());
+    return this.changeAssignment(instanceId, null, actor);
+  }
+
+  /** An assignment change: of an enrolled host, a rollout of that host (or the active rollout's successor); otherwise at once. */
+  private async changeAssignment(instanceId: string, assignment: Assignment | null, actor: string, strategy?: RolloutStrategy) {
+    const existing = await this.store.getInstance(instanceId);
+    if (!existing) {
+      const record = await this.store.setAssignment(instanceId, assignment, actor, this.now());
+      this.notify(instanceId);
+      return record;
+    }
+    await this.rollouts.applyChange(
+      { assignment: { instanceId, assignment } },
+      { actor, reason: `${assignment ? 'PUT' : 'DELETE'} /v1/instances/${instanceId}/assignment`, ...(strategy ? { strategy } : {}) },
+      [
+        {
+          action: assignment ? 'assignment.set' : 'assignment.clear',
+          target: instanceId,
+          details: { before: existing.assignment, after: assignment },
+        },
+      ],
+    );
     this.notify(instanceId);
-    return record;
+    return (await this.store.getInstance(instanceId))!;
   }
 
   async deleteInstance(instanceId: string, actor: string): Promise<void> {
@@ -364,14 +419,18 @@ export class ControlService {
     return page.items[0];
   }
 
-  async updateSettings(patch: SettingsPatch, actor: string): Promise<ClusterSettings> {
+  async updateSettings(patch: SettingsPatch, actor: string, strategy?: RolloutStrategy): Promise<ClusterSettings> {
     const current = await this.store.getSettings();
     const next = applySettingsPatch(current, patch);
     validateClusterSettings(next);
     // Rendered against every distinct assignment stored: the operator learns here what a change breaks.
     checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch));
-    const bumped = await this.store.updateSettings(next, actor, this.now());
-    for (const id of bumped) this.notify(id);
+    // Rolled out (rollout-wiring.ts): only hosts whose files change get a new generation, in waves.
+    await this.rollouts.applyChange(
+      { settings: next },
+      { actor, reason: `PATCH /v1/settings ${Object.keys(patch).join(' ')}`, ...(strategy ? { strategy } : {}) },
+      [{ action: 'settings.update', target: 'settings', details: { before: current, after: next } }],
+    );
     // The proxy address or bucket may have changed what certificate to manage.
     this.certificates?.poke();
     return next;
@@ -453,6 +512,47 @@ export class ControlService {
         `no managed certificate for ${domain}; GET /v1/certificates lists them (the control server manages one only with acme in control.yaml)`,
       );
     this.certificates?.poke();
+  }
+
+  // Rollouts (REST: control/rest/rollouts.ts)
+
+  listRollouts(query: { limit: number; before?: string }) {
+    return this.store.listRollouts(query);
+  }
+
+  /** The rollout under way (running, paused or halted), for /v1/health and /metrics. */
+  async activeRollout(): Promise<Rollout | undefined> {
+    return (await this.store.activeRollout())?.rollout;
+  }
+
+  async activeRolloutSummary() {
+    const active = await this.activeRollout();
+    return active && { summary: summaryOf(active), samples: metricSamples(active) };
+  }
+
+  /** A rollout's progress, each failed host with its agent's last log lines when it sent them. */
+  async rolloutProgress(id: string) {
+    const progress = await this.rollouts.get(id);
+    const hostStates = await Promise.all(
+      progress.hostStates.map(async (h) => {
+        if (h.state !== 'failed') return h;
+        const logTail = (await this.store.getInstance(h.instanceId))?.status?.logTail;
+        return logTail?.length ? { ...h, logTail } : h;
+      }),
+    );
+    return { ...progress, hostStates };
+  }
+
+  pauseRollout(id: string, actor: string) {
+    return this.rollouts.pause(id, actor);
+  }
+
+  resumeRollout(id: string, actor: string) {
+    return this.rollouts.resume(id, actor);
+  }
+
+  abortRollout(id: string, actor: string, strategy?: RolloutStrategy) {
+    return this.rollouts.abort(id, actor, strategy);
   }
 
   storeBytes(): Promise<number> {

@@ -1,7 +1,7 @@
 // Cluster-wide settings: read, and change part of them at once.
 import type { RestApp, RouteDeps } from './typed';
 import { actorOf } from './instances';
-import { clusterSettings, errorView } from './schemas';
+import { clusterSettings, errorView, settingsChange } from './schemas';
 
 export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
@@ -18,12 +18,15 @@ export default async function settingsRoutes(app: RestApp, opts: RouteDeps) {
     {
       config: { scope: 'admin' },
       schema: {
-        summary: 'Change cluster settings; instances re-render their config',
+        summary: 'Change cluster settings; the hosts whose files change get them in a rollout (GET /v1/rollouts)',
         tags: ['settings'],
-        body: clusterSettings,
+        body: settingsChange,
         response: { 200: clusterSettings, 400: errorView },
       },
     },
-    async (request) => service.updateSettings(request.body, actorOf(request)),
+    async (request) => {
+      const { rollout, ...patch } = request.body;
+      return service.updateSettings(patch, actorOf(request), rollout?.strategy);
+    },
   );
 }
