@@ -1,10 +1,11 @@
-// Rollouts end to end: teleboot-control and three node agents as separate
-// processes (process mode), each supervising the stand-in teleport, which
-// records its starts and readiness in <data_dir>/standin-events.jsonl. A
-// settings change restarts the nodes one at a time (10 % of 3 is 1); a node
-// whose Teleport never becomes ready halts the rollout and the node after it
-// keeps its files; abort rolls the reached nodes back; pause and resume; a
-// change during a rollout supersedes it; all-at-once is audited.
+// Rollouts end to end: teleboot-control and 2 auth, 2 proxy and 3 node
+// agents as separate processes (process mode), each supervising the stand-in
+// teleport, which records its starts and readiness in
+// <data_dir>/standin-events.jsonl. A settings change restarts the auth
+// servers one at a time, then the proxies, then the nodes (10 % of 3 is 1);
+// a node whose Teleport never becomes ready halts the rollout and the node
+// after it keeps its files; abort rolls the reached hosts back; pause and
+// resume; a change during a rollout supersedes it; all-at-once is audited.
 import t from 'tap';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,21 +14,25 @@ import { startAgentProcess, type AgentFiles } from './support/harness';
 import { startWorld, type World } from './support/world';
 
 let world: World;
-const nodes: Array<{ id: string; files: AgentFiles }> = [];
+type Host = { id: string; role: string; files: AgentFiles };
+/** Every host in the order a rollout reaches them: auth, proxy, node; within a role by instance id (the plan's order). */
+const hosts: Host[] = [];
+let nodes: Host[] = [];
 t.before(async () => {
   world = await startWorld('rest-rollouts');
-  for (let i = 0; i < 3; i++) {
+  for (const role of ['auth', 'auth', 'proxy', 'proxy', 'node', 'node', 'node']) {
     const imds = await world.instance();
     const id = imds.instance.instanceId;
-    await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
+    await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role });
     const files = await world.agentConfig(imds, 'process');
     startAgentProcess(t, files);
-    nodes.push({ id, files });
+    hosts.push({ id, role, files });
   }
-  for (const n of nodes)
-    await world.control.waitForInstance(n.id, (i) => i.health === 'ready' && i.appliedGeneration === i.generation, 60_000);
-  // The plan orders hosts of a group by instance id.
-  nodes.sort((a, b) => (a.id < b.id ? -1 : 1));
+  for (const h of hosts)
+    await world.control.waitForInstance(h.id, (i) => i.health === 'ready' && i.appliedGeneration === i.generation, 90_000);
+  const rank = { auth: 0, proxy: 1, node: 2 } as Record<string, number>;
+  hosts.sort((a, b) => rank[a.role] - rank[b.role] || (a.id < b.id ? -1 : 1));
+  nodes = hosts.filter((h) => h.role === 'node');
 });
 t.teardown(() => world?.close());
 
@@ -56,20 +61,25 @@ const rolloutIn = (id: string, states: string[]) =>
   });
 const newest = async () => (await rest('GET', '/v1/rollouts?limit=1')).body.items[0];
 
-t.test('a settings change restarts the nodes one at a time, in the order planned', async (t) => {
+t.test('a settings change restarts auth servers one at a time, then proxies, then nodes', async (t) => {
   const since = Date.now();
   const patched = await rest('PATCH', '/v1/settings', { logSeverity: 'DEBUG' });
   t.equal(patched.status, 200, JSON.stringify(patched.body));
   const started = await newest();
-  t.match(started, { kind: 'change', strategy: 'waves', reason: 'PATCH /v1/settings logSeverity', hosts: { total: 3 } });
+  t.match(started, { kind: 'change', strategy: 'waves', reason: 'PATCH /v1/settings logSeverity', hosts: { total: 7 } });
   const done = await rolloutIn(started.id, ['completed']);
   t.same(
     done.hostStates.map((h: any) => [h.instanceId, h.state]),
-    nodes.map((n) => [n.id, 'ready']),
+    hosts.map((h) => [h.id, 'ready']),
   );
-  t.match(done.groups.other, { maxUnavailable: 1, total: 3, ready: 3 });
-  // From the stand-ins' own records: each node started again only after the one before was ready.
-  const windows = nodes.map((n) => {
+  t.match(done.groups, {
+    auth: { maxUnavailable: 1, total: 2, ready: 2 },
+    proxy: { maxUnavailable: 1, total: 2, ready: 2 },
+    other: { maxUnavailable: 1, total: 3, ready: 3 },
+  });
+  // From the stand-ins' own records: each host started again only after the one before it was ready
+  // (auth, auth, proxy, proxy, node...): never two auth servers, or two of anything, down at once.
+  const windows = hosts.map((n) => {
     const events = standinEvents(n, since);
     const start = events.find((e) => e.event === 'start');
     const ready = events.find((e) => e.event === 'ready' && e.at >= (start?.at ?? 0));
@@ -77,8 +87,11 @@ t.test('a settings change restarts the nodes one at a time, in the order planned
     return { start: start?.at ?? 0, ready: ready?.at ?? 0 };
   });
   for (let i = 1; i < windows.length; i++)
-    t.ok(windows[i].start >= windows[i - 1].ready, `node ${i + 1} restarted after node ${i} was ready: never two down at once`);
-  for (const n of nodes) t.equal(severity(n), 'DEBUG');
+    t.ok(
+      windows[i].start >= windows[i - 1].ready,
+      `${hosts[i].role} ${hosts[i].id} restarted after ${hosts[i - 1].role} ${hosts[i - 1].id} was ready`,
+    );
+  for (const h of hosts) t.equal(severity(h), 'DEBUG');
   const health = await rest('GET', '/v1/health');
   t.notOk('rollout' in health.body, 'no rollout under way in /v1/health once completed');
 });
@@ -94,9 +107,10 @@ t.test('a node whose Teleport never becomes ready halts the rollout; the node af
   t.match(halted.note, /1 of 3 other hosts failed/);
   t.same(
     halted.hostStates.map((h: any) => h.state),
-    ['ready', 'failed', 'pending'],
+    ['ready', 'ready', 'ready', 'ready', 'ready', 'failed', 'pending'],
   );
-  const failed = halted.hostStates[1];
+  const failed = halted.hostStates[5];
+  t.equal(failed.instanceId, broken.id);
   t.match(failed.message, /did not answer \/readyz/, "the failed host's last status message");
   t.ok(Array.isArray(failed.logTail) && failed.logTail.length > 0, "and its Teleport's last log lines");
   const metrics = await rest('GET', '/metrics');
@@ -115,10 +129,10 @@ t.test('a node whose Teleport never becomes ready halts the rollout; the node af
   t.equal(aborted.status, 200, JSON.stringify(aborted.body));
   t.equal(aborted.body.state, 'aborted');
   const rollback = await newest();
-  t.match(rollback, { kind: 'rollback', hosts: { total: 2 } });
+  t.match(rollback, { kind: 'rollback', hosts: { total: 6 } });
   const back = await rolloutIn(rollback.id, ['completed']);
   t.equal(back.rollbackOf, id);
-  for (const n of nodes) t.equal(severity(n), 'DEBUG', `${n.id} is back on the files before the aborted change`);
+  for (const n of hosts) t.equal(severity(n), 'DEBUG', `${n.id} is back on the files before the aborted change`);
 });
 
 t.test('pause holds the next host, resume goes on; a change during a rollout supersedes it', async (t) => {
@@ -133,7 +147,7 @@ t.test('pause holds the next host, resume goes on; a change during a rollout sup
     const r = (await rest('GET', `/v1/rollouts/${id}`)).body;
     return r.hosts.applying === 0 ? r : undefined;
   });
-  t.equal(settled.hosts.pending, 2, 'two nodes wait while paused');
+  t.equal(settled.hosts.pending, hosts.length - 1, 'the hosts after the first wait while paused');
   t.equal((await rest('POST', `/v1/rollouts/${id}/resume`)).body.state, 'running');
 
   await rest('PATCH', '/v1/settings', { logSeverity: 'ERROR' });
@@ -143,7 +157,7 @@ t.test('pause holds the next host, resume goes on; a change during a rollout sup
   t.equal(superseded.state, 'superseded');
   t.equal(superseded.supersededBy, successor.id);
   await rolloutIn(successor.id, ['completed']);
-  for (const n of nodes) t.equal(severity(n), 'ERROR', `${n.id} moved to the newest files`);
+  for (const n of hosts) t.equal(severity(n), 'ERROR', `${n.id} moved to the newest files`);
 });
 
 t.test('all at once: every node released in one step, audited with the actor', async (t) => {
