@@ -7,10 +7,13 @@ import { ControlClient } from '../agent/control-client';
 import { EXIT } from '../cli/exit-codes';
 import { testIdentity } from './support/fixtures';
 import { startCliWorld, type CliWorld } from './support/cli';
+import { CLUSTER } from './support/world';
 
 let world: CliWorld;
 t.before(async () => {
   world = await startCliWorld('cli-rollouts');
+  // Settings a node's files render from (before any node is assigned: no rollout yet).
+  await world.control.rest('PATCH', '/v1/settings', CLUSTER);
 });
 t.teardown(() => world.close());
 
