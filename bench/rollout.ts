@@ -37,12 +37,14 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+const HEARTBEAT_MS = 10_000;
 const idOf = (i: number) => `i-0${i.toString(16).padStart(16, '0')}`;
 
 export async function benchRollout(opts: RolloutBenchOptions): Promise<RolloutBenchResult> {
   const dir = scratchDir('bench-rollout');
-  const control = new ControlProcess(join(dir, 'control'), ['--heartbeat-interval', '10s']);
+  const control = new ControlProcess(join(dir, 'control'), ['--heartbeat-interval', `${HEARTBEAT_MS / 1000}s`]);
   const clients: ControlClient[] = [];
+  const heartbeats: NodeJS.Timeout[] = [];
   try {
     await control.start();
     const rest = (method: string, path: string, body?: unknown) =>
@@ -76,16 +78,23 @@ export async function benchRollout(opts: RolloutBenchOptions): Promise<RolloutBe
               agentVersion: 'bench',
               proxyCertificateExpiresUnixMs: 0,
             });
-          await report(Number((await client.getAssignment(h.id)).generation));
-          let applied = -1;
+          let applied = Number((await client.getAssignment(h.id)).generation);
+          await report(applied);
+          // Heartbeats, as an agent sends them: a host silent for three is offline and left out of rollouts.
+          heartbeats.push(setInterval(() => void report(applied).catch(() => undefined), HEARTBEAT_MS));
           client.watch(
             h.id,
             (state) => {
               const generation = Number(state.generation);
               if (generation === applied) return;
-              applied = generation;
               // Teleport restarting: ready 1 to 3 s later.
-              setTimeout(() => void report(generation).catch(() => undefined), 1000 + Math.random() * 2000);
+              setTimeout(
+                () => {
+                  applied = generation;
+                  void report(generation).catch(() => undefined);
+                },
+                1000 + Math.random() * 2000,
+              );
             },
             () => undefined,
           );
@@ -124,6 +133,7 @@ export async function benchRollout(opts: RolloutBenchOptions): Promise<RolloutBe
       polls,
     };
   } finally {
+    for (const h of heartbeats) clearInterval(h);
     for (const c of clients) c.close();
     await control.stop();
     removeDir(dir);

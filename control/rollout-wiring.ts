@@ -41,6 +41,8 @@ export interface RolloutWiringOptions {
   /** Tells the agent of `instanceId` that its assignment state changed. */
   notify: (instanceId: string) => void;
   timeouts: Timeouts;
+  /** A host not heard from for this long is offline: it is not waited for; it gets the newest when it is back. */
+  offlineAfterMs: number;
   log?: Logger;
 }
 
@@ -191,8 +193,10 @@ export class RolloutWiring {
         const assignment = target && record.instanceId === target.instanceId ? target.assignment : record.assignment;
         // The assignment write bumps its instance's generation itself.
         const nextGeneration = changedByThis ? record.generation + 1 : record.generation;
-        if (!record.identity || record.status === null || !assignment) {
-          // Nothing running to break (never enrolled, booting) or nothing to run: the newest at once.
+        const offline = record.lastSeenAt === null || record.lastSeenAt < now - this.opts.offlineAfterMs;
+        if (!record.identity || record.status === null || !assignment || offline) {
+          // Nothing running to break (never enrolled, booting, offline: a terminated instance
+          // must not halt every rollout) or nothing to run: the newest at once.
           if (changedByThis) {
             if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
             write.releases!.push({ instanceId: record.instanceId, generation: null });

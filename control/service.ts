@@ -185,6 +185,8 @@ export class ControlService {
       notify: (id) => this.notify(id),
       // Three missed heartbeats while applying: the agent went offline.
       timeouts: { silentMs: 3 * opts.heartbeatIntervalMs + 5_000, ...(opts.rolloutReadyMs ? { readyMs: opts.rolloutReadyMs } : {}) },
+      // As the fleet health counts it offline (clock()).
+      offlineAfterMs: 3 * opts.heartbeatIntervalMs,
       log: opts.log,
     });
   }

@@ -41,6 +41,27 @@ async function readyNode(t: Test, id: string) {
   return { served: async () => Number((await client.getAssignment(id)).generation), report, generation };
 }
 
+t.test("a change that alters no host's files makes no rollout and bumps no generation", async (t) => {
+  const nodes = [await readyNode(t, 'i-0bbbbbbbbbbbbbbb1'), await readyNode(t, 'i-0bbbbbbbbbbbbbbb2')];
+  t.equal(nodes.length, 2);
+  const before = (await world.control.rest('GET', '/v1/rollouts?limit=500')).body.items.length;
+  const generations = async () =>
+    (await world.control.rest('GET', '/v1/instances')).body.items.map((i: { instanceId: string; generation: number }) => [
+      i.instanceId,
+      i.generation,
+    ]);
+  const was = await generations();
+  t.ok(was.length >= 2);
+  const res = await world.control.rest('PATCH', '/v1/settings', { rolloutPace: { other: { maxUnavailable: 5 } } });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  t.equal((await world.control.rest('GET', '/v1/rollouts?limit=500')).body.items.length, before, 'no rollout');
+  t.same(await generations(), was, 'no generation bumped');
+  // Unassigned (at once: nothing to roll out), they are no part of the next test's rollouts.
+  for (const id of ['i-0bbbbbbbbbbbbbbb1', 'i-0bbbbbbbbbbbbbbb2'])
+    t.equal((await world.control.rest('DELETE', `/v1/instances/${id}/assignment`)).status, 200);
+  t.equal((await world.control.rest('GET', '/v1/rollouts?limit=500')).body.items.length, before, 'still none');
+});
+
 t.test('rollouts ls and show; pause, resume and abort, with 409 and what to do on a wrong state', async (t) => {
   const a = await readyNode(t, 'i-0aaaaaaaaaaaaaaa1');
   const b = await readyNode(t, 'i-0aaaaaaaaaaaaaaa2');
