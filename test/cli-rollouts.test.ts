@@ -60,6 +60,7 @@ t.test("a change that alters no host's files makes no rollout and bumps no gener
   for (const id of ['i-0bbbbbbbbbbbbbbb1', 'i-0bbbbbbbbbbbbbbb2'])
     t.equal((await world.control.rest('DELETE', `/v1/instances/${id}/assignment`)).status, 200);
   t.equal((await world.control.rest('GET', '/v1/rollouts?limit=500')).body.items.length, before, 'still none');
+  t.equal((await world.control.rest('PATCH', '/v1/settings', { rolloutPace: null })).status, 200, 'the default pace again');
 });
 
 t.test('rollouts ls and show; pause, resume and abort, with 409 and what to do on a wrong state', async (t) => {
