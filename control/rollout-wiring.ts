@@ -188,6 +188,8 @@ export class RolloutWiring {
       if (target) write.assignment = target;
       const planHosts: PlanHost[] = [];
       const bumped: string[] = [];
+      /** Hosts the change takes out of any rollout (unassigned, offline): the active one must not release them later. */
+      const leaving = new Set<string>();
       for (const record of records) {
         const changedByThis = target ? record.instanceId === target.instanceId : record.assignment !== null;
         const assignment = target && record.instanceId === target.instanceId ? target.assignment : record.assignment;
@@ -201,6 +203,7 @@ export class RolloutWiring {
             if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
             write.releases!.push({ instanceId: record.instanceId, generation: null });
             bumped.push(record.instanceId);
+            if (inActive.has(record.instanceId)) leaving.add(record.instanceId);
           }
           continue;
         }
@@ -244,10 +247,13 @@ export class RolloutWiring {
       });
       const released: Release[] = [];
       let rollout: Rollout | undefined;
+      const current = active && leaving.size > 0 ? withoutHosts(active.rollout, leaving, now) : active?.rollout;
+      if (active && current && current !== active.rollout && !planned)
+        write.rollouts!.push({ rollout: current, revision: active.revision });
       if (planned) {
         let next = planned;
-        if (active) {
-          const taken = supersede(active.rollout, planned, now);
+        if (active && current) {
+          const taken = supersede(current, planned, now);
           write.rollouts!.push({ rollout: taken.superseded, revision: active.revision });
           write.audit!.push({ action: 'rollout.supersede', target: `rollout:${active.rollout.id}`, details: { by: planned.id } });
           released.push(...taken.released);
@@ -274,6 +280,16 @@ export class RolloutWiring {
       await store.saveChange(write, request.actor, now);
       for (const id of new Set([...bumped, ...released.map((r) => r.instanceId)])) this.opts.notify(id);
       return rollout;
+    });
+  }
+
+  /** A deleted instance leaves the active rollout (it would be awaited, or released, for nothing). */
+  forget(instanceId: string): Promise<void> {
+    return this.retrying(async () => {
+      const active = await this.opts.store.activeRollout();
+      if (!active?.rollout.hosts.some((h) => h.instanceId === instanceId)) return;
+      const trimmed = withoutHosts(active.rollout, new Set([instanceId]), this.opts.now());
+      await this.opts.store.saveChange({ rollouts: [{ rollout: trimmed, revision: active.revision }] }, 'control', this.opts.now());
     });
   }
 
@@ -388,6 +404,11 @@ export class RolloutWiring {
   async get(id: string): Promise<ReturnType<typeof progressOf>> {
     return progressOf((await this.stored(id)).rollout);
   }
+}
+
+/** `rollout` without `ids`: hosts that left it (unassigned, offline, deleted); the engine completes it when none is left. */
+function withoutHosts(rollout: Rollout, ids: ReadonlySet<string>, now: number): Rollout {
+  return { ...rollout, hosts: rollout.hosts.filter((h) => !ids.has(h.instanceId)), updatedAt: now };
 }
 
 function hint(state: Rollout['state']): string {

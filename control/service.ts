@@ -412,6 +412,7 @@ export class ControlService {
 
   async deleteInstance(instanceId: string, actor: string): Promise<void> {
     if (!(await this.store.deleteInstance(instanceId, actor, this.now()))) throw new NotFoundError(`instance ${instanceId} not found`);
+    await this.rollouts.forget(instanceId);
     this.notify(instanceId);
   }
 

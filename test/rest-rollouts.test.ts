@@ -177,3 +177,21 @@ t.test('all at once: every node released in one step, audited with the actor', a
   t.ok(list.next, 'paged');
   t.equal((await rest('GET', `/v1/rollouts?limit=2&before=${encodeURIComponent(list.next)}`)).status, 200);
 });
+
+t.test('a host unassigned during a rollout leaves it: the rollout completes without it and never gives it the new files', async (t) => {
+  const leaving = nodes[nodes.length - 1];
+  await rest('PATCH', '/v1/settings', { logSeverity: 'WARN' });
+  const unassigned = await rest('DELETE', `/v1/instances/${leaving.id}/assignment`);
+  t.equal(unassigned.status, 200, JSON.stringify(unassigned.body));
+  const { id } = await newest();
+  const done = await rolloutIn(id, ['completed']);
+  t.same(
+    done.hostStates.map((h: any) => h.instanceId),
+    hosts.filter((h) => h !== leaving).map((h) => h.id),
+    'every host but the unassigned one',
+  );
+  // Nothing the rollout could still release: the newest rollout is done and none is under way.
+  t.notOk('rollout' in (await rest('GET', '/v1/health')).body);
+  t.equal((await rest('GET', `/v1/instances/${leaving.id}`)).body.assignment, null);
+  t.not(severity(leaving), 'WARN', 'its files never got the change');
+});
