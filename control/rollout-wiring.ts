@@ -7,7 +7,7 @@
 // docs/ROLLOUTS.md describes the behaviour.
 import { randomUUID } from 'node:crypto';
 import type { Assignment, ClusterSettings, InstanceIdentity } from '../contract/model';
-import type { RolloutStrategy } from '../contract/settings';
+import { CONTROL_ONLY_SETTINGS, type RolloutStrategy } from '../contract/settings';
 import type { Logger } from '../contract/log';
 import { ConflictError, NotFoundError } from './errors';
 import {
@@ -219,7 +219,16 @@ export class RolloutWiring {
         const identity = record.identity;
         const before = filesOf(current.assignment, current.settings, identity);
         const after = filesOf(next.assignment, next.settings, identity);
-        if (JSON.stringify(before) === JSON.stringify(after)) continue;
+        if (JSON.stringify(before) === JSON.stringify(after)) {
+          // Same files: no rollout, no restart. A setting the agent reads itself (driftRepair...) still reaches it.
+          if (changedByThis && agentSettingsDiffer(current.settings, next.settings)) {
+            if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
+            write.configs!.push(next);
+            if (pin || inActive.has(record.instanceId)) write.releases!.push({ instanceId: record.instanceId, generation: nextGeneration });
+            bumped.push(record.instanceId);
+          }
+          continue;
+        }
         planHosts.push({
           host: { instanceId: record.instanceId, hostname: identity.hostname, privateIp: identity.privateIp },
           services: assignment.roles,
@@ -404,6 +413,17 @@ export class RolloutWiring {
   async get(id: string): Promise<ReturnType<typeof progressOf>> {
     return progressOf((await this.stored(id)).rollout);
   }
+}
+
+/** Whether the settings an agent is given (all but the control-only ones) differ. */
+function agentSettingsDiffer(a: ClusterSettings, b: ClusterSettings): boolean {
+  const agentPart = (s: ClusterSettings) =>
+    JSON.stringify(
+      Object.entries(s)
+        .filter(([k]) => !(CONTROL_ONLY_SETTINGS as readonly string[]).includes(k))
+        .sort(([x], [y]) => (x < y ? -1 : 1)),
+    );
+  return agentPart(a) !== agentPart(b);
 }
 
 /** `rollout` without `ids`: hosts that left it (unassigned, offline, deleted); the engine completes it when none is left. */
