@@ -6,8 +6,9 @@
 // Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
 // BENCH_WORKERS (agent worker processes, default 2), BENCH_THREADS (libuv threads per
 // worker, default 16), BENCH_WORKER_FLAGS (extra node flags for the workers), BENCH_CONTROL_FLAGS
-// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet|rollout-sim
-// (rollout-sim: the rollout engine simulated over the 1,000-host fleet, bench/rollout-sim.ts),
+// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet|rollout-sim|rollout
+// (rollout-sim: the rollout engine simulated over the 1,000-host fleet, bench/rollout-sim.ts; rollout: a settings change
+// rolled over BENCH_ROLLOUT_HOSTS (default 1000: 2 auth, 50 proxy, the rest nodes) against the real control server, bench/rollout.ts),
 // BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_AGENT=packaged|runtime|source
 // (the boot's agent, default the packaged single executable), BENCH_IDLE_SECONDS (idle window, default 300; 0 skips it),
 // BENCH_IDLE_HEARTBEAT (the control server's heartbeat interval while idling, default 30s), BENCH_AGENT_NODE_OPTIONS
@@ -29,6 +30,7 @@ import { standinEnv, standinReadyMedianMs } from './standin';
 import { Fleet, WORKER_NODE_FLAGS, type FleetResult } from './fleet';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 import { benchRolloutSim, printRolloutSim } from './rollout-sim';
+import { benchRollout, printRollout } from './rollout';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const WARMUPS = 1;
@@ -385,6 +387,21 @@ async function main(): Promise<number> {
         errors.push('rollout-sim: the engine exceeded a pace, left a rollout unfinished or released past a halt');
     } catch (err) {
       errors.push(`rollout-sim: ${(err as Error).message}`);
+    }
+  }
+  if (ONLY === undefined || ONLY === 'rollout') {
+    try {
+      const hosts = Number(process.env.BENCH_ROLLOUT_HOSTS ?? 1000);
+      const auth = Math.min(2, hosts);
+      const proxy = Math.min(50, Math.max(0, hosts - auth), Math.ceil(hosts / 20));
+      const r = await benchRollout({ auth, proxy, nodes: hosts - auth - proxy, progress: (line) => process.stderr.write(`${line}\n`) });
+      out(printRollout(r));
+      if (r.state !== 'completed') errors.push(`rollout: ended ${r.state}, not completed`);
+      for (const g of Object.keys(r.maxApplying))
+        if (r.maxApplying[g] > (r.maxUnavailable[g] ?? 0))
+          errors.push(`rollout: ${g} had ${r.maxApplying[g]} hosts applying, above ${r.maxUnavailable[g]}`);
+    } catch (err) {
+      errors.push(`rollout: ${(err as Error).message}`);
     }
   }
   const emfile = [...errors, ...(fleetRun?.result.failures.map((f) => f.reason) ?? [])].some((m) => m.includes('EMFILE'));

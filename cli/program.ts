@@ -11,6 +11,7 @@ import { auditCommand } from './commands/audit';
 import { healthCommand } from './commands/health';
 import { instancesCommand } from './commands/instances';
 import { loginCommands } from './commands/login';
+import { rolloutsCommand } from './commands/rollouts';
 import { rulesCommand } from './commands/rules';
 import { settingsCommand } from './commands/settings';
 import { tokensCommand } from './commands/tokens';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
     ...assignCommands(),
     rulesCommand(),
     settingsCommand(),
+    rolloutsCommand(),
     healthCommand(),
     auditCommand(),
     tokensCommand(),

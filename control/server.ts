@@ -36,6 +36,7 @@ export async function startControlServer(
 ): Promise<RunningControlServer> {
   const { store, identity, tls, bootstrapToken } = options.opened ?? (await openDataDir(config, log, options));
   let grpcServer: RunningGrpcServer | undefined;
+  let stopRollouts: (() => void) | undefined;
   let rest: FastifyInstance | undefined;
   let lookup: AwsEc2InstanceLookup | undefined;
   let certificates: RunningCertificateManagement | undefined;
@@ -73,7 +74,10 @@ export async function startControlServer(
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       publisherLeaseMs: config.publisherLeaseMs,
       certificateAlertMs: config.acme?.alertBeforeMs,
+      log: log.child({ component: 'rollout' }),
     });
+    service.startRollouts();
+    stopRollouts = () => service.stopRollouts();
     // Rate limits hold fleet-wide: each replica applies its share (replica-share.ts).
     // SQLite serves one host: no heartbeat to write.
     replicaShare = store.kind === 'sqlite' ? undefined : new ReplicaShare(store, log.child({ component: 'replicas' }));
@@ -123,6 +127,7 @@ export async function startControlServer(
       caPem: tls.ca.certPem,
       http01Port: certificates?.http01Port,
       async close() {
+        service.stopRollouts();
         auditRetention?.stop();
         await certificates?.close();
         await Promise.all([restApp.close(), started.shutdown()]);
@@ -132,6 +137,7 @@ export async function startControlServer(
       },
     };
   } catch (err) {
+    stopRollouts?.();
     grpcServer?.forceShutdown();
     auditRetention?.stop();
     await certificates?.close();

@@ -45,8 +45,18 @@ import { InputError, NotFoundError, VersionConflictError } from './errors';
 import { checkAssignmentRelease } from './release-rules';
 import { requirementsOf } from '../contract/render/render';
 import { assignmentOptions } from '../contract/assignment';
+import type { RolloutStrategy } from '../contract/settings';
+import type { Logger } from '../contract/log';
+import { RolloutWiring, type Served } from './rollout-wiring';
+import { summaryOf, metricSamples, type Rollout } from './rollout';
 
 export { InputError, NotFoundError };
+
+/** How a settings change is saved: only over the version read (REST If-Match), and its rollout strategy. */
+export interface SettingsChangeOptions {
+  basedOn?: number;
+  strategy?: RolloutStrategy;
+}
 
 /** Input an operator gives: a role name (preset) or a list of services, and the options of those roles. */
 export interface AssignmentInput extends Partial<Omit<Assignment, 'roles' | 'labels' | 'nodename'>> {
@@ -67,14 +77,14 @@ export interface AssignmentStateView {
   cluster: ClusterSettings & { certDomain: string };
 }
 
-/** What an agent is to run: its record's assignment with the cluster settings. */
-function assignmentStateOf(record: InstanceRecord, cluster: ClusterSettings): AssignmentStateView {
+/** What an agent is to run: the generation a rollout released to it (rollout-wiring.ts), its assignment and settings. */
+function assignmentStateOf(instanceId: string, served: Served): AssignmentStateView {
   return {
-    instanceId: record.instanceId,
-    generation: record.generation,
-    assigned: record.assignment !== null,
-    assignment: record.assignment,
-    cluster: { ...cluster, certDomain: certDomainOf(cluster) },
+    instanceId,
+    generation: served.generation,
+    assigned: served.assignment !== null,
+    assignment: served.assignment,
+    cluster: { ...served.settings, certDomain: certDomainOf(served.settings) },
   };
 }
 
@@ -89,6 +99,11 @@ export interface ServiceOptions {
   /** A certificate closer than this to its expiry is an alert in the fleet health (default 14 days). */
   certificateAlertMs?: number;
   now?: () => number;
+  /** An applying host not ready on its new generation after this long fails in its rollout; absent: the agent's own readiness timeout decides. */
+  rolloutReadyMs?: number;
+  /** How often the active rollout is advanced without a report (silent hosts, time limits); default 2 s. */
+  rolloutTickMs?: number;
+  log?: Logger;
 }
 
 export const DEFAULT_CERTIFICATE_ALERT_MS = 14 * 24 * 3_600_000;
@@ -186,6 +201,28 @@ export class ControlService {
     opts.store.watchChanges?.((ids) => {
       for (const id of ids.includes('*') ? this.events.eventNames() : ids) this.events.emit(id);
     });
+    this.rollouts = new RolloutWiring({
+      store: opts.store,
+      now: this.now,
+      notify: (id) => this.notify(id),
+      // Three missed heartbeats while applying: the agent went offline.
+      timeouts: { silentMs: 3 * opts.heartbeatIntervalMs + 5_000, ...(opts.rolloutReadyMs ? { readyMs: opts.rolloutReadyMs } : {}) },
+      // As the fleet health counts it offline (clock()).
+      offlineAfterMs: 3 * opts.heartbeatIntervalMs,
+      log: opts.log,
+    });
+  }
+
+  /** The rollout engine wired to the store and the agents (docs/ROLLOUTS.md). */
+  readonly rollouts: RolloutWiring;
+
+  /** Starts advancing rollouts on a timer (the server does; tests of the service alone need not). */
+  startRollouts(): void {
+    this.rollouts.start(this.opts.rolloutTickMs ?? 2_000);
+  }
+
+  stopRollouts(): void {
+    this.rollouts.stop();
   }
 
   get heartbeatIntervalMs(): number {
@@ -219,7 +256,8 @@ export class ControlService {
         certificate: { serial: cert.serial, expiresAt: cert.expiresAt.getTime() },
       });
       if (outcome.matchedRule) this.notify(id);
-      const assignment = assignmentStateOf(outcome.record, await this.store.getSettings());
+      await this.rollouts.admitBooted(outcome.record);
+      const assignment = await this.servedState(outcome.record);
       return {
         record: outcome.record,
         assignment,
@@ -254,9 +292,13 @@ export class ControlService {
   }
 
   async assignmentState(instanceId: string): Promise<AssignmentStateView> {
-    const [record, cluster] = await Promise.all([this.store.getInstance(instanceId), this.store.getSettings()]);
+    const record = await this.store.getInstance(instanceId);
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled`);
-    return assignmentStateOf(record, cluster);
+    return this.servedState(record);
+  }
+
+  private async servedState(record: InstanceRecord): Promise<AssignmentStateView> {
+    return assignmentStateOf(record.instanceId, await this.rollouts.served(record, await this.store.getSettings()));
   }
 
   /** Calls `listener` after every change that concerns the instance; returns the unsubscribe function. */
@@ -279,7 +321,9 @@ export class ControlService {
       );
     const record = await this.store.recordStatus(instanceId, appliedGeneration, { ...status, reportedAt: this.now() }, facts);
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled; enroll again`);
-    return record;
+    this.rollouts.reported(instanceId);
+    // The generation the agent is to have is the one released to it, not the newest.
+    return { ...record, generation: (await this.rollouts.served(record, await this.store.getSettings())).generation };
   }
 
   /** The ACME certificate manager of this replica, when ACME is configured (told of renewal requests). */
@@ -338,7 +382,7 @@ export class ControlService {
     return this.store.releaseLease(leaseName, instanceId, fencing);
   }
 
-  async assign(instanceId: string, input: AssignmentInput, actor: string): Promise<InstanceRecord> {
+  async assign(instanceId: string, input: AssignmentInput, actor: string, strategy?: RolloutStrategy): Promise<InstanceRecord> {
     const assignment = assignmentFromInput(input);
     // An instance enrolled with a join token that restricts roles gets no other role.
     const current = await this.store.getInstance(instanceId);
@@ -360,20 +404,40 @@ export class ControlService {
     checkAssignmentRenders(assignment, settings);
     // Teleport's version rule against the rest of the fleet (read only when a release is named).
     await checkAssignmentRelease(instanceId, assignment, current?.assignment ?? undefined, settings, () => storedAssignments(this.store));
-    const record = await this.store.setAssignment(instanceId, assignment, actor, this.now());
-    this.notify(instanceId);
-    return record;
+    return this.changeAssignment(instanceId, assignment, actor, strategy);
   }
 
   async unassign(instanceId: string, actor: string): Promise<InstanceRecord> {
     if (!(await this.store.getInstance(instanceId))) throw new NotFoundError(`instance ${instanceId} not found`);
-    const record = await this.store.setAssignment(instanceId, null, actor, this.now());
+    return this.changeAssignment(instanceId, null, actor);
+  }
+
+  /** An assignment change: of an enrolled host, a rollout of that host (or the active rollout's successor); otherwise at once. */
+  private async changeAssignment(instanceId: string, assignment: Assignment | null, actor: string, strategy?: RolloutStrategy) {
+    const existing = await this.store.getInstance(instanceId);
+    if (!existing) {
+      const record = await this.store.setAssignment(instanceId, assignment, actor, this.now());
+      this.notify(instanceId);
+      return record;
+    }
+    await this.rollouts.applyChange(
+      { assignment: { instanceId, assignment } },
+      { actor, reason: `${assignment ? 'PUT' : 'DELETE'} /v1/instances/${instanceId}/assignment`, ...(strategy ? { strategy } : {}) },
+      [
+        {
+          action: assignment ? 'assignment.set' : 'assignment.clear',
+          target: instanceId,
+          details: { before: existing.assignment, after: assignment },
+        },
+      ],
+    );
     this.notify(instanceId);
-    return record;
+    return (await this.store.getInstance(instanceId))!;
   }
 
   async deleteInstance(instanceId: string, actor: string): Promise<void> {
     if (!(await this.store.deleteInstance(instanceId, actor, this.now()))) throw new NotFoundError(`instance ${instanceId} not found`);
+    await this.rollouts.forget(instanceId);
     this.notify(instanceId);
   }
 
@@ -383,8 +447,8 @@ export class ControlService {
     return page.items[0];
   }
 
-  async updateSettings(patch: SettingsPatch, actor: string, basedOn?: number): Promise<ClusterSettings> {
-    return (await this.updateVersionedSettings(patch, actor, basedOn)).value;
+  async updateSettings(patch: SettingsPatch, actor: string, options: SettingsChangeOptions = {}): Promise<ClusterSettings> {
+    return (await this.updateVersionedSettings(patch, actor, options)).value;
   }
 
   /** The settings with their version (the REST ETag). */
@@ -398,7 +462,11 @@ export class ControlService {
    * version; without, a change saved meanwhile (another replica, another
    * operator) is never lost: the patch is applied again over it.
    */
-  async updateVersionedSettings(patch: SettingsPatch, actor: string, basedOn?: number): Promise<Versioned<ClusterSettings>> {
+  async updateVersionedSettings(
+    patch: SettingsPatch,
+    actor: string,
+    { basedOn, strategy }: SettingsChangeOptions = {},
+  ): Promise<Versioned<ClusterSettings>> {
     for (let attempt = 1; ; attempt++) {
       const { value: current, version } = await this.store.getVersionedSettings();
       if (basedOn !== undefined && basedOn !== version) throw new VersionConflictError('settings', basedOn, version, '/v1/settings');
@@ -407,11 +475,15 @@ export class ControlService {
       // Rendered against every distinct assignment stored: the operator learns here what a change breaks.
       checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch));
       try {
-        const saved = await this.store.updateSettings(next, actor, this.now(), version);
-        for (const id of saved.bumped) this.notify(id);
+        // Rolled out (rollout-wiring.ts): only hosts whose files change get a new generation, in waves.
+        const saved = await this.rollouts.applyChange(
+          { settings: next, settingsBasedOn: version },
+          { actor, reason: `PATCH /v1/settings ${Object.keys(patch).join(' ')}`, ...(strategy ? { strategy } : {}) },
+          [{ action: 'settings.update', target: 'settings', details: { before: current, after: next } }],
+        );
         // The proxy address or bucket may have changed what certificate to manage.
         this.certificates?.poke();
-        return { value: next, version: saved.version };
+        return { value: next, version: saved.settingsVersion ?? version };
       } catch (err) {
         if (!(err instanceof VersionConflictError) || basedOn !== undefined || attempt >= 5) throw err;
       }
@@ -497,6 +569,47 @@ export class ControlService {
         `no managed certificate for ${domain}; GET /v1/certificates lists them (the control server manages one only with acme in control.yaml)`,
       );
     this.certificates?.poke();
+  }
+
+  // Rollouts (REST: control/rest/rollouts.ts)
+
+  listRollouts(query: { limit: number; before?: string }) {
+    return this.store.listRollouts(query);
+  }
+
+  /** The rollout under way (running, paused or halted), for /v1/health and /metrics. */
+  async activeRollout(): Promise<Rollout | undefined> {
+    return (await this.store.activeRollout())?.rollout;
+  }
+
+  async activeRolloutSummary() {
+    const active = await this.activeRollout();
+    return active && { summary: summaryOf(active), samples: metricSamples(active) };
+  }
+
+  /** A rollout's progress, each failed host with its agent's last log lines when it sent them. */
+  async rolloutProgress(id: string) {
+    const progress = await this.rollouts.get(id);
+    const hostStates = await Promise.all(
+      progress.hostStates.map(async (h) => {
+        if (h.state !== 'failed') return h;
+        const logTail = (await this.store.getInstance(h.instanceId))?.status?.logTail;
+        return logTail?.length ? { ...h, logTail } : h;
+      }),
+    );
+    return { ...progress, hostStates };
+  }
+
+  pauseRollout(id: string, actor: string) {
+    return this.rollouts.pause(id, actor);
+  }
+
+  resumeRollout(id: string, actor: string) {
+    return this.rollouts.resume(id, actor);
+  }
+
+  abortRollout(id: string, actor: string, strategy?: RolloutStrategy) {
+    return this.rollouts.abort(id, actor, strategy);
   }
 
   storeBytes(): Promise<number> {

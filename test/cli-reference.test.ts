@@ -73,7 +73,7 @@ t.test('bash completion, generated from the command definitions, completes in ba
       ],
       { cwd: dir, encoding: 'utf8' },
     ).trim();
-  t.equal(complete(''), 'login logout instances assign unassign preview rules settings health audit tokens completion');
+  t.equal(complete(''), 'login logout instances assign unassign preview rules settings rollouts health audit tokens completion');
   t.equal(complete('ins'), 'instances');
   t.equal(complete('instances', ''), 'ls show');
   t.equal(complete('instances', 'ls', '--he'), '--health --help');

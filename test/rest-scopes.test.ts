@@ -87,6 +87,10 @@ t.test('every write route needs operator or admin; tokens, settings and bindings
   }
   t.equal(openapi.paths['/v1/settings'].patch[SCOPE_EXTENSION], 'admin');
   t.equal(openapi.paths['/v1/join-tokens'].get[SCOPE_EXTENSION], 'admin');
+  t.equal(openapi.paths['/v1/rollouts'].get[SCOPE_EXTENSION], 'monitor', 'rollouts are read with monitor');
+  t.equal(openapi.paths['/v1/rollouts/{id}'].get[SCOPE_EXTENSION], 'monitor');
+  for (const op of ['pause', 'resume', 'abort'])
+    t.equal(openapi.paths[`/v1/rollouts/{id}/${op}`].post[SCOPE_EXTENSION], 'operator', `${op} needs operator`);
 });
 
 t.test('a route without a declared scope is refused when it is registered', async (t) => {

@@ -11,6 +11,7 @@ import fleetRoutes from './fleet';
 import instanceRoutes from './instances';
 import metricsRoutes from './metrics';
 import ruleRoutes from './rules';
+import rolloutRoutes from './rollouts';
 import previewRoutes from './preview';
 import settingsRoutes from './settings';
 import tokenRoutes from './tokens';
@@ -87,6 +88,7 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   await app.register(previewRoutes, deps);
   await app.register(settingsRoutes, deps);
   await app.register(ruleRoutes, deps);
+  await app.register(rolloutRoutes, deps);
   await app.register(fleetRoutes, deps);
   await app.register(metricsRoutes, deps);
   await app.register(tokenRoutes, deps);

@@ -27,12 +27,15 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
         total += row.count;
       }
       const certificates = await certificateHealth(service);
+      const rollout = await service.activeRolloutSummary();
       return {
         total,
         byHealth,
         byRole,
         certificates: { managed: certificates.managed, served: certificates.served },
         alerts: certificates.alerts,
+        // The rollout under way, if any (GET /v1/rollouts/{id} for its hosts).
+        ...(rollout ? { rollout: rollout.summary } : {}),
       };
     },
   );

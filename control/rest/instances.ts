@@ -66,7 +66,8 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
       },
     },
     async (request) => {
-      await service.assign(request.params.id, request.body, actorOf(request));
+      const { rollout, ...input } = request.body;
+      await service.assign(request.params.id, input, actorOf(request), rollout?.strategy);
       return instanceView(await service.getInstance(request.params.id));
     },
   );

@@ -45,6 +45,16 @@ export default async function metricsRoutes(app: RestApp, opts: RouteDeps) {
     },
   });
   new Gauge({
+    name: 'teleboot_rollout_hosts',
+    help: 'Hosts of the rollout under way by role group and state (pending, applying, ready, failed); none without one',
+    labelNames: ['group', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const s of (await service.activeRolloutSummary())?.samples ?? []) this.set(s.labels, s.value);
+    },
+  });
+  new Gauge({
     name: 'teleboot_store_bytes',
     help: 'Bytes the store takes on disk: the database and its write-ahead log',
     registers: [registry],

@@ -6,7 +6,7 @@ import { Type } from '@sinclair/typebox';
 import { Assignment, assignmentOptions, NodeLabels, Nodename, Selector } from '../../contract/assignment';
 import { HEALTH_STATES, INSTANCE_ID_PATTERN, ROLE_NAMES, SERVICE_ROLES } from '../../contract/model';
 import { Nullable, StringEnum, Text } from '../../contract/schema';
-import { ClusterSettingsPatch } from '../../contract/settings';
+import { ClusterSettingsPatch, RolloutRequest } from '../../contract/settings';
 
 export const instanceIdParam = Type.Object({
   id: Type.String({ pattern: INSTANCE_ID_PATTERN, description: 'EC2 instance id, or the name of a host outside EC2' }),
@@ -23,6 +23,7 @@ export const assignmentBody = Type.Object(
     labels: Type.Optional(labels),
     nodename: Type.Optional(Nodename),
     ...assignmentOptions,
+    rollout: Type.Optional(RolloutRequest),
   },
   { additionalProperties: false, description: 'Give "role" (a role or preset such as auth-proxy) or "roles" (a list of services)' },
 );
@@ -86,6 +87,12 @@ export const instanceView = {
 } as const;
 
 export const clusterSettings = ClusterSettingsPatch;
+
+/** A settings change, and how it rolls out ("rollout": {"strategy": "all-at-once"}, the audited escape; docs/ROLLOUTS.md). */
+export const settingsChange = Type.Object(
+  { ...ClusterSettingsPatch.properties, rollout: Type.Optional(RolloutRequest) },
+  { additionalProperties: false },
+);
 
 export const ruleBody = Type.Object(
   {

@@ -1,5 +1,6 @@
 // Versioned schema migrations. Append only: a released migration is never
 // edited, a change is a new version. Each runs in its own transaction.
+import { ROLLOUT_TABLES } from './rollout-tables';
 
 export interface Migration {
   version: number;
@@ -197,6 +198,11 @@ export const MIGRATIONS: Migration[] = [
     version: 7,
     name: 'versions of the settings and the rules (REST ETag / If-Match); the replicas serving (rate limits shared out)',
     sql: VERSIONS_AND_REPLICAS_SQL,
+  },
+  {
+    version: 8,
+    name: "rollouts, and per instance the generation a rollout released to it with each generation's config",
+    sql: ROLLOUT_TABLES,
   },
 ];
 

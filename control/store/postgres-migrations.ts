@@ -4,6 +4,7 @@
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
 import { VERSIONS_AND_REPLICAS_SQL, type Migration } from './migrations';
+import { ROLLOUT_TABLES } from './rollout-tables';
 
 export const PG_MIGRATIONS: Migration[] = [
   {
@@ -148,6 +149,11 @@ export const PG_MIGRATIONS: Migration[] = [
     version: 3,
     name: 'versions of the settings and the rules (REST ETag / If-Match); the replicas serving (rate limits shared out)',
     sql: VERSIONS_AND_REPLICAS_SQL,
+  },
+  {
+    version: 4,
+    name: "rollouts, and per instance the generation a rollout released to it with each generation's config",
+    sql: ROLLOUT_TABLES,
   },
 ];
 

@@ -36,6 +36,8 @@ import {
   type Versioned,
 } from './store';
 import { RefusalCounter } from './refusal-counter';
+import { RolloutRecords } from './rollout-records';
+import type { ChangeWrite, InstanceConfig, RolloutQuery, StoredRollout } from './rollouts';
 
 /** Settings as stored, over the defaults (a setting added by a newer release has its default until saved). */
 export const mergedSettings = (stored: ClusterSettings | undefined): ClusterSettings => ({ ...DEFAULT_CLUSTER_SETTINGS, ...stored });
@@ -61,10 +63,17 @@ export class RecordStore implements Store {
   }
 
   /** `changed` records, in the same transaction, a change other replicas' agents must hear of. */
-  private write<T>(fn: (r: Records, changed: (ids: string[], now: number) => Promise<void>) => Promise<T>, relaxed = false): Promise<T> {
-    return this.engine.transaction((sql) => fn(this.records(sql), async (ids, now) => this.engine.changes?.record(sql, ids, now)), {
+  private writeSql<T>(
+    fn: (sql: Sql, r: Records, changed: (ids: string[], now: number) => Promise<void>) => Promise<T>,
+    relaxed = false,
+  ): Promise<T> {
+    return this.engine.transaction((sql) => fn(sql, this.records(sql), async (ids, now) => this.engine.changes?.record(sql, ids, now)), {
       relaxed,
     });
+  }
+
+  private write<T>(fn: (r: Records, changed: (ids: string[], now: number) => Promise<void>) => Promise<T>, relaxed = false): Promise<T> {
+    return this.writeSql((_sql, r, changed) => fn(r, changed), relaxed);
   }
 
   /** Changes other replicas make to what instances should run: ids, or "*" for every assigned instance. */
@@ -204,11 +213,12 @@ export class RecordStore implements Store {
   }
 
   deleteInstance(instanceId: string, actor: string, now: number): Promise<boolean> {
-    return this.write(async (r, changed) => {
+    return this.writeSql(async (sql, r, changed) => {
       await r.lock(`instance:${instanceId}`);
       const existing = await r.instance(instanceId);
       if (!existing) return false;
       await r.deleteInstance(instanceId);
+      await new RolloutRecords(sql).forget(instanceId);
       await changed([instanceId], now);
       // Its client certificates stop working at once; the binding stays, so
       // only the same machine (its nonce) can enroll under this id again.
@@ -221,6 +231,60 @@ export class RecordStore implements Store {
   /** Status reports are heartbeats: the next one replaces this one, so their commits are relaxed. */
   recordStatus(instanceId: string, appliedGeneration: number, status: InstanceStatus, facts: HostFacts | null) {
     return this.write((r) => r.saveStatus(instanceId, appliedGeneration, status, facts), true);
+  }
+
+  // Rollouts (rollouts.ts): a change and its rollout steps commit together.
+
+  saveChange(change: ChangeWrite, actor: string, now: number): Promise<{ settingsVersion?: number }> {
+    return this.writeSql(async (sql, r, changed) => {
+      const rr = new RolloutRecords(sql);
+      let settingsVersion: number | undefined;
+      if (change.settings) {
+        await r.lock('settings');
+        settingsVersion = await this.nextVersion(r, 'settings', change.settingsBasedOn, '/v1/settings');
+        await r.saveSettings(change.settings, now);
+      }
+      if (change.assignment) {
+        await r.lock(`instance:${change.assignment.instanceId}`);
+        await r.saveAssignment(change.assignment.instanceId, change.assignment.assignment, now);
+      }
+      for (const g of change.generations ?? []) await rr.raiseGeneration(g.instanceId, g.generation, now);
+      for (const c of change.configs ?? []) await rr.saveConfig(c, now);
+      for (const w of change.rollouts ?? []) await rr.saveRollout(w.rollout, w.revision);
+      for (const rel of change.releases ?? []) await rr.release(rel.instanceId, rel.generation, now);
+      for (const a of change.audit ?? []) await r.audit(actor, a.action, a.target, a.details, now);
+      // Agents on other replicas hear of what they are now served: every host on a settings change (the unpinned
+      // take the newest), else the hosts this change moved.
+      const moved = [...(change.generations ?? []), ...(change.releases ?? [])].map((g) => g.instanceId);
+      if (change.assignment) moved.push(change.assignment.instanceId);
+      if (change.settings) await changed(['*'], now);
+      else if (moved.length > 0) await changed([...new Set(moved)], now);
+      return settingsVersion === undefined ? {} : { settingsVersion };
+    });
+  }
+
+  getRollout(id: string): Promise<StoredRollout | undefined> {
+    return this.engine.read((sql) => new RolloutRecords(sql).rollout(id));
+  }
+
+  listRollouts(query: RolloutQuery) {
+    return this.engine.read((sql) => new RolloutRecords(sql).rollouts(query));
+  }
+
+  activeRollout(): Promise<StoredRollout | undefined> {
+    return this.engine.read((sql) => new RolloutRecords(sql).activeRollout());
+  }
+
+  async releasedConfig(instanceId: string): Promise<InstanceConfig | undefined> {
+    return (await this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs(instanceId)))[0];
+  }
+
+  releasedConfigs(): Promise<InstanceConfig[]> {
+    return this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs());
+  }
+
+  assignedInstances() {
+    return this.engine.read((sql) => new RolloutRecords(sql).assignedInstances());
   }
 
   healthSummary(...args: Parameters<Records['healthCounts']>) {

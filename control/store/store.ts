@@ -1,6 +1,7 @@
 // The store interface: everything the control server keeps. SQLite is the
 // embedded default; a PostgreSQL implementation satisfies the same interface
 // for several replicas. Every change and its audit event commit together.
+import type { RolloutStore } from './rollouts';
 import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, AgentState, ServiceRole } from '../../contract/model';
 
 export interface InstanceStatus {
@@ -205,7 +206,7 @@ export function disallowedRoles(roles: readonly string[], allowed: readonly stri
   return allowed ? roles.filter((r) => !allowed.includes(r)) : [];
 }
 
-export interface Store {
+export interface Store extends RolloutStore {
   readonly kind: string;
   getSettings(): Promise<ClusterSettings>;
   /** The settings with their version (what an ETag names). */

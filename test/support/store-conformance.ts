@@ -4,6 +4,7 @@ import type { Test } from 'tap';
 import { DEFAULT_CLUSTER_SETTINGS, type HostFacts, type InstanceIdentity } from '../../contract/model';
 import { ConflictError, VersionConflictError } from '../../control/errors';
 import { healthOf as derivedHealth } from '../../control/store/health';
+import { rolloutConformance } from './store-conformance-rollouts';
 import { EnrollRefused, type EnrollRefusal, type ProxyCertificate, type Store } from '../../control/store/store';
 
 /** A fresh, empty database; open() opens a store on it (again after a close: a reopen). */
@@ -559,4 +560,6 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     await store.deleteAcmeChallenge('tok');
     t.equal(await store.getAcmeChallenge('tok', 150), undefined);
   });
+
+  rolloutConformance(t, fresh);
 }

@@ -1,0 +1,447 @@
+// The rollout engine (control/rollout) wired to the store and the agents:
+// a change is planned over the hosts whose files it alters, saved with its
+// rollout in one transaction, and released per the engine; the engine is
+// advanced with the agents' reports (read from the store) after each report
+// of a host it waits for and on a timer. An agent is served the generation
+// released to it (servedState), never the newest before its turn.
+// docs/ROLLOUTS.md describes the behaviour.
+import { randomUUID } from 'node:crypto';
+import type { Assignment, ClusterSettings, InstanceIdentity } from '../contract/model';
+import { CONTROL_ONLY_SETTINGS, type RolloutStrategy } from '../contract/settings';
+import type { Logger } from '../contract/log';
+import { ConflictError, NotFoundError, VersionConflictError } from './errors';
+import {
+  abort,
+  admitBooted,
+  advance,
+  isFinished,
+  pause,
+  planRollout,
+  progressOf,
+  renderRolloutFiles,
+  resume,
+  RolloutStateError,
+  supersede,
+  type HostReport,
+  type PlanHost,
+  type Release,
+  type Rollout,
+  type RolloutEvent,
+  type RolloutFile,
+  type RolloutHost,
+  type Step,
+  type Timeouts,
+} from './rollout';
+import type { ChangeWrite, InstanceConfig, StoredRollout } from './store/rollouts';
+import type { InstanceRecord, Store } from './store/store';
+
+export interface RolloutWiringOptions {
+  store: Store;
+  now: () => number;
+  /** Tells the agent of `instanceId` that its assignment state changed. */
+  notify: (instanceId: string) => void;
+  timeouts: Timeouts;
+  /** A host not heard from for this long is offline: it is not waited for; it gets the newest when it is back. */
+  offlineAfterMs: number;
+  log?: Logger;
+}
+
+/** What an operator's change is, for the rollout's "why" and the audit log. */
+export interface ChangeRequest {
+  actor: string;
+  reason: string;
+  strategy?: RolloutStrategy;
+}
+
+/** What an agent is served: a generation and the assignment and settings of it. */
+export interface Served {
+  generation: number;
+  assignment: Assignment | null;
+  settings: ClusterSettings;
+}
+
+/** Events worth an audit record (a host's release is logged only: a 1,000-host rollout would flood the audit log). */
+const AUDITED: ReadonlySet<RolloutEvent['kind']> = new Set(['failed', 'recovered', 'halted', 'completed']);
+const CONFLICT_RETRIES = 5;
+
+/** A host's files, or one pseudo file with the renderer's complaint (the host is then in the rollout and its agent reports why). */
+function filesOf(assignment: Assignment | null, settings: ClusterSettings, identity: InstanceIdentity): RolloutFile[] {
+  if (!assignment) return [];
+  try {
+    return renderRolloutFiles(assignment, settings, identity);
+  } catch (err) {
+    return [{ path: '(cannot be rendered)', content: (err as Error).message, secret: false }];
+  }
+}
+
+/** The agent's last status as the engine reads it, for a host of the rollout. */
+function reportOf(record: InstanceRecord, host: RolloutHost): HostReport | undefined {
+  const s = record.status;
+  if (!s || (host.releasedAt !== undefined && s.reportedAt < host.releasedAt)) return undefined;
+  const onNew = record.appliedGeneration === host.toGeneration;
+  const state = !onNew
+    ? 'applying'
+    : s.teleportReady && s.state === 'ready'
+      ? 'ready'
+      : s.state === 'failed' || s.state === 'degraded'
+        ? 'failed'
+        : 'applying';
+  const message = s.logTail?.length ? `${s.message}\n${s.logTail.join('\n')}` : s.message;
+  return { instanceId: record.instanceId, generation: record.appliedGeneration, state, ...(message ? { message } : {}), at: s.reportedAt };
+}
+
+export class RolloutWiring {
+  /** Every step of a rollout runs one at a time here; replicas are kept apart by the rollouts' revisions. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  /** Hosts the active rollout waits for (applying or failed), as of the last step: a report from one advances it. */
+  private awaited = new Set<string>();
+
+  constructor(private readonly opts: RolloutWiringOptions) {}
+
+  /** Advances the active rollout every `intervalMs` (its agents' silence and time limits need a clock). */
+  start(intervalMs: number): void {
+    this.timer ??= setInterval(
+      () => void this.advanceActive().catch((err: unknown) => this.opts.log?.warn({ err }, 'rollout step failed')),
+      intervalMs,
+    );
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** fn again when a concurrent writer (another replica) changed what it read. */
+  private async retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.serial(fn);
+      } catch (err) {
+        // A version conflict (If-Match) is the caller's to judge: the same write would conflict again.
+        if (!(err instanceof ConflictError) || err instanceof VersionConflictError || attempt >= CONFLICT_RETRIES) throw err;
+      }
+    }
+  }
+
+  // What agents are served
+
+  /** The generation and config `record`'s agent may apply: the released one, or the newest when none is pinned or it has applied nothing yet (booting). */
+  async served(record: InstanceRecord, newestSettings: ClusterSettings): Promise<Served> {
+    const newest = { generation: record.generation, assignment: record.assignment, settings: newestSettings };
+    if (record.status === null) return newest;
+    const pinned = await this.opts.store.releasedConfig(record.instanceId);
+    return pinned ? { generation: pinned.generation, assignment: pinned.assignment, settings: pinned.settings } : newest;
+  }
+
+  /** An instance enrolled with nothing applied: when the active rollout has it pending, it is released at once (docs: booting). */
+  admitBooted(record: InstanceRecord): Promise<void> {
+    if (record.status !== null) return Promise.resolve();
+    return this.retrying(async () => {
+      const active = await this.opts.store.activeRollout();
+      if (!active) return;
+      const step = admitBooted(active.rollout, record.instanceId, this.opts.now());
+      if (step.released.length > 0) await this.saveStep(active, step, 'control');
+    });
+  }
+
+  // Changes
+
+  /**
+   * A change saved with its rollout: `changed` are the hosts whose config
+   * the change gives a new generation (all assigned hosts for a settings
+   * change, one for an assignment). Every enrolled host whose served files
+   * differ from its newest ones is planned (so the active rollout's hosts
+   * are taken over: supersede); hosts whose files do not change are not
+   * touched. Returns the new rollout, if any.
+   */
+  applyChange(
+    change: { settings?: ClusterSettings; settingsBasedOn?: number; assignment?: { instanceId: string; assignment: Assignment | null } },
+    request: ChangeRequest,
+    audit: NonNullable<ChangeWrite['audit']>,
+  ): Promise<{ rollout: Rollout | undefined; settingsVersion?: number }> {
+    return this.retrying(async () => {
+      const { store, now: clock } = this.opts;
+      const now = clock();
+      const [currentSettings, records, pins, active] = await Promise.all([
+        store.getSettings(),
+        store.assignedInstances(),
+        store.releasedConfigs(),
+        store.activeRollout(),
+      ]);
+      const settings = change.settings ?? currentSettings;
+      const pinned = new Map(pins.map((p) => [p.instanceId, p]));
+      const inActive = new Set(active?.rollout.hosts.map((h) => h.instanceId) ?? []);
+      const target = change.assignment;
+      if (target && !records.some((r) => r.instanceId === target.instanceId)) {
+        const record = await store.getInstance(target.instanceId);
+        if (record) records.push(record);
+      }
+      const write: ChangeWrite = { generations: [], configs: [], rollouts: [], releases: [], audit: [...audit] };
+      if (change.settings) write.settings = change.settings;
+      if (change.settingsBasedOn !== undefined) write.settingsBasedOn = change.settingsBasedOn;
+      if (target) write.assignment = target;
+      const planHosts: PlanHost[] = [];
+      const bumped: string[] = [];
+      /** Hosts the change takes out of any rollout (unassigned, offline): the active one must not release them later. */
+      const leaving = new Set<string>();
+      for (const record of records) {
+        const changedByThis = target ? record.instanceId === target.instanceId : record.assignment !== null;
+        const assignment = target && record.instanceId === target.instanceId ? target.assignment : record.assignment;
+        // The assignment write bumps its instance's generation itself.
+        const nextGeneration = changedByThis ? record.generation + 1 : record.generation;
+        const offline = record.lastSeenAt === null || record.lastSeenAt < now - this.opts.offlineAfterMs;
+        if (!record.identity || record.status === null || !assignment || offline) {
+          // Nothing running to break (never enrolled, booting, offline: a terminated instance
+          // must not halt every rollout) or nothing to run: the newest at once.
+          if (changedByThis) {
+            if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
+            write.releases!.push({ instanceId: record.instanceId, generation: null });
+            bumped.push(record.instanceId);
+            if (inActive.has(record.instanceId)) leaving.add(record.instanceId);
+          }
+          continue;
+        }
+        if (!changedByThis && !inActive.has(record.instanceId)) continue;
+        const pin = pinned.get(record.instanceId);
+        const current: InstanceConfig = pin ?? {
+          instanceId: record.instanceId,
+          generation: record.generation,
+          assignment: record.assignment,
+          settings: currentSettings,
+        };
+        const next: InstanceConfig = { instanceId: record.instanceId, generation: nextGeneration, assignment, settings };
+        const identity = record.identity;
+        const before = filesOf(current.assignment, current.settings, identity);
+        const after = filesOf(next.assignment, next.settings, identity);
+        if (JSON.stringify(before) === JSON.stringify(after)) {
+          // Same files: no rollout, no restart. A setting the agent reads itself (driftRepair...) still reaches it.
+          if (changedByThis && agentSettingsDiffer(current.settings, next.settings)) {
+            if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
+            write.configs!.push(next);
+            if (pin || inActive.has(record.instanceId)) write.releases!.push({ instanceId: record.instanceId, generation: nextGeneration });
+            bumped.push(record.instanceId);
+          }
+          continue;
+        }
+        planHosts.push({
+          host: { instanceId: record.instanceId, hostname: identity.hostname, privateIp: identity.privateIp },
+          services: assignment.roles,
+          current: { generation: current.generation, files: before },
+          next: { generation: next.generation, files: after },
+        });
+        if (changedByThis) {
+          if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
+          write.configs!.push(next);
+        }
+        // Until the rollout reaches it, the host keeps what it has: pinned to it.
+        if (!pin) {
+          write.configs!.push(current);
+          write.releases!.push({ instanceId: record.instanceId, generation: current.generation });
+        }
+      }
+      const planned = planRollout({
+        id: randomUUID(),
+        startedBy: request.actor,
+        reason: request.reason,
+        now,
+        strategy: request.strategy,
+        policy: settings.rolloutPace,
+        hosts: planHosts,
+      });
+      const released: Release[] = [];
+      let rollout: Rollout | undefined;
+      const current = active && leaving.size > 0 ? withoutHosts(active.rollout, leaving, now) : active?.rollout;
+      if (active && current && current !== active.rollout && !planned)
+        write.rollouts!.push({ rollout: current, revision: active.revision });
+      if (planned) {
+        let next = planned;
+        if (active && current) {
+          const taken = supersede(current, planned, now);
+          write.rollouts!.push({ rollout: taken.superseded, revision: active.revision });
+          write.audit!.push({ action: 'rollout.supersede', target: `rollout:${active.rollout.id}`, details: { by: planned.id } });
+          released.push(...taken.released);
+          next = taken.next;
+        }
+        const step = advance(next, [], now, this.opts.timeouts);
+        released.push(...step.released);
+        rollout = step.rollout;
+        write.rollouts!.push({ rollout, revision: null });
+        write.audit!.push({
+          action: 'rollout.start',
+          target: `rollout:${rollout.id}`,
+          details: { reason: rollout.reason, strategy: rollout.strategy, hosts: rollout.hosts.length, pace: rollout.pace },
+        });
+        if (rollout.strategy === 'all-at-once')
+          write.audit!.push({
+            action: 'rollout.all-at-once',
+            target: `rollout:${rollout.id}`,
+            details: { reason: rollout.reason, hosts: rollout.hosts.length },
+          });
+        for (const r of released) write.releases!.push({ instanceId: r.instanceId, generation: r.generation });
+        this.awaitFrom(rollout);
+      }
+      const saved = await store.saveChange(write, request.actor, now);
+      for (const id of new Set([...bumped, ...released.map((r) => r.instanceId)])) this.opts.notify(id);
+      return { rollout, ...saved };
+    });
+  }
+
+  /** A deleted instance leaves the active rollout (it would be awaited, or released, for nothing). */
+  forget(instanceId: string): Promise<void> {
+    return this.retrying(async () => {
+      const active = await this.opts.store.activeRollout();
+      if (!active?.rollout.hosts.some((h) => h.instanceId === instanceId)) return;
+      const trimmed = withoutHosts(active.rollout, new Set([instanceId]), this.opts.now());
+      await this.opts.store.saveChange({ rollouts: [{ rollout: trimmed, revision: active.revision }] }, 'control', this.opts.now());
+    });
+  }
+
+  // Steps
+
+  /** Advances the active rollout with its hosts' last reports; saves and tells the released agents. */
+  advanceActive(): Promise<void> {
+    return this.retrying(async () => {
+      const active = await this.opts.store.activeRollout();
+      if (!active) return void this.awaited.clear();
+      const reports: HostReport[] = [];
+      for (const h of active.rollout.hosts) {
+        if (h.state !== 'applying' && h.state !== 'failed') continue;
+        const record = await this.opts.store.getInstance(h.instanceId);
+        const report = record && reportOf(record, h);
+        if (report) reports.push(report);
+      }
+      const step = advance(active.rollout, reports, this.opts.now(), this.opts.timeouts);
+      this.awaitFrom(step.rollout);
+      if (step.events.length > 0) await this.saveStep(active, step, 'control');
+    });
+  }
+
+  /** After a status report: a host the active rollout waits for advances it at once. */
+  reported(instanceId: string): void {
+    if (this.awaited.has(instanceId))
+      void this.advanceActive().catch((err: unknown) => this.opts.log?.warn({ err }, 'rollout step failed'));
+  }
+
+  private awaitFrom(rollout: Rollout): void {
+    this.awaited = isFinished(rollout)
+      ? new Set()
+      : new Set(rollout.hosts.filter((h) => h.state === 'applying' || h.state === 'failed').map((h) => h.instanceId));
+  }
+
+  private async saveStep(before: StoredRollout, step: Step, actor: string, extra: ChangeWrite = {}): Promise<void> {
+    const audit = step.events
+      .filter((e) => AUDITED.has(e.kind))
+      .map((e) => ({
+        action: `rollout.${e.kind}`,
+        target: `rollout:${e.rolloutId}`,
+        details: { ...(e.instanceId ? { instanceId: e.instanceId } : {}), message: e.message },
+      }));
+    for (const e of step.events) this.opts.log?.info({ rollout: e.rolloutId, instanceId: e.instanceId, event: e.kind }, e.message);
+    await this.opts.store.saveChange(
+      {
+        rollouts: [{ rollout: step.rollout, revision: before.revision }, ...(extra.rollouts ?? [])],
+        releases: step.released.map((r) => ({ instanceId: r.instanceId, generation: r.generation })),
+        audit: [...audit, ...(extra.audit ?? [])],
+      },
+      actor,
+      this.opts.now(),
+    );
+    for (const r of step.released) this.opts.notify(r.instanceId);
+  }
+
+  // The operator's operations
+
+  private async stored(id: string): Promise<StoredRollout> {
+    const found = await this.opts.store.getRollout(id);
+    if (!found) throw new NotFoundError(`rollout ${id} not found; GET /v1/rollouts lists them`);
+    return found;
+  }
+
+  /** 409 with what to do when the rollout's state does not allow the operation. */
+  private operate(id: string, actor: string, fn: (r: StoredRollout) => Promise<void>): Promise<Rollout> {
+    return this.retrying(async () => {
+      const found = await this.stored(id);
+      try {
+        await fn(found);
+      } catch (err) {
+        if (!(err instanceof RolloutStateError)) throw err;
+        throw new ConflictError(`${err.message}; ${hint(err.state)}`);
+      }
+      this.opts.log?.info({ rollout: id, actor }, 'rollout operation');
+      return (await this.stored(id)).rollout;
+    }).then(async (r) => {
+      await this.advanceActive();
+      return r;
+    });
+  }
+
+  pause(id: string, actor: string): Promise<Rollout> {
+    return this.operate(id, actor, (found) =>
+      this.saveStep(found, pause(found.rollout, actor, this.opts.now()), actor, {
+        audit: [{ action: 'rollout.pause', target: `rollout:${id}`, details: {} }],
+      }),
+    );
+  }
+
+  resume(id: string, actor: string): Promise<Rollout> {
+    return this.operate(id, actor, (found) =>
+      this.saveStep(found, resume(found.rollout, actor, this.opts.now()), actor, {
+        audit: [{ action: 'rollout.resume', target: `rollout:${id}`, details: {} }],
+      }),
+    );
+  }
+
+  /** Aborts; its rollback (a rollout of its own) is returned in `rollback` when the rollout reached hosts. */
+  abort(id: string, actor: string, strategy?: RolloutStrategy): Promise<Rollout> {
+    return this.operate(id, actor, async (found) => {
+      const now = this.opts.now();
+      const out = abort(found.rollout, { by: actor, now, rollbackId: randomUUID(), ...(strategy ? { strategy } : {}) });
+      const audit = [{ action: 'rollout.abort', target: `rollout:${id}`, details: { rollback: out.rollback?.id ?? null } }];
+      await this.saveStep(found, { rollout: out.aborted, released: out.released, events: out.events }, actor, {
+        rollouts: out.rollback ? [{ rollout: out.rollback, revision: null }] : [],
+        audit,
+      });
+    });
+  }
+
+  async get(id: string): Promise<ReturnType<typeof progressOf>> {
+    return progressOf((await this.stored(id)).rollout);
+  }
+}
+
+/** Whether the settings an agent is given (all but the control-only ones) differ. */
+function agentSettingsDiffer(a: ClusterSettings, b: ClusterSettings): boolean {
+  const agentPart = (s: ClusterSettings) =>
+    JSON.stringify(
+      Object.entries(s)
+        .filter(([k]) => !(CONTROL_ONLY_SETTINGS as readonly string[]).includes(k))
+        .sort(([x], [y]) => (x < y ? -1 : 1)),
+    );
+  return agentPart(a) !== agentPart(b);
+}
+
+/** `rollout` without `ids`: hosts that left it (unassigned, offline, deleted); the engine completes it when none is left. */
+function withoutHosts(rollout: Rollout, ids: ReadonlySet<string>, now: number): Rollout {
+  return { ...rollout, hosts: rollout.hosts.filter((h) => !ids.has(h.instanceId)), updatedAt: now };
+}
+
+function hint(state: Rollout['state']): string {
+  switch (state) {
+    case 'running':
+      return 'pause or abort it';
+    case 'paused':
+      return 'resume or abort it';
+    case 'halted':
+      return 'resume it (its failed hosts are tried again) or abort it (the hosts it reached are rolled back)';
+    default:
+      return 'it is finished; a new change starts a new rollout';
+  }
+}

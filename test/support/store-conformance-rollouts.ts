@@ -1,0 +1,146 @@
+// Conformance cases for the rollout records (control/store/rollouts.ts), run
+// by store-conformance.ts on every store.
+import type { Test } from 'tap';
+import { DEFAULT_CLUSTER_SETTINGS } from '../../contract/model';
+import { ConflictError } from '../../control/errors';
+import type { Rollout } from '../../control/rollout/model';
+import type { Store } from '../../control/store/store';
+
+export const rolloutRecord = (id: string, createdAt: number, state: Rollout['state'] = 'running'): Rollout => ({
+  id,
+  kind: 'change',
+  strategy: 'waves',
+  state,
+  startedBy: 'op',
+  reason: 'PATCH /v1/settings logSeverity',
+  createdAt,
+  updatedAt: createdAt,
+  pace: {
+    auth: { maxUnavailable: 1, failureThreshold: 1 },
+    proxy: { maxUnavailable: 1, failureThreshold: 1 },
+    other: { maxUnavailable: 1, failureThreshold: 1 },
+  },
+  hosts: [{ instanceId: 'i-1', role: 'node', group: 'other', fromGeneration: 1, toGeneration: 2, state: 'pending' }],
+  diffs: [],
+});
+
+/** The error `p` rejects with (undefined when it resolves). */
+const failure = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+
+export function rolloutConformance(t: Test, fresh: (t: Test) => Promise<Store>): void {
+  t.test('rollouts: saved whole, listed newest first by pages, the newest under way found, revisions guard concurrent steps', async (t) => {
+    const store = await fresh(t);
+    t.equal(await store.activeRollout(), undefined);
+    await store.saveChange({ rollouts: [{ rollout: rolloutRecord('r-1', 10, 'completed'), revision: null }] }, 'op', 10);
+    await store.saveChange({ rollouts: [{ rollout: rolloutRecord('r-2', 20), revision: null }] }, 'op', 20);
+    await store.saveChange({ rollouts: [{ rollout: rolloutRecord('r-3', 30, 'superseded'), revision: null }] }, 'op', 30);
+    t.same(await store.getRollout('r-2'), { rollout: rolloutRecord('r-2', 20), revision: 1 });
+    t.equal(await store.getRollout('nope'), undefined);
+    t.equal((await store.activeRollout())?.rollout.id, 'r-2', 'the newest running, paused or halted');
+
+    const first = await store.listRollouts({ limit: 2 });
+    t.same(
+      first.items.map((r) => r.id),
+      ['r-3', 'r-2'],
+    );
+    t.ok(first.next);
+    const second = await store.listRollouts({ limit: 2, before: first.next });
+    t.same(
+      second.items.map((r) => r.id),
+      ['r-1'],
+    );
+    t.equal(second.next, undefined);
+
+    const halted = { ...rolloutRecord('r-2', 20, 'halted'), updatedAt: 25 };
+    await store.saveChange({ rollouts: [{ rollout: halted, revision: 1 }] }, 'op', 25);
+    t.same(await store.getRollout('r-2'), { rollout: halted, revision: 2 });
+    t.type(
+      await failure(store.saveChange({ rollouts: [{ rollout: rolloutRecord('r-2', 20), revision: 1 }] }, 'op', 26)),
+      ConflictError,
+      'a step from an old revision is refused',
+    );
+    t.type(
+      await failure(store.saveChange({ rollouts: [{ rollout: rolloutRecord('r-2', 20), revision: null }] }, 'op', 26)),
+      ConflictError,
+      'a second rollout with the same id is refused',
+    );
+    t.equal((await store.getRollout('r-2'))?.rollout.state, 'halted', 'nothing written by a refused step');
+  });
+
+  t.test(
+    'releases: an instance is served the generation released to it with that config; a change commits whole or not at all',
+    async (t) => {
+      const store = await fresh(t);
+      await store.setAssignment('i-1', { roles: ['node'], labels: {} }, 'op', 1);
+      await store.setAssignment('i-2', { roles: ['proxy'], labels: {} }, 'op', 1);
+      t.same(
+        (await store.assignedInstances()).map((i) => [i.instanceId, i.generation]),
+        [
+          ['i-1', 1],
+          ['i-2', 1],
+        ],
+      );
+      t.equal(await store.releasedConfig('i-1'), undefined, 'no release: the newest');
+      const before = { ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'a' };
+      const after = { ...DEFAULT_CLUSTER_SETTINGS, clusterName: 'b' };
+      await store.saveChange(
+        {
+          settings: after,
+          generations: [{ instanceId: 'i-1', generation: 2 }],
+          configs: [
+            { instanceId: 'i-1', generation: 1, assignment: { roles: ['node'], labels: {} }, settings: before },
+            { instanceId: 'i-1', generation: 2, assignment: { roles: ['node'], labels: {} }, settings: after },
+          ],
+          rollouts: [{ rollout: rolloutRecord('r-1', 2), revision: null }],
+          releases: [{ instanceId: 'i-1', generation: 1 }],
+          audit: [{ action: 'settings.update', target: 'settings', details: {} }],
+        },
+        'op',
+        2,
+      );
+      t.equal((await store.getSettings()).clusterName, 'b');
+      t.equal((await store.getInstance('i-1'))?.generation, 2);
+      t.equal((await store.getInstance('i-2'))?.generation, 1, 'a host the change does not alter keeps its generation');
+      t.same(await store.releasedConfig('i-1'), {
+        instanceId: 'i-1',
+        generation: 1,
+        assignment: { roles: ['node'], labels: {} },
+        settings: before,
+      });
+      t.same(
+        (await store.releasedConfigs()).map((c) => c.instanceId),
+        ['i-1'],
+      );
+      t.same(
+        (await store.listAudit({ limit: 100, target: 'settings' })).map((e) => [e.actor, e.action]),
+        [['op', 'settings.update']],
+      );
+
+      // A change that raises a generation someone else raised meanwhile writes nothing.
+      t.type(
+        await failure(
+          store.saveChange(
+            { settings: before, generations: [{ instanceId: 'i-1', generation: 2 }], releases: [{ instanceId: 'i-1', generation: null }] },
+            'op',
+            3,
+          ),
+        ),
+        ConflictError,
+      );
+      t.equal((await store.getSettings()).clusterName, 'b');
+      t.equal((await store.releasedConfig('i-1'))?.generation, 1);
+
+      await store.saveChange({ releases: [{ instanceId: 'i-1', generation: 2 }] }, 'op', 4);
+      t.equal((await store.releasedConfig('i-1'))?.settings.clusterName, 'b');
+      await store.saveChange({ releases: [{ instanceId: 'i-1', generation: null }] }, 'op', 5);
+      t.equal(await store.releasedConfig('i-1'), undefined);
+      await store.saveChange({ releases: [{ instanceId: 'i-1', generation: 1 }] }, 'op', 6);
+      await store.deleteInstance('i-1', 'op', 7);
+      t.same(await store.releasedConfigs(), [], 'a deleted instance leaves no release behind');
+    },
+  );
+}
