@@ -252,7 +252,11 @@ export class RecordStore implements Store {
       for (const c of change.configs ?? []) await rr.saveConfig(c, now);
       for (const w of change.rollouts ?? []) await rr.saveRollout(w.rollout, w.revision);
       for (const rel of change.releases ?? []) await rr.release(rel.instanceId, rel.generation, now);
-      for (const a of change.audit ?? []) await r.audit(actor, a.action, a.target, a.details, now);
+      for (const a of change.audit ?? []) {
+        // The settings' own events name the version saved (what an ETag names).
+        const details = a.target === 'settings' && settingsVersion !== undefined ? { ...a.details, version: settingsVersion } : a.details;
+        await r.audit(actor, a.action, a.target, details, now);
+      }
       // Agents on other replicas hear of what they are now served: every host on a settings change (the unpinned
       // take the newest), else the hosts this change moved.
       const moved = [...(change.generations ?? []), ...(change.releases ?? [])].map((g) => g.instanceId);
