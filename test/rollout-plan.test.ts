@@ -115,6 +115,21 @@ t.test('one host’s assignment changes: that host only', async (t) => {
   t.match(rollout.diffs[0].changes[0].files[0].diff, /-\s+env: prod\n\+\s+env: staging/);
 });
 
+t.test('a Teleport version change rolls out to every host in the upgrade order, and the diff names the release', async (t) => {
+  const v16 = { ...TEST_CLUSTER, teleport: { version: '16.4.0' } };
+  const rollout = plan({ ...TEST_CLUSTER, teleport: { version: '17.1.0' } }, undefined, v16)!;
+  t.ok(rollout, 'a release change is a rollout, though teleport.yaml is the same');
+  t.same(
+    rollout.hosts.map((h) => h.group),
+    ['auth', 'auth', 'proxy', 'other', 'other', 'other'],
+    'auth servers first, then proxies, then the rest',
+  );
+  const files = rollout.diffs.flatMap((d) => d.changes.flatMap((c) => c.files));
+  t.same([...new Set(files.map((f) => f.path))], ['/opt/teleport/current'], 'only the release changes');
+  t.match(files[0].diff, /-.*v16\.4\.0[^]*\+.*v17\.1\.0/);
+  t.equal(plan(v16, undefined, v16), undefined, 'the same release again: no rollout');
+});
+
 t.test('a change that alters no file makes no rollout', async (t) => {
   t.equal(
     plan({ ...TEST_CLUSTER, rolloutPace: { other: { maxUnavailable: '25%' } } }),

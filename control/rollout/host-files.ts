@@ -7,9 +7,17 @@ import type { Assignment, ClusterSettings } from '../../contract/model';
 import { DEFAULT_HOST_PATHS, fetchesOf, renderHostFiles, type Fetched, type HostPaths } from '../../contract/render/plan';
 import type { RenderInput } from '../../contract/render/render';
 import type { RolloutFile } from './diff';
+import { effectiveRelease, releaseDirName } from '../../contract/teleport-release';
 
 /** Where the agent writes the unit (agent/systemd); the renderer gives its content only. */
 export const UNIT_PATH = '/etc/systemd/system/teleport.service';
+/**
+ * The Teleport release a host runs, as the link the agent switches
+ * (agent.yaml teleport.install_dir, by default /opt/teleport): a version
+ * change is a change of this "file", so it rolls out in Teleport's upgrade
+ * order like any other, never to every host at once.
+ */
+export const RELEASE_PATH = '/opt/teleport/current';
 const PIN_MARK = `sha256:${'0'.repeat(64)}`;
 
 /**
@@ -36,5 +44,14 @@ export function renderRolloutFiles(
     secret: f.secret,
   }));
   files.push({ path: UNIT_PATH, content: host.unit, secret: false });
+  const release = effectiveRelease({ cluster, assignment });
+  if (release) {
+    const from = release.source === 's3' ? `s3://${release.bucket}` : 'the OS package repository';
+    files.push({
+      path: RELEASE_PATH,
+      content: `-> ${releaseDirName(release)} (Teleport ${release.edition} v${release.version} from ${from})\n`,
+      secret: false,
+    });
+  }
   return files;
 }
