@@ -172,17 +172,42 @@ export class Records {
     return { items, next: rows.length > query.limit ? items[items.length - 1].instanceId : undefined };
   }
 
+  /**
+   * Counts by role set and health from two indexes, not a scan of the rows:
+   * the standing health (kept by the database on every write) per role set,
+   * then the instances last seen before the offline instant moved to
+   * "offline" (a range of the last_seen_at index: few rows in a sound fleet).
+   */
   async healthCounts(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>> {
-    const rows = await this.sql.all<{ roles_key: string | null; health: HealthState; count: number }>(
-      `SELECT roles_key, health, COUNT(*) AS count FROM (SELECT roles_key, ${HEALTH_SQL} AS health FROM instances) AS i
-       GROUP BY roles_key, health ORDER BY roles_key IS NOT NULL, roles_key, health`,
+    type Row = { roles_key: string | null; health: HealthState; count: number | string };
+    const standing = await this.sql.all<Row>(
+      'SELECT roles_key, standing_health AS health, COUNT(*) AS count FROM instances GROUP BY roles_key, standing_health',
+    );
+    const offline = await this.sql.all<Row>(
+      `SELECT roles_key, standing_health AS health, COUNT(*) AS count FROM instances
+       WHERE last_seen_at < ? AND standing_health <> 'expected' GROUP BY roles_key, standing_health`,
       [clock.offlineBefore],
     );
-    return rows.map((r) => ({
-      roles: r.roles_key ? (r.roles_key.split(',').filter(Boolean) as ServiceRole[]) : null,
-      health: r.health,
-      count: Number(r.count),
-    }));
+    const counts = new Map<string, { roles_key: string | null; health: HealthState; count: number }>();
+    const add = (roles_key: string | null, health: HealthState, count: number) => {
+      const key = `${roles_key ?? ''}\n${health}`;
+      const entry = counts.get(key) ?? counts.set(key, { roles_key, health, count: 0 }).get(key)!;
+      entry.count += count;
+    };
+    for (const r of standing) add(r.roles_key, r.health, Number(r.count));
+    for (const r of offline) {
+      add(r.roles_key, r.health, -Number(r.count));
+      add(r.roles_key, 'offline', Number(r.count));
+    }
+    const order = (r: { roles_key: string | null; health: string }) => `${r.roles_key === null ? 0 : 1}${r.roles_key ?? ''}\n${r.health}`;
+    return [...counts.values()]
+      .filter((r) => r.count > 0)
+      .sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0))
+      .map((r) => ({
+        roles: r.roles_key ? (r.roles_key.split(',').filter(Boolean) as ServiceRole[]) : null,
+        health: r.health,
+        count: r.count,
+      }));
   }
 
   async distinctAssignments(): Promise<Assignment[]> {
