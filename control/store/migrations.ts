@@ -178,6 +178,17 @@ export const MIGRATIONS: Migration[] = [
     version: 7,
     name: 'health from indexes: the standing health of each instance (all but offline) and when it was last seen',
     sql: `
+${standingHealthSql('VIRTUAL')}
+    `,
+  },
+];
+
+/**
+ * Migration SQL both stores run (SQLite keeps the generated column VIRTUAL:
+ * ALTER TABLE cannot add a STORED one; PostgreSQL has only STORED).
+ */
+export function standingHealthSql(kind: 'VIRTUAL' | 'STORED'): string {
+  return `
       -- health.ts's rules without "offline" (the one that depends on the
       -- time), kept by the database on every write; /v1/health counts it
       -- from the index, then moves the instances last seen before the
@@ -190,12 +201,11 @@ export const MIGRATIONS: Migration[] = [
           WHEN applied_generation < generation THEN 'converging'
           WHEN status_state = 'ready' AND teleport_ready = 1 THEN 'ready'
           ELSE 'converging' END
-      ) VIRTUAL;
+      ) ${kind};
       CREATE INDEX instances_health ON instances (roles_key, standing_health);
       CREATE INDEX instances_last_seen ON instances (last_seen_at);
-    `,
-  },
-];
+  `;
+}
 
 /** The newest schema version this program knows. */
 export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));

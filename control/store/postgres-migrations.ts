@@ -3,7 +3,7 @@
 // PostgreSQL's types; the column names are the same, so that the
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
-import type { Migration } from './migrations';
+import { standingHealthSql, type Migration } from './migrations';
 
 export const PG_MIGRATIONS: Migration[] = [
   {
@@ -148,21 +148,7 @@ export const PG_MIGRATIONS: Migration[] = [
     version: 3,
     name: 'health from indexes: the standing health of each instance (all but offline) and when it was last seen',
     sql: `
-      -- health.ts's rules without "offline" (the one that depends on the
-      -- time), kept by the database on every write; /v1/health counts it
-      -- from the index, then moves the instances last seen before the
-      -- offline instant (a range of the last_seen_at index) to "offline".
-      ALTER TABLE instances ADD COLUMN standing_health TEXT GENERATED ALWAYS AS (
-        CASE WHEN enrolled_at IS NULL THEN 'expected'
-          WHEN assignment IS NULL AND status_state = 'orphaned' THEN 'orphaned'
-          WHEN assignment IS NULL THEN 'unassigned'
-          WHEN status_state IN ('failed', 'degraded') THEN 'degraded'
-          WHEN applied_generation < generation THEN 'converging'
-          WHEN status_state = 'ready' AND teleport_ready = 1 THEN 'ready'
-          ELSE 'converging' END
-      ) STORED;
-      CREATE INDEX instances_health ON instances (roles_key, standing_health);
-      CREATE INDEX instances_last_seen ON instances (last_seen_at);
+${standingHealthSql('STORED')}
     `,
   },
 ];
