@@ -178,7 +178,7 @@ export const MIGRATIONS: Migration[] = [
     version: 7,
     name: 'health from indexes: the standing health of each instance (all but offline) and when it was last seen',
     sql: `
-${standingHealthSql('VIRTUAL')}
+${healthIndexesSql('VIRTUAL', "json_extract(status, '$.certificateExpiresAt')")}
     `,
   },
 ];
@@ -186,8 +186,10 @@ ${standingHealthSql('VIRTUAL')}
 /**
  * Migration SQL both stores run (SQLite keeps the generated column VIRTUAL:
  * ALTER TABLE cannot add a STORED one; PostgreSQL has only STORED).
+ * `certificateExpiry` is the dialect's jsonNumber(status, certificateExpiresAt),
+ * written out: a migration's text never changes.
  */
-export function standingHealthSql(kind: 'VIRTUAL' | 'STORED'): string {
+export function healthIndexesSql(kind: 'VIRTUAL' | 'STORED', certificateExpiry: string): string {
   return `
       -- health.ts's rules without "offline" (the one that depends on the
       -- time), kept by the database on every write; /v1/health counts it
@@ -204,6 +206,9 @@ export function standingHealthSql(kind: 'VIRTUAL' | 'STORED'): string {
       ) ${kind};
       CREATE INDEX instances_health ON instances (roles_key, standing_health);
       CREATE INDEX instances_last_seen ON instances (last_seen_at);
+      -- The certificates proxies serve (in /v1/health): the few instances reporting one.
+      CREATE INDEX instances_certificate_expiry ON instances ((${certificateExpiry}), instance_id)
+        WHERE ${certificateExpiry} IS NOT NULL;
   `;
 }
 

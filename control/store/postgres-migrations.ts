@@ -3,7 +3,7 @@
 // PostgreSQL's types; the column names are the same, so that the
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
-import { standingHealthSql, type Migration } from './migrations';
+import { healthIndexesSql, type Migration } from './migrations';
 
 export const PG_MIGRATIONS: Migration[] = [
   {
@@ -148,7 +148,7 @@ export const PG_MIGRATIONS: Migration[] = [
     version: 3,
     name: 'health from indexes: the standing health of each instance (all but offline) and when it was last seen',
     sql: `
-${standingHealthSql('STORED')}
+${healthIndexesSql('STORED', "((status::json ->> 'certificateExpiresAt')::double precision)")}
     `,
   },
 ];
