@@ -45,6 +45,7 @@ import { InputError, NotFoundError } from './errors';
 import { checkAssignmentRelease } from './release-rules';
 import { requirementsOf } from '../contract/render/render';
 import { assignmentOptions } from '../contract/assignment';
+import { coalesced } from './coalesce';
 
 export { InputError, NotFoundError };
 
@@ -441,9 +442,8 @@ export class ControlService {
     return this.store.listInstances(query, this.clock());
   }
 
-  healthSummary() {
-    return this.store.healthSummary(this.clock());
-  }
+  /** Counts by role set and health; concurrent callers share a read (coalesced). */
+  readonly healthSummary = coalesced(() => this.store.healthSummary(this.clock()));
 
   listRules(): Promise<Rule[]> {
     return this.store.listRules();

@@ -176,35 +176,23 @@ export const MIGRATIONS: Migration[] = [
   },
   {
     version: 7,
-    name: 'health from indexes: the standing health of each instance (all but offline) and when it was last seen',
+    name: 'health from indexes: counts by role set and health, last seen, served certificates',
     sql: `
-${healthIndexesSql('VIRTUAL', "json_extract(status, '$.certificateExpiresAt')")}
+${healthIndexesSql("json_extract(status, '$.certificateExpiresAt')")}
     `,
   },
 ];
 
 /**
- * Migration SQL both stores run (SQLite keeps the generated column VIRTUAL:
- * ALTER TABLE cannot add a STORED one; PostgreSQL has only STORED).
- * `certificateExpiry` is the dialect's jsonNumber(status, certificateExpiresAt),
+ * Migration SQL both stores run. `certificateExpiry` is the dialect's jsonNumber(status, certificateExpiresAt),
  * written out: a migration's text never changes.
  */
-export function healthIndexesSql(kind: 'VIRTUAL' | 'STORED', certificateExpiry: string): string {
+export function healthIndexesSql(certificateExpiry: string): string {
   return `
-      -- health.ts's rules without "offline" (the one that depends on the
-      -- time), kept by the database on every write; /v1/health counts it
-      -- from the index, then moves the instances last seen before the
-      -- offline instant (a range of the last_seen_at index) to "offline".
-      ALTER TABLE instances ADD COLUMN standing_health TEXT GENERATED ALWAYS AS (
-        CASE WHEN enrolled_at IS NULL THEN 'expected'
-          WHEN assignment IS NULL AND status_state = 'orphaned' THEN 'orphaned'
-          WHEN assignment IS NULL THEN 'unassigned'
-          WHEN status_state IN ('failed', 'degraded') THEN 'degraded'
-          WHEN applied_generation < generation THEN 'converging'
-          WHEN status_state = 'ready' AND teleport_ready = 1 THEN 'ready'
-          ELSE 'converging' END
-      ) ${kind};
-      CREATE INDEX instances_health ON instances (roles_key, standing_health);
+      -- Counting by role set and health (health.ts STANDING_HEALTH_SQL) reads
+      -- this index, not the rows; the instances last seen before the offline
+      -- instant are a range of the second, moved to "offline".
+      CREATE INDEX instances_health ON instances (roles_key, enrolled_at, status_state, teleport_ready, applied_generation, generation);
       CREATE INDEX instances_last_seen ON instances (last_seen_at);
       -- The certificates proxies serve (in /v1/health): the few instances reporting one.
       CREATE INDEX instances_certificate_expiry ON instances ((${certificateExpiry}), instance_id)

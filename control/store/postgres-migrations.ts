@@ -146,9 +146,9 @@ export const PG_MIGRATIONS: Migration[] = [
   },
   {
     version: 3,
-    name: 'health from indexes: the standing health of each instance (all but offline) and when it was last seen',
+    name: 'health from indexes: counts by role set and health, last seen, served certificates',
     sql: `
-${healthIndexesSql('STORED', "((status::json ->> 'certificateExpiresAt')::double precision)")}
+${healthIndexesSql("((status::json ->> 'certificateExpiresAt')::double precision)")}
     `,
   },
 ];

@@ -3,7 +3,7 @@
 // rules here: what may be written is decided in record-store.ts.
 import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, ServiceRole } from '../../contract/model';
 import type { Sql, SqlDialect } from './engine';
-import { HEALTH_SQL } from './health';
+import { HEALTH_SQL, STANDING_HEALTH_SQL } from './health';
 import {
   rolesKey,
   rowToApiToken,
@@ -174,18 +174,18 @@ export class Records {
 
   /**
    * Counts by role set and health from two indexes, not a scan of the rows:
-   * the standing health (kept by the database on every write) per role set,
-   * then the instances last seen before the offline instant moved to
+   * the health without the offline rule per role set (instances_health
+   * covers its columns), then the instances last seen before the offline instant moved to
    * "offline" (a range of the last_seen_at index: few rows in a sound fleet).
    */
   async healthCounts(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>> {
     type Row = { roles_key: string | null; health: HealthState; count: number | string };
     const standing = await this.sql.all<Row>(
-      'SELECT roles_key, standing_health AS health, COUNT(*) AS count FROM instances GROUP BY roles_key, standing_health',
+      `SELECT roles_key, ${STANDING_HEALTH_SQL} AS health, COUNT(*) AS count FROM instances GROUP BY roles_key, health`,
     );
-    const offline = await this.sql.all<Row>(
-      `SELECT roles_key, standing_health AS health, COUNT(*) AS count FROM instances
-       WHERE last_seen_at < ? AND standing_health <> 'expected' GROUP BY roles_key, standing_health`,
+    // One row per offline instance, no GROUP BY: so that the planner takes the last_seen_at range.
+    const offline = await this.sql.all<{ roles_key: string | null; health: HealthState }>(
+      `SELECT roles_key, ${STANDING_HEALTH_SQL} AS health FROM instances WHERE last_seen_at < ?`,
       [clock.offlineBefore],
     );
     const counts = new Map<string, { roles_key: string | null; health: HealthState; count: number }>();
@@ -195,9 +195,9 @@ export class Records {
       entry.count += count;
     };
     for (const r of standing) add(r.roles_key, r.health, Number(r.count));
-    for (const r of offline) {
-      add(r.roles_key, r.health, -Number(r.count));
-      add(r.roles_key, 'offline', Number(r.count));
+    for (const r of offline.filter((o) => o.health !== 'expected')) {
+      add(r.roles_key, r.health, -1);
+      add(r.roles_key, 'offline', 1);
     }
     const order = (r: { roles_key: string | null; health: string }) => `${r.roles_key === null ? 0 : 1}${r.roles_key ?? ''}\n${r.health}`;
     return [...counts.values()]
