@@ -2,27 +2,29 @@
 // that started before it (so it sees every write that finished before it),
 // but all calls arriving while a read runs share the one that starts next.
 // /v1/health under many monitoring clients reads the counts once per round.
+// A read starts on the next turn of the event loop: a synchronous store
+// (SQLite) would otherwise finish each read before the next request is even
+// parsed, and requests that came in together share nothing.
 
 export function coalesced<T>(read: () => Promise<T>): () => Promise<T> {
+  /** The read in progress. */
   let running: Promise<T> | undefined;
-  let queued: Promise<T> | undefined;
-  const start = (): Promise<T> => {
-    const p: Promise<T> = read().finally(() => {
-      if (running === p) running = undefined;
-    });
-    return (running = p);
-  };
+  /** The read that starts when `running` ends, on the next turn: callers until then share it. */
+  let next: Promise<T> | undefined;
+  const settled = () => undefined;
   return () => {
-    if (!running) return start();
-    queued ??= running
-      .then(
-        () => undefined,
-        () => undefined,
-      )
+    if (next) return next;
+    const p: Promise<T> = (running ?? Promise.resolve())
+      .then(settled, settled)
+      .then(() => new Promise((turn) => setImmediate(turn)))
       .then(() => {
-        queued = undefined;
-        return start();
+        next = undefined;
+        running = p;
+        return read();
+      })
+      .finally(() => {
+        if (running === p) running = undefined;
       });
-    return queued;
+    return (next = p);
   };
 }
