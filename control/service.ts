@@ -466,13 +466,10 @@ export class ControlService {
     return this.store.listJoinTokens();
   }
 
-  listProxyCertificates() {
-    return this.store.listProxyCertificates();
-  }
+  /** Read by every /v1/health: concurrent callers share a read (coalesced). */
+  readonly listProxyCertificates = coalesced(() => this.store.listProxyCertificates());
 
-  listServedCertificates() {
-    return this.store.listServedCertificates();
-  }
+  readonly listServedCertificates = coalesced(() => this.store.listServedCertificates());
 
   /** Asks for a renewal of a managed certificate at once; NotFoundError for a domain not managed. */
   async requestRenewal(domain: string, actor: string): Promise<void> {
