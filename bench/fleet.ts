@@ -56,14 +56,14 @@ export interface FleetResult {
 }
 
 /** Resident-set figures of a process, from /proc (bytes). */
-function procMemory(pid: number): { rss: number; hwm: number } {
+export function procMemory(pid: number): { rss: number; hwm: number } {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
 /** User + system CPU seconds of a process (clock ticks of 1/100 s on Linux). */
-function procCpuSeconds(pid: number): number {
+export function procCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;

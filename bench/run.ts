@@ -6,7 +6,8 @@
 // Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
 // BENCH_WORKERS (agent worker processes, default 2), BENCH_THREADS (libuv threads per
 // worker, default 16), BENCH_WORKER_FLAGS (extra node flags for the workers), BENCH_CONTROL_FLAGS
-// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet|rollout-sim|rollout
+// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet|api|rollout-sim|rollout
+// (api: REST list and health over BENCH_API_INSTANCES stored instances, default 10000, SQLite and PostgreSQL, bench/api.ts),
 // (rollout-sim: the rollout engine simulated over the 1,000-host fleet, bench/rollout-sim.ts; rollout: a settings change
 // rolled over BENCH_ROLLOUT_HOSTS (default 1000: 2 auth, 50 proxy, the rest nodes) against the real control server, bench/rollout.ts),
 // BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_AGENT=packaged|runtime|source
@@ -31,6 +32,7 @@ import { Fleet, WORKER_NODE_FLAGS, type FleetResult } from './fleet';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 import { benchRolloutSim, printRolloutSim } from './rollout-sim';
 import { benchRollout, printRollout } from './rollout';
+import { benchApi } from './api';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const WARMUPS = 1;
@@ -43,6 +45,7 @@ const FLEET_DEADLINE_MS = 120_000;
 const FLEET_WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const THREADS_PER_WORKER = Number(process.env.BENCH_THREADS ?? 16);
 const ONLY = process.env.BENCH_ONLY;
+const API_INSTANCES = Number(process.env.BENCH_API_INSTANCES ?? 10_000);
 const AGENT_KIND = agentKind();
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
 const IDLE_HEARTBEAT = process.env.BENCH_IDLE_HEARTBEAT ?? '30s';
@@ -379,6 +382,13 @@ async function main(): Promise<number> {
       printFleet(fleetRun);
     } catch (err) {
       errors.push(`fleet: ${(err as Error).message}`);
+    }
+  }
+  if (ONLY === undefined || ONLY === 'api') {
+    try {
+      await benchApi({ instances: API_INSTANCES, clients: 20, requests: 2000, progress }, out);
+    } catch (err) {
+      errors.push(`api: ${(err as Error).message}`);
     }
   }
   if (ONLY === undefined || ONLY === 'rollout-sim') {

@@ -49,6 +49,7 @@ import type { RolloutStrategy } from '../contract/settings';
 import type { Logger } from '../contract/log';
 import { RolloutWiring, type Served } from './rollout-wiring';
 import { summaryOf, metricSamples, type Rollout } from './rollout';
+import { coalesced } from './coalesce';
 
 export { InputError, NotFoundError };
 
@@ -529,9 +530,8 @@ export class ControlService {
     return this.store.listInstances(query, this.clock());
   }
 
-  healthSummary() {
-    return this.store.healthSummary(this.clock());
-  }
+  /** Counts by role set and health; concurrent callers share a read (coalesced). */
+  readonly healthSummary = coalesced(() => this.store.healthSummary(this.clock()));
 
   listRules(): Promise<Rule[]> {
     return this.store.listRules();
@@ -554,13 +554,10 @@ export class ControlService {
     return this.store.listJoinTokens();
   }
 
-  listProxyCertificates() {
-    return this.store.listProxyCertificates();
-  }
+  /** Read by every /v1/health: concurrent callers share a read (coalesced). */
+  readonly listProxyCertificates = coalesced(() => this.store.listProxyCertificates());
 
-  listServedCertificates() {
-    return this.store.listServedCertificates();
-  }
+  readonly listServedCertificates = coalesced(() => this.store.listServedCertificates());
 
   /** Asks for a renewal of a managed certificate at once; NotFoundError for a domain not managed. */
   async requestRenewal(domain: string, actor: string): Promise<void> {

@@ -24,10 +24,11 @@ const HEALTH_RULES: HealthRule[] = [
   },
   {
     health: 'orphaned',
-    sql: "assignment IS NULL AND status_state = 'orphaned'",
+    // roles_key is NULL exactly when assignment is (rows.ts rolesKey), and is in the counting index.
+    sql: "roles_key IS NULL AND status_state = 'orphaned'",
     holds: (r) => r.assignment === null && stateOf(r) === 'orphaned',
   },
-  { health: 'unassigned', sql: 'assignment IS NULL', holds: (r) => r.assignment === null },
+  { health: 'unassigned', sql: 'roles_key IS NULL', holds: (r) => r.assignment === null },
   {
     health: 'degraded',
     sql: "status_state IN ('failed', 'degraded')",
@@ -50,3 +51,12 @@ export function healthOf(record: HealthFacts, clock: HealthClock): HealthState {
 
 /** The SQL expression of healthOf; its one parameter is clock.offlineBefore. */
 export const HEALTH_SQL = `CASE ${HEALTH_RULES.map((r) => `WHEN ${r.sql} THEN '${r.health}'`).join(' ')} ELSE '${OTHERWISE}' END`;
+
+/**
+ * HEALTH_SQL without the offline rule (the one that depends on the time),
+ * no parameter: over columns that the instances_health index covers, so that
+ * counting by role set and health reads that index, not the rows.
+ */
+export const STANDING_HEALTH_SQL = `CASE ${HEALTH_RULES.filter((r) => r.health !== 'offline')
+  .map((r) => `WHEN ${r.sql} THEN '${r.health}'`)
+  .join(' ')} ELSE '${OTHERWISE}' END`;

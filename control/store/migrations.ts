@@ -204,7 +204,31 @@ export const MIGRATIONS: Migration[] = [
     name: "rollouts, and per instance the generation a rollout released to it with each generation's config",
     sql: ROLLOUT_TABLES,
   },
+  {
+    version: 9,
+    name: 'health from indexes: counts by role set and health, last seen, served certificates',
+    sql: `
+${healthIndexesSql("json_extract(status, '$.certificateExpiresAt')")}
+    `,
+  },
 ];
+
+/**
+ * Migration SQL both stores run. `certificateExpiry` is the dialect's jsonNumber(status, certificateExpiresAt),
+ * written out: a migration's text never changes.
+ */
+export function healthIndexesSql(certificateExpiry: string): string {
+  return `
+      -- Counting by role set and health (health.ts STANDING_HEALTH_SQL) reads
+      -- this index, not the rows; the instances last seen before the offline
+      -- instant are a range of the second, moved to "offline".
+      CREATE INDEX instances_health ON instances (roles_key, enrolled_at, status_state, teleport_ready, applied_generation, generation);
+      CREATE INDEX instances_last_seen ON instances (last_seen_at);
+      -- The certificates proxies serve (in /v1/health): the few instances reporting one.
+      CREATE INDEX instances_certificate_expiry ON instances ((${certificateExpiry}), instance_id)
+        WHERE ${certificateExpiry} IS NOT NULL;
+  `;
+}
 
 /** The newest schema version this program knows. */
 export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));

@@ -3,7 +3,7 @@
 // PostgreSQL's types; the column names are the same, so that the
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
-import { VERSIONS_AND_REPLICAS_SQL, type Migration } from './migrations';
+import { VERSIONS_AND_REPLICAS_SQL, healthIndexesSql, type Migration } from './migrations';
 import { ROLLOUT_TABLES } from './rollout-tables';
 
 export const PG_MIGRATIONS: Migration[] = [
@@ -154,6 +154,13 @@ export const PG_MIGRATIONS: Migration[] = [
     version: 4,
     name: "rollouts, and per instance the generation a rollout released to it with each generation's config",
     sql: ROLLOUT_TABLES,
+  },
+  {
+    version: 5,
+    name: 'health from indexes: counts by role set and health, last seen, served certificates',
+    sql: `
+${healthIndexesSql("((status::json ->> 'certificateExpiresAt')::double precision)")}
+    `,
   },
 ];
 

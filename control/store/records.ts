@@ -3,7 +3,7 @@
 // rules here: what may be written is decided in record-store.ts.
 import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, ServiceRole } from '../../contract/model';
 import type { Sql, SqlDialect } from './engine';
-import { HEALTH_SQL } from './health';
+import { HEALTH_SQL, STANDING_HEALTH_SQL } from './health';
 import {
   rolesKey,
   rowToApiToken,
@@ -176,17 +176,42 @@ export class Records {
     return { items, next: rows.length > query.limit ? items[items.length - 1].instanceId : undefined };
   }
 
+  /**
+   * Counts by role set and health from two indexes, not a scan of the rows:
+   * the health without the offline rule per role set (instances_health
+   * covers its columns), then the instances last seen before the offline instant moved to
+   * "offline" (a range of the last_seen_at index: few rows in a sound fleet).
+   */
   async healthCounts(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>> {
-    const rows = await this.sql.all<{ roles_key: string | null; health: HealthState; count: number }>(
-      `SELECT roles_key, health, COUNT(*) AS count FROM (SELECT roles_key, ${HEALTH_SQL} AS health FROM instances) AS i
-       GROUP BY roles_key, health ORDER BY roles_key IS NOT NULL, roles_key, health`,
+    type Row = { roles_key: string | null; health: HealthState; count: number | string };
+    const standing = await this.sql.all<Row>(
+      `SELECT roles_key, ${STANDING_HEALTH_SQL} AS health, COUNT(*) AS count FROM instances GROUP BY roles_key, health`,
+    );
+    // One row per offline instance, no GROUP BY: so that the planner takes the last_seen_at range.
+    const offline = await this.sql.all<{ roles_key: string | null; health: HealthState }>(
+      `SELECT roles_key, ${STANDING_HEALTH_SQL} AS health FROM instances WHERE last_seen_at < ?`,
       [clock.offlineBefore],
     );
-    return rows.map((r) => ({
-      roles: r.roles_key ? (r.roles_key.split(',').filter(Boolean) as ServiceRole[]) : null,
-      health: r.health,
-      count: Number(r.count),
-    }));
+    const counts = new Map<string, { roles_key: string | null; health: HealthState; count: number }>();
+    const add = (roles_key: string | null, health: HealthState, count: number) => {
+      const key = `${roles_key ?? ''}\n${health}`;
+      const entry = counts.get(key) ?? counts.set(key, { roles_key, health, count: 0 }).get(key)!;
+      entry.count += count;
+    };
+    for (const r of standing) add(r.roles_key, r.health, Number(r.count));
+    for (const r of offline.filter((o) => o.health !== 'expected')) {
+      add(r.roles_key, r.health, -1);
+      add(r.roles_key, 'offline', 1);
+    }
+    const order = (r: { roles_key: string | null; health: string }) => `${r.roles_key === null ? 0 : 1}${r.roles_key ?? ''}\n${r.health}`;
+    return [...counts.values()]
+      .filter((r) => r.count > 0)
+      .sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0))
+      .map((r) => ({
+        roles: r.roles_key ? (r.roles_key.split(',').filter(Boolean) as ServiceRole[]) : null,
+        health: r.health,
+        count: r.count,
+      }));
   }
 
   async distinctAssignments(): Promise<Assignment[]> {

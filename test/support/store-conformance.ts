@@ -210,6 +210,48 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     );
   });
 
+  t.test('health counts equal a count over every instance after enrollments, assignments, deletions and reports', async (t) => {
+    const store = await fresh(t);
+    // The counts come from indexes (standing health, last seen); the list computes each instance's health.
+    const check = async (label: string) => {
+      for (const now of [100, 150, 400]) {
+        const clock = { now, offlineBefore: now - 90 };
+        const scanned = new Map<string, number>();
+        let after: string | undefined;
+        do {
+          const page = await store.listInstances({ limit: 4, after }, clock);
+          for (const r of page.items) {
+            const key = `${r.assignment ? [...r.assignment.roles].sort().join(',') : '-'} ${derivedHealth(r, clock)}`;
+            scanned.set(key, (scanned.get(key) ?? 0) + 1);
+          }
+          after = page.next;
+        } while (after);
+        const counted = new Map(
+          (await store.healthSummary(clock)).map((r) => [`${r.roles ? [...r.roles].sort().join(',') : '-'} ${r.health}`, r.count]),
+        );
+        t.same(Object.fromEntries(counted), Object.fromEntries(scanned), `${label}, at ${now}`);
+      }
+    };
+    const roles = (i: number) =>
+      (i % 3 === 0 ? ['node'] : i % 3 === 1 ? ['auth', 'proxy'] : ['kube']) as Array<'node' | 'auth' | 'proxy' | 'kube'>;
+    for (let i = 0; i < 12; i++) await store.setAssignment(`i-${i}`, { roles: roles(i), labels: {} }, 'op', 1);
+    await check('assigned, none enrolled');
+    for (let i = 0; i < 15; i++) await store.enroll(identity(`i-${i}`), 'agent', 10 + i * 5);
+    await check('enrolled (three without an assignment)');
+    for (let i = 0; i < 12; i += 2) await store.recordStatus(`i-${i}`, 1, { ...ready, reportedAt: 80 + i * 4 }, null);
+    await store.recordStatus('i-1', 1, { ...ready, state: 'failed', teleportReady: false, reportedAt: 90 }, null);
+    await store.recordStatus('i-13', 0, { ...ready, state: 'orphaned', teleportReady: false, reportedAt: 95 }, null);
+    await check('reported');
+    await store.setAssignment('i-2', { roles: ['node'], labels: {} }, 'op', 120);
+    await store.setAssignment('i-4', null, 'op', 120);
+    await store.setAssignment('i-14', { roles: ['kube'], labels: {} }, 'op', 120);
+    await check('reassigned and unassigned');
+    await store.deleteInstance('i-0', 'op', 130);
+    await store.deleteInstance('i-3', 'op', 130);
+    await store.recordStatus('i-6', 1, { ...ready, reportedAt: 140 }, null);
+    await check('deleted, heard again');
+  });
+
   t.test('instance lists: pages by id, filters by role and health', async (t) => {
     const store = await fresh(t);
     for (let i = 0; i < 7; i++) await store.setAssignment(`i-${i}`, { roles: i % 2 ? ['node'] : ['auth', 'proxy'], labels: {} }, 'op', 1);
