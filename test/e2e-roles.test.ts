@@ -23,7 +23,18 @@ const mode = (path: string) => statSync(path).mode & 0o777;
 const checkConfig = (files: AgentFiles) =>
   execFileSync(process.execPath, [TELEPORT_STANDIN, 'configure', '--test', files.teleportConfig], { encoding: 'utf8' });
 
-const startAgent = startAgentProcess;
+/**
+ * Runs an agent for this subtest only. When the subtest ends its host is
+ * deregistered, as an operator does for a terminated instance: a stopped
+ * host still counted online would be awaited by a later subtest's rollout.
+ */
+function startAgent(t: Parameters<typeof startAgentProcess>[0], files: AgentFiles, id: string) {
+  // Added first, so run after the agent's own (tap runs teardowns last in, first out): a running agent would enroll again.
+  t.teardown(async () => {
+    await world.control.rest('DELETE', `/v1/instances/${id}`);
+  });
+  return startAgentProcess(t, files);
+}
 
 t.test('a kube + discovery host converges through the proxy with one token for both (seed 004_*)', async (t) => {
   const imds = await world.instance();
@@ -35,7 +46,7 @@ t.test('a kube + discovery host converges through the proxy with one token for b
   });
   t.equal(assigned.status, 200, JSON.stringify(assigned.body));
   const files = await world.agentConfig(imds, 'process');
-  const { logs } = startAgent(t, files);
+  const { logs } = startAgent(t, files, id);
   const instance = await world.control.waitForInstance(id, ready).catch((err) => t.fail(`${err.message}\n${logs()}`));
   t.match(instance, { status: { state: 'ready', teleportReady: true }, assignment: { role: 'discovery+kube' } });
 
@@ -76,7 +87,7 @@ t.test('an app + db host converges through the proxy (Teleport AMI agent mode)',
   });
   t.equal(assigned.status, 200, JSON.stringify(assigned.body));
   const files = await world.agentConfig(imds, 'process');
-  const { logs } = startAgent(t, files);
+  const { logs } = startAgent(t, files, id);
   await world.control.waitForInstance(id, ready).catch((err) => t.fail(`${err.message}\n${logs()}`));
   const config = parse(readFileSync(files.teleportConfig, 'utf8'));
   t.match(config, {
@@ -99,7 +110,7 @@ t.test('a cluster-wide HTTP CONNECT proxy reaches /etc/default/teleport of a run
   const id = imds.instance.instanceId;
   await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
   const files = await world.agentConfig(imds, 'process');
-  const { logs } = startAgent(t, files);
+  const { logs } = startAgent(t, files, id);
   const before = await world.control.waitForInstance(id, ready).catch((err) => t.fail(`${err.message}\n${logs()}`));
   t.throws(() => statSync(files.environmentFile), 'no proxy, no environment file');
 

