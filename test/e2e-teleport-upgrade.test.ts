@@ -53,6 +53,11 @@ async function nodeHost(t: Test, mode: 'process' | 'systemd') {
   const imds = await world.instance();
   const id = imds.instance.instanceId;
   t.equal((await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { roles: ['node'] })).status, 200);
+  // Deregistered when the subtest ends, after its agent stops (tap runs teardowns last in, first out), as an operator
+  // does for a terminated instance: a stopped host still counted online would hold up the next subtest's rollout.
+  t.teardown(async () => {
+    await world.control.rest('DELETE', `/v1/instances/${id}`);
+  });
   const files = await world.agentConfig(imds, mode);
   const bin = join(files.root, 'usr/local/bin');
   const installDir = join(files.root, 'opt/teleport');
