@@ -22,6 +22,16 @@ export interface RolloutEvent {
 }
 
 /** The engine's answer: the rollout to store, the hosts to release now, what happened. */
+/** Events for hosts a new rollout takes over while they were applying: released their newest generation at once. */
+export function carriedReleaseEvents(rolloutId: string, released: readonly Release[]): RolloutEvent[] {
+  return released.map((r) => ({
+    kind: 'released',
+    rolloutId,
+    instanceId: r.instanceId,
+    message: `released generation ${r.generation} (it was applying)`,
+  }));
+}
+
 export interface Step {
   rollout: Rollout;
   released: Release[];

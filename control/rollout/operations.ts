@@ -2,7 +2,7 @@
 // rollback is a rollout of its own). Each returns what engine.ts's advance
 // returns; after resume, advance releases the next hosts.
 import { reverseDiff } from './diff';
-import { RolloutStateError, type Release, type RolloutEvent, type Step } from './engine';
+import { carriedReleaseEvents, RolloutStateError, type Release, type RolloutEvent, type Step } from './engine';
 import { ROLLOUT_GROUPS, type RoleDiff, type Rollout, type RolloutHost } from './model';
 
 function transition(rollout: Rollout, allowed: readonly Rollout['state'][], to: Rollout['state'], doing: string): Rollout {
@@ -93,13 +93,7 @@ export function abort(
     diffs: reversedDiffs(rollout, new Set(reached.map((h) => h.instanceId))),
     rollbackOf: rollout.id,
   };
-  for (const r of released)
-    events.push({
-      kind: 'released',
-      rolloutId: rollback.id,
-      instanceId: r.instanceId,
-      message: `released generation ${r.generation} (it was applying)`,
-    });
+  events.push(...carriedReleaseEvents(rollback.id, released));
   return { aborted, rollback, released, events };
 }
 

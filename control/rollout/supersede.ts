@@ -22,7 +22,7 @@
 // - a paused rollout's successor starts paused (the operator paused for a
 //   reason); a halted one's starts running, and halts again if the carried
 //   failures reach the threshold.
-import { isFinished, RolloutStateError, type Release, type RolloutEvent } from './engine';
+import { carriedReleaseEvents, isFinished, RolloutStateError, type Release, type RolloutEvent } from './engine';
 import { ROLLOUT_GROUPS, type Rollout, type RolloutHost } from './model';
 
 export function supersede(
@@ -67,12 +67,6 @@ export function supersede(
   };
   const superseded: Rollout = { ...current, state: 'superseded', supersededBy: next.id, updatedAt: now, note: `superseded by ${next.id}` };
   const events: RolloutEvent[] = [{ kind: 'superseded', rolloutId: current.id, message: `superseded by ${next.id} (${next.reason})` }];
-  for (const r of released)
-    events.push({
-      kind: 'released',
-      rolloutId: next.id,
-      instanceId: r.instanceId,
-      message: `released generation ${r.generation} (it was applying)`,
-    });
+  events.push(...carriedReleaseEvents(next.id, released));
   return { superseded, next: successor, released, events };
 }
