@@ -217,7 +217,7 @@ ${healthIndexesSql("json_extract(status, '$.certificateExpiresAt')")}
     `,
   },
   {
-    version: 10,
+    version: 11,
     name: 'the Teleport version each host runs, as its agent reports it (the release rules judge it)',
     sql: TELEPORT_VERSION_SQL,
   },

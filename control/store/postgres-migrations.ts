@@ -163,7 +163,7 @@ ${healthIndexesSql("((status::json ->> 'certificateExpiresAt')::double precision
     `,
   },
   {
-    version: 6,
+    version: 7,
     name: 'the Teleport version each host runs, as its agent reports it (the release rules judge it)',
     sql: TELEPORT_VERSION_SQL,
   },
