@@ -204,6 +204,8 @@ export class Agent {
     const publisher = this.newPublisher(signal);
     if (publisher) duties.push({ name: 'publisher', run: (s) => publisher.run(s) });
     await this.supervisor.run(duties, signal);
+    // A clean stop (systemd's SIGTERM, the instance shutting down): the control server counts the host offline at once.
+    if (signal.aborted) await this.reporter.leave();
   }
 
   /** Duty: a report at every heartbeat interval, which also notices Teleport going down or coming back. */

@@ -17,6 +17,7 @@ import type { Persist } from './persist';
 import type { AgentStatus, Reporter } from './reporter';
 import type { ServiceManager } from './service-manager';
 import { installDesiredRelease, ReleaseError } from './teleport-install';
+import { hostTeleportVersion } from './teleport-version';
 
 /** The S3 object a proxy's certificate comes from, and the ETag last applied. */
 interface FollowedCertificate {
@@ -133,7 +134,10 @@ export class Convergence {
     }
     const { plan, result, ready } = applied;
     const certificateExpiresAt = this.followCertificate(plan);
-    const unitState = await services.activeState().catch(() => 'unknown');
+    const [unitState, teleportVersion] = await Promise.all([
+      services.activeState().catch(() => 'unknown'),
+      hostTeleportVersion(config.teleport),
+    ]);
     const logTail = ready ? undefined : await this.logTail();
     this.status = {
       state: ready ? 'ready' : 'degraded',
@@ -145,6 +149,7 @@ export class Convergence {
         : `teleport did not answer /readyz on ${config.teleport.diagAddr} within ${config.teleport.readyTimeoutMs} ms`,
       certificateExpiresAt,
       ...(logTail ? { logTail } : {}),
+      ...(teleportVersion ? { teleportVersion } : {}),
     };
     log.info({ generation: desired.generation, ready, unitState }, ready ? 'teleport ready' : 'teleport not ready');
     await reporter.report(signal);
@@ -258,14 +263,16 @@ export class Convergence {
     const before = this.status;
     if (!['ready', 'degraded', 'orphaned'].includes(before.state)) return;
     if (before.state !== 'orphaned' && !this.deps.feed.desired()) return;
-    const [ready, unitState] = await Promise.all([
+    const [ready, unitState, teleportVersion] = await Promise.all([
       readyzOnce(this.deps.config.teleport.diagAddr),
       this.deps.services.activeState().catch(() => 'unknown'),
+      hostTeleportVersion(this.deps.config.teleport),
     ]);
     const logTail = ready ? undefined : await this.logTail();
     // A convergence that began meanwhile owns the status.
     if (this.status !== before) return;
-    const { logTail: _old, ...rest } = before;
+    const { logTail: _old, teleportVersion: _was, ...found } = before;
+    const rest = { ...found, ...(teleportVersion ? { teleportVersion } : {}) };
     if (before.state === 'orphaned')
       this.status = { ...rest, teleportReady: ready, teleportUnitState: unitState, ...(logTail ? { logTail } : {}) };
     else

@@ -10,6 +10,9 @@ import type { ControlClient } from './control-client';
 import type { Credentials } from './credentials';
 import type { FileDrift } from './drift';
 
+/** How long a clean stop waits for the control server to take the last report (systemd waits 90 s before SIGKILL). */
+const LEAVE_TIMEOUT_MS = 2000;
+
 export interface AgentStatus {
   state: AgentState;
   appliedGeneration: number;
@@ -20,6 +23,8 @@ export interface AgentStatus {
   certificateExpiresAt?: number;
   /** When Teleport is not ready: its last log lines, secrets masked. */
   logTail?: string[];
+  /** The Teleport version the host runs (teleport-version.ts); absent when unknown. */
+  teleportVersion?: string;
 }
 
 export interface ReporterDeps {
@@ -61,10 +66,35 @@ export class Reporter {
     return next;
   }
 
-  private async send(signal?: AbortSignal): Promise<void> {
+  /**
+   * The last report as the agent stops cleanly (like `consul leave`): state
+   * "stopped", so that the control server counts the host offline at once
+   * rather than after three missed heartbeats. Bounded by `timeoutMs`: a
+   * shutdown is never held up by an unreachable control server.
+   */
+  async leave(timeoutMs = LEAVE_TIMEOUT_MS): Promise<boolean> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const next = this.queue.catch(() => {}).then(() => this.send(signal, 'stopped'));
+    this.queue = next;
+    const expired = new Promise<never>((_, reject) =>
+      signal.addEventListener('abort', () => reject(new Error(`no answer within ${timeoutMs} ms`)), { once: true }),
+    );
+    try {
+      await Promise.race([next, expired]);
+      return true;
+    } catch (err) {
+      this.deps.log.warn(
+        { err: describeError(err), timeoutMs },
+        'the control server was not told that this agent stops; it counts the host offline after three missed heartbeats',
+      );
+      return false;
+    }
+  }
+
+  private async send(signal?: AbortSignal, final?: 'stopped'): Promise<void> {
     const { control, credentials } = this.deps;
     const facts = await this.deps.facts().catch(() => null);
-    const status = this.deps.status();
+    const status = final ? { ...this.deps.status(), state: final, message: 'the agent stopped' } : this.deps.status();
     const degraded = this.deps.degraded();
     const instanceId = credentials.instance.instanceId;
     const res = await credentials.call(
@@ -83,9 +113,11 @@ export class Reporter {
           proxyCertificateExpiresUnixMs: status.certificateExpiresAt ?? 0,
           logTail: status.logTail ?? [],
           drift: this.deps.drift?.() ?? [],
+          teleportVersion: status.teleportVersion ?? '',
         }),
       signal,
     );
+    if (final) return;
     this.adoptHeartbeat(res.heartbeatIntervalSeconds);
     if (status.state !== 'converging') this.refreshFactsSoon(signal);
     await this.catchUp(Number(res.desiredGeneration), signal);

@@ -31,6 +31,7 @@ export interface InstanceView {
     message?: string;
     teleportReady?: boolean;
     agentVersion?: string;
+    teleportVersion?: string;
     reportedAt?: string;
     logTail?: string[];
     drift?: Array<{ path: string; diff: string }>;

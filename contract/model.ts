@@ -103,8 +103,10 @@ export interface HostFacts {
  * The state an agent reports after each attempt to apply its assignment.
  * orphaned: the control server has no assignment for an instance whose
  * Teleport runs (it forgot it); the agent keeps it running.
+ * stopped: the agent's last report as it stops cleanly (the instance shuts
+ * down); the control server counts the instance offline until it reports again.
  */
-export const AGENT_STATES = ['converging', 'ready', 'degraded', 'failed', 'orphaned'] as const;
+export const AGENT_STATES = ['converging', 'ready', 'degraded', 'failed', 'orphaned', 'stopped'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 
 /**
@@ -116,7 +118,7 @@ export type AgentState = (typeof AGENT_STATES)[number];
  * converging the agent has not yet applied the latest generation
  * ready      latest generation applied and Teleport ready
  * degraded   Teleport not ready, or the agent reported a failure
- * offline    no heartbeat for three intervals
+ * offline    no heartbeat for three intervals, or the agent reported it stopped
  */
 export const HEALTH_STATES = ['expected', 'unassigned', 'orphaned', 'converging', 'ready', 'degraded', 'offline'] as const;
 export type HealthState = (typeof HEALTH_STATES)[number];

@@ -404,7 +404,14 @@ export class ControlService {
     const settings = await this.store.getSettings();
     checkAssignmentRenders(assignment, settings);
     // Teleport's version rule against the rest of the fleet (read only when a release is named).
-    await checkAssignmentRelease(instanceId, assignment, current?.assignment ?? undefined, settings, () => storedAssignments(this.store));
+    await checkAssignmentRelease(
+      instanceId,
+      assignment,
+      current?.assignment ?? undefined,
+      settings,
+      () => storedAssignments(this.store),
+      () => this.store.teleportVersions(),
+    );
     return this.changeAssignment(instanceId, assignment, actor, strategy);
   }
 
@@ -474,7 +481,8 @@ export class ControlService {
       const next = applySettingsPatch(current, patch);
       validateClusterSettings(next);
       // Rendered against every distinct assignment stored: the operator learns here what a change breaks.
-      checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch));
+      const running = 'teleport' in patch ? await this.store.teleportVersions() : undefined;
+      checkSettingsAgainst(current, next, await storedAssignments(this.store), Object.keys(patch), running);
       try {
         // Rolled out (rollout-wiring.ts): only hosts whose files change get a new generation, in waves.
         const saved = await this.rollouts.applyChange(

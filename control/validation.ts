@@ -20,7 +20,7 @@ import {
 import { webListenPortOf } from '../contract/render/layout-settings';
 import { RenderError, renderProblems, type ConfigProblem, type RenderInput } from '../contract/render/render';
 import { InputError } from './errors';
-import { checkSettingsRelease, validateReleaseFields } from './release-rules';
+import { checkSettingsRelease, validateReleaseFields, type RunningVersions } from './release-rules';
 import type { Store } from './store/store';
 
 const durationRe = new RegExp(DURATION_PATTERN);
@@ -273,9 +273,15 @@ export interface StoredAssignment {
  * the setting and the instances it would break. Problems the assignment
  * already had under the current settings do not block the change.
  */
-export function checkSettingsAgainst(before: ClusterSettings, after: ClusterSettings, stored: StoredAssignment[], patched: string[]): void {
-  // Teleport's version rule over the whole fleet (control/release-rules.ts).
-  checkSettingsRelease(before, after, stored, patched);
+export function checkSettingsAgainst(
+  before: ClusterSettings,
+  after: ClusterSettings,
+  stored: StoredAssignment[],
+  patched: string[],
+  running?: RunningVersions,
+): void {
+  // Teleport's version rule over the whole fleet, on the versions hosts run (control/release-rules.ts).
+  checkSettingsRelease(before, after, stored, patched, running);
   const key = (p: ConfigProblem) => `${p.path}\n${p.message}`;
   for (const { assignment, holders } of stored) {
     const old = new Set(problemsOf(assignment, before).map(key));

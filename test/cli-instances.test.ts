@@ -44,8 +44,8 @@ t.test('instances ls follows the cursor over every page, and filters', async (t)
 
   const table = await world.run(['instances', 'ls', '--role', 'proxy']);
   const lines = table.stdout.trimEnd().split('\n');
-  t.match(lines[0], /^INSTANCE\s+ROLE\s+HEALTH\s+APPLIED\s+LAST SEEN\s+ADDRESS\s+LABELS\s+MESSAGE$/);
-  t.match(lines[1], /^host-03\s+proxy\s+expected\s+0\/1\s+-\s+-\s+env=prod\s+-$/);
+  t.match(lines[0], /^INSTANCE\s+ROLE\s+HEALTH\s+APPLIED\s+TELEPORT\s+LAST SEEN\s+ADDRESS\s+LABELS\s+MESSAGE$/);
+  t.match(lines[1], /^host-03\s+proxy\s+expected\s+0\/1\s+-\s+-\s+-\s+env=prod\s+-$/);
   t.notMatch(table.stdout, ESC, 'no colours in a pipe');
 
   const bad = await world.run(['instances', 'ls', '--health', 'sleepy']);

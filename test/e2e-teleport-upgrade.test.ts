@@ -10,14 +10,13 @@
 // agent was stopped in the middle of (switched, not restarted) is finished.
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parse, stringify } from 'yaml';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { runningVersion } from '../agent/diag';
 import { AGENT_BIN, AWS_ENV, startAgentProcess, until } from './support/harness';
 import { canRunSystemdNamespace, startSystemdNamespace } from './support/systemd-ns';
-import { makeStandinRelease, publishRelease } from './support/teleport-releases';
+import { makeStandinRelease, publishRelease, releaseLayout } from './support/teleport-releases';
 import { CLUSTER, startWorld, type World } from './support/world';
 
 let world: World;
@@ -59,17 +58,7 @@ async function nodeHost(t: Test, mode: 'process' | 'systemd') {
     await world.control.rest('DELETE', `/v1/instances/${id}`);
   });
   const files = await world.agentConfig(imds, mode);
-  const bin = join(files.root, 'usr/local/bin');
-  const installDir = join(files.root, 'opt/teleport');
-  const config = parse(readFileSync(files.configFile, 'utf8'));
-  config.teleport = {
-    ...config.teleport,
-    binary: join(bin, 'teleport'),
-    tctl: join(bin, 'tctl'),
-    tsh: join(bin, 'tsh'),
-    install_dir: installDir,
-  };
-  writeFileSync(files.configFile, stringify(config));
+  const { bin, installDir } = releaseLayout(files);
   t.notOk(existsSync(join(bin, 'teleport')), 'no teleport on the host at first');
   const reports = () => execFileSync(join(bin, 'teleport'), ['version'], { encoding: 'utf8' });
   const current = () => readlinkSync(join(installDir, 'current'));

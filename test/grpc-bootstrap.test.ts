@@ -125,7 +125,7 @@ t.test('every call but Enroll needs the client certificate of the very instance 
     await codeOf(a.getAssignment('i-0bbbbbbbbbbbbbbb2')),
     /^PERMISSION_DENIED: the client certificate belongs to i-0bbbbbbbbbbbbbbb1, not to i-0bbbbbbbbbbbbbbb2/,
   );
-  const reportFor = (instanceId: string, state: string) =>
+  const reportFor = (instanceId: string, state: string, teleportVersion = '') =>
     a.reportStatus({
       instanceId,
       appliedGeneration: 0,
@@ -134,6 +134,7 @@ t.test('every call but Enroll needs the client certificate of the very instance 
       teleportReady: true,
       message: '',
       agentVersion: 't',
+      teleportVersion,
     });
   t.match(await codeOf(reportFor('i-0bbbbbbbbbbbbbbb2', 'ready')), /^PERMISSION_DENIED/, 'A cannot report for B');
   const before = await server.service.store.getInstance('i-0bbbbbbbbbbbbbbb2');
@@ -141,6 +142,13 @@ t.test('every call but Enroll needs the client certificate of the very instance 
   const own = (state: string) => reportFor('i-0bbbbbbbbbbbbbbb1', state);
   t.match(await codeOf(own('sleeping')), /^INVALID_ARGUMENT: state: must be one of converging, ready, degraded, failed/);
   t.equal(await codeOf(own('ready')), 'OK');
+  t.match(
+    await codeOf(reportFor('i-0bbbbbbbbbbbbbbb1', 'ready', 'v15; rm -rf')),
+    /^INVALID_ARGUMENT: teleport_version: must be a Teleport version such as 15\.4\.2/,
+  );
+  t.equal(await codeOf(reportFor('i-0bbbbbbbbbbbbbbb1', 'ready', '15.4.2')), 'OK');
+  t.equal((await server.service.store.getInstance('i-0bbbbbbbbbbbbbbb1'))?.status?.teleportVersion, '15.4.2');
+  t.same(await server.service.store.teleportVersions(), new Map([['i-0bbbbbbbbbbbbbbb1', '15.4.2']]), 'and in its column');
 });
 
 t.test('the watch stream sends the current state, then each change without polling', async (t) => {

@@ -113,6 +113,71 @@ t.test('auth servers first: upgrading one auth server leaves the fleet one major
   t.match(err?.reason, /would skip a major version \(15\.4\.2 to 17\.0\.0\)/);
 });
 
+t.test('hosts are judged on the version they report running, the planned one when they report none', async (t) => {
+  // Both auth servers should run 16, but their upgrade failed: they still run 15.
+  const fleet = [
+    { assignment: pinned(auth, '16.0.0'), holders: ['i-auth1', 'i-auth2'] },
+    { assignment: node, holders: ['i-node1', 'i-node2'] },
+  ];
+  const s = settings('15.4.2');
+  const running = new Map([
+    ['i-auth1', '15.4.2'],
+    ['i-auth2', '15.4.2'],
+  ]);
+  const ahead = () =>
+    checkAssignmentRelease(
+      'i-node1',
+      pinned(node, '16.0.0'),
+      node,
+      s,
+      async () => fleet,
+      async () => running,
+    );
+  t.match((await refusalOf(ahead()))?.reason, /^i-node1: would run a newer major version \(16\.0\.0\) than the auth servers \(v15\)/);
+  t.equal(
+    await refusalOf(checkAssignmentRelease('i-node1', pinned(node, '16.0.0'), node, s, async () => fleet)),
+    undefined,
+    'on the planned versions alone, the auth servers would already run 16',
+  );
+  running.set('i-auth1', '16.0.0').set('i-auth2', '16.0.0');
+  t.equal(await refusalOf(ahead()), undefined, 'once they run 16, a node may follow');
+
+  // A rollout to 16 under way: the nodes still run 15, so 17 would skip a major version on them.
+  const midway = new Map([
+    ['i-auth1', '16.0.0'],
+    ['i-auth2', '16.0.0'],
+    ['i-proxy1', '16.0.0'],
+    ['i-node1', '15.4.2'],
+  ]);
+  const err = refusal(() => checkSettingsRelease(settings('16.0.0'), settings('17.0.0'), FLEET, ['teleport'], midway));
+  t.match(
+    err?.reason,
+    /^i-node1: would skip a major version \(15\.4\.2 to 17\.0\.0\)/,
+    'i-node2 reported nothing: judged on its planned 16',
+  );
+  t.equal(
+    refusal(() => checkSettingsRelease(settings('16.0.0'), settings('17.0.0'), FLEET, ['teleport'])),
+    undefined,
+  );
+
+  // A host no release is named for is judged on what it runs too.
+  const unmanaged = [
+    { assignment: auth, holders: ['i-auth1'] },
+    { assignment: node, holders: ['i-node1'] },
+  ];
+  const behind = await refusalOf(
+    checkAssignmentRelease(
+      'i-node1',
+      pinned(node, '15.4.2'),
+      node,
+      settings(),
+      async () => unmanaged,
+      async () => new Map([['i-auth1', '17.0.0']]),
+    ),
+  );
+  t.match(behind?.reason, /^i-node1: would be more than one major version behind the auth servers \(v17\)/);
+});
+
 t.test('no release named: the fleet is not read at all', async (t) => {
   let read = false;
   const stored = async () => {

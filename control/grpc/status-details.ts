@@ -1,9 +1,11 @@
-// The details an agent adds to a status report: Teleport's last log lines
-// when it is not ready, and the files changed by hand (drift). Both are shown
+// The details an agent adds to a status report: the Teleport version the
+// host runs, Teleport's last log lines when it is not ready, and the files
+// changed by hand (drift). Both are shown
 // to operators (REST, CLI), so they are bounded, refused with control
 // characters (terminal escapes), and masked once more here in case an older
 // or broken agent missed a secret.
 import { hasControlCharacters, maskLine, maskLines } from '../../contract/secret-mask';
+import { isTeleportVersion } from '../../contract/teleport-release';
 import type { FileDrift__Output } from '../../proto/gen/teleboot/v1/FileDrift';
 import { invalid } from './errors';
 import { limited } from './validation';
@@ -14,12 +16,16 @@ export const DRIFT_MAX_FILES = 8;
 export const DRIFT_MAX_DIFF_CHARS = 16_384;
 
 export interface StatusDetails {
+  teleportVersion?: string;
   logTail?: string[];
   drift?: Array<{ path: string; diff: string }>;
 }
 
-/** log_tail and drift of a ReportStatusRequest, checked; absent when empty (the stored status stays as before). */
-export function statusDetailsFrom(req: { logTail?: string[]; drift?: FileDrift__Output[] }): StatusDetails {
+/** teleport_version, log_tail and drift of a ReportStatusRequest, checked; each absent when empty. */
+export function statusDetailsFrom(req: { teleportVersion?: string; logTail?: string[]; drift?: FileDrift__Output[] }): StatusDetails {
+  const version = limited('teleport_version', req.teleportVersion ?? '', 64);
+  if (version && !isTeleportVersion(version))
+    throw invalid('teleport_version', 'must be a Teleport version such as 15.4.2 (empty: unknown)');
   const lines = req.logTail ?? [];
   if (lines.length > LOG_TAIL_MAX_LINES) throw invalid('log_tail', `more than ${LOG_TAIL_MAX_LINES} lines`);
   lines.forEach((line, i) => {
@@ -38,6 +44,7 @@ export function statusDetailsFrom(req: { logTail?: string[]; drift?: FileDrift__
     return { path, diff: maskLines(diff.split('\n')).join('\n') };
   });
   return {
+    ...(version ? { teleportVersion: version } : {}),
     ...(lines.length ? { logTail: lines.map((l) => maskLine(l)) } : {}),
     ...(files.length ? { drift: files } : {}),
   };

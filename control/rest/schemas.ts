@@ -58,6 +58,7 @@ export const instanceView = {
         teleportReady: { type: 'boolean' },
         message: { type: 'string' },
         agentVersion: { type: 'string' },
+        teleportVersion: { type: 'string', description: 'the Teleport version the host runs, as its agent reported it' },
         reportedAt: { type: 'string', format: 'date-time' },
         certificateExpiresAt: {
           type: 'string',

@@ -22,6 +22,8 @@ const HEALTH_RULES: HealthRule[] = [
     sql: 'last_seen_at < ?',
     holds: (r, clock) => r.lastSeenAt !== null && r.lastSeenAt < clock.offlineBefore,
   },
+  // The agent's last report as it stopped cleanly (the instance shut down): offline at once.
+  { health: 'offline', sql: "status_state = 'stopped'", holds: (r) => stateOf(r) === 'stopped' },
   {
     health: 'orphaned',
     // roles_key is NULL exactly when assignment is (rows.ts rolesKey), and is in the counting index.
@@ -53,10 +55,10 @@ export function healthOf(record: HealthFacts, clock: HealthClock): HealthState {
 export const HEALTH_SQL = `CASE ${HEALTH_RULES.map((r) => `WHEN ${r.sql} THEN '${r.health}'`).join(' ')} ELSE '${OTHERWISE}' END`;
 
 /**
- * HEALTH_SQL without the offline rule (the one that depends on the time),
+ * HEALTH_SQL without the offline rule that depends on the time (its "?"),
  * no parameter: over columns that the instances_health index covers, so that
  * counting by role set and health reads that index, not the rows.
  */
-export const STANDING_HEALTH_SQL = `CASE ${HEALTH_RULES.filter((r) => r.health !== 'offline')
+export const STANDING_HEALTH_SQL = `CASE ${HEALTH_RULES.filter((r) => !r.sql.includes('?'))
   .map((r) => `WHEN ${r.sql} THEN '${r.health}'`)
   .join(' ')} ELSE '${OTHERWISE}' END`;

@@ -27,6 +27,11 @@ export const VERSIONS_AND_REPLICAS_SQL = `
       );
     `;
 
+/** Migration SQL both stores run: the version from each status report, NULL until a host reports one. */
+export const TELEPORT_VERSION_SQL = `
+      ALTER TABLE instances ADD COLUMN teleport_version TEXT;
+`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -210,6 +215,11 @@ export const MIGRATIONS: Migration[] = [
     sql: `
 ${healthIndexesSql("json_extract(status, '$.certificateExpiresAt')")}
     `,
+  },
+  {
+    version: 11,
+    name: 'the Teleport version each host runs, as its agent reports it (the release rules judge it)',
+    sql: TELEPORT_VERSION_SQL,
   },
 ];
 

@@ -3,7 +3,7 @@
 // PostgreSQL's types; the column names are the same, so that the
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
-import { VERSIONS_AND_REPLICAS_SQL, healthIndexesSql, type Migration } from './migrations';
+import { TELEPORT_VERSION_SQL, VERSIONS_AND_REPLICAS_SQL, healthIndexesSql, type Migration } from './migrations';
 import { ROLLOUT_TABLES } from './rollout-tables';
 
 export const PG_MIGRATIONS: Migration[] = [
@@ -161,6 +161,11 @@ export const PG_MIGRATIONS: Migration[] = [
     sql: `
 ${healthIndexesSql("((status::json ->> 'certificateExpiresAt')::double precision)")}
     `,
+  },
+  {
+    version: 7,
+    name: 'the Teleport version each host runs, as its agent reports it (the release rules judge it)',
+    sql: TELEPORT_VERSION_SQL,
   },
 ];
 

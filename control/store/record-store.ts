@@ -299,6 +299,10 @@ export class RecordStore implements Store {
     return this.read((r) => r.distinctAssignments());
   }
 
+  teleportVersions() {
+    return this.read((r) => r.teleportVersions());
+  }
+
   listRules() {
     return this.read((r) => r.rules());
   }

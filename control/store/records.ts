@@ -135,12 +135,14 @@ export class Records {
   ): Promise<InstanceRecord | undefined> {
     const row = await this.sql.get<InstanceRow>(
       `UPDATE instances SET applied_generation = ?, status = ?, status_state = ?, teleport_ready = ?,
+         teleport_version = ?,
          facts = COALESCE(?, facts), last_seen_at = ?, updated_at = ? WHERE instance_id = ? RETURNING *`,
       [
         appliedGeneration,
         JSON.stringify(status),
         status.state,
         status.teleportReady ? 1 : 0,
+        status.teleportVersion ?? null,
         json(facts),
         status.reportedAt,
         status.reportedAt,
@@ -212,6 +214,13 @@ export class Records {
         health: r.health,
         count: r.count,
       }));
+  }
+
+  async teleportVersions(): Promise<Map<string, string>> {
+    const rows = await this.sql.all<{ instance_id: string; teleport_version: string }>(
+      'SELECT instance_id, teleport_version FROM instances WHERE teleport_version IS NOT NULL',
+    );
+    return new Map(rows.map((r) => [r.instance_id, r.teleport_version]));
   }
 
   async distinctAssignments(): Promise<Assignment[]> {

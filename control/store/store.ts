@@ -10,6 +10,8 @@ export interface InstanceStatus {
   teleportReady: boolean;
   message: string;
   agentVersion: string;
+  /** The Teleport version the host runs, as its agent reported it; absent when unknown. */
+  teleportVersion?: string;
   reportedAt: number;
   /** Proxies: when the certificate Teleport serves expires (unix ms); absent elsewhere. */
   certificateExpiresAt?: number;
@@ -239,6 +241,8 @@ export interface Store extends RolloutStore {
   healthSummary(clock: HealthClock): Promise<Array<{ roles: ServiceRole[] | null; health: HealthState; count: number }>>;
   /** Every distinct assignment of an instance (rules not included), each once. */
   distinctAssignments(): Promise<Assignment[]>;
+  /** The Teleport version each host last reported running, by instance id (hosts that never reported one left out). */
+  teleportVersions(): Promise<Map<string, string>>;
 
   listRules(): Promise<Rule[]>;
   /** The rules in order with their version (what an ETag names). */

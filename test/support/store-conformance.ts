@@ -171,6 +171,21 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.match(first, { appliedGeneration: 0, lastSeenAt: 5, status: { state: 'ready', reportedAt: 5 }, facts });
     const second = await store.recordStatus('i-1', 0, { ...ready, message: 'again', reportedAt: 6 }, null);
     t.match(second, { lastSeenAt: 6, status: { message: 'again' }, facts });
+    t.same(await store.teleportVersions(), new Map(), 'no Teleport version reported yet');
+    await store.enroll(identity('i-2'), 'agent', 1);
+    await store.recordStatus('i-1', 0, { ...ready, teleportVersion: '15.4.2', reportedAt: 7 }, null);
+    await store.recordStatus('i-2', 0, { ...ready, teleportVersion: '16.0.1', reportedAt: 7 }, null);
+    t.match(await store.getInstance('i-1'), { status: { teleportVersion: '15.4.2' } });
+    t.same(
+      await store.teleportVersions(),
+      new Map([
+        ['i-1', '15.4.2'],
+        ['i-2', '16.0.1'],
+      ]),
+      'the versions the hosts run',
+    );
+    await store.recordStatus('i-2', 0, { ...ready, reportedAt: 8 }, null);
+    t.same([...(await store.teleportVersions()).keys()], ['i-1'], 'a report without a version: unknown again');
   });
 
   t.test('fleet health follows enrollment, generations, reports and heartbeats', async (t) => {
@@ -199,15 +214,29 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     await store.enroll(identity('i-3'), 'agent', 60);
     await store.recordStatus('i-3', 0, { ...ready, state: 'orphaned', teleportReady: false, reportedAt: 60 }, null);
     t.equal(await healthOf('i-3'), 'orphaned');
+    // The agent's last report as it stops cleanly: offline at once, though just heard from.
+    await store.setAssignment('i-4', { roles: ['node'], labels: {} }, 'op', 60);
+    await store.enroll(identity('i-4'), 'agent', 60);
+    await store.recordStatus('i-4', 1, { ...ready, state: 'stopped', reportedAt: 95 }, null);
+    t.equal(await healthOf('i-4'), 'offline', 'stopped: offline at once');
+    t.equal(await healthOf('i-4', 200), 'offline', 'and still when silent since');
     const summary = await store.healthSummary(clock(100));
     t.same(
       summary.map((r) => [r.roles, r.health, r.count]),
       [
         [null, 'orphaned', 1],
         [null, 'unassigned', 1],
+        [['node'], 'offline', 1],
         [['proxy'], 'degraded', 1],
       ],
     );
+    t.same(
+      (await store.listInstances({ health: 'offline', limit: 10 }, clock(100))).items.map((i) => i.instanceId),
+      ['i-4'],
+      'the list filters it as offline',
+    );
+    await store.recordStatus('i-4', 1, { ...ready, reportedAt: 110 }, null);
+    t.equal(await healthOf('i-4', 110), 'ready', 'reporting again, it is back');
   });
 
   t.test('health counts equal a count over every instance after enrollments, assignments, deletions and reports', async (t) => {
@@ -241,7 +270,8 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     for (let i = 0; i < 12; i += 2) await store.recordStatus(`i-${i}`, 1, { ...ready, reportedAt: 80 + i * 4 }, null);
     await store.recordStatus('i-1', 1, { ...ready, state: 'failed', teleportReady: false, reportedAt: 90 }, null);
     await store.recordStatus('i-13', 0, { ...ready, state: 'orphaned', teleportReady: false, reportedAt: 95 }, null);
-    await check('reported');
+    await store.recordStatus('i-5', 1, { ...ready, state: 'stopped', reportedAt: 96 }, null);
+    await check('reported (one stopped)');
     await store.setAssignment('i-2', { roles: ['node'], labels: {} }, 'op', 120);
     await store.setAssignment('i-4', null, 'op', 120);
     await store.setAssignment('i-14', { roles: ['kube'], labels: {} }, 'op', 120);

@@ -9,7 +9,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { releaseArchOf, releaseKey, type TeleportEdition } from '../../contract/teleport-release';
-import { TCTL_STANDIN, TELEPORT_STANDIN, type S3Server } from './harness';
+import { parse, stringify } from 'yaml';
+import { TCTL_STANDIN, TELEPORT_STANDIN, type AgentFiles, type S3Server } from './harness';
 
 export interface StandinRelease {
   version: string;
@@ -68,4 +69,24 @@ export async function publishRelease(s3: S3Server, bucket: string, release: Stan
   const name = release.key.split('/').pop();
   await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: release.key, Body: release.tarball }));
   await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: `${release.key}.sha256`, Body: `${sha256}  ${name}\n` }));
+}
+
+/**
+ * Points an agent's config at a host without Teleport: its commands go
+ * where the AMI would have them (nothing there yet), releases under the
+ * host's own opt/teleport. Returns those paths.
+ */
+export function releaseLayout(files: AgentFiles): { bin: string; installDir: string } {
+  const bin = join(files.root, 'usr/local/bin');
+  const installDir = join(files.root, 'opt/teleport');
+  const config = parse(readFileSync(files.configFile, 'utf8'));
+  config.teleport = {
+    ...config.teleport,
+    binary: join(bin, 'teleport'),
+    tctl: join(bin, 'tctl'),
+    tsh: join(bin, 'tsh'),
+    install_dir: installDir,
+  };
+  writeFileSync(files.configFile, stringify(config));
+  return { bin, installDir };
 }
