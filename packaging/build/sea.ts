@@ -65,6 +65,8 @@ process.on('exit', () => {
   writeFileSync(cacheFile, script.createCachedData());
   rmSync(dir, { recursive: true, force: true });
 });
+// No proxy of the build machine's (gRPC and the SDK would go through it): the run talks to loopback only.
+for (const name of ['grpc_proxy', 'https_proxy', 'http_proxy', 'GRPC_PROXY', 'HTTPS_PROXY', 'HTTP_PROXY']) delete process.env[name];
 // AWS credentials from the environment: the SDK looks nowhere else (no instance profile of the build machine).
 Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'training', AWS_SECRET_ACCESS_KEY: 'training', AWS_EC2_METADATA_DISABLED: 'true',
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', TELEBOOT_LOG_LEVEL: 'fatal' });
