@@ -23,8 +23,9 @@ export async function waitForReady(diagAddr: string, timeoutMs: number, signal?:
     if (await readyzOnce(diagAddr)) return true;
     // Teleport is usually ready within seconds: look often at first (a refused
     // connection costs next to nothing, and a boot waits for this answer), then ease off.
+    // Its first tenth of a second, every 3 ms: a Go binary binds its diag port in milliseconds.
     const elapsed = Date.now() - start;
-    const interval = elapsed < 1000 ? 10 : elapsed < 3000 ? 50 : 1000;
+    const interval = elapsed < 100 ? 3 : elapsed < 1000 ? 10 : elapsed < 3000 ? 50 : 1000;
     await sleep(Math.min(interval, Math.max(0, deadline - Date.now())), signal);
   }
   return readyzOnce(diagAddr);

@@ -3,9 +3,11 @@
 // server process, s3rver and the SSM/IMDS emulators. service_manager is
 // `process`: the agent starts the teleport stand-in (test/bin/teleport).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { parse, stringify } from 'yaml';
 import { AWS_ENV } from '../test/support/harness';
+import type { BenchStandin } from './standin';
 import type { World } from '../test/support/world';
 import type { AgentFiles } from '../test/support/harness';
 
@@ -39,8 +41,8 @@ export interface BootRun {
 export interface BootOptions {
   /** the agent's command line before its arguments (bench/agent-command.ts) */
   agent: string[];
-  /** the teleport stand-in's knobs (bench/standin.ts), passed on by the agent */
-  standinEnv: NodeJS.ProcessEnv;
+  /** the teleport stand-in the agent starts, and its knobs (bench/standin.ts), passed on by the agent */
+  standin: BenchStandin;
   timeoutMs: number;
 }
 
@@ -101,13 +103,19 @@ function waitForExit(child: ChildProcess, timeoutMs: number): Promise<{ code: nu
   });
 }
 
-/** A fresh instance pre-assigned "node", and its agent.yaml (service_manager: process). */
-export async function nodeInstance(world: World): Promise<{ id: string; files: AgentFiles }> {
+/** A fresh instance pre-assigned "node", and its agent.yaml (service_manager: process; teleport: the given stand-in, or the tests'). */
+export async function nodeInstance(world: World, teleportBinary?: string): Promise<{ id: string; files: AgentFiles }> {
   const imds = await world.instance();
   const id = imds.instance.instanceId;
   const assigned = await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
   if (assigned.status !== 200) throw new Error(`pre-assigning ${id} failed: ${JSON.stringify(assigned.body)}`);
-  return { id, files: await world.agentConfig(imds, 'process') };
+  const files = await world.agentConfig(imds, 'process');
+  if (teleportBinary) {
+    const config = parse(readFileSync(files.configFile, 'utf8')) as { teleport: { binary: string } };
+    config.teleport.binary = teleportBinary;
+    writeFileSync(files.configFile, stringify(config));
+  }
+  return { id, files };
 }
 
 /**
@@ -130,8 +138,8 @@ export function spawnAgent(
 }
 
 export async function bootOnce(world: World, opts: BootOptions): Promise<BootRun> {
-  const { id, files } = await nodeInstance(world);
-  const env = { ...process.env, ...AWS_ENV, NODE_OPTIONS: '', ...opts.standinEnv };
+  const { id, files } = await nodeInstance(world, opts.standin.binary);
+  const env = { ...process.env, ...AWS_ENV, NODE_OPTIONS: '', ...opts.standin.env };
 
   const startedAt = Date.now();
   const t0 = performance.now();

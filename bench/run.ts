@@ -10,7 +10,8 @@
 // (api: REST list and health over BENCH_API_INSTANCES stored instances, default 10000, SQLite and PostgreSQL, bench/api.ts),
 // (rollout-sim: the rollout engine simulated over the 1,000-host fleet, bench/rollout-sim.ts; rollout: a settings change
 // rolled over BENCH_ROLLOUT_HOSTS (default 1000: 2 auth, 50 proxy, the rest nodes) against the real control server, bench/rollout.ts),
-// BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_AGENT=packaged|runtime|source
+// BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_STANDIN=compiled|node (the boot's
+// Teleport stand-in, bench/standin.ts; default compiled when a C compiler is there), BENCH_AGENT=packaged|runtime|source
 // (the boot's agent, default the packaged single executable), BENCH_IDLE_SECONDS (idle window, default 300; 0 skips it),
 // BENCH_IDLE_HEARTBEAT (the control server's heartbeat interval while idling, default 30s), BENCH_AGENT_NODE_OPTIONS
 // (NODE_OPTIONS of the idling agent, e.g. --max-semi-space-size=1), BENCH_AGENT_BEFORE (an earlier agent executable:
@@ -27,7 +28,7 @@ import { agentCommand, agentKind } from './agent-command';
 import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
 import { idleOnce, type IdleRun } from './idle';
 import { startMedianMs } from './node-start';
-import { standinEnv, standinReadyMedianMs } from './standin';
+import { benchStandin, standinReadyMedianMs, type BenchStandin } from './standin';
 import { Fleet, WORKER_NODE_FLAGS, type FleetResult } from './fleet';
 import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 import { benchRolloutSim, printRolloutSim } from './rollout-sim';
@@ -116,16 +117,17 @@ interface BootBench {
   nodeStartMs: number;
   /** the teleport stand-in alone, start to /readyz 200, median, measured right before the boots */
   standinReadyMs: number;
+  standin: BenchStandin;
 }
 
 async function benchBoot(): Promise<BootBench> {
   const agent = await agentCommand(AGENT_KIND);
   const nodeStartMs = await startMedianMs([process.execPath, '-e', '0']);
-  const standin = standinEnv(READY_DELAY_MS);
+  const standin = benchStandin(READY_DELAY_MS);
   const standinReadyMs = await standinReadyMedianMs(standin);
   const world = await openWorld('bench-boot');
   try {
-    const opts = { agent, standinEnv: standin, timeoutMs: 60_000 };
+    const opts = { agent, standin, timeoutMs: 60_000 };
     for (let i = 0; i < WARMUPS; i++) {
       const run = await bootOnce(world, opts);
       progress(`boot: warm-up ${i + 1}/${WARMUPS}: ${fmtMs(run.wallMs)} (not counted)`);
@@ -146,7 +148,7 @@ async function benchBoot(): Promise<BootBench> {
       progress(`boot: run ${i + 1}/${RUNS}: ${fmtMs(run.wallMs)} (control view ${fmtMs(run.controlViewMs)})`);
       if (i % 2 === 0) await bootBefore(i);
     }
-    return { runs, before, agent, nodeStartMs, standinReadyMs };
+    return { runs, before, agent, nodeStartMs, standinReadyMs, standin };
   } finally {
     await closeWorld(world);
   }
@@ -169,6 +171,11 @@ function printIdle(r: IdleRun): void {
   );
   out(
     `   RSS median ${fmtBytes(r.medianRssBytes)}, peak ${fmtBytes(r.peakRssBytes)}, last ${fmtBytes(r.lastRssBytes)}; CPU ${r.cpuPercent.toFixed(3)} % of one core`,
+  );
+  out(
+    `   at the last sample: ${fmtBytes(r.lastAnonBytes)} anonymous (heap, code, buffers), ${fmtBytes(r.lastFileBytes)} file pages (mostly the executable's; ${
+      r.coldStart ? 'its cached pages dropped before the start, as on a freshly booted host' : 'as cached before the start'
+    })`,
   );
   out();
 }
@@ -212,12 +219,14 @@ function printBefore(runs: BootRun[], before: BootRun[]): void {
   for (const [, label] of PHASES) row(label, (r) => phaseMedian(r, label));
 }
 
-function printBoot({ runs, before, agent, nodeStartMs, standinReadyMs }: BootBench): void {
+const STANDIN_KINDS = { compiled: 'native, bench/standin-teleport.c', node: 'a Node.js process, test/bin/teleport' };
+
+function printBoot({ runs, before, agent, nodeStartMs, standinReadyMs, standin }: BootBench): void {
   out(`== 1. One host's boot-to-ready: teleboot-agent once (own process), service_manager: process`);
   out(`   agent: ${AGENT_KIND} (${agent.join(' ')})`);
   out(`   bare \`node -e 0\` on this machine, median of 7: ${fmtMs(nodeStartMs)}`);
   out(
-    `   teleport stand-in alone (a Node.js process), start to /readyz 200, median of 7: ${fmtMs(standinReadyMs)} (in every boot; not the agent's work)`,
+    `   teleport stand-in alone (${STANDIN_KINDS[standin.kind]}, BENCH_STANDIN=${standin.kind}), start to /readyz 200, median of 7: ${fmtMs(standinReadyMs)} (in every boot; not the agent's work)`,
   );
   out(
     `   teleport stand-in TELEPORT_STANDIN_READY_DELAY_MS=${READY_DELAY_MS}; ${WARMUPS} warm-up run not counted; fresh instance pre-assigned "node" per run`,
@@ -298,7 +307,7 @@ function printTable(bootBench: BootBench | undefined, fleetRun: { result: FleetR
     rows.push([`boot-to-ready, 1 host (median of ${boot.length})`, fmtMs(bootMedian), '<= 300 ms', verdict(bootMedian <= TARGET.bootMs)]);
     rows.push(['  control server view (median)', fmtMs(median(boot.map((r) => r.controlViewMs))), '', '']);
     rows.push(['  bare node -e 0 (median)', fmtMs(bootBench.nodeStartMs), '', '']);
-    rows.push(['  teleport stand-in alone to /readyz (median)', fmtMs(bootBench.standinReadyMs), '', '']);
+    rows.push([`  teleport stand-in (${bootBench.standin.kind}) alone to /readyz (median)`, fmtMs(bootBench.standinReadyMs), '', '']);
   }
   if (idle) {
     rows.push(['idle agent RSS (peak)', fmtBytes(idle.peakRssBytes), '<= 60 MiB', verdict(idle.peakRssBytes <= TARGET.idleRssBytes)]);

@@ -1,9 +1,14 @@
-// The teleport stand-in (test/bin/teleport, a Node.js program) as the boot
-// bench runs it: given the yaml library as one file, as a real teleport is
-// one binary, so that its start does not resolve and compile some sixty
-// modules; and alone, start to /readyz 200, which every boot waits for and
-// which is not the agent's work.
-import { spawn } from 'node:child_process';
+// The teleport stand-in as the boot bench runs it, and alone: start to
+// /readyz 200, which every boot waits for and which is not the agent's work.
+//
+// BENCH_STANDIN=compiled (the default when a C compiler is there): a small
+// native stand-in (bench/standin-teleport.c) that, as the real Teleport (one
+// Go binary), starts in milliseconds; it still reads teleport.yaml, refuses
+// one it cannot use and serves /readyz only after. BENCH_STANDIN=node: the
+// tests' stand-in (test/bin/teleport, a Node.js program: its start is
+// Node.js's), given the yaml library as one file so that its start does not
+// resolve and compile some sixty modules.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
@@ -16,13 +21,42 @@ import { exited, medianOf } from './node-start';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The environment the bench starts the stand-in with (through the agent, which passes its own on). */
-export function standinEnv(readyDelayMs: number): NodeJS.ProcessEnv {
+export interface BenchStandin {
+  kind: 'compiled' | 'node';
+  /** what the agent runs as `teleport` (its agent.yaml teleport.binary) */
+  binary: string;
+  /** its knobs, passed on by the agent */
+  env: NodeJS.ProcessEnv;
+}
+
+/** The native stand-in, built into dir; undefined without a C compiler. */
+function compiledStandin(dir: string): string | undefined {
+  const out = join(dir, 'teleport-standin');
+  try {
+    execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', out, join(REPO, 'bench', 'standin-teleport.c')], { stdio: 'pipe' });
+    return out;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(
+      `compiling bench/standin-teleport.c failed: ${(err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message}`,
+    );
+  }
+}
+
+/** The stand-in the bench gives the agent (BENCH_STANDIN=compiled|node). */
+export function benchStandin(readyDelayMs: number, wanted = process.env.BENCH_STANDIN): BenchStandin {
+  if (wanted !== undefined && wanted !== 'compiled' && wanted !== 'node') throw new Error(`BENCH_STANDIN=${wanted}: use compiled or node`);
   const dir = join(REPO, 'dist', 'bench-agent');
   mkdirSync(dir, { recursive: true });
+  const delay = { TELEPORT_STANDIN_READY_DELAY_MS: String(readyDelayMs) };
+  if (wanted !== 'node') {
+    const binary = compiledStandin(dir);
+    if (binary) return { kind: 'compiled', binary, env: delay };
+    if (wanted === 'compiled') throw new Error('BENCH_STANDIN=compiled needs a C compiler (cc, or CC)');
+  }
   const yaml = join(dir, 'standin-yaml.js');
   buildSync({ entryPoints: [require.resolve('yaml')], outfile: yaml, bundle: true, platform: 'node', format: 'cjs', logLevel: 'warning' });
-  return { TELEPORT_STANDIN_YAML: yaml, TELEPORT_STANDIN_READY_DELAY_MS: String(readyDelayMs) };
+  return { kind: 'node', binary: TELEPORT_STANDIN, env: { TELEPORT_STANDIN_YAML: yaml, ...delay } };
 }
 
 function freePort(): Promise<number> {
@@ -44,7 +78,7 @@ const readyz = (addr: string) =>
   });
 
 /** The stand-in `teleport start` with a node's teleport.yaml, from spawn to its first /readyz 200 (polled every 2 ms). */
-async function standinOnce(dir: string, env: NodeJS.ProcessEnv): Promise<number> {
+async function standinOnce(dir: string, standin: BenchStandin): Promise<number> {
   const diag = `127.0.0.1:${await freePort()}`;
   const config = join(dir, 'teleport.yaml');
   writeFileSync(
@@ -53,9 +87,9 @@ async function standinOnce(dir: string, env: NodeJS.ProcessEnv): Promise<number>
       `auth_service:\n  enabled: false\nproxy_service:\n  enabled: false\nssh_service:\n  enabled: true\n`,
   );
   const t0 = performance.now();
-  const child = spawn(TELEPORT_STANDIN, ['start', `--config=${config}`], {
+  const child = spawn(standin.binary, ['start', `--config=${config}`], {
     stdio: 'ignore',
-    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    env: { ...process.env, NODE_OPTIONS: '', ...standin.env },
   });
   const exit = exited(child);
   try {
@@ -71,10 +105,10 @@ async function standinOnce(dir: string, env: NodeJS.ProcessEnv): Promise<number>
 }
 
 /** Median time from starting the teleport stand-in to its first /readyz 200. */
-export async function standinReadyMedianMs(env: NodeJS.ProcessEnv, runs = 7): Promise<number> {
+export async function standinReadyMedianMs(standin: BenchStandin, runs = 7): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-standin-'));
   try {
-    return await medianOf(runs, () => standinOnce(dir, env));
+    return await medianOf(runs, () => standinOnce(dir, standin));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

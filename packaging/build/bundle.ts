@@ -33,6 +33,13 @@ export interface BundleEntry {
   esmFirst?: boolean;
   /** its config file's schema, compiled into the bundle (see contract/config-file usePrecompiledValidator) */
   configSchema?: PrecompiledSchema;
+  /**
+   * A small module (Node.js built-ins only) and the function of it that runs
+   * first, before the bundle's other modules are evaluated; they are evaluated
+   * one event loop turn later, so that what it started (network requests) is
+   * under way while they load.
+   */
+  early?: { module: string; call: string };
 }
 
 export const AGENT_BUNDLE: BundleEntry = {
@@ -40,6 +47,8 @@ export const AGENT_BUNDLE: BundleEntry = {
   entry: 'agent/main.ts',
   esmFirst: true,
   configSchema: { schema: AGENT_CONFIG_SCHEMA, module: 'agent/config.ts', exportName: 'AGENT_CONFIG_SCHEMA' },
+  // The instance metadata reads of a boot go out while the agent loads.
+  early: { module: 'agent/imds-early.ts', call: 'startEarlyImds' },
 };
 
 /**
@@ -86,22 +95,32 @@ function validatorPlugin(schema: object): Plugin {
 
 /**
  * What esbuild starts from: the program's entry, after its config schema's
- * validator (when compiled ahead of time) is registered. main runs its
- * command when its module is evaluated, hence the require() after that.
+ * validator (when compiled ahead of time) is registered, and after its early
+ * module (when it has one) has run. main runs its command when its module is
+ * evaluated, hence the require() after that; required modules are evaluated
+ * only then, which is what lets the early module run before them.
  */
 function entryPoint(entry: BundleEntry): Pick<BuildOptions, 'entryPoints' | 'stdin' | 'plugins'> {
-  const { configSchema } = entry;
-  if (!configSchema) return { entryPoints: [join(repoRoot(), entry.entry)] };
-  const contents = [
-    `import { usePrecompiledValidator } from './contract/config-file';`,
-    `import { ${configSchema.exportName} as schema } from './${configSchema.module.replace(/\.ts$/, '')}';`,
-    `import validate from '${VALIDATOR_MODULE}';`,
-    `usePrecompiledValidator(schema, validate);`,
-    `require('./${entry.entry.replace(/\.ts$/, '')}');`,
-  ].join('\n');
+  const { configSchema, early } = entry;
+  if (!configSchema && !early) return { entryPoints: [join(repoRoot(), entry.entry)] };
+  const local = (module: string) => `'./${module.replace(/\.ts$/, '')}'`;
+  const rest = [
+    ...(configSchema
+      ? [
+          `require('./contract/config-file').usePrecompiledValidator(`,
+          `  require(${local(configSchema.module)}).${configSchema.exportName},`,
+          `  require('${VALIDATOR_MODULE}').default,`,
+          `);`,
+        ]
+      : []),
+    `require(${local(entry.entry)});`,
+  ];
+  const contents = early
+    ? [`import { ${early.call} } from ${local(early.module)};`, `${early.call}();`, `setImmediate(() => {`, ...rest, `});`]
+    : rest;
   return {
-    stdin: { contents, resolveDir: repoRoot(), sourcefile: `${entry.name}-entry.ts`, loader: 'ts' },
-    plugins: [validatorPlugin(configSchema.schema)],
+    stdin: { contents: contents.join('\n'), resolveDir: repoRoot(), sourcefile: `${entry.name}-entry.ts`, loader: 'ts' },
+    plugins: configSchema ? [validatorPlugin(configSchema.schema)] : [],
   };
 }
 
