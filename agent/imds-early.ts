@@ -77,7 +77,11 @@ export function startEarlyImds(argv: string[] = process.argv, defaultConfig = '/
   } catch {
     return;
   }
-  const endpoint = imdsEndpoint(configuredEndpoint(text));
+  const configured = configuredEndpoint(text);
+  // An endpoint written in a way this reader does not follow (flow style):
+  // never send to the default address in its place; the SDK client reads.
+  if (configured === undefined && text.includes('imds_endpoint')) return;
+  const endpoint = imdsEndpoint(configured);
   let url: URL;
   try {
     url = new URL(endpoint);
@@ -124,7 +128,7 @@ export function startEarlyImds(argv: string[] = process.argv, defaultConfig = '/
   const startedAt = Date.now();
   // As the SDK: the token from /latest/api/token, the reads under the endpoint's own path.
   const token = send('PUT', '/latest/api/token', { 'x-aws-ec2-metadata-token-ttl-seconds': String(IMDS_TOKEN_TTL_SECONDS) });
-  const base = url.pathname;
+  const base = url.pathname.replace(/\/+$/, '');
   const reads = new Map(
     EARLY_READS.map((path) => [
       path,

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImdsIdentitySource } from '../agent/identity';
-import { configuredEndpoint, startEarlyImds } from '../agent/imds-early';
+import { configuredEndpoint, startEarlyImds, takeEarlyImds } from '../agent/imds-early';
 import { fakeInstance, startImdsEmulator, type ImdsEmulator } from './emulators/imds';
 import { removeDir, scratchDir } from './support/harness';
 
@@ -80,6 +80,17 @@ t.test('nothing is read for commands that need no identity, or without a readabl
   const imds = await emulator(t);
   startEarlyImds(['node', 'teleboot-agent', 'version', '-c', agentYaml('version', imds.endpoint)]);
   startEarlyImds(['node', 'teleboot-agent', 'once', '-c', join(dir, 'missing.yaml')]);
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(imds.requests, []);
+});
+
+t.test('an endpoint this reader cannot follow: nothing is sent early, never to the default address', async (t) => {
+  const imds = await emulator(t);
+  const file = join(dir, 'flow.yaml');
+  writeFileSync(file, `aws: {region: us-east-1, imds_endpoint: "${imds.endpoint}"}\n`);
+  startEarlyImds(['node', 'teleboot-agent', 'once', '-c', file]);
+  t.equal(takeEarlyImds('http://169.254.169.254'), undefined, 'no reads started for the default address');
+  t.equal(takeEarlyImds(imds.endpoint), undefined, 'nor for the configured one (the SDK client reads it)');
   await new Promise((r) => setTimeout(r, 200));
   t.same(imds.requests, []);
 });
