@@ -1,7 +1,10 @@
 // Whether the store can be read, for /readyz. The check reads every page
-// (SQLite's quick_check), so its outcome is kept for a while: at least a few
-// seconds, and twenty times as long as the check took, so that checking
+// (SQLite's quick_check), so its outcome is kept for a while: at least a
+// second, and twenty times as long as the check took, so that checking
 // takes at most a twentieth of a core however large the database grows.
+// Not longer: a PostgreSQL that went away must turn /readyz 503 at once (a
+// load balancer then stops sending new connections), not after seconds of
+// 200s while every write is refused.
 import type { Store } from './store';
 
 interface ReadinessLog {
@@ -9,7 +12,7 @@ interface ReadinessLog {
   info(message: string): void;
 }
 
-export const READINESS_CHECK_EVERY_MS = 5_000;
+export const READINESS_CHECK_EVERY_MS = 1_000;
 
 /** A function that resolves to what is wrong with the store, or undefined when it can be read. */
 export function storeReadiness(
