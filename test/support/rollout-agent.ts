@@ -23,6 +23,8 @@ export class RolloutAgent {
   applied = 0;
   /** Calls that failed (each retried). */
   failedCalls = 0;
+  /** When each status report succeeded (ms). */
+  readonly reportedAt: number[] = [];
   private target = 0;
   private applying: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -66,8 +68,8 @@ export class RolloutAgent {
     }
   }
 
-  private report() {
-    return this.client.reportStatus({
+  private async report() {
+    const answer = await this.client.reportStatus({
       instanceId: this.instanceId,
       appliedGeneration: this.applied,
       state: 'ready',
@@ -77,6 +79,8 @@ export class RolloutAgent {
       agentVersion: 'rollout-agent',
       proxyCertificateExpiresUnixMs: 0,
     });
+    this.reportedAt.push(Date.now());
+    return answer;
   }
 
   /** A heartbeat; its answer's desired generation brings a host that missed an event back in line. */
