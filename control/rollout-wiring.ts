@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Assignment, ClusterSettings, InstanceIdentity } from '../contract/model';
 import { CONTROL_ONLY_SETTINGS, type RolloutStrategy } from '../contract/settings';
 import type { Logger } from '../contract/log';
-import { ConflictError, NotFoundError, VersionConflictError } from './errors';
+import { ConflictError, NotFoundError, StoreUnavailableError, VersionConflictError } from './errors';
 import {
   abort,
   admitBooted,
@@ -96,16 +96,26 @@ export class RolloutWiring {
   private timer: NodeJS.Timeout | undefined;
   /** Hosts the active rollout waits for (applying or failed), as of the last step: a report from one advances it. */
   private awaited = new Set<string>();
+  /** When a step last found the store unreachable: agents' reports were refused until then, so their silence does not count. */
+  private storeLostAt: number | undefined;
 
   constructor(private readonly opts: RolloutWiringOptions) {}
 
   /** Advances the active rollout every `intervalMs` (its agents' silence and time limits need a clock). */
   start(intervalMs: number): void {
     this.timer ??= setInterval(
-      () => void this.advanceActive().catch((err: unknown) => this.opts.log?.warn({ err }, 'rollout step failed')),
+      () =>
+        void this.advanceActive().catch((err: unknown) => {
+          if (err instanceof StoreUnavailableError) this.storeLostAt = this.opts.now();
+          this.opts.log?.warn({ err }, 'rollout step failed');
+        }),
       intervalMs,
     );
     this.timer.unref();
+  }
+
+  private get timeouts(): Timeouts {
+    return this.storeLostAt === undefined ? this.opts.timeouts : { ...this.opts.timeouts, silentSince: this.storeLostAt };
   }
 
   stop(): void {
@@ -270,7 +280,7 @@ export class RolloutWiring {
           released.push(...taken.released);
           next = taken.next;
         }
-        const step = advance(next, [], now, this.opts.timeouts);
+        const step = advance(next, [], now, this.timeouts);
         released.push(...step.released);
         rollout = step.rollout;
         write.rollouts!.push({ rollout, revision: null });
@@ -318,7 +328,7 @@ export class RolloutWiring {
         const report = record && reportOf(record, h);
         if (report) reports.push(report);
       }
-      const step = advance(active.rollout, reports, this.opts.now(), this.opts.timeouts);
+      const step = advance(active.rollout, reports, this.opts.now(), this.timeouts);
       this.awaitFrom(step.rollout);
       if (step.events.length > 0) await this.saveStep(active, step, 'control');
     });

@@ -621,6 +621,11 @@ export class ControlService {
     return this.store.storeBytes();
   }
 
+  /** "sqlite" or "postgres": how /readyz paces its checks. */
+  get storeKind(): string {
+    return this.store.kind;
+  }
+
   /** Throws, saying why, when the store cannot be read (/readyz). */
   checkStoreReadable(): Promise<void> {
     return this.store.checkReadable();

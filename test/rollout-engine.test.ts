@@ -113,6 +113,18 @@ t.test('an agent that goes silent while applying counts as failed after the time
   t.equal(step.rollout.state, 'halted');
 });
 
+t.test('silence while the control server could not reach its store does not count', async (t) => {
+  let step = advance(fleetRollout({ auth: 0, proxy: 1, other: 1 }), [], 0, TIMEOUTS);
+  // The database was unreachable until 100 s: every report meanwhile was refused.
+  const outage = { ...TIMEOUTS, silentSince: 100_000 };
+  step = advance(step.rollout, [], 100_000, outage);
+  t.equal(host(step.rollout, 'proxy-0').state, 'applying', 'silent for 100 s, 100 of them in the outage: still applying');
+  step = advance(step.rollout, [], 159_999, outage);
+  t.equal(host(step.rollout, 'proxy-0').state, 'applying', 'its agent has the silence timeout from the end of the outage to report');
+  step = advance(step.rollout, [], 160_000, outage);
+  t.equal(host(step.rollout, 'proxy-0').state, 'failed', 'and counts as failed when it stays silent after');
+});
+
 t.test('a host not ready within readyMs counts as failed', async (t) => {
   const timeouts = { silentMs: 60_000, readyMs: 120_000 };
   let step = advance(fleetRollout({ auth: 1, proxy: 0, other: 0 }), [], 0, timeouts);

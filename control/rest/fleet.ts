@@ -4,7 +4,7 @@ import { roleNameOf } from '../../contract/model';
 import { certificateHealth } from './certificates';
 import type { RestApp, RouteDeps } from './typed';
 import { auditView } from './views';
-import { storeReadiness } from '../store/readiness';
+import { CHEAP_CHECK, SCANNING_CHECK, storeReadiness } from '../store/readiness';
 
 const DEFAULT_PAGE = 100;
 
@@ -68,7 +68,11 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
   app.get('/healthz', { config: { scope: 'probe' }, schema: { summary: 'The server process is alive', tags: ['probes'] } }, async () => ({
     status: 'ok',
   }));
-  const storeProblem = storeReadiness({ checkReadable: () => service.checkStoreReadable() }, app.log);
+  const storeProblem = storeReadiness(
+    { checkReadable: () => service.checkStoreReadable() },
+    app.log,
+    service.storeKind === 'postgres' ? CHEAP_CHECK : SCANNING_CHECK,
+  );
   app.get(
     '/readyz',
     { config: { scope: 'probe' }, schema: { summary: 'The server can read its store', tags: ['probes'] } },

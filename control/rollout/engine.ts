@@ -43,6 +43,12 @@ export interface Timeouts {
   silentMs: number;
   /** An applying host not ready on its new generation after this long counts as failed; absent: no limit. */
   readyMs?: number;
+  /**
+   * Silence before this moment does not count: the control server could not
+   * reach its store then, so agents' reports were refused (a database
+   * outage is not the hosts going offline).
+   */
+  silentSince?: number;
 }
 
 /** An operation the rollout's state does not allow (pause a completed rollout...); the REST layer answers 409. */
@@ -107,7 +113,7 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
   for (const [i, h] of hosts.entries()) {
     if (h.state !== 'applying') continue;
     const released = h.releasedAt ?? now;
-    const seen = Math.max(released, h.lastSeenAt ?? 0);
+    const seen = Math.max(released, h.lastSeenAt ?? 0, timeouts.silentSince ?? 0);
     let reason: string | undefined;
     if (now - seen >= timeouts.silentMs) reason = `no report from the agent for ${seconds(now - seen)} while applying (offline?)`;
     else if (timeouts.readyMs !== undefined && now - released >= timeouts.readyMs)

@@ -7,7 +7,7 @@
 // replicas starting together migrate once.
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool, types, type PoolClient, type PoolConfig } from 'pg';
+import { Client, Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
 import type { Sql, SqlDialect, StorageEngine, TransactionOptions } from './engine';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-migrations';
 import { PgChangeFeed } from './postgres-changes';
@@ -117,6 +117,8 @@ export class PgEngine implements StorageEngine {
   constructor(
     readonly pool: Pool,
     readonly changes: PgChangeFeed,
+    /** Where the pool connects, for the readiness check's own connection. */
+    private readonly connection: ClientConfig,
   ) {
     this.onPool = sqlOn(pool);
   }
@@ -160,11 +162,22 @@ export class PgEngine implements StorageEngine {
     return Number((await this.onPool.get<{ n: number }>('SELECT pg_database_size(current_database()) AS n'))?.n ?? 0);
   }
 
+  /**
+   * On a connection of its own, not one of the pool's: under load a pool
+   * query waits for a free connection, and that wait (readiness keeps an
+   * answer twenty times as long as its check took) kept a stale "ready"
+   * for tens of seconds after the database went away.
+   */
   async checkReadable(): Promise<void> {
+    const client = new Client(this.connection);
+    client.on('error', ignoreWhileCheckedOut);
     try {
-      await this.onPool.get('SELECT version FROM schema_migrations LIMIT 1');
+      await client.connect();
+      await client.query('SELECT version FROM schema_migrations LIMIT 1');
     } catch (err) {
       throw new Error(`the store cannot be read: PostgreSQL: ${(err as Error).message}`);
+    } finally {
+      await client.end().catch(() => undefined);
     }
   }
 
@@ -239,7 +252,8 @@ export class PgStore extends RecordStore {
       await pool.end();
       throw err;
     }
-    return new PgStore(new PgEngine(pool, new PgChangeFeed(connection, (err, what) => options.onConnectionError?.(err, what))));
+    const changes = new PgChangeFeed(connection, (err, what) => options.onConnectionError?.(err, what));
+    return new PgStore(new PgEngine(pool, changes, { ...connection, application_name: 'teleboot-control readiness' }));
   }
 
   async schemaVersion(): Promise<number> {

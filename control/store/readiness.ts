@@ -1,7 +1,12 @@
-// Whether the store can be read, for /readyz. The check reads every page
-// (SQLite's quick_check), so its outcome is kept for a while: at least a few
+// Whether the store can be read, for /readyz. SQLite's check reads every
+// page (quick_check), so its outcome is kept for a while: at least a few
 // seconds, and twenty times as long as the check took, so that checking
 // takes at most a twentieth of a core however large the database grows.
+// PostgreSQL's is one row read on a connection of its own, repeated every
+// second whatever it took (on a loaded host that is the connection's time,
+// not work for the database): a database that went away turns /readyz 503
+// at once, so that a load balancer stops sending new connections, rather
+// than after tens of seconds of 200s while every write is refused.
 import type { Store } from './store';
 
 interface ReadinessLog {
@@ -9,13 +14,22 @@ interface ReadinessLog {
   info(message: string): void;
 }
 
-export const READINESS_CHECK_EVERY_MS = 5_000;
+/** How often the store is checked again: at least every `everyMs`, and with `scalesWithCost` twenty times as long as the check took. */
+export interface ReadinessPace {
+  everyMs: number;
+  scalesWithCost: boolean;
+}
+
+/** SQLite: the check reads every page. */
+export const SCANNING_CHECK: ReadinessPace = { everyMs: 5_000, scalesWithCost: true };
+/** PostgreSQL: the check reads one row. */
+export const CHEAP_CHECK: ReadinessPace = { everyMs: 1_000, scalesWithCost: false };
 
 /** A function that resolves to what is wrong with the store, or undefined when it can be read. */
 export function storeReadiness(
   store: Pick<Store, 'checkReadable'>,
   log: ReadinessLog,
-  everyMs = READINESS_CHECK_EVERY_MS,
+  { everyMs, scalesWithCost }: ReadinessPace = SCANNING_CHECK,
 ): () => Promise<string | undefined> {
   let nextAt = -Infinity;
   let last: Promise<string | undefined> = Promise.resolve(undefined);
@@ -28,10 +42,15 @@ export function storeReadiness(
       () => undefined,
       (err: unknown) => (err as Error).message,
     );
-    void last.then(() => (nextAt = Date.now() + Math.max(everyMs, 20 * (Date.now() - started))));
+    void last.then(() => (nextAt = Date.now() + (scalesWithCost ? Math.max(everyMs, 20 * (Date.now() - started)) : everyMs)));
     void last.then((problem) => {
       if (problem && problem !== lastProblem)
-        log.error({ problem }, 'the store cannot be read: not ready; restore the data directory from a backup');
+        log.error(
+          { problem },
+          scalesWithCost
+            ? 'the store cannot be read: not ready; restore the data directory from a backup'
+            : 'the database cannot be read: not ready until it can (check that it runs and this host reaches it)',
+        );
       else if (!problem && lastProblem) log.info('the store can be read again: ready');
       lastProblem = problem;
     });

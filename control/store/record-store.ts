@@ -558,6 +558,11 @@ export class RecordStore implements Store {
     return this.write((r) => r.saveClusterId(clusterId, now));
   }
 
+  /** Records the cluster's identity unless the store has one (the first of replicas starting together wins); the one it holds. */
+  claimClusterId(clusterId: string, now: number): Promise<string> {
+    return this.write((r) => r.claimClusterId(clusterId, now));
+  }
+
   /** Whether a server ever ran on this store: it made an API token or knows an instance. */
   hasRecords(): Promise<boolean> {
     return this.read((r) => r.anyRecords());

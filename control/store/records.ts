@@ -256,6 +256,15 @@ export class Records {
     );
   }
 
+  /** Records `clusterId` unless the store holds one already (replicas starting together: the first wins); returns the one held. */
+  async claimClusterId(clusterId: string, now: number): Promise<string> {
+    await this.sql.run('INSERT INTO cluster_identity (id, cluster_id, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING', [
+      clusterId,
+      now,
+    ]);
+    return (await this.clusterId())!;
+  }
+
   // Bindings and client certificates
 
   async bindingOf(instanceId: string): Promise<string | undefined> {

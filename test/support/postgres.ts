@@ -114,9 +114,13 @@ export class PgCluster {
     await this.asPostgres('pg_ctl', ['-D', this.data, '-l', join(this.dir, 'server.log'), '-o', options, '-w', '-t', '60', 'start']);
   }
 
-  /** Stops the server (fast: open connections are closed, committed work is kept). */
-  async stop(): Promise<void> {
-    await this.asPostgres('pg_ctl', ['-D', this.data, '-m', 'fast', '-w', '-t', '60', 'stop']);
+  /**
+   * Stops the server. fast: open connections are closed, committed work is
+   * kept; immediate: the server processes quit at once, as in a crash (the
+   * next start recovers from the WAL).
+   */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await this.asPostgres('pg_ctl', ['-D', this.data, '-m', mode, '-w', '-t', '60', 'stop']);
   }
 
   /** A superuser connection to a database over TCP. */
