@@ -107,12 +107,14 @@ export async function apiBench(kind: ApiRun['store'], opts: ApiOptions): Promise
     }
     const pid = control.proc!.pid!;
     let peak = procMemory(pid).rss;
+    opts.progress(`api ${kind}: control started, RSS ${fmtBytes(peak)}`);
     const sampler = setInterval(() => (peak = Math.max(peak, procMemory(pid).rss)), 100);
     try {
       const start = performance.now();
       await seed(store, opts.instances);
       const seedMs = performance.now() - start;
-      opts.progress(`api ${kind}: ${opts.instances} instances stored in ${Math.round(seedMs)} ms`);
+      const rss = () => `control RSS ${fmtBytes(procMemory(pid).rss)} (peak ${fmtBytes(peak)})`;
+      opts.progress(`api ${kind}: ${opts.instances} instances stored in ${Math.round(seedMs)} ms; ${rss()}`);
       // One warm-up round each, so that the figures are of a running server.
       await load(control, '/v1/instances?limit=100', opts.clients, opts.clients);
       await load(control, '/v1/health', opts.clients, opts.clients);
@@ -122,7 +124,9 @@ export async function apiBench(kind: ApiRun['store'], opts: ApiOptions): Promise
         return { times, cpuMs: ((procCpuSeconds(pid) - cpu) * 1000) / opts.requests };
       };
       const list = await measure('/v1/instances?limit=100');
+      opts.progress(`api ${kind}: list measured; ${rss()}`);
       const health = await measure('/v1/health');
+      opts.progress(`api ${kind}: health measured; ${rss()}`);
       return {
         store: kind,
         seedMs,

@@ -1,5 +1,6 @@
 // Versioned schema migrations. Append only: a released migration is never
 // edited, a change is a new version. Each runs in its own transaction.
+import { HEALTH_COUNT_TABLES } from './health-counting';
 import { ROLLOUT_TABLES } from './rollout-tables';
 
 export interface Migration {
@@ -210,6 +211,11 @@ export const MIGRATIONS: Migration[] = [
     sql: `
 ${healthIndexesSql("json_extract(status, '$.certificateExpiresAt')")}
     `,
+  },
+  {
+    version: 10,
+    name: 'health counts kept by triggers on the instances (health-counting.ts), not counted at each read',
+    sql: HEALTH_COUNT_TABLES,
   },
 ];
 

@@ -4,6 +4,7 @@
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
 import { VERSIONS_AND_REPLICAS_SQL, healthIndexesSql, type Migration } from './migrations';
+import { HEALTH_COUNT_TABLES } from './health-counting';
 import { ROLLOUT_TABLES } from './rollout-tables';
 
 export const PG_MIGRATIONS: Migration[] = [
@@ -161,6 +162,11 @@ export const PG_MIGRATIONS: Migration[] = [
     sql: `
 ${healthIndexesSql("((status::json ->> 'certificateExpiresAt')::double precision)")}
     `,
+  },
+  {
+    version: 6,
+    name: 'health counts kept by triggers on the instances (health-counting.ts), not counted at each read',
+    sql: HEALTH_COUNT_TABLES,
   },
 ];
 
