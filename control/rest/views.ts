@@ -1,5 +1,6 @@
 // Stored records as the REST API shows them: ISO timestamps, role names.
 import { roleNameOf, type Assignment, type HealthState } from '../../contract/model';
+import { isoTime } from './iso-time';
 import {
   joinTokenProblem,
   type ApiToken,
@@ -10,7 +11,7 @@ import {
   type Rule,
 } from '../store/store';
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const iso = (ms: number | null) => (ms === null ? null : isoTime(ms));
 
 export function assignmentView(a: Assignment | null) {
   return a ? { role: roleNameOf(a.roles), ...a } : null;
