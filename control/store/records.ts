@@ -193,16 +193,16 @@ export class Records {
    * not yet folded into the totals.
    */
   async healthCounts(clock: HealthClock): Promise<{ counts: HealthCount[]; deltas: number }> {
-    type Row = { roles_key: string; health: HealthState; count: number | string; deltas: number | string };
-    const standing = await this.sql.all<Row>(
-      `SELECT roles_key, health, SUM(n) AS count, SUM(d) AS deltas FROM (
+    type Row = { kind: 'standing' | 'offline'; roles_key: string; health: HealthState; count: number | string; deltas: number | string };
+    // One statement, one round trip. The offline rows: one per instance, no GROUP BY, so that the planner takes the
+    // last_seen_at range.
+    const rows = await this.sql.all<Row>(
+      `SELECT 'standing' AS kind, roles_key, health, SUM(n) AS count, SUM(d) AS deltas FROM (
          SELECT roles_key, health, count AS n, 0 AS d FROM health_totals
          UNION ALL SELECT roles_key, health, delta AS n, 1 AS d FROM health_deltas
-       ) AS c GROUP BY roles_key, health`,
-    );
-    // One row per offline instance, no GROUP BY: so that the planner takes the last_seen_at range.
-    const offline = await this.sql.all<{ roles_key: string | null; health: HealthState }>(
-      `SELECT roles_key, ${STANDING_HEALTH_SQL} AS health FROM instances WHERE last_seen_at < ?`,
+       ) AS c GROUP BY roles_key, health
+       UNION ALL
+       SELECT 'offline', COALESCE(roles_key, ''), ${STANDING_HEALTH_SQL}, 1, 0 FROM instances WHERE last_seen_at < ?`,
       [clock.offlineBefore],
     );
     const counts = new Map<string, { roles_key: string; health: HealthState; count: number }>();
@@ -212,13 +212,14 @@ export class Records {
       entry.count += count;
     };
     let deltas = 0;
-    for (const r of standing) {
-      add(r.roles_key, r.health, Number(r.count));
-      deltas += Number(r.deltas);
-    }
-    for (const r of offline.filter((o) => o.health !== 'expected')) {
-      add(r.roles_key ?? '', r.health, -1);
-      add(r.roles_key ?? '', 'offline', 1);
+    for (const r of rows) {
+      if (r.kind === 'standing') {
+        add(r.roles_key, r.health, Number(r.count));
+        deltas += Number(r.deltas);
+      } else if (r.health !== 'expected') {
+        add(r.roles_key, r.health, -1);
+        add(r.roles_key, 'offline', 1);
+      }
     }
     const order = (r: { roles_key: string; health: string }) => `${r.roles_key === '' ? 0 : 1}${r.roles_key}\n${r.health}`;
     const sorted = [...counts.values()]
