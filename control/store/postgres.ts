@@ -262,6 +262,11 @@ export class PgStore extends RecordStore {
     return new PgStore(new PgEngine(pool, new PgChangeFeed(connection, (err, what) => options.onConnectionError?.(err, what))));
   }
 
+  /** Gathers the planner's statistics now, as autovacuum does after many changes (bench/api.ts). */
+  async analyze(): Promise<void> {
+    await this.pg.pool.query('ANALYZE');
+  }
+
   async schemaVersion(): Promise<number> {
     return Number((await this.pg.pool.query<{ v: number }>('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations')).rows[0].v);
   }
