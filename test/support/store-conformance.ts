@@ -640,7 +640,7 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
  * instance (the list, by id pages, and health.ts's rules), at each instant;
  * each health filter of the list finds the instances of that health.
  */
-async function countsMatchRecount(t: Test, store: Store, label: string, nows = [100, 150, 400]): Promise<void> {
+export async function countsMatchRecount(t: Test, store: Store, label: string, nows = [100, 150, 400]): Promise<void> {
   const key = (roles: readonly string[] | null | undefined, health: string) => `${roles ? [...roles].sort().join(',') : '-'} ${health}`;
   for (const now of nows) {
     const clock = { now, offlineBefore: now - 90 };
