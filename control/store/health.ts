@@ -56,8 +56,8 @@ export const HEALTH_SQL = `CASE ${HEALTH_RULES.map((r) => `WHEN ${r.sql} THEN '$
 
 /**
  * HEALTH_SQL without the offline rule (the one that depends on the time),
- * no parameter: over columns that the instances_health index covers, so that
- * counting by role set and health reads that index, not the rows.
+ * no parameter: the health the counting triggers keep counts of
+ * (health-counting.ts); offline is read from the last_seen_at index.
  */
 export const STANDING_HEALTH_SQL = `CASE ${HEALTH_RULES.filter((r) => r.health !== 'offline')
   .map((r) => `WHEN ${r.sql} THEN '${r.health}'`)
