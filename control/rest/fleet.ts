@@ -5,39 +5,43 @@ import { certificateHealth } from './certificates';
 import type { RestApp, RouteDeps } from './typed';
 import { auditView } from './views';
 import { CHEAP_CHECK, SCANNING_CHECK, storeReadiness } from '../store/readiness';
+import { coalesced } from '../coalesce';
 
 const DEFAULT_PAGE = 100;
 
 export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
 
+  // Monitoring clients asking together share one read of the counts, the certificates and the rollout (coalesce.ts:
+  // each still sees every write that finished before it asked).
+  const fleetHealth = coalesced(async () => {
+    const rows = await service.healthSummary();
+    const byRole: Record<string, Record<string, number>> = {};
+    const byHealth: Record<string, number> = {};
+    let total = 0;
+    for (const row of rows) {
+      const role = row.roles ? roleNameOf(row.roles) : 'unassigned';
+      byRole[role] ??= {};
+      byRole[role][row.health] = (byRole[role][row.health] ?? 0) + row.count;
+      byHealth[row.health] = (byHealth[row.health] ?? 0) + row.count;
+      total += row.count;
+    }
+    const certificates = await certificateHealth(service);
+    const rollout = await service.activeRolloutSummary();
+    return {
+      total,
+      byHealth,
+      byRole,
+      certificates: { managed: certificates.managed, served: certificates.served },
+      alerts: certificates.alerts,
+      // The rollout under way, if any (GET /v1/rollouts/{id} for its hosts).
+      ...(rollout ? { rollout: rollout.summary } : {}),
+    };
+  });
   app.get(
     '/v1/health',
     { config: { scope: 'monitor' }, schema: { summary: 'Fleet health: counts by role and state', tags: ['fleet'] } },
-    async () => {
-      const rows = await service.healthSummary();
-      const byRole: Record<string, Record<string, number>> = {};
-      const byHealth: Record<string, number> = {};
-      let total = 0;
-      for (const row of rows) {
-        const role = row.roles ? roleNameOf(row.roles) : 'unassigned';
-        byRole[role] ??= {};
-        byRole[role][row.health] = (byRole[role][row.health] ?? 0) + row.count;
-        byHealth[row.health] = (byHealth[row.health] ?? 0) + row.count;
-        total += row.count;
-      }
-      const certificates = await certificateHealth(service);
-      const rollout = await service.activeRolloutSummary();
-      return {
-        total,
-        byHealth,
-        byRole,
-        certificates: { managed: certificates.managed, served: certificates.served },
-        alerts: certificates.alerts,
-        // The rollout under way, if any (GET /v1/rollouts/{id} for its hosts).
-        ...(rollout ? { rollout: rollout.summary } : {}),
-      };
-    },
+    () => fleetHealth(),
   );
 
   app.get(

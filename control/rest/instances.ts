@@ -31,6 +31,9 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
         ),
         response: { 200: { type: 'object', properties: { items: { type: 'array', items: instanceSchema }, next: { type: 'string' } } } },
       },
+      // The views hold what the schema declares and nothing else (views.ts): plain JSON.stringify writes a page
+      // in about half the time of the schema's compiled serializer.
+      serializerCompiler: () => (data) => JSON.stringify(data),
     },
     async (request) => {
       // ajv fills in the default; the type cannot know it did.

@@ -28,7 +28,9 @@ export const assignmentBody = Type.Object(
   { additionalProperties: false, description: 'Give "role" (a role or preset such as auth-proxy) or "roles" (a list of services)' },
 );
 
-const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: 'null' }] });
+// OpenAPI 3.0's "nullable", not anyOf with null: the response serializer
+// (fast-json-stringify) writes it directly, where anyOf validates each value to pick a branch.
+const nullable = <T extends object>(schema: T) => ({ ...schema, nullable: true });
 
 /** An assignment as the API shows it: its services, and the name an operator would use for them. */
 export const assignmentView = Type.Object({

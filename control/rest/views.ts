@@ -1,13 +1,42 @@
 // Stored records as the REST API shows them: ISO timestamps, role names.
 import { roleNameOf, type Assignment, type HealthState } from '../../contract/model';
-import { joinTokenProblem, type ApiToken, type AuditEvent, type InstanceRecord, type JoinToken, type Rule } from '../store/store';
+import { isoTime } from './iso-time';
+import {
+  joinTokenProblem,
+  type ApiToken,
+  type AuditEvent,
+  type InstanceRecord,
+  type InstanceStatus,
+  type JoinToken,
+  type Rule,
+} from '../store/store';
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const iso = (ms: number | null) => (ms === null ? null : isoTime(ms));
 
 export function assignmentView(a: Assignment | null) {
   return a ? { role: roleNameOf(a.roles), ...a } : null;
 }
 
+/** The status as the API shows it: the fields the schema names (schemas.ts instanceView), times in ISO. */
+function statusView(s: InstanceStatus) {
+  return {
+    state: s.state,
+    teleportUnitState: s.teleportUnitState,
+    teleportReady: s.teleportReady,
+    message: s.message,
+    agentVersion: s.agentVersion,
+    reportedAt: iso(s.reportedAt),
+    certificateExpiresAt: s.certificateExpiresAt ? iso(s.certificateExpiresAt) : undefined,
+    logTail: s.logTail,
+    drift: s.drift?.map((d) => ({ path: d.path, diff: d.diff })),
+  };
+}
+
+/**
+ * An instance as the API shows it. The object holds exactly what the
+ * schema declares, so that plain JSON.stringify writes it (instanceRoutes):
+ * on a page of 100 that is faster than the schema's compiled serializer.
+ */
 export function instanceView(r: InstanceRecord & { health: HealthState }) {
   return {
     instanceId: r.instanceId,
@@ -19,13 +48,7 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
     appliedGeneration: r.appliedGeneration,
     // Files changed by hand on the host since the agent wrote them (the diffs are in status.drift).
     drifted: Boolean(r.status?.drift?.length),
-    status: r.status
-      ? {
-          ...r.status,
-          reportedAt: iso(r.status.reportedAt),
-          ...(r.status.certificateExpiresAt ? { certificateExpiresAt: iso(r.status.certificateExpiresAt) } : {}),
-        }
-      : null,
+    status: r.status ? statusView(r.status) : null,
     enrolledAt: iso(r.enrolledAt),
     lastSeenAt: iso(r.lastSeenAt),
     enrolledVia: r.enrolledVia,

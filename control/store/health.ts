@@ -1,6 +1,8 @@
 // Fleet health, declared once: each rule is the same condition in TypeScript
 // (healthOf) and in SQL (HEALTH_SQL, so that lists filter and count by health
-// in the database). The first rule that holds wins.
+// in the database). The first rule that holds wins. A rule reads the
+// instance's own row only: the counts by health are kept by triggers on the
+// instances table (health-counting.ts), installed again whenever these rules change.
 import type { HealthState } from '../../contract/model';
 import type { HealthClock, InstanceRecord } from './store';
 
@@ -56,9 +58,19 @@ export const HEALTH_SQL = `CASE ${HEALTH_RULES.map((r) => `WHEN ${r.sql} THEN '$
 
 /**
  * HEALTH_SQL without the offline rule that depends on the time (its "?"),
- * no parameter: over columns that the instances_health index covers, so that
- * counting by role set and health reads that index, not the rows.
+ * no parameter: the health the counting triggers keep counts of
+ * (health-counting.ts); offline by time is read from the last_seen_at index.
  */
 export const STANDING_HEALTH_SQL = `CASE ${HEALTH_RULES.filter((r) => !r.sql.includes('?'))
   .map((r) => `WHEN ${r.sql} THEN '${r.health}'`)
   .join(' ')} ELSE '${OTHERWISE}' END`;
+
+/** The instances columns a rule may read. */
+const INSTANCE_COLUMNS =
+  /\b(instance_id|identity|enrolled_at|last_seen_at|assignment|roles_key|generation|applied_generation|status|status_state|teleport_ready|facts|created_at|updated_at|enrolled_via|allowed_roles)\b/g;
+
+/** STANDING_HEALTH_SQL over a row a trigger sees ("NEW" or "OLD"); quoted words are values, not columns. */
+export const standingHealthSqlOf = (row: 'NEW' | 'OLD'): string =>
+  STANDING_HEALTH_SQL.split("'")
+    .map((part, i) => (i % 2 ? part : part.replace(INSTANCE_COLUMNS, `${row}.$1`)))
+    .join("'");

@@ -1,5 +1,6 @@
 // Versioned schema migrations. Append only: a released migration is never
 // edited, a change is a new version. Each runs in its own transaction.
+import { HEALTH_COUNT_TABLES } from './health-counting';
 import { ROLLOUT_TABLES } from './rollout-tables';
 
 export interface Migration {
@@ -220,6 +221,11 @@ ${healthIndexesSql("json_extract(status, '$.certificateExpiresAt')")}
     version: 11,
     name: 'the Teleport version each host runs, as its agent reports it (the release rules judge it)',
     sql: TELEPORT_VERSION_SQL,
+  },
+  {
+    version: 12,
+    name: 'health counts kept by triggers on the instances (health-counting.ts), not counted at each read',
+    sql: HEALTH_COUNT_TABLES,
   },
 ];
 

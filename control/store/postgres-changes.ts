@@ -10,7 +10,10 @@ import { Client, type ClientConfig } from 'pg';
 import type { Sql } from './engine';
 
 const CHANNEL = 'teleboot_changes';
-/** Rows are read again this far back: a transaction may commit after one with a higher sequence number. */
+/**
+ * Sequence numbers this far below the highest seen are still looked for: a
+ * transaction may commit after one with a higher sequence number.
+ */
 const LOOKBACK = 1000;
 /** Rows older than this are removed: a replica cut off longer than this has re-read every agent's state anyway. */
 const KEEP_MS = 3_600_000;
@@ -36,7 +39,12 @@ export class PgChangeFeed implements ChangeFeed {
   private started = false;
   private closed = false;
   private lastSeq = 0;
-  private readonly seen = new Set<number>();
+  /**
+   * Sequence numbers below lastSeq (within LOOKBACK) not seen yet: a
+   * transaction not committed when a later one was read, or one rolled back.
+   * A read asks for these and the rows after lastSeq, not the whole window again.
+   */
+  private readonly missing = new Set<number>();
   private reading: Promise<void> | undefined;
   private readAgain = false;
   private reconnectMs = RECONNECT_MS.first;
@@ -131,19 +139,20 @@ export class PgChangeFeed implements ChangeFeed {
     if (!client) return;
     const rows = (
       await client.query<{ seq: number; origin: string; instance_id: string }>(
-        'SELECT seq, origin, instance_id FROM changes WHERE seq > $1 ORDER BY seq',
-        [Math.max(0, this.lastSeq - LOOKBACK)],
+        'SELECT seq, origin, instance_id FROM changes WHERE seq > $1 OR seq = ANY($2::bigint[]) ORDER BY seq',
+        [this.lastSeq, [...this.missing]],
       )
     ).rows;
     const ids: string[] = [];
     for (const row of rows) {
       const seq = Number(row.seq);
-      if (this.seen.has(seq)) continue;
-      this.seen.add(seq);
-      this.lastSeq = Math.max(this.lastSeq, seq);
+      if (seq > this.lastSeq) {
+        for (let gap = Math.max(this.lastSeq + 1, seq - LOOKBACK); gap < seq; gap++) this.missing.add(gap);
+        this.lastSeq = seq;
+      } else if (!this.missing.delete(seq)) continue;
       if (row.origin !== this.origin) ids.push(row.instance_id);
     }
-    for (const seq of this.seen) if (seq <= this.lastSeq - LOOKBACK) this.seen.delete(seq);
+    for (const seq of this.missing) if (seq <= this.lastSeq - LOOKBACK) this.missing.delete(seq);
     if (ids.length) for (const listener of this.listeners) listener(ids);
   }
 

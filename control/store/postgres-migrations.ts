@@ -4,6 +4,7 @@
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
 import { TELEPORT_VERSION_SQL, VERSIONS_AND_REPLICAS_SQL, healthIndexesSql, type Migration } from './migrations';
+import { HEALTH_COUNT_TABLES } from './health-counting';
 import { ROLLOUT_TABLES } from './rollout-tables';
 
 export const PG_MIGRATIONS: Migration[] = [
@@ -166,6 +167,22 @@ ${healthIndexesSql("((status::json ->> 'certificateExpiresAt')::double precision
     version: 7,
     name: 'the Teleport version each host runs, as its agent reports it (the release rules judge it)',
     sql: TELEPORT_VERSION_SQL,
+  },
+  {
+    version: 8,
+    name: 'health counts kept by triggers on the instances (health-counting.ts), not counted at each read; certificate expiry statistics',
+    sql: `
+${HEALTH_COUNT_TABLES}
+      -- Without statistics on the expression the planner takes nearly every row to report a certificate and scans
+      -- the table for the served certificates (/v1/health), not the partial index of the few that do. Expression
+      -- statistics came with PostgreSQL 14; before it the scan stays.
+      DO $$ BEGIN
+        IF current_setting('server_version_num')::int >= 140000 THEN
+          CREATE STATISTICS instances_certificate_expiry_stats
+            ON (((status::json ->> 'certificateExpiresAt')::double precision)) FROM instances;
+        END IF;
+      END $$;
+    `,
   },
 ];
 

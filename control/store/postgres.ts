@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
 import type { Sql, SqlDialect, StorageEngine, TransactionOptions } from './engine';
+import { healthCountingInstall, INSTALLED_DEFINITION_SQL } from './health-counting';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-migrations';
 import { PgChangeFeed } from './postgres-changes';
 import { StoreUnavailableError } from '../errors';
@@ -187,6 +188,24 @@ export class PgEngine implements StorageEngine {
   }
 }
 
+/** The health counting triggers of this program's rules (health-counting.ts), unless installed already. */
+async function installHealthCounting(client: PoolClient): Promise<void> {
+  const { definition, statements } = healthCountingInstall('postgres');
+  const installed = async () => (await client.query<{ definition: string }>(INSTALLED_DEFINITION_SQL)).rows[0]?.definition === definition;
+  if (await installed()) return;
+  await client.query('BEGIN');
+  try {
+    // Writers wait until the triggers and the recount commit together (readers do not); another replica
+    // installing at the same time waits here, then finds them installed.
+    await client.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
+    if (!(await installed())) for (const statement of statements) await client.query(statement);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK');
+    throw err;
+  }
+}
+
 /** Applies the migrations not applied yet, one replica at a time; refuses a schema newer than this program. */
 async function migrate(client: PoolClient): Promise<void> {
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
@@ -245,6 +264,7 @@ export class PgStore extends RecordStore {
       const client = await pool.connect();
       try {
         await migrate(client);
+        await installHealthCounting(client);
       } finally {
         client.release();
       }
@@ -254,6 +274,11 @@ export class PgStore extends RecordStore {
     }
     const changes = new PgChangeFeed(connection, (err, what) => options.onConnectionError?.(err, what));
     return new PgStore(new PgEngine(pool, changes, { ...connection, application_name: 'teleboot-control readiness' }));
+  }
+
+  /** Gathers the planner's statistics now, as autovacuum does after many changes (bench/api.ts). */
+  async analyze(): Promise<void> {
+    await this.pg.pool.query('ANALYZE');
   }
 
   async schemaVersion(): Promise<number> {

@@ -14,7 +14,8 @@ import {
 } from '../../contract/model';
 import { ConflictError, VersionConflictError } from '../errors';
 import type { Sql, StorageEngine } from './engine';
-import { Records, type VersionedDocument } from './records';
+import { COMPACT_AFTER_DELTAS } from './health-counting';
+import { Records, type HealthCount, type VersionedDocument } from './records';
 import {
   EnrollRefused,
   disallowedRoles,
@@ -48,6 +49,7 @@ const leaseActor = (holder: string): string => (holder.startsWith('control:') ? 
 export class RecordStore implements Store {
   readonly kind: string;
   private readonly refusals: RefusalCounter;
+  private compacting: Promise<void> | undefined;
 
   constructor(protected readonly engine: StorageEngine) {
     this.kind = engine.kind;
@@ -291,8 +293,18 @@ export class RecordStore implements Store {
     return this.engine.read((sql) => new RolloutRecords(sql).assignedInstances());
   }
 
-  healthSummary(...args: Parameters<Records['healthCounts']>) {
-    return this.read((r) => r.healthCounts(...args));
+  async healthSummary(...args: Parameters<Records['healthCounts']>): Promise<HealthCount[]> {
+    const { counts, deltas } = await this.read((r) => r.healthCounts(...args));
+    // Folded in after this read, so that the next reads add up few deltas; one compaction at a time.
+    if (deltas > COMPACT_AFTER_DELTAS && !this.compacting)
+      this.compacting = this.write(async (r) => {
+        await r.lock('health-counts');
+        await r.compactHealthCounts();
+      })
+        // A compaction that fails leaves the deltas for the next one: the counts stay right.
+        .catch(() => undefined)
+        .finally(() => (this.compacting = undefined));
+    return counts;
   }
 
   distinctAssignments() {
@@ -573,6 +585,7 @@ export class RecordStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.compacting;
     await this.refusals.flush();
     this.refusals.stop();
     await this.engine.close();

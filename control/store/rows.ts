@@ -1,6 +1,6 @@
 // Rows as both databases return them, and the records they stand for.
 // Numbers are read with Number(): drivers may give BIGINT columns as strings.
-import type { Assignment, HealthState, HostFacts, InstanceIdentity, ServiceRole } from '../../contract/model';
+import type { Assignment, HostFacts, InstanceIdentity, ServiceRole } from '../../contract/model';
 import type {
   ApiScope,
   ApiToken,
@@ -30,8 +30,11 @@ export interface InstanceRow {
   updated_at: number;
   enrolled_via?: string | null;
   allowed_roles?: string | null;
-  health?: HealthState;
 }
+
+/** The columns a record is made of (not those kept for indexes: roles_key, status_state, teleport_ready). */
+export const INSTANCE_COLUMNS =
+  'instance_id, identity, enrolled_at, last_seen_at, assignment, generation, applied_generation, status, facts, created_at, updated_at, enrolled_via, allowed_roles';
 
 export interface ApiTokenRow {
   id: string;

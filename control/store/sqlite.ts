@@ -5,6 +5,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { restoreHint } from '../data-dir';
+import { healthCountingInstall, INSTALLED_DEFINITION_SQL } from './health-counting';
 import { IntegrityChecker } from './integrity-check';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations';
 import { RecordStore } from './record-store';
@@ -52,6 +53,7 @@ function open(path: string): Database.Database {
     if (problem) throw new Error(`the integrity check (PRAGMA quick_check) failed: ${problem}`);
     refuseNewerSchema(db);
     migrate(db);
+    installHealthCounting(db);
     return db;
   } catch (err) {
     db?.close();
@@ -83,6 +85,17 @@ function migrate(db: Database.Database): void {
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
     })();
   }
+}
+
+/** The health counting triggers of this program's rules (health-counting.ts), unless installed already. */
+function installHealthCounting(db: Database.Database): void {
+  const { definition, statements } = healthCountingInstall('sqlite');
+  const installed = () => (db.prepare(INSTALLED_DEFINITION_SQL).pluck().get() as string | undefined) === definition;
+  if (installed()) return;
+  // IMMEDIATE: no other connection writes the instances between the recount and the triggers.
+  db.transaction(() => {
+    if (!installed()) for (const statement of statements) db.exec(statement);
+  }).immediate();
 }
 
 export class SqliteStore extends RecordStore {

@@ -1,7 +1,7 @@
 // The conformance suite every Store implementation passes: what a caller of
 // each Store method observes, on a fresh database per subtest.
 import type { Test } from 'tap';
-import { DEFAULT_CLUSTER_SETTINGS, type HostFacts, type InstanceIdentity } from '../../contract/model';
+import { DEFAULT_CLUSTER_SETTINGS, HEALTH_STATES, type HostFacts, type InstanceIdentity } from '../../contract/model';
 import { ConflictError, VersionConflictError } from '../../control/errors';
 import { healthOf as derivedHealth } from '../../control/store/health';
 import { rolloutConformance } from './store-conformance-rollouts';
@@ -241,26 +241,7 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
 
   t.test('health counts equal a count over every instance after enrollments, assignments, deletions and reports', async (t) => {
     const store = await fresh(t);
-    // The counts come from indexes (standing health, last seen); the list computes each instance's health.
-    const check = async (label: string) => {
-      for (const now of [100, 150, 400]) {
-        const clock = { now, offlineBefore: now - 90 };
-        const scanned = new Map<string, number>();
-        let after: string | undefined;
-        do {
-          const page = await store.listInstances({ limit: 4, after }, clock);
-          for (const r of page.items) {
-            const key = `${r.assignment ? [...r.assignment.roles].sort().join(',') : '-'} ${derivedHealth(r, clock)}`;
-            scanned.set(key, (scanned.get(key) ?? 0) + 1);
-          }
-          after = page.next;
-        } while (after);
-        const counted = new Map(
-          (await store.healthSummary(clock)).map((r) => [`${r.roles ? [...r.roles].sort().join(',') : '-'} ${r.health}`, r.count]),
-        );
-        t.same(Object.fromEntries(counted), Object.fromEntries(scanned), `${label}, at ${now}`);
-      }
-    };
+    const check = (label: string) => countsMatchRecount(t, store, label);
     const roles = (i: number) =>
       (i % 3 === 0 ? ['node'] : i % 3 === 1 ? ['auth', 'proxy'] : ['kube']) as Array<'node' | 'auth' | 'proxy' | 'kube'>;
     for (let i = 0; i < 12; i++) await store.setAssignment(`i-${i}`, { roles: roles(i), labels: {} }, 'op', 1);
@@ -280,6 +261,54 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     await store.deleteInstance('i-3', 'op', 130);
     await store.recordStatus('i-6', 1, { ...ready, reportedAt: 140 }, null);
     await check('deleted, heard again');
+  });
+
+  t.test('health counts equal a full recount after many random writes, some concurrent, and after a reopen', async (t) => {
+    const db = await factory(t);
+    let store = await db.open();
+    t.teardown(() => store.close());
+    let seed = 12;
+    /** 0 <= random(n) < n, the same sequence every run. */
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const roleSets = [['node'], ['auth', 'proxy'], ['kube'], ['proxy']] as const;
+    const states = ['ready', 'failed', 'degraded', 'orphaned', 'converging'] as const;
+    let now = 1000;
+    const write = async (): Promise<unknown> => {
+      const id = `i-${random(40)}`;
+      switch (random(6)) {
+        case 0:
+          return store.setAssignment(id, random(4) ? { roles: [...roleSets[random(4)]], labels: {} } : null, 'op', now);
+        case 1:
+          return store.enroll(identity(id), 'agent', now);
+        case 2:
+        case 3: {
+          const state = states[random(states.length)];
+          const status = { ...ready, state, teleportReady: state === 'ready' && random(4) > 0, reportedAt: now - random(200) };
+          return store.recordStatus(id, random(3), status, null);
+        }
+        case 4:
+          return store.deleteInstance(id, 'op', now);
+        default:
+          return random(5)
+            ? store.recordStatus(id, 1, { ...ready, reportedAt: now }, null)
+            : store.updateSettings(DEFAULT_CLUSTER_SETTINGS, 'op', now);
+      }
+    };
+    for (let round = 0; round < 12; round++) {
+      // Eight writers at a time: the counts' changes of concurrent transactions must all land.
+      for (let batch = 0; batch < 10; batch++, now += 10) await Promise.all(Array.from({ length: 8 }, () => write()));
+      await countsMatchRecount(t, store, `round ${round}`, [now, now + 150]);
+    }
+    // Enough changes unread for a read to fold them into the totals (while the next reads run).
+    for (let batch = 0; batch < 120; batch++, now += 10) await Promise.all(Array.from({ length: 8 }, () => write()));
+    await countsMatchRecount(t, store, 'after many changes', [now]);
+    await countsMatchRecount(t, store, 'while they are folded in', [now]);
+    await store.close();
+    store = await db.open();
+    await countsMatchRecount(t, store, 'reopened', [now, now + 500]);
   });
 
   t.test('instance lists: pages by id, filters by role and health', async (t) => {
@@ -634,4 +663,34 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
   });
 
   rolloutConformance(t, fresh);
+}
+
+/**
+ * The store's health counts (healthSummary) are those of a recount over every
+ * instance (the list, by id pages, and health.ts's rules), at each instant;
+ * each health filter of the list finds the instances of that health.
+ */
+export async function countsMatchRecount(t: Test, store: Store, label: string, nows = [100, 150, 400]): Promise<void> {
+  const key = (roles: readonly string[] | null | undefined, health: string) => `${roles ? [...roles].sort().join(',') : '-'} ${health}`;
+  for (const now of nows) {
+    const clock = { now, offlineBefore: now - 90 };
+    const scanned = new Map<string, number>();
+    const byHealth = new Map<string, string[]>();
+    let after: string | undefined;
+    do {
+      const page = await store.listInstances({ limit: 7, after }, clock);
+      for (const r of page.items) {
+        const health = derivedHealth(r, clock);
+        scanned.set(key(r.assignment?.roles, health), (scanned.get(key(r.assignment?.roles, health)) ?? 0) + 1);
+        byHealth.set(health, [...(byHealth.get(health) ?? []), r.instanceId]);
+      }
+      after = page.next;
+    } while (after);
+    const counted = new Map((await store.healthSummary(clock)).map((r) => [key(r.roles, r.health), r.count]));
+    t.same(Object.fromEntries(counted), Object.fromEntries(scanned), `${label}, at ${now}`);
+    for (const health of HEALTH_STATES) {
+      const filtered = (await store.listInstances({ limit: 1000, health }, clock)).items.map((r) => r.instanceId);
+      t.same(filtered, byHealth.get(health) ?? [], `${label}, at ${now}: the list filtered by ${health}`);
+    }
+  }
 }
