@@ -21,8 +21,9 @@ import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { AWS_ENV, removeDir } from '../test/support/harness';
+import { postgresUnavailable } from '../test/support/postgres';
 import { TEST_TMP_ROOT } from '../test/support/systemd-ns';
-import { startWorld, type World } from '../test/support/world';
+import { startWorld, type World, type WorldOptions } from '../test/support/world';
 import { agentCommand, agentKind } from './agent-command';
 import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
 import { idleOnce, type IdleRun } from './idle';
@@ -33,6 +34,7 @@ import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 import { benchRolloutSim, printRolloutSim } from './rollout-sim';
 import { benchRollout, printRollout } from './rollout';
 import { benchApi } from './api';
+import { openPgWorld, type PgWorld } from './pg-world';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const WARMUPS = 1;
@@ -45,6 +47,8 @@ const FLEET_DEADLINE_MS = 120_000;
 const FLEET_WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const THREADS_PER_WORKER = Number(process.env.BENCH_THREADS ?? 16);
 const ONLY = process.env.BENCH_ONLY;
+/** fleet-pg: pairs of fleet runs, one on SQLite and one on two PostgreSQL replicas each. */
+const FLEET_PAIRS = Number(process.env.BENCH_FLEET_PAIRS ?? 2);
 const API_INSTANCES = Number(process.env.BENCH_API_INSTANCES ?? 10_000);
 const AGENT_KIND = agentKind();
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
@@ -73,10 +77,10 @@ const scratchDirs = (name: string): string[] => {
   }
 };
 
-async function openWorld(name: string, controlArgs?: string[]): Promise<World> {
+async function openWorld(name: string, opts: WorldOptions = {}): Promise<World> {
   const before = new Set(scratchDirs(name));
   try {
-    const world = await startWorld(name, { controlArgs });
+    const world = await startWorld(name, opts);
     worlds.add(world);
     return world;
   } catch (err) {
@@ -96,6 +100,7 @@ async function cleanup(): Promise<void> {
   await cleanupBoots();
   await fleet?.close().catch(() => {});
   fleet = undefined;
+  await Promise.all([...pgWorlds].map((w) => w.close().catch((err) => progress(`cleanup: ${(err as Error).message}`))));
   await Promise.all([...worlds].map((w) => closeWorld(w).catch((err) => progress(`cleanup: ${(err as Error).message}`))));
 }
 
@@ -154,7 +159,7 @@ async function benchBoot(): Promise<BootBench> {
 
 async function benchIdle(): Promise<IdleRun> {
   const agent = await agentCommand(AGENT_KIND);
-  const world = await openWorld('bench-idle', ['--heartbeat-interval', IDLE_HEARTBEAT]);
+  const world = await openWorld('bench-idle', { controlArgs: ['--heartbeat-interval', IDLE_HEARTBEAT] });
   try {
     progress(`idle: one agent ready, sampling for ${IDLE_SECONDS} s`);
     return await idleOnce(world, agent, IDLE_SECONDS);
@@ -173,9 +178,32 @@ function printIdle(r: IdleRun): void {
   out();
 }
 
-async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
+type FleetStore = 'sqlite' | 'postgres';
+
+interface FleetRun {
+  store: FleetStore;
+  result: FleetResult;
+  setupMs: number;
+  /** 1-minute load average at the start and the end of the run. */
+  load: [number, number];
+}
+
+const pgWorlds = new Set<PgWorld>();
+
+/** The fleet against one SQLite control server, or against two replicas on one PostgreSQL (half the workers on each). */
+async function benchFleet(store: FleetStore = 'sqlite'): Promise<FleetRun> {
   // The production heartbeat interval (startWorld's 1 s default would show hosts offline 3 s after `once` returns).
-  const world = await openWorld('bench-fleet', ['--heartbeat-interval', '30s']);
+  const controlArgs = ['--heartbeat-interval', '30s'];
+  const load0 = loadavg()[0];
+  let pg: PgWorld | undefined;
+  let world: World;
+  if (store === 'postgres') {
+    pg = await openPgWorld('bench-fleet-pg', controlArgs, openWorld, closeWorld);
+    pgWorlds.add(pg);
+    world = pg.world;
+  } else {
+    world = await openWorld('bench-fleet', { controlArgs });
+  }
   try {
     fleet = new Fleet(world, {
       count: FLEET_SIZE,
@@ -184,18 +212,23 @@ async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
       proxyEvery: PROXY_EVERY,
       readyDelayMs: READY_DELAY_MS,
       deadlineMs: FLEET_DEADLINE_MS,
-      progress,
+      progress: (line) => progress(`${store} ${line}`),
+      replicas: pg?.replicas,
+      databaseCpuSeconds: pg?.databaseCpuSeconds,
     });
     const started = performance.now();
     await fleet.setup();
     const setupMs = performance.now() - started;
-    progress(`fleet: setup done in ${fmtMs(setupMs)}; starting ${FLEET_SIZE} agents at once`);
+    progress(`fleet ${store}: setup done in ${fmtMs(setupMs)}; starting ${FLEET_SIZE} agents at once`);
     const result = await fleet.run();
-    return { result, setupMs };
+    return { store, result, setupMs, load: [load0, loadavg()[0]] };
   } finally {
     await fleet?.close();
     fleet = undefined;
-    await closeWorld(world);
+    if (pg) {
+      pgWorlds.delete(pg);
+      await pg.close();
+    } else await closeWorld(world);
   }
 }
 
@@ -244,11 +277,16 @@ function printBoot({ runs, before, agent, nodeStartMs, standinReadyMs }: BootBen
   out();
 }
 
-function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: number }): void {
+function printFleet({ store, result: r, setupMs, load }: FleetRun): void {
   out(
-    `== 2. Fleet: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`,
+    `== 2. Fleet on ${store}: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`,
   );
-  out(`   real Agent, ControlClient (gRPC/TLS to the control process, SQLite), AwsSecretSource (SSM emulator, s3rver),`);
+  const target =
+    store === 'postgres'
+      ? `${r.replicas} control replicas on one PostgreSQL, worker w on replica w mod ${r.replicas}`
+      : 'one control process, SQLite';
+  out(`   real Agent, ControlClient (gRPC/TLS to ${target}), AwsSecretSource (SSM emulator, s3rver),`);
+  out(`   load average (1 min) ${load[0].toFixed(2)} at the start, ${load[1].toFixed(2)} at the end`);
   out(`   ImdsIdentitySource (one IMDSv2 emulator per host), sandbox Teleport serving /readyz on each host's diag_addr;`);
   out(
     `   ${THREADS_PER_WORKER} libuv threads and ${WORKER_NODE_FLAGS.join(' ')} per worker; the control server runs with --heartbeat-interval 30s`,
@@ -273,8 +311,10 @@ function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: numb
     `   CPU during the run (${r.wallSeconds.toFixed(1)} s wall, ${cpus().length} CPUs = ${(r.wallSeconds * cpus().length).toFixed(0)} CPU-s available):`,
   );
   out(
-    `     control server ${r.controlCpuSeconds.toFixed(1)} s (${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.controlPeakRssBytes)}`,
+    `     control server${r.replicas > 1 ? `s (${r.replicas} replicas together)` : ''} ${r.controlCpuSeconds.toFixed(1)} s (${perHost(r.controlCpuSeconds, r)} ms per host), peak RSS ${fmtBytes(r.controlPeakRssBytes)}`,
   );
+  if (!Number.isNaN(r.databaseCpuSeconds))
+    out(`     PostgreSQL server ${r.databaseCpuSeconds.toFixed(1)} s (${perHost(r.databaseCpuSeconds, r)} ms per host)`);
   out(
     `     agent workers  ${r.workersCpuSeconds.toFixed(1)} s (${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.workersPeakRssBytes)} per worker, event-loop delay p99 ${fmtMs(r.workersLoopDelayP99Ms)} / max ${fmtMs(r.workersLoopDelayMaxMs)}`,
   );
@@ -285,6 +325,43 @@ function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: numb
   for (const f of r.failures.slice(0, 10)) out(`     ${f.instanceId}: ${f.reason}`);
   if (r.lastWarnings.length) out(`   last agent warnings:\n${r.lastWarnings.map((l) => `     ${l.slice(0, 300)}`).join('\n')}`);
   out();
+}
+
+const perHost = (seconds: number, r: FleetResult) => ((1000 * seconds) / r.count).toFixed(1);
+
+/** The PostgreSQL runs against the SQLite runs of one interleaved series: all-ready time and CPU per host. */
+function printFleetComparison(runs: FleetRun[]): string[] {
+  const errors: string[] = [];
+  const of = (store: FleetStore) => runs.filter((r) => r.store === store);
+  const [sqlite, pg] = [of('sqlite'), of('postgres')];
+  const readyMs = (rs: FleetRun[]) => median(rs.map((r) => r.result.allReadyMs));
+  const cpu = (rs: FleetRun[], pick: (r: FleetResult) => number) => median(rs.map((r) => (1000 * pick(r.result)) / r.result.count));
+  const loads = runs.flatMap((r) => r.load);
+  out(
+    `== 2b. Fleet, PostgreSQL (2 replicas) beside SQLite (1 server), interleaved in this run (${runs.map((r) => r.store).join(', ')}); load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
+  );
+  for (const [name, rs] of [
+    ['SQLite', sqlite],
+    ['PostgreSQL', pg],
+  ] as const)
+    out(
+      `   ${name.padEnd(10)} all ready ${rs.map((r) => fmtMs(r.result.allReadyMs)).join(', ')} (median ${fmtMs(readyMs(rs))}); control CPU per host ${rs
+        .map((r) => perHost(r.result.controlCpuSeconds, r.result))
+        .join(', ')} ms${
+        name === 'PostgreSQL'
+          ? `; PostgreSQL server CPU per host ${rs.map((r) => perHost(r.result.databaseCpuSeconds, r.result)).join(', ')} ms`
+          : ''
+      }`,
+    );
+  const ratio = readyMs(pg) / readyMs(sqlite);
+  out(`   all-ready ratio PostgreSQL / SQLite (medians): ${ratio.toFixed(2)}   target <= 1.3: ${verdict(ratio <= 1.3)}`);
+  const [cs, cp] = [cpu(sqlite, (r) => r.controlCpuSeconds), cpu(pg, (r) => r.controlCpuSeconds)];
+  out(
+    `   control CPU per enrolled host (median): SQLite ${cs.toFixed(1)} ms: ${verdict(cs <= 4)}, PostgreSQL replicas ${cp.toFixed(1)} ms: ${verdict(cp <= 4)} (target <= 4 ms)`,
+  );
+  out();
+  for (const r of runs) if (r.result.failures.length) errors.push(`fleet ${r.store}: ${r.result.failures.length} hosts not ready`);
+  return errors;
 }
 
 const enrollRate = (r: FleetResult) => r.rpc.enroll.length / (r.enrollWindowMs / 1000);
@@ -313,7 +390,12 @@ function printTable(bootBench: BootBench | undefined, fleetRun: { result: FleetR
     rows.push(['enrollments per second', `${enrollRate(r).toFixed(0)} /s`, '', '']);
     rows.push(['Enroll latency p50 / p99', `${fmtMs(median(r.rpc.enroll))} / ${fmtMs(percentile(r.rpc.enroll, 99))}`, '', '']);
     rows.push(['control server peak RSS', fmtBytes(r.controlPeakRssBytes), '', '']);
-    rows.push(['control server CPU per host', `${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms`, '', '']);
+    rows.push([
+      'control server CPU per host',
+      `${perHost(r.controlCpuSeconds, r)} ms`,
+      '<= 4 ms',
+      verdict(r.controlCpuSeconds / r.count <= 0.004),
+    ]);
     rows.push(['agent (simulated host) CPU per host', `${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms`, '', '']);
   }
   out(
@@ -351,7 +433,7 @@ async function main(): Promise<number> {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
-  if ((ONLY === undefined || ONLY === 'fleet') && limit < needed) {
+  if ((ONLY === undefined || ONLY?.startsWith('fleet')) && limit < needed) {
     progress(
       `bench: WARNING: raise the limit first (for example "ulimit -n ${needed}" in this shell) or set BENCH_WORKERS higher / BENCH_FLEET lower; expect EMFILE errors`,
     );
@@ -359,7 +441,7 @@ async function main(): Promise<number> {
   const errors: string[] = [];
   let boot: BootBench | undefined;
   let idle: IdleRun | undefined;
-  let fleetRun: { result: FleetResult; setupMs: number } | undefined;
+  let fleetRun: FleetRun | undefined;
   if (ONLY === undefined || ONLY === 'boot') {
     try {
       boot = await benchBoot();
@@ -382,6 +464,23 @@ async function main(): Promise<number> {
       printFleet(fleetRun);
     } catch (err) {
       errors.push(`fleet: ${(err as Error).message}`);
+    }
+  }
+  if (ONLY === undefined || ONLY === 'fleet-pg') {
+    try {
+      const missing = postgresUnavailable();
+      if (missing) throw new Error(`skipped: ${missing}`);
+      // Alternating which store goes first in each pair, so that neither always runs on the warmer (or busier) machine.
+      const runs: FleetRun[] = [];
+      for (let pair = 0; pair < FLEET_PAIRS; pair++)
+        for (const store of pair % 2 ? (['postgres', 'sqlite'] as const) : (['sqlite', 'postgres'] as const)) {
+          const run = await benchFleet(store);
+          runs.push(run);
+          printFleet(run);
+        }
+      errors.push(...printFleetComparison(runs));
+    } catch (err) {
+      errors.push(`fleet-pg: ${(err as Error).message}`);
     }
   }
   if (ONLY === undefined || ONLY === 'api') {
