@@ -35,6 +35,7 @@ import { benchRolloutSim, printRolloutSim } from './rollout-sim';
 import { benchRollout, printRollout } from './rollout';
 import { benchApi } from './api';
 import { openPgWorld, type PgWorld } from './pg-world';
+import { benchPropagation, printPropagation } from './propagation';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const WARMUPS = 1;
@@ -481,6 +482,23 @@ async function main(): Promise<number> {
       errors.push(...printFleetComparison(runs));
     } catch (err) {
       errors.push(`fleet-pg: ${(err as Error).message}`);
+    }
+  }
+  if (ONLY === undefined || ONLY === 'propagation') {
+    try {
+      const missing = postgresUnavailable();
+      if (missing) throw new Error(`skipped: ${missing}`);
+      const r = await benchPropagation({
+        hosts: Number(process.env.BENCH_PROPAGATION_HOSTS ?? 1000),
+        samples: Number(process.env.BENCH_PROPAGATION_SAMPLES ?? 50),
+        progress,
+        openWorld,
+        closeWorld,
+        track: (pg) => (pg ? pgWorlds.add(pg) : pgWorlds.clear()),
+      });
+      errors.push(...printPropagation(r, out));
+    } catch (err) {
+      errors.push(`propagation: ${(err as Error).message}`);
     }
   }
   if (ONLY === undefined || ONLY === 'api') {
