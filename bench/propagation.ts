@@ -38,6 +38,8 @@ export interface PropagationResult {
   missing: number;
   single: number[];
   controlCpuSeconds: number;
+  /** Watch streams the server ended (each opened again by its host). */
+  watchEnds: number;
   load: [number, number];
 }
 
@@ -73,6 +75,7 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     const caPem = readFileSync(a.caFile, 'utf8');
     const joinToken = readFileSync(a.joinTokenFile, 'utf8').trim();
     const onB = new Set<string>();
+    let watchEnds = 0;
     const started = pg.replicas.map((replica, r) => {
       const worker = fork(join(__dirname, 'watch-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       workers.push(worker);
@@ -81,6 +84,7 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
       return new Promise<void>((resolve, reject) => {
         worker.on('message', (msg: FromWatchWorker) => {
           if (msg.type === 'started') resolve();
+          else if (msg.type === 'watch-ends') watchEnds += msg.count;
           else if (msg.type === 'error') {
             failures.push(msg.message);
             reject(new Error(msg.message));
@@ -146,7 +150,9 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
       await sleep(100);
     }
     if (failures.length) throw new Error(failures[0]);
-    return { hosts: ids.length, fleet, fleetReceived, missing, single, controlCpuSeconds, load: [load0, loadavg()[0]] };
+    for (const w of workers) w.send({ type: 'count-watch-ends' } satisfies ToWatchWorker);
+    await sleep(500);
+    return { hosts: ids.length, fleet, fleetReceived, missing, single, controlCpuSeconds, watchEnds, load: [load0, loadavg()[0]] };
   } finally {
     for (const w of workers) if (w.connected) w.send({ type: 'close' } satisfies ToWatchWorker);
     await Promise.all(workers.map((w) => new Promise<void>((done) => (w.exitCode === null ? w.once('exit', () => done()) : done()))));
@@ -170,6 +176,7 @@ export function printPropagation(r: PropagationResult, out: (line?: string) => v
   out(`     hosts on replica B:    ${summary(r.fleet.B)}`);
   out(`     (new generation received by the host: ${summary(r.fleetReceived)})`);
   out(`     control CPU (both replicas) until the last host applied: ${r.controlCpuSeconds.toFixed(1)} s`);
+  out(`     watch streams the servers ended during the run (each opened again by its host): ${r.watchEnds}`);
   out(
     `   one host's assignment changed through A, the host watching B (${r.single.length} changes, one at a time): p50 ${fmtMs(percentile(r.single, 50))}, p99 ${fmtMs(percentile(r.single, 99))}, max ${fmtMs(Math.max(...r.single))}`,
   );

@@ -7,10 +7,14 @@
 import { WatchingHost } from './watching-host';
 
 export type ToWatchWorker =
-  { type: 'start'; ids: string[]; endpoint: string; caPem: string; joinToken: string; heartbeatMs: number } | { type: 'close' };
+  | { type: 'start'; ids: string[]; endpoint: string; caPem: string; joinToken: string; heartbeatMs: number }
+  | { type: 'count-watch-ends' }
+  | { type: 'close' };
 
 export type FromWatchWorker =
   | { type: 'started'; count: number }
+  /** Watch streams that ended (and were opened again) since the start. */
+  | { type: 'watch-ends'; count: number }
   /** A host applied a new generation: when it was received, and when the control server answered its report. */
   | { type: 'applied'; instanceId: string; generation: number; receivedAt: number; appliedAt: number }
   | { type: 'error'; message: string };

@@ -19,6 +19,9 @@ export interface WatchingHostOptions {
 
 export class WatchingHost {
   applied = 0;
+  /** Watch streams that ended and were opened again. */
+  watchEnds = 0;
+  private closed = false;
   private readonly client: ControlClient;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopWatching: (() => void) | undefined;
@@ -49,17 +52,27 @@ export class WatchingHost {
     await this.report(Number(enrollment.assignment?.generation ?? (await this.client.getAssignment(instanceId)).generation));
     // Heartbeats, as an agent sends them: a host silent for three is offline and left out of rollouts.
     this.heartbeat = setInterval(() => void this.report(this.applied).catch(() => undefined), this.opts.heartbeatMs);
+    this.watch();
+  }
+
+  /** Watches; a stream that ends (the server busy or restarting) is opened again, as the agent does. */
+  private watch(): void {
+    if (this.closed) return;
     this.stopWatching = this.client.watch(
-      instanceId,
+      this.opts.instanceId,
       (state) => {
         const generation = Number(state.generation);
         if (generation !== this.applied) this.opts.onGeneration(generation, () => this.report(generation));
       },
-      () => undefined,
+      () => {
+        this.watchEnds++;
+        if (!this.closed) setTimeout(() => this.watch(), 200);
+      },
     );
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.heartbeat);
     this.stopWatching?.();
     this.client.close();
