@@ -6,7 +6,12 @@
 // Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
 // BENCH_WORKERS (agent worker processes, default 2), BENCH_THREADS (libuv threads per
 // worker, default 16), BENCH_WORKER_FLAGS (extra node flags for the workers), BENCH_CONTROL_FLAGS
-// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet|api|rollout-sim|rollout
+// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR),
+// BENCH_ONLY=boot|idle|fleet|fleet-pg|propagation|api|rollout-sim|rollout (one, or several separated by commas)
+// (fleet-pg: BENCH_FLEET_PAIRS (default 2) pairs of fleet runs, one against the SQLite server and one against two
+// control replicas on one PostgreSQL, interleaved; propagation: a settings change through replica A reaching
+// BENCH_PROPAGATION_HOSTS (default 1000) hosts watching two replicas, and BENCH_PROPAGATION_SAMPLES (default 50)
+// single-host assignment changes through A watched on B, bench/propagation.ts),
 // (api: REST list and health over BENCH_API_INSTANCES stored instances, default 10000, SQLite and PostgreSQL, bench/api.ts),
 // (rollout-sim: the rollout engine simulated over the 1,000-host fleet, bench/rollout-sim.ts; rollout: a settings change
 // rolled over BENCH_ROLLOUT_HOSTS (default 1000: 2 auth, 50 proxy, the rest nodes) against the real control server, bench/rollout.ts),
@@ -48,6 +53,8 @@ const FLEET_DEADLINE_MS = 120_000;
 const FLEET_WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const THREADS_PER_WORKER = Number(process.env.BENCH_THREADS ?? 16);
 const ONLY = process.env.BENCH_ONLY;
+/** BENCH_ONLY names one entry, or several separated by commas (fleet-pg,propagation); unset: all. */
+const selected = (name: string) => ONLY === undefined || ONLY.split(',').includes(name);
 /** fleet-pg: pairs of fleet runs, one on SQLite and one on two PostgreSQL replicas each. */
 const FLEET_PAIRS = Number(process.env.BENCH_FLEET_PAIRS ?? 2);
 const API_INSTANCES = Number(process.env.BENCH_API_INSTANCES ?? 10_000);
@@ -434,7 +441,7 @@ async function main(): Promise<number> {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
-  if ((ONLY === undefined || ONLY?.startsWith('fleet')) && limit < needed) {
+  if ((selected('fleet') || selected('fleet-pg')) && limit < needed) {
     progress(
       `bench: WARNING: raise the limit first (for example "ulimit -n ${needed}" in this shell) or set BENCH_WORKERS higher / BENCH_FLEET lower; expect EMFILE errors`,
     );
@@ -443,7 +450,7 @@ async function main(): Promise<number> {
   let boot: BootBench | undefined;
   let idle: IdleRun | undefined;
   let fleetRun: FleetRun | undefined;
-  if (ONLY === undefined || ONLY === 'boot') {
+  if (selected('boot')) {
     try {
       boot = await benchBoot();
       printBoot(boot);
@@ -451,7 +458,7 @@ async function main(): Promise<number> {
       errors.push(`boot: ${(err as Error).message}`);
     }
   }
-  if ((ONLY === undefined || ONLY === 'idle') && IDLE_SECONDS > 0) {
+  if (selected('idle') && IDLE_SECONDS > 0) {
     try {
       idle = await benchIdle();
       printIdle(idle);
@@ -459,7 +466,7 @@ async function main(): Promise<number> {
       errors.push(`idle: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'fleet') {
+  if (selected('fleet')) {
     try {
       fleetRun = await benchFleet();
       printFleet(fleetRun);
@@ -467,7 +474,7 @@ async function main(): Promise<number> {
       errors.push(`fleet: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'fleet-pg') {
+  if (selected('fleet-pg')) {
     try {
       const missing = postgresUnavailable();
       if (missing) throw new Error(`skipped: ${missing}`);
@@ -484,7 +491,7 @@ async function main(): Promise<number> {
       errors.push(`fleet-pg: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'propagation') {
+  if (selected('propagation')) {
     try {
       const missing = postgresUnavailable();
       if (missing) throw new Error(`skipped: ${missing}`);
@@ -501,14 +508,14 @@ async function main(): Promise<number> {
       errors.push(`propagation: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'api') {
+  if (selected('api')) {
     try {
       await benchApi({ instances: API_INSTANCES, clients: 20, requests: 2000, progress }, out);
     } catch (err) {
       errors.push(`api: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'rollout-sim') {
+  if (selected('rollout-sim')) {
     try {
       if (!printRolloutSim(benchRolloutSim(), out))
         errors.push('rollout-sim: the engine exceeded a pace, left a rollout unfinished or released past a halt');
@@ -516,7 +523,7 @@ async function main(): Promise<number> {
       errors.push(`rollout-sim: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'rollout') {
+  if (selected('rollout')) {
     try {
       const hosts = Number(process.env.BENCH_ROLLOUT_HOSTS ?? 1000);
       const auth = Math.min(2, hosts);
