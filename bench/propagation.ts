@@ -40,6 +40,10 @@ export interface PropagationResult {
   controlCpuSeconds: number;
   /** Watch streams the server ended (each opened again by its host). */
   watchEnds: number;
+  /** Status reports the servers refused (each tried again, up to 5 times). */
+  reportFailures: string[];
+  /** Error records the replicas logged. */
+  controlErrors: string[];
   load: [number, number];
 }
 
@@ -76,6 +80,7 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     const joinToken = readFileSync(a.joinTokenFile, 'utf8').trim();
     const onB = new Set<string>();
     let watchEnds = 0;
+    const reportFailures: string[] = [];
     const started = pg.replicas.map((replica, r) => {
       const worker = fork(join(__dirname, 'watch-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       workers.push(worker);
@@ -85,6 +90,7 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
         worker.on('message', (msg: FromWatchWorker) => {
           if (msg.type === 'started') resolve();
           else if (msg.type === 'watch-ends') watchEnds += msg.count;
+          else if (msg.type === 'report-failed') reportFailures.push(msg.message);
           else if (msg.type === 'error') {
             failures.push(msg.message);
             reject(new Error(msg.message));
@@ -152,7 +158,19 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     if (failures.length) throw new Error(failures[0]);
     for (const w of workers) w.send({ type: 'count-watch-ends' } satisfies ToWatchWorker);
     await sleep(500);
-    return { hosts: ids.length, fleet, fleetReceived, missing, single, controlCpuSeconds, watchEnds, load: [load0, loadavg()[0]] };
+    const controlErrors = pg.replicas.flatMap((r) => r.logs.split('\n').filter((l) => l.includes('"level":50')));
+    return {
+      hosts: ids.length,
+      fleet,
+      fleetReceived,
+      missing,
+      single,
+      controlCpuSeconds,
+      watchEnds,
+      reportFailures,
+      controlErrors,
+      load: [load0, loadavg()[0]],
+    };
   } finally {
     for (const w of workers) if (w.connected) w.send({ type: 'close' } satisfies ToWatchWorker);
     await Promise.all(workers.map((w) => new Promise<void>((done) => (w.exitCode === null ? w.once('exit', () => done()) : done()))));
@@ -177,6 +195,13 @@ export function printPropagation(r: PropagationResult, out: (line?: string) => v
   out(`     (new generation received by the host: ${summary(r.fleetReceived)})`);
   out(`     control CPU (both replicas) until the last host applied: ${r.controlCpuSeconds.toFixed(1)} s`);
   out(`     watch streams the servers ended during the run (each opened again by its host): ${r.watchEnds}`);
+  out(
+    `     status reports refused (and tried again): ${r.reportFailures.length}${r.reportFailures.length ? `, the first: ${r.reportFailures[0]}` : ''}`,
+  );
+  if (r.controlErrors.length) {
+    out(`     the replicas logged ${r.controlErrors.length} errors; the first:`);
+    for (const line of r.controlErrors.slice(0, 2)) out(`       ${line.slice(0, 400)}`);
+  }
   out(
     `   one host's assignment changed through A, the host watching B (${r.single.length} changes, one at a time): p50 ${fmtMs(percentile(r.single, 50))}, p99 ${fmtMs(percentile(r.single, 99))}, max ${fmtMs(Math.max(...r.single))}`,
   );

@@ -194,6 +194,8 @@ interface FleetRun {
   setupMs: number;
   /** 1-minute load average at the start and the end of the run. */
   load: [number, number];
+  /** Error records the control server(s) logged during setup and run. */
+  controlErrors: string[];
 }
 
 const pgWorlds = new Set<PgWorld>();
@@ -229,7 +231,8 @@ async function benchFleet(store: FleetStore = 'sqlite'): Promise<FleetRun> {
     const setupMs = performance.now() - started;
     progress(`fleet ${store}: setup done in ${fmtMs(setupMs)}; starting ${FLEET_SIZE} agents at once`);
     const result = await fleet.run();
-    return { store, result, setupMs, load: [load0, loadavg()[0]] };
+    const errors = (pg?.replicas ?? [world.control]).flatMap((r) => r.logs.split('\n').filter((l) => l.includes('"level":50')));
+    return { store, result, setupMs, load: [load0, loadavg()[0]], controlErrors: errors };
   } finally {
     await fleet?.close();
     fleet = undefined;
@@ -285,7 +288,7 @@ function printBoot({ runs, before, agent, nodeStartMs, standinReadyMs }: BootBen
   out();
 }
 
-function printFleet({ store, result: r, setupMs, load }: FleetRun): void {
+function printFleet({ store, result: r, setupMs, load, controlErrors }: FleetRun): void {
   out(
     `== 2. Fleet on ${store}: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`,
   );
@@ -330,6 +333,10 @@ function printFleet({ store, result: r, setupMs, load }: FleetRun): void {
     `     bench main process (REST polling, s3rver, SSM emulator) ${r.mainCpuSeconds.toFixed(1)} s; other processes on the machine ${r.otherCpuSeconds.toFixed(1)} s`,
   );
   out(`   failures (not ready within ${FLEET_DEADLINE_MS / 1000} s): ${r.failures.length}`);
+  if (controlErrors.length) {
+    out(`   the control server(s) logged ${controlErrors.length} errors; the first:`);
+    for (const line of controlErrors.slice(0, 2)) out(`     ${line.slice(0, 400)}`);
+  }
   for (const f of r.failures.slice(0, 10)) out(`     ${f.instanceId}: ${f.reason}`);
   if (r.lastWarnings.length) out(`   last agent warnings:\n${r.lastWarnings.map((l) => `     ${l.slice(0, 300)}`).join('\n')}`);
   out();
@@ -342,7 +349,8 @@ function printFleetComparison(runs: FleetRun[]): string[] {
   const errors: string[] = [];
   const of = (store: FleetStore) => runs.filter((r) => r.store === store);
   const [sqlite, pg] = [of('sqlite'), of('postgres')];
-  const readyMs = (rs: FleetRun[]) => median(rs.map((r) => r.result.allReadyMs));
+  // A run with hosts not ready has no all-ready time: the median is of the runs that finished (the failure is reported).
+  const readyMs = (rs: FleetRun[]) => median(rs.map((r) => r.result.allReadyMs).filter(Number.isFinite));
   const cpu = (rs: FleetRun[], pick: (r: FleetResult) => number) => median(rs.map((r) => (1000 * pick(r.result)) / r.result.count));
   const loads = runs.flatMap((r) => r.load);
   out(

@@ -17,6 +17,7 @@ export type FromWatchWorker =
   | { type: 'watch-ends'; count: number }
   /** A host applied a new generation: when it was received, and when the control server answered its report. */
   | { type: 'applied'; instanceId: string; generation: number; receivedAt: number; appliedAt: number }
+  | { type: 'report-failed'; message: string }
   | { type: 'error'; message: string };
 
 const send = (msg: FromWatchWorker) => process.send!(msg);
@@ -35,10 +36,16 @@ async function start(msg: Extract<ToWatchWorker, { type: 'start' }>): Promise<vo
           heartbeatMs: msg.heartbeatMs,
           onGeneration: (generation, report) => {
             const receivedAt = Date.now();
-            report().then(
-              () => send({ type: 'applied', instanceId, generation, receivedAt, appliedAt: Date.now() }),
-              (err: Error) => send({ type: 'error', message: `${instanceId}: reporting ${generation}: ${err.message}` }),
-            );
+            // A report the server refuses under load (an agent retries it) is tried again, and counted.
+            const attempt = (left: number) =>
+              report().then(
+                () => send({ type: 'applied', instanceId, generation, receivedAt, appliedAt: Date.now() }),
+                (err: Error) => {
+                  send({ type: 'report-failed', message: `${instanceId}: reporting ${generation}: ${err.message}` });
+                  if (left > 0) setTimeout(() => void attempt(left - 1), 200);
+                },
+              );
+            attempt(5);
           },
         });
         hosts.push(host);
