@@ -7,6 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ControlProcess } from '../test/support/harness';
 import type { World } from '../test/support/world';
 import { PHASES } from './boot';
 import type { FromWorker, HostOutcome, RpcTimings, ToWorker, WorkerResult } from './fleet-worker';
@@ -22,6 +23,10 @@ export interface FleetOptions {
   /** libuv threads per worker: file writes (with fsync) and DNS lookups of many hosts share them. */
   threadsPerWorker: number;
   progress: (line: string) => void;
+  /** The control servers the agents talk to, worker w to replicas[w % n] (default: the world's one). */
+  replicas?: ControlProcess[];
+  /** The database server's CPU seconds so far (PostgreSQL: its processes), counted beside the control servers'. */
+  databaseCpuSeconds?: () => number;
 }
 
 export interface FleetResult {
@@ -43,7 +48,11 @@ export interface FleetResult {
   lastWarnings: string[];
   phases: Array<{ label: string; atMs: number[] }>;
   controlPeakRssBytes: number;
+  /** Every replica's CPU, summed. */
   controlCpuSeconds: number;
+  /** The database server's (NaN for SQLite, which runs inside the control server). */
+  databaseCpuSeconds: number;
+  replicas: number;
   workersCpuSeconds: number;
   workersPeakRssBytes: number;
   workersLoopDelayP99Ms: number;
@@ -153,7 +162,7 @@ export class Fleet {
     });
     if (rule.status !== 201) throw new Error(`adding the proxy rule failed: ${JSON.stringify(rule.body)}`);
     for (let w = 0; w < opts.workers; w++) this.workers.push(new WorkerHandle(opts.threadsPerWorker));
-    const grpcPort = world.control.grpcPort;
+    const replicas = this.replicas;
     const setups = this.workers.map((worker, w) => {
       const hosts = [];
       for (let index = w; index < opts.count; index += opts.workers)
@@ -164,7 +173,7 @@ export class Fleet {
         hosts,
         worldDir: world.dir,
         controlDataDir: world.control.dataDir,
-        grpcPort,
+        grpcPort: replicas[w % replicas.length].grpcPort,
         ssmEndpoint: world.ssm.endpoint,
         s3Endpoint: world.s3.endpoint,
         readyDelayMs: opts.readyDelayMs,
@@ -192,10 +201,16 @@ export class Fleet {
     );
   }
 
+  private get replicas(): ControlProcess[] {
+    return this.opts.replicas ?? [this.world.control];
+  }
+
   async run(): Promise<FleetResult> {
     const { opts, world } = this;
-    const controlPid = world.control.proc!.pid!;
-    const before = { control: procCpuSeconds(controlPid), machine: machineBusySeconds(), main: process.cpuUsage() };
+    const controlPids = this.replicas.map((r) => r.proc!.pid!);
+    const controlCpu = () => controlPids.reduce((s, pid) => s + procCpuSeconds(pid), 0);
+    const databaseCpu = opts.databaseCpuSeconds ?? (() => NaN);
+    const before = { control: controlCpu(), database: databaseCpu(), machine: machineBusySeconds(), main: process.cpuUsage() };
 
     const startedAt = Date.now();
     const elapsed = () => Date.now() - startedAt;
@@ -215,7 +230,7 @@ export class Fleet {
     let lastProgress = 0;
     let peakRss = 0;
     for (;;) {
-      peakRss = Math.max(peakRss, procMemory(controlPid).rss);
+      for (const pid of controlPids) peakRss = Math.max(peakRss, procMemory(pid).rss);
       const health = await world.control.rest<{ byHealth: Record<string, number> }>('GET', '/v1/health').catch(() => undefined);
       controlReady = health?.body?.byHealth?.ready ?? controlReady;
       if (controlReady >= opts.count && Number.isNaN(controlAllReadyMs)) controlAllReadyMs = elapsed();
@@ -233,11 +248,12 @@ export class Fleet {
     }
     const workerResults = await allResults;
     const wallSeconds = elapsed() / 1000;
-    const controlCpuSeconds = procCpuSeconds(controlPid) - before.control;
+    const controlCpuSeconds = controlCpu() - before.control;
+    const databaseCpuSeconds = databaseCpu() - before.database;
     const machineSeconds = machineBusySeconds() - before.machine;
     const mainCpu = process.cpuUsage(before.main);
     const mainCpuSeconds = (mainCpu.user + mainCpu.system) / 1e6;
-    const memory = procMemory(controlPid);
+    const hwm = Math.max(...controlPids.map((pid) => procMemory(pid).hwm));
 
     const hosts: HostOutcome[] = workerResults.flatMap((r) => r.hosts);
     const readyAtMs = hosts.flatMap((h) => (h.readyAt === undefined ? [] : [h.readyAt]));
@@ -264,14 +280,16 @@ export class Fleet {
       agentWarnings: workerResults.reduce((n, r) => n + r.warnings, 0),
       lastWarnings: workerResults.flatMap((r) => r.lastWarnings).slice(-5),
       phases: PHASES.map(([, label]) => ({ label, atMs: workerResults.flatMap((r) => r.phases.find(([l]) => l === label)?.[1] ?? []) })),
-      controlPeakRssBytes: Math.max(memory.hwm, peakRss),
+      controlPeakRssBytes: Math.max(hwm, peakRss),
       controlCpuSeconds,
+      databaseCpuSeconds,
+      replicas: controlPids.length,
       workersCpuSeconds,
       workersPeakRssBytes: Math.max(...workerResults.map((r) => r.peakRssBytes)),
       workersLoopDelayP99Ms: Math.max(...workerResults.map((r) => r.loopDelayP99Ms)),
       workersLoopDelayMaxMs: Math.max(...workerResults.map((r) => r.loopDelayMaxMs)),
       mainCpuSeconds,
-      otherCpuSeconds: Math.max(0, machineSeconds - controlCpuSeconds - workersCpuSeconds - mainCpuSeconds),
+      otherCpuSeconds: Math.max(0, machineSeconds - controlCpuSeconds - (databaseCpuSeconds || 0) - workersCpuSeconds - mainCpuSeconds),
       wallSeconds,
     };
   }

@@ -8,10 +8,9 @@
 // maxUnavailable, and the control server's CPU during the rollout.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ControlClient } from '../agent/control-client';
 import { ControlProcess, removeDir, restRequest, scratchDir } from '../test/support/harness';
-import { testIdentity } from '../test/support/fixtures';
 import { CLUSTER } from '../test/support/world';
+import { WatchingHost } from './watching-host';
 
 export interface RolloutBenchOptions {
   auth: number;
@@ -43,8 +42,7 @@ const idOf = (i: number) => `i-0${i.toString(16).padStart(16, '0')}`;
 export async function benchRollout(opts: RolloutBenchOptions): Promise<RolloutBenchResult> {
   const dir = scratchDir('bench-rollout');
   const control = new ControlProcess(join(dir, 'control'), ['--heartbeat-interval', `${HEARTBEAT_MS / 1000}s`]);
-  const clients: ControlClient[] = [];
-  const heartbeats: NodeJS.Timeout[] = [];
+  const watching: WatchingHost[] = [];
   try {
     await control.start();
     const rest = (method: string, path: string, body?: unknown) =>
@@ -64,40 +62,17 @@ export async function benchRollout(opts: RolloutBenchOptions): Promise<RolloutBe
         hosts.slice(i, i + 50).map(async (h) => {
           const put = await rest('PUT', `/v1/instances/${h.id}/assignment`, { role: h.role });
           if (put.status !== 200) throw new Error(`assign ${h.id}: ${put.status} ${JSON.stringify(put.body)}`);
-          const client = new ControlClient({ endpoints: [control.grpcAddr], caPem });
-          clients.push(client);
-          await client.enroll(testIdentity(h.id), joinToken, 'bench');
-          const report = (generation: number) =>
-            client.reportStatus({
-              instanceId: h.id,
-              appliedGeneration: generation,
-              state: 'ready',
-              teleportUnitState: 'active',
-              teleportReady: true,
-              message: '',
-              agentVersion: 'bench',
-              proxyCertificateExpiresUnixMs: 0,
-            });
-          let applied = Number((await client.getAssignment(h.id)).generation);
-          await report(applied);
-          // Heartbeats, as an agent sends them: a host silent for three is offline and left out of rollouts.
-          heartbeats.push(setInterval(() => void report(applied).catch(() => undefined), HEARTBEAT_MS));
-          client.watch(
-            h.id,
-            (state) => {
-              const generation = Number(state.generation);
-              if (generation === applied) return;
-              // Teleport restarting: ready 1 to 3 s later.
-              setTimeout(
-                () => {
-                  applied = generation;
-                  void report(generation).catch(() => undefined);
-                },
-                1000 + Math.random() * 2000,
-              );
-            },
-            () => undefined,
-          );
+          const host = new WatchingHost({
+            instanceId: h.id,
+            endpoint: control.grpcAddr,
+            caPem,
+            joinToken,
+            heartbeatMs: HEARTBEAT_MS,
+            // Teleport restarting: ready 1 to 3 s later.
+            onGeneration: (_generation, report) => void setTimeout(() => void report().catch(() => undefined), 1000 + Math.random() * 2000),
+          });
+          watching.push(host);
+          await host.start();
         }),
       );
       opts.progress(`enrolled ${Math.min(i + 50, hosts.length)} of ${hosts.length}`);
@@ -133,8 +108,7 @@ export async function benchRollout(opts: RolloutBenchOptions): Promise<RolloutBe
       polls,
     };
   } finally {
-    for (const h of heartbeats) clearInterval(h);
-    for (const c of clients) c.close();
+    for (const h of watching) h.close();
     await control.stop();
     removeDir(dir);
   }

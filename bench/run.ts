@@ -6,7 +6,12 @@
 // Knobs (environment): BENCH_RUNS (default 7), BENCH_FLEET (default 1000),
 // BENCH_WORKERS (agent worker processes, default 2), BENCH_THREADS (libuv threads per
 // worker, default 16), BENCH_WORKER_FLAGS (extra node flags for the workers), BENCH_CONTROL_FLAGS
-// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR), BENCH_ONLY=boot|idle|fleet|api|rollout-sim|rollout
+// (extra node flags for the control server, e.g. --cpu-prof --cpu-prof-dir=DIR),
+// BENCH_ONLY=boot|idle|fleet|fleet-pg|propagation|api|rollout-sim|rollout (one, or several separated by commas)
+// (fleet-pg: BENCH_FLEET_PAIRS (default 2) pairs of fleet runs, one against the SQLite server and one against two
+// control replicas on one PostgreSQL, interleaved; propagation: a settings change through replica A reaching
+// BENCH_PROPAGATION_HOSTS (default 1000) hosts watching two replicas, and BENCH_PROPAGATION_SAMPLES (default 50)
+// single-host assignment changes through A watched on B, bench/propagation.ts),
 // (api: REST list and health over BENCH_API_INSTANCES stored instances, default 10000, SQLite and PostgreSQL, bench/api.ts),
 // (rollout-sim: the rollout engine simulated over the 1,000-host fleet, bench/rollout-sim.ts; rollout: a settings change
 // rolled over BENCH_ROLLOUT_HOSTS (default 1000: 2 auth, 50 proxy, the rest nodes) against the real control server, bench/rollout.ts),
@@ -22,8 +27,9 @@ import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { AWS_ENV, removeDir } from '../test/support/harness';
+import { postgresUnavailable } from '../test/support/postgres';
 import { TEST_TMP_ROOT } from '../test/support/systemd-ns';
-import { startWorld, type World } from '../test/support/world';
+import { startWorld, type World, type WorldOptions } from '../test/support/world';
 import { agentCommand, agentKind } from './agent-command';
 import { bootOnce, cleanupBoots, PHASES, type BootRun } from './boot';
 import { idleOnce, type IdleRun } from './idle';
@@ -34,6 +40,8 @@ import { fmtBytes, fmtMs, median, percentile, summary } from './stats';
 import { benchRolloutSim, printRolloutSim } from './rollout-sim';
 import { benchRollout, printRollout } from './rollout';
 import { benchApi } from './api';
+import { openPgWorld, type PgWorld } from './pg-world';
+import { benchPropagation, printPropagation } from './propagation';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const WARMUPS = 1;
@@ -46,6 +54,10 @@ const FLEET_DEADLINE_MS = 120_000;
 const FLEET_WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const THREADS_PER_WORKER = Number(process.env.BENCH_THREADS ?? 16);
 const ONLY = process.env.BENCH_ONLY;
+/** BENCH_ONLY names one entry, or several separated by commas (fleet-pg,propagation); unset: all. */
+const selected = (name: string) => ONLY === undefined || ONLY.split(',').includes(name);
+/** fleet-pg: pairs of fleet runs, one on SQLite and one on two PostgreSQL replicas each. */
+const FLEET_PAIRS = Number(process.env.BENCH_FLEET_PAIRS ?? 2);
 const API_INSTANCES = Number(process.env.BENCH_API_INSTANCES ?? 10_000);
 const AGENT_KIND = agentKind();
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
@@ -74,10 +86,10 @@ const scratchDirs = (name: string): string[] => {
   }
 };
 
-async function openWorld(name: string, controlArgs?: string[]): Promise<World> {
+async function openWorld(name: string, opts: WorldOptions = {}): Promise<World> {
   const before = new Set(scratchDirs(name));
   try {
-    const world = await startWorld(name, { controlArgs });
+    const world = await startWorld(name, opts);
     worlds.add(world);
     return world;
   } catch (err) {
@@ -97,6 +109,7 @@ async function cleanup(): Promise<void> {
   await cleanupBoots();
   await fleet?.close().catch(() => {});
   fleet = undefined;
+  await Promise.all([...pgWorlds].map((w) => w.close().catch((err) => progress(`cleanup: ${(err as Error).message}`))));
   await Promise.all([...worlds].map((w) => closeWorld(w).catch((err) => progress(`cleanup: ${(err as Error).message}`))));
 }
 
@@ -156,7 +169,7 @@ async function benchBoot(): Promise<BootBench> {
 
 async function benchIdle(): Promise<IdleRun> {
   const agent = await agentCommand(AGENT_KIND);
-  const world = await openWorld('bench-idle', ['--heartbeat-interval', IDLE_HEARTBEAT]);
+  const world = await openWorld('bench-idle', { controlArgs: ['--heartbeat-interval', IDLE_HEARTBEAT] });
   try {
     progress(`idle: one agent ready, sampling for ${IDLE_SECONDS} s`);
     return await idleOnce(world, agent, IDLE_SECONDS);
@@ -180,9 +193,34 @@ function printIdle(r: IdleRun): void {
   out();
 }
 
-async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
+type FleetStore = 'sqlite' | 'postgres';
+
+interface FleetRun {
+  store: FleetStore;
+  result: FleetResult;
+  setupMs: number;
+  /** 1-minute load average at the start and the end of the run. */
+  load: [number, number];
+  /** Error records the control server(s) logged during setup and run. */
+  controlErrors: string[];
+}
+
+const pgWorlds = new Set<PgWorld>();
+
+/** The fleet against one SQLite control server, or against two replicas on one PostgreSQL (half the workers on each). */
+async function benchFleet(store: FleetStore = 'sqlite'): Promise<FleetRun> {
   // The production heartbeat interval (startWorld's 1 s default would show hosts offline 3 s after `once` returns).
-  const world = await openWorld('bench-fleet', ['--heartbeat-interval', '30s']);
+  const controlArgs = ['--heartbeat-interval', '30s'];
+  const load0 = loadavg()[0];
+  let pg: PgWorld | undefined;
+  let world: World;
+  if (store === 'postgres') {
+    pg = await openPgWorld('bench-fleet-pg', controlArgs, openWorld, closeWorld);
+    pgWorlds.add(pg);
+    world = pg.world;
+  } else {
+    world = await openWorld('bench-fleet', { controlArgs });
+  }
   try {
     fleet = new Fleet(world, {
       count: FLEET_SIZE,
@@ -191,18 +229,24 @@ async function benchFleet(): Promise<{ result: FleetResult; setupMs: number }> {
       proxyEvery: PROXY_EVERY,
       readyDelayMs: READY_DELAY_MS,
       deadlineMs: FLEET_DEADLINE_MS,
-      progress,
+      progress: (line) => progress(`${store} ${line}`),
+      replicas: pg?.replicas,
+      databaseCpuSeconds: pg?.databaseCpuSeconds,
     });
     const started = performance.now();
     await fleet.setup();
     const setupMs = performance.now() - started;
-    progress(`fleet: setup done in ${fmtMs(setupMs)}; starting ${FLEET_SIZE} agents at once`);
+    progress(`fleet ${store}: setup done in ${fmtMs(setupMs)}; starting ${FLEET_SIZE} agents at once`);
     const result = await fleet.run();
-    return { result, setupMs };
+    const errors = (pg?.replicas ?? [world.control]).flatMap((r) => r.logs.split('\n').filter((l) => l.includes('"level":50')));
+    return { store, result, setupMs, load: [load0, loadavg()[0]], controlErrors: errors };
   } finally {
     await fleet?.close();
     fleet = undefined;
-    await closeWorld(world);
+    if (pg) {
+      pgWorlds.delete(pg);
+      await pg.close();
+    } else await closeWorld(world);
   }
 }
 
@@ -253,11 +297,16 @@ function printBoot({ runs, before, agent, nodeStartMs, standinReadyMs, standin }
   out();
 }
 
-function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: number }): void {
+function printFleet({ store, result: r, setupMs, load, controlErrors }: FleetRun): void {
   out(
-    `== 2. Fleet: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`,
+    `== 2. Fleet on ${store}: ${r.count} simulated hosts (${r.count - r.proxies} node pre-assigned over REST, ${r.proxies} proxy by EC2-tag rule) in ${r.workers} worker processes`,
   );
-  out(`   real Agent, ControlClient (gRPC/TLS to the control process, SQLite), AwsSecretSource (SSM emulator, s3rver),`);
+  const target =
+    store === 'postgres'
+      ? `${r.replicas} control replicas on one PostgreSQL, worker w on replica w mod ${r.replicas}`
+      : 'one control process, SQLite';
+  out(`   real Agent, ControlClient (gRPC/TLS to ${target}), AwsSecretSource (SSM emulator, s3rver),`);
+  out(`   load average (1 min) ${load[0].toFixed(2)} at the start, ${load[1].toFixed(2)} at the end`);
   out(`   ImdsIdentitySource (one IMDSv2 emulator per host), sandbox Teleport serving /readyz on each host's diag_addr;`);
   out(
     `   ${THREADS_PER_WORKER} libuv threads and ${WORKER_NODE_FLAGS.join(' ')} per worker; the control server runs with --heartbeat-interval 30s`,
@@ -282,8 +331,10 @@ function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: numb
     `   CPU during the run (${r.wallSeconds.toFixed(1)} s wall, ${cpus().length} CPUs = ${(r.wallSeconds * cpus().length).toFixed(0)} CPU-s available):`,
   );
   out(
-    `     control server ${r.controlCpuSeconds.toFixed(1)} s (${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.controlPeakRssBytes)}`,
+    `     control server${r.replicas > 1 ? `s (${r.replicas} replicas together)` : ''} ${r.controlCpuSeconds.toFixed(1)} s (${perHost(r.controlCpuSeconds, r)} ms per host), peak RSS ${fmtBytes(r.controlPeakRssBytes)}`,
   );
+  if (!Number.isNaN(r.databaseCpuSeconds))
+    out(`     PostgreSQL server ${r.databaseCpuSeconds.toFixed(1)} s (${perHost(r.databaseCpuSeconds, r)} ms per host)`);
   out(
     `     agent workers  ${r.workersCpuSeconds.toFixed(1)} s (${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms per host), peak RSS ${fmtBytes(r.workersPeakRssBytes)} per worker, event-loop delay p99 ${fmtMs(r.workersLoopDelayP99Ms)} / max ${fmtMs(r.workersLoopDelayMaxMs)}`,
   );
@@ -291,9 +342,51 @@ function printFleet({ result: r, setupMs }: { result: FleetResult; setupMs: numb
     `     bench main process (REST polling, s3rver, SSM emulator) ${r.mainCpuSeconds.toFixed(1)} s; other processes on the machine ${r.otherCpuSeconds.toFixed(1)} s`,
   );
   out(`   failures (not ready within ${FLEET_DEADLINE_MS / 1000} s): ${r.failures.length}`);
+  if (controlErrors.length) {
+    out(`   the control server(s) logged ${controlErrors.length} errors; the first:`);
+    for (const line of controlErrors.slice(0, 2)) out(`     ${line.slice(0, 400)}`);
+  }
   for (const f of r.failures.slice(0, 10)) out(`     ${f.instanceId}: ${f.reason}`);
   if (r.lastWarnings.length) out(`   last agent warnings:\n${r.lastWarnings.map((l) => `     ${l.slice(0, 300)}`).join('\n')}`);
   out();
+}
+
+const perHost = (seconds: number, r: FleetResult) => ((1000 * seconds) / r.count).toFixed(1);
+
+/** The PostgreSQL runs against the SQLite runs of one interleaved series: all-ready time and CPU per host. */
+function printFleetComparison(runs: FleetRun[]): string[] {
+  const errors: string[] = [];
+  const of = (store: FleetStore) => runs.filter((r) => r.store === store);
+  const [sqlite, pg] = [of('sqlite'), of('postgres')];
+  // A run with hosts not ready has no all-ready time: the median is of the runs that finished (the failure is reported).
+  const readyMs = (rs: FleetRun[]) => median(rs.map((r) => r.result.allReadyMs).filter(Number.isFinite));
+  const cpu = (rs: FleetRun[], pick: (r: FleetResult) => number) => median(rs.map((r) => (1000 * pick(r.result)) / r.result.count));
+  const loads = runs.flatMap((r) => r.load);
+  out(
+    `== 2b. Fleet, PostgreSQL (2 replicas) beside SQLite (1 server), interleaved in this run (${runs.map((r) => r.store).join(', ')}); load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
+  );
+  for (const [name, rs] of [
+    ['SQLite', sqlite],
+    ['PostgreSQL', pg],
+  ] as const)
+    out(
+      `   ${name.padEnd(10)} all ready ${rs.map((r) => fmtMs(r.result.allReadyMs)).join(', ')} (median ${fmtMs(readyMs(rs))}); control CPU per host ${rs
+        .map((r) => perHost(r.result.controlCpuSeconds, r.result))
+        .join(', ')} ms${
+        name === 'PostgreSQL'
+          ? `; PostgreSQL server CPU per host ${rs.map((r) => perHost(r.result.databaseCpuSeconds, r.result)).join(', ')} ms`
+          : ''
+      }`,
+    );
+  const ratio = readyMs(pg) / readyMs(sqlite);
+  out(`   all-ready ratio PostgreSQL / SQLite (medians): ${ratio.toFixed(2)}   target <= 1.3: ${verdict(ratio <= 1.3)}`);
+  const [cs, cp] = [cpu(sqlite, (r) => r.controlCpuSeconds), cpu(pg, (r) => r.controlCpuSeconds)];
+  out(
+    `   control CPU per enrolled host (median): SQLite ${cs.toFixed(1)} ms: ${verdict(cs <= 4)}, PostgreSQL replicas ${cp.toFixed(1)} ms: ${verdict(cp <= 4)} (target <= 4 ms)`,
+  );
+  out();
+  for (const r of runs) if (r.result.failures.length) errors.push(`fleet ${r.store}: ${r.result.failures.length} hosts not ready`);
+  return errors;
 }
 
 const enrollRate = (r: FleetResult) => r.rpc.enroll.length / (r.enrollWindowMs / 1000);
@@ -322,7 +415,12 @@ function printTable(bootBench: BootBench | undefined, fleetRun: { result: FleetR
     rows.push(['enrollments per second', `${enrollRate(r).toFixed(0)} /s`, '', '']);
     rows.push(['Enroll latency p50 / p99', `${fmtMs(median(r.rpc.enroll))} / ${fmtMs(percentile(r.rpc.enroll, 99))}`, '', '']);
     rows.push(['control server peak RSS', fmtBytes(r.controlPeakRssBytes), '', '']);
-    rows.push(['control server CPU per host', `${((1000 * r.controlCpuSeconds) / r.count).toFixed(1)} ms`, '', '']);
+    rows.push([
+      'control server CPU per host',
+      `${perHost(r.controlCpuSeconds, r)} ms`,
+      '<= 4 ms',
+      verdict(r.controlCpuSeconds / r.count <= 0.004),
+    ]);
     rows.push(['agent (simulated host) CPU per host', `${((1000 * r.workersCpuSeconds) / r.count).toFixed(1)} ms`, '', '']);
   }
   out(
@@ -360,7 +458,7 @@ async function main(): Promise<number> {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
-  if ((ONLY === undefined || ONLY === 'fleet') && limit < needed) {
+  if ((selected('fleet') || selected('fleet-pg')) && limit < needed) {
     progress(
       `bench: WARNING: raise the limit first (for example "ulimit -n ${needed}" in this shell) or set BENCH_WORKERS higher / BENCH_FLEET lower; expect EMFILE errors`,
     );
@@ -368,8 +466,8 @@ async function main(): Promise<number> {
   const errors: string[] = [];
   let boot: BootBench | undefined;
   let idle: IdleRun | undefined;
-  let fleetRun: { result: FleetResult; setupMs: number } | undefined;
-  if (ONLY === undefined || ONLY === 'boot') {
+  let fleetRun: FleetRun | undefined;
+  if (selected('boot')) {
     try {
       boot = await benchBoot();
       printBoot(boot);
@@ -377,7 +475,7 @@ async function main(): Promise<number> {
       errors.push(`boot: ${(err as Error).message}`);
     }
   }
-  if ((ONLY === undefined || ONLY === 'idle') && IDLE_SECONDS > 0) {
+  if (selected('idle') && IDLE_SECONDS > 0) {
     try {
       idle = await benchIdle();
       printIdle(idle);
@@ -385,7 +483,7 @@ async function main(): Promise<number> {
       errors.push(`idle: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'fleet') {
+  if (selected('fleet')) {
     try {
       fleetRun = await benchFleet();
       printFleet(fleetRun);
@@ -393,14 +491,48 @@ async function main(): Promise<number> {
       errors.push(`fleet: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'api') {
+  if (selected('fleet-pg')) {
+    try {
+      const missing = postgresUnavailable();
+      if (missing) throw new Error(`skipped: ${missing}`);
+      // Alternating which store goes first in each pair, so that neither always runs on the warmer (or busier) machine.
+      const runs: FleetRun[] = [];
+      for (let pair = 0; pair < FLEET_PAIRS; pair++)
+        for (const store of pair % 2 ? (['postgres', 'sqlite'] as const) : (['sqlite', 'postgres'] as const)) {
+          const run = await benchFleet(store);
+          runs.push(run);
+          printFleet(run);
+        }
+      errors.push(...printFleetComparison(runs));
+    } catch (err) {
+      errors.push(`fleet-pg: ${(err as Error).message}`);
+    }
+  }
+  if (selected('propagation')) {
+    try {
+      const missing = postgresUnavailable();
+      if (missing) throw new Error(`skipped: ${missing}`);
+      const r = await benchPropagation({
+        hosts: Number(process.env.BENCH_PROPAGATION_HOSTS ?? 1000),
+        samples: Number(process.env.BENCH_PROPAGATION_SAMPLES ?? 50),
+        progress,
+        openWorld,
+        closeWorld,
+        track: (pg) => (pg ? pgWorlds.add(pg) : pgWorlds.clear()),
+      });
+      errors.push(...printPropagation(r, out));
+    } catch (err) {
+      errors.push(`propagation: ${(err as Error).message}`);
+    }
+  }
+  if (selected('api')) {
     try {
       await benchApi({ instances: API_INSTANCES, clients: 20, requests: 2000, progress }, out);
     } catch (err) {
       errors.push(`api: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'rollout-sim') {
+  if (selected('rollout-sim')) {
     try {
       if (!printRolloutSim(benchRolloutSim(), out))
         errors.push('rollout-sim: the engine exceeded a pace, left a rollout unfinished or released past a halt');
@@ -408,7 +540,7 @@ async function main(): Promise<number> {
       errors.push(`rollout-sim: ${(err as Error).message}`);
     }
   }
-  if (ONLY === undefined || ONLY === 'rollout') {
+  if (selected('rollout')) {
     try {
       const hosts = Number(process.env.BENCH_ROLLOUT_HOSTS ?? 1000);
       const auth = Math.min(2, hosts);

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Assignment, ClusterSettings, InstanceIdentity } from '../contract/model';
 import { CONTROL_ONLY_SETTINGS, type RolloutStrategy } from '../contract/settings';
 import type { Logger } from '../contract/log';
+import { coalesced } from './coalesce';
 import { ConflictError, NotFoundError, StoreUnavailableError, VersionConflictError } from './errors';
 import {
   abort,
@@ -98,6 +99,12 @@ export class RolloutWiring {
   private awaited = new Set<string>();
   /** When a step last found the store unreachable: agents' reports were refused until then, so their silence does not count. */
   private storeLostAt: number | undefined;
+  /**
+   * Reports that come while an advance runs share the next one: a thousand
+   * hosts reporting at once (an all-at-once rollout) make a few advances,
+   * each reading every host it waits for, not a thousand.
+   */
+  private readonly advanceAfterReports = coalesced(() => this.advanceActive());
 
   constructor(private readonly opts: RolloutWiringOptions) {}
 
@@ -337,7 +344,7 @@ export class RolloutWiring {
   /** After a status report: a host the active rollout waits for advances it at once. */
   reported(instanceId: string): void {
     if (this.awaited.has(instanceId))
-      void this.advanceActive().catch((err: unknown) => this.opts.log?.warn({ err }, 'rollout step failed'));
+      void this.advanceAfterReports().catch((err: unknown) => this.opts.log?.warn({ err }, 'rollout step failed'));
   }
 
   private awaitFrom(rollout: Rollout): void {

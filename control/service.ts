@@ -299,8 +299,15 @@ export class ControlService {
   }
 
   private async servedState(record: InstanceRecord): Promise<AssignmentStateView> {
-    return assignmentStateOf(record.instanceId, await this.rollouts.served(record, await this.store.getSettings()));
+    return assignmentStateOf(record.instanceId, await this.rollouts.served(record, await this.servedSettings()));
   }
+
+  /**
+   * The settings every served state and status answer is made from: a change
+   * reaching a thousand watching agents, or their thousand reports, share a
+   * few reads (coalesced) instead of one each.
+   */
+  private readonly servedSettings = coalesced(() => this.store.getSettings());
 
   /** Calls `listener` after every change that concerns the instance; returns the unsubscribe function. */
   watch(instanceId: string, listener: () => void): () => void {
@@ -324,7 +331,7 @@ export class ControlService {
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled; enroll again`);
     this.rollouts.reported(instanceId);
     // The generation the agent is to have is the one released to it, not the newest.
-    return { ...record, generation: (await this.rollouts.served(record, await this.store.getSettings())).generation };
+    return { ...record, generation: (await this.rollouts.served(record, await this.servedSettings())).generation };
   }
 
   /** The ACME certificate manager of this replica, when ACME is configured (told of renewal requests). */

@@ -2,6 +2,10 @@
 // Reads and transactions take turns in one queue: a transaction's statements
 // run between awaits, so without the queue another caller's statement could
 // run inside it (and be rolled back with it) or see what it has not committed.
+// Group commit: transactions that queue up behind one another (a burst of
+// enrollments) run as one database transaction, each in a savepoint of its
+// own, with one commit (one fsync) for the group; each caller still gets its
+// own outcome, and none is answered before the group's commit.
 import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Sql, SqlDialect, StorageEngine, TransactionOptions } from './engine';
@@ -17,11 +21,21 @@ export const SQLITE_DIALECT: SqlDialect = {
 const bindable = (params: readonly unknown[]): unknown[] =>
   params.map((p) => (p === undefined ? null : typeof p === 'boolean' ? (p ? 1 : 0) : p));
 
+/** One caller's transaction, waiting in a group. */
+interface Member {
+  fn: (sql: Sql) => Promise<unknown>;
+  relaxed: boolean;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
 export class SqliteEngine implements StorageEngine, Sql {
   readonly kind = 'sqlite';
   readonly dialect = SQLITE_DIALECT;
   private readonly statements = new Map<string, Database.Statement>();
   private tail: Promise<unknown> = Promise.resolve();
+  /** The group queued last and not begun yet: a transaction asked for now joins it. */
+  private open: Member[] | undefined;
 
   constructor(
     readonly db: Database.Database,
@@ -55,27 +69,62 @@ export class SqliteEngine implements StorageEngine, Sql {
   }
 
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    // A transaction asked for after this read runs after it, as the caller ordered them.
+    this.open = undefined;
     return this.enqueue(() => fn(this));
   }
 
   transaction<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    return this.enqueue(async () => {
-      // FULL syncs the WAL at every commit; relaxed commits (heartbeats) skip
-      // the fsync: a power loss can cost at most the latest of them, never a
-      // change whose commit is FULL (it syncs everything written before it).
-      if (options.relaxed) this.statement('PRAGMA synchronous = NORMAL').run();
-      this.statement('BEGIN IMMEDIATE').run();
-      try {
-        const result = await fn(this);
-        this.statement('COMMIT').run();
-        return result;
-      } catch (err) {
-        if (this.db.inTransaction) this.statement('ROLLBACK').run();
-        throw err;
-      } finally {
-        if (options.relaxed) this.statement('PRAGMA synchronous = FULL').run();
-      }
+    return new Promise<T>((resolve, reject) => {
+      const member: Member = { fn, relaxed: !!options.relaxed, resolve: resolve as (value: unknown) => void, reject };
+      if (this.open) return void this.open.push(member);
+      const group = [member];
+      this.open = group;
+      void this.enqueue(() => {
+        if (this.open === group) this.open = undefined;
+        return this.commitGroup(group);
+      });
     });
+  }
+
+  /** Runs a group's transactions in one BEGIN ... COMMIT, each in a savepoint when there are several. */
+  private async commitGroup(group: Member[]): Promise<void> {
+    // FULL syncs the WAL at every commit; relaxed commits (heartbeats) skip
+    // the fsync: a power loss can cost at most the latest of them, never a
+    // change whose commit is FULL (it syncs everything written before it).
+    const relaxed = group.every((m) => m.relaxed);
+    const savepoints = group.length > 1;
+    const committed: Array<{ member: Member; value: unknown }> = [];
+    const settled = new Set<Member>();
+    if (relaxed) this.statement('PRAGMA synchronous = NORMAL').run();
+    try {
+      this.statement('BEGIN IMMEDIATE').run();
+      for (const member of group) {
+        if (savepoints) this.statement('SAVEPOINT member').run();
+        try {
+          const value = await member.fn(this);
+          if (savepoints) this.statement('RELEASE member').run();
+          committed.push({ member, value });
+        } catch (err) {
+          // SQLite rolled the whole transaction back (I/O error, disk full): nothing of the group is kept.
+          if (!this.db.inTransaction) throw err;
+          this.statement(savepoints ? 'ROLLBACK TO member' : 'ROLLBACK').run();
+          if (savepoints) this.statement('RELEASE member').run();
+          settled.add(member);
+          member.reject(err);
+        }
+      }
+      if (this.db.inTransaction) this.statement('COMMIT').run();
+      for (const { member, value } of committed) {
+        settled.add(member);
+        member.resolve(value);
+      }
+    } catch (err) {
+      if (this.db.inTransaction) this.statement('ROLLBACK').run();
+      for (const member of group) if (!settled.has(member)) member.reject(err);
+    } finally {
+      if (relaxed) this.statement('PRAGMA synchronous = FULL').run();
+    }
   }
 
   async bytes(): Promise<number> {
@@ -95,6 +144,7 @@ export class SqliteEngine implements StorageEngine, Sql {
   }
 
   close(): Promise<void> {
+    this.open = undefined;
     return this.enqueue(async () => {
       await this.checker?.close();
       this.db.close();
