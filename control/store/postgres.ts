@@ -50,7 +50,14 @@ function unreachable(err: unknown): StoreUnavailableError | undefined {
     (code !== undefined &&
       (/^(08|57P0)/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'].includes(code))) ||
     /Connection terminated|connection (timeout|is closed)|Client has encountered a connection error/i.test(message ?? '');
-  return lost ? new StoreUnavailableError(`the database cannot be reached (${message ?? code}); retry`) : undefined;
+  if (lost) return new StoreUnavailableError(`the database cannot be reached (${message ?? code}); retry`);
+  // The pool's wait for a free connection ran out (pg-pool's message): every
+  // connection is busy, a burst (hundreds of enrollments at once) or a slow
+  // database. Callers retry later, as for an outage; never an internal error.
+  if (/timeout exceeded when trying to connect/i.test(message ?? '')) {
+    return new StoreUnavailableError('the database is busy: every connection of this replica is in use; retry');
+  }
+  return undefined;
 }
 
 async function reachable<T>(work: Promise<T>): Promise<T> {
