@@ -25,6 +25,7 @@ function statusView(s: InstanceStatus) {
     teleportReady: s.teleportReady,
     message: s.message,
     agentVersion: s.agentVersion,
+    teleportVersion: s.teleportVersion,
     reportedAt: iso(s.reportedAt),
     certificateExpiresAt: s.certificateExpiresAt ? iso(s.certificateExpiresAt) : undefined,
     logTail: s.logTail,
