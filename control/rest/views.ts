@@ -8,7 +8,8 @@ export function assignmentView(a: Assignment | null) {
   return a ? { role: roleNameOf(a.roles), ...a } : null;
 }
 
-export function instanceView(r: InstanceRecord & { health: HealthState }) {
+/** `rollout`: the rollout under way that holds the instance, with its state in it. */
+export function instanceView(r: InstanceRecord & { health: HealthState }, rollout?: { id: string; state: string }) {
   return {
     instanceId: r.instanceId,
     health: r.health,
@@ -30,6 +31,8 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
     lastSeenAt: iso(r.lastSeenAt),
     enrolledVia: r.enrolledVia,
     allowedRoles: r.allowedRoles,
+    releasedGeneration: r.releasedGeneration ?? null,
+    ...(rollout ? { rollout } : {}),
   };
 }
 

@@ -4,7 +4,10 @@
 import type { HealthState } from '../../contract/model';
 import type { HealthClock, InstanceRecord } from './store';
 
-type HealthFacts = Pick<InstanceRecord, 'enrolledAt' | 'lastSeenAt' | 'assignment' | 'status' | 'generation' | 'appliedGeneration'>;
+type HealthFacts = Pick<
+  InstanceRecord,
+  'enrolledAt' | 'lastSeenAt' | 'assignment' | 'status' | 'generation' | 'appliedGeneration' | 'releasedGeneration'
+>;
 
 interface HealthRule {
   health: HealthState;
@@ -34,7 +37,12 @@ const HEALTH_RULES: HealthRule[] = [
     sql: "status_state IN ('failed', 'degraded')",
     holds: (r) => stateOf(r) === 'failed' || stateOf(r) === 'degraded',
   },
-  { health: 'converging', sql: 'applied_generation < generation', holds: (r) => r.appliedGeneration < r.generation },
+  {
+    // Against the generation it is served: a host a rollout has not reached yet keeps its old one, and is not converging.
+    health: 'converging',
+    sql: 'applied_generation < COALESCE(released_generation, generation)',
+    holds: (r) => r.appliedGeneration < (r.releasedGeneration ?? r.generation),
+  },
   {
     health: 'ready',
     sql: "status_state = 'ready' AND teleport_ready = 1",

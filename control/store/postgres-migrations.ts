@@ -4,7 +4,7 @@
 // repositories (records.ts) run on both. Text keys that lists are ordered
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
 import { VERSIONS_AND_REPLICAS_SQL, healthIndexesSql, type Migration } from './migrations';
-import { ROLLOUT_TABLES } from './rollout-tables';
+import { RELEASED_GENERATION_COLUMN, ROLLOUT_TABLES } from './rollout-tables';
 
 export const PG_MIGRATIONS: Migration[] = [
   {
@@ -161,6 +161,11 @@ export const PG_MIGRATIONS: Migration[] = [
     sql: `
 ${healthIndexesSql("((status::json ->> 'certificateExpiresAt')::double precision)")}
     `,
+  },
+  {
+    version: 6,
+    name: 'the generation released to each instance beside its others (health compares what it applied with it)',
+    sql: RELEASED_GENERATION_COLUMN,
   },
 ];
 
