@@ -422,7 +422,7 @@ export class ControlService {
       return record;
     }
     await this.rollouts.applyChange(
-      { assignment: { instanceId, assignment } },
+      { assignments: [{ instanceId, assignment }] },
       { actor, reason: `${assignment ? 'PUT' : 'DELETE'} /v1/instances/${instanceId}/assignment`, ...(strategy ? { strategy } : {}) },
       [
         {
@@ -577,6 +577,12 @@ export class ControlService {
   /** The rollout under way (running, paused or halted), for /v1/health and /metrics. */
   async activeRollout(): Promise<Rollout | undefined> {
     return (await this.store.activeRollout())?.rollout;
+  }
+
+  /** Each host of the rollout under way with its state in it (the instance views show it). */
+  async rolloutStates(): Promise<Map<string, { id: string; state: Rollout['hosts'][number]['state'] }>> {
+    const active = await this.activeRollout();
+    return new Map(active?.hosts.map((h) => [h.instanceId, { id: active.id, state: h.state }]) ?? []);
   }
 
   async activeRolloutSummary() {
