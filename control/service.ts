@@ -48,6 +48,7 @@ import { assignmentOptions } from '../contract/assignment';
 import type { RolloutStrategy } from '../contract/settings';
 import type { Logger } from '../contract/log';
 import { RolloutWiring, type Served } from './rollout-wiring';
+import { applyRule, type RuleApplyOptions } from './rule-apply';
 import { summaryOf, metricSamples, type Rollout } from './rollout';
 import { coalesced } from './coalesce';
 
@@ -506,6 +507,11 @@ export class ControlService {
     checkAssignmentRenders({ roles, labels }, await this.store.getSettings());
     const rule: RuleInput = { name: input.name, selector: input.selector, roles, labels };
     return this.store.addRule(rule, input.position, actor, this.now(), basedOn);
+  }
+
+  /** Applies a rule to the enrolled instances it matches, as one rollout (or only plans it: dryRun); rule-apply.ts. */
+  applyRule(id: string, options: RuleApplyOptions) {
+    return applyRule({ store: this.store, rollouts: this.rollouts }, id, options);
   }
 
   /** Deletes a rule (with `basedOn`, only while the rules are at that version); the rules' new version. */
