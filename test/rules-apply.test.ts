@@ -5,38 +5,23 @@
 // left alone unless asked, and the plan says why; applied, the changes are
 // one rollout.
 import t, { type Test } from 'tap';
-import { ControlClient } from '../agent/control-client';
 import { EXIT } from '../cli/exit-codes';
 import { testIdentity } from './support/fixtures';
 import { startCliWorld, type CliWorld } from './support/cli';
+import { enrolledAgent } from './support/grpc-agent';
 import { CLUSTER } from './support/world';
 
 let world: CliWorld;
 const TAGS = { Group: 'web' };
 const [byRule1, byRule2, explicit] = ['i-0ccccccccccccccc1', 'i-0ccccccccccccccc2', 'i-0ccccccccccccccc3'];
-const agents = new Map<string, () => Promise<void>>();
+const agents = new Map<string, () => Promise<unknown>>();
 let nodesRule: string;
 
-/** An agent enrolled with the web tags; `report` says it is ready on the generation it is served. */
+/** An agent enrolled with the web tags, reporting ready on what it is served. */
 async function enrolled(t: Test, id: string) {
-  const client = new ControlClient({ endpoints: [`localhost:${world.control.server.grpcPort}`], caPem: world.control.server.caPem });
-  t.teardown(() => client.close());
-  await client.enroll({ ...testIdentity(id), tags: TAGS }, world.control.joinToken, 'test');
-  const report = async () => {
-    const generation = Number((await client.getAssignment(id)).generation);
-    await client.reportStatus({
-      instanceId: id,
-      appliedGeneration: generation,
-      state: 'ready',
-      teleportUnitState: 'active',
-      teleportReady: true,
-      message: '',
-      agentVersion: 'test',
-      proxyCertificateExpiresUnixMs: 0,
-    });
-  };
-  await report();
-  agents.set(id, report);
+  const agent = await enrolledAgent(t, world.control, { ...testIdentity(id), tags: TAGS });
+  await agent.report();
+  agents.set(id, () => agent.report());
 }
 
 const rest = (method: string, path: string, body?: unknown) => world.control.rest(method, path, body);
