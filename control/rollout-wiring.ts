@@ -63,7 +63,7 @@ export interface Served {
 }
 
 /** Events worth an audit record (a host's release is logged only: a 1,000-host rollout would flood the audit log). */
-const AUDITED: ReadonlySet<RolloutEvent['kind']> = new Set(['failed', 'recovered', 'halted', 'completed']);
+const AUDITED: ReadonlySet<RolloutEvent['kind']> = new Set(['failed', 'skipped', 'recovered', 'halted', 'completed']);
 const CONFLICT_RETRIES = 5;
 
 /** A host's files, or one pseudo file with the renderer's complaint (the host is then in the rollout and its agent reports why). */
@@ -281,7 +281,7 @@ export class RolloutWiring {
           released.push(...taken.released);
           next = taken.next;
         }
-        const step = await this.advanceOnline(next, [], now);
+        const step = await this.advanceOnline(next, [], now, new Map(records.map((r) => [r.instanceId, r])));
         released.push(...step.released);
         rollout = step.rollout;
         write.rollouts!.push({ rollout, revision: null });
@@ -312,10 +312,16 @@ export class RolloutWiring {
   }
 
   /**
-   * advance, with the hosts it would release read from the store: those
-   * offline are skipped (advanced again without them) instead of awaited.
+   * advance, with the hosts it would release read from the store (or from
+   * `known`, records just read): those offline are skipped (advanced again
+   * without them) instead of awaited.
    */
-  private async advanceOnline(rollout: Rollout, reports: readonly HostReport[], now: number): Promise<Step> {
+  private async advanceOnline(
+    rollout: Rollout,
+    reports: readonly HostReport[],
+    now: number,
+    known?: ReadonlyMap<string, InstanceRecord>,
+  ): Promise<Step> {
     const offline = new Set<string>();
     for (;;) {
       const step = advance(rollout, reports, now, this.opts.timeouts, offline);
@@ -324,7 +330,7 @@ export class RolloutWiring {
         if (offline.has(r.instanceId)) continue;
         const h = rollout.hosts.find((x) => x.instanceId === r.instanceId);
         if (h?.state !== 'pending') continue;
-        const record = await this.opts.store.getInstance(r.instanceId);
+        const record = known?.get(r.instanceId) ?? (await this.opts.store.getInstance(r.instanceId));
         if (!record || this.isOffline(record, now)) {
           offline.add(r.instanceId);
           more = true;

@@ -107,5 +107,10 @@ t.test('a host offline when its turn comes is skipped, not failed; the rollout c
   t.match(skipped, { state: 'skipped', message: /offline when its turn came/ }, 'it is recorded as skipped, with why');
   t.equal(done.hosts.failed, 0, 'and not as failed');
   t.equal(done.hosts.skipped, 1, 'only the offline host is skipped');
+  const audit = (await rest('GET', `/v1/audit?target=rollout:${paused.id}&limit=100`)).body.items;
+  t.ok(
+    audit.some((e: any) => e.action === 'rollout.skipped' && e.details.instanceId === gone.id),
+    'the skip is audited',
+  );
   for (const h of hosts.filter((x) => x !== gone)) t.equal(severity(h), 'WARN', `${h.id} got the change`);
 });
