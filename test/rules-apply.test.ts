@@ -133,3 +133,19 @@ t.test('a rule that comes after another matching rule changes nothing; an unknow
   const cli = await world.run(['rules', 'apply', 'no-such-rule']);
   t.equal(cli.code, EXIT.notFound);
 });
+
+t.test('abort of a rule applied puts every host it changed back on its assignment before', async (t) => {
+  const rule = (await rest('POST', '/v1/rules', { name: 'back-to-nodes', selector: TAGS, role: 'node', position: 0 })).body;
+  const applied = await rest('POST', `/v1/rules/${rule.id}/apply`, { overrideExplicit: true });
+  t.equal(applied.status, 200, JSON.stringify(applied.body));
+  t.equal(applied.body.changes.length, 3);
+  for (const id of [byRule1, byRule2, explicit]) t.equal(await roleOf(id), 'node');
+  const aborted = await rest('POST', `/v1/rollouts/${applied.body.rollout.id}/abort`);
+  t.equal(aborted.status, 200, JSON.stringify(aborted.body));
+  for (const id of [byRule1, byRule2, explicit]) t.equal(await roleOf(id), 'proxy', `${id} has its assignment from before the rule again`);
+  const audit = (await rest('GET', `/v1/audit?target=${explicit}&limit=500`)).body.items;
+  t.match(audit[audit.length - 1], { action: 'assignment.restore', details: { abortOf: applied.body.rollout.id } });
+  const [rollback] = (await rest('GET', '/v1/rollouts?limit=1')).body.items;
+  t.equal(rollback.kind, 'rollback');
+  await completes(rollback.id);
+});
