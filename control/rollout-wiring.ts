@@ -191,8 +191,9 @@ export class RolloutWiring {
         [...(change.assignments ?? [])].sort((a, b) => (a.instanceId < b.instanceId ? -1 : 1)).map((a) => [a.instanceId, a.assignment]),
       );
       const byAssignment = targets.size > 0;
+      const listed = new Set(records.map((r) => r.instanceId));
       for (const id of targets.keys()) {
-        if (records.some((r) => r.instanceId === id)) continue;
+        if (listed.has(id)) continue;
         const record = await store.getInstance(id);
         if (record) records.push(record);
       }
@@ -458,8 +459,10 @@ export class RolloutWiring {
       });
       restoredIds.add(a.instanceId);
     }
+    // A host of the rollout itself goes back through the rollback (or keeps its pin while pending).
+    const inRollout = new Set(rollout.hosts.map((h) => h.instanceId));
     for (const id of undo.outside ?? []) {
-      if (restoredIds.has(id)) continue;
+      if (restoredIds.has(id) || inRollout.has(id)) continue;
       const record = await store.getInstance(id);
       if (!record?.assignment) continue;
       write.generations.push({ instanceId: id, generation: record.generation + 1 });

@@ -7,10 +7,12 @@ import type { InstanceIdentity } from '../../contract/model';
 import type { InProcessControl } from './in-process';
 
 export interface ReportingAgent {
-  /** Reports ready on the generation it is served now; that generation. */
-  report(): Promise<number>;
+  /** Reports ready on `applied` (default: the generation it is served now); that generation. */
+  report(applied?: number): Promise<number>;
   /** The generation it is served now. */
   served(): Promise<number>;
+  /** What it is served now, as GetAssignment answers. */
+  state(): ReturnType<ControlClient['getAssignment']>;
 }
 
 export async function enrolledAgent(t: Test, control: InProcessControl, identity: InstanceIdentity): Promise<ReportingAgent> {
@@ -19,8 +21,8 @@ export async function enrolledAgent(t: Test, control: InProcessControl, identity
   t.teardown(() => client.close());
   await client.enroll(identity, control.joinToken, 'test');
   const served = async () => Number((await client.getAssignment(id)).generation);
-  const report = async () => {
-    const generation = await served();
+  const report = async (applied?: number) => {
+    const generation = applied ?? (await served());
     await client.reportStatus({
       instanceId: id,
       appliedGeneration: generation,
@@ -33,5 +35,5 @@ export async function enrolledAgent(t: Test, control: InProcessControl, identity
     });
     return generation;
   };
-  return { report, served };
+  return { report, served, state: () => client.getAssignment(id) };
 }
