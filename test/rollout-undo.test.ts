@@ -6,6 +6,7 @@
 import t from 'tap';
 import { testIdentity } from './support/fixtures';
 import { enrolledAgent } from './support/grpc-agent';
+import { waitFor } from './support/rollout-fleet';
 import { startInProcessControl, type InProcessControl } from './support/in-process';
 import { CLUSTER } from './support/world';
 
@@ -15,16 +16,6 @@ t.before(async () => {
   await control.rest('PATCH', '/v1/settings', { ...CLUSTER, logSeverity: 'INFO' });
 });
 t.teardown(() => control.close());
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 t.test('abort: a host the change reached outside its rollout (offline) is served the settings from before again', async (t) => {
   const ids = ['i-0ddddddddddddddd1', 'i-0ddddddddddddddd2'];
