@@ -4,6 +4,7 @@
 // the all-at-once escape. Pure code: the reports are what agents would say.
 import t from 'tap';
 import { advance, type Step } from '../control/rollout/engine';
+import { abort } from '../control/rollout/operations';
 import type { HostReport, Rollout } from '../control/rollout/model';
 import { admitBooted, releasedGeneration } from '../control/rollout/release-gate';
 import { fleetRollout, seededRandom, simulate } from './support/rollout-sim';
@@ -221,5 +222,19 @@ t.test(
     t.equal(done.rollout.state, 'completed', 'completed with the skipped host');
     const back = advance(done.rollout, [ready(done.rollout, 'other-0', 20)], 20, TIMEOUTS);
     t.equal(host(back.rollout, 'other-0').state, 'skipped', 'a finished rollout does not change');
+
+    // A skipped host was released its new generation: an abort rolls it back like any host it reached.
+    const running = advance(fleetRollout({ auth: 1, proxy: 0, other: 3 }), [], 0, TIMEOUTS, new Set(['auth-0']));
+    t.same(idsIn(running.rollout, 'skipped'), ['auth-0']);
+    t.same(idsIn(running.rollout, 'applying'), ['other-0']);
+    const out = abort(running.rollout, { by: 'op', now: 20, rollbackId: 'rb' });
+    t.same(
+      out.rollback?.hosts.map((h) => [h.instanceId, h.state, h.toGeneration]),
+      [
+        ['auth-0', 'pending', 1],
+        ['other-0', 'applying', 1],
+      ],
+      'the skipped host is in the rollback, back to its old generation',
+    );
   },
 );
