@@ -11,6 +11,7 @@ import { CONTROL_ONLY_SETTINGS, type RolloutStrategy } from '../contract/setting
 import type { Logger } from '../contract/log';
 import { coalesced } from './coalesce';
 import { ConflictError, NotFoundError, StoreUnavailableError, VersionConflictError } from './errors';
+import { validateClusterSettings } from './validation';
 import {
   abort,
   admitBooted,
@@ -30,6 +31,7 @@ import {
   type RolloutEvent,
   type RolloutFile,
   type RolloutHost,
+  type RolloutUndo,
   type Step,
   type Timeouts,
 } from './rollout';
@@ -62,7 +64,7 @@ export interface Served {
 }
 
 /** Events worth an audit record (a host's release is logged only: a 1,000-host rollout would flood the audit log). */
-const AUDITED: ReadonlySet<RolloutEvent['kind']> = new Set(['failed', 'recovered', 'halted', 'completed']);
+const AUDITED: ReadonlySet<RolloutEvent['kind']> = new Set(['failed', 'skipped', 'recovered', 'halted', 'completed']);
 const CONFLICT_RETRIES = 5;
 
 /** A host's files, or one pseudo file with the renderer's complaint (the host is then in the rollout and its agent reports why). */
@@ -174,13 +176,18 @@ export class RolloutWiring {
   /**
    * A change saved with its rollout: `changed` are the hosts whose config
    * the change gives a new generation (all assigned hosts for a settings
-   * change, one for an assignment). Every enrolled host whose served files
-   * differ from its newest ones is planned (so the active rollout's hosts
-   * are taken over: supersede); hosts whose files do not change are not
-   * touched. Returns the new rollout, if any.
+   * change, those whose assignment it sets otherwise). Every enrolled host
+   * whose served files differ from its newest ones is planned (so the
+   * active rollout's hosts are taken over: supersede); hosts whose files do
+   * not change are not touched. The rollout keeps what the change replaced
+   * (`undo`), for an abort. Returns the new rollout, if any.
    */
   applyChange(
-    change: { settings?: ClusterSettings; settingsBasedOn?: number; assignment?: { instanceId: string; assignment: Assignment | null } },
+    change: {
+      settings?: ClusterSettings;
+      settingsBasedOn?: number;
+      assignments?: Array<{ instanceId: string; assignment: Assignment | null }>;
+    },
     request: ChangeRequest,
     audit: NonNullable<ChangeWrite['audit']>,
   ): Promise<{ rollout: Rollout | undefined; settingsVersion?: number }> {
@@ -196,30 +203,35 @@ export class RolloutWiring {
       const settings = change.settings ?? currentSettings;
       const pinned = new Map(pins.map((p) => [p.instanceId, p]));
       const inActive = new Set(active?.rollout.hosts.map((h) => h.instanceId) ?? []);
-      const target = change.assignment;
-      if (target && !records.some((r) => r.instanceId === target.instanceId)) {
-        const record = await store.getInstance(target.instanceId);
+      // Sorted: replicas lock the instances in one order.
+      const targets = new Map(
+        [...(change.assignments ?? [])].sort((a, b) => (a.instanceId < b.instanceId ? -1 : 1)).map((a) => [a.instanceId, a.assignment]),
+      );
+      const byAssignment = targets.size > 0;
+      const listed = new Set(records.map((r) => r.instanceId));
+      for (const id of targets.keys()) {
+        if (listed.has(id)) continue;
+        const record = await store.getInstance(id);
         if (record) records.push(record);
       }
       const write: ChangeWrite = { generations: [], configs: [], rollouts: [], releases: [], audit: [...audit] };
       if (change.settings) write.settings = change.settings;
       if (change.settingsBasedOn !== undefined) write.settingsBasedOn = change.settingsBasedOn;
-      if (target) write.assignment = target;
+      if (byAssignment) write.assignments = [...targets].map(([instanceId, assignment]) => ({ instanceId, assignment }));
       const planHosts: PlanHost[] = [];
       const bumped: string[] = [];
       /** Hosts the change takes out of any rollout (unassigned, offline): the active one must not release them later. */
       const leaving = new Set<string>();
       for (const record of records) {
-        const changedByThis = target ? record.instanceId === target.instanceId : record.assignment !== null;
-        const assignment = target && record.instanceId === target.instanceId ? target.assignment : record.assignment;
+        const changedByThis = byAssignment ? targets.has(record.instanceId) : record.assignment !== null;
+        const assignment = targets.has(record.instanceId) ? targets.get(record.instanceId)! : record.assignment;
         // The assignment write bumps its instance's generation itself.
         const nextGeneration = changedByThis ? record.generation + 1 : record.generation;
-        const offline = record.lastSeenAt === null || record.lastSeenAt < now - this.opts.offlineAfterMs;
-        if (!record.identity || record.status === null || !assignment || offline) {
+        if (!record.identity || record.status === null || !assignment || this.isOffline(record, now)) {
           // Nothing running to break (never enrolled, booting, offline: a terminated instance
           // must not halt every rollout) or nothing to run: the newest at once.
           if (changedByThis) {
-            if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
+            if (!byAssignment) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
             write.releases!.push({ instanceId: record.instanceId, generation: null });
             bumped.push(record.instanceId);
             if (inActive.has(record.instanceId)) leaving.add(record.instanceId);
@@ -241,7 +253,7 @@ export class RolloutWiring {
         if (JSON.stringify(before) === JSON.stringify(after)) {
           // Same files: no rollout, no restart. A setting the agent reads itself (driftRepair...) still reaches it.
           if (changedByThis && agentSettingsDiffer(current.settings, next.settings)) {
-            if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
+            if (!byAssignment) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
             write.configs!.push(next);
             if (pin || inActive.has(record.instanceId)) write.releases!.push({ instanceId: record.instanceId, generation: nextGeneration });
             bumped.push(record.instanceId);
@@ -255,7 +267,7 @@ export class RolloutWiring {
           next: { generation: next.generation, files: after },
         });
         if (changedByThis) {
-          if (!target) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
+          if (!byAssignment) write.generations!.push({ instanceId: record.instanceId, generation: nextGeneration });
           write.configs!.push(next);
         }
         // Until the rollout reaches it, the host keeps what it has: pinned to it.
@@ -279,15 +291,15 @@ export class RolloutWiring {
       if (active && current && current !== active.rollout && !planned)
         write.rollouts!.push({ rollout: current, revision: active.revision });
       if (planned) {
-        let next = planned;
+        let next: Rollout = { ...planned, undo: undoOf(currentSettings, change.settings, records, targets, bumped) };
         if (active && current) {
-          const taken = supersede(current, planned, now);
+          const taken = supersede(current, next, now);
           write.rollouts!.push({ rollout: taken.superseded, revision: active.revision });
           write.audit!.push({ action: 'rollout.supersede', target: `rollout:${active.rollout.id}`, details: { by: planned.id } });
           released.push(...taken.released);
           next = taken.next;
         }
-        const step = advance(next, [], now, this.timeouts);
+        const step = await this.advanceOnline(next, [], now, new Map(records.map((r) => [r.instanceId, r])));
         released.push(...step.released);
         rollout = step.rollout;
         write.rollouts!.push({ rollout, revision: null });
@@ -309,6 +321,41 @@ export class RolloutWiring {
       for (const id of new Set([...bumped, ...released.map((r) => r.instanceId)])) this.opts.notify(id);
       return { rollout, ...saved };
     });
+  }
+
+  /** Not heard from for three heartbeats (as the fleet health counts it), or its agent said it stopped or is leaving. */
+  private isOffline(record: InstanceRecord, now: number): boolean {
+    const state = record.status?.state as string | undefined;
+    return record.lastSeenAt === null || record.lastSeenAt < now - this.opts.offlineAfterMs || state === 'stopped' || state === 'leaving';
+  }
+
+  /**
+   * advance, with the hosts it would release read from the store (or from
+   * `known`, records just read): those offline are skipped (advanced again
+   * without them) instead of awaited.
+   */
+  private async advanceOnline(
+    rollout: Rollout,
+    reports: readonly HostReport[],
+    now: number,
+    known?: ReadonlyMap<string, InstanceRecord>,
+  ): Promise<Step> {
+    const offline = new Set<string>();
+    for (;;) {
+      const step = advance(rollout, reports, now, this.timeouts, offline);
+      let more = false;
+      for (const r of step.released) {
+        if (offline.has(r.instanceId)) continue;
+        const h = rollout.hosts.find((x) => x.instanceId === r.instanceId);
+        if (h?.state !== 'pending') continue;
+        const record = known?.get(r.instanceId) ?? (await this.opts.store.getInstance(r.instanceId));
+        if (!record || this.isOffline(record, now)) {
+          offline.add(r.instanceId);
+          more = true;
+        }
+      }
+      if (!more) return step;
+    }
   }
 
   /** A deleted instance leaves the active rollout (it would be awaited, or released, for nothing). */
@@ -335,7 +382,7 @@ export class RolloutWiring {
         const report = record && reportOf(record, h);
         if (report) reports.push(report);
       }
-      const step = advance(active.rollout, reports, this.opts.now(), this.timeouts);
+      const step = await this.advanceOnline(active.rollout, reports, this.opts.now());
       this.awaitFrom(step.rollout);
       if (step.events.length > 0) await this.saveStep(active, step, 'control');
     });
@@ -364,14 +411,84 @@ export class RolloutWiring {
     for (const e of step.events) this.opts.log?.info({ rollout: e.rolloutId, instanceId: e.instanceId, event: e.kind }, e.message);
     await this.opts.store.saveChange(
       {
+        ...extra,
         rollouts: [{ rollout: step.rollout, revision: before.revision }, ...(extra.rollouts ?? [])],
-        releases: step.released.map((r) => ({ instanceId: r.instanceId, generation: r.generation })),
+        releases: [...(extra.releases ?? []), ...step.released.map((r) => ({ instanceId: r.instanceId, generation: r.generation }))],
         audit: [...audit, ...(extra.audit ?? [])],
       },
       actor,
       this.opts.now(),
     );
-    for (const r of step.released) this.opts.notify(r.instanceId);
+    const told = [...step.released.map((r) => r.instanceId), ...(extra.releases ?? []).map((r) => r.instanceId)];
+    for (const id of new Set(told)) this.opts.notify(id);
+  }
+
+  /**
+   * What an abort writes to put the change back, in its transaction: the
+   * settings fields it changed (unless changed again since, the value
+   * before), each assignment it set (unless set again since), and a new
+   * generation, served unpinned, for each host it changed outside the
+   * rollout (they then get the restored config; the hosts it reached go
+   * back to their generation before it through the rollback).
+   */
+  private async restoreOf(rollout: Rollout): Promise<ChangeWrite> {
+    const { store } = this.opts;
+    const undo = rollout.undo;
+    const write: Required<Pick<ChangeWrite, 'assignments' | 'generations' | 'releases' | 'audit'>> & ChangeWrite = {
+      assignments: [],
+      generations: [],
+      releases: [],
+      audit: [],
+    };
+    if (!undo) return write;
+    if (undo.settings && undo.settings.keys.length > 0) {
+      const current = await store.getSettings();
+      const restored = { ...current } as Record<string, unknown>;
+      for (const k of undo.settings.keys) {
+        if (k in undo.settings.before) restored[k] = undo.settings.before[k];
+        else delete restored[k];
+      }
+      if (JSON.stringify(restored) !== JSON.stringify(current)) {
+        try {
+          validateClusterSettings(restored as unknown as ClusterSettings);
+        } catch (err) {
+          throw new ConflictError(
+            `the settings before rollout ${rollout.id} no longer fit the settings saved since (${(err as Error).message}); change the settings instead`,
+          );
+        }
+        write.settings = restored as unknown as ClusterSettings;
+        write.audit.push({
+          action: 'settings.restore',
+          target: 'settings',
+          details: { before: current, after: restored, abortOf: rollout.id },
+        });
+      }
+    }
+    const restoredIds = new Set<string>();
+    for (const a of undo.assignments ?? []) {
+      const record = await store.getInstance(a.instanceId);
+      if (!record || JSON.stringify(record.assignment) !== JSON.stringify(a.after)) continue;
+      write.assignments.push({ instanceId: a.instanceId, assignment: a.before });
+      write.audit.push({
+        action: 'assignment.restore',
+        target: a.instanceId,
+        details: { before: a.after, after: a.before, abortOf: rollout.id },
+      });
+      restoredIds.add(a.instanceId);
+    }
+    // A host of the rollout itself goes back through the rollback (or keeps its pin while pending).
+    const inRollout = new Set(rollout.hosts.map((h) => h.instanceId));
+    for (const id of undo.outside ?? []) {
+      if (restoredIds.has(id) || inRollout.has(id)) continue;
+      const record = await store.getInstance(id);
+      if (!record?.assignment) continue;
+      write.generations.push({ instanceId: id, generation: record.generation + 1 });
+      write.releases.push({ instanceId: id, generation: null });
+    }
+    // A host whose assignment is put back is served the newest (the write raises its generation)
+    // unless a rollout holds it: the rollback, or the pin it kept while pending.
+    write.assignments.sort((x, y) => (x.instanceId < y.instanceId ? -1 : 1));
+    return write;
   }
 
   // The operator's operations
@@ -416,16 +533,23 @@ export class RolloutWiring {
     );
   }
 
-  /** Aborts; its rollback (a rollout of its own) is returned in `rollback` when the rollout reached hosts. */
+  /**
+   * Aborts; its rollback (a rollout of its own) is returned in `rollback`
+   * when the rollout reached hosts. What the change stored is put back in
+   * the same transaction (restoreOf).
+   */
   abort(id: string, actor: string, strategy?: RolloutStrategy): Promise<Rollout> {
     return this.operate(id, actor, async (found) => {
       const now = this.opts.now();
       const out = abort(found.rollout, { by: actor, now, rollbackId: randomUUID(), ...(strategy ? { strategy } : {}) });
+      const restore = await this.restoreOf(found.rollout);
       const audit = [{ action: 'rollout.abort', target: `rollout:${id}`, details: { rollback: out.rollback?.id ?? null } }];
       await this.saveStep(found, { rollout: out.aborted, released: out.released, events: out.events }, actor, {
+        ...restore,
         rollouts: out.rollback ? [{ rollout: out.rollback, revision: null }] : [],
-        audit,
+        audit: [...audit, ...(restore.audit ?? [])],
       });
+      for (const a of restore.assignments ?? []) this.opts.notify(a.instanceId);
     });
   }
 
@@ -443,6 +567,34 @@ function agentSettingsDiffer(a: ClusterSettings, b: ClusterSettings): boolean {
         .sort(([x], [y]) => (x < y ? -1 : 1)),
     );
   return agentPart(a) !== agentPart(b);
+}
+
+/**
+ * What a change replaced, for an abort: the settings fields it changed with
+ * their values before, the assignments it set, and the hosts it gave a new
+ * generation outside the rollout.
+ */
+function undoOf(
+  before: ClusterSettings,
+  after: ClusterSettings | undefined,
+  records: readonly InstanceRecord[],
+  targets: ReadonlyMap<string, Assignment | null>,
+  bumped: readonly string[],
+): RolloutUndo {
+  const undo: RolloutUndo = {};
+  if (after) {
+    const old = before as unknown as Record<string, unknown>;
+    const now = after as unknown as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(old), ...Object.keys(now)])].filter((k) => JSON.stringify(old[k]) !== JSON.stringify(now[k]));
+    undo.settings = { keys, before: Object.fromEntries(keys.filter((k) => k in old).map((k) => [k, old[k]])) };
+  }
+  if (targets.size > 0)
+    undo.assignments = records
+      .filter((r) => targets.has(r.instanceId))
+      .map((r) => ({ instanceId: r.instanceId, before: r.assignment, after: targets.get(r.instanceId)! }));
+  const outside = bumped.filter((id) => !targets.has(id));
+  if (outside.length > 0) undo.outside = outside;
+  return undo;
 }
 
 /** `rollout` without `ids`: hosts that left it (unassigned, offline, deleted); the engine completes it when none is left. */

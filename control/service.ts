@@ -48,6 +48,7 @@ import { assignmentOptions } from '../contract/assignment';
 import type { RolloutStrategy } from '../contract/settings';
 import type { Logger } from '../contract/log';
 import { RolloutWiring, type Served } from './rollout-wiring';
+import { applyRule, type RuleApplyOptions } from './rule-apply';
 import { summaryOf, metricSamples, type Rollout } from './rollout';
 import { coalesced } from './coalesce';
 
@@ -436,7 +437,7 @@ export class ControlService {
       return record;
     }
     await this.rollouts.applyChange(
-      { assignment: { instanceId, assignment } },
+      { assignments: [{ instanceId, assignment }] },
       { actor, reason: `${assignment ? 'PUT' : 'DELETE'} /v1/instances/${instanceId}/assignment`, ...(strategy ? { strategy } : {}) },
       [
         {
@@ -523,6 +524,11 @@ export class ControlService {
     return this.store.addRule(rule, input.position, actor, this.now(), basedOn);
   }
 
+  /** Applies a rule to the enrolled instances it matches, as one rollout (or only plans it: dryRun); rule-apply.ts. */
+  applyRule(id: string, options: RuleApplyOptions) {
+    return applyRule({ store: this.store, rollouts: this.rollouts }, id, options);
+  }
+
   /** Deletes a rule (with `basedOn`, only while the rules are at that version); the rules' new version. */
   async deleteRule(id: string, actor: string, basedOn?: number): Promise<number> {
     const version = await this.store.deleteRule(id, actor, this.now(), basedOn);
@@ -592,6 +598,12 @@ export class ControlService {
   /** The rollout under way (running, paused or halted), for /v1/health and /metrics. */
   async activeRollout(): Promise<Rollout | undefined> {
     return (await this.store.activeRollout())?.rollout;
+  }
+
+  /** Each host of the rollout under way with its state in it (the instance views show it). */
+  async rolloutStates(): Promise<Map<string, { id: string; state: Rollout['hosts'][number]['state'] }>> {
+    const active = await this.activeRollout();
+    return new Map(active?.hosts.map((h) => [h.instanceId, { id: active.id, state: h.state }]) ?? []);
   }
 
   async activeRolloutSummary() {

@@ -3,10 +3,10 @@
 // A settings change over two nodes releases one (10 % of 2 is 1): the other
 // is still served its old generation until the rollout reaches it.
 import t, { type Test } from 'tap';
-import { ControlClient } from '../agent/control-client';
 import { EXIT } from '../cli/exit-codes';
 import { testIdentity } from './support/fixtures';
 import { startCliWorld, type CliWorld } from './support/cli';
+import { enrolledAgent } from './support/grpc-agent';
 import { CLUSTER } from './support/world';
 
 let world: CliWorld;
@@ -20,25 +20,9 @@ t.teardown(() => world.close());
 /** A node agent (the real gRPC client), enrolled and ready on the generation it was given. */
 async function readyNode(t: Test, id: string) {
   await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
-  const client = new ControlClient({ endpoints: [`localhost:${world.control.server.grpcPort}`], caPem: world.control.server.caPem });
-  t.teardown(() => client.close());
-  await client.enroll(testIdentity(id), world.control.joinToken, 'test');
-  const report = async () => {
-    const generation = Number((await client.getAssignment(id)).generation);
-    await client.reportStatus({
-      instanceId: id,
-      appliedGeneration: generation,
-      state: 'ready',
-      teleportUnitState: 'active',
-      teleportReady: true,
-      message: '',
-      agentVersion: 'test',
-      proxyCertificateExpiresUnixMs: 0,
-    });
-    return generation;
-  };
-  const generation = await report();
-  return { served: async () => Number((await client.getAssignment(id)).generation), report, generation };
+  const agent = await enrolledAgent(t, world.control, testIdentity(id));
+  const generation = await agent.report();
+  return { ...agent, generation };
 }
 
 t.test("a change that alters no host's files makes no rollout and bumps no generation", async (t) => {

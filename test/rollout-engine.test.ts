@@ -4,6 +4,7 @@
 // the all-at-once escape. Pure code: the reports are what agents would say.
 import t from 'tap';
 import { advance, type Step } from '../control/rollout/engine';
+import { abort } from '../control/rollout/operations';
 import type { HostReport, Rollout } from '../control/rollout/model';
 import { admitBooted, releasedGeneration } from '../control/rollout/release-gate';
 import { fleetRollout, seededRandom, simulate } from './support/rollout-sim';
@@ -205,3 +206,47 @@ t.test('a simulated fleet completes with every host ready and in order', async (
   t.same(result.released.slice(0, 2).sort(), ['auth-0', 'auth-1']);
   t.ok(firstProxy === 2 && firstNode === 12, 'auth, then the 10 proxies, then the nodes');
 });
+
+t.test(
+  'a host offline when its turn comes is skipped, not failed: the next one goes in its place; silent while applying still fails',
+  async (t) => {
+    let step = advance(fleetRollout({ auth: 1, proxy: 1, other: 3 }), [], 0, TIMEOUTS);
+    step = advance(step.rollout, [ready(step.rollout, 'auth-0', 1000)], 1000, TIMEOUTS, new Set(['proxy-0']));
+    t.equal(host(step.rollout, 'proxy-0').state, 'skipped', 'the only proxy was offline at its turn');
+    t.match(host(step.rollout, 'proxy-0').message, /offline when its turn came/);
+    t.same(releasedIds(step), ['proxy-0', 'other-0'], 'released without being waited for; the nodes go on');
+    t.equal(host(step.rollout, 'other-0').state, 'applying');
+    t.ok(
+      step.events.some((e) => e.kind === 'skipped' && e.instanceId === 'proxy-0'),
+      'the skip is an event',
+    );
+    t.equal(step.rollout.state, 'running', 'a skipped host does not halt the rollout (proxy threshold 1)');
+    step = advance(step.rollout, [ready(step.rollout, 'other-0', 2000)], 2000, TIMEOUTS, new Set(['other-1']));
+    t.same(releasedIds(step), ['other-1', 'other-2'], 'a skipped node takes no room: the next pending node is released');
+    t.same(idsIn(step.rollout, 'skipped'), ['proxy-0', 'other-1']);
+    // other-2 goes silent while applying: a failure after the timeout, as before.
+    step = advance(step.rollout, [], 2000 + TIMEOUTS.silentMs, TIMEOUTS);
+    t.equal(host(step.rollout, 'other-2').state, 'failed', 'silent while applying is a failure');
+    t.equal(step.rollout.state, 'halted');
+
+    let done = advance(fleetRollout({ auth: 1, proxy: 0, other: 1 }), [], 0, TIMEOUTS);
+    done = advance(done.rollout, [ready(done.rollout, 'auth-0', 10)], 10, TIMEOUTS, new Set(['other-0']));
+    t.equal(done.rollout.state, 'completed', 'completed with the skipped host');
+    const back = advance(done.rollout, [ready(done.rollout, 'other-0', 20)], 20, TIMEOUTS);
+    t.equal(host(back.rollout, 'other-0').state, 'skipped', 'a finished rollout does not change');
+
+    // A skipped host was released its new generation: an abort rolls it back like any host it reached.
+    const running = advance(fleetRollout({ auth: 1, proxy: 0, other: 3 }), [], 0, TIMEOUTS, new Set(['auth-0']));
+    t.same(idsIn(running.rollout, 'skipped'), ['auth-0']);
+    t.same(idsIn(running.rollout, 'applying'), ['other-0']);
+    const out = abort(running.rollout, { by: 'op', now: 20, rollbackId: 'rb' });
+    t.same(
+      out.rollback?.hosts.map((h) => [h.instanceId, h.state, h.toGeneration]),
+      [
+        ['auth-0', 'pending', 1],
+        ['other-0', 'applying', 1],
+      ],
+      'the skipped host is in the rollback, back to its old generation',
+    );
+  },
+);

@@ -25,9 +25,9 @@ t.test('progress of a rollout halfway through its proxies, one failed', async (t
       ['other', 10, 'waiting'],
     ],
   );
-  t.same(view.hosts, { pending: 11, applying: 2, ready: 1, failed: 1, total: 15 });
-  t.same(view.groups.proxy, { pending: 1, applying: 2, ready: 0, failed: 1, total: 4, maxUnavailable: 2, failureThreshold: 2 });
-  t.same(view.roles.node, { pending: 10, applying: 0, ready: 0, failed: 0, total: 10 });
+  t.same(view.hosts, { pending: 11, applying: 2, ready: 1, failed: 1, skipped: 0, total: 15 });
+  t.same(view.groups.proxy, { pending: 1, applying: 2, ready: 0, failed: 1, skipped: 0, total: 4, maxUnavailable: 2, failureThreshold: 2 });
+  t.same(view.roles.node, { pending: 10, applying: 0, ready: 0, failed: 0, skipped: 0, total: 10 });
   t.same(
     view.hostStates.find((h) => h.instanceId === 'proxy-0'),
     {
@@ -44,7 +44,7 @@ t.test('progress of a rollout halfway through its proxies, one failed', async (t
   );
   t.same(summaryOf(step.rollout).hosts, view.hosts, 'the list entry counts the same');
   const samples = metricSamples(step.rollout);
-  t.equal(samples.length, 12, 'a sample per group and state');
+  t.equal(samples.length, 15, 'a sample per group and state');
   t.same(
     samples.find((s) => s.labels.group === 'proxy' && s.labels.state === 'failed'),
     { labels: { group: 'proxy', state: 'failed' }, value: 1 },

@@ -7,7 +7,7 @@ import { ago, clientOf, examples, formatOf, outputOption, print } from '../kit';
 import { formatList, formatValue, keyValues, orDash, renderTable } from '../output';
 import { paint, type Style } from '../terminal';
 
-type Counts = Record<'pending' | 'applying' | 'ready' | 'failed' | 'total', number>;
+type Counts = Record<'pending' | 'applying' | 'ready' | 'failed' | 'skipped' | 'total', number>;
 
 interface RolloutSummaryView {
   id: string;
@@ -49,10 +49,12 @@ const STATE_STYLES: Record<string, Style> = {
   ready: 'green',
   applying: 'yellow',
   pending: 'dim',
+  skipped: 'dim',
 };
 const stateText = (state: string) => paint(STATE_STYLES[state] ?? 'red', state);
 const iso = (ms: number) => new Date(ms).toISOString();
-const countsText = (c: Counts) => `${c.ready}/${c.total} ready, ${c.applying} applying, ${c.failed} failed, ${c.pending} pending`;
+const countsText = (c: Counts) =>
+  `${c.ready}/${c.total} ready, ${c.applying} applying, ${c.failed} failed, ${c.pending} pending${c.skipped ? `, ${c.skipped} skipped (offline)` : ''}`;
 
 const COLUMNS = {
   ID: (r: RolloutSummaryView) => r.id,
@@ -169,7 +171,7 @@ export function rolloutsCommand(): Command {
   rollouts.addCommand(
     operation(
       'abort',
-      'abort a rollout: the hosts it reached roll back to their files before it, as a rollout of its own',
+      'abort a rollout: the hosts it reached roll back to their files before it, as a rollout of its own; the settings or assignments it changed are put back',
       'teleboot rollouts abort 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1b3c',
     ),
   );

@@ -1,10 +1,11 @@
-// rules ls | add | rm: EC2 tags -> role, first match wins, for instances that enroll unassigned.
+// rules ls | add | rm | apply: EC2 tags -> role, first match wins, for instances that enroll unassigned
+// (apply: to the instances already enrolled, as one rollout).
 import { Command, Option } from 'commander';
 import { ROLE_NAMES } from '../../contract/model';
 import { seg, type RuleView } from '../api';
 import { CliError, EXIT, usageError } from '../exit-codes';
 import { clientOf, collect, commaList, examples, formatOf, keyValueMap, outputOption, print } from '../kit';
-import { formatList, formatValue, labelsText, orDash } from '../output';
+import { formatList, formatValue, labelsText, orDash, renderTable } from '../output';
 import { paint } from '../terminal';
 import type { RestClient } from '../client';
 
@@ -114,6 +115,68 @@ export function rulesCommand(): Command {
       print(`${paint('yellow', 'deleted')} rule ${idOrName}\n`);
     });
   examples(rm, 'teleboot rules rm edges', 'teleboot rules rm 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1b3c');
-  examples(rules, 'teleboot rules ls', 'teleboot rules add edges --selector TeleportRole=proxy --role proxy');
+  rules.addCommand(applyCommand());
+  examples(
+    rules,
+    'teleboot rules ls',
+    'teleboot rules add edges --selector TeleportRole=proxy --role proxy',
+    'teleboot rules apply edges --dry-run',
+  );
   return rules;
+}
+
+interface RuleApplyView {
+  dryRun: boolean;
+  rule: { id: string; name: string; role: string };
+  changes: Array<{ instanceId: string; hostname: string; from: string | null; to: string }>;
+  skipped: Array<{ instanceId: string; hostname: string; reason: string; detail: string }>;
+  unchanged: number;
+  rollout?: { id: string; state: string };
+}
+
+function applyText(r: RuleApplyView): string {
+  const verb = r.dryRun ? 'would change' : 'changes';
+  let out = `rule ${r.rule.name} (${r.rule.role}) ${verb} ${r.changes.length} hosts; ${r.skipped.length} left alone, ${r.unchanged} unchanged\n`;
+  if (r.changes.length > 0)
+    out += `\n${renderTable(
+      ['INSTANCE', 'HOSTNAME', 'ROLE'],
+      r.changes.map((c) => [c.instanceId, c.hostname, `${paint('red', `- ${c.from ?? '(none)'}`)} ${paint('green', `+ ${c.to}`)}`]),
+    )}`;
+  if (r.skipped.length > 0)
+    out += `\n${paint('bold', 'left alone:')}\n${renderTable(
+      ['INSTANCE', 'HOSTNAME', 'REASON', 'DETAIL'],
+      r.skipped.map((x) => [x.instanceId, x.hostname, x.reason, x.detail]),
+    )}`;
+  if (r.rollout) out += `\nrollout ${r.rollout.id} is ${r.rollout.state}: "teleboot rollouts show ${r.rollout.id}" follows it\n`;
+  else if (r.dryRun && r.changes.length > 0) out += `\nrun it again without --dry-run to roll it out (auth first, at the cluster's pace)\n`;
+  return out;
+}
+
+function applyCommand(): Command {
+  const apply = new Command('apply')
+    .description(
+      'apply a rule to the enrolled instances it matches, as one rollout (auth first, at the pace); hosts whose assignment an operator set are left alone unless --override-explicit',
+    )
+    .argument('<id-or-name>', 'the rule id (rules ls), or its name when unique')
+    .option('--dry-run', 'only list the hosts and their role change; nothing is saved')
+    .option('--override-explicit', 'also change hosts whose assignment an operator set')
+    .option('--all-at-once', 'release every host at once, without pace or halt (the audited emergency escape)')
+    .addOption(outputOption())
+    .action(async (idOrName: string, flags: { dryRun?: boolean; overrideExplicit?: boolean; allAtOnce?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      const id = await ruleId(client, idOrName);
+      const body = {
+        dryRun: !!flags.dryRun,
+        overrideExplicit: !!flags.overrideExplicit,
+        ...(flags.allAtOnce ? { rollout: { strategy: 'all-at-once' } } : {}),
+      };
+      const r = await client.call<RuleApplyView>('POST', `/v1/rules/${seg(id)}/apply`, body);
+      print(formatValue(formatOf(cmd), r, () => applyText(r)));
+    });
+  return examples(
+    apply,
+    'teleboot rules apply edges --dry-run',
+    'teleboot rules apply edges',
+    'teleboot rules apply edges --override-explicit -o json',
+  );
 }

@@ -38,7 +38,8 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
     async (request) => {
       // ajv fills in the default; the type cannot know it did.
       const page = await service.listInstances({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE });
-      return { items: page.items.map(instanceView), next: page.next };
+      const held = await service.rolloutStates();
+      return { items: page.items.map((i) => instanceView(i, held.get(i.instanceId))), next: page.next };
     },
   );
 
@@ -53,7 +54,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
         response: { 200: instanceSchema, 404: errorView },
       },
     },
-    async (request) => instanceView(await service.getInstance(request.params.id)),
+    async (request) => instanceView(await service.getInstance(request.params.id), (await service.rolloutStates()).get(request.params.id)),
   );
 
   app.put(

@@ -24,7 +24,8 @@ const summary = {
   currentWave: Type.Optional(StringEnum(ROLLOUT_GROUPS)),
   hosts: counts,
 };
-const rolloutSummary = Type.Object(summary);
+/** A rollout in a list (and where a change answers with the rollout it started). */
+export const rolloutSummary = Type.Object(summary);
 const hostProgress = Type.Object({
   instanceId: Type.String(),
   role: Type.String(),

@@ -7,6 +7,7 @@ import { Assignment, assignmentOptions, NodeLabels, Nodename, Selector } from '.
 import { HEALTH_STATES, INSTANCE_ID_PATTERN, ROLE_NAMES, SERVICE_ROLES } from '../../contract/model';
 import { Nullable, StringEnum, Text } from '../../contract/schema';
 import { ClusterSettingsPatch, RolloutRequest } from '../../contract/settings';
+import { HOST_STATES } from '../rollout/model';
 
 export const instanceIdParam = Type.Object({
   id: Type.String({ pattern: INSTANCE_ID_PATTERN, description: 'EC2 instance id, or the name of a host outside EC2' }),
@@ -86,6 +87,15 @@ export const instanceView = {
     lastSeenAt: nullable({ type: 'string', format: 'date-time' }),
     enrolledVia: nullable({ type: 'string', description: 'how the instance proved itself: ec2, join-token:<id>, bootstrap-token' }),
     allowedRoles: nullable({ type: 'array', items: { type: 'string' }, description: 'services its join token allows; null: any' }),
+    releasedGeneration: nullable({
+      type: 'integer',
+      description: 'the generation a rollout released to it (what its agent is served; health compares with it); null: the newest',
+    }),
+    rollout: {
+      type: 'object',
+      description: 'the rollout under way that holds the instance, and its state in it (docs/ROLLOUTS.md)',
+      properties: { id: { type: 'string' }, state: { type: 'string', enum: [...HOST_STATES] } },
+    },
   },
 } as const;
 

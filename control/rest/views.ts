@@ -37,8 +37,9 @@ function statusView(s: InstanceStatus) {
  * An instance as the API shows it. The object holds exactly what the
  * schema declares, so that plain JSON.stringify writes it (instanceRoutes):
  * on a page of 100 that is faster than the schema's compiled serializer.
+ * `rollout`: the rollout under way that holds the instance, with its state in it.
  */
-export function instanceView(r: InstanceRecord & { health: HealthState }) {
+export function instanceView(r: InstanceRecord & { health: HealthState }, rollout?: { id: string; state: string }) {
   return {
     instanceId: r.instanceId,
     health: r.health,
@@ -54,6 +55,8 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
     lastSeenAt: iso(r.lastSeenAt),
     enrolledVia: r.enrolledVia,
     allowedRoles: r.allowedRoles,
+    releasedGeneration: r.releasedGeneration ?? null,
+    ...(rollout ? { rollout } : {}),
   };
 }
 

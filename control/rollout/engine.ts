@@ -14,7 +14,8 @@ export interface Release {
 
 /** What happened, for the audit log and the operator's view. */
 export interface RolloutEvent {
-  kind: 'released' | 'ready' | 'failed' | 'recovered' | 'halted' | 'completed' | 'paused' | 'resumed' | 'aborted' | 'superseded';
+  kind:
+    'released' | 'skipped' | 'ready' | 'failed' | 'recovered' | 'halted' | 'completed' | 'paused' | 'resumed' | 'aborted' | 'superseded';
   rolloutId: string;
   instanceId?: string;
   group?: RolloutGroup;
@@ -72,11 +73,21 @@ const pacedApplying = (h: RolloutHost) => h.state === 'applying' && h.outsidePac
 /**
  * Reads the reports, fails silent or slow hosts, halts at a group's failure
  * threshold, releases the next hosts at the pace, and completes the rollout
- * when every host is ready or failed. Reports about another generation than
- * the one released to a host (an older one still converging) change nothing
- * but its last-seen time.
+ * when every host is ready, failed or skipped. Reports about another
+ * generation than the one released to a host (an older one still converging)
+ * change nothing but its last-seen time. A host in `offline` whose turn
+ * comes is skipped: released without being waited for (its agent applies
+ * the new generation when it is back), not counted against the pace or the
+ * threshold. The caller learns which hosts the step would release and asks
+ * again with those that are offline (rollout-wiring.ts).
  */
-export function advance(rollout: Rollout, reports: readonly HostReport[], now: number, timeouts: Timeouts): Step {
+export function advance(
+  rollout: Rollout,
+  reports: readonly HostReport[],
+  now: number,
+  timeouts: Timeouts,
+  offline: ReadonlySet<string> = new Set(),
+): Step {
   if (isFinished(rollout)) return { rollout, released: [], events: [] };
   const events: RolloutEvent[] = [];
   const note = (e: Omit<RolloutEvent, 'rolloutId'>) => events.push({ rolloutId: rollout.id, ...e });
@@ -101,8 +112,8 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
         Object.assign(h, { state: 'failed', finishedAt: report.at, message: report.message ?? 'the agent reported a failure' });
         note({ kind: 'failed', instanceId: h.instanceId, group: h.group, message: h.message! });
       }
-    } else if (h.state === 'failed' && onNew && report.state === 'ready') {
-      // Teleport came up late: the host counts as ready again (a halt stays until resumed).
+    } else if ((h.state === 'failed' || h.state === 'skipped') && onNew && report.state === 'ready') {
+      // Teleport came up late, or the skipped host is back: it counts as ready (a halt stays until resumed).
       Object.assign(h, { state: 'ready', finishedAt: report.at });
       if (report.message === undefined) delete h.message;
       else h.message = report.message;
@@ -141,12 +152,20 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
   }
 
   const released: Release[] = [];
-  const release = (i: number) => {
+  const release = (i: number): boolean => {
     const h = edit(i);
+    if (offline.has(h.instanceId)) {
+      const message = 'offline when its turn came: skipped, it applies the new generation when its agent is back';
+      Object.assign(h, { state: 'skipped', releasedAt: now, finishedAt: now, message });
+      released.push({ instanceId: h.instanceId, generation: h.toGeneration });
+      note({ kind: 'skipped', instanceId: h.instanceId, group: h.group, message });
+      return false;
+    }
     Object.assign(h, { state: 'applying', releasedAt: now });
     delete h.lastSeenAt;
     released.push({ instanceId: h.instanceId, generation: h.toGeneration });
     note({ kind: 'released', instanceId: h.instanceId, group: h.group, message: `released generation ${h.toGeneration}` });
+    return true;
   };
   if (state === 'running') {
     if (rollout.strategy === 'all-at-once') {
@@ -162,12 +181,17 @@ export function advance(rollout: Rollout, reports: readonly HostReport[], now: n
           else if (pacedApplying(h)) applying += 1;
         }
         if (pending.length === 0 && applying === 0) continue;
-        const room = rollout.pace[group].maxUnavailable - applying;
-        for (const i of pending.slice(0, Math.max(0, room))) release(i);
-        break;
+        // A skipped host takes no room: the next pending one goes in its place.
+        let room = rollout.pace[group].maxUnavailable - applying;
+        for (const i of pending) {
+          if (room <= 0) break;
+          if (release(i)) room -= 1;
+        }
+        // Every pending host of the group skipped: the next group goes on.
+        if (hosts.some((h) => h.group === group && (h.state === 'pending' || h.state === 'applying'))) break;
       }
     }
-    if (hosts.every((h) => h.state === 'ready' || h.state === 'failed')) {
+    if (hosts.every((h) => h.state === 'ready' || h.state === 'failed' || h.state === 'skipped')) {
       state = 'completed';
       const failed = hosts.filter((h) => h.state === 'failed').length;
       const below = rollout.strategy === 'waves' ? ', below the thresholds' : ' (all at once: no halt)';

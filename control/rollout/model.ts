@@ -1,6 +1,7 @@
 // A rollout as plain data: what the store keeps and the engine (engine.ts)
 // turns into the next rollout. No I/O, no clock: times are milliseconds
 // given by the caller. docs/ROLLOUTS.md describes the model.
+import type { Assignment } from '../../contract/model';
 import type { RolloutGroup, RolloutStrategy } from '../../contract/settings';
 
 export { ROLLOUT_GROUPS, type RolloutGroup } from '../../contract/settings';
@@ -11,8 +12,10 @@ export { ROLLOUT_GROUPS, type RolloutGroup } from '../../contract/settings';
  * applying  released: the agent may apply toGeneration; not ready on it yet
  * ready     reported ready on toGeneration
  * failed    reported a failure on toGeneration, or went silent while applying
+ * skipped   offline when its turn came: released without being waited for
+ *           (it applies toGeneration when its agent is back), never a failure
  */
-export const HOST_STATES = ['pending', 'applying', 'ready', 'failed'] as const;
+export const HOST_STATES = ['pending', 'applying', 'ready', 'failed', 'skipped'] as const;
 export type HostState = (typeof HOST_STATES)[number];
 
 /**
@@ -93,10 +96,25 @@ export interface Rollout {
   diffs: RoleDiff[];
   /** Why it halted, paused or was aborted, for the operator. */
   note?: string;
+  /** What the change saved, so that an abort puts it back (operations.ts abort, rollout-wiring.ts). */
+  undo?: RolloutUndo;
   /** Links: the rollout this one supersedes or rolls back, and the one that superseded it. */
   supersedes?: string;
   rollbackOf?: string;
   supersededBy?: string;
+}
+
+/**
+ * What a change stored, to restore at an abort: the settings fields it
+ * changed with their values before (a field absent before is absent in
+ * `before`), the assignments it changed, and the hosts it gave a new
+ * generation outside the rollout (offline, booting, or only a setting the
+ * agent reads itself changed).
+ */
+export interface RolloutUndo {
+  settings?: { keys: string[]; before: Record<string, unknown> };
+  assignments?: Array<{ instanceId: string; before: Assignment | null; after: Assignment | null }>;
+  outside?: string[];
 }
 
 /** What an agent said about a host (its status report or heartbeat), as the engine reads it. */

@@ -62,7 +62,8 @@ export function abort(
     note: `aborted by ${by}`,
   };
   const events: RolloutEvent[] = [{ kind: 'aborted', rolloutId: rollout.id, message: aborted.note! }];
-  const rank = { applying: 0, failed: 1, ready: 2, pending: 3 } as const;
+  // A skipped host was released its new generation (it applies it when back): it is rolled back too.
+  const rank = { applying: 0, failed: 1, ready: 2, skipped: 3, pending: 4 } as const;
   const reached = rollout.hosts.filter((h) => h.state !== 'pending').sort((a, b) => rank[a.state] - rank[b.state]);
   if (reached.length === 0) return { aborted, released: [], events };
   const released: Release[] = [];

@@ -50,7 +50,7 @@ export interface RolloutProgress extends RolloutSummary {
   rollbackOf?: string;
 }
 
-const zero = (): StateCounts => ({ pending: 0, applying: 0, ready: 0, failed: 0, total: 0 });
+const zero = (): StateCounts => ({ pending: 0, applying: 0, ready: 0, failed: 0, skipped: 0, total: 0 });
 
 export function countStates(hosts: ReadonlyArray<{ state: HostState }>): StateCounts {
   const counts = zero();

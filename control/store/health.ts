@@ -6,7 +6,10 @@
 import type { HealthState } from '../../contract/model';
 import type { HealthClock, InstanceRecord } from './store';
 
-type HealthFacts = Pick<InstanceRecord, 'enrolledAt' | 'lastSeenAt' | 'assignment' | 'status' | 'generation' | 'appliedGeneration'>;
+type HealthFacts = Pick<
+  InstanceRecord,
+  'enrolledAt' | 'lastSeenAt' | 'assignment' | 'status' | 'generation' | 'appliedGeneration' | 'releasedGeneration'
+>;
 
 interface HealthRule {
   health: HealthState;
@@ -38,7 +41,12 @@ const HEALTH_RULES: HealthRule[] = [
     sql: "status_state IN ('failed', 'degraded')",
     holds: (r) => stateOf(r) === 'failed' || stateOf(r) === 'degraded',
   },
-  { health: 'converging', sql: 'applied_generation < generation', holds: (r) => r.appliedGeneration < r.generation },
+  {
+    // Against the generation it is served: a host a rollout has not reached yet keeps its old one, and is not converging.
+    health: 'converging',
+    sql: 'applied_generation < COALESCE(released_generation, generation)',
+    holds: (r) => r.appliedGeneration < (r.releasedGeneration ?? r.generation),
+  },
   {
     health: 'ready',
     sql: "status_state = 'ready' AND teleport_ready = 1",
@@ -67,7 +75,7 @@ export const STANDING_HEALTH_SQL = `CASE ${HEALTH_RULES.filter((r) => !r.sql.inc
 
 /** The instances columns a rule may read. */
 const INSTANCE_COLUMNS =
-  /\b(instance_id|identity|enrolled_at|last_seen_at|assignment|roles_key|generation|applied_generation|status|status_state|teleport_ready|facts|created_at|updated_at|enrolled_via|allowed_roles)\b/g;
+  /\b(instance_id|identity|enrolled_at|last_seen_at|assignment|roles_key|generation|applied_generation|status|status_state|teleport_ready|facts|created_at|updated_at|enrolled_via|allowed_roles|released_generation|teleport_version)\b/g;
 
 /** STANDING_HEALTH_SQL over a row a trigger sees ("NEW" or "OLD"); quoted words are values, not columns. */
 export const standingHealthSqlOf = (row: 'NEW' | 'OLD'): string =>

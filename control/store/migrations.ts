@@ -1,7 +1,7 @@
 // Versioned schema migrations. Append only: a released migration is never
 // edited, a change is a new version. Each runs in its own transaction.
 import { HEALTH_COUNT_TABLES } from './health-counting';
-import { ROLLOUT_TABLES } from './rollout-tables';
+import { RELEASED_GENERATION_COLUMN, ROLLOUT_TABLES } from './rollout-tables';
 
 export interface Migration {
   version: number;
@@ -216,6 +216,11 @@ export const MIGRATIONS: Migration[] = [
     sql: `
 ${healthIndexesSql("json_extract(status, '$.certificateExpiresAt')")}
     `,
+  },
+  {
+    version: 10,
+    name: 'the generation released to each instance beside its others (health compares what it applied with it)',
+    sql: RELEASED_GENERATION_COLUMN,
   },
   {
     version: 11,

@@ -5,7 +5,7 @@
 // or paged by compare bytewise (COLLATE "C"), as in SQLite.
 import { TELEPORT_VERSION_SQL, VERSIONS_AND_REPLICAS_SQL, healthIndexesSql, type Migration } from './migrations';
 import { HEALTH_COUNT_TABLES } from './health-counting';
-import { ROLLOUT_TABLES } from './rollout-tables';
+import { RELEASED_GENERATION_COLUMN, ROLLOUT_TABLES } from './rollout-tables';
 
 export const PG_MIGRATIONS: Migration[] = [
   {
@@ -162,6 +162,11 @@ export const PG_MIGRATIONS: Migration[] = [
     sql: `
 ${healthIndexesSql("((status::json ->> 'certificateExpiresAt')::double precision)")}
     `,
+  },
+  {
+    version: 6,
+    name: 'the generation released to each instance beside its others (health compares what it applied with it)',
+    sql: RELEASED_GENERATION_COLUMN,
   },
   {
     version: 7,

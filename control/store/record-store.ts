@@ -38,6 +38,7 @@ import {
 } from './store';
 import { RefusalCounter } from './refusal-counter';
 import { RolloutRecords } from './rollout-records';
+import { FINISHED_STATES } from '../rollout/model';
 import type { ChangeWrite, InstanceConfig, RolloutQuery, StoredRollout } from './rollouts';
 
 /** Settings as stored, over the defaults (a setting added by a newer release has its default until saved). */
@@ -246,14 +247,16 @@ export class RecordStore implements Store {
         settingsVersion = await this.nextVersion(r, 'settings', change.settingsBasedOn, '/v1/settings');
         await r.saveSettings(change.settings, now);
       }
-      if (change.assignment) {
-        await r.lock(`instance:${change.assignment.instanceId}`);
-        await r.saveAssignment(change.assignment.instanceId, change.assignment.assignment, now);
+      for (const a of change.assignments ?? []) {
+        await r.lock(`instance:${a.instanceId}`);
+        await r.saveAssignment(a.instanceId, a.assignment, now);
       }
       for (const g of change.generations ?? []) await rr.raiseGeneration(g.instanceId, g.generation, now);
       for (const c of change.configs ?? []) await rr.saveConfig(c, now);
       for (const w of change.rollouts ?? []) await rr.saveRollout(w.rollout, w.revision);
       for (const rel of change.releases ?? []) await rr.release(rel.instanceId, rel.generation, now);
+      // Configs no rollout, release or applied generation can need any more go when a rollout ends or configs are added.
+      if (change.configs?.length || change.rollouts?.some((w) => FINISHED_STATES.includes(w.rollout.state))) await rr.pruneConfigs();
       for (const a of change.audit ?? []) {
         // The settings' own events name the version saved (what an ETag names).
         const details = a.target === 'settings' && settingsVersion !== undefined ? { ...a.details, version: settingsVersion } : a.details;
@@ -262,7 +265,7 @@ export class RecordStore implements Store {
       // Agents on other replicas hear of what they are now served: every host on a settings change (the unpinned
       // take the newest), else the hosts this change moved.
       const moved = [...(change.generations ?? []), ...(change.releases ?? [])].map((g) => g.instanceId);
-      if (change.assignment) moved.push(change.assignment.instanceId);
+      for (const a of change.assignments ?? []) moved.push(a.instanceId);
       if (change.settings) await changed(['*'], now);
       else if (moved.length > 0) await changed([...new Set(moved)], now);
       return settingsVersion === undefined ? {} : { settingsVersion };
@@ -283,6 +286,10 @@ export class RecordStore implements Store {
 
   async releasedConfig(instanceId: string): Promise<InstanceConfig | undefined> {
     return (await this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs(instanceId)))[0];
+  }
+
+  configGenerations(instanceId: string): Promise<number[]> {
+    return this.engine.read((sql) => new RolloutRecords(sql).configGenerations(instanceId));
   }
 
   releasedConfigs(): Promise<InstanceConfig[]> {

@@ -107,6 +107,8 @@ export class RolloutRecords {
   }
 
   async release(instanceId: string, generation: number | null, now: number): Promise<void> {
+    // Beside the instance's other generations too, for its health (health.ts).
+    await this.sql.run('UPDATE instances SET released_generation = ? WHERE instance_id = ?', [generation, instanceId]);
     if (generation === null) await this.sql.run('DELETE FROM instance_releases WHERE instance_id = ?', [instanceId]);
     else
       await this.sql.run(
@@ -130,6 +132,44 @@ export class RolloutRecords {
   async assignedInstances(): Promise<InstanceRecord[]> {
     const rows = await this.sql.all<InstanceRow>('SELECT * FROM instances WHERE assignment IS NOT NULL ORDER BY instance_id');
     return rows.map(rowToInstance);
+  }
+
+  /** The generations whose config is kept for an instance, oldest first. */
+  async configGenerations(instanceId: string): Promise<number[]> {
+    const rows = await this.sql.all<{ generation: number | string }>(
+      'SELECT generation FROM instance_configs WHERE instance_id = ? ORDER BY generation',
+      [instanceId],
+    );
+    return rows.map((r) => Number(r.generation));
+  }
+
+  /**
+   * Deletes the per-generation configs nothing can serve any more: all but
+   * each instance's newest, the one released to it, the one it applied, and
+   * those of rollouts under way (their hosts' old and new generations: a
+   * pending host keeps its old one, an abort rolls back to it). The number
+   * deleted.
+   */
+  async pruneConfigs(): Promise<number> {
+    const held = new Set<string>();
+    const underWay = await this.sql.all<RolloutRow>(`SELECT body, revision FROM rollouts WHERE state IN ${UNDER_WAY}`);
+    for (const row of underWay)
+      for (const h of toStored(row).rollout.hosts) {
+        held.add(`${h.instanceId}\n${h.fromGeneration}`);
+        held.add(`${h.instanceId}\n${h.toGeneration}`);
+      }
+    const candidates = await this.sql.all<{ instance_id: string; generation: number | string }>(
+      `SELECT c.instance_id, c.generation FROM instance_configs c
+       WHERE c.generation < (SELECT MAX(n.generation) FROM instance_configs n WHERE n.instance_id = c.instance_id)
+         AND NOT EXISTS (SELECT 1 FROM instance_releases r WHERE r.instance_id = c.instance_id AND r.generation = c.generation)
+         AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = c.instance_id AND i.applied_generation = c.generation)`,
+    );
+    let deleted = 0;
+    for (const c of candidates) {
+      if (held.has(`${c.instance_id}\n${Number(c.generation)}`)) continue;
+      deleted += await this.sql.run('DELETE FROM instance_configs WHERE instance_id = ? AND generation = ?', [c.instance_id, c.generation]);
+    }
+    return deleted;
   }
 
   /** Forgets an instance's configs and release (it was deleted). */

@@ -33,3 +33,16 @@ export const ROLLOUT_TABLES = `
     updated_at BIGINT NOT NULL
   );
 `;
+
+// SQLite migration 10, PostgreSQL migration 6: the generation released to an
+// instance beside its other generations, so that fleet health compares what
+// the agent applied with what it is served (health.ts), from the
+// instances_health index as before.
+export const RELEASED_GENERATION_COLUMN = `
+  ALTER TABLE instances ADD COLUMN released_generation BIGINT;
+  UPDATE instances SET released_generation =
+    (SELECT r.generation FROM instance_releases r WHERE r.instance_id = instances.instance_id);
+  DROP INDEX instances_health;
+  CREATE INDEX instances_health ON instances
+    (roles_key, enrolled_at, status_state, teleport_ready, applied_generation, generation, released_generation);
+`;

@@ -32,7 +32,8 @@ export interface ChangeWrite {
   settings?: ClusterSettings;
   /** With settings: saved only while the settings are at this version (VersionConflictError otherwise, nothing written). */
   settingsBasedOn?: number;
-  assignment?: { instanceId: string; assignment: Assignment | null };
+  /** Assignments set by the change (each bumps its instance's generation). */
+  assignments?: Array<{ instanceId: string; assignment: Assignment | null }>;
   /** New generations (above the current ones) of the hosts the change alters. */
   generations?: Array<{ instanceId: string; generation: number }>;
   configs?: InstanceConfig[];
@@ -61,6 +62,8 @@ export interface RolloutStore {
   releasedConfig(instanceId: string): Promise<InstanceConfig | undefined>;
   /** Every pinned instance's released config (for planning a change over the fleet). */
   releasedConfigs(): Promise<InstanceConfig[]>;
+  /** The generations whose config is kept for an instance, oldest first (the others were pruned: RolloutRecords.pruneConfigs). */
+  configGenerations(instanceId: string): Promise<number[]>;
   /** Every assigned instance (for planning a change over the fleet). */
   assignedInstances(): Promise<InstanceRecord[]>;
 }

@@ -24,6 +24,7 @@ export interface InstanceRow {
   assignment: string | null;
   generation: number;
   applied_generation: number;
+  released_generation?: number | string | null;
   status: string | null;
   facts: string | null;
   created_at: number;
@@ -120,6 +121,7 @@ export const rowToInstance = (row: InstanceRow): InstanceRecord => ({
   assignment: parse<Assignment>(row.assignment),
   generation: Number(row.generation),
   appliedGeneration: Number(row.applied_generation),
+  releasedGeneration: row.released_generation == null ? null : Number(row.released_generation),
   status: parse<InstanceStatus>(row.status),
   facts: parse<HostFacts>(row.facts),
   createdAt: Number(row.created_at),

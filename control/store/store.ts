@@ -63,6 +63,8 @@ export interface InstanceRecord {
   /** Bumped by every change to what this instance should run. */
   generation: number;
   appliedGeneration: number;
+  /** The generation a rollout released to it (what its agent is served); null or absent: the newest. */
+  releasedGeneration?: number | null;
   status: InstanceStatus | null;
   facts: HostFacts | null;
   createdAt: number;

@@ -143,4 +143,47 @@ export function rolloutConformance(t: Test, fresh: (t: Test) => Promise<Store>):
       t.same(await store.releasedConfigs(), [], 'a deleted instance leaves no release behind');
     },
   );
+
+  t.test(
+    'configs: pruned when a rollout ends, keeping the newest, the released, the applied and those of rollouts under way',
+    async (t) => {
+      const store = await fresh(t);
+      const node = { roles: ['node' as const], labels: {} };
+      await store.setAssignment('i-1', node, 'op', 1);
+      await store.setAssignment('i-2', node, 'op', 1);
+      const config = (instanceId: string, generation: number) => ({
+        instanceId,
+        generation,
+        assignment: node,
+        settings: { ...DEFAULT_CLUSTER_SETTINGS, clusterName: `g${generation}` },
+      });
+      // i-1: applied 3, released 4, newest 6; the rollout under way holds its generations 1 and 2.
+      const under = rolloutRecord('r-1', 2);
+      await store.recordStatus(
+        'i-1',
+        3,
+        { state: 'ready', teleportUnitState: 'active', teleportReady: true, message: '', agentVersion: 'test', reportedAt: 2 },
+        null,
+      );
+      await store.saveChange(
+        {
+          configs: [1, 2, 3, 4, 5, 6].map((g) => config('i-1', g)),
+          rollouts: [{ rollout: under, revision: null }],
+          releases: [{ instanceId: 'i-1', generation: 4 }],
+        },
+        'op',
+        3,
+      );
+      await store.saveChange({ configs: [1, 2, 3].map((g) => config('i-2', g)) }, 'op', 4);
+      t.same(await store.configGenerations('i-1'), [1, 2, 3, 4, 6], 'generation 5: nothing serves, applied or holds it');
+      t.same(await store.configGenerations('i-2'), [3], 'outside any rollout, nothing released or applied: the newest only');
+
+      await store.saveChange({ rollouts: [{ rollout: { ...under, state: 'completed', updatedAt: 5 }, revision: 1 }] }, 'op', 5);
+      t.same(await store.configGenerations('i-1'), [3, 4, 6], 'the rollout ended: its old generations go');
+      t.equal((await store.releasedConfig('i-1'))?.settings.clusterName, 'g4', 'the released config is still served');
+
+      await store.saveChange({ releases: [{ instanceId: 'i-1', generation: null }], configs: [config('i-1', 7)] }, 'op', 6);
+      t.same(await store.configGenerations('i-1'), [3, 7], 'no release any more: the applied one and the newest');
+    },
+  );
 }

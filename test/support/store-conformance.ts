@@ -205,6 +205,14 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     t.equal(await healthOf('i-1'), 'ready');
     await store.setAssignment('i-1', { roles: ['proxy'], labels: {} }, 'op', 40);
     t.equal(await healthOf('i-1'), 'converging', 'a new generation not yet applied');
+    // A rollout keeps it on generation 1 (not reached yet): served what it applied, it is not converging.
+    await store.saveChange({ releases: [{ instanceId: 'i-1', generation: 1 }] }, 'op', 41);
+    t.equal(await healthOf('i-1'), 'ready', 'a host a rollout has not reached yet is ready on the generation released to it');
+    t.match((await store.getInstance('i-1'))!, { releasedGeneration: 1, generation: 2 });
+    await store.saveChange({ releases: [{ instanceId: 'i-1', generation: 2 }] }, 'op', 42);
+    t.equal(await healthOf('i-1'), 'converging', 'released its new generation, not applied yet');
+    await store.saveChange({ releases: [{ instanceId: 'i-1', generation: null }] }, 'op', 43);
+    t.equal((await store.getInstance('i-1'))!.releasedGeneration, null, 'no release: the newest');
     await store.recordStatus('i-1', 1, { ...ready, state: 'failed', teleportReady: false, reportedAt: 50 }, null);
     t.equal(await healthOf('i-1'), 'degraded');
     t.equal(await healthOf('i-1', 200), 'offline', 'no heartbeat for three intervals');
