@@ -35,7 +35,7 @@ export interface InstanceRow {
 
 /** The columns a record is made of (not those kept for indexes: roles_key, status_state, teleport_ready). */
 export const INSTANCE_COLUMNS =
-  'instance_id, identity, enrolled_at, last_seen_at, assignment, generation, applied_generation, status, facts, created_at, updated_at, enrolled_via, allowed_roles';
+  'instance_id, identity, enrolled_at, last_seen_at, assignment, generation, applied_generation, status, facts, created_at, updated_at, enrolled_via, allowed_roles, released_generation';
 
 export interface ApiTokenRow {
   id: string;
