@@ -7,59 +7,38 @@
 // after it keeps its files; abort rolls the reached hosts back; pause and
 // resume; a change during a rollout supersedes it; all-at-once is audited.
 import t from 'tap';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
-import { startAgentProcess, type AgentFiles } from './support/harness';
+import { startAgentProcess } from './support/harness';
+import {
+  bootFleet,
+  breakReadiness,
+  logSeverity as severity,
+  rolloutsApi,
+  standinEvents,
+  waitFor,
+  type FleetHost,
+} from './support/rollout-fleet';
 import { startWorld, type World } from './support/world';
 
 let world: World;
-type Host = { id: string; role: string; files: AgentFiles };
+type Host = FleetHost<unknown>;
 /** Every host in the order a rollout reaches them: auth, proxy, node; within a role by instance id (the plan's order). */
-const hosts: Host[] = [];
+let hosts: Host[] = [];
 let nodes: Host[] = [];
 t.before(async () => {
   world = await startWorld('rest-rollouts');
-  for (const role of ['auth', 'auth', 'proxy', 'proxy', 'node', 'node', 'node']) {
-    const imds = await world.instance();
-    const id = imds.instance.instanceId;
-    await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role });
+  hosts = await bootFleet(world, async (imds) => {
     const files = await world.agentConfig(imds, 'process');
     startAgentProcess(t, files);
-    hosts.push({ id, role, files });
-  }
-  for (const h of hosts)
-    await world.control.waitForInstance(h.id, (i) => i.health === 'ready' && i.appliedGeneration === i.generation, 90_000);
-  const rank = { auth: 0, proxy: 1, node: 2 } as Record<string, number>;
-  hosts.sort((a, b) => rank[a.role] - rank[b.role] || (a.id < b.id ? -1 : 1));
+    return { files };
+  });
   nodes = hosts.filter((h) => h.role === 'node');
 });
 t.teardown(() => world?.close());
 
-const dataDir = (n: { files: AgentFiles }) => join(n.files.root, 'var/lib/teleport');
-const severity = (n: { files: AgentFiles }) => parse(readFileSync(n.files.teleportConfig, 'utf8')).teleport.log.severity as string;
-const rest = (method: string, path: string, body?: unknown) => world.control.rest(method, path, body);
-function standinEvents(n: { files: AgentFiles }, since: number): Array<{ event: string; at: number }> {
-  const file = join(dataDir(n), 'standin-events.jsonl');
-  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
-  return lines.map((l) => JSON.parse(l)).filter((e) => e.at >= since);
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-const rolloutIn = (id: string, states: string[]) =>
-  waitFor(`rollout ${id} in ${states.join('/')}`, async () => {
-    const res = await rest('GET', `/v1/rollouts/${id}`);
-    return states.includes(res.body.state) ? res.body : undefined;
-  });
-const newest = async () => (await rest('GET', '/v1/rollouts?limit=1')).body.items[0];
+const api = () => rolloutsApi(world.control);
+const rest = (method: string, path: string, body?: unknown) => api().rest(method, path, body);
+const rolloutIn = (id: string, states: string[]) => api().rolloutIn(id, states);
+const newest = () => api().newest();
 
 t.test('a settings change restarts auth servers one at a time, then proxies, then nodes', async (t) => {
   const since = Date.now();
@@ -99,8 +78,8 @@ t.test('a settings change restarts auth servers one at a time, then proxies, the
 t.test('a node whose Teleport never becomes ready halts the rollout; the node after it keeps its files; abort rolls back', async (t) => {
   const [first, broken, last] = nodes;
   const lastGeneration = (await rest('GET', `/v1/instances/${last.id}`)).body.appliedGeneration;
-  writeFileSync(join(dataDir(broken), 'standin.env'), 'TELEPORT_STANDIN_FAIL_READY=1\n');
-  t.teardown(() => rmSync(join(dataDir(broken), 'standin.env'), { force: true }));
+  const repair = breakReadiness(broken);
+  t.teardown(repair);
   await rest('PATCH', '/v1/settings', { logSeverity: 'WARN' });
   const { id } = await newest();
   const halted = await rolloutIn(id, ['halted']);
@@ -124,7 +103,7 @@ t.test('a node whose Teleport never becomes ready halts the rollout; the node af
   t.equal(pausing.status, 409, 'a halted rollout cannot be paused');
   t.match(pausing.body.message, /is halted.*resume it.*or abort it/);
 
-  rmSync(join(dataDir(broken), 'standin.env'), { force: true });
+  repair();
   const aborted = await rest('POST', `/v1/rollouts/${id}/abort`);
   t.equal(aborted.status, 200, JSON.stringify(aborted.body));
   t.equal(aborted.body.state, 'aborted');
