@@ -19,7 +19,7 @@ import {
   FLEET_ROLES,
   bootFleet,
   breakReadiness,
-  converged,
+  teleportReady,
   logSeverity,
   rolloutsApi,
   standinEvents,
@@ -43,9 +43,10 @@ if (!can.ok) {
     hosts = await bootFleet(world, (imds) => bootUnderSystemd(root, world, imds), { timeoutMs: 180_000, logs: (b) => b.logs() });
   });
   t.teardown(() => world?.close());
-  // Whatever a subtest left under way, the next starts from a fleet ready on its generation.
+  // The next subtest starts from a fleet whose Teleports are all ready (a rollout a failed subtest
+  // left under way is superseded by the next change).
   t.afterEach(async () => {
-    for (const h of hosts) await world.control.waitForInstance(h.id, converged, 180_000);
+    for (const h of hosts) await world.control.waitForInstance(h.id, teleportReady, 180_000);
   });
 
   // A rollout under systemd: a restart is systemctl's, a failed host waits out the agent's ready_timeout (20 s).
@@ -142,11 +143,13 @@ if (!can.ok) {
       t.equal(aborted.status, 200, JSON.stringify(aborted.body));
       t.equal(aborted.body.state, 'aborted');
       const rollback = await api().newest();
-      t.match(rollback, { kind: 'rollback', rollbackOf: id, hosts: { total: reached.length } });
+      t.match(rollback, { kind: 'rollback', hosts: { total: reached.length } });
       const back = await api().rolloutIn(rollback.id, ['completed', 'halted']);
       t.equal(back.state, 'completed', JSON.stringify(back.hostStates));
+      t.equal(back.rollbackOf, id);
       for (const h of reached) {
-        await world.control.waitForInstance(h.id, converged, 60_000);
+        const served = back.hostStates.find((s: any) => s.instanceId === h.id);
+        t.equal((await instance(h.id)).appliedGeneration, served?.toGeneration, `${h.role} ${h.id} applied the generation rolled back to`);
         t.equal(teleportYaml(h), oldFiles.get(h.id), `${h.role} ${h.id}: teleport.yaml is the old one again`);
         const e = standinEvents(h, abortedAt);
         const start = e.find((x) => x.event === 'start');

@@ -42,8 +42,14 @@ export async function bootFleet<B extends { files: AgentFiles }>(
   return hosts.sort((a, b) => RANK[a.role] - RANK[b.role] || (a.id < b.id ? -1 : 1));
 }
 
-/** An instance (as GET /v1/instances/{id} shows it) that is ready on the generation it is served. */
+/** An instance (as GET /v1/instances/{id} shows it) that is ready on its newest generation. */
 export const converged = (i: any) => i.health === 'ready' && i.appliedGeneration === i.generation;
+/**
+ * An instance whose agent last reported Teleport ready. After a rollback a
+ * host is served (and applies) an older generation than its newest, so its
+ * fleet health stays `converging` although it is ready on what it is served.
+ */
+export const teleportReady = (i: any) => i.status?.state === 'ready' && i.status?.teleportReady === true;
 
 export const teleportDataDir = (h: { files: AgentFiles }) => join(h.files.root, 'var/lib/teleport');
 export const teleportYaml = (h: { files: AgentFiles }) => readFileSync(h.files.teleportConfig, 'utf8');
