@@ -5,18 +5,26 @@
 // stored (a host booting afterwards gets the old config); a host offline
 // when its turn comes is skipped, not failed.
 import t from 'tap';
-import { bootHost, rolloutCalls, severity, startFleet, waitFor, type Host } from './support/rollout-fleet';
+import {
+  bootFleet,
+  bootProcessAgent,
+  bootProcessHost,
+  logSeverity as severity,
+  rolloutsApi,
+  waitFor,
+  type ProcessHost as Host,
+} from './support/rollout-fleet';
 import { startWorld, type World } from './support/world';
 
 /** The file's own test: what must outlive a subtest (an agent) is torn down with it. */
 const root = t;
 let world: World;
 let hosts: Host[] = [];
-let calls: ReturnType<typeof rolloutCalls>;
+let calls: ReturnType<typeof rolloutsApi>;
 t.before(async () => {
   world = await startWorld('rest-rollouts-abort');
-  calls = rolloutCalls(world);
-  hosts = await startFleet(t, world, ['auth', 'node', 'node']);
+  calls = rolloutsApi(world.control);
+  hosts = await bootFleet(world, (imds) => bootProcessAgent(t, world, imds), { roles: ['auth', 'node', 'node'] });
 });
 t.teardown(() => world?.close());
 
@@ -71,7 +79,7 @@ t.test('a host the rollout has not reached is ready, with its state in the rollo
 
   // An instance that boots after the abort gets the settings from before the change.
   // Its agent runs until the file ends (the later subtests roll out over it too).
-  const booted = await bootHost(root, world, 'node');
+  const booted = await bootProcessHost(root, world, 'node');
   await world.control.waitForInstance(booted.id, (i) => i.health === 'ready', 90_000);
   t.equal(severity(booted), oldSeverity, 'a host booting after the abort gets the old config');
   hosts.push(booted);
@@ -98,7 +106,7 @@ t.test('a host offline when its turn comes is skipped, not failed; the rollout c
   const paused = await pausedChange({ logSeverity: 'WARN' });
   const gone = hosts.find((h) => paused.hostStates.some((x: any) => x.instanceId === h.id && x.state === 'pending'));
   if (!gone) return t.fail('the pause caught no host pending');
-  gone.proc.kill('SIGKILL');
+  gone.booted.proc.kill('SIGKILL');
   await world.control.waitForInstance(gone.id, (i) => i.health === 'offline', 60_000);
   t.equal((await rest('POST', `/v1/rollouts/${paused.id}/resume`)).status, 200);
   const done = await calls.rolloutIn(paused.id, ['completed', 'halted']);

@@ -7,27 +7,34 @@
 // after it keeps its files; abort rolls the reached hosts back; pause and
 // resume; a change during a rollout supersedes it; all-at-once is audited.
 import t from 'tap';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { dataDir, rolloutCalls, severity, standinEvents, startFleet, waitFor, type Host } from './support/rollout-fleet';
+import {
+  bootFleet,
+  bootProcessAgent,
+  breakReadiness,
+  logSeverity as severity,
+  rolloutsApi,
+  standinEvents,
+  waitFor,
+  type FleetHost,
+} from './support/rollout-fleet';
 import { startWorld, type World } from './support/world';
 
 let world: World;
+type Host = FleetHost<unknown>;
 /** Every host in the order a rollout reaches them: auth, proxy, node; within a role by instance id (the plan's order). */
 let hosts: Host[] = [];
 let nodes: Host[] = [];
-let calls: ReturnType<typeof rolloutCalls>;
 t.before(async () => {
   world = await startWorld('rest-rollouts');
-  calls = rolloutCalls(world);
-  hosts = await startFleet(t, world, ['auth', 'auth', 'proxy', 'proxy', 'node', 'node', 'node']);
+  hosts = await bootFleet(world, (imds) => bootProcessAgent(t, world, imds));
   nodes = hosts.filter((h) => h.role === 'node');
 });
 t.teardown(() => world?.close());
 
-const rest = (method: string, path: string, body?: unknown) => calls.rest(method, path, body);
-const rolloutIn = (id: string, states: string[]) => calls.rolloutIn(id, states);
-const newest = () => calls.newest();
+const api = () => rolloutsApi(world.control);
+const rest = (method: string, path: string, body?: unknown) => api().rest(method, path, body);
+const rolloutIn = (id: string, states: string[]) => api().rolloutIn(id, states);
+const newest = () => api().newest();
 
 t.test('a settings change restarts auth servers one at a time, then proxies, then nodes', async (t) => {
   const since = Date.now();
@@ -67,8 +74,8 @@ t.test('a settings change restarts auth servers one at a time, then proxies, the
 t.test('a node whose Teleport never becomes ready halts the rollout; the node after it keeps its files; abort rolls back', async (t) => {
   const [first, broken, last] = nodes;
   const lastGeneration = (await rest('GET', `/v1/instances/${last.id}`)).body.appliedGeneration;
-  writeFileSync(join(dataDir(broken), 'standin.env'), 'TELEPORT_STANDIN_FAIL_READY=1\n');
-  t.teardown(() => rmSync(join(dataDir(broken), 'standin.env'), { force: true }));
+  const repair = breakReadiness(broken);
+  t.teardown(repair);
   await rest('PATCH', '/v1/settings', { logSeverity: 'WARN' });
   const { id } = await newest();
   const halted = await rolloutIn(id, ['halted']);
@@ -92,7 +99,7 @@ t.test('a node whose Teleport never becomes ready halts the rollout; the node af
   t.equal(pausing.status, 409, 'a halted rollout cannot be paused');
   t.match(pausing.body.message, /is halted.*resume it.*or abort it/);
 
-  rmSync(join(dataDir(broken), 'standin.env'), { force: true });
+  repair();
   const aborted = await rest('POST', `/v1/rollouts/${id}/abort`);
   t.equal(aborted.status, 200, JSON.stringify(aborted.body));
   t.equal(aborted.body.state, 'aborted');
