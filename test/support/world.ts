@@ -74,9 +74,19 @@ export interface WorldOptions {
    * aws sections); the control server then starts after S3 and SSM.
    */
   controlConfig?: (aws: { s3Endpoint: string; ssmEndpoint: string }) => Record<string, unknown>;
+  /**
+   * The CA pin in SSM at the start: a random one (default), or the one the
+   * stand-in tctl publishes (`standin`), as in a real cluster where an auth
+   * server republishing the pin leaves it the same. Tests that compare hosts'
+   * files before and after their auth servers publish need the latter.
+   */
+  caPin?: 'random' | 'standin';
   /** The proxy certificate placed in S3 (default: a fresh 90-day one). */
   proxyCertificate?: { fullchain: string; privkey: string };
 }
+
+/** The CA pin test/bin/tctl reports for a cluster (it derives it the same way). */
+export const standinCaPin = (clusterName: string) => `sha256:${createHash('sha256').update(`standin CA of ${clusterName}`).digest('hex')}`;
 
 export async function startWorld(name: string, opts: WorldOptions = {}): Promise<World> {
   const dir = scratchDir(name);
@@ -138,7 +148,8 @@ export async function startWorld(name: string, opts: WorldOptions = {}): Promise
   // named by the services sorted and joined with "-" (see joinTokenNameOf in contract/model.ts).
   for (const role of ['kube', 'app', 'db', 'discovery', 'discovery-kube', 'app-db', 'node-proxy'])
     tokens[role] = randomBytes(16).toString('hex');
-  const caPin = `sha256:${createHash('sha256').update(randomBytes(32)).digest('hex')}`;
+  const caPin =
+    opts.caPin === 'standin' ? standinCaPin(CLUSTER.clusterName) : `sha256:${createHash('sha256').update(randomBytes(32)).digest('hex')}`;
   for (const [role, token] of Object.entries(tokens)) ssm.put(`/teleport/${CLUSTER.clusterName}/tokens/${role}`, token, 'SecureString');
   ssm.put(`/teleport/${CLUSTER.clusterName}/ca-pin-hash`, caPin, 'String');
   const cert = opts.proxyCertificate ?? (await proxyCertificate('teleport.example.com'));
