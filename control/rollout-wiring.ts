@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Assignment, ClusterSettings, InstanceIdentity } from '../contract/model';
 import { CONTROL_ONLY_SETTINGS, type RolloutStrategy } from '../contract/settings';
 import type { Logger } from '../contract/log';
-import { coalesced } from './coalesce';
+import { batched, coalesced } from './coalesce';
 import { ConflictError, NotFoundError, StoreUnavailableError, VersionConflictError } from './errors';
 import {
   abort,
@@ -105,6 +105,10 @@ export class RolloutWiring {
    * each reading every host it waits for, not a thousand.
    */
   private readonly advanceAfterReports = coalesced(() => this.advanceActive());
+  /** The released configs asked for together (a change reaching a thousand watchers, their reports) are read together. */
+  private readonly releasedConfig = batched(
+    async (ids: string[]) => new Map((await this.opts.store.releasedConfigs(ids)).map((c) => [c.instanceId, c])),
+  );
 
   constructor(private readonly opts: RolloutWiringOptions) {}
 
@@ -154,7 +158,7 @@ export class RolloutWiring {
   async served(record: InstanceRecord, newestSettings: ClusterSettings): Promise<Served> {
     const newest = { generation: record.generation, assignment: record.assignment, settings: newestSettings };
     if (record.status === null) return newest;
-    const pinned = await this.opts.store.releasedConfig(record.instanceId);
+    const pinned = await this.releasedConfig(record.instanceId);
     return pinned ? { generation: pinned.generation, assignment: pinned.assignment, settings: pinned.settings } : newest;
   }
 
@@ -328,10 +332,12 @@ export class RolloutWiring {
     return this.retrying(async () => {
       const active = await this.opts.store.activeRollout();
       if (!active) return void this.awaited.clear();
+      // The hosts it waits for, in one read.
+      const waitedFor = active.rollout.hosts.filter((h) => h.state === 'applying' || h.state === 'failed');
+      const records = new Map((await this.opts.store.getInstances(waitedFor.map((h) => h.instanceId))).map((r) => [r.instanceId, r]));
       const reports: HostReport[] = [];
-      for (const h of active.rollout.hosts) {
-        if (h.state !== 'applying' && h.state !== 'failed') continue;
-        const record = await this.opts.store.getInstance(h.instanceId);
+      for (const h of waitedFor) {
+        const record = records.get(h.instanceId);
         const report = record && reportOf(record, h);
         if (report) reports.push(report);
       }

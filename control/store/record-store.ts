@@ -197,6 +197,10 @@ export class RecordStore implements Store {
     return this.read((r) => r.instance(instanceId));
   }
 
+  getInstances(instanceIds: readonly string[]): Promise<InstanceRecord[]> {
+    return instanceIds.length === 0 ? Promise.resolve([]) : this.read((r) => r.instancesOf(instanceIds));
+  }
+
   listInstances(...args: Parameters<Records['instances']>) {
     return this.read((r) => r.instances(...args));
   }
@@ -282,11 +286,12 @@ export class RecordStore implements Store {
   }
 
   async releasedConfig(instanceId: string): Promise<InstanceConfig | undefined> {
-    return (await this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs(instanceId)))[0];
+    return (await this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs([instanceId])))[0];
   }
 
-  releasedConfigs(): Promise<InstanceConfig[]> {
-    return this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs());
+  releasedConfigs(instanceIds?: readonly string[]): Promise<InstanceConfig[]> {
+    if (instanceIds?.length === 0) return Promise.resolve([]);
+    return this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs(instanceIds));
   }
 
   assignedInstances() {

@@ -227,6 +227,8 @@ export interface Store extends RolloutStore {
    */
   enroll(identity: InstanceIdentity, actor: string, now: number, trust?: EnrollTrust): Promise<EnrollOutcome>;
   getInstance(instanceId: string): Promise<InstanceRecord | undefined>;
+  /** The instances among `instanceIds` that exist (any order): one read for many (a rollout's awaited hosts, watchers told of a change). */
+  getInstances(instanceIds: readonly string[]): Promise<InstanceRecord[]>;
   listInstances(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceRecord & { health: HealthState }>>;
   /** Sets (or clears, with null) an assignment; creates the instance when it never booted. */
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord>;
