@@ -5,8 +5,9 @@
 // the propagation, not the rollout's waves) reaches every host; each reports
 // applied as soon as the new generation reaches it. Then single-host
 // assignment changes made through A, each watched by a host on replica B.
-// Latency: from the REST answer to the control server's answer to the
-// host's report of the new generation, on the machine's one wall clock.
+// Latency, on the machine's one wall clock: from the REST answer to the host
+// having the new generation applied (what the target is about), and to the
+// control server's answer to its report (the change recorded as applied).
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -30,10 +31,10 @@ export interface PropagationOptions {
 
 export interface PropagationResult {
   hosts: number;
-  /** REST answer to applied, ms, per replica the host watched. */
+  /** REST answer to the host having applied the new generation, ms, per replica the host watched. */
   fleet: { A: number[]; B: number[] };
-  /** REST answer to the new generation reaching the host, ms. */
-  fleetReceived: number[];
+  /** REST answer to the control server's answer to the host's applied report, ms. */
+  fleetRecorded: number[];
   /** Hosts that had not applied the settings change by the deadline. */
   missing: number;
   single: number[];
@@ -125,10 +126,10 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     const controlCpuSeconds = cpu() - cpuBefore;
     waiting.clear();
     const fleet = { A: [] as number[], B: [] as number[] };
-    const fleetReceived: number[] = [];
+    const fleetRecorded: number[] = [];
     for (const m of applied.values()) {
       fleet[onB.has(m.instanceId) ? 'B' : 'A'].push(m.appliedAt - answeredAt);
-      fleetReceived.push(m.receivedAt - answeredAt);
+      fleetRecorded.push(m.recordedAt - answeredAt);
     }
     const missing = ids.length - applied.size;
     opts.progress(`propagation: settings change applied by ${applied.size} of ${ids.length} hosts`);
@@ -162,7 +163,7 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     return {
       hosts: ids.length,
       fleet,
-      fleetReceived,
+      fleetRecorded,
       missing,
       single,
       controlCpuSeconds,
@@ -188,11 +189,13 @@ export function printPropagation(r: PropagationResult, out: (line?: string) => v
   out(
     `== Propagation: ${r.hosts} watching hosts on 2 PostgreSQL replicas (half on each); load average ${r.load[0].toFixed(2)} at the start, ${r.load[1].toFixed(2)} at the end`,
   );
-  out(`   settings change through replica A, "rollout": {"strategy": "all-at-once"}; REST answer to the host's applied report answered:`);
+  out(
+    `   settings change through replica A, "rollout": {"strategy": "all-at-once"}; REST answer to the host having it applied (its own clock):`,
+  );
   out(`     every host:            ${summary(both)}   target p99 <= 1 s: ${p99 <= TARGET_MS ? 'ok' : 'MISSED'}`);
   out(`     hosts on replica A:    ${summary(r.fleet.A)}`);
   out(`     hosts on replica B:    ${summary(r.fleet.B)}`);
-  out(`     (new generation received by the host: ${summary(r.fleetReceived)})`);
+  out(`     recorded by the control server (its answer to the host's applied report): ${summary(r.fleetRecorded)}`);
   out(`     control CPU (both replicas) until the last host applied: ${r.controlCpuSeconds.toFixed(1)} s`);
   out(`     watch streams the servers ended during the run (each opened again by its host): ${r.watchEnds}`);
   out(
@@ -203,7 +206,7 @@ export function printPropagation(r: PropagationResult, out: (line?: string) => v
     for (const line of r.controlErrors.slice(0, 2)) out(`       ${line.slice(0, 400)}`);
   }
   out(
-    `   one host's assignment changed through A, the host watching B (${r.single.length} changes, one at a time): p50 ${fmtMs(percentile(r.single, 50))}, p99 ${fmtMs(percentile(r.single, 99))}, max ${fmtMs(Math.max(...r.single))}`,
+    `   one host's assignment changed through A, the host watching B (${r.single.length} changes, one at a time), applied: p50 ${fmtMs(percentile(r.single, 50))}, p99 ${fmtMs(percentile(r.single, 99))}, max ${fmtMs(Math.max(...r.single))}`,
   );
   out();
   return r.missing ? [`propagation: ${r.missing} hosts did not apply the settings change within ${DEADLINE_MS / 1000} s`] : [];
