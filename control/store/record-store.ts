@@ -399,6 +399,10 @@ export class RecordStore implements Store {
     return this.read((r) => r.certificate(serial));
   }
 
+  getCertificates(serials: readonly string[]) {
+    return serials.length === 0 ? Promise.resolve([]) : this.read((r) => r.certificatesOf(serials));
+  }
+
   createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken> {
     return this.write(async (r) => {
       await r.lock('api-tokens');

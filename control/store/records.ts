@@ -354,6 +354,14 @@ export class Records {
     return row && rowToCertificate(row);
   }
 
+  /** The issued certificates among `serials`, in one statement per few hundred. */
+  async certificatesOf(serials: readonly string[]): Promise<IssuedCertificate[]> {
+    const rows = await inChunks(serials, (chunk) =>
+      this.sql.all<CertificateRow>(`SELECT * FROM client_certificates WHERE serial IN (${marks(chunk)})`, chunk),
+    );
+    return rows.map(rowToCertificate);
+  }
+
   /** Revokes the instance's certificates not revoked yet; how many. */
   async revokeCertificatesOf(instanceId: string, now: number): Promise<number> {
     return this.sql.run('UPDATE client_certificates SET revoked_at = ? WHERE instance_id = ? AND revoked_at IS NULL', [now, instanceId]);

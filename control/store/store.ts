@@ -280,6 +280,8 @@ export interface Store extends RolloutStore {
   /** Forgets the nonce bound to an instance, so that its next enrollment binds a new one. */
   resetBinding(instanceId: string, actor: string, now: number): Promise<boolean>;
   getCertificate(serial: string): Promise<IssuedCertificate | undefined>;
+  /** The issued certificates among `serials` (any order): the calls of many agents checked in one read. */
+  getCertificates(serials: readonly string[]): Promise<IssuedCertificate[]>;
 
   createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken>;
   listApiTokens(): Promise<ApiToken[]>;
