@@ -47,7 +47,9 @@ async function start(msg: Extract<ToWatchWorker, { type: 'start' }>): Promise<vo
                   if (left > 0) setTimeout(() => void attempt(left - 1), 200);
                 },
               );
-            attempt(5);
+            // Reported once the worker has taken in what reached its other hosts on this turn: each host is a machine
+            // of its own, so one host's report must not hold up another's receipt (it would, 500 hosts in one process).
+            setImmediate(() => void attempt(5));
           },
         });
         hosts.push(host);

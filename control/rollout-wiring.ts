@@ -64,6 +64,8 @@ export interface Served {
 /** Events worth an audit record (a host's release is logged only: a 1,000-host rollout would flood the audit log). */
 const AUDITED: ReadonlySet<RolloutEvent['kind']> = new Set(['failed', 'recovered', 'halted', 'completed']);
 const CONFLICT_RETRIES = 5;
+/** Advances after reports are this far apart at least (a wave waits at most this much longer). */
+const ADVANCE_SPACING_MS = 100;
 
 /** A host's files, or one pseudo file with the renderer's complaint (the host is then in the rollout and its agent reports why). */
 function filesOf(assignment: Assignment | null, settings: ClusterSettings, identity: InstanceIdentity): RolloutFile[] {
@@ -102,9 +104,13 @@ export class RolloutWiring {
   /**
    * Reports that come while an advance runs share the next one: a thousand
    * hosts reporting at once (an all-at-once rollout) make a few advances,
-   * each reading every host it waits for, not a thousand.
+   * each reading every host it waits for, not a thousand; and at most one
+   * every ADVANCE_SPACING_MS, so that they leave the replica to the reports.
    */
-  private readonly advanceAfterReports = coalesced(() => this.advanceActive());
+  private readonly advanceAfterReports = coalesced(async () => {
+    await this.advanceActive();
+    await new Promise((spaced) => setTimeout(spaced, ADVANCE_SPACING_MS));
+  });
   /** The released configs asked for together (a change reaching a thousand watchers, their reports) are read together. */
   private readonly releasedConfig = batched(
     async (ids: string[]) => new Map((await this.opts.store.releasedConfigs(ids)).map((c) => [c.instanceId, c])),
