@@ -207,7 +207,9 @@ export function printPropagation(r: PropagationResult, out: (line?: string) => v
     out(`     hosts on replica B:    ${summary(r.fleet.B)}`);
   }
   out(`     recorded by the control server (its answer to the host's applied report): ${summary(r.fleetRecorded)}`);
-  out(`     control CPU (both replicas) until the last host applied: ${r.controlCpuSeconds.toFixed(1)} s`);
+  out(
+    `     control CPU (${r.store === 'postgres' ? 'both replicas' : 'the server'}) until the last host applied: ${r.controlCpuSeconds.toFixed(1)} s`,
+  );
   out(`     watch streams the servers ended during the run (each opened again by its host): ${r.watchEnds}`);
   out(
     `     status reports refused (and tried again): ${r.reportFailures.length}${r.reportFailures.length ? `, the first: ${r.reportFailures[0]}` : ''}`,
