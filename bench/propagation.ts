@@ -5,8 +5,9 @@
 // the propagation, not the rollout's waves) reaches every host; each reports
 // applied as soon as the new generation reaches it. Then single-host
 // assignment changes made through A, each watched by a host on replica B.
-// Latency: from the REST answer to the control server's answer to the
-// host's report of the new generation, on the machine's one wall clock.
+// Latency, on the machine's one wall clock: from the REST answer to the host
+// having the new generation applied (what the target is about), and to the
+// control server's answer to its report (the change recorded as applied).
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -18,6 +19,8 @@ import { fmtMs, percentile, summary } from './stats';
 import type { FromWatchWorker, ToWatchWorker } from './watch-worker';
 
 export interface PropagationOptions {
+  /** Two replicas on one PostgreSQL, or the one SQLite server (both worker processes on it). */
+  store: 'postgres' | 'sqlite';
   hosts: number;
   /** Single-host changes through A watched on B. */
   samples: number;
@@ -29,11 +32,12 @@ export interface PropagationOptions {
 }
 
 export interface PropagationResult {
+  store: PropagationOptions['store'];
   hosts: number;
-  /** REST answer to applied, ms, per replica the host watched. */
+  /** REST answer to the host having applied the new generation, ms, per replica the host watched. */
   fleet: { A: number[]; B: number[] };
-  /** REST answer to the new generation reaching the host, ms. */
-  fleetReceived: number[];
+  /** REST answer to the control server's answer to the host's applied report, ms. */
+  fleetRecorded: number[];
   /** Hosts that had not applied the settings change by the deadline. */
   missing: number;
   single: number[];
@@ -55,11 +59,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Applied = Extract<FromWatchWorker, { type: 'applied' }>;
 
 export async function benchPropagation(opts: PropagationOptions): Promise<PropagationResult> {
-  const pg = await openPgWorld('bench-propagation', ['--heartbeat-interval', `${HEARTBEAT_MS / 1000}s`], opts.openWorld, opts.closeWorld);
+  const controlArgs = ['--heartbeat-interval', `${HEARTBEAT_MS / 1000}s`];
+  const pg = opts.store === 'postgres' ? await openPgWorld('bench-propagation', controlArgs, opts.openWorld, opts.closeWorld) : undefined;
   opts.track(pg);
+  const world = pg?.world ?? (await opts.openWorld('bench-propagation-sqlite', { controlArgs }));
+  const replicas = pg?.replicas ?? [world.control];
   const workers: ChildProcess[] = [];
   try {
-    const [a, b] = pg.replicas;
+    // With one server (SQLite), "B" is the same server: both worker processes on it.
+    const [a, b] = [replicas[0], replicas[replicas.length - 1]];
     const ids = Array.from({ length: opts.hosts }, (_, i) => idOf(i));
     opts.progress(`propagation: assigning ${ids.length} hosts through replica A`);
     let next = 0;
@@ -81,11 +89,11 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     const onB = new Set<string>();
     let watchEnds = 0;
     const reportFailures: string[] = [];
-    const started = pg.replicas.map((replica, r) => {
+    const started = [a, b].map((replica, r) => {
       const worker = fork(join(__dirname, 'watch-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       workers.push(worker);
-      const mine = ids.filter((_, i) => i % pg.replicas.length === r);
-      if (replica === b) for (const id of mine) onB.add(id);
+      const mine = ids.filter((_, i) => i % 2 === r);
+      if (r === 1) for (const id of mine) onB.add(id);
       return new Promise<void>((resolve, reject) => {
         worker.on('message', (msg: FromWatchWorker) => {
           if (msg.type === 'started') resolve();
@@ -110,7 +118,7 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
 
     // 1. A settings change for every host, made through A, all at once.
     const load0 = loadavg()[0];
-    const pids = pg.replicas.map((r) => r.proc!.pid!);
+    const pids = replicas.map((r) => r.proc!.pid!);
     const cpu = () => pids.reduce((s, pid) => s + procCpuSeconds(pid), 0);
     const cpuBefore = cpu();
     applied.clear();
@@ -125,10 +133,10 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     const controlCpuSeconds = cpu() - cpuBefore;
     waiting.clear();
     const fleet = { A: [] as number[], B: [] as number[] };
-    const fleetReceived: number[] = [];
+    const fleetRecorded: number[] = [];
     for (const m of applied.values()) {
       fleet[onB.has(m.instanceId) ? 'B' : 'A'].push(m.appliedAt - answeredAt);
-      fleetReceived.push(m.receivedAt - answeredAt);
+      fleetRecorded.push(m.recordedAt - answeredAt);
     }
     const missing = ids.length - applied.size;
     opts.progress(`propagation: settings change applied by ${applied.size} of ${ids.length} hosts`);
@@ -158,11 +166,12 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     if (failures.length) throw new Error(failures[0]);
     for (const w of workers) w.send({ type: 'count-watch-ends' } satisfies ToWatchWorker);
     await sleep(500);
-    const controlErrors = pg.replicas.flatMap((r) => r.logs.split('\n').filter((l) => l.includes('"level":50')));
+    const controlErrors = replicas.flatMap((r) => r.logs.split('\n').filter((l) => l.includes('"level":50')));
     return {
+      store: opts.store,
       hosts: ids.length,
       fleet,
-      fleetReceived,
+      fleetRecorded,
       missing,
       single,
       controlCpuSeconds,
@@ -175,7 +184,7 @@ export async function benchPropagation(opts: PropagationOptions): Promise<Propag
     for (const w of workers) if (w.connected) w.send({ type: 'close' } satisfies ToWatchWorker);
     await Promise.all(workers.map((w) => new Promise<void>((done) => (w.exitCode === null ? w.once('exit', () => done()) : done()))));
     opts.track(undefined);
-    await pg.close();
+    await (pg ? pg.close() : opts.closeWorld(world));
   }
 }
 
@@ -185,15 +194,22 @@ const TARGET_MS = 1000;
 export function printPropagation(r: PropagationResult, out: (line?: string) => void): string[] {
   const both = [...r.fleet.A, ...r.fleet.B];
   const p99 = percentile(both, 99);
+  const where = r.store === 'postgres' ? '2 PostgreSQL replicas (half on each)' : 'the one SQLite server (two worker processes)';
   out(
-    `== Propagation: ${r.hosts} watching hosts on 2 PostgreSQL replicas (half on each); load average ${r.load[0].toFixed(2)} at the start, ${r.load[1].toFixed(2)} at the end`,
+    `== Propagation: ${r.hosts} watching hosts on ${where}; load average ${r.load[0].toFixed(2)} at the start, ${r.load[1].toFixed(2)} at the end`,
   );
-  out(`   settings change through replica A, "rollout": {"strategy": "all-at-once"}; REST answer to the host's applied report answered:`);
+  out(
+    `   settings change through replica A, "rollout": {"strategy": "all-at-once"}; REST answer to the host having it applied (its own clock):`,
+  );
   out(`     every host:            ${summary(both)}   target p99 <= 1 s: ${p99 <= TARGET_MS ? 'ok' : 'MISSED'}`);
-  out(`     hosts on replica A:    ${summary(r.fleet.A)}`);
-  out(`     hosts on replica B:    ${summary(r.fleet.B)}`);
-  out(`     (new generation received by the host: ${summary(r.fleetReceived)})`);
-  out(`     control CPU (both replicas) until the last host applied: ${r.controlCpuSeconds.toFixed(1)} s`);
+  if (r.store === 'postgres') {
+    out(`     hosts on replica A:    ${summary(r.fleet.A)}`);
+    out(`     hosts on replica B:    ${summary(r.fleet.B)}`);
+  }
+  out(`     recorded by the control server (its answer to the host's applied report): ${summary(r.fleetRecorded)}`);
+  out(
+    `     control CPU (${r.store === 'postgres' ? 'both replicas' : 'the server'}) until the last host applied: ${r.controlCpuSeconds.toFixed(1)} s`,
+  );
   out(`     watch streams the servers ended during the run (each opened again by its host): ${r.watchEnds}`);
   out(
     `     status reports refused (and tried again): ${r.reportFailures.length}${r.reportFailures.length ? `, the first: ${r.reportFailures[0]}` : ''}`,
@@ -203,8 +219,8 @@ export function printPropagation(r: PropagationResult, out: (line?: string) => v
     for (const line of r.controlErrors.slice(0, 2)) out(`       ${line.slice(0, 400)}`);
   }
   out(
-    `   one host's assignment changed through A, the host watching B (${r.single.length} changes, one at a time): p50 ${fmtMs(percentile(r.single, 50))}, p99 ${fmtMs(percentile(r.single, 99))}, max ${fmtMs(Math.max(...r.single))}`,
+    `   one host's assignment changed through A, the host watching ${r.store === 'postgres' ? 'B' : 'it'} (${r.single.length} changes, one at a time), applied: p50 ${fmtMs(percentile(r.single, 50))}, p99 ${fmtMs(percentile(r.single, 99))}, max ${fmtMs(Math.max(...r.single))}`,
   );
   out();
-  return r.missing ? [`propagation: ${r.missing} hosts did not apply the settings change within ${DEADLINE_MS / 1000} s`] : [];
+  return r.missing ? [`propagation (${r.store}): ${r.missing} hosts did not apply the settings change within ${DEADLINE_MS / 1000} s`] : [];
 }

@@ -508,23 +508,27 @@ async function main(): Promise<number> {
       errors.push(`fleet-pg: ${(err as Error).message}`);
     }
   }
-  if (selected('propagation')) {
-    try {
-      const missing = postgresUnavailable();
-      if (missing) throw new Error(`skipped: ${missing}`);
-      const r = await benchPropagation({
-        hosts: Number(process.env.BENCH_PROPAGATION_HOSTS ?? 1000),
-        samples: Number(process.env.BENCH_PROPAGATION_SAMPLES ?? 50),
-        progress,
-        openWorld,
-        closeWorld,
-        track: (pg) => (pg ? pgWorlds.add(pg) : pgWorlds.clear()),
-      });
-      errors.push(...printPropagation(r, out));
-    } catch (err) {
-      errors.push(`propagation: ${(err as Error).message}`);
+  // PostgreSQL first (the target's), then the SQLite server beside it (BENCH_PROPAGATION_STORES=postgres leaves it out).
+  const propagationStores = (process.env.BENCH_PROPAGATION_STORES ?? 'postgres,sqlite').split(',') as Array<'postgres' | 'sqlite'>;
+  if (selected('propagation'))
+    for (const store of propagationStores) {
+      try {
+        const missing = store === 'postgres' ? postgresUnavailable() : undefined;
+        if (missing) throw new Error(`skipped: ${missing}`);
+        const r = await benchPropagation({
+          store,
+          hosts: Number(process.env.BENCH_PROPAGATION_HOSTS ?? 1000),
+          samples: Number(process.env.BENCH_PROPAGATION_SAMPLES ?? 50),
+          progress,
+          openWorld,
+          closeWorld,
+          track: (pg) => (pg ? pgWorlds.add(pg) : pgWorlds.clear()),
+        });
+        errors.push(...printPropagation(r, out));
+      } catch (err) {
+        errors.push(`propagation (${store}): ${(err as Error).message}`);
+      }
     }
-  }
   if (selected('api')) {
     try {
       await benchApi({ instances: API_INSTANCES, clients: 20, requests: 2000, progress }, out);

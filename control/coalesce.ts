@@ -28,3 +28,23 @@ export function coalesced<T>(read: () => Promise<T>): () => Promise<T> {
     return (next = p);
   };
 }
+
+/**
+ * Concurrent reads of single keys share one read of many (a thousand
+ * watching agents told of one change, a thousand status reports): the same
+ * rule as coalesced, a call never gets a read that started before it, and
+ * every key asked for while a read runs goes into the one that starts next.
+ * `readMany` answers the keys it found; the others get undefined.
+ */
+export function batched<K, V>(readMany: (keys: K[]) => Promise<Map<K, V>>): (key: K) => Promise<V | undefined> {
+  let keys = new Set<K>();
+  const read = coalesced(() => {
+    const taken = [...keys];
+    keys = new Set();
+    return readMany(taken);
+  });
+  return async (key) => {
+    keys.add(key);
+    return (await read()).get(key);
+  };
+}

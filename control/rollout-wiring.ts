@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Assignment, ClusterSettings, InstanceIdentity } from '../contract/model';
 import { CONTROL_ONLY_SETTINGS, type RolloutStrategy } from '../contract/settings';
 import type { Logger } from '../contract/log';
-import { coalesced } from './coalesce';
+import { batched, coalesced } from './coalesce';
 import { ConflictError, NotFoundError, StoreUnavailableError, VersionConflictError } from './errors';
 import { validateClusterSettings } from './validation';
 import {
@@ -66,6 +66,8 @@ export interface Served {
 /** Events worth an audit record (a host's release is logged only: a 1,000-host rollout would flood the audit log). */
 const AUDITED: ReadonlySet<RolloutEvent['kind']> = new Set(['failed', 'skipped', 'recovered', 'halted', 'completed']);
 const CONFLICT_RETRIES = 5;
+/** Advances after reports are this far apart at least (a wave waits at most this much longer). */
+const ADVANCE_SPACING_MS = 100;
 
 /** A host's files, or one pseudo file with the renderer's complaint (the host is then in the rollout and its agent reports why). */
 function filesOf(assignment: Assignment | null, settings: ClusterSettings, identity: InstanceIdentity): RolloutFile[] {
@@ -104,9 +106,17 @@ export class RolloutWiring {
   /**
    * Reports that come while an advance runs share the next one: a thousand
    * hosts reporting at once (an all-at-once rollout) make a few advances,
-   * each reading every host it waits for, not a thousand.
+   * each reading every host it waits for, not a thousand; and at most one
+   * every ADVANCE_SPACING_MS, so that they leave the replica to the reports.
    */
-  private readonly advanceAfterReports = coalesced(() => this.advanceActive());
+  private readonly advanceAfterReports = coalesced(async () => {
+    await this.advanceActive();
+    await new Promise((spaced) => setTimeout(spaced, ADVANCE_SPACING_MS));
+  });
+  /** The released configs asked for together (a change reaching a thousand watchers, their reports) are read together. */
+  private readonly releasedConfig = batched(
+    async (ids: string[]) => new Map((await this.opts.store.releasedConfigs(ids)).map((c) => [c.instanceId, c])),
+  );
 
   constructor(private readonly opts: RolloutWiringOptions) {}
 
@@ -156,7 +166,7 @@ export class RolloutWiring {
   async served(record: InstanceRecord, newestSettings: ClusterSettings): Promise<Served> {
     const newest = { generation: record.generation, assignment: record.assignment, settings: newestSettings };
     if (record.status === null) return newest;
-    const pinned = await this.opts.store.releasedConfig(record.instanceId);
+    const pinned = await this.releasedConfig(record.instanceId);
     return pinned ? { generation: pinned.generation, assignment: pinned.assignment, settings: pinned.settings } : newest;
   }
 
@@ -375,10 +385,12 @@ export class RolloutWiring {
     return this.retrying(async () => {
       const active = await this.opts.store.activeRollout();
       if (!active) return void this.awaited.clear();
+      // The hosts it waits for, in one read.
+      const waitedFor = active.rollout.hosts.filter((h) => h.state === 'applying' || h.state === 'failed');
+      const records = new Map((await this.opts.store.getInstances(waitedFor.map((h) => h.instanceId))).map((r) => [r.instanceId, r]));
       const reports: HostReport[] = [];
-      for (const h of active.rollout.hosts) {
-        if (h.state !== 'applying' && h.state !== 'failed') continue;
-        const record = await this.opts.store.getInstance(h.instanceId);
+      for (const h of waitedFor) {
+        const record = records.get(h.instanceId);
         const report = record && reportOf(record, h);
         if (report) reports.push(report);
       }

@@ -50,7 +50,7 @@ import type { Logger } from '../contract/log';
 import { RolloutWiring, type Served } from './rollout-wiring';
 import { applyRule, type RuleApplyOptions } from './rule-apply';
 import { summaryOf, metricSamples, type Rollout } from './rollout';
-import { coalesced } from './coalesce';
+import { batched, coalesced } from './coalesce';
 
 export { InputError, NotFoundError };
 
@@ -294,7 +294,7 @@ export class ControlService {
   }
 
   async assignmentState(instanceId: string): Promise<AssignmentStateView> {
-    const record = await this.store.getInstance(instanceId);
+    const record = await this.instanceRecord(instanceId);
     if (!record) throw new NotFoundError(`instance ${instanceId} is not enrolled`);
     return this.servedState(record);
   }
@@ -310,6 +310,11 @@ export class ControlService {
    */
   private readonly servedSettings = coalesced(() => this.store.getSettings());
 
+  /** Instance records asked for together (watchers told of one change, concurrent status reports) are read together. */
+  private readonly instanceRecord = batched(
+    async (ids: string[]) => new Map((await this.store.getInstances(ids)).map((r) => [r.instanceId, r])),
+  );
+
   /** Calls `listener` after every change that concerns the instance; returns the unsubscribe function. */
   watch(instanceId: string, listener: () => void): () => void {
     this.events.on(instanceId, listener);
@@ -322,7 +327,7 @@ export class ControlService {
 
   async reportStatus(instanceId: string, appliedGeneration: number, status: Omit<InstanceStatus, 'reportedAt'>, facts: HostFacts | null) {
     // Generations only grow, so one read before the write is enough: an agent cannot have applied what it was never given.
-    const current = await this.store.getInstance(instanceId);
+    const current = await this.instanceRecord(instanceId);
     if (current && appliedGeneration > current.generation)
       throw new InputError(
         'applied_generation',

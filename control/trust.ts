@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { servicesOf, ROLE_NAMES, type ServiceRole } from '../contract/model';
 import { sha256Hex } from './enrollment';
 import { ForbiddenError, InputError, NotFoundError, UnauthenticatedError } from './errors';
+import { batched } from './coalesce';
 import { normalizeSerial } from './pki';
 import { API_SCOPES, type ApiScope, type ApiToken, type JoinToken, type Store } from './store/store';
 
@@ -38,6 +39,11 @@ export class Trust {
     private readonly store: Store,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Calls checked together (a thousand agents reporting at once) read their certificates together. */
+  private readonly issuedCertificate = batched(
+    async (serials: string[]) => new Map((await this.store.getCertificates(serials)).map((c) => [c.serial, c])),
+  );
 
   // ------------------------------------------------------------ API tokens
 
@@ -123,7 +129,7 @@ export class Trust {
   async authorizeCall(cert: { commonName?: string; serial?: string }, instanceId: string, method: string): Promise<void> {
     const cn = cert.commonName;
     if (!cn || !cert.serial) throw new UnauthenticatedError('this call needs the client certificate issued by Enroll; enroll first');
-    const issued = await this.store.getCertificate(normalizeSerial(cert.serial));
+    const issued = await this.issuedCertificate(normalizeSerial(cert.serial));
     if (!issued || issued.instanceId !== cn)
       throw new UnauthenticatedError('this client certificate is not one the control server issued; enroll again');
     if (issued.revokedAt !== null) {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { coalesced } from '../control/coalesce';
+import { batched, coalesced } from '../control/coalesce';
 
 /** A few turns of the event loop: reads start on the next one. */
 const settle = async () => {
@@ -41,4 +41,27 @@ t.test('a failed read fails its callers only; the next call reads again', async 
   await t.rejects(read(), /database unavailable/);
   fail = false;
   t.equal(await read(), 'ok');
+});
+
+t.test('keys asked for together are read in one batch; keys asked for during a read go into the next', async (t) => {
+  const batches: string[][] = [];
+  const gates: Array<() => void> = [];
+  const get = batched((keys: string[]) => {
+    batches.push([...keys]);
+    return new Promise<Map<string, string>>((resolve) =>
+      gates.push(() => resolve(new Map(keys.filter((k) => k !== 'unknown').map((k) => [k, k.toUpperCase()])))),
+    );
+  });
+  const first = [get('a'), get('b'), get('a')];
+  await settle();
+  t.same(batches, [['a', 'b']], 'one read for the keys asked for on one turn, each key once');
+  const later = [get('c'), get('unknown')];
+  await settle();
+  t.equal(batches.length, 1, 'keys asked for during a read wait for it to end');
+  gates[0]();
+  t.same(await Promise.all(first), ['A', 'B', 'A']);
+  await settle();
+  t.same(batches[1], ['c', 'unknown'], 'the next read has the keys that waited, not those already read');
+  gates[1]();
+  t.same(await Promise.all(later), ['C', undefined], 'a key the read did not find gets undefined');
 });

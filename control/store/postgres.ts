@@ -114,6 +114,12 @@ function tlsConfig(tls: PgStoreOptions['tls']): PoolConfig['ssl'] {
   return { rejectUnauthorized: true, ...(tls.caFile ? { ca: readFileSync(tls.caFile, 'utf8') } : {}) };
 }
 
+interface Grouped<T> {
+  fn: (sql: Sql) => Promise<T>;
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+}
+
 /** A checked-out connection lost between statements fails its next statement; its "error" event must not end the process. */
 const ignoreWhileCheckedOut = (): void => undefined;
 
@@ -136,7 +142,47 @@ export class PgEngine implements StorageEngine {
   }
 
   transaction<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    return reachable(this.attempts(fn, options));
+    return reachable(options.relaxed ? this.grouped(fn) : this.attempts(fn, options));
+  }
+
+  /** Relaxed transactions asked for on this turn of the event loop: they commit together. */
+  private group: Array<Grouped<unknown>> = [];
+
+  /**
+   * Relaxed transactions (status reports: a thousand agents report at once
+   * after a change) that come on one turn run in one transaction, one after
+   * the other, and commit together: two round trips less each (BEGIN,
+   * COMMIT). None is answered before the commit. When one fails, the group
+   * is rolled back and each runs again alone, so a caller gets its own
+   * result or error only.
+   */
+  private grouped<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.group.length === 0) setImmediate(() => void this.runGroup());
+      this.group.push({ fn, resolve, reject } as Grouped<unknown>);
+    });
+  }
+
+  private async runGroup(): Promise<void> {
+    const group = this.group;
+    this.group = [];
+    const alone = (g: Grouped<unknown>) => this.attempts(g.fn, { relaxed: true }).then(g.resolve, g.reject);
+    if (group.length === 1) return void (await alone(group[0]));
+    let results: unknown[];
+    try {
+      results = await this.attempts(
+        async (sql) => {
+          const out: unknown[] = [];
+          for (const g of group) out.push(await g.fn(sql));
+          return out;
+        },
+        { relaxed: true },
+      );
+    } catch {
+      await Promise.all(group.map(alone));
+      return;
+    }
+    group.forEach((g, i) => g.resolve(results[i]));
   }
 
   private async attempts<T>(fn: (sql: Sql) => Promise<T>, options: TransactionOptions): Promise<T> {

@@ -198,6 +198,10 @@ export class RecordStore implements Store {
     return this.read((r) => r.instance(instanceId));
   }
 
+  getInstances(instanceIds: readonly string[]): Promise<InstanceRecord[]> {
+    return instanceIds.length === 0 ? Promise.resolve([]) : this.read((r) => r.instancesOf(instanceIds));
+  }
+
   listInstances(...args: Parameters<Records['instances']>) {
     return this.read((r) => r.instances(...args));
   }
@@ -285,15 +289,16 @@ export class RecordStore implements Store {
   }
 
   async releasedConfig(instanceId: string): Promise<InstanceConfig | undefined> {
-    return (await this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs(instanceId)))[0];
+    return (await this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs([instanceId])))[0];
   }
 
   configGenerations(instanceId: string): Promise<number[]> {
     return this.engine.read((sql) => new RolloutRecords(sql).configGenerations(instanceId));
   }
 
-  releasedConfigs(): Promise<InstanceConfig[]> {
-    return this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs());
+  releasedConfigs(instanceIds?: readonly string[]): Promise<InstanceConfig[]> {
+    if (instanceIds?.length === 0) return Promise.resolve([]);
+    return this.engine.read((sql) => new RolloutRecords(sql).releasedConfigs(instanceIds));
   }
 
   assignedInstances() {
@@ -399,6 +404,10 @@ export class RecordStore implements Store {
 
   getCertificate(serial: string) {
     return this.read((r) => r.certificate(serial));
+  }
+
+  getCertificates(serials: readonly string[]) {
+    return serials.length === 0 ? Promise.resolve([]) : this.read((r) => r.certificatesOf(serials));
   }
 
   createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken> {

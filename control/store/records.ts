@@ -6,6 +6,8 @@ import type { Sql, SqlDialect } from './engine';
 import { HEALTH_SQL, STANDING_HEALTH_SQL, healthOf } from './health';
 import {
   INSTANCE_COLUMNS,
+  inChunks,
+  marks,
   rolesKey,
   rowToApiToken,
   rowToAudit,
@@ -86,6 +88,14 @@ export class Records {
   async instance(instanceId: string): Promise<InstanceRecord | undefined> {
     const row = await this.sql.get<InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?`, [instanceId]);
     return row && rowToInstance(row);
+  }
+
+  /** The instances of `instanceIds` that exist, in one statement per few hundred ids. */
+  async instancesOf(instanceIds: readonly string[]): Promise<InstanceRecord[]> {
+    const rows = await inChunks(instanceIds, (ids) =>
+      this.sql.all<InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE instance_id IN (${marks(ids)})`, ids),
+    );
+    return rows.map(rowToInstance);
   }
 
   async insertInstance(instanceId: string, now: number): Promise<void> {
@@ -342,6 +352,14 @@ export class Records {
   async certificate(serial: string): Promise<IssuedCertificate | undefined> {
     const row = await this.sql.get<CertificateRow>('SELECT * FROM client_certificates WHERE serial = ?', [serial]);
     return row && rowToCertificate(row);
+  }
+
+  /** The issued certificates among `serials`, in one statement per few hundred. */
+  async certificatesOf(serials: readonly string[]): Promise<IssuedCertificate[]> {
+    const rows = await inChunks(serials, (chunk) =>
+      this.sql.all<CertificateRow>(`SELECT * FROM client_certificates WHERE serial IN (${marks(chunk)})`, chunk),
+    );
+    return rows.map(rowToCertificate);
   }
 
   /** Revokes the instance's certificates not revoked yet; how many. */

@@ -6,7 +6,7 @@ import type { Rollout } from '../rollout/model';
 import { ConflictError, InputError } from '../errors';
 import type { Sql } from './engine';
 import type { InstanceConfig, RolloutQuery, StoredRollout } from './rollouts';
-import { rowToInstance, type InstanceRow } from './rows';
+import { inChunks, marks, rowToInstance, type InstanceRow } from './rows';
 import type { InstanceRecord, Page } from './store';
 
 interface RolloutRow {
@@ -118,14 +118,12 @@ export class RolloutRecords {
       );
   }
 
-  /** The released configs: of one instance, or of every pinned instance. */
-  async releasedConfigs(instanceId?: string): Promise<InstanceConfig[]> {
-    const rows = await this.sql.all<ConfigRow>(
-      `SELECT c.instance_id, c.generation, c.assignment, c.settings FROM instance_releases r
-       JOIN instance_configs c ON c.instance_id = r.instance_id AND c.generation = r.generation
-       ${instanceId === undefined ? '' : 'WHERE r.instance_id = ?'}`,
-      instanceId === undefined ? [] : [instanceId],
-    );
+  /** The released configs: of the instances named (one statement per ID_CHUNK of them), or of every pinned instance. */
+  async releasedConfigs(instanceIds?: readonly string[]): Promise<InstanceConfig[]> {
+    const select = `SELECT c.instance_id, c.generation, c.assignment, c.settings FROM instance_releases r
+       JOIN instance_configs c ON c.instance_id = r.instance_id AND c.generation = r.generation`;
+    if (instanceIds === undefined) return (await this.sql.all<ConfigRow>(select)).map(toConfig);
+    const rows = await inChunks(instanceIds, (ids) => this.sql.all<ConfigRow>(`${select} WHERE r.instance_id IN (${marks(ids)})`, ids));
     return rows.map(toConfig);
   }
 

@@ -60,8 +60,8 @@ export interface RolloutStore {
   activeRollout(): Promise<StoredRollout | undefined>;
   /** The config an instance is served: the generation released to it, or undefined when it is served the newest. */
   releasedConfig(instanceId: string): Promise<InstanceConfig | undefined>;
-  /** Every pinned instance's released config (for planning a change over the fleet). */
-  releasedConfigs(): Promise<InstanceConfig[]>;
+  /** The released configs of the pinned instances among `instanceIds`; without, of every pinned instance (for planning a change over the fleet). */
+  releasedConfigs(instanceIds?: readonly string[]): Promise<InstanceConfig[]>;
   /** The generations whose config is kept for an instance, oldest first (the others were pruned: RolloutRecords.pruneConfigs). */
   configGenerations(instanceId: string): Promise<number[]>;
   /** Every assigned instance (for planning a change over the fleet). */

@@ -201,3 +201,16 @@ export const rowToCertificate = (r: CertificateRow): IssuedCertificate => ({
 
 /** ",auth,proxy,": a role filter is a LIKE on one column. */
 export const rolesKey = (a: Assignment | null): string | null => (a ? `,${[...a.roles].sort().join(',')},` : null);
+
+/** Ids per statement of a read by ids: well under SQLite's limit of bound parameters. */
+const ID_CHUNK = 500;
+
+/** "?, ?, ?" for `ids`. */
+export const marks = (ids: readonly unknown[]): string => ids.map(() => '?').join(', ');
+
+/** `read` over `ids` in chunks of ID_CHUNK, the rows of every chunk. */
+export async function inChunks<R>(ids: readonly string[], read: (chunk: string[]) => Promise<R[]>): Promise<R[]> {
+  const rows: R[] = [];
+  for (let i = 0; i < ids.length; i += ID_CHUNK) rows.push(...(await read(ids.slice(i, i + ID_CHUNK))));
+  return rows;
+}

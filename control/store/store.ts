@@ -229,6 +229,8 @@ export interface Store extends RolloutStore {
    */
   enroll(identity: InstanceIdentity, actor: string, now: number, trust?: EnrollTrust): Promise<EnrollOutcome>;
   getInstance(instanceId: string): Promise<InstanceRecord | undefined>;
+  /** The instances among `instanceIds` that exist (any order): one read for many (a rollout's awaited hosts, watchers told of a change). */
+  getInstances(instanceIds: readonly string[]): Promise<InstanceRecord[]>;
   listInstances(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceRecord & { health: HealthState }>>;
   /** Sets (or clears, with null) an assignment; creates the instance when it never booted. */
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord>;
@@ -280,6 +282,8 @@ export interface Store extends RolloutStore {
   /** Forgets the nonce bound to an instance, so that its next enrollment binds a new one. */
   resetBinding(instanceId: string, actor: string, now: number): Promise<boolean>;
   getCertificate(serial: string): Promise<IssuedCertificate | undefined>;
+  /** The issued certificates among `serials` (any order): the calls of many agents checked in one read. */
+  getCertificates(serials: readonly string[]): Promise<IssuedCertificate[]>;
 
   createApiToken(token: { id: string; name: string; scope: ApiScope; tokenHash: string }, actor: string, now: number): Promise<ApiToken>;
   listApiTokens(): Promise<ApiToken[]>;

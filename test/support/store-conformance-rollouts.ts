@@ -116,6 +116,28 @@ export function rolloutConformance(t: Test, fresh: (t: Test) => Promise<Store>):
         ['i-1'],
       );
       t.same(
+        (await store.releasedConfigs(['i-2', 'i-1', 'i-9'])).map((c) => [c.instanceId, c.generation]),
+        [['i-1', 1]],
+        'by ids: the pinned among them, unknown and unpinned ids left out',
+      );
+      t.same(await store.releasedConfigs([]), [], 'no ids: none');
+      t.same(
+        (await store.getInstances(['i-2', 'i-9', 'i-1'])).map((i) => [i.instanceId, i.generation]).sort(),
+        [
+          ['i-1', 2],
+          ['i-2', 1],
+        ],
+        'instances by ids in one read: the known ones, as stored',
+      );
+      t.same(await store.getInstances([]), []);
+      // More ids than one statement binds: read in several, every one found.
+      const many = ['i-1', ...Array.from({ length: 1200 }, (_, k) => `i-x${k}`), 'i-2'];
+      t.same((await store.getInstances(many)).map((i) => i.instanceId).sort(), ['i-1', 'i-2'], 'ids over several statements');
+      t.same(
+        (await store.releasedConfigs(many.reverse())).map((c) => c.instanceId),
+        ['i-1'],
+      );
+      t.same(
         (await store.listAudit({ limit: 100, target: 'settings' })).map((e) => [e.actor, e.action]),
         [['op', 'settings.update']],
       );

@@ -447,6 +447,11 @@ export function storeConformance(t: Test, factory: StoreFactory): void {
     await store.enroll(identity('i-1'), 'agent', 1, { certificate: { serial: 'abc', expiresAt: 100 } });
     t.same(await store.getCertificate('abc'), { serial: 'abc', instanceId: 'i-1', issuedAt: 1, expiresAt: 100, revokedAt: null });
     t.equal(await store.getCertificate('nope'), undefined);
+    t.same(
+      (await store.getCertificates(['nope', 'abc'])).map((c) => c.serial),
+      ['abc'],
+      'by serials in one read: the issued ones',
+    );
     await store.deleteInstance('i-1', 'op', 5);
     t.equal((await store.getCertificate('abc'))?.revokedAt, 5);
     const [deleted] = (await store.listAudit({ limit: 10, target: 'i-1' })).filter((e) => e.action === 'instance.delete');
