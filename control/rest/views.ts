@@ -1,13 +1,17 @@
 // Stored records as the REST API shows them: ISO timestamps, role names.
 import { roleNameOf, type Assignment, type HealthState } from '../../contract/model';
+import { healthOf } from '../store/health';
+import { rowToInstance, type InstanceRow } from '../store/rows';
 import { isoTime } from './iso-time';
 import {
   joinTokenProblem,
   type ApiToken,
   type AuditEvent,
+  type HealthClock,
   type InstanceRecord,
   type InstanceStatus,
   type JoinToken,
+  type Page,
   type Rule,
 } from '../store/store';
 
@@ -38,9 +42,13 @@ function statusView(s: InstanceStatus) {
  * on a page of 100 that is faster than the schema's compiled serializer.
  */
 export function instanceView(r: InstanceRecord & { health: HealthState }) {
+  return { health: r.health, ...storedInstanceView(r) };
+}
+
+/** instanceView but the health, which depends on the time: what a stored record alone makes. */
+function storedInstanceView(r: InstanceRecord) {
   return {
     instanceId: r.instanceId,
-    health: r.health,
     identity: r.identity,
     facts: r.facts,
     assignment: assignmentView(r.assignment),
@@ -54,6 +62,71 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
     enrolledVia: r.enrolledVia,
     allowedRoles: r.allowedRoles,
   };
+}
+
+/** The stored columns a list entry is rendered from: an entry is reused only while all of them are unchanged. */
+const RENDERED_COLUMNS = [
+  'identity',
+  'enrolled_at',
+  'last_seen_at',
+  'assignment',
+  'generation',
+  'applied_generation',
+  'status',
+  'facts',
+  'enrolled_via',
+  'allowed_roles',
+] as const satisfies ReadonlyArray<keyof InstanceRow>;
+
+interface RenderedInstance {
+  /** The row it was rendered from (its RENDERED_COLUMNS are compared with the row read now). */
+  row: InstanceRow;
+  /** What the health is read from (healthOf), parsed once. */
+  facts: Parameters<typeof healthOf>[0];
+  /** instanceView's JSON after its opening brace, without the health (which depends on the time). */
+  rest: string;
+}
+
+const sameRow = (a: InstanceRow, b: InstanceRow) => RENDERED_COLUMNS.every((c) => a[c] === b[c]);
+
+/**
+ * Pages of instances as JSON, each instance rendered once for as long as its
+ * stored row is unchanged: a page is then mostly string joins, and only the
+ * health (which changes with the time) is worked out per request. An entry is
+ * checked against the row read for this very request, so it can never be
+ * older than the database (a write through another replica or process
+ * included). Bounded: the least recently used entries go first.
+ */
+export class InstancePages {
+  private readonly cache = new Map<string, RenderedInstance>();
+
+  constructor(private readonly capacity = 2000) {}
+
+  /** The JSON of { items: instanceView[], next }. */
+  render(page: Page<InstanceRow>, clock: HealthClock): string {
+    let items = '';
+    for (const row of page.items) {
+      const entry = this.entryOf(row);
+      items += `${items ? ',' : ''}{"health":"${healthOf(entry.facts, clock)}",${entry.rest}`;
+    }
+    return `{"items":[${items}]${page.next === undefined ? '' : `,"next":${JSON.stringify(page.next)}`}}`;
+  }
+
+  private entryOf(row: InstanceRow): RenderedInstance {
+    const id = row.instance_id;
+    const cached = this.cache.get(id);
+    // Re-inserted, so that Map order is least recently used first.
+    this.cache.delete(id);
+    const entry = cached && sameRow(cached.row, row) ? cached : rendered(row);
+    this.cache.set(id, entry);
+    if (this.cache.size > this.capacity) this.cache.delete(this.cache.keys().next().value!);
+    return entry;
+  }
+}
+
+function rendered(row: InstanceRow): RenderedInstance {
+  const record = rowToInstance(row);
+  return { row, facts: record, rest: JSON.stringify(storedInstanceView(record)).slice(1) };
 }
 
 export const ruleView = (r: Rule) => ({ ...r, role: roleNameOf(r.roles), createdAt: iso(r.createdAt) });

@@ -201,6 +201,10 @@ export class RecordStore implements Store {
     return this.read((r) => r.instances(...args));
   }
 
+  listInstanceRows(...args: Parameters<Records['instanceRows']>) {
+    return this.read((r) => r.instanceRows(...args));
+  }
+
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord> {
     return this.write(async (r, changed) => {
       await r.lock(`instance:${instanceId}`);
