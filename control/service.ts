@@ -548,7 +548,7 @@ export class ControlService {
   /** A page of stored rows and the clock their health is to be read with (rest/views.ts InstancePages). */
   async listInstanceRows(query: InstanceQuery) {
     const clock = this.clock();
-    return { ...(await this.store.listInstanceRows(query, clock)), clock };
+    return { ...(await this.store.listInstanceViewRows(query, clock)), clock };
   }
 
   /** Counts by role set and health; concurrent callers share a read (coalesced). */

@@ -13,7 +13,7 @@ import { postgresUnavailable, testCluster } from './support/postgres';
 import { identity } from './support/store-conformance';
 
 const ROLES = ['node', 'proxy', 'auth', null] as const;
-const STATES = ['ready', 'failed', 'applying', 'orphaned', 'stopped'] as const;
+const STATES = ['ready', 'failed', 'converging', 'degraded', 'orphaned', 'stopped'] as const;
 
 /** A repeatable pseudo-random sequence (mulberry32), so that a failure can be replayed. */
 function randomOf(seed: number): (n: number) => number {
@@ -85,7 +85,7 @@ t.test('after random writes from another process, every listed instance equals i
     }
     // A small page size: several pages, each rendered from entries the earlier rounds left.
     const listed = await listAll(control, 5);
-    const stored = (await store.listInstances({ limit: 1000 }, { offlineBefore: 0 })).items.map((r) => r.instanceId);
+    const stored = (await store.listInstances({ limit: 1000 }, { now: Date.now(), offlineBefore: 0 })).items.map((r) => r.instanceId);
     t.same(
       listed.map((i) => i.instanceId),
       stored,

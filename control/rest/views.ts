@@ -1,7 +1,7 @@
 // Stored records as the REST API shows them: ISO timestamps, role names.
 import { roleNameOf, type Assignment, type HealthState } from '../../contract/model';
 import { healthOf } from '../store/health';
-import { rowToInstance, type InstanceRow } from '../store/rows';
+import { viewRowToInstance, type InstanceViewRow, type StoredInstance } from '../store/rows';
 import { isoTime } from './iso-time';
 import {
   joinTokenProblem,
@@ -46,7 +46,7 @@ export function instanceView(r: InstanceRecord & { health: HealthState }) {
 }
 
 /** instanceView but the health, which depends on the time: what a stored record alone makes. */
-function storedInstanceView(r: InstanceRecord) {
+function storedInstanceView(r: StoredInstance) {
   return {
     instanceId: r.instanceId,
     identity: r.identity,
@@ -64,30 +64,19 @@ function storedInstanceView(r: InstanceRecord) {
   };
 }
 
-/** The stored columns a list entry is rendered from: an entry is reused only while all of them are unchanged. */
-const RENDERED_COLUMNS = [
-  'identity',
-  'enrolled_at',
-  'last_seen_at',
-  'assignment',
-  'generation',
-  'applied_generation',
-  'status',
-  'facts',
-  'enrolled_via',
-  'allowed_roles',
-] as const satisfies ReadonlyArray<keyof InstanceRow>;
-
 interface RenderedInstance {
-  /** The row it was rendered from (its RENDERED_COLUMNS are compared with the row read now). */
-  row: InstanceRow;
+  /** The row it was rendered from (rows.ts INSTANCE_VIEW_COLUMNS), compared with the row read now. */
+  row: InstanceViewRow;
   /** What the health is read from (healthOf), parsed once. */
   facts: Parameters<typeof healthOf>[0];
   /** instanceView's JSON after its opening brace, without the health (which depends on the time). */
   rest: string;
 }
 
-const sameRow = (a: InstanceRow, b: InstanceRow) => RENDERED_COLUMNS.every((c) => a[c] === b[c]);
+function sameRow(a: InstanceViewRow, b: InstanceViewRow): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /**
  * Pages of instances as JSON, each instance rendered once for as long as its
@@ -103,7 +92,7 @@ export class InstancePages {
   constructor(private readonly capacity = 2000) {}
 
   /** The JSON of { items: instanceView[], next }. */
-  render(page: Page<InstanceRow>, clock: HealthClock): string {
+  render(page: Page<InstanceViewRow>, clock: HealthClock): string {
     let items = '';
     for (const row of page.items) {
       const entry = this.entryOf(row);
@@ -112,8 +101,8 @@ export class InstancePages {
     return `{"items":[${items}]${page.next === undefined ? '' : `,"next":${JSON.stringify(page.next)}`}}`;
   }
 
-  private entryOf(row: InstanceRow): RenderedInstance {
-    const id = row.instance_id;
+  private entryOf(row: InstanceViewRow): RenderedInstance {
+    const id = String(row[0]);
     const cached = this.cache.get(id);
     // Re-inserted, so that Map order is least recently used first.
     this.cache.delete(id);
@@ -124,8 +113,8 @@ export class InstancePages {
   }
 }
 
-function rendered(row: InstanceRow): RenderedInstance {
-  const record = rowToInstance(row);
+function rendered(row: InstanceViewRow): RenderedInstance {
+  const record = viewRowToInstance(row);
   return { row, facts: record, rest: JSON.stringify(storedInstanceView(record)).slice(1) };
 }
 

@@ -97,6 +97,7 @@ function toPg(text: string): string {
 
 interface Queryable {
   query(text: string, params?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+  query(config: { text: string; values: unknown[]; rowMode: 'array' }): Promise<{ rows: unknown[][] }>;
 }
 
 function sqlOn(target: Queryable): Sql {
@@ -105,6 +106,8 @@ function sqlOn(target: Queryable): Sql {
     all: async <R>(text: string, params?: readonly unknown[]) => (await query(text, params)).rows as R[],
     get: async <R>(text: string, params?: readonly unknown[]) => (await query(text, params)).rows[0] as R | undefined,
     run: async (text: string, params?: readonly unknown[]) => (await query(text, params)).rowCount ?? 0,
+    arrays: async (text: string, params: readonly unknown[] = []) =>
+      (await target.query({ text: toPg(text), values: [...params], rowMode: 'array' })).rows,
   };
 }
 

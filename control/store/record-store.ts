@@ -201,8 +201,8 @@ export class RecordStore implements Store {
     return this.read((r) => r.instances(...args));
   }
 
-  listInstanceRows(...args: Parameters<Records['instanceRows']>) {
-    return this.read((r) => r.instanceRows(...args));
+  listInstanceViewRows(...args: Parameters<Records['instanceViewRows']>) {
+    return this.read((r) => r.instanceViewRows(...args));
   }
 
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord> {

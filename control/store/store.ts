@@ -2,7 +2,7 @@
 // embedded default; a PostgreSQL implementation satisfies the same interface
 // for several replicas. Every change and its audit event commit together.
 import type { RolloutStore } from './rollouts';
-import type { InstanceRow } from './rows';
+import type { InstanceViewRow } from './rows';
 import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, AgentState, ServiceRole } from '../../contract/model';
 
 export interface InstanceStatus {
@@ -229,8 +229,8 @@ export interface Store extends RolloutStore {
   enroll(identity: InstanceIdentity, actor: string, now: number, trust?: EnrollTrust): Promise<EnrollOutcome>;
   getInstance(instanceId: string): Promise<InstanceRecord | undefined>;
   listInstances(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceRecord & { health: HealthState }>>;
-  /** listInstances as stored rows, without the health (rows.ts rowToInstance makes a record of one). */
-  listInstanceRows(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceRow>>;
+  /** listInstances as stored rows of rows.ts INSTANCE_VIEW_COLUMNS, without the health (viewRowToInstance reads one). */
+  listInstanceViewRows(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceViewRow>>;
   /** Sets (or clears, with null) an assignment; creates the instance when it never booted. */
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord>;
   /** Removes an instance and its assignment; false when unknown. */
