@@ -196,10 +196,10 @@ export async function benchApi(opts: ApiOptions, out: (line?: string) => void): 
     const p99 = (v: number[]) => percentile(v, 99);
     out(`  ${r.store}: stored in ${fmtMs(r.seedMs)}`);
     out(
-      `    GET /v1/instances?limit=100: ${summary(r.listMs)}  target p99 <= 50 ms: ${verdict(p99(r.listMs) <= TARGET.p99Ms)}; control CPU ${r.listCpuMs.toFixed(2)} ms/request (idle before: ${r.listIdleCpuMsPerS} ms/s); load ${r.listLoad.toFixed(1)}`,
+      `    GET /v1/instances?limit=100: ${summary(r.listMs)}  target p99 <= 50 ms: ${verdict(p99(r.listMs) <= TARGET.p99Ms)}; control CPU ${r.listCpuMs.toFixed(2)} ms/request (idle before: ${Math.round(r.listIdleCpuMsPerS)} ms/s); load ${r.listLoad.toFixed(1)}`,
     );
     out(
-      `    GET /v1/health:              ${summary(r.healthMs)}  target p99 <= 50 ms: ${verdict(p99(r.healthMs) <= TARGET.p99Ms)}; control CPU ${r.healthCpuMs.toFixed(2)} ms/request (idle before: ${r.healthIdleCpuMsPerS} ms/s); load ${r.healthLoad.toFixed(1)}`,
+      `    GET /v1/health:              ${summary(r.healthMs)}  target p99 <= 50 ms: ${verdict(p99(r.healthMs) <= TARGET.p99Ms)}; control CPU ${r.healthCpuMs.toFixed(2)} ms/request (idle before: ${Math.round(r.healthIdleCpuMsPerS)} ms/s); load ${r.healthLoad.toFixed(1)}`,
     );
     out(`    control peak RSS ${fmtBytes(r.controlPeakRssBytes)}  target <= 300 MiB: ${verdict(r.controlPeakRssBytes <= TARGET.rssBytes)}`);
   }
