@@ -541,10 +541,6 @@ export class ControlService {
     return this.store.getInstance(instanceId);
   }
 
-  listInstances(query: InstanceQuery) {
-    return this.store.listInstances(query, this.clock());
-  }
-
   /** A page of stored rows and the clock their health is to be read with (rest/views.ts InstancePages). */
   async listInstanceRows(query: InstanceQuery) {
     const clock = this.clock();

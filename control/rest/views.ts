@@ -38,8 +38,8 @@ function statusView(s: InstanceStatus) {
 
 /**
  * An instance as the API shows it. The object holds exactly what the
- * schema declares, so that plain JSON.stringify writes it (instanceRoutes):
- * on a page of 100 that is faster than the schema's compiled serializer.
+ * schema declares: the list writes it with plain JSON.stringify
+ * (InstancePages), which is faster than the schema's compiled serializer.
  */
 export function instanceView(r: InstanceRecord & { health: HealthState }) {
   return { health: r.health, ...storedInstanceView(r) };
