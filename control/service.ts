@@ -552,8 +552,10 @@ export class ControlService {
     return this.store.getInstance(instanceId);
   }
 
-  listInstances(query: InstanceQuery) {
-    return this.store.listInstances(query, this.clock());
+  /** A page of stored rows and the clock their health is to be read with (rest/views.ts InstancePages). */
+  async listInstanceRows(query: InstanceQuery) {
+    const clock = this.clock();
+    return { ...(await this.store.listInstanceViewRows(query, clock)), clock };
   }
 
   /** Counts by role set and health; concurrent callers share a read (coalesced). */

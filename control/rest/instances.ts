@@ -6,12 +6,13 @@ import { StringEnum } from '../../contract/schema';
 import type { ApiToken } from '../store/store';
 import { assignmentBody, errorView, instanceIdParam, instanceView as instanceSchema } from './schemas';
 import type { RestApp, RouteDeps } from './typed';
-import { instanceView } from './views';
+import { InstancePages, instanceView } from './views';
 
 const DEFAULT_PAGE = 100;
 
 export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
   const { service } = opts;
+  const pages = new InstancePages();
 
   app.get(
     '/v1/instances',
@@ -31,15 +32,13 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
         ),
         response: { 200: { type: 'object', properties: { items: { type: 'array', items: instanceSchema }, next: { type: 'string' } } } },
       },
-      // The views hold what the schema declares and nothing else (views.ts): plain JSON.stringify writes a page
-      // in about half the time of the schema's compiled serializer.
-      serializerCompiler: () => (data) => JSON.stringify(data),
     },
-    async (request) => {
+    async (request, reply) => {
       // ajv fills in the default; the type cannot know it did.
-      const page = await service.listInstances({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE });
+      const { clock, ...page } = await service.listInstanceRows({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE });
       const held = await service.rolloutStates();
-      return { items: page.items.map((i) => instanceView(i, held.get(i.instanceId))), next: page.next };
+      // Already JSON of what the schema declares (views.ts InstancePages): sent as it is.
+      return reply.type('application/json; charset=utf-8').send(pages.render(page, clock, held));
     },
   );
 

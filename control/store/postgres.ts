@@ -97,6 +97,19 @@ function toPg(text: string): string {
 
 interface Queryable {
   query(text: string, params?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+  query(config: { name: string; text: string; values: unknown[]; rowMode: 'array' }): Promise<{ rows: unknown[][] }>;
+}
+
+/**
+ * A named statement per SQL text of Sql.arrays (the big reads that run
+ * often): each connection parses and plans it once, not at every call.
+ * Names are process-wide, so that one name never stands for two texts on a connection.
+ */
+const prepared = new Map<string, { name: string; text: string }>();
+function preparedOf(text: string): { name: string; text: string } {
+  let statement = prepared.get(text);
+  if (!statement) prepared.set(text, (statement = { name: `teleboot_arrays_${prepared.size}`, text: toPg(text) }));
+  return statement;
 }
 
 function sqlOn(target: Queryable): Sql {
@@ -105,6 +118,8 @@ function sqlOn(target: Queryable): Sql {
     all: async <R>(text: string, params?: readonly unknown[]) => (await query(text, params)).rows as R[],
     get: async <R>(text: string, params?: readonly unknown[]) => (await query(text, params)).rows[0] as R | undefined,
     run: async (text: string, params?: readonly unknown[]) => (await query(text, params)).rowCount ?? 0,
+    arrays: async (text: string, params: readonly unknown[] = []) =>
+      (await target.query({ ...preparedOf(text), values: [...params], rowMode: 'array' })).rows,
   };
 }
 

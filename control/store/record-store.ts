@@ -206,6 +206,10 @@ export class RecordStore implements Store {
     return this.read((r) => r.instances(...args));
   }
 
+  listInstanceViewRows(...args: Parameters<Records['instanceViewRows']>) {
+    return this.read((r) => r.instanceViewRows(...args));
+  }
+
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord> {
     return this.write(async (r, changed) => {
       await r.lock(`instance:${instanceId}`);

@@ -114,6 +114,39 @@ export const numOrNull = (v: number | string | bigint | null): number | null => 
 const parse = <T>(text: string | null | undefined): T | null => (text == null ? null : (JSON.parse(text) as T));
 
 export const rowToInstance = (row: InstanceRow): InstanceRecord => ({
+  ...storedInstanceOf(row),
+  createdAt: Number(row.created_at),
+  updatedAt: Number(row.updated_at),
+});
+
+/** The columns an instance's REST view is made of; an InstanceViewRow holds them in this order. */
+export const INSTANCE_VIEW_COLUMNS = [
+  'instance_id',
+  'identity',
+  'enrolled_at',
+  'last_seen_at',
+  'assignment',
+  'generation',
+  'applied_generation',
+  'status',
+  'facts',
+  'enrolled_via',
+  'allowed_roles',
+  'released_generation',
+] as const satisfies ReadonlyArray<keyof InstanceRow>;
+
+/** A row of INSTANCE_VIEW_COLUMNS as the database gave it (Sql.arrays). */
+export type InstanceViewRow = unknown[];
+
+/** The record an InstanceViewRow stands for (without the times of its creation and last change, not shown). */
+export function viewRowToInstance(values: InstanceViewRow): StoredInstance {
+  const row = Object.fromEntries(INSTANCE_VIEW_COLUMNS.map((column, i) => [column, values[i]]));
+  return storedInstanceOf(row as unknown as InstanceRow);
+}
+
+export type StoredInstance = Omit<InstanceRecord, 'createdAt' | 'updatedAt'>;
+
+const storedInstanceOf = (row: InstanceRow): StoredInstance => ({
   instanceId: row.instance_id,
   identity: parse<InstanceIdentity>(row.identity),
   enrolledAt: numOrNull(row.enrolled_at),
@@ -124,8 +157,6 @@ export const rowToInstance = (row: InstanceRow): InstanceRecord => ({
   releasedGeneration: row.released_generation == null ? null : Number(row.released_generation),
   status: parse<InstanceStatus>(row.status),
   facts: parse<HostFacts>(row.facts),
-  createdAt: Number(row.created_at),
-  updatedAt: Number(row.updated_at),
   enrolledVia: row.enrolled_via ?? null,
   allowedRoles: parse<ServiceRole[]>(row.allowed_roles),
 });

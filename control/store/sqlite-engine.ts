@@ -33,6 +33,8 @@ export class SqliteEngine implements StorageEngine, Sql {
   readonly kind = 'sqlite';
   readonly dialect = SQLITE_DIALECT;
   private readonly statements = new Map<string, Database.Statement>();
+  /** Statements of arrays(), in raw mode: kept apart from those whose rows are objects. */
+  private readonly arrayStatements = new Map<string, Database.Statement>();
   private tail: Promise<unknown> = Promise.resolve();
   /** The group queued last and not begun yet: a transaction asked for now joins it. */
   private open: Member[] | undefined;
@@ -52,6 +54,12 @@ export class SqliteEngine implements StorageEngine, Sql {
 
   async all<R>(text: string, params: readonly unknown[] = []): Promise<R[]> {
     return this.statement(text).all(...bindable(params)) as R[];
+  }
+
+  async arrays(text: string, params: readonly unknown[] = []): Promise<unknown[][]> {
+    let statement = this.arrayStatements.get(text);
+    if (!statement) this.arrayStatements.set(text, (statement = this.db.prepare(text).raw(true)));
+    return statement.all(...bindable(params)) as unknown[][];
   }
 
   async get<R>(text: string, params: readonly unknown[] = []): Promise<R | undefined> {
