@@ -57,6 +57,15 @@ t.test('a host the rollout has not reached is ready, with its state in the rollo
   }
   const listed = (await rest('GET', '/v1/instances?health=converging')).body.items.map((i: any) => i.instanceId);
   for (const h of pending) t.notOk(listed.includes(h.instanceId), `${h.instanceId} is not listed as converging`);
+  const page = (await rest('GET', '/v1/instances?limit=100')).body.items;
+  for (const h of pending) {
+    const inList = page.find((i: any) => i.instanceId === h.instanceId);
+    t.match(
+      inList,
+      { health: 'ready', rollout: { id: paused.id, state: 'pending' } },
+      `${h.instanceId}: the list shows its rollout state too`,
+    );
+  }
 
   const aborted = await rest('POST', `/v1/rollouts/${paused.id}/abort`);
   t.equal(aborted.status, 200, JSON.stringify(aborted.body));
