@@ -10,6 +10,9 @@ import { isAbsolute } from 'node:path';
 import { parse } from 'yaml';
 import type { ServiceManager } from '../agent/service-manager';
 
+/** The Teleport version the sandbox's stand-in reports on /metrics. */
+const SANDBOX_TELEPORT_VERSION = '17.0.0';
+
 function splitAddr(addr: string): { host: string; port: number } {
   const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(addr);
   if (!m) throw new Error(`invalid diag_addr ${JSON.stringify(addr)}: expected host:port`);
@@ -150,6 +153,15 @@ export class SandboxServiceManager implements ServiceManager {
     }
     const server = http.createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
+      if (path === '/metrics') {
+        // As Teleport's diag endpoint: the agent reads the running version from it
+        // at every report (without it, it would run `teleport version` each time).
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(
+          `# TYPE teleport_build_info gauge\nteleport_build_info{gitref="v${SANDBOX_TELEPORT_VERSION}",version="${SANDBOX_TELEPORT_VERSION}"} 1\n`,
+        );
+        return;
+      }
       const ready = Date.now() >= this.readyAt;
       const [code, body] =
         path === '/healthz'
