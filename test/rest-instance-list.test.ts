@@ -4,12 +4,12 @@
 // exactly what GET /v1/instances/:id says, and a change made through one
 // replica is in the very next list read from another.
 import t from 'tap';
-import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFacts } from '../contract/model';
 import { SqliteStore } from '../control/store/sqlite';
 import { ControlProcess, removeDir, scratchDir } from './support/harness';
-import { postgresUnavailable, testCluster } from './support/postgres';
+import { postgresUnavailable } from './support/postgres';
+import { startReplicas } from './support/replicas';
 import { identity } from './support/store-conformance';
 
 const ROLES = ['node', 'proxy', 'auth', null] as const;
@@ -99,20 +99,9 @@ t.test('after random writes from another process, every listed instance equals i
 });
 
 t.test('a change through replica A is in the next list read from replica B', { skip: postgresUnavailable() ?? false }, async (t) => {
-  const cluster = await testCluster(t);
-  const db = await cluster.createDatabase();
-  const env = { PGPASSWORD: db.password };
-  const dirA = scratchDir('list-replica-a');
-  const dirB = scratchDir('list-replica-b');
-  t.teardown(() => [dirA, dirB].forEach(removeDir));
-  const a = new ControlProcess(dirA, ['--store', db.url], env);
-  t.teardown(() => a.stop());
-  await a.start();
-  // One cluster identity: B starts from A's data directory.
-  cpSync(dirA, dirB, { recursive: true });
-  const b = new ControlProcess(dirB, ['--store', db.url], env);
-  t.teardown(() => b.stop());
-  await b.start();
+  const {
+    replicas: [a, b],
+  } = await startReplicas(t, 2);
 
   const id = 'i-list-replicas';
   const roles = ['node', 'proxy', 'auth', 'node'];
