@@ -226,35 +226,36 @@ async function tokens(args: string[]): Promise<number | void> {
 const BACKUP_USAGE = `Usage: teleboot-control backup --to FILE [flags]
 
 Writes the control server's data directory into FILE (a tar archive, mode
-0600: it holds the CA key): a consistent copy of the database taken with
-SQLite's online backup (the server may be running), the cluster id, the CA
+0600: it holds the CA key): a consistent copy of the database taken while
+the servers run (SQLite's online backup; on PostgreSQL pg_dump, which must be
+installed, of the server's major version or newer), the cluster id, the CA
 and server key pairs, the join token and the first admin token. FILE must
-not exist yet. Keep backups where only operators can read them.
+not exist yet. Keep backups where only operators can read them. On
+PostgreSQL the password comes from store.password_file or PGPASSWORD, as for
+serve, and reaches pg_dump in its environment only; keep taking RDS
+snapshots (or your database's own backups) for point-in-time recovery.
 
 Flags:
       --to FILE        the backup file to create
-  -c, --config FILE    the server's YAML configuration (for data_dir and the file paths)
+  -c, --config FILE    the server's YAML configuration (for data_dir, the file paths and the store)
       --data-dir DIR   state directory (default ${CONTROL_DEFAULTS.dataDir})
+      --store URL      postgres://user@host:port/database: the PostgreSQL store
   -h, --help           show this help
 
-Example:
+Examples:
   teleboot-control backup --data-dir /var/lib/teleboot-control --to /root/teleboot-$(date +%F).tar
+  PGPASSWORD=... teleboot-control backup --store postgres://teleboot@db.internal:5432/teleboot --to /root/teleboot-$(date +%F).tar
 `;
 
 async function backup(args: string[]): Promise<number | void> {
-  const flags = parseFlags<{ to?: string; config?: string; 'data-dir'?: string; help?: boolean }>(
+  const flags = parseFlags<{ to?: string; config?: string; 'data-dir'?: string; store?: string; help?: boolean }>(
     args,
-    { to: { type: 'string' }, config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } },
+    { to: { type: 'string' }, config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, store: { type: 'string' } },
     BACKUP_USAGE,
   );
   if (flags.help) return void process.stdout.write(BACKUP_USAGE);
   if (!flags.to) throw new UsageError('backup needs --to FILE', BACKUP_USAGE);
-  const config = loadControlConfig({ config: flags.config, 'data-dir': flags['data-dir'] });
-  if (config.postgres)
-    throw new UsageError(
-      `the store is PostgreSQL (${config.postgres.url}): back the database up with pg_dump (or RDS snapshots) and keep copies of the data directory's cluster-id and tls/; this command copies a SQLite data directory`,
-      BACKUP_USAGE,
-    );
+  const config = loadControlConfig({ config: flags.config, 'data-dir': flags['data-dir'], store: flags.store });
   const done = await createBackup(config, flags.to);
   process.stdout.write(
     `backed up cluster ${done.clusterId} (${done.instances} instances; ${done.members.join(', ')}) to ${done.file}, ${done.bytes} bytes\n`,
@@ -269,30 +270,46 @@ database against SQLite's integrity check before DIR takes its name (0700,
 files 0600). Agents carry on with the certificates they hold. A DIR that
 holds files is refused; with --force it is moved aside to
 DIR.before-restore-<time> (nothing is deleted). Stop the server first, then
-start it on DIR.
+start it on DIR. A backup of a PostgreSQL store goes into the database
+--store (or --config's store.url) names, which must be new and empty
+(createdb); pg_restore must be installed; the password as for serve. Copy
+DIR to every replica.
 
 Flags:
       --from FILE      the backup file
       --data-dir DIR   the data directory to restore into
       --force          move an existing DIR aside instead of refusing
+      --store URL      postgres://user@host:port/database: where a PostgreSQL backup's database goes
+  -c, --config FILE    the server's YAML configuration (for store.url, store.password_file, store.tls)
   -h, --help           show this help
 
-Example:
+Examples:
   teleboot-control restore --from /root/teleboot-2025-01-31.tar --data-dir /var/lib/teleboot-control --force
+  PGPASSWORD=... teleboot-control restore --from /root/teleboot-2025-01-31.tar --data-dir /var/lib/teleboot-control \\
+    --store postgres://teleboot@db.internal:5432/teleboot_restored
 `;
 
 async function restore(args: string[]): Promise<number | void> {
-  const flags = parseFlags<{ from?: string; 'data-dir'?: string; force?: boolean; help?: boolean }>(
+  const flags = parseFlags<{ from?: string; 'data-dir'?: string; force?: boolean; store?: string; config?: string; help?: boolean }>(
     args,
-    { from: { type: 'string' }, 'data-dir': { type: 'string' }, force: { type: 'boolean' } },
+    {
+      from: { type: 'string' },
+      'data-dir': { type: 'string' },
+      force: { type: 'boolean' },
+      store: { type: 'string' },
+      config: { type: 'string', short: 'c' },
+    },
     RESTORE_USAGE,
   );
   if (flags.help) return void process.stdout.write(RESTORE_USAGE);
   if (!flags.from || !flags['data-dir']) throw new UsageError('restore needs --from FILE and --data-dir DIR', RESTORE_USAGE);
-  const done = restoreBackup(flags.from, resolve(flags['data-dir']), flags.force ?? false);
+  const { postgres } = loadControlConfig({ config: flags.config, store: flags.store });
+  const done = await restoreBackup(flags.from, resolve(flags['data-dir']), flags.force ?? false, postgres);
   if (done.movedAside) process.stdout.write(`moved the data directory that was there to ${done.movedAside}\n`);
+  const store = postgres ? ` --store ${postgres.url}` : '';
   process.stdout.write(
-    `restored cluster ${done.clusterId} into ${done.dataDir}; start it with: teleboot-control serve --data-dir ${done.dataDir}\n`,
+    `restored cluster ${done.clusterId} (${done.instances} instances) into ${done.dataDir}${postgres ? ` and ${postgres.url}` : ''}; ` +
+      `start it with: teleboot-control serve --data-dir ${done.dataDir}${store}\n`,
   );
 }
 

@@ -12,6 +12,7 @@ import { bootstrapProto } from '../contract/proto';
 import { readTar } from '../control/tar';
 import { testIdentity } from './support/fixtures';
 import { CONTROL_BIN, ControlProcess, removeDir, runNode, scratchDir } from './support/harness';
+import { postgresUnavailable, testCluster } from './support/postgres';
 
 const INSTANCE = 'i-0bac0000000000001';
 
@@ -65,7 +66,12 @@ t.test('backup while serving, restore into a new directory, agents carry on', as
   const restored = join(root, 'restored');
   const put = await runNode(CONTROL_BIN, ['restore', '--from', file, '--data-dir', restored]);
   t.equal(put.code, 0, put.stderr);
-  t.match(put.stdout, new RegExp(`restored cluster ${readFileSync(join(original.dataDir, 'cluster-id'), 'utf8').trim()} into ${restored}`));
+  t.match(
+    put.stdout,
+    new RegExp(
+      `restored cluster ${readFileSync(join(original.dataDir, 'cluster-id'), 'utf8').trim()} \\(\\d+ instances\\) into ${restored}`,
+    ),
+  );
   t.equal(statSync(restored).mode & 0o777, 0o700, 'the data directory is 0700');
   for (const f of ['control.db', 'cluster-id', 'tls/ca-key.pem', 'tls/server-key.pem', 'join-token', 'admin-token'])
     t.equal(statSync(join(restored, f)).mode & 0o777, 0o600, `${f} is 0600`);
@@ -123,9 +129,76 @@ t.test('backup and restore explain themselves, and refuse a call without their f
   for (const command of ['backup', 'restore']) {
     const help = await runNode(CONTROL_BIN, [command, '--help']);
     t.equal(help.code, 0, `${command} --help`);
-    t.match(help.stdout, new RegExp(`Usage: teleboot-control ${command}[\\s\\S]*Example:\\n {2}teleboot-control ${command} `));
+    t.match(help.stdout, new RegExp(`Usage: teleboot-control ${command}[\\s\\S]*Examples?:\\n {2}teleboot-control ${command} `));
     const bare = await runNode(CONTROL_BIN, [command]);
     t.equal(bare.code, 64, `${command} without its flags is a usage error`);
     t.match(bare.stderr, new RegExp(`error: ${command} needs --`));
   }
 });
+
+t.test(
+  'on PostgreSQL: backup while serving, restore into a new database, the fleet is there',
+  { skip: postgresUnavailable() ?? false },
+  async (t) => {
+    const cluster = await testCluster(t);
+    const db = await cluster.createDatabase();
+    const root = scratchDir('backup-pg');
+    t.teardown(() => removeDir(root));
+    // The password as serve reads it: PGPASSWORD; never on a command line.
+    const env = { PGPASSWORD: db.password };
+    const original = new ControlProcess(join(root, 'original'), ['--store', db.url], env);
+    await original.start();
+    t.teardown(() => original.stop());
+    const ids = ['i-0bac0000000000101', 'i-0bac0000000000102', 'i-0bac0000000000103'];
+    for (const [n, id] of ids.entries())
+      t.equal(
+        (await original.rest('PUT', `/v1/instances/${id}/assignment`, { role: n ? 'node' : 'proxy', labels: { n: String(n) } })).status,
+        200,
+      );
+
+    const file = join(root, 'pg.backup.tar');
+    const made = await runNode(CONTROL_BIN, ['backup', '--data-dir', original.dataDir, '--store', db.url, '--to', file], env);
+    t.equal(made.code, 0, made.stderr);
+    t.match(made.stdout, /backed up cluster [0-9a-f-]{36} \(3 instances; control\.pgdump, cluster-id, tls\/ca\.pem, tls\/ca-key\.pem/);
+    t.equal(statSync(file).mode & 0o777, 0o600, 'the backup file is 0600: it holds the CA key');
+    t.notMatch(readFileSync(file).toString('latin1'), db.password, 'the password is not in the backup');
+    t.notOk(
+      readTar(readFileSync(file)).some((e) => e.name === 'control.db'),
+      'no SQLite file in it',
+    );
+
+    const restored = join(root, 'restored');
+    const bare = await runNode(CONTROL_BIN, ['restore', '--from', file, '--data-dir', restored]);
+    t.equal(bare.code, 1, 'a PostgreSQL backup needs the database to restore into');
+    t.match(bare.stderr, /holds a PostgreSQL store: give --store postgres:/);
+    const occupied = await runNode(CONTROL_BIN, ['restore', '--from', file, '--data-dir', restored, '--store', db.url], env);
+    t.equal(occupied.code, 1);
+    t.match(occupied.stderr, /already holds a teleboot-control store: restore into a new, empty database/);
+    t.notOk(existsSync(restored), 'a database that holds a store is refused before the data directory is made');
+
+    const fresh = await cluster.createDatabase('restored');
+    const put = await runNode(CONTROL_BIN, ['restore', '--from', file, '--data-dir', restored, '--store', fresh.url], env);
+    t.equal(put.code, 0, put.stderr);
+    t.match(
+      put.stdout,
+      /\(3 instances\) into .*restored and postgres:.*start it with: teleboot-control serve --data-dir \S+ --store postgres:/,
+    );
+    t.notOk(existsSync(join(restored, 'control.pgdump')), 'the dump is not left in the data directory');
+    await original.stop();
+
+    // A server on the restored directory and database knows the fleet and the original admin token works.
+    const server = new ControlProcess(restored, ['--store', fresh.url], env);
+    await server.start();
+    t.teardown(() => server.stop());
+    const listed = await server.rest('GET', '/v1/instances?limit=10');
+    t.equal(listed.status, 200);
+    t.same(
+      listed.body.items.map((i: { instanceId: string; assignment: { labels: Record<string, string> } }) => [
+        i.instanceId,
+        i.assignment.labels.n,
+      ]),
+      ids.map((id, n) => [id, String(n)]),
+      'every instance is there with its own assignment',
+    );
+  },
+);

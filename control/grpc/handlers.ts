@@ -10,10 +10,11 @@ import type { LeaseRequest__Output } from '../../proto/gen/teleboot/v1/LeaseRequ
 import type { WatchAssignmentRequest__Output } from '../../proto/gen/teleboot/v1/WatchAssignmentRequest';
 import type { LeaseOutcome } from '../store/store';
 import { peerAddress, RateLimiter, type RateLimitOptions } from '../rate-limit';
-import type { ControlService } from '../service';
+import type { AssignmentStateView, ControlService } from '../service';
 import { bindEnrollment, callerCertificate, type CallWithAuth } from './connections';
 import { CallError, endWithError, invalid, serviceError, toStatus } from './errors';
 import { leaseMessage, toAssignmentMessage } from './messages';
+import type { SharedAssignmentEncoding } from './shared-encoding';
 import { statusDetailsFrom } from './status-details';
 import { certificateExpiry, factsFrom, identityFrom, limited, NONCE_RE, proofFrom, publicKeyPemFrom, uint64Field } from './validation';
 
@@ -49,7 +50,10 @@ export function bootstrapHandlers(
   log: Logger,
   openWatches = new Set<() => void>(),
   enrollLimit: RateLimitOptions = { perMinute: 0, exemptLoopback: true },
+  /** Watchers' messages with their settings encoded once (shared-encoding.ts); absent: each encoded whole. */
+  watchEncoding?: SharedAssignmentEncoding,
 ): BootstrapHandlers {
+  const watchMessage = watchEncoding ? (view: AssignmentStateView) => watchEncoding.message(view) : toAssignmentMessage;
   const heartbeatIntervalSeconds = Math.round(service.heartbeatIntervalMs / 1000);
   const enrollLimiter = new RateLimiter(enrollLimit);
   return {
@@ -148,7 +152,7 @@ export function bootstrapHandlers(
           const view = await service.assignmentState(id);
           if (view.generation !== lastSent && !call.cancelled) {
             lastSent = view.generation;
-            call.write(toAssignmentMessage(view));
+            call.write(watchMessage(view));
           }
         } while (again);
       } catch (err) {

@@ -14,6 +14,7 @@ import type { ControlService } from '../service';
 import { TrackedConnections } from './connections';
 import { serverCredentials } from './grpc-internals';
 import { bootstrapHandlers } from './handlers';
+import { SharedAssignmentEncoding } from './shared-encoding';
 
 export { toAssignmentMessage } from './messages';
 
@@ -53,9 +54,11 @@ export async function startGrpcServer(address: string, opts: GrpcServerOptions):
     'grpc.enable_channelz': 0,
   });
   const openWatches = new Set<() => void>();
+  const definition = bootstrapProto().teleboot.v1.Bootstrap.service;
+  const watchEncoding = new SharedAssignmentEncoding(definition.WatchAssignment.responseSerialize);
   server.addService(
-    bootstrapProto().teleboot.v1.Bootstrap.service,
-    bootstrapHandlers(opts.service, opts.log, openWatches, opts.enrollRateLimit),
+    { ...definition, WatchAssignment: { ...definition.WatchAssignment, responseSerialize: watchEncoding.serializer } },
+    bootstrapHandlers(opts.service, opts.log, openWatches, opts.enrollRateLimit, watchEncoding),
   );
   // The client certificate is requested but optional at the TLS layer, so that
   // Enroll works without one; the handlers demand it for every other call.

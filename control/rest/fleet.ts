@@ -4,7 +4,7 @@ import { roleNameOf } from '../../contract/model';
 import { certificateHealth } from './certificates';
 import type { RestApp, RouteDeps } from './typed';
 import { auditView } from './views';
-import { CHEAP_CHECK, SCANNING_CHECK, storeReadiness } from '../store/readiness';
+import { KEPT_CHECK, SCANNING_CHECK, storeReadiness } from '../store/readiness';
 import { coalesced } from '../coalesce';
 
 const DEFAULT_PAGE = 100;
@@ -75,7 +75,7 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
   const storeProblem = storeReadiness(
     { checkReadable: () => service.checkStoreReadable() },
     app.log,
-    service.storeKind === 'postgres' ? CHEAP_CHECK : SCANNING_CHECK,
+    service.storeKind === 'postgres' ? KEPT_CHECK : SCANNING_CHECK,
   );
   app.get(
     '/readyz',

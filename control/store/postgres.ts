@@ -7,11 +7,12 @@
 // replicas starting together migrate once.
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
+import { Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
 import type { Sql, SqlDialect, StorageEngine, TransactionOptions } from './engine';
 import { healthCountingInstall, INSTALLED_DEFINITION_SQL } from './health-counting';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-migrations';
 import { PgChangeFeed } from './postgres-changes';
+import { PgReadiness } from './postgres-readiness';
 import { StoreUnavailableError } from '../errors';
 import { RecordStore } from './record-store';
 import { pgTarget, type PgTlsMode } from './postgres-target';
@@ -142,14 +143,16 @@ export class PgEngine implements StorageEngine {
   readonly kind = 'postgres';
   readonly dialect = PG_DIALECT;
   private readonly onPool: Sql;
+  private readonly readiness: PgReadiness;
 
   constructor(
     readonly pool: Pool,
     readonly changes: PgChangeFeed,
     /** Where the pool connects, for the readiness check's own connection. */
-    private readonly connection: ClientConfig,
+    connection: ClientConfig,
   ) {
     this.onPool = sqlOn(pool);
+    this.readiness = new PgReadiness(connection);
   }
 
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
@@ -231,26 +234,17 @@ export class PgEngine implements StorageEngine {
     return Number((await this.onPool.get<{ n: number }>('SELECT pg_database_size(current_database()) AS n'))?.n ?? 0);
   }
 
-  /**
-   * On a connection of its own, not one of the pool's: under load a pool
-   * query waits for a free connection, and that wait (readiness keeps an
-   * answer twenty times as long as its check took) kept a stale "ready"
-   * for tens of seconds after the database went away.
-   */
+  /** Its own connection, kept open (postgres-readiness.ts). */
   async checkReadable(): Promise<void> {
-    const client = new Client(this.connection);
-    client.on('error', ignoreWhileCheckedOut);
     try {
-      await client.connect();
-      await client.query('SELECT version FROM schema_migrations LIMIT 1');
+      await this.readiness.check();
     } catch (err) {
       throw new Error(`the store cannot be read: PostgreSQL: ${(err as Error).message}`);
-    } finally {
-      await client.end().catch(() => undefined);
     }
   }
 
   async close(): Promise<void> {
+    this.readiness.close();
     await this.changes.close();
     await this.pool.end();
   }

@@ -2,11 +2,11 @@
 // page (quick_check), so its outcome is kept for a while: at least a few
 // seconds, and twenty times as long as the check took, so that checking
 // takes at most a twentieth of a core however large the database grows.
-// PostgreSQL's is one row read on a connection of its own, repeated every
-// second whatever it took (on a loaded host that is the connection's time,
-// not work for the database): a database that went away turns /readyz 503
-// at once, so that a load balancer stops sending new connections, rather
-// than after tens of seconds of 200s while every write is refused.
+// PostgreSQL's is what the readiness connection's latest probe found (it
+// probes every second, and notices a lost connection at once:
+// postgres-readiness.ts), so it is asked at every request: a database that
+// went away turns /readyz 503 at once, so that a load balancer stops sending
+// new connections, rather than after seconds of 200s while every write is refused.
 import type { Store } from './store';
 
 interface ReadinessLog {
@@ -22,8 +22,8 @@ export interface ReadinessPace {
 
 /** SQLite: the check reads every page. */
 export const SCANNING_CHECK: ReadinessPace = { everyMs: 5_000, scalesWithCost: true };
-/** PostgreSQL: the check reads one row. */
-export const CHEAP_CHECK: ReadinessPace = { everyMs: 1_000, scalesWithCost: false };
+/** PostgreSQL: the check reads the state a connection of its own keeps. */
+export const KEPT_CHECK: ReadinessPace = { everyMs: 0, scalesWithCost: false };
 
 /** A function that resolves to what is wrong with the store, or undefined when it can be read. */
 export function storeReadiness(
