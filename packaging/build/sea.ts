@@ -32,7 +32,7 @@ const FILENAME = 'teleboot-agent.js';
 /**
  * The bundle and its code cache follow the executable's ELF image, after
  * the last byte any segment maps, and a trailer says where: the magic
- * string, then the bundle's and the cache's lengths (64-bit little-endian).
+ * string, then the source's and the cache's lengths (64-bit little-endian).
  * Not single executable assets: those sit in a segment the kernel maps, and
  * reading them once (the loader copies both) leaves all of their 4.6 MB
  * resident in the agent's RSS for its whole life as file pages. read(2)
@@ -66,24 +66,28 @@ const end = fstatSync(fd).size;
 const trailer = read(${TRAILER_BYTES}, end - ${TRAILER_BYTES});
 if (trailer.toString('latin1', 0, ${PAYLOAD_MAGIC.length}) !== ${JSON.stringify(PAYLOAD_MAGIC)})
   throw new Error('teleboot-agent: no bundle at the end of the executable (' + process.execPath + '); reinstall the package');
-const bundleLength = Number(trailer.readBigUInt64LE(${PAYLOAD_MAGIC.length}));
+const sourceLength = Number(trailer.readBigUInt64LE(${PAYLOAD_MAGIC.length}));
 const cacheLength = Number(trailer.readBigUInt64LE(${PAYLOAD_MAGIC.length + 8}));
-const bundleAt = end - ${TRAILER_BYTES} - cacheLength - bundleLength;
-const source = ${JSON.stringify(WRAP_START)} + read(bundleLength, bundleAt).toString('utf8') + ${JSON.stringify(WRAP_END)};
-const cachedData = read(cacheLength, bundleAt + bundleLength);
+const sourceAt = end - ${TRAILER_BYTES} - cacheLength - sourceLength;
+const source = read(sourceLength, sourceAt).toString('utf8');
+const cachedData = read(cacheLength, sourceAt + sourceLength);
 closeSync(fd);
 new Script(source, { filename: ${JSON.stringify(FILENAME)}, cachedData }).runInThisContext()(exports, require, module, __filename, __dirname);
 `;
 
-/** Appends the bundle, its cache and the trailer (see PAYLOAD_MAGIC) to the executable. */
+/**
+ * Appends the source the loader compiles (the bundle already wrapped: no
+ * second 2 MB string made at every start), its cache and the trailer (see
+ * PAYLOAD_MAGIC) to the executable.
+ */
 function appendPayload(executable: string, bundleFile: string, cacheFile: string): void {
-  const bundleBytes = readFileSync(bundleFile);
-  const cacheBytes = readFileSync(cacheFile);
+  const source = Buffer.concat([Buffer.from(WRAP_START), readFileSync(bundleFile), Buffer.from(WRAP_END)]);
+  const cache = readFileSync(cacheFile);
   const trailer = Buffer.alloc(TRAILER_BYTES);
   trailer.write(PAYLOAD_MAGIC, 0, 'latin1');
-  trailer.writeBigUInt64LE(BigInt(bundleBytes.length), PAYLOAD_MAGIC.length);
-  trailer.writeBigUInt64LE(BigInt(cacheBytes.length), PAYLOAD_MAGIC.length + 8);
-  appendFileSync(executable, Buffer.concat([bundleBytes, cacheBytes, trailer]));
+  trailer.writeBigUInt64LE(BigInt(source.length), PAYLOAD_MAGIC.length);
+  trailer.writeBigUInt64LE(BigInt(cache.length), PAYLOAD_MAGIC.length + 8);
+  appendFileSync(executable, Buffer.concat([source, cache, trailer]));
 }
 
 /**
