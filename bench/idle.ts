@@ -25,6 +25,10 @@ export interface IdleRun {
   /** at the last sample: anonymous memory (heap, code, buffers) and mapped file pages (mostly the executable) */
   lastAnonBytes: number;
   lastFileBytes: number;
+  /** at the last sample: the executable's own resident pages (of lastFileBytes), and Pss and Private_Dirty (smaps_rollup) */
+  lastExecutableBytes: number;
+  lastPssBytes: number;
+  lastPrivateDirtyBytes: number;
   /** whether the executable's cached pages were dropped before the start (see above) */
   coldStart: boolean;
 }
@@ -40,9 +44,21 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-function statusBytes(pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** A "Field:  N kB" line of /proc/PID/status or /proc/PID/smaps_rollup (the process's mappings summed), in bytes. */
+function procBytes(pid: number, file: 'status' | 'smaps_rollup', field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Resident pages of the mappings of one file (the executable) in /proc/PID/smaps. */
+function residentBytesOf(pid: number, file: string): number {
+  let total = 0;
+  let ofFile = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) ofFile = line.endsWith(` ${file}`);
+    else if (ofFile && line.startsWith('Rss:')) total += Number(/(\d+) kB/.exec(line)?.[1] ?? 0) * 1024;
+  }
+  return total;
 }
 
 /** Drops a file's pages from the page cache (written back first); false when that cannot be done here. */
@@ -80,7 +96,7 @@ export async function idleOnce(world: World, agent: string[], seconds: number): 
     while (Date.now() - startedAt < seconds * 1000) {
       await sleep(Math.min(1000, seconds * 1000 - (Date.now() - startedAt)));
       if (child.exitCode !== null) throw new Error(`the agent exited while idle:\n${output()}`);
-      samples.push(statusBytes(pid, 'VmRSS'));
+      samples.push(procBytes(pid, 'status', 'VmRSS'));
     }
     const elapsed = (Date.now() - startedAt) / 1000;
     const cpuSeconds = (cpuTicks(pid) - startTicks) / CLOCK_TICKS;
@@ -92,8 +108,11 @@ export async function idleOnce(world: World, agent: string[], seconds: number): 
       peakRssBytes: Math.max(...samples),
       lastRssBytes: samples[samples.length - 1],
       cpuPercent: (100 * cpuSeconds) / elapsed,
-      lastAnonBytes: statusBytes(pid, 'RssAnon'),
-      lastFileBytes: statusBytes(pid, 'RssFile'),
+      lastAnonBytes: procBytes(pid, 'status', 'RssAnon'),
+      lastFileBytes: procBytes(pid, 'status', 'RssFile'),
+      lastExecutableBytes: residentBytesOf(pid, agent[0]),
+      lastPssBytes: procBytes(pid, 'smaps_rollup', 'Pss'),
+      lastPrivateDirtyBytes: procBytes(pid, 'smaps_rollup', 'Private_Dirty'),
       coldStart,
     };
   } finally {

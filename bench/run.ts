@@ -186,9 +186,12 @@ function printIdle(r: IdleRun): void {
     `   RSS median ${fmtBytes(r.medianRssBytes)}, peak ${fmtBytes(r.peakRssBytes)}, last ${fmtBytes(r.lastRssBytes)}; CPU ${r.cpuPercent.toFixed(3)} % of one core`,
   );
   out(
-    `   at the last sample: ${fmtBytes(r.lastAnonBytes)} anonymous (heap, code, buffers), ${fmtBytes(r.lastFileBytes)} file pages (mostly the executable's; ${
+    `   at the last sample: ${fmtBytes(r.lastAnonBytes)} anonymous (heap, code, buffers), ${fmtBytes(r.lastFileBytes)} file pages (${fmtBytes(r.lastExecutableBytes)} the executable's; ${
       r.coldStart ? 'its cached pages dropped before the start, as on a freshly booted host' : 'as cached before the start'
     })`,
+  );
+  out(
+    `   RSS is VmRSS (what ps and top show); smaps_rollup at the last sample: Pss ${fmtBytes(r.lastPssBytes)}, Private_Dirty ${fmtBytes(r.lastPrivateDirtyBytes)}`,
   );
   out();
 }

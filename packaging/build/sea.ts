@@ -1,6 +1,7 @@
 // The agent as a Node.js single executable application: the node binary of
-// the build machine with the bundle and a V8 code cache injected, so a host
-// needs no Node.js and skips compiling the agent at every boot.
+// the build machine with a small loader injected and the bundle and a V8
+// code cache appended (see PAYLOAD_MAGIC), so a host needs no Node.js and
+// skips compiling the agent at every boot.
 //
 // The code cache is made after a training run of the bundle, not right after
 // it was compiled as Node's own `useCodeCache` does: V8 compiles most
@@ -15,7 +16,7 @@
 // IMDS client, the key and the gRPC channel are compiled already). The
 // executable's main is then a loader that compiles the bundle with that cache.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, chmodSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './layout';
 
@@ -27,20 +28,67 @@ const WRAP_START = '(function (exports, require, module, __filename, __dirname) 
 const WRAP_END = '\n})';
 /** The name the bundle is compiled under (stack traces show it). */
 const FILENAME = 'teleboot-agent.js';
-const ASSETS = { bundle: 'bundle.js', cache: 'bundle.cache' };
 
 /**
- * The executable's main: compiles the bundle (an asset) with its code cache
- * (another) and runs it as the main module. A cache V8 rejects (another
- * node, other flags) costs the compile it would have saved, nothing else.
+ * The bundle and its code cache follow the executable's ELF image, after
+ * the last byte any segment maps, and a trailer says where: the magic
+ * string, then the source's and the cache's lengths (64-bit little-endian).
+ * Not single executable assets: those sit in a segment the kernel maps, and
+ * reading them once (the loader copies both) leaves all of their 4.6 MB
+ * resident in the agent's RSS for its whole life as file pages. read(2)
+ * puts them in the page cache only, which the agent does not hold.
+ */
+const PAYLOAD_MAGIC = 'TELEBOOT-PAYLOAD-1';
+const TRAILER_BYTES = PAYLOAD_MAGIC.length + 16;
+
+/**
+ * The executable's main: reads the bundle and its code cache from the end
+ * of the executable (/proc/self/exe: the very file this process runs, even
+ * when a package upgrade has replaced the path since), compiles the bundle
+ * with that cache and runs it as the main module. A cache V8 rejects
+ * (another node, other flags) costs the compile it would have saved,
+ * nothing else.
  */
 const LOADER = `'use strict';
-const { getAsset } = require('node:sea');
+const { closeSync, fstatSync, openSync, readSync } = require('node:fs');
 const { Script } = require('node:vm');
-const source = ${JSON.stringify(WRAP_START)} + getAsset(${JSON.stringify(ASSETS.bundle)}, 'utf8') + ${JSON.stringify(WRAP_END)};
-const cachedData = new Uint8Array(getAsset(${JSON.stringify(ASSETS.cache)}));
+const fd = (() => { try { return openSync('/proc/self/exe', 'r'); } catch { return openSync(process.execPath, 'r'); } })();
+const read = (length, position) => {
+  const buffer = Buffer.allocUnsafeSlow(length);
+  for (let done = 0; done < length; ) {
+    const n = readSync(fd, buffer, done, length - done, position + done);
+    if (n === 0) throw new Error('teleboot-agent: the executable is cut short (' + process.execPath + '); reinstall the package');
+    done += n;
+  }
+  return buffer;
+};
+const end = fstatSync(fd).size;
+const trailer = read(${TRAILER_BYTES}, end - ${TRAILER_BYTES});
+if (trailer.toString('latin1', 0, ${PAYLOAD_MAGIC.length}) !== ${JSON.stringify(PAYLOAD_MAGIC)})
+  throw new Error('teleboot-agent: no bundle at the end of the executable (' + process.execPath + '); reinstall the package');
+const sourceLength = Number(trailer.readBigUInt64LE(${PAYLOAD_MAGIC.length}));
+const cacheLength = Number(trailer.readBigUInt64LE(${PAYLOAD_MAGIC.length + 8}));
+const sourceAt = end - ${TRAILER_BYTES} - cacheLength - sourceLength;
+const source = read(sourceLength, sourceAt).toString('utf8');
+const cachedData = read(cacheLength, sourceAt + sourceLength);
+closeSync(fd);
 new Script(source, { filename: ${JSON.stringify(FILENAME)}, cachedData }).runInThisContext()(exports, require, module, __filename, __dirname);
 `;
+
+/**
+ * Appends the source the loader compiles (the bundle already wrapped: no
+ * second 2 MB string made at every start), its cache and the trailer (see
+ * PAYLOAD_MAGIC) to the executable.
+ */
+function appendPayload(executable: string, bundleFile: string, cacheFile: string): void {
+  const source = Buffer.concat([Buffer.from(WRAP_START), readFileSync(bundleFile), Buffer.from(WRAP_END)]);
+  const cache = readFileSync(cacheFile);
+  const trailer = Buffer.alloc(TRAILER_BYTES);
+  trailer.write(PAYLOAD_MAGIC, 0, 'latin1');
+  trailer.writeBigUInt64LE(BigInt(source.length), PAYLOAD_MAGIC.length);
+  trailer.writeBigUInt64LE(BigInt(cache.length), PAYLOAD_MAGIC.length + 8);
+  appendFileSync(executable, Buffer.concat([source, cache, trailer]));
+}
 
 /**
  * Run once at build time: the training run (above) of the bundle, from a
@@ -124,7 +172,7 @@ function trainCodeCache(warmer: string, bundleFile: string, cache: string): void
 export function singleExecutable(bundleFile: string, outFile: string, workDir: string): void {
   const loader = join(workDir, 'sea-main.js');
   const warmer = join(workDir, 'sea-warm.cjs');
-  const cache = join(workDir, ASSETS.cache);
+  const cache = join(workDir, 'bundle.cache');
   writeFileSync(loader, LOADER);
   writeFileSync(warmer, WARMER);
   trainCodeCache(warmer, bundleFile, cache);
@@ -136,7 +184,6 @@ export function singleExecutable(bundleFile: string, outFile: string, workDir: s
       main: loader,
       output: blob,
       disableExperimentalSEAWarning: true,
-      assets: { [ASSETS.bundle]: bundleFile, [ASSETS.cache]: cache },
     }),
   );
   execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'pipe' });
@@ -144,4 +191,5 @@ export function singleExecutable(bundleFile: string, outFile: string, workDir: s
   chmodSync(outFile, 0o755);
   const postject = join(repoRoot(), 'node_modules', 'postject', 'dist', 'cli.js');
   execFileSync(process.execPath, [postject, outFile, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { stdio: 'ignore' });
+  appendPayload(outFile, bundleFile, cache);
 }
