@@ -4,6 +4,7 @@
 // refuses its first handshakes.
 import t from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { newEnrollmentKey } from '../agent/enrollment-key';
 import { bootstrapProto } from '../contract/proto';
@@ -77,5 +78,47 @@ t.test('certificate-provider credentials still carry the watcher the server prim
     false,
   );
   t.type(Reflect.get(credentials, '_addWatcher'), 'function', 'ServerCredentials._addWatcher exists');
+  t.type(Reflect.get(credentials, '_getConstructorOptions'), 'function', 'ServerCredentials._getConstructorOptions exists');
   t.doesNotThrow(() => serverCredentials({ certPem: pair.certPem, keyPem: pair.keyPem, clientCaPem: ca.certPem }));
+});
+
+t.test('the gRPC server issues no TLS session tickets: a client offering an earlier session gets a full handshake', async (t) => {
+  const ca = await createCertificateAuthority('grpc-internals test CA');
+  const serverPair = await issueServerCertificate(ca, ['localhost']);
+  const server = new grpc.Server();
+  server.addService(bootstrapProto().teleboot.v1.Bootstrap.service, {});
+  const injector = server.createConnectionInjector(
+    serverCredentials({ certPem: serverPair.certPem, keyPem: serverPair.keyPem, clientCaPem: ca.certPem }),
+  );
+  const listener = createServer((socket) => injector.injectConnection(socket));
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    listener.close();
+    server.forceShutdown();
+  });
+  const port = (listener.address() as AddressInfo).port;
+  const key = newEnrollmentKey('i-0internals000002');
+  // A TLS 1.3 client as an agent's (its own key, HTTP/2); the session it may offer later comes after the handshake.
+  const handshake = (session?: Buffer) =>
+    new Promise<{ reused: boolean; session?: Buffer }>((resolve, reject) => {
+      const socket = connect({
+        port,
+        host: '127.0.0.1',
+        servername: 'localhost',
+        ca: ca.certPem,
+        key: key.keyPem,
+        cert: key.selfSignedCertPem,
+        ALPNProtocols: ['h2'],
+        session,
+      });
+      socket.on('error', reject);
+      // A resumed handshake is told at once; a full one, once the session to offer later has come.
+      socket.once('secureConnect', () => socket.isSessionReused() && (resolve({ reused: true }), socket.destroy()));
+      socket.once('session', (s: Buffer) => (resolve({ reused: socket.isSessionReused(), session: s }), socket.destroy()));
+    });
+  const first = await handshake();
+  t.equal(first.reused, false, 'the first connection makes a full handshake');
+  t.ok(first.session, 'and the client keeps a session to offer');
+  const second = await handshake(first.session);
+  t.equal(second.reused, false, 'the server does not resume it (no ticket it could decrypt, no session cache)');
 });

@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { isKeyOf } from '../pki';
 import { tlsSocketOf } from './grpc-internals';
 
 type AuthContext = ReturnType<grpc.ServerInterceptingCallInterface['getAuthContext']>;
@@ -21,8 +22,8 @@ export interface CallWithAuth {
 interface CallConnection {
   /** Set by Enroll when the connection's TLS client key is the key it certified. */
   enrolled?: { commonName: string; serial: string };
-  /** DER SubjectPublicKeyInfo of the client certificate presented in the handshake, verified against the CA or not. */
-  presentedKey(): Buffer | undefined;
+  /** Whether the client certificate presented in the handshake (verified against the CA or not) holds the key of `spkiDer`. */
+  presents(spkiDer: Buffer): boolean;
 }
 
 const CONNECTION = Symbol('teleboot.connection');
@@ -50,7 +51,7 @@ export function callerCertificate(call: CallWithAuth): { commonName?: string; se
  */
 export function bindEnrollment(call: CallWithAuth, spkiDer: Buffer, enrolled: { commonName: string; serial: string }): boolean {
   const connection = (call.getAuthContext() as ConnectionAuthContext | undefined)?.[CONNECTION];
-  if (!connection || !connection.presentedKey()?.equals(spkiDer)) return false;
+  if (!connection?.presents(spkiDer)) return false;
   connection.enrolled = enrolled;
   return true;
 }
@@ -67,8 +68,9 @@ class TrackedConnection implements CallConnection {
     return this;
   }
 
-  presentedKey(): Buffer | undefined {
-    return this.socket?.getPeerX509Certificate()?.publicKey.export({ type: 'spki', format: 'der' });
+  presents(spkiDer: Buffer): boolean {
+    const key = this.socket?.getPeerX509Certificate()?.publicKey;
+    return key !== undefined && isKeyOf(key, spkiDer);
   }
 }
 
