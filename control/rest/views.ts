@@ -3,6 +3,7 @@ import { roleNameOf, type Assignment, type HealthState } from '../../contract/mo
 import { healthOf } from '../store/health';
 import { viewRowToInstance, type InstanceViewRow, type StoredInstance } from '../store/rows';
 import { isoTime } from './iso-time';
+import type { RolloutHold } from '../service';
 import {
   joinTokenProblem,
   type ApiToken,
@@ -89,9 +90,6 @@ function sameRow(a: InstanceViewRow, b: InstanceViewRow): boolean {
  * older than the database (a write through another replica or process
  * included). Bounded: the least recently used entries go first.
  */
-/** The rollout under way that holds an instance, and the instance's state in it. */
-export type RolloutHold = { id: string; state: string };
-
 export class InstancePages {
   private readonly cache = new Map<string, RenderedInstance>();
 
