@@ -555,10 +555,10 @@ export class ControlService {
     return this.store.getInstance(instanceId);
   }
 
-  /** A page of stored rows and the clock their health is to be read with (rest/views.ts InstancePages). */
-  async listInstanceRows(query: InstanceQuery) {
+  /** A page of instances (Store.listInstanceViews) and the clock their health is to be read with (rest/views.ts InstancePages). */
+  async listInstanceViews<T>(query: InstanceQuery, cachedView: (id: string, version: number) => T | undefined) {
     const clock = this.clock();
-    return { ...(await this.store.listInstanceViewRows(query, clock)), clock };
+    return { ...(await this.store.listInstanceViews(query, clock, cachedView)), clock };
   }
 
   /** Counts by role set and health; concurrent callers share a read (coalesced). */

@@ -36,7 +36,7 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
     async (request, reply) => {
       // ajv fills in the default; the type cannot know it did.
       const [{ clock, ...page }, held] = await Promise.all([
-        service.listInstanceRows({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE }),
+        service.listInstanceViews({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE }, pages.cachedView),
         service.rolloutStates(),
       ]);
       // Already JSON of what the schema declares (views.ts InstancePages): sent as it is.

@@ -32,6 +32,12 @@ export interface SqlDialect {
    * apart still agree on who holds one.
    */
   readonly nowMs: string;
+  /**
+   * The instances have a row_version, new at every insert and update
+   * (PostgreSQL migration 9): the REST list reads the versions of a page,
+   * and the columns only of the rows it holds no view of.
+   */
+  readonly instanceRowVersions?: boolean;
 }
 
 export interface TransactionOptions {

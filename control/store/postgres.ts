@@ -23,6 +23,7 @@ export const PG_DIALECT: SqlDialect = {
   lockSql: 'SELECT pg_advisory_xact_lock(hashtext(?))',
   // The start of the statement: one value for the whole statement, fresh at every retry.
   nowMs: 'CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)',
+  instanceRowVersions: true,
 };
 
 export interface PgStoreOptions {
