@@ -228,6 +228,11 @@ export class PgEngine implements StorageEngine {
     }
   }
 
+  async reclaim(table: string): Promise<void> {
+    // Outside a transaction (VACUUM cannot run in one); `table` is one of the store's own names, never input.
+    await this.pool.query(`VACUUM ${table}`);
+  }
+
   async bytes(): Promise<number> {
     return Number((await this.onPool.get<{ n: number }>('SELECT pg_database_size(current_database()) AS n'))?.n ?? 0);
   }

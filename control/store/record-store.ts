@@ -319,6 +319,8 @@ export class RecordStore implements Store {
         await r.lock('health-counts');
         await r.compactHealthCounts();
       })
+        // Every count read adds up health_deltas whole: the rows deleted must not stay to be scanned (PostgreSQL).
+        .then(() => this.engine.reclaim?.('health_deltas'))
         // A compaction that fails leaves the deltas for the next one: the counts stay right.
         .catch(() => undefined)
         .finally(() => (this.compacting = undefined));
