@@ -130,6 +130,9 @@ export class InstancePages {
   }
 
   private entryOf({ id, version, cached, row }: ListedInstance<RenderedInstance>): RenderedInstance {
+    this.lookups++;
+    // Moved to the end within the last capacity / 2 lookups: still in the cache (see below), or replaced there by a newer version.
+    if (cached && this.lookups - cached.moved <= this.capacity / 2) return cached;
     const kept = this.cache.get(id);
     // `cached` was taken when the page was read: the entry of that version, even when it has left the cache since.
     const entry =
@@ -139,7 +142,6 @@ export class InstancePages {
     // Moved to the end (Map order: least recently used first) unless it moved there within the last capacity / 2
     // lookups: a page read again and again costs a lookup an instance, not a delete and an insert. An entry looked
     // up within the last capacity / 2 lookups is still never the one evicted.
-    this.lookups++;
     if (keep !== kept || this.lookups - keep.moved > this.capacity / 2) {
       this.cache.delete(id);
       this.cache.set(id, keep);
