@@ -14,6 +14,7 @@ import { ControlProcess, removeDir, scratchDir } from '../test/support/harness';
 import { PgCluster, postgresUnavailable } from '../test/support/postgres';
 import { identity } from '../test/support/store-conformance';
 import { procCpuSeconds, procMemory } from './fleet';
+import { postgresCpuSeconds } from './pg-world';
 import { fmtBytes, fmtMs, percentile, summary } from './stats';
 
 export interface ApiOptions {
@@ -21,6 +22,8 @@ export interface ApiOptions {
   clients: number;
   /** Requests per endpoint, spread over the clients. */
   requests: number;
+  /** Which stores to measure: "sqlite", "postgres" (SQLite first when both). */
+  stores: readonly string[];
   progress: (line: string) => void;
 }
 
@@ -32,6 +35,11 @@ export interface ApiRun {
   /** Control server CPU per request (ms): what the latency would be made of on a machine of its own. */
   listCpuMs: number;
   healthCpuMs: number;
+  /** PostgreSQL's CPU per request (ms), its backends included; NaN on SQLite (in the control server's CPU). */
+  listDatabaseCpuMs: number;
+  healthDatabaseCpuMs: number;
+  /** Bytes of one list response's body. */
+  listBodyBytes: number;
   controlPeakRssBytes: number;
   /** The machine's 1-minute load average when each was measured: shared cores make p99 swing with it. */
   listLoad: number;
@@ -73,17 +81,25 @@ async function seed(store: RecordStore, count: number): Promise<void> {
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count - i) }, (_, k) => one(i + k)));
 }
 
-/** `requests` GETs of `path` from `clients` concurrent clients; each request's milliseconds. */
-async function load(control: ControlProcess, path: string, clients: number, requests: number): Promise<number[]> {
+/** `requests` GETs of `path` from `clients` concurrent clients; each request's milliseconds, and the bytes of the last body. */
+async function load(
+  control: ControlProcess,
+  path: string,
+  clients: number,
+  requests: number,
+): Promise<{ times: number[]; bodyBytes: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients, ca: readFileSync(control.caFile, 'utf8') });
   const port = control.restPort;
   const token = control.adminToken;
+  let bodyBytes = 0;
   const get = () =>
     new Promise<void>((done, fail) => {
       const req = request(
         { host: '127.0.0.1', servername: 'localhost', port, path, agent, headers: { authorization: `Bearer ${token}` } },
         (res) => {
-          res.resume();
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+          res.on('end', () => (bodyBytes = bytes));
           res.on('end', () => (res.statusCode === 200 ? done() : fail(new Error(`GET ${path}: ${res.statusCode}`))));
         },
       );
@@ -102,7 +118,7 @@ async function load(control: ControlProcess, path: string, clients: number, requ
     }),
   );
   agent.destroy();
-  return times;
+  return { times, bodyBytes };
 }
 
 export async function apiBench(kind: ApiRun['store'], opts: ApiOptions): Promise<ApiRun> {
@@ -143,11 +159,14 @@ export async function apiBench(kind: ApiRun['store'], opts: ApiOptions): Promise
       // One warm-up round each, so that the figures are of a running server.
       await load(control, '/v1/instances?limit=100', opts.clients, opts.clients);
       await load(control, '/v1/health', opts.clients, opts.clients);
+      const databaseCpu = () => (cluster ? postgresCpuSeconds(cluster) : NaN);
       const measure = async (path: string) => {
         const idle = await settle(pid);
         const cpu = procCpuSeconds(pid);
-        const times = await load(control!, path, opts.clients, opts.requests);
-        return { times, cpuMs: ((procCpuSeconds(pid) - cpu) * 1000) / opts.requests, idle };
+        const db = databaseCpu();
+        const { times, bodyBytes } = await load(control!, path, opts.clients, opts.requests);
+        const perRequest = (seconds: number) => (seconds * 1000) / opts.requests;
+        return { times, bodyBytes, cpuMs: perRequest(procCpuSeconds(pid) - cpu), dbCpuMs: perRequest(databaseCpu() - db), idle };
       };
       const list = await measure('/v1/instances?limit=100');
       const listLoad = loadavg()[0];
@@ -162,6 +181,9 @@ export async function apiBench(kind: ApiRun['store'], opts: ApiOptions): Promise
         healthMs: health.times,
         listCpuMs: list.cpuMs,
         healthCpuMs: health.cpuMs,
+        listDatabaseCpuMs: list.dbCpuMs,
+        healthDatabaseCpuMs: health.dbCpuMs,
+        listBodyBytes: list.bodyBytes,
         controlPeakRssBytes: Math.max(peak, procMemory(pid).rss),
         listLoad,
         healthLoad,
@@ -181,12 +203,16 @@ export async function apiBench(kind: ApiRun['store'], opts: ApiOptions): Promise
 
 const TARGET = { p99Ms: 50, rssBytes: 300 * 1024 * 1024 };
 
-/** Both stores one after the other (PostgreSQL skipped with its reason when it cannot run here); figures to `out`. */
+/** The stores of opts.stores one after the other (PostgreSQL skipped with its reason when it cannot run here); figures to `out`. */
 export async function benchApi(opts: ApiOptions, out: (line?: string) => void): Promise<void> {
-  const runs: ApiRun[] = [await apiBench('sqlite', opts)];
-  const pgMissing = postgresUnavailable();
+  const unknown = opts.stores.filter((s) => s !== 'sqlite' && s !== 'postgres');
+  if (unknown.length)
+    throw new Error(`BENCH_API_STORES: unknown store ${unknown.join(', ')}; give sqlite, postgres or both (comma-separated)`);
+  const runs: ApiRun[] = [];
+  if (opts.stores.includes('sqlite')) runs.push(await apiBench('sqlite', opts));
+  const pgMissing = opts.stores.includes('postgres') ? postgresUnavailable() : undefined;
   if (pgMissing) opts.progress(`api postgres: skipped: ${pgMissing}`);
-  else runs.push(await apiBench('postgres', opts));
+  else if (opts.stores.includes('postgres')) runs.push(await apiBench('postgres', opts));
   const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED');
   out();
   out(
@@ -194,12 +220,13 @@ export async function benchApi(opts: ApiOptions, out: (line?: string) => void): 
   );
   for (const r of runs) {
     const p99 = (v: number[]) => percentile(v, 99);
-    out(`  ${r.store}: stored in ${fmtMs(r.seedMs)}`);
+    const db = (ms: number) => (Number.isNaN(ms) ? '' : `, database CPU ${ms.toFixed(2)} ms/request`);
+    out(`  ${r.store}: stored in ${fmtMs(r.seedMs)}; a list page is ${(r.listBodyBytes / 1024).toFixed(0)} KiB`);
     out(
-      `    GET /v1/instances?limit=100: ${summary(r.listMs)}  target p99 <= 50 ms: ${verdict(p99(r.listMs) <= TARGET.p99Ms)}; control CPU ${r.listCpuMs.toFixed(2)} ms/request (idle before: ${Math.round(r.listIdleCpuMsPerS)} ms/s); load ${r.listLoad.toFixed(1)}`,
+      `    GET /v1/instances?limit=100: ${summary(r.listMs)}  target p99 <= 50 ms: ${verdict(p99(r.listMs) <= TARGET.p99Ms)}; control CPU ${r.listCpuMs.toFixed(2)} ms/request${db(r.listDatabaseCpuMs)} (idle before: ${Math.round(r.listIdleCpuMsPerS)} ms/s); load ${r.listLoad.toFixed(1)}`,
     );
     out(
-      `    GET /v1/health:              ${summary(r.healthMs)}  target p99 <= 50 ms: ${verdict(p99(r.healthMs) <= TARGET.p99Ms)}; control CPU ${r.healthCpuMs.toFixed(2)} ms/request (idle before: ${Math.round(r.healthIdleCpuMsPerS)} ms/s); load ${r.healthLoad.toFixed(1)}`,
+      `    GET /v1/health:              ${summary(r.healthMs)}  target p99 <= 50 ms: ${verdict(p99(r.healthMs) <= TARGET.p99Ms)}; control CPU ${r.healthCpuMs.toFixed(2)} ms/request${db(r.healthDatabaseCpuMs)} (idle before: ${Math.round(r.healthIdleCpuMsPerS)} ms/s); load ${r.healthLoad.toFixed(1)}`,
     );
     out(`    control peak RSS ${fmtBytes(r.controlPeakRssBytes)}  target <= 300 MiB: ${verdict(r.controlPeakRssBytes <= TARGET.rssBytes)}`);
   }

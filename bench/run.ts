@@ -12,7 +12,8 @@
 // control replicas on one PostgreSQL, interleaved; propagation: a settings change through replica A reaching
 // BENCH_PROPAGATION_HOSTS (default 1000) hosts watching two replicas, and BENCH_PROPAGATION_SAMPLES (default 50)
 // single-host assignment changes through A watched on B, bench/propagation.ts),
-// (api: REST list and health over BENCH_API_INSTANCES stored instances, default 10000, SQLite and PostgreSQL, bench/api.ts),
+// (api: REST list and health over BENCH_API_INSTANCES stored instances, default 10000, on the stores of BENCH_API_STORES
+// (sqlite,postgres by default; one of them while iterating on one store), bench/api.ts),
 // (rollout-sim: the rollout engine simulated over the 1,000-host fleet, bench/rollout-sim.ts; rollout: a settings change
 // rolled over BENCH_ROLLOUT_HOSTS (default 1000: 2 auth, 50 proxy, the rest nodes) against the real control server, bench/rollout.ts),
 // BENCH_READY_DELAY_MS (sandbox and stand-in Teleport readiness delay, default 0), BENCH_STANDIN=compiled|node (the boot's
@@ -59,6 +60,7 @@ const selected = (name: string) => ONLY === undefined || ONLY.split(',').include
 /** fleet-pg: pairs of fleet runs, one on SQLite and one on two PostgreSQL replicas each. */
 const FLEET_PAIRS = Number(process.env.BENCH_FLEET_PAIRS ?? 2);
 const API_INSTANCES = Number(process.env.BENCH_API_INSTANCES ?? 10_000);
+const API_STORES = (process.env.BENCH_API_STORES ?? 'sqlite,postgres').split(',');
 const AGENT_KIND = agentKind();
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
 const IDLE_HEARTBEAT = process.env.BENCH_IDLE_HEARTBEAT ?? '30s';
@@ -534,7 +536,7 @@ async function main(): Promise<number> {
     }
   if (selected('api')) {
     try {
-      await benchApi({ instances: API_INSTANCES, clients: 20, requests: 2000, progress }, out);
+      await benchApi({ instances: API_INSTANCES, clients: 20, requests: 2000, stores: API_STORES, progress }, out);
     } catch (err) {
       errors.push(`api: ${(err as Error).message}`);
     }

@@ -60,6 +60,9 @@ export interface SettingsChangeOptions {
   strategy?: RolloutStrategy;
 }
 
+/** The rollout under way that holds an instance, and the instance's state in it (the instance views show it). */
+export type RolloutHold = { id: string; state: Rollout['hosts'][number]['state'] };
+
 /** Input an operator gives: a role name (preset) or a list of services, and the options of those roles. */
 export interface AssignmentInput extends Partial<Omit<Assignment, 'roles' | 'labels' | 'nodename'>> {
   role?: string;
@@ -552,10 +555,10 @@ export class ControlService {
     return this.store.getInstance(instanceId);
   }
 
-  /** A page of stored rows and the clock their health is to be read with (rest/views.ts InstancePages). */
-  async listInstanceRows(query: InstanceQuery) {
+  /** A page of instances (Store.listInstanceViews) and the clock their health is to be read with (rest/views.ts InstancePages). */
+  async listInstanceViews<T>(query: InstanceQuery, cachedView: (id: string, version: number) => T | undefined) {
     const clock = this.clock();
-    return { ...(await this.store.listInstanceViewRows(query, clock)), clock };
+    return { ...(await this.store.listInstanceViews(query, clock, cachedView)), clock };
   }
 
   /** Counts by role set and health; concurrent callers share a read (coalesced). */
@@ -602,15 +605,19 @@ export class ControlService {
     return this.store.listRollouts(query);
   }
 
-  /** The rollout under way (running, paused or halted), for /v1/health and /metrics. */
-  async activeRollout(): Promise<Rollout | undefined> {
-    return (await this.store.activeRollout())?.rollout;
-  }
+  /** The rollout under way (running, paused or halted), for the instance views, /v1/health and /metrics; concurrent callers share a read (coalesced). */
+  readonly activeRollout = coalesced(async (): Promise<Rollout | undefined> => (await this.store.activeRollout())?.rollout);
+
+  /** rolloutStates of the rollout read last: the callers that shared its read share the map too. */
+  private heldBy = new WeakMap<Rollout, Map<string, RolloutHold>>();
 
   /** Each host of the rollout under way with its state in it (the instance views show it). */
-  async rolloutStates(): Promise<Map<string, { id: string; state: Rollout['hosts'][number]['state'] }>> {
+  async rolloutStates(): Promise<ReadonlyMap<string, RolloutHold>> {
     const active = await this.activeRollout();
-    return new Map(active?.hosts.map((h) => [h.instanceId, { id: active.id, state: h.state }]) ?? []);
+    if (!active) return new Map();
+    let held = this.heldBy.get(active);
+    if (!held) this.heldBy.set(active, (held = new Map(active.hosts.map((h) => [h.instanceId, { id: active.id, state: h.state }]))));
+    return held;
   }
 
   async activeRolloutSummary() {

@@ -56,10 +56,20 @@ export class Trust {
     return { token, record };
   }
 
+  /**
+   * Requests that come together with one token (a monitoring client's, a
+   * dashboard's) share its read (coalesce.ts: each still sees a revocation
+   * that finished before it asked).
+   */
+  private readonly activeApiToken = batched(
+    async (hashes: string[]) =>
+      new Map(await Promise.all(hashes.map(async (hash) => [hash, await this.store.findApiToken(hash)] as const))),
+  );
+
   /** The active token a bearer secret belongs to, or undefined. */
   async authenticate(secret: string): Promise<ApiToken | undefined> {
     if (secret.length < 16 || secret.length > 256) return undefined;
-    const token = await this.store.findApiToken(sha256Hex(secret));
+    const token = await this.activeApiToken(sha256Hex(secret));
     const now = this.now();
     if (token && (token.lastUsedAt === null || now - token.lastUsedAt > TOUCH_INTERVAL_MS)) await this.store.touchApiToken(token.id, now);
     return token;

@@ -45,8 +45,9 @@ export function servedView(s: ServedCertificate, now: number, alertMs: number) {
 export async function certificateHealth(service: ControlService) {
   const { now } = service.clock();
   const alertMs = service.certificateAlertMs;
-  const managed = (await service.listProxyCertificates()).map((c) => managedView(c, now, alertMs));
-  const served = (await service.listServedCertificates()).map((s) => servedView(s, now, alertMs));
+  const [proxies, servers] = await Promise.all([service.listProxyCertificates(), service.listServedCertificates()]);
+  const managed = proxies.map((c) => managedView(c, now, alertMs));
+  const served = servers.map((s) => servedView(s, now, alertMs));
   const alerts: string[] = [];
   const alertDays = Math.round(alertMs / DAY_MS);
   for (const c of managed) {

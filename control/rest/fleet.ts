@@ -15,7 +15,12 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
   // Monitoring clients asking together share one read of the counts, the certificates and the rollout (coalesce.ts:
   // each still sees every write that finished before it asked).
   const fleetHealth = coalesced(async () => {
-    const rows = await service.healthSummary();
+    // Read at the same time, each on a connection of its own on PostgreSQL: one round trip's wait, not three.
+    const [rows, certificates, rollout] = await Promise.all([
+      service.healthSummary(),
+      certificateHealth(service),
+      service.activeRolloutSummary(),
+    ]);
     const byRole: Record<string, Record<string, number>> = {};
     const byHealth: Record<string, number> = {};
     let total = 0;
@@ -26,8 +31,6 @@ export default async function fleetRoutes(app: RestApp, opts: RouteDeps) {
       byHealth[row.health] = (byHealth[row.health] ?? 0) + row.count;
       total += row.count;
     }
-    const certificates = await certificateHealth(service);
-    const rollout = await service.activeRolloutSummary();
     return {
       total,
       byHealth,

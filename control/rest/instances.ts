@@ -35,8 +35,10 @@ export default async function instanceRoutes(app: RestApp, opts: RouteDeps) {
     },
     async (request, reply) => {
       // ajv fills in the default; the type cannot know it did.
-      const { clock, ...page } = await service.listInstanceRows({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE });
-      const held = await service.rolloutStates();
+      const [{ clock, ...page }, held] = await Promise.all([
+        service.listInstanceViews({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE }, pages.cachedView),
+        service.rolloutStates(),
+      ]);
       // Already JSON of what the schema declares (views.ts InstancePages): sent as it is.
       return reply.type('application/json; charset=utf-8').send(pages.render(page, clock, held));
     },

@@ -32,6 +32,12 @@ export interface SqlDialect {
    * apart still agree on who holds one.
    */
   readonly nowMs: string;
+  /**
+   * The instances have a row_version, new at every insert and update
+   * (PostgreSQL migration 9): the REST list reads the versions of a page,
+   * and the columns only of the rows it holds no view of.
+   */
+  readonly instanceRowVersions?: boolean;
 }
 
 export interface TransactionOptions {
@@ -55,6 +61,12 @@ export interface StorageEngine {
    * database reports a conflict with a concurrent transaction.
    */
   transaction<T>(fn: (sql: Sql) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * Frees the room of a table's deleted rows now, not at the database's next
+   * routine pass (PostgreSQL: VACUUM; until it, every scan of the table reads
+   * them): for a small table that is read whole often and emptied in bulk.
+   */
+  reclaim?(table: string): Promise<void>;
   /** Bytes the database takes on disk. */
   bytes(): Promise<number>;
   /** Throws, saying why, when the stored data cannot be read. */

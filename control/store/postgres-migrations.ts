@@ -189,6 +189,22 @@ ${HEALTH_COUNT_TABLES}
       END $$;
     `,
   },
+  {
+    version: 9,
+    name: 'a version of each instance row, new at every insert and update (the REST list reads the columns of the rows it holds no view of)',
+    sql: `
+      -- One sequence for all rows: a version is never given twice, not even to an instance deleted and enrolled again.
+      CREATE SEQUENCE instance_row_versions AS BIGINT;
+      ALTER TABLE instances ADD COLUMN row_version BIGINT NOT NULL DEFAULT nextval('instance_row_versions');
+      CREATE FUNCTION instances_row_version() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        NEW.row_version := nextval('instance_row_versions');
+        RETURN NEW;
+      END $fn$;
+      -- Whichever statement writes a row: none can change it and keep its version.
+      CREATE TRIGGER instances_row_version BEFORE INSERT OR UPDATE ON instances FOR EACH ROW EXECUTE FUNCTION instances_row_version();
+    `,
+  },
 ];
 
 /** The newest PostgreSQL schema version this program knows. */

@@ -24,6 +24,7 @@ export const PG_DIALECT: SqlDialect = {
   lockSql: 'SELECT pg_advisory_xact_lock(hashtext(?))',
   // The start of the statement: one value for the whole statement, fresh at every retry.
   nowMs: 'CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)',
+  instanceRowVersions: true,
 };
 
 export interface PgStoreOptions {
@@ -228,6 +229,11 @@ export class PgEngine implements StorageEngine {
       // Conflicting transactions wait different times before they run again.
       await sleep(Math.random() * 5 * attempt);
     }
+  }
+
+  async reclaim(table: string): Promise<void> {
+    // Outside a transaction (VACUUM cannot run in one); `table` is one of the store's own names, never input.
+    await this.pool.query(`VACUUM ${table}`);
   }
 
   async bytes(): Promise<number> {

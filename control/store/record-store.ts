@@ -26,6 +26,8 @@ import {
   type AuditRetention,
   type EnrollOutcome,
   type EnrollTrust,
+  type HealthClock,
+  type InstanceQuery,
   type InstanceRecord,
   type InstanceStatus,
   type JoinToken,
@@ -206,8 +208,8 @@ export class RecordStore implements Store {
     return this.read((r) => r.instances(...args));
   }
 
-  listInstanceViewRows(...args: Parameters<Records['instanceViewRows']>) {
-    return this.read((r) => r.instanceViewRows(...args));
+  listInstanceViews<T>(query: InstanceQuery, clock: HealthClock, cachedView: (id: string, version: number) => T | undefined) {
+    return this.read((r) => r.instanceViews(query, clock, cachedView));
   }
 
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord> {
@@ -317,6 +319,8 @@ export class RecordStore implements Store {
         await r.lock('health-counts');
         await r.compactHealthCounts();
       })
+        // Every count read adds up health_deltas whole: the rows deleted must not stay to be scanned (PostgreSQL).
+        .then(() => this.engine.reclaim?.('health_deltas'))
         // A compaction that fails leaves the deltas for the next one: the counts stay right.
         .catch(() => undefined)
         .finally(() => (this.compacting = undefined));

@@ -24,6 +24,7 @@ import {
   type InstanceRow,
   type InstanceViewRow,
   type JoinTokenRow,
+  type ListedInstance,
   type LeaseRow,
   type ProxyCertificateRow,
   type RuleRow,
@@ -56,6 +57,14 @@ const LEASE_COLUMNS = 'name, holder, fencing, acquired_at, expires_at';
 const PRUNE_BATCH = 5000;
 
 export type HealthCount = { roles: ServiceRole[] | null; health: HealthState; count: number };
+
+const VIEW_COLUMNS = INSTANCE_VIEW_COLUMNS.join(', ');
+
+/** A page of view rows as ListedInstances with their columns; `versioned`: each row's row_version follows its columns. */
+function withColumns<T>(page: Page<InstanceViewRow>, versioned: boolean): Page<ListedInstance<T>> {
+  const items = page.items.map((row) => ({ id: String(row[0]), version: versioned ? Number(row[row.length - 1]) : null, row }));
+  return { items, next: page.next };
+}
 
 const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
 
@@ -178,9 +187,49 @@ export class Records {
     return { items, next: rows.length > query.limit ? items[items.length - 1].instanceId : undefined };
   }
 
-  /** A page of instances as stored, as arrays of INSTANCE_VIEW_COLUMNS (the REST list renders most from a cache). */
-  async instanceViewRows(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceViewRow>> {
-    const { text, params } = pageQuery(query, clock, INSTANCE_VIEW_COLUMNS.join(', '));
+  /**
+   * A page of instances for the REST list, which renders most from a cache:
+   * `cachedView` gives what the caller keeps of an instance at a row version.
+   * On SQLite every row comes with its columns. On PostgreSQL the page's
+   * versions are read first, then the columns of the rows the caller keeps
+   * nothing of at their version: a page of unchanged rows is a few bytes
+   * a row, not its documents.
+   */
+  async instanceViews<T>(
+    query: InstanceQuery,
+    clock: HealthClock,
+    cachedView: (id: string, version: number) => T | undefined,
+  ): Promise<Page<ListedInstance<T>>> {
+    if (!this.dialect.instanceRowVersions) return withColumns(await this.arrayPage(query, clock, VIEW_COLUMNS), false);
+    const { items: versions, next } = await this.arrayPage(query, clock, 'instance_id, row_version');
+    const items: Array<ListedInstance<T>> = [];
+    const missing: Array<ListedInstance<T>> = [];
+    for (const [rawId, rawVersion] of versions) {
+      const item: ListedInstance<T> = { id: String(rawId), version: Number(rawVersion) };
+      item.cached = cachedView(item.id, item.version!);
+      items.push(item);
+      if (item.cached === undefined) missing.push(item);
+    }
+    if (missing.length === 0) return { items, next };
+    // PostgreSQL only (instanceRowVersions): one statement text for any number of ids.
+    const rows = await this.sql.arrays(`SELECT ${VIEW_COLUMNS}, row_version FROM instances WHERE instance_id = ANY(?)`, [
+      missing.map((i) => i.id),
+    ]);
+    const byId = new Map(rows.map((row) => [String(row[0]), row]));
+    for (const item of missing) {
+      const row = byId.get(item.id);
+      // Changed or deleted since the versions were read: the whole page again in one statement, so that every row
+      // is of one moment and still matches the filter.
+      if (!row || Number(row[row.length - 1]) !== item.version)
+        return withColumns(await this.arrayPage(query, clock, `${VIEW_COLUMNS}, row_version`), true);
+      item.row = row;
+    }
+    return { items, next };
+  }
+
+  /** A page of `columns` as arrays (the first column the instance id), and the next page's cursor. */
+  private async arrayPage(query: InstanceQuery, clock: HealthClock, columns: string): Promise<Page<unknown[]>> {
+    const { text, params } = pageQuery(query, clock, columns);
     const rows = await this.sql.arrays(text, params);
     const items = rows.length > query.limit ? rows.slice(0, query.limit) : rows;
     return { items, next: rows.length > query.limit ? String(items[items.length - 1][0]) : undefined };

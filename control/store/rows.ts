@@ -135,8 +135,22 @@ export const INSTANCE_VIEW_COLUMNS = [
   'released_generation',
 ] as const satisfies ReadonlyArray<keyof InstanceRow>;
 
-/** A row of INSTANCE_VIEW_COLUMNS as the database gave it (Sql.arrays). */
+/** A row of INSTANCE_VIEW_COLUMNS as the database gave it (Sql.arrays); on PostgreSQL its row_version follows. */
 export type InstanceViewRow = unknown[];
+
+/**
+ * An instance of a page of the REST list. `version`: its row's version
+ * (PostgreSQL: a new one from a sequence at every insert and update, never
+ * given twice, so one version is one content); null on SQLite, whose rows
+ * are compared column by column. Either `cached`, what the caller keeps for
+ * that version, or `row`, the columns (the caller keeps none, or not of that version).
+ */
+export interface ListedInstance<T> {
+  id: string;
+  version: number | null;
+  cached?: T;
+  row?: InstanceViewRow;
+}
 
 /** The record an InstanceViewRow stands for (without the times of its creation and last change, not shown). */
 export function viewRowToInstance(values: InstanceViewRow): StoredInstance {

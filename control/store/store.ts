@@ -2,7 +2,7 @@
 // embedded default; a PostgreSQL implementation satisfies the same interface
 // for several replicas. Every change and its audit event commit together.
 import type { RolloutStore } from './rollouts';
-import type { InstanceViewRow } from './rows';
+import type { ListedInstance } from './rows';
 import type { Assignment, ClusterSettings, HealthState, HostFacts, InstanceIdentity, AgentState, ServiceRole } from '../../contract/model';
 
 export interface InstanceStatus {
@@ -233,8 +233,17 @@ export interface Store extends RolloutStore {
   /** The instances among `instanceIds` that exist (any order): one read for many (a rollout's awaited hosts, watchers told of a change). */
   getInstances(instanceIds: readonly string[]): Promise<InstanceRecord[]>;
   listInstances(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceRecord & { health: HealthState }>>;
-  /** listInstances as stored rows of rows.ts INSTANCE_VIEW_COLUMNS, without the health (viewRowToInstance reads one). */
-  listInstanceViewRows(query: InstanceQuery, clock: HealthClock): Promise<Page<InstanceViewRow>>;
+  /**
+   * listInstances for a caller that keeps views of instances (rest/views.ts
+   * InstancePages): each instance with what `cachedView` gives for its row
+   * version, or its stored row (rows.ts INSTANCE_VIEW_COLUMNS, without the
+   * health: viewRowToInstance reads one) when it gives nothing.
+   */
+  listInstanceViews<T>(
+    query: InstanceQuery,
+    clock: HealthClock,
+    cachedView: (id: string, version: number) => T | undefined,
+  ): Promise<Page<ListedInstance<T>>>;
   /** Sets (or clears, with null) an assignment; creates the instance when it never booted. */
   setAssignment(instanceId: string, assignment: Assignment | null, actor: string, now: number): Promise<InstanceRecord>;
   /** Removes an instance and its assignment; false when unknown. */
