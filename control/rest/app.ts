@@ -19,6 +19,7 @@ import { installAuth, type AuthOptions } from './auth';
 import { isLoopback, type RateLimitOptions } from '../rate-limit';
 import { validatorCompiler } from './validators';
 import { checkUnsafeIntegerParameters, parseJsonBody } from './json-body';
+import { installRequestLog } from './request-log';
 
 export interface RestOptions {
   service: ControlService;
@@ -37,6 +38,8 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   const app = Fastify({
     loggerInstance,
     bodyLimit: 64 * 1024,
+    // request-log.ts writes one line per request, at a level by method and status.
+    disableRequestLogging: true,
     ...(opts.https ? { https: opts.https } : {}),
     schemaErrorFormatter: (errors, dataVar) => formatSchemaErrors(errors, dataVar),
   });
@@ -52,6 +55,7 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
   // Unknown fields are refused, not silently dropped: a typo must not look accepted.
   app.setValidatorCompiler(validatorCompiler());
   installErrorHandler(app);
+  installRequestLog(app);
   // JSON only, read strictly (json-body.ts); any other content type gets 415.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
