@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AGENT_BUNDLE, bundle, CONTROL_BUNDLES, packageVersion } from './bundle';
+import { AGENT_BUNDLE, bundle, CONTROL_BUNDLES, earlyScript, packageVersion } from './bundle';
 import { buildDeb } from './deb';
 import { architectures, repoRoot, type PackageSpec } from './layout';
 import { agentSpec, controlSpec } from './packages';
@@ -31,7 +31,7 @@ export async function buildAgentExecutable(
   const agentJs = join(dir, `${AGENT_BUNDLE.name}.js`);
   await bundle(AGENT_BUNDLE, agentJs, version);
   const executable = join(dir, AGENT_BUNDLE.name);
-  await singleExecutable(agentJs, executable, dir, training);
+  await singleExecutable(agentJs, executable, dir, { training, early: await earlyScript(AGENT_BUNDLE) });
   return { bundle: agentJs, executable };
 }
 

@@ -39,14 +39,22 @@ const ASSETS = { bundle: 'bundle.js', cache: 'bundle.cache' };
  * The executable's main: compiles the bundle (an asset) with its code cache
  * (another) and runs it as the main module. A cache V8 rejects (another
  * node, other flags) costs the compile it would have saved, nothing else.
+ * With an early script (the bundle's early module on its own, see
+ * BundleEntry.early), that runs first, and the bundle one event loop turn
+ * later: what it started (the instance metadata reads) goes out while the
+ * bundle loads. It runs in a function of its own, so that its names do not
+ * meet the loader's.
  */
-const LOADER = `'use strict';
-const { getAsset } = require('node:sea');
+function loaderScript(early: string | undefined): string {
+  const run = `const { getAsset } = require('node:sea');
 const { Script } = require('node:vm');
 const source = ${JSON.stringify(WRAP_START)} + getAsset(${JSON.stringify(ASSETS.bundle)}, 'utf8') + ${JSON.stringify(WRAP_END)};
 const cachedData = new Uint8Array(getAsset(${JSON.stringify(ASSETS.cache)}));
 new Script(source, { filename: ${JSON.stringify(FILENAME)}, cachedData }).runInThisContext()(exports, require, module, __filename, __dirname);
 `;
+  if (early === undefined) return `'use strict';\n${run}`;
+  return `'use strict';\n(function () {\n${early}\n})();\nsetImmediate(() => {\n${run}});\n`;
+}
 
 /**
  * Run once at build time: the training run (above) of the bundle, from a
@@ -180,13 +188,24 @@ async function stopGroup(pgid: number): Promise<void> {
   signal('SIGKILL');
 }
 
-export async function singleExecutable(bundleFile: string, outFile: string, workDir: string, training?: TrainingBoot): Promise<void> {
+/** What goes into the executable beside the bundle: a training boot for its code cache, and the early script its loader runs first. */
+export interface SingleExecutableOptions {
+  training?: TrainingBoot;
+  early?: string;
+}
+
+export async function singleExecutable(
+  bundleFile: string,
+  outFile: string,
+  workDir: string,
+  opts: SingleExecutableOptions = {},
+): Promise<void> {
   const loader = join(workDir, 'sea-main.js');
   const warmer = join(workDir, 'sea-warm.cjs');
   const cache = join(workDir, ASSETS.cache);
-  writeFileSync(loader, LOADER);
+  writeFileSync(loader, loaderScript(opts.early));
   writeFileSync(warmer, WARMER);
-  await trainCodeCache(warmer, bundleFile, cache, training);
+  await trainCodeCache(warmer, bundleFile, cache, opts.training);
   const config = join(workDir, 'sea-config.json');
   const blob = join(workDir, 'sea-prep.blob');
   writeFileSync(
