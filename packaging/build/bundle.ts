@@ -9,6 +9,7 @@ import { loadProtosWithOptionsSync } from '@grpc/proto-loader/build/src/util';
 import { AGENT_CONFIG_SCHEMA } from '../../agent/config';
 import { CONFIG_AJV_OPTIONS } from '../../contract/config-file';
 import { repoRoot } from './layout';
+import { protoCodecsModule } from './proto-codecs';
 
 /** A config schema compiled when the program is bundled: the schema itself and where the program exports it. */
 export interface PrecompiledSchema {
@@ -42,6 +43,8 @@ export interface BundleEntry {
    * called a second time with its work under way.
    */
   early?: { module: string; call: string };
+  /** The contract's message functions generated now, not at run time (packaging/build/proto-codecs.ts). */
+  protoCodecs?: boolean;
 }
 
 export const AGENT_BUNDLE: BundleEntry = {
@@ -51,6 +54,7 @@ export const AGENT_BUNDLE: BundleEntry = {
   configSchema: { schema: AGENT_CONFIG_SCHEMA, module: 'agent/config.ts', exportName: 'AGENT_CONFIG_SCHEMA' },
   // The instance metadata reads of a boot go out while the agent loads.
   early: { module: 'agent/imds-early.ts', call: 'startEarlyImds' },
+  protoCodecs: true,
 };
 
 /**
@@ -66,7 +70,7 @@ export const CONTROL_BUNDLES: BundleEntry[] = [
 ];
 
 /** The gRPC contract as protobufjs JSON, loaded with the options contract/proto.ts uses. */
-function protoJson(): string {
+export function protoJson(): string {
   const root = loadProtosWithOptionsSync('teleboot/v1/bootstrap.proto', {
     includeDirs: [join(repoRoot(), 'proto')],
     keepCase: false,
@@ -83,6 +87,9 @@ const VALIDATOR_MODULE = 'teleboot:config-validator';
 const EARLY_MODULE = 'teleboot:early';
 /** Registers the entry's compiled validator (its own module, evaluated before the program's). */
 const REGISTER_MODULE = 'teleboot:config-validator-registration';
+const CODECS_MODULE = 'teleboot:proto-codecs';
+/** Registers the generated message functions (likewise). */
+const REGISTER_CODECS_MODULE = 'teleboot:proto-codecs-registration';
 
 const local = (module: string) => `'./${module.replace(/\.ts$/, '')}'`;
 
@@ -100,6 +107,13 @@ function entryModules(entry: BundleEntry): Plugin {
             `usePrecompiledValidator(${configSchema.exportName}, validate);`,
           ].join('\n')
         : '',
+    [REGISTER_CODECS_MODULE]: () =>
+      [
+        `import { usePrecompiledCodecs } from './contract/proto-client';`,
+        `import codecs from '${CODECS_MODULE}';`,
+        `usePrecompiledCodecs(codecs);`,
+      ].join('\n'),
+    [CODECS_MODULE]: () => protoCodecsModule(protoJson()),
     [VALIDATOR_MODULE]: () => {
       const ajv = new Ajv({ ...CONFIG_AJV_OPTIONS, code: { source: true } });
       return configSchema ? standaloneCode(ajv, ajv.compile(configSchema.schema)) : '';
@@ -112,8 +126,8 @@ function entryModules(entry: BundleEntry): Plugin {
       // Their imports resolve from the repository (Ajv's runtime helpers from its node_modules).
       b.onLoad({ filter: /.*/, namespace: 'teleboot' }, (args) => ({
         contents: modules[args.path](),
-        // The validator is Ajv's standalone code (CommonJS JavaScript); the others are written here.
-        loader: args.path === VALIDATOR_MODULE ? 'js' : 'ts',
+        // The validator and the codecs are generated CommonJS JavaScript; the others are written here.
+        loader: args.path === VALIDATOR_MODULE || args.path === CODECS_MODULE ? 'js' : 'ts',
         resolveDir: repoRoot(),
       }));
     },
@@ -123,16 +137,21 @@ function entryModules(entry: BundleEntry): Plugin {
 /**
  * What esbuild starts from: the program's entry, after its early module
  * (when it has one) has run and its config schema's validator (when compiled
- * ahead of time) is registered. All three are static imports, evaluated in
+ * ahead of time) and its message functions (likewise) are registered. All are static imports, evaluated in
  * this order (main runs its command when its module is evaluated): a
  * require() would make esbuild wrap every module it reaches, and a wrapped
  * module's imports are all evaluated, used or not (the AWS SDK clients'
  * every command).
  */
 function entryPoint(entry: BundleEntry): Pick<BuildOptions, 'entryPoints' | 'stdin' | 'plugins'> {
-  const { configSchema, early } = entry;
-  if (!configSchema && !early) return { entryPoints: [join(repoRoot(), entry.entry)] };
-  const contents = [...(early ? [EARLY_MODULE] : []), ...(configSchema ? [REGISTER_MODULE] : []), `./${entry.entry.replace(/\.ts$/, '')}`]
+  const { configSchema, early, protoCodecs } = entry;
+  if (!configSchema && !early && !protoCodecs) return { entryPoints: [join(repoRoot(), entry.entry)] };
+  const contents = [
+    ...(early ? [EARLY_MODULE] : []),
+    ...(configSchema ? [REGISTER_MODULE] : []),
+    ...(protoCodecs ? [REGISTER_CODECS_MODULE] : []),
+    `./${entry.entry.replace(/\.ts$/, '')}`,
+  ]
     .map((m) => `import '${m}';`)
     .join('\n');
   return {
