@@ -17,7 +17,7 @@ import { sameAsProtoLoader } from './support/proto-samples';
 
 const json = protoJson();
 /** The generated module, evaluated as the bundle evaluates it (CommonJS). */
-const loaded = { exports: {} as PrecompiledCodecs };
+const loaded: { exports: PrecompiledCodecs } = { exports: { codecs: {}, constructors: {} } };
 (runInThisContext(`(function (module, exports) {\n${protoCodecsModule(json)}\n})`) as (m: object, e: object) => void)(
   loaded,
   loaded.exports,
@@ -26,20 +26,29 @@ const generated = loaded.exports;
 
 /** The types whose functions were made from the generated module, by full name. */
 const made = new Set<string>();
-const counted: PrecompiledCodecs = Object.fromEntries(
-  Object.entries(generated).map(([name, make]) => [name, (...args: Parameters<typeof make>) => (made.add(name), make(...args))]),
-);
+const counted: PrecompiledCodecs = {
+  codecs: Object.fromEntries(
+    Object.entries(generated.codecs).map(([name, make]) => [name, (...args: Parameters<typeof make>) => (made.add(name), make(...args))]),
+  ),
+  constructors: generated.constructors,
+};
 // Before the client's first use in this process: the client is built once.
 usePrecompiledCodecs(counted);
 
 t.test('every message type of the contract gets the generated functions', async (t) => {
   const root = protobuf.Root.fromJSON(JSON.parse(json) as protobuf.INamespace);
   root.resolveAll();
-  const types = Object.keys(generated);
+  const types = Object.keys(generated.codecs);
   t.ok(types.length > 10, `${types.length} message types`);
   t.equal(installPrecompiledCodecs(root, generated), types.length, 'each installed');
   const enroll = root.lookupType('teleboot.v1.EnrollRequest').setup();
   t.equal(enroll.encode.name, 'EnrollRequest$encode', 'set up from the generated module');
+  t.equal(
+    enroll.ctor.toString(),
+    generated.constructors['.teleboot.v1.EnrollRequest']().toString(),
+    'its constructor from the generated module',
+  );
+  t.equal(Object.keys(generated.constructors).length, types.length, 'a constructor for each');
 });
 
 t.test('the Bootstrap client uses them, with the same bytes and objects as proto-loader', async (t) => {

@@ -23,14 +23,19 @@ function messageTypes(ns: protobuf.NamespaceBase): protobuf.Type[] {
 /**
  * A CommonJS module exporting PrecompiledCodecs for every message type of
  * the contract (protobufjs JSON, as the bundle carries it): for each, a
- * function of what protobufjs hands its generated functions, returning them.
+ * function of what protobufjs hands its generated functions, returning them,
+ * and one returning a new constructor.
  */
 export function protoCodecsModule(protoJson: string): string {
   const root = protobuf.Root.fromJSON(JSON.parse(protoJson) as protobuf.INamespace);
   root.resolveAll();
-  const entries = messageTypes(root).map((type) => {
+  const types = messageTypes(root);
+  const codecs = types.map((type) => {
     const functions = CODEC_FUNCTIONS.map((name) => `${name}: ${GENERATORS[name](type).toString()}`);
     return `${JSON.stringify(type.fullName)}: function (Writer, Reader, types, util) {\nreturn {\n${functions.join(',\n')}\n};\n}`;
   });
-  return `'use strict';\nmodule.exports = {\n${entries.join(',\n')}\n};\n`;
+  const constructors = types.map(
+    (type) => `${JSON.stringify(type.fullName)}: function () {\nreturn ${protobuf.Type.generateConstructor(type).toString()};\n}`,
+  );
+  return `'use strict';\nmodule.exports = {\ncodecs: {\n${codecs.join(',\n')}\n},\nconstructors: {\n${constructors.join(',\n')}\n}\n};\n`;
 }
