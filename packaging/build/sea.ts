@@ -39,22 +39,14 @@ const ASSETS = { bundle: 'bundle.js', cache: 'bundle.cache' };
  * The executable's main: compiles the bundle (an asset) with its code cache
  * (another) and runs it as the main module. A cache V8 rejects (another
  * node, other flags) costs the compile it would have saved, nothing else.
- * With an early script (the bundle's early module on its own, see
- * BundleEntry.early), that runs first, and the bundle one event loop turn
- * later: what it started (the instance metadata reads) goes out while the
- * bundle loads. It runs in a function of its own, so that its names do not
- * meet the loader's.
  */
-function loaderScript(early: string | undefined): string {
-  const run = `const { getAsset } = require('node:sea');
+const LOADER = `'use strict';
+const { getAsset } = require('node:sea');
 const { Script } = require('node:vm');
 const source = ${JSON.stringify(WRAP_START)} + getAsset(${JSON.stringify(ASSETS.bundle)}, 'utf8') + ${JSON.stringify(WRAP_END)};
 const cachedData = new Uint8Array(getAsset(${JSON.stringify(ASSETS.cache)}));
 new Script(source, { filename: ${JSON.stringify(FILENAME)}, cachedData }).runInThisContext()(exports, require, module, __filename, __dirname);
 `;
-  if (early === undefined) return `'use strict';\n${run}`;
-  return `'use strict';\n(function () {\n${early}\n})();\nsetImmediate(() => {\n${run}});\n`;
-}
 
 /**
  * Run once at build time: the training run (above) of the bundle, from a
@@ -188,6 +180,19 @@ async function stopGroup(pgid: number): Promise<void> {
   signal('SIGKILL');
 }
 
+/**
+ * The executable's main with an early script (the bundle's early module on
+ * its own, see BundleEntry.early): that runs first, and the loader one event
+ * loop turn later, so that what it started (the instance metadata reads)
+ * goes out while the bundle loads. Each runs in a function of its own, so
+ * that their names do not meet. Written beside the plain loader; its path.
+ */
+function writeEarlyLoader(loader: string, early: string): string {
+  const file = loader.replace(/\.js$/, '-early.js');
+  writeFileSync(file, `'use strict';\n(function () {\n${early}\n})();\nsetImmediate(() => {\n${LOADER}});\n`);
+  return file;
+}
+
 /** What goes into the executable beside the bundle: a training boot for its code cache, and the early script its loader runs first. */
 export interface SingleExecutableOptions {
   training?: TrainingBoot;
@@ -203,15 +208,16 @@ export async function singleExecutable(
   const loader = join(workDir, 'sea-main.js');
   const warmer = join(workDir, 'sea-warm.cjs');
   const cache = join(workDir, ASSETS.cache);
-  writeFileSync(loader, loaderScript(opts.early));
+  writeFileSync(loader, LOADER);
   writeFileSync(warmer, WARMER);
   await trainCodeCache(warmer, bundleFile, cache, opts.training);
+  const main = opts.early === undefined ? loader : writeEarlyLoader(loader, opts.early);
   const config = join(workDir, 'sea-config.json');
   const blob = join(workDir, 'sea-prep.blob');
   writeFileSync(
     config,
     JSON.stringify({
-      main: loader,
+      main,
       output: blob,
       disableExperimentalSEAWarning: true,
       assets: { [ASSETS.bundle]: bundleFile, [ASSETS.cache]: cache },
