@@ -67,8 +67,11 @@ export function configuredEndpoint(text: string): string | undefined {
  * Starts the reads for `teleboot-agent run|once|plan` (nothing for other
  * commands, or when agent.yaml cannot be read: the agent reports that).
  * Sockets do not hold the process open until the identity source claims them.
+ * Reads started already and not yet taken (by the packaged agent's loader,
+ * which runs this module before the bundle) are left as they are.
  */
 export function startEarlyImds(argv: string[] = process.argv, defaultConfig = '/etc/teleboot/agent.yaml'): void {
+  if ((globalThis as Holder)[started]) return;
   const [command, ...args] = argv.slice(2);
   if (command !== 'run' && command !== 'once' && command !== 'plan') return;
   let text: string;

@@ -45,6 +45,66 @@ function deserializer(type: protobuf.Type): grpc.deserialize<object> {
   return (bytes) => type.toObject(type.decode(bytes), PROTO_OBJECT_OPTIONS);
 }
 
+/** The functions protobufjs generates for a message type when it is first used (Type.setup). */
+export const CODEC_FUNCTIONS = ['encode', 'decode', 'verify', 'fromObject', 'toObject'] as const;
+type Codecs = Record<(typeof CODEC_FUNCTIONS)[number], unknown>;
+
+/**
+ * A message type's generated functions and constructor, by the type's full
+ * name, as protobufjs would generate them at run time, but written into the
+ * packaged program's bundle (packaging/build/proto-codecs.ts): compiled from
+ * source there, they are in its code cache; generated at run time (new
+ * Function), they are compiled anew at every boot.
+ */
+export interface PrecompiledCodecs {
+  /** Each takes what protobufjs gives its generated functions, and returns them. */
+  codecs: Record<
+    string,
+    (Writer: typeof protobuf.Writer, Reader: typeof protobuf.Reader, types: unknown[], util: typeof protobuf.util) => Codecs
+  >;
+  /** Each returns a new constructor, as protobufjs generates one for the type (Type.generateConstructor). */
+  constructors: Record<string, () => protobuf.Constructor<object>>;
+}
+
+let precompiled: PrecompiledCodecs | undefined;
+
+/** Called by the packaged program's bundle before main (packaging/build/bundle.ts). */
+export function usePrecompiledCodecs(codecs: PrecompiledCodecs): void {
+  precompiled = codecs;
+}
+
+/**
+ * Gives every type of root that has precompiled functions a setup that
+ * installs them, in place of the one that generates them (protobufjs's
+ * Type.setup does the same with its own), and its constructor (what
+ * protobufjs's Type.ctor would generate at its first use). A type with a
+ * wrapper, such as google.protobuf.Any, is left to protobufjs. Returns how
+ * many types got them.
+ */
+export function installPrecompiledCodecs(root: protobuf.Root, { codecs, constructors }: PrecompiledCodecs): number {
+  let installed = 0;
+  const visit = (ns: protobuf.NamespaceBase) => {
+    for (const nested of ns.nestedArray) {
+      if (nested instanceof protobuf.Type) {
+        const make = codecs[nested.fullName];
+        const newCtor = constructors[nested.fullName];
+        if (make && newCtor && !nested.fullName.startsWith('.google.')) {
+          nested.setup = function (this: protobuf.Type) {
+            const types = this.fieldsArray.map((f) => f.resolve().resolvedType);
+            Object.assign(this, make(protobuf.Writer, protobuf.Reader, types, protobuf.util));
+            return this;
+          };
+          nested.ctor = newCtor();
+          installed++;
+        }
+      }
+      if (nested instanceof protobuf.Namespace) visit(nested);
+    }
+  };
+  visit(root);
+  return installed;
+}
+
 let cached: BootstrapClientConstructor | undefined;
 
 export function bootstrapClientConstructor(): BootstrapClientConstructor {
@@ -54,6 +114,7 @@ export function bootstrapClientConstructor(): BootstrapClientConstructor {
         ? protobuf.Root.fromJSON(JSON.parse(TELEBOOT_BUNDLED_PROTO) as protobuf.INamespace)
         : new protobuf.Root().loadSync(join(protoRoot(), PROTO_FILE), { keepCase: false });
     root.resolveAll();
+    if (precompiled) installPrecompiledCodecs(root, precompiled);
     const service = root.lookupService('teleboot.v1.Bootstrap');
     const methods: Record<string, grpc.MethodDefinition<object, object>> = {};
     for (const method of service.methodsArray) {

@@ -50,6 +50,17 @@ t.test('reads started early become the identity: one token, each path read once'
   );
 });
 
+t.test('started twice (the packaged loader, then the bundle): the reads under way are kept, not sent again', async (t) => {
+  const imds = await emulator(t);
+  const argv = ['node', 'teleboot-agent', 'once', '-c', agentYaml('twice', imds.endpoint)];
+  startEarlyImds(argv);
+  startEarlyImds(argv);
+  const identity = await new ImdsIdentitySource(imds.endpoint).identity();
+  t.equal(identity.instanceId, imds.instance.instanceId);
+  t.equal(reads(imds, 'PUT', '/latest/api/token'), 1, 'one session token');
+  t.equal(reads(imds, 'GET', '/latest/dynamic/instance-identity/document'), 1, 'the document read once');
+});
+
 t.test('an instance without tags in its metadata: no tags, as read by the SDK client', async (t) => {
   const imds = await emulator(t);
   startEarlyImds(['node', 'teleboot-agent', 'run', `--config=${agentYaml('untagged', imds.endpoint)}`]);

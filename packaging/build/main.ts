@@ -6,36 +6,43 @@ import { performance } from 'node:perf_hooks';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AGENT_BUNDLE, bundle, CONTROL_BUNDLES, packageVersion } from './bundle';
+import { AGENT_BUNDLE, bundle, CONTROL_BUNDLES, earlyScript, packageVersion } from './bundle';
 import { buildDeb } from './deb';
 import { architectures, repoRoot, type PackageSpec } from './layout';
 import { agentSpec, controlSpec } from './packages';
 import { buildRpm } from './rpm';
-import { singleExecutable } from './sea';
+import { singleExecutable, type TrainingBoot } from './sea';
 
 export interface BuiltPackages {
   deb: string[];
   rpm: string[];
 }
 
-/** The agent's bundle and its single executable (what the package installs as /usr/bin/teleboot-agent), in dir. */
-export async function buildAgentExecutable(dir: string, version: string): Promise<{ bundle: string; executable: string }> {
+/**
+ * The agent's bundle and its single executable (what the package installs as /usr/bin/teleboot-agent), in dir;
+ * its code cache trained by a whole boot when given one (packaging/build/training.ts), else by the closed-port run.
+ */
+export async function buildAgentExecutable(
+  dir: string,
+  version: string,
+  training?: TrainingBoot,
+): Promise<{ bundle: string; executable: string }> {
   mkdirSync(dir, { recursive: true });
   const agentJs = join(dir, `${AGENT_BUNDLE.name}.js`);
   await bundle(AGENT_BUNDLE, agentJs, version);
   const executable = join(dir, AGENT_BUNDLE.name);
-  singleExecutable(agentJs, executable, dir);
+  await singleExecutable(agentJs, executable, dir, { training, early: await earlyScript(AGENT_BUNDLE) });
   return { bundle: agentJs, executable };
 }
 
 /** Bundles both programs and lays out their package specs under workDir. */
-export async function prepare(workDir: string, version: string): Promise<PackageSpec[]> {
+export async function prepare(workDir: string, version: string, training?: TrainingBoot): Promise<PackageSpec[]> {
   rmSync(workDir, { recursive: true, force: true });
   const agentDir = join(workDir, 'agent');
   const controlDir = join(workDir, 'control');
   mkdirSync(agentDir, { recursive: true });
   mkdirSync(controlDir, { recursive: true });
-  const agent = await buildAgentExecutable(agentDir, version);
+  const agent = await buildAgentExecutable(agentDir, version, training);
   for (const b of CONTROL_BUNDLES) await bundle(b, join(controlDir, `${b.name}.js`), version);
   return [agentSpec(agent.executable), controlSpec(controlDir, CONTROL_BUNDLES, version)];
 }
@@ -61,7 +68,10 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const workDir = join(repoRoot(), 'dist', 'pkgroot');
   const outDir = join(repoRoot(), 'dist', 'packages');
-  const specs = await prepare(workDir, version);
+  // Loaded here only: the training boot's local servers are no concern of the package tests, which call prepare().
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { withTrainingBoot } = require('./training') as typeof import('./training');
+  const specs = await withTrainingBoot((training) => prepare(workDir, version, training));
   const built = buildAll(specs, version, outDir, workDir, values.only);
   const arch = architectures();
   process.stdout.write(`built for ${arch.deb}/${arch.rpm} in ${((performance.now() - t0) / 1000).toFixed(1)} s:\n`);

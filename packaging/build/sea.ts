@@ -6,17 +6,23 @@
 // The code cache is made after a training run of the bundle, not right after
 // it was compiled as Node's own `useCodeCache` does: V8 compiles most
 // functions lazily, at their first call, and only a cache made after those
-// calls holds them. The training run is a boot that gets as far as it can on
-// the build machine alone: `once` with a config read, an identity from a
+// calls holds them. The best training run is a whole boot (`once` to ready,
+// given a TrainingBoot: packaging/build/training.ts sets one up against a
+// local control server and the SSM and IMDS emulators): the cache then holds
+// the functions of every step, from the config to the status report.
+// Measured against a cache made in a run that stops at enrollment: some
+// 20-30 ms less CPU per boot, most of it after enrollment (the assignment,
+// SSM, rendering, the files, Teleport's start and the report).
+//
+// Without a TrainingBoot (the package tests), the run gets as far as it can
+// on the build machine alone: `once` with a config read, an identity from a
 // local stand-in for IMDS, a fresh enrollment key and a gRPC call set up to a
 // local port that closes every connection (nothing leaves the machine; no
 // token is sent: the TLS handshake never completes), stopped after a while.
-// Measured against a cache made after `version` alone: some 30 ms less CPU
-// per boot (the boot's own first calls of the config loader, the logger, the
-// IMDS client, the key and the gRPC channel are compiled already). The
-// executable's main is then a loader that compiles the bundle with that cache.
-import { execFileSync, spawnSync } from 'node:child_process';
+// The executable's main is then a loader that compiles the bundle with that cache.
+import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, copyFileSync, chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { repoRoot } from './layout';
 
@@ -96,7 +102,9 @@ function appendPayload(executable: string, bundleFile: string, cacheFile: string
  * written when the process exits. Plain JavaScript of its own, run by the
  * build's node without flags (a cache made under V8 flags is rejected
  * without them). Whatever the run reaches, the cache holds; a run that stops
- * early only leaves a smaller cache.
+ * early only leaves a smaller cache. Its arguments: the bundle, the cache
+ * file, how long the run may go on, and the agent.yaml of a TrainingBoot
+ * (none: the closed-port run).
  */
 const WARMER = `'use strict';
 const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
@@ -106,82 +114,158 @@ const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { rootCertificates } = require('node:tls');
 const { Script } = require('node:vm');
-const [bundleFile, cacheFile, runMs] = process.argv.slice(2);
+const [bundleFile, cacheFile, runMs, bootConfig] = process.argv.slice(2);
 const script = new Script(${JSON.stringify(WRAP_START)} + readFileSync(bundleFile, 'utf8') + ${JSON.stringify(WRAP_END)}, { filename: ${JSON.stringify(FILENAME)} });
-const dir = mkdtempSync(join(tmpdir(), 'teleboot-agent-training-'));
+const cleanups = [];
 process.on('exit', () => {
   writeFileSync(cacheFile, script.createCachedData());
-  rmSync(dir, { recursive: true, force: true });
+  for (const cleanup of cleanups) cleanup();
 });
 // No proxy of the build machine's (gRPC and the SDK would go through it): the run talks to loopback only.
 for (const name of ['grpc_proxy', 'https_proxy', 'http_proxy', 'GRPC_PROXY', 'HTTPS_PROXY', 'HTTP_PROXY']) delete process.env[name];
-// AWS credentials from the environment: the SDK looks nowhere else (no instance profile of the build machine).
-Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'training', AWS_SECRET_ACCESS_KEY: 'training', AWS_EC2_METADATA_DISABLED: 'true',
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', TELEBOOT_LOG_LEVEL: 'fatal' });
-const document = JSON.stringify({ instanceId: 'i-00000000000000000', region: 'us-east-1', availabilityZone: 'us-east-1a',
-  accountId: '000000000000', privateIp: '127.0.0.1', instanceType: 't3.micro', imageId: 'ami-00000000000000000' });
-const imds = http.createServer((req, res) => {
-  const path = (req.url || '').replace(/\\/+/g, '/');
-  const body = path === '/latest/api/token' ? 'training' : path.endsWith('/document') ? document
-    : path.endsWith('/local-hostname') ? 'localhost' : undefined;
-  res.writeHead(body === undefined ? 404 : 200);
-  res.end(body === undefined ? '' : body);
-});
-// The control server and SSM of the run: a port that closes every connection it accepts.
-const closed = net.createServer((socket) => socket.destroy());
-imds.listen(0, '127.0.0.1', () => closed.listen(0, '127.0.0.1', () => {
-  const at = (server) => '127.0.0.1:' + server.address().port;
-  writeFileSync(join(dir, 'ca.pem'), rootCertificates[0]);
-  writeFileSync(join(dir, 'join-token'), 'training\\n');
-  writeFileSync(join(dir, 'agent.yaml'), [
-    'control: {endpoints: [' + at(closed) + '], ca_file: ' + join(dir, 'ca.pem') + '}',
-    'enrollment: {join_token_file: ' + join(dir, 'join-token') + '}',
-    'paths: {state_dir: ' + join(dir, 'state') + ', secrets_dir: ' + join(dir, 'secrets') + ', teleport_config: ' + join(dir, 'teleport.yaml') +
-      ', teleport_data_dir: ' + join(dir, 'teleport') + ', unit_dir: ' + join(dir, 'units') + ', environment_file: ' + join(dir, 'environment') + '}',
-    'service_manager: {type: process}',
-    // Block style, as agent/imds-early.ts reads it: the early IMDS reads go to the stand-in too.
-    'aws:',
-    '  imds_endpoint: http://' + at(imds),
-    '  ssm_endpoint: http://' + at(closed),
-    'retry: {initial_delay: 50ms, max_delay: 100ms}',
-    'log_level: fatal',
-  ].join('\\n') + '\\n');
-  process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = 'http://' + at(imds);
-  process.argv = [process.argv[0], ${JSON.stringify(FILENAME)}, 'once', '-c', join(dir, 'agent.yaml')];
+function runAgent(configFile) {
+  process.argv = [process.argv[0], ${JSON.stringify(FILENAME)}, 'once', '-c', configFile];
   // The agent stops on SIGTERM as it does under systemd; its exit writes the cache.
-  setTimeout(() => process.kill(process.pid, 'SIGTERM'), Number(runMs));
+  setTimeout(() => process.kill(process.pid, 'SIGTERM'), Number(runMs)).unref();
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, require, mod, ${JSON.stringify(FILENAME)}, '.');
-}));
+}
+function closedPortRun() {
+  const dir = mkdtempSync(join(tmpdir(), 'teleboot-agent-training-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  // AWS credentials from the environment: the SDK looks nowhere else (no instance profile of the build machine).
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'training', AWS_SECRET_ACCESS_KEY: 'training', AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', TELEBOOT_LOG_LEVEL: 'fatal' });
+  const document = JSON.stringify({ instanceId: 'i-00000000000000000', region: 'us-east-1', availabilityZone: 'us-east-1a',
+    accountId: '000000000000', privateIp: '127.0.0.1', instanceType: 't3.micro', imageId: 'ami-00000000000000000' });
+  const imds = http.createServer((req, res) => {
+    const path = (req.url || '').replace(/\\/+/g, '/');
+    const body = path === '/latest/api/token' ? 'training' : path.endsWith('/document') ? document
+      : path.endsWith('/local-hostname') ? 'localhost' : undefined;
+    res.writeHead(body === undefined ? 404 : 200);
+    res.end(body === undefined ? '' : body);
+  });
+  // The control server and SSM of the run: a port that closes every connection it accepts.
+  const closed = net.createServer((socket) => socket.destroy());
+  imds.listen(0, '127.0.0.1', () => closed.listen(0, '127.0.0.1', () => {
+    const at = (server) => '127.0.0.1:' + server.address().port;
+    writeFileSync(join(dir, 'ca.pem'), rootCertificates[0]);
+    writeFileSync(join(dir, 'join-token'), 'training\\n');
+    writeFileSync(join(dir, 'agent.yaml'), [
+      'control: {endpoints: [' + at(closed) + '], ca_file: ' + join(dir, 'ca.pem') + '}',
+      'enrollment: {join_token_file: ' + join(dir, 'join-token') + '}',
+      'paths: {state_dir: ' + join(dir, 'state') + ', secrets_dir: ' + join(dir, 'secrets') + ', teleport_config: ' + join(dir, 'teleport.yaml') +
+        ', teleport_data_dir: ' + join(dir, 'teleport') + ', unit_dir: ' + join(dir, 'units') + ', environment_file: ' + join(dir, 'environment') + '}',
+      'service_manager: {type: process}',
+      // Block style, as agent/imds-early.ts reads it: the early IMDS reads go to the stand-in too.
+      'aws:',
+      '  imds_endpoint: http://' + at(imds),
+      '  ssm_endpoint: http://' + at(closed),
+      'retry: {initial_delay: 50ms, max_delay: 100ms}',
+      'log_level: fatal',
+    ].join('\\n') + '\\n');
+    process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = 'http://' + at(imds);
+    runAgent(join(dir, 'agent.yaml'));
+  }));
+}
+if (bootConfig) runAgent(bootConfig);
+else closedPortRun();
 `;
 
-/** How long the training run goes on: long enough to reach its enrollment attempts on a busy build machine. */
-const TRAINING_RUN_MS = 2000;
-
-/** Runs the warmer; the cache file is the result (the agent's own exit code, stopped by SIGTERM, is not). */
-function trainCodeCache(warmer: string, bundleFile: string, cache: string): void {
-  rmSync(cache, { force: true });
-  const run = spawnSync(process.execPath, [warmer, bundleFile, cache, String(TRAINING_RUN_MS)], {
-    encoding: 'utf8',
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  if (!existsSync(cache) || statSync(cache).size === 0)
-    throw new Error(`the code cache's training run of ${bundleFile} wrote no cache (exit ${run.status}):\n${run.stderr}${run.error ?? ''}`);
+/** A boot the training run makes in full (packaging/build/training.ts): its agent.yaml, and the environment it needs. */
+export interface TrainingBoot {
+  configFile: string;
+  env: NodeJS.ProcessEnv;
 }
 
-export function singleExecutable(bundleFile: string, outFile: string, workDir: string): void {
+/** How long the closed-port run goes on: long enough to reach its enrollment attempts on a busy build machine. */
+const CLOSED_PORT_RUN_MS = 2000;
+/** How long a whole training boot may take on a busy build machine before it counts as failed. */
+const TRAINING_BOOT_MS = 60_000;
+
+/**
+ * Runs the warmer; the cache file is the result. The closed-port run's exit
+ * code (stopped by SIGTERM) says nothing; a training boot must end ready
+ * (exit 0), or the cache would silently miss what it was run for. The
+ * warmer's process group is stopped after: `once` leaves its Teleport running.
+ */
+async function trainCodeCache(warmer: string, bundleFile: string, cache: string, boot?: TrainingBoot): Promise<void> {
+  rmSync(cache, { force: true });
+  const runMs = boot ? TRAINING_BOOT_MS : CLOSED_PORT_RUN_MS;
+  const child = spawn(process.execPath, [warmer, bundleFile, cache, String(runMs), ...(boot ? [boot.configFile] : [])], {
+    env: { ...process.env, ...boot?.env, NODE_OPTIONS: '' },
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c) => resolve(c));
+  });
+  await stopGroup(child.pid!);
+  if (!existsSync(cache) || statSync(cache).size === 0)
+    throw new Error(`the code cache's training run of ${bundleFile} wrote no cache (exit ${code}):\n${stderr}`);
+  if (boot && code !== 0)
+    throw new Error(`the code cache's training boot (${boot.configFile}) did not end ready (exit ${code}):\n${stderr}`);
+}
+
+/** Stops what is left of a process group (the training boot's Teleport): TERM, then KILL. */
+async function stopGroup(pgid: number): Promise<void> {
+  const signal = (sig: NodeJS.Signals | 0) => {
+    try {
+      process.kill(-pgid, sig);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!signal('SIGTERM')) return;
+  for (let i = 0; i < 40; i++) {
+    await sleep(50);
+    if (!signal(0)) return;
+  }
+  signal('SIGKILL');
+}
+
+/**
+ * The executable's main with an early script (the bundle's early module on
+ * its own, see BundleEntry.early): that runs first, and the loader one event
+ * loop turn later, so that what it started (the instance metadata reads)
+ * goes out while the bundle loads. Each runs in a function of its own, so
+ * that their names do not meet. Written beside the plain loader; its path.
+ */
+function writeEarlyLoader(loader: string, early: string): string {
+  const file = loader.replace(/\.js$/, '-early.js');
+  writeFileSync(file, `'use strict';\n(function () {\n${early}\n})();\nsetImmediate(() => {\n${LOADER}});\n`);
+  return file;
+}
+
+/** What goes into the executable beside the bundle: a training boot for its code cache, and the early script its loader runs first. */
+export interface SingleExecutableOptions {
+  training?: TrainingBoot;
+  early?: string;
+}
+
+export async function singleExecutable(
+  bundleFile: string,
+  outFile: string,
+  workDir: string,
+  opts: SingleExecutableOptions = {},
+): Promise<void> {
   const loader = join(workDir, 'sea-main.js');
   const warmer = join(workDir, 'sea-warm.cjs');
   const cache = join(workDir, 'bundle.cache');
   writeFileSync(loader, LOADER);
   writeFileSync(warmer, WARMER);
-  trainCodeCache(warmer, bundleFile, cache);
+  await trainCodeCache(warmer, bundleFile, cache, opts.training);
+  const main = opts.early === undefined ? loader : writeEarlyLoader(loader, opts.early);
   const config = join(workDir, 'sea-config.json');
   const blob = join(workDir, 'sea-prep.blob');
   writeFileSync(
     config,
     JSON.stringify({
-      main: loader,
+      main,
       output: blob,
       disableExperimentalSEAWarning: true,
     }),
