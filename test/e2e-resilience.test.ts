@@ -5,7 +5,7 @@ import t from 'tap';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { ControlProcess, startAgentProcess } from './support/harness';
+import { ControlProcess, startAgentProcess, startSubtestAgent, type AgentFiles } from './support/harness';
 import { startWorld, type World } from './support/world';
 
 let world: World;
@@ -16,7 +16,8 @@ t.teardown(() => world?.close());
 
 const ready = (i: any) => i.health === 'ready' && i.appliedGeneration === i.generation;
 
-const startAgent = startAgentProcess;
+const startAgent = (t: Parameters<typeof startAgentProcess>[0], files: AgentFiles, id: string) =>
+  startSubtestAgent(t, files, world.control, id);
 
 async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -32,7 +33,7 @@ t.test('a control server restart loses no instance, assignment or audit event, a
   await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node', labels: { env: 'prod' } });
   await world.control.rest('PUT', '/v1/instances/i-0future000000001/assignment', { role: 'proxy' });
   await world.control.rest('POST', '/v1/rules', { name: 'db hosts', selector: { Role: 'db' }, role: 'node' });
-  const { proc } = startAgent(t, await world.agentConfig(imds, 'process', '500ms'));
+  const { proc } = startAgent(t, await world.agentConfig(imds, 'process', '500ms'), imds.instance.instanceId);
   await world.control.waitForInstance(id, ready);
 
   const snapshot = async () => ({
@@ -69,7 +70,7 @@ t.test('an agent waits for an unreachable SSM with backoff and writes nothing un
   const files = await world.agentConfig(imds, 'process', '1s');
   world.ssm.setUnreachable(true);
   t.teardown(() => world.ssm.setUnreachable(false));
-  const { logs } = startAgent(t, files);
+  const { logs } = startAgent(t, files, imds.instance.instanceId);
   await until('three SSM retries', () => (logs().match(/waiting for the join token, CA pin and certificate/g) ?? []).length >= 3);
   const delays = [...logs().matchAll(/"retryInMs":(\d+),"err":"[^"]*","msg":"waiting for the join token/g)].map((m) => Number(m[1]));
   t.ok(delays[2] > delays[0], `the waits grow: ${delays.join(', ')} ms`);
@@ -95,7 +96,7 @@ t.test('an agent that boots before the control server is reachable enrolls once 
   t.teardown(async () => {
     if (!restarted) await world.control.start();
   });
-  const { logs } = startAgent(t, files);
+  const { logs } = startAgent(t, files, imds.instance.instanceId);
   await until('two enrollment retries', () => (logs().match(/waiting for enrollment at/g) ?? []).length >= 2);
   await world.control.start();
   restarted = true;
@@ -134,7 +135,7 @@ t.test('agents fail static: a control server that forgot an instance never stops
   const id = imds.instance.instanceId;
   await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
   const files = await world.agentConfig(imds, 'process', '500ms');
-  const { proc, logs } = startAgent(t, files);
+  const { proc, logs } = startAgent(t, files, imds.instance.instanceId);
   await world.control.waitForInstance(id, ready);
   const [pid] = teleportPids(files.teleportConfig);
   t.ok(pid, `teleport runs (pid ${pid})`);
@@ -171,7 +172,7 @@ t.test('agents catch up from state: a change whose watch event never came lands 
   const imds = await world.instance();
   const id = imds.instance.instanceId;
   await world.control.rest('PUT', `/v1/instances/${id}/assignment`, { role: 'node' });
-  const { logs } = startAgent(t, await world.agentConfig(imds, 'process', '500ms'));
+  const { logs } = startAgent(t, await world.agentConfig(imds, 'process', '500ms'), imds.instance.instanceId);
   const first = await world.control.waitForInstance(id, ready);
   // A second control server on the same store, as another replica would be:
   // a change made through it sends no event to the watch stream the agent

@@ -8,7 +8,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
-import { AGENT_BIN, AWS_ENV, TELEPORT_STANDIN, runNode, startAgentProcess, type AgentFiles } from './support/harness';
+import { AGENT_BIN, AWS_ENV, TELEPORT_STANDIN, runNode, startAgentProcess, startSubtestAgent, type AgentFiles } from './support/harness';
 import { CLUSTER, startWorld, type World } from './support/world';
 
 let world: World;
@@ -23,18 +23,8 @@ const mode = (path: string) => statSync(path).mode & 0o777;
 const checkConfig = (files: AgentFiles) =>
   execFileSync(process.execPath, [TELEPORT_STANDIN, 'configure', '--test', files.teleportConfig], { encoding: 'utf8' });
 
-/**
- * Runs an agent for this subtest only. When the subtest ends its host is
- * deregistered, as an operator does for a terminated instance: a stopped
- * host still counted online would be awaited by a later subtest's rollout.
- */
-function startAgent(t: Parameters<typeof startAgentProcess>[0], files: AgentFiles, id: string) {
-  // Added first, so run after the agent's own (tap runs teardowns last in, first out): a running agent would enroll again.
-  t.teardown(async () => {
-    await world.control.rest('DELETE', `/v1/instances/${id}`);
-  });
-  return startAgentProcess(t, files);
-}
+const startAgent = (t: Parameters<typeof startAgentProcess>[0], files: AgentFiles, id: string) =>
+  startSubtestAgent(t, files, world.control, id);
 
 t.test('a kube + discovery host converges through the proxy with one token for both (seed 004_*)', async (t) => {
   const imds = await world.instance();

@@ -114,6 +114,25 @@ export function startAgentProcess(
   return { proc, logs: () => output };
 }
 
+/**
+ * Runs an agent for one subtest only. When the subtest ends its host is
+ * deregistered, as an operator does for a terminated instance: a stopped
+ * host whose last report did not arrive is still counted online for three
+ * heartbeats, and a later subtest's rollout would wait for it.
+ */
+export function startSubtestAgent(
+  t: { teardown(fn: () => Promise<void> | void): void },
+  files: AgentFiles,
+  control: { rest(method: string, path: string): Promise<unknown> },
+  instanceId: string,
+): { proc: ChildProcess; logs: () => string } {
+  // Added first, so run after the agent's own (tap runs teardowns last in, first out): a running agent would enroll again.
+  t.teardown(async () => {
+    await control.rest('DELETE', `/v1/instances/${instanceId}`);
+  });
+  return startAgentProcess(t, files);
+}
+
 /** Credentials s3rver and the emulators accept (s3rver checks SigV4 against S3RVER/S3RVER). */
 export const AWS_ENV = {
   AWS_ACCESS_KEY_ID: 'S3RVER',

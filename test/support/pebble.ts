@@ -75,7 +75,22 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/**
+ * Starts pebble and its challenge server on free ports, again on other ports
+ * when one was taken between the probe and the bind (freePort can only
+ * probe: tests running beside this one take ports too).
+ */
 export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPebbleOnce(opts);
+    } catch (e) {
+      if (attempt === 3 || !/address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startPebbleOnce(opts: PebbleOptions): Promise<Pebble> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pebble-'));
   // Distinct ports: freePort closes what it probed, so the kernel could hand one out twice.
   const taken = new Set([opts.httpPort, opts.tlsPort]);

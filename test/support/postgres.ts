@@ -3,7 +3,7 @@
 // a unix socket in the same directory), one database per caller. Debian's
 // `postgresql` package provides the binaries (.ci/run installs it).
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -76,7 +76,7 @@ export class PgCluster {
     writeFileSync(pwfile, password, { mode: 0o600 });
     chownSync(pwfile, uid, gid);
     const caFile = options.tls ? join(dir, 'ca.pem') : undefined;
-    const cluster = new PgCluster(dir, await freePort(), password, bin, caFile);
+    let cluster = new PgCluster(dir, await freePort(), password, bin, caFile);
     await cluster.asPostgres('initdb', [
       '-D',
       cluster.data,
@@ -101,8 +101,16 @@ export class PgCluster {
         chownSync(join(dir, name), uid, gid);
       }
     }
-    await cluster.start();
-    return cluster;
+    // Again on another port when the one probed was taken before the server bound it (tests beside this one take ports too).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await cluster.start();
+        return cluster;
+      } catch (e) {
+        if (attempt === 3 || !/could not bind|Address already in use/.test((e as Error).message)) throw e;
+        cluster = new PgCluster(dir, await freePort(), password, bin, caFile);
+      }
+    }
   }
 
   /** Starts (or restarts after stop()) the server and waits until it accepts connections. */
@@ -111,7 +119,14 @@ export class PgCluster {
     let options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
     if (this.caFile)
       options += ` -c ssl=on -c ssl_cert_file=${join(this.dir, 'server.crt')} -c ssl_key_file=${join(this.dir, 'server.key')}`;
-    await this.asPostgres('pg_ctl', ['-D', this.data, '-l', join(this.dir, 'server.log'), '-o', options, '-w', '-t', '60', 'start']);
+    const log = join(this.dir, 'server.log');
+    try {
+      await this.asPostgres('pg_ctl', ['-D', this.data, '-l', log, '-o', options, '-w', '-t', '60', 'start']);
+    } catch (e) {
+      // pg_ctl says only "examine the log output": the reason is in the server's log.
+      const tail = existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-15).join('\n') : '(no server log)';
+      throw new Error(`PostgreSQL did not start on port ${this.port}: ${(e as Error).message}\n${tail}`);
+    }
   }
 
   /**
