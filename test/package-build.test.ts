@@ -3,9 +3,10 @@
 // the packaged tree, and the Packer template validated against them.
 import t from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAll, prepare } from '../packaging/build/main';
+import { CONTROL_NODE_FLAGS } from '../packaging/build/packages';
 import { REPO, removeDir, scratchDir } from './support/harness';
 
 const missing = ['dpkg-deb', 'rpmbuild', 'packer'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
@@ -48,6 +49,11 @@ t.test(
     const tree = join(dir, 'control-tree');
     execFileSync('dpkg-deb', ['-x', controlDeb, tree]);
     const prefix = join(tree, 'opt/teleboot-control');
+    t.match(
+      readFileSync(join(tree, 'usr/bin/teleboot-control'), 'utf8'),
+      `exec /opt/teleboot-control/bin/node ${CONTROL_NODE_FLAGS.join(' ')} /opt/teleboot-control/lib/teleboot-control.js "$@"`,
+      'the wrapper runs the server with its V8 flags',
+    );
     const server = spawn(
       join(prefix, 'bin/node'),
       [

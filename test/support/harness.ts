@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { request } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CONTROL_NODE_FLAGS } from '../../packaging/build/packages';
 import { stringify } from 'yaml';
 // s3rver ships no types.
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- s3rver is CommonJS without types
@@ -179,6 +180,8 @@ export class ControlProcess {
   /** Starts the server; after a restart it keeps the ports agents know. */
   async start(): Promise<void> {
     const args = [
+      // As a host runs it (its /usr/bin wrapper), then the bench's own flags.
+      ...CONTROL_NODE_FLAGS,
       // Node flags for the server process, e.g. --cpu-prof (bench/run.ts documents it).
       ...(process.env.BENCH_CONTROL_FLAGS ?? '').split(' ').filter(Boolean),
       CONTROL_BIN,
