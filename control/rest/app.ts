@@ -1,6 +1,6 @@
 // The REST API: one plugin per concern, validated by JSON schema, documented
 // at /openapi.json.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from '../../contract/log';
@@ -39,7 +39,7 @@ export async function buildRestApp(opts: RestOptions): Promise<FastifyInstance> 
     loggerInstance,
     bodyLimit: 64 * 1024,
     // request-log.ts writes one line per request, at a level by method and status.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ...(opts.https ? { https: opts.https } : {}),
     schemaErrorFormatter: (errors, dataVar) => formatSchemaErrors(errors, dataVar),
   });
