@@ -7,11 +7,11 @@
 // (PGHOST, PGPASSWORD, PGSSLMODE, ...), the password as the store reads it
 // (store.password_file, else PGPASSWORD): never on a command line.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { Client } from 'pg';
 import type { PostgresConfig } from './config';
 import { readPasswordFile } from './store/open';
 import { pgTarget } from './store/postgres-target';
+import { tlsConfig } from './store/postgres';
 
 export class PgBackupError extends Error {}
 
@@ -47,11 +47,10 @@ function libpqEnv(pg: PostgresConfig): NodeJS.ProcessEnv {
 
 /** A connection as the store makes one (store.tls: no TLS, TLS, or TLS verified against store.tls.ca_file). */
 async function connect(pg: PostgresConfig): Promise<Client> {
-  const mode = pg.tls?.mode ?? 'disable';
   const client = new Client({
     ...pgTarget(pg.url),
     password: passwordOf(pg),
-    ssl: mode === 'disable' ? false : mode === 'require' ? { rejectUnauthorized: false } : { rejectUnauthorized: true, ...caOf(pg) },
+    ssl: tlsConfig(pg.tls),
     connectionTimeoutMillis: 10_000,
     application_name: 'teleboot-control backup',
   });
@@ -62,10 +61,6 @@ async function connect(pg: PostgresConfig): Promise<Client> {
     throw new PgBackupError(`the PostgreSQL store ${pg.url} cannot be reached: ${(err as Error).message}`);
   }
   return client;
-}
-
-function caOf(pg: PostgresConfig): { ca?: string } {
-  return pg.tls?.caFile ? { ca: readFileSync(pg.tls.caFile, 'utf8') } : {};
 }
 
 /** Runs a PostgreSQL client program; rejects with its last lines of stderr. */

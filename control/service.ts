@@ -609,7 +609,7 @@ export class ControlService {
   readonly activeRollout = coalesced(async (): Promise<Rollout | undefined> => (await this.store.activeRollout())?.rollout);
 
   /** rolloutStates of the rollout read last: the callers that shared its read share the map too. */
-  private heldBy = new WeakMap<Rollout, Map<string, RolloutHold>>();
+  private readonly heldBy = new WeakMap<Rollout, Map<string, RolloutHold>>();
 
   /** Each host of the rollout under way with its state in it (the instance views show it). */
   async rolloutStates(): Promise<ReadonlyMap<string, RolloutHold>> {

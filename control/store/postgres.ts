@@ -125,7 +125,8 @@ function sqlOn(target: Queryable): Sql {
   };
 }
 
-function tlsConfig(tls: PgStoreOptions['tls']): PoolConfig['ssl'] {
+/** node-postgres's `ssl` for store.tls (also the backup's connection: backup-postgres.ts). */
+export function tlsConfig(tls: PgStoreOptions['tls']): PoolConfig['ssl'] {
   if (!tls || tls.mode === 'disable') return false;
   if (tls.mode === 'require') return { rejectUnauthorized: false };
   return { rejectUnauthorized: true, ...(tls.caFile ? { ca: readFileSync(tls.caFile, 'utf8') } : {}) };
