@@ -37,6 +37,8 @@ export interface AgentDeps {
   /** The host facts collected last, and a new collection when due (true: the first facts). */
   facts: () => Promise<HostFacts | null>;
   refreshFacts?: () => Promise<boolean>;
+  /** Called once the boot is over (see ReporterDeps.bootOver). */
+  bootOver?: () => void;
   owner: { uid: number; gid: number };
   /** SSM writes of the publisher (auth servers holding the publisher lease); none: no publisher. */
   parameters?: (region: string) => ParameterWriter;
@@ -80,6 +82,7 @@ export class Agent {
       feed: this.feed,
       facts: deps.facts,
       refreshFacts: deps.refreshFacts,
+      bootOver: deps.bootOver,
       heartbeatMs: config.heartbeatIntervalMs,
       status: () => this.convergence.status,
       drift: () => this.convergence.drift,

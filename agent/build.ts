@@ -5,6 +5,7 @@ import type { Logger } from '../contract/log';
 import { Agent, type AgentDeps } from './agent';
 import { AwsSecretSource, SsmParameterWriter } from './aws';
 import type { AgentConfig } from './config';
+import { releaseBootMemoryLogged } from './boot-memory';
 import { ControlClient } from './control-client';
 import { hostFacts, refreshHostFacts } from './facts';
 import { ImdsIdentitySource } from './identity';
@@ -41,6 +42,7 @@ export function buildAgent(config: AgentConfig, log: Logger, overrides: AgentOve
     parameters: (region) => new SsmParameterWriter({ region, ssmEndpoint: config.aws.ssmEndpoint }),
     facts: hostFacts,
     refreshFacts: () => refreshHostFacts(),
+    bootOver: () => releaseBootMemoryLogged(log),
     owner: resolveOwner(config.teleport.user, config.teleport.group),
   });
 }

@@ -36,6 +36,8 @@ export interface ReporterDeps {
   facts: () => Promise<HostFacts | null>;
   /** Collects the facts anew when due; true when this gave the first ones. None: facts are not collected. */
   refreshFacts?: () => Promise<boolean>;
+  /** Called once, after the report that carries the first host facts: the boot's last step. */
+  bootOver?: () => void;
   status: () => AgentStatus;
   /** Files the agent wrote that were changed by hand since. */
   drift?: () => FileDrift[];
@@ -134,7 +136,14 @@ export class Reporter {
     if (!refresh) return;
     setImmediate(() => {
       refresh()
-        .then((first) => (first && !signal?.aborted ? this.report(signal) : undefined))
+        .then(async (first) => {
+          if (!first || signal?.aborted) return;
+          try {
+            await this.report(signal);
+          } finally {
+            this.deps.bootOver?.();
+          }
+        })
         .catch((err: unknown) => this.deps.log.debug({ err: describeError(err) }, 'host facts not collected; the next report tries again'));
     });
   }

@@ -66,7 +66,8 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
 const IDLE_HEARTBEAT = process.env.BENCH_IDLE_HEARTBEAT ?? '30s';
 const AGENT_BEFORE = process.env.BENCH_AGENT_BEFORE;
 
-const TARGET = { bootMs: 300, fleetMs: 20_000, idleRssBytes: 60 * 1024 * 1024, idleCpuPercent: 0.2 };
+// Issue 14 says "RSS <= 60 MB": megabytes (57.2 MiB), the stricter reading; the figures print in MiB.
+const TARGET = { bootMs: 300, fleetMs: 20_000, idleRssBytes: 60_000_000, idleCpuPercent: 0.2 };
 /** DESIGN.md "Performance": Ansible doing only the file work over a local connection, on these machines. */
 const ANSIBLE = { oneHostMs: 5_000, fiftyHostsMs: 71_000 };
 
@@ -408,7 +409,12 @@ function printTable(bootBench: BootBench | undefined, fleetRun: { result: FleetR
     rows.push([`  teleport stand-in (${bootBench.standin.kind}) alone to /readyz (median)`, fmtMs(bootBench.standinReadyMs), '', '']);
   }
   if (idle) {
-    rows.push(['idle agent RSS (peak)', fmtBytes(idle.peakRssBytes), '<= 60 MiB', verdict(idle.peakRssBytes <= TARGET.idleRssBytes)]);
+    rows.push([
+      'idle agent RSS (peak)',
+      fmtBytes(idle.peakRssBytes),
+      '<= 60 MB (57.2 MiB)',
+      verdict(idle.peakRssBytes <= TARGET.idleRssBytes),
+    ]);
     rows.push(['  idle agent RSS (median)', fmtBytes(idle.medianRssBytes), '', '']);
     rows.push(['idle agent CPU', `${idle.cpuPercent.toFixed(3)} %`, '<= 0.2 %', verdict(idle.cpuPercent <= TARGET.idleCpuPercent)]);
   }

@@ -10,7 +10,8 @@ import { stringify } from 'yaml';
 import { buildAgentExecutable } from '../packaging/build/main';
 import { buildDeb } from '../packaging/build/deb';
 import { agentSpec } from '../packaging/build/packages';
-import { AWS_ENV, freePort, removeDir, scratchDir, TCTL_STANDIN, TELEPORT_STANDIN } from './support/harness';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AWS_ENV, freePort, removeDir, scratchDir, TCTL_STANDIN, TELEPORT_STANDIN, until } from './support/harness';
 import { debianRoot, nodeInto } from './support/debian-root';
 import { canRunSystemdNamespace, startSystemdNamespace, type SystemdNamespace } from './support/systemd-ns';
 import { startWorld, type World } from './support/world';
@@ -27,7 +28,7 @@ t.test('the agent .deb on a Debian 12 host: install, boot, upgrade, remove', { s
   const debs: Record<string, string> = {};
   for (const version of ['0.1.0', '0.1.1']) {
     const built = await buildAgentExecutable(join(dir, `build-${version}`), version);
-    debs[version] = buildDeb(agentSpec(built.executable), version, join(dir, 'packages'), join(dir, `build-${version}`));
+    debs[version] = buildDeb(agentSpec(built), version, join(dir, 'packages'), join(dir, `build-${version}`));
   }
 
   const world: World = await startWorld('package-deb-world');
@@ -108,6 +109,28 @@ t.test('the agent .deb on a Debian 12 host: install, boot, upgrade, remove', { s
   const teleportBefore = await ns.show('teleport.service', ['ActiveState', 'MainPID']);
   t.equal(teleportBefore.ActiveState, 'active', 'teleport.service runs');
   const agentBefore = await ns.show('teleboot-agent.service', ['MainPID']);
+  // The boot's last step (after the report with the first host facts): the executable's boot-only pages released.
+  const released = await until(
+    'the release of boot-only pages',
+    async () => {
+      await sleep(250);
+      const journal = await ns.journal('teleboot-agent.service');
+      return /boot over: released the boot's memory/.test(journal) && journal;
+    },
+    30_000,
+  ).catch(async () => {
+    t.fail(`no release of boot-only pages logged\n${await ns.journal('teleboot-agent.service')}`);
+    return undefined;
+  });
+  if (released) {
+    const record = JSON.parse(
+      released
+        .split('\n')
+        .find((l) => l.includes('boot over: released'))!
+        .replace(/^[^{]*/, ''),
+    );
+    t.ok(record.afterMiB < record.beforeMiB / 2, `the executable's resident pages: ${record.beforeMiB} MiB -> ${record.afterMiB} MiB`);
+  }
   const stateBefore = await ok('cd /var/lib/teleboot && find . -type f | sort | xargs sha256sum');
   t.match(stateBefore, /\S/, 'the agent keeps its state in /var/lib/teleboot');
 

@@ -21,7 +21,7 @@ t.test(
     const dir = scratchDir('package-rpm');
     t.teardown(() => removeDir(dir));
     const built = await buildAgentExecutable(join(dir, 'build'), '0.1.0');
-    const spec = agentSpec(built.executable);
+    const spec = agentSpec(built);
     const rpms = ['0.1.0', '0.1.1'].map((v) => buildRpm(spec, v, join(dir, 'packages'), join(dir, `work-${v}`)));
     const root = join(dir, 'root');
     const rpm = (...args: string[]) => execFileSync('rpm', ['--root', root, '--dbpath', '/var/lib/rpm', ...args], { encoding: 'utf8' });
@@ -55,6 +55,7 @@ t.test(
     t.match(rpm('-q', 'teleboot-agent'), /^teleboot-agent-0\.1\.0-1/);
     t.equal(statSync(join(root, 'usr/bin/teleboot-agent')).mode & 0o777, 0o755);
     t.ok(existsSync(join(root, 'usr/lib/systemd/system/teleboot-agent.service')));
+    t.ok(existsSync(join(root, 'usr/lib/teleboot-agent/release-memory.node')), 'the addon that releases boot-only pages');
     t.match(rpm('-qc', 'teleboot-agent'), /^\/etc\/teleboot\/agent\.yaml$/m, 'agent.yaml is a config file');
     t.match(execFileSync(join(root, 'usr/bin/teleboot-agent'), ['version'], { encoding: 'utf8' }), /^teleboot-agent 0\.1\.0$/m);
 

@@ -6,12 +6,23 @@ import { performance } from 'node:perf_hooks';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { RELEASE_MEMORY_ADDON } from '../../agent/boot-memory';
+import { buildReleaseMemoryAddon } from './addon';
 import { AGENT_BUNDLE, bundle, CONTROL_BUNDLES, earlyScript, packageVersion } from './bundle';
 import { buildDeb } from './deb';
 import { architectures, repoRoot, type PackageSpec } from './layout';
 import { agentSpec, controlSpec } from './packages';
 import { buildRpm } from './rpm';
 import { singleExecutable, type TrainingBoot } from './sea';
+
+export interface BuiltAgent {
+  /** the bundle (what BENCH_AGENT=runtime runs with a Node.js) */
+  bundle: string;
+  /** the single executable: /usr/bin/teleboot-agent */
+  executable: string;
+  /** the Node-API addon that releases the executable's boot-only pages (agent/boot-memory.ts) */
+  releaseMemory: string;
+}
 
 export interface BuiltPackages {
   deb: string[];
@@ -22,17 +33,15 @@ export interface BuiltPackages {
  * The agent's bundle and its single executable (what the package installs as /usr/bin/teleboot-agent), in dir;
  * its code cache trained by a whole boot when given one (packaging/build/training.ts), else by the closed-port run.
  */
-export async function buildAgentExecutable(
-  dir: string,
-  version: string,
-  training?: TrainingBoot,
-): Promise<{ bundle: string; executable: string }> {
+export async function buildAgentExecutable(dir: string, version: string, training?: TrainingBoot): Promise<BuiltAgent> {
   mkdirSync(dir, { recursive: true });
   const agentJs = join(dir, `${AGENT_BUNDLE.name}.js`);
   await bundle(AGENT_BUNDLE, agentJs, version);
   const executable = join(dir, AGENT_BUNDLE.name);
   await singleExecutable(agentJs, executable, dir, { training, early: await earlyScript(AGENT_BUNDLE) });
-  return { bundle: agentJs, executable };
+  // Beside the executable, where the agent looks for it in a build directory (agent/boot-memory.ts).
+  const releaseMemory = buildReleaseMemoryAddon(join(dir, RELEASE_MEMORY_ADDON));
+  return { bundle: agentJs, executable, releaseMemory };
 }
 
 /** Bundles both programs and lays out their package specs under workDir. */
@@ -44,7 +53,7 @@ export async function prepare(workDir: string, version: string, training?: Train
   mkdirSync(controlDir, { recursive: true });
   const agent = await buildAgentExecutable(agentDir, version, training);
   for (const b of CONTROL_BUNDLES) await bundle(b, join(controlDir, `${b.name}.js`), version);
-  return [agentSpec(agent.executable), controlSpec(controlDir, CONTROL_BUNDLES, version)];
+  return [agentSpec(agent), controlSpec(controlDir, CONTROL_BUNDLES, version)];
 }
 
 export function buildAll(specs: PackageSpec[], version: string, outDir: string, workDir: string, only?: string): BuiltPackages {
