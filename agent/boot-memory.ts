@@ -32,9 +32,9 @@ export interface Mapping {
   /** device as smaps prints it (major:minor, hexadecimal) and inode */
   device: string;
   inode: number;
-  /** kB, from smaps */
   /** the mapped file's path; empty for anonymous memory */
   path: string;
+  /** kB, from smaps */
   rssKb: number;
   anonymousKb: number;
 }
