@@ -22,6 +22,11 @@ export function parseFlags<T>(args: string[], options: NonNullable<ParseArgsConf
 
 /** Runs main; prints errors without a stack trace (operators read them) and exits non-zero. */
 export function runMain(main: () => Promise<number | void>, usage: string): void {
+  // The AWS SDK's notice that its releases after January 2027 need Node.js 22
+  // speaks to whoever builds teleboot (the packages carry their own Node.js),
+  // not to an operator reading the journal, who can do nothing about it.
+  // Setting the variable to anything but "true" brings it back.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   main().then(
     // Exit explicitly: open gRPC channels or a supervised child must not keep
     // a finished command alive.

@@ -1,10 +1,11 @@
 // Both command-line programs: --help everywhere, and configuration mistakes
 // refused at start with a message that names the setting.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { AGENT_BIN, CONTROL_BIN, removeDir, runNode, scratchDir } from './support/harness';
+import { AGENT_BIN, CONTROL_BIN, removeDir, REPO, runNode, scratchDir } from './support/harness';
 
 const run = (bin: string, args: string[]) => runNode(bin, args);
 
@@ -145,4 +146,23 @@ t.test('the control server refuses a bad configuration at start', async (t) => {
   t.match(r.stderr, /grpc_listen: must be host:port/);
   t.notMatch(r.stderr, /pattern|\^|\$"/, 'no raw regular expression');
   t.match(r.stderr, /store\.type: must be one of sqlite/);
+});
+
+t.test("the AWS SDK's notice about its Node.js support is not printed to operators, unless they ask for it", async (t) => {
+  // A program run through runMain that makes an SDK client, as the agent does for SSM at every boot.
+  const script = `require(${JSON.stringify(join(REPO, 'dist/contract/cli.js'))}).runMain(async () => {
+    new (require('@aws-sdk/client-ssm').SSMClient)({ region: 'us-east-1' });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // Node prints warnings on a later tick
+  }, 'usage');`;
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' };
+  delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+  const quiet = spawnSync(process.execPath, ['-e', script], { cwd: REPO, env, encoding: 'utf8' });
+  t.equal(quiet.status, 0);
+  t.equal(quiet.stderr, '', 'nothing on stderr');
+  const asked = spawnSync(process.execPath, ['-e', script], {
+    cwd: REPO,
+    env: { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'false' },
+    encoding: 'utf8',
+  });
+  t.match(asked.stderr, /NodeVersionSupportWarning/, 'the variable set to false brings it back');
 });
