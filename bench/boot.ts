@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parse, stringify } from 'yaml';
 import { AWS_ENV } from '../test/support/harness';
+import { stopProcessGroup } from '../packaging/build/process-group';
 import type { BenchStandin } from './standin';
 import type { World } from '../test/support/world';
 import type { AgentFiles } from '../test/support/harness';
@@ -46,8 +47,6 @@ export interface BootOptions {
   timeoutMs: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** GNU time reports the CPU of the process it waits for (the agent), not of the Teleport the agent leaves running. */
 const TIME = '/usr/bin/time';
 const CPU_MARK = 'bench-agent-cpu';
@@ -56,30 +55,9 @@ const hasTime = existsSync(TIME);
 /** Agents still running, or their teleport stand-ins: process group ids, for cleanup. */
 export const liveGroups = new Set<number>();
 
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Stops a process group (the agent and the teleport it started): TERM, then KILL after 2 s. */
 export async function stopGroup(pgid: number): Promise<void> {
-  try {
-    process.kill(-pgid, 'SIGTERM');
-  } catch {
-    /* already gone */
-  }
-  for (let i = 0; i < 40 && groupAlive(pgid); i++) await sleep(50);
-  if (groupAlive(pgid)) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  await stopProcessGroup(pgid);
   liveGroups.delete(pgid);
 }
 

@@ -22,9 +22,9 @@
 // The executable's main is then a loader that compiles the bundle with that cache.
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, copyFileSync, chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { repoRoot } from './layout';
+import { stopProcessGroup } from './process-group';
 
 // The fuse Node.js looks for to know a blob was injected (documented with single executable applications).
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -203,29 +203,12 @@ async function trainCodeCache(warmer: string, bundleFile: string, cache: string,
     child.once('error', reject);
     child.once('exit', (c) => resolve(c));
   });
-  await stopGroup(child.pid!);
+  // The training boot's Teleport.
+  await stopProcessGroup(child.pid!);
   if (!existsSync(cache) || statSync(cache).size === 0)
     throw new Error(`the code cache's training run of ${bundleFile} wrote no cache (exit ${code}):\n${stderr}`);
   if (boot && code !== 0)
     throw new Error(`the code cache's training boot (${boot.configFile}) did not end ready (exit ${code}):\n${stderr}`);
-}
-
-/** Stops what is left of a process group (the training boot's Teleport): TERM, then KILL. */
-async function stopGroup(pgid: number): Promise<void> {
-  const signal = (sig: NodeJS.Signals | 0) => {
-    try {
-      process.kill(-pgid, sig);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (!signal('SIGTERM')) return;
-  for (let i = 0; i < 40; i++) {
-    await sleep(50);
-    if (!signal(0)) return;
-  }
-  signal('SIGKILL');
 }
 
 /**
