@@ -48,6 +48,21 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Starts a server on ports freePort probed, again on others (3 tries) when
+ * its error matches `portTaken`: freePort can only probe, and tests running
+ * beside this one may take a port between the probe and the bind.
+ */
+export async function startOnFreePorts<T>(start: () => Promise<T>, portTaken: RegExp): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (attempt === 3 || !portTaken.test((e as Error).message)) throw e;
+    }
+  }
+}
+
 export interface CommandResult {
   code: number | null;
   stdout: string;

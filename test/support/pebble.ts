@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createCertificateAuthority, issueServerCertificate } from '../../control/pki';
-import { freePort, restRequest } from './harness';
+import { freePort, restRequest, startOnFreePorts } from './harness';
 
 export interface PebbleOptions {
   /** Where pebble's VA connects for HTTP-01 (http://<name>:<httpPort>/, name -> 127.0.0.1); a free port when omitted. */
@@ -75,19 +75,9 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/**
- * Starts pebble and its challenge server on free ports, again on other ports
- * when one was taken between the probe and the bind (freePort can only
- * probe: tests running beside this one take ports too).
- */
-export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startPebbleOnce(opts);
-    } catch (e) {
-      if (attempt === 3 || !/address already in use/.test((e as Error).message)) throw e;
-    }
-  }
+/** Starts pebble and its challenge server on free ports. */
+export function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
+  return startOnFreePorts(() => startPebbleOnce(opts), /address already in use/);
 }
 
 async function startPebbleOnce(opts: PebbleOptions): Promise<Pebble> {

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import type { Test } from 'tap';
 import { createCertificateAuthority, issueServerCertificate } from '../../control/pki';
-import { freePort } from './harness';
+import { freePort, startOnFreePorts } from './harness';
 
 const run = promisify(execFile);
 const SUPERUSER = 'postgres';
@@ -76,10 +76,11 @@ export class PgCluster {
     writeFileSync(pwfile, password, { mode: 0o600 });
     chownSync(pwfile, uid, gid);
     const caFile = options.tls ? join(dir, 'ca.pem') : undefined;
-    let cluster = new PgCluster(dir, await freePort(), password, bin, caFile);
-    await cluster.asPostgres('initdb', [
+    // Its port is picked when it starts, below.
+    const files = new PgCluster(dir, 0, password, bin, caFile);
+    await files.asPostgres('initdb', [
       '-D',
-      cluster.data,
+      files.data,
       '-U',
       SUPERUSER,
       `--pwfile=${pwfile}`,
@@ -101,16 +102,12 @@ export class PgCluster {
         chownSync(join(dir, name), uid, gid);
       }
     }
-    // Again on another port when the one probed was taken before the server bound it (tests beside this one take ports too).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await cluster.start();
-        return cluster;
-      } catch (e) {
-        if (attempt === 3 || !/could not bind|Address already in use/.test((e as Error).message)) throw e;
-        cluster = new PgCluster(dir, await freePort(), password, bin, caFile);
-      }
-    }
+    // On another port when the one probed was taken before the server bound it.
+    return startOnFreePorts(async () => {
+      const cluster = new PgCluster(dir, await freePort(), password, bin, caFile);
+      await cluster.start();
+      return cluster;
+    }, /could not bind|Address already in use/);
   }
 
   /** Starts (or restarts after stop()) the server and waits until it accepts connections. */
