@@ -11,7 +11,7 @@ import { Client } from 'pg';
 import type { PostgresConfig } from './config';
 import { readPasswordFile } from './store/open';
 import { pgTarget } from './store/postgres-target';
-import { tlsConfig } from './store/postgres';
+import { connectionConfig } from './store/postgres';
 
 export class PgBackupError extends Error {}
 
@@ -48,9 +48,7 @@ function libpqEnv(pg: PostgresConfig): NodeJS.ProcessEnv {
 /** A connection as the store makes one (store.tls: no TLS, TLS, or TLS verified against store.tls.ca_file). */
 async function connect(pg: PostgresConfig): Promise<Client> {
   const client = new Client({
-    ...pgTarget(pg.url),
-    password: passwordOf(pg),
-    ssl: tlsConfig(pg.tls),
+    ...connectionConfig({ url: pg.url, password: passwordOf(pg), tls: pg.tls }),
     connectionTimeoutMillis: 10_000,
     application_name: 'teleboot-control backup',
   });

@@ -125,8 +125,21 @@ function sqlOn(target: Queryable): Sql {
   };
 }
 
-/** node-postgres's `ssl` for store.tls (also the backup's connection: backup-postgres.ts). */
-export function tlsConfig(tls: PgStoreOptions['tls']): PoolConfig['ssl'] {
+/** How the store connects (also the backup's connection: backup-postgres.ts). */
+export function connectionConfig(options: Pick<PgStoreOptions, 'url' | 'password' | 'tls'>): ClientConfig {
+  return {
+    ...pgTarget(options.url),
+    // Absent: pg reads PGPASSWORD from the environment.
+    password: options.password,
+    ssl: tlsConfig(options.tls),
+    types: typeParsers,
+    // A database that does not answer is reported, not waited for.
+    connectionTimeoutMillis: 5_000,
+  };
+}
+
+/** node-postgres's `ssl` for store.tls. */
+function tlsConfig(tls: PgStoreOptions['tls']): PoolConfig['ssl'] {
   if (!tls || tls.mode === 'disable') return false;
   if (tls.mode === 'require') return { rejectUnauthorized: false };
   return { rejectUnauthorized: true, ...(tls.caFile ? { ca: readFileSync(tls.caFile, 'utf8') } : {}) };
@@ -317,15 +330,7 @@ export class PgStore extends RecordStore {
 
   /** Connects, migrates (under the advisory lock) and returns the store. */
   static async open(options: PgStoreOptions): Promise<PgStore> {
-    const connection = {
-      ...pgTarget(options.url),
-      // Absent: pg reads PGPASSWORD from the environment.
-      password: options.password,
-      ssl: tlsConfig(options.tls),
-      types: typeParsers,
-      // A database that does not answer is reported, not waited for.
-      connectionTimeoutMillis: 5_000,
-    };
+    const connection = connectionConfig(options);
     const pool = new Pool({ ...connection, max: options.poolSize ?? 10, application_name: 'teleboot-control' });
     // Without a listener an idle connection's error (the database restarting) would end the process.
     pool.on('error', (err) => options.onConnectionError?.(err, 'an idle connection failed; the pool replaces it'));
