@@ -24,6 +24,8 @@ import { describeError, type Logger } from '../contract/log';
 
 /** The addon's file name; its places are in addonPlaces. */
 export const RELEASE_MEMORY_ADDON = 'release-memory.node';
+/** Where the package installs it (packaging/build/packages.ts). */
+export const INSTALLED_RELEASE_MEMORY_ADDON = `/usr/lib/teleboot-agent/${RELEASE_MEMORY_ADDON}`;
 
 export interface Mapping {
   start: bigint;
@@ -90,10 +92,9 @@ export function releasable(mappings: Mapping[], file: { device: string; inode: n
   );
 }
 
-/** Where the addon may be: beside the executable (a build directory), or /usr/lib/teleboot-agent for /usr/bin. */
+/** Where the addon may be: beside the executable (a build directory), or where the package installs it. */
 export function addonPlaces(executable: string): string[] {
-  const dir = dirname(executable);
-  return [join(dir, RELEASE_MEMORY_ADDON), join(dir, '..', 'lib', 'teleboot-agent', RELEASE_MEMORY_ADDON)];
+  return [join(dirname(executable), RELEASE_MEMORY_ADDON), INSTALLED_RELEASE_MEMORY_ADDON];
 }
 
 interface Addon {

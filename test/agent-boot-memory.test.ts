@@ -16,37 +16,22 @@ import { REPO, removeDir, scratchDir } from './support/harness';
 const dir = scratchDir('boot-memory');
 t.teardown(() => removeDir(dir));
 
-const SMAPS = `00400000-00b6f000 r--p 00000000 fd:01 1234 /usr/bin/teleboot-agent
-Rss:                2684 kB
-Anonymous:             0 kB
-00b72000-02601000 r-xp 00772000 fd:01 1234 /usr/bin/teleboot-agent
-Rss:               22272 kB
-Anonymous:             0 kB
-02601000-0563a000 r--p 02201000 fd:01 1234 /usr/bin/teleboot-agent
-Rss:               11964 kB
-Anonymous:             0 kB
-0563a000-0563d000 r--p 05239000 fd:01 1234 /usr/bin/teleboot-agent
-Rss:                  12 kB
-Anonymous:            12 kB
-0563d000-0565c000 rw-p 0523c000 fd:01 1234 /usr/bin/teleboot-agent
-Rss:                 124 kB
-Anonymous:            92 kB
-7f0000000000-7f0000001000 r--p 00000000 fd:01 1234 /usr/bin/teleboot-agent
-Rss:                   0 kB
-Anonymous:             0 kB
-7f8dfb600000-7f8dfb792000 r-xp 0124f000 fd:01 1234 /usr/bin/teleboot-agent
-Rss:                1024 kB
-Anonymous:             0 kB
-7f8e02144000-7f8e0229a000 r-xp 00028000 fd:01 5678 /usr/lib/x86_64-linux-gnu/libc.so.6
-Rss:                1304 kB
-Anonymous:             0 kB
-7f8e03000000-7f8e03100000 r--s 00000000 fd:01 1234 /usr/bin/teleboot-agent
-Rss:                 100 kB
-Anonymous:             0 kB
-7f8e04000000-7f8e04100000 r--p 00000000 fd:02 1234 /other/device/same/inode
-Rss:                 100 kB
-Anonymous:             0 kB
-`;
+/** A /proc/PID/smaps text: each mapping's header line, then its Rss and Anonymous in kB. */
+const smaps = (mappings: Array<[header: string, rssKb: number, anonymousKb: number]>) =>
+  mappings.map(([header, rss, anon]) => `${header}\nRss: ${rss} kB\nAnonymous: ${anon} kB\n`).join('');
+
+const SMAPS = smaps([
+  ['00400000-00b6f000 r--p 00000000 fd:01 1234 /usr/bin/teleboot-agent', 2684, 0],
+  ['00b72000-02601000 r-xp 00772000 fd:01 1234 /usr/bin/teleboot-agent', 22272, 0],
+  ['02601000-0563a000 r--p 02201000 fd:01 1234 /usr/bin/teleboot-agent', 11964, 0],
+  ['0563a000-0563d000 r--p 05239000 fd:01 1234 /usr/bin/teleboot-agent', 12, 12],
+  ['0563d000-0565c000 rw-p 0523c000 fd:01 1234 /usr/bin/teleboot-agent', 124, 92],
+  ['7f0000000000-7f0000001000 r--p 00000000 fd:01 1234 /usr/bin/teleboot-agent', 0, 0],
+  ['7f8dfb600000-7f8dfb792000 r-xp 0124f000 fd:01 1234 /usr/bin/teleboot-agent', 1024, 0],
+  ['7f8e02144000-7f8e0229a000 r-xp 00028000 fd:01 5678 /usr/lib/x86_64-linux-gnu/libc.so.6', 1304, 0],
+  ['7f8e03000000-7f8e03100000 r--s 00000000 fd:01 1234 /usr/bin/teleboot-agent', 100, 0],
+  ['7f8e04000000-7f8e04100000 r--p 00000000 fd:02 1234 /other/device/same/inode', 100, 0],
+]);
 
 t.test('only resident, read-only, private mappings of the executable without copied pages are chosen', async (t) => {
   const chosen = releasable(parseSmaps(SMAPS), { device: 'fd:01', inode: 1234 });

@@ -2,8 +2,8 @@
 // install but a 16 KB addon of its own. teleboot-control: a private Node.js under /opt/teleboot-control
 // (Debian 12's own is 18), the bundle, and better-sqlite3's native addon.
 import { cpSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { RELEASE_MEMORY_ADDON } from '../../agent/boot-memory';
+import { dirname, join, relative } from 'node:path';
+import { INSTALLED_RELEASE_MEMORY_ADDON } from '../../agent/boot-memory';
 import type { BundleEntry } from './bundle';
 import { repoRoot, type PackageFile, type PackageSpec } from './layout';
 
@@ -29,12 +29,11 @@ export function agentSpec(built: { executable: string; releaseMemory: string }):
       'Baked into the AMI. At boot it reads its identity from IMDSv2, enrolls with\nteleboot-control, fetches its join token from SSM, writes /etc/teleport.yaml\nand runs Teleport under systemd. One executable: no Node.js needed.',
     files: [
       { path: '/usr/bin/teleboot-agent', mode: 0o755, from: built.executable },
-      // Where agent/boot-memory.ts looks for it from /usr/bin.
-      { path: `/usr/lib/teleboot-agent/${RELEASE_MEMORY_ADDON}`, mode: 0o644, from: built.releaseMemory },
+      { path: INSTALLED_RELEASE_MEMORY_ADDON, mode: 0o644, from: built.releaseMemory },
       { path: `${UNIT_DIR}/teleboot-agent.service`, mode: 0o644, from: packaging('teleboot-agent.service') },
       { path: '/etc/teleboot/agent.yaml', mode: 0o644, from: packaging('agent.yaml.example'), conffile: true },
     ],
-    dirs: ['/etc/teleboot', '/usr/lib/teleboot-agent'],
+    dirs: ['/etc/teleboot', dirname(INSTALLED_RELEASE_MEMORY_ADDON)],
     stateDirs: [
       { path: AGENT_STATE_DIR, mode: 0o700, owner: 'root' },
       { path: `${AGENT_STATE_DIR}/secrets`, mode: 0o700, owner: 'root' },
